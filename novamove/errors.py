@@ -1,0 +1,70 @@
+"""Errors with documented exit codes.
+
+Every error novamove raises on purpose is a NovamoveError whose str() is one line that an
+operator can act on; the CLI prints it and exits with ``exit_code``.
+"""
+
+from __future__ import annotations
+
+# Documented exit codes (README "Exit codes").
+EXIT_OK = 0
+EXIT_FAILED = 1          # the move was attempted and did not land (rolled back, error, aborted)
+EXIT_USAGE = 2           # bad arguments (click's own usage errors use 2 too)
+EXIT_NOT_FOUND = 3       # unknown or ambiguous server / host
+EXIT_PRECONDITION = 4    # wrong state, same host, disabled/down target, no capacity
+EXIT_AUTH = 5            # missing credentials / unknown cloud / 403
+EXIT_UNREACHABLE = 6     # API unreachable
+EXIT_TIMEOUT = 7         # gave up waiting
+EXIT_INTERRUPTED = 130   # Ctrl-C
+
+
+class NovamoveError(Exception):
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str):
+        # One line, always: multi-line API messages are folded.
+        super().__init__(" ".join(str(message).split()))
+
+
+class UsageError(NovamoveError):
+    exit_code = EXIT_USAGE
+
+
+class NotFound(NovamoveError):
+    exit_code = EXIT_NOT_FOUND
+
+
+class Ambiguous(NotFound):
+    pass
+
+
+class PreconditionFailed(NovamoveError):
+    exit_code = EXIT_PRECONDITION
+
+
+class NoCapacity(PreconditionFailed):
+    pass
+
+
+class AuthError(NovamoveError):
+    exit_code = EXIT_AUTH
+
+
+class Forbidden(AuthError):
+    pass
+
+
+class Unreachable(NovamoveError):
+    exit_code = EXIT_UNREACHABLE
+
+
+class MoveFailed(NovamoveError):
+    exit_code = EXIT_FAILED
+
+
+class Timeout(NovamoveError):
+    exit_code = EXIT_TIMEOUT
+
+
+class Interrupted(NovamoveError):
+    exit_code = EXIT_INTERRUPTED

@@ -1,0 +1,192 @@
+"""The domain model: plain, typed values with no API calls in them.
+
+The cloud adapter builds these from openstacksdk resources; strategies, the engine and the
+planner only ever see these.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Optional
+
+# Nova service/host vocabulary
+ENABLED = "enabled"
+DISABLED = "disabled"
+UP = "up"
+DOWN = "down"
+
+LIVE = "live"
+COLD = "cold"
+
+# Migration statuses that mean "over" (nova/objects/migration.py and the API ref).
+MIGRATION_DONE = {"completed", "confirmed", "finished"}
+MIGRATION_FAILED = {"error", "failed", "cancelled", "reverted", "rejected", "aborted"}
+
+
+@dataclass(frozen=True)
+class Resources:
+    vcpus: float = 0
+    memory_mb: float = 0
+    disk_gb: float = 0
+
+    def __add__(self, other: "Resources") -> "Resources":
+        return Resources(self.vcpus + other.vcpus, self.memory_mb + other.memory_mb,
+                         self.disk_gb + other.disk_gb)
+
+    def __sub__(self, other: "Resources") -> "Resources":
+        return Resources(self.vcpus - other.vcpus, self.memory_mb - other.memory_mb,
+                         self.disk_gb - other.disk_gb)
+
+    def fits(self, need: "Resources") -> bool:
+        return (need.vcpus <= self.vcpus and need.memory_mb <= self.memory_mb
+                and need.disk_gb <= self.disk_gb)
+
+    def shortfall(self, need: "Resources") -> list[str]:
+        """Human-readable list of what is missing for `need` (empty if it fits)."""
+        out = []
+        for name in ("vcpus", "memory_mb", "disk_gb"):
+            have, want = getattr(self, name), getattr(need, name)
+            if want > have:
+                out.append(f"{name} {want:g} needed, {max(have, 0):g} free")
+        return out
+
+
+@dataclass(frozen=True)
+class Flavor:
+    name: str
+    vcpus: int
+    ram: int       # MB
+    disk: int      # GB (root) ; ephemeral and swap are added in `resources`
+    ephemeral: int = 0
+    swap: int = 0  # MB
+
+    @property
+    def resources(self) -> Resources:
+        return Resources(self.vcpus, self.ram, self.disk + self.ephemeral)
+
+
+@dataclass(frozen=True)
+class Service:
+    """A nova-compute service record (os-services)."""
+    id: str
+    host: str
+    binary: str = "nova-compute"
+    zone: Optional[str] = None
+    status: str = ENABLED          # enabled | disabled
+    state: str = UP                # up | down
+    disabled_reason: Optional[str] = None
+    forced_down: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.status == ENABLED
+
+    @property
+    def up(self) -> bool:
+        return self.state == UP and not self.forced_down
+
+
+@dataclass(frozen=True)
+class Host:
+    """A compute node: its service (scheduling switch) and its hypervisor (capacity).
+
+    `name` is the service host (what the migrate APIs take); `hypervisor_hostname` is the
+    node name, which real clouds often spell differently (FQDN vs short name).
+    """
+    name: str
+    service: Service
+    hypervisor_hostname: Optional[str] = None
+    capacity: Resources = Resources()   # inventory x allocation ratio - reserved
+    used: Resources = Resources()       # placement usages
+
+    @property
+    def free(self) -> Resources:
+        return self.capacity - self.used
+
+    @property
+    def zone(self) -> Optional[str]:
+        return self.service.zone
+
+
+@dataclass(frozen=True)
+class Server:
+    id: str
+    name: str
+    status: str                    # ACTIVE, SHUTOFF, VERIFY_RESIZE, ...
+    host: Optional[str]            # service host (OS-EXT-SRV-ATTR:host)
+    hypervisor_hostname: Optional[str] = None
+    task_state: Optional[str] = None
+    power_state: Optional[int] = None
+    vm_state: Optional[str] = None
+    flavor: Optional[Flavor] = None
+    project_id: Optional[str] = None
+    zone: Optional[str] = None
+    server_groups: tuple[str, ...] = ()
+    fault: Optional[str] = None
+
+    POWER_STATES = {0: "NOSTATE", 1: "RUNNING", 3: "PAUSED", 4: "SHUTDOWN", 6: "CRASHED", 7: "SUSPENDED"}
+
+    @property
+    def power(self) -> str:
+        return self.POWER_STATES.get(self.power_state or 0, str(self.power_state))
+
+    def replace(self, **changes) -> "Server":
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class ServerGroup:
+    id: str
+    name: str
+    policy: str                    # affinity | anti-affinity | soft-affinity | soft-anti-affinity
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Migration:
+    id: str
+    server_id: str
+    source_host: Optional[str]
+    dest_host: Optional[str]
+    status: str
+    migration_type: str            # migration | live-migration | resize | evacuation
+    uuid: Optional[str] = None
+    created_at: Optional[str] = None
+    updated_at: Optional[str] = None
+    memory_total_bytes: Optional[int] = None
+    memory_remaining_bytes: Optional[int] = None
+    disk_total_bytes: Optional[int] = None
+    disk_remaining_bytes: Optional[int] = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in MIGRATION_DONE
+
+    @property
+    def failed(self) -> bool:
+        return self.status in MIGRATION_FAILED
+
+    @property
+    def in_progress(self) -> bool:
+        return not (self.done or self.failed)
+
+
+@dataclass
+class PlanStep:
+    """One server's move in a plan: data, so a plan can be saved, reviewed and applied later."""
+    server_id: str
+    server_name: str
+    source: str
+    dest: Optional[str]            # None: not movable (see `skip_reason`)
+    mode: str                      # live | cold
+    skip_reason: Optional[str] = None
+    need: Resources = field(default_factory=Resources)
+
+
+@dataclass
+class Plan:
+    kind: str                      # "drain" | "batch"
+    source: Optional[str] = None
+    steps: list[PlanStep] = field(default_factory=list)
+    created_at: Optional[str] = None
