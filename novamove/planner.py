@@ -429,3 +429,91 @@ def _ordered(steps: list[DrainStep], order: str) -> list[DrainStep]:
     else:
         key = lambda s: s.server_id  # noqa: E731
     return sorted(steps, key=key)
+
+
+# ---------------------------------------------------------------------------------------------
+# Plans as data: JSON that an operator can review, keep, and apply later.
+
+PLAN_FORMAT = "novamove-plan/1"
+
+
+def plan_to_dict(plan: DrainPlan) -> dict:
+    """A JSON-ready dict: every field, nothing secret (names and ids only)."""
+    return {
+        "format": PLAN_FORMAT,
+        "kind": plan.kind,
+        "created_at": plan.created_at,
+        "sources": list(plan.sources),
+        "targets": list(plan.targets),
+        "mode": plan.mode,
+        "order": plan.order,
+        "reason": plan.reason,
+        "max_parallel": plan.max_parallel,
+        "max_per_host": plan.max_per_host,
+        "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in plan.checks],
+        "steps": [{
+            "server_id": s.server_id, "server_name": s.server_name, "source": s.source, "dest": s.dest,
+            "mode": s.mode, "skip_reason": s.skip_reason, "status": getattr(s, "status", ""),
+            "groups": list(getattr(s, "groups", ())),
+            "need": {"vcpus": s.need.vcpus, "memory_mb": s.need.memory_mb, "disk_gb": s.need.disk_gb},
+        } for s in plan.steps],
+    }
+
+
+def plan_from_dict(data: object) -> DrainPlan:
+    """Rebuild a plan from `plan_to_dict` output; anything malformed is a one-line UsageError."""
+    if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
+        raise UsageError(f"not a novamove plan (expected \"format\": \"{PLAN_FORMAT}\")")
+    try:
+        if data["kind"] != "drain":
+            raise UsageError(f"unsupported plan kind {data['kind']!r}")
+        steps = []
+        for raw in data["steps"]:
+            need = raw.get("need") or {}
+            mode = raw["mode"]
+            if mode not in (LIVE, COLD):
+                raise UsageError(f"plan step for {raw['server_id']}: bad mode {mode!r}")
+            steps.append(DrainStep(
+                server_id=str(raw["server_id"]), server_name=str(raw.get("server_name") or raw["server_id"]),
+                source=str(raw["source"]), dest=raw.get("dest"), mode=mode, skip_reason=raw.get("skip_reason"),
+                need=Resources(float(need.get("vcpus", 0)), float(need.get("memory_mb", 0)),
+                               float(need.get("disk_gb", 0))),
+                status=str(raw.get("status") or ""), groups=tuple(raw.get("groups") or ())))
+        sources = tuple(data["sources"])
+        plan = DrainPlan(kind="drain", source=sources[0] if len(sources) == 1 else ",".join(sources),
+                         steps=steps, created_at=data.get("created_at"), sources=sources,
+                         targets=tuple(data.get("targets") or ()), mode=data.get("mode", "auto"),
+                         order=data.get("order", "largest"), reason=data.get("reason"),
+                         max_parallel=int(data.get("max_parallel", 4)), max_per_host=int(data.get("max_per_host", 2)),
+                         checks=[Check(c["name"], bool(c["ok"]), c.get("detail", "")) for c in data.get("checks", [])])
+    except UsageError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"malformed plan: {type(exc).__name__}: {exc}") from None
+    if not plan.sources:
+        raise UsageError("malformed plan: no source host")
+    if plan.max_parallel < 1 or plan.max_per_host < 1:
+        raise UsageError("malformed plan: caps must be at least 1")
+    return plan
+
+
+def save_plan(plan: DrainPlan, path: str) -> None:
+    import json
+    import os
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(plan_to_dict(plan), fh, indent=2)
+        fh.write("\n")
+    os.replace(tmp, path)        # a reader never sees half a plan
+
+
+def load_plan(path: str) -> DrainPlan:
+    import json
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise UsageError(f"plan file {path!r} not found") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read plan {path!r}: {exc}") from None
+    return plan_from_dict(data)

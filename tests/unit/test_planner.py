@@ -185,3 +185,39 @@ def test_bad_input_is_one_line_error(kwargs, error):
 def test_hypervisor_hostname_typo_names_the_service_host():
     with pytest.raises(NotFound, match="compute service host is 'c1'"):
         plan_drain(CloudState(hosts=[host("c1"), host("c2")], servers=[]), ["c1.fake.local"])
+
+
+def test_plan_round_trips_through_json(tmp_path):
+    from novamove.planner import load_plan, save_plan
+    g = ServerGroup("g", "web", "anti-affinity", members=("a", "b"))
+    state = CloudState(hosts=[host("c1"), host("c2"), host("c3")],
+                       servers=[server("a", "c1", groups=["g"]), server("b", "c1", "SHUTOFF", groups=["g"]),
+                                server("e", "c1", "ERROR")], groups=[g])
+    plan = plan_drain(state, ["c1"], reason="kernel update", max_parallel=3, max_per_host=1,
+                      created_at="2026-01-01T00:00:00Z")
+    path = tmp_path / "plan.json"
+    save_plan(plan, str(path))
+    again = load_plan(str(path))
+    assert again == plan
+
+
+@pytest.mark.parametrize("text,match", [
+    ("{", "cannot read plan"),
+    ("[]", "not a novamove plan"),
+    ('{"format": "novamove-plan/1", "kind": "drain"}', "malformed plan"),
+    ('{"format": "novamove-plan/1", "kind": "drain", "sources": ["c1"], "steps": [{"server_id": "a", '
+     '"source": "c1", "mode": "teleport"}]}', "bad mode"),
+])
+def test_bad_plan_files_are_one_line_usage_errors(tmp_path, text, match):
+    from novamove.planner import load_plan
+    path = tmp_path / "plan.json"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=match) as exc:
+        load_plan(str(path))
+    assert "\n" not in str(exc.value)
+
+
+def test_missing_plan_file():
+    from novamove.planner import load_plan
+    with pytest.raises(UsageError, match="not found"):
+        load_plan("/nonexistent/plan.json")
