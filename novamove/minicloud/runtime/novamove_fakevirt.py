@@ -1,0 +1,130 @@
+"""novamove's own fake virt driver for the minicloud's nova-compute processes.
+
+Nova's FakeDriver with three things novamove needs to test against a real control plane:
+
+* a hypervisor hostname that differs from the service host (``compute1.fake.local`` for service
+  host ``compute1``), as in real clouds where one is an FQDN and the other a short name;
+* a finite, configurable inventory, so "no capacity" and capacity-aware plans are real;
+* live migrations and cold migrations that take time, report memory progress on the migration
+  record the way the libvirt driver does, and can be aborted or force-completed.
+
+Settings come from environment variables (fixed per compute process) and may be overridden at
+run time by a JSON control file, so a test can make migrations slow without restarting computes:
+
+  NOVAMOVE_FAKE_VCPUS, NOVAMOVE_FAKE_MEMORY_MB, NOVAMOVE_FAKE_DISK_GB      inventory
+  NOVAMOVE_FAKE_NODE_SUFFIX                  hypervisor hostname suffix (".fake.local")
+  NOVAMOVE_FAKE_LIVE_MIGRATION_SECONDS       duration of a live migration (default 0.5)
+  NOVAMOVE_FAKE_COLD_MIGRATION_SECONDS       extra time spent in migrate_disk_and_power_off
+  NOVAMOVE_FAKEVIRT_CONTROL                  path of the JSON control file with the same keys
+                                             in lower case without the prefix, e.g.
+                                             {"live_migration_seconds": 8}
+"""
+
+import json
+import os
+import time
+
+from oslo_log import log as logging
+
+from nova.virt import fake
+
+LOG = logging.getLogger(__name__)
+
+_MEMORY_BYTES_PER_MB = 1024 * 1024
+
+
+def _setting(name: str, default: float) -> float:
+    path = os.environ.get("NOVAMOVE_FAKEVIRT_CONTROL")
+    if path and os.path.exists(path):
+        try:
+            with open(path) as f:
+                control = json.load(f)
+            if name in control:
+                return float(control[name])
+        except (OSError, ValueError) as exc:
+            LOG.warning("ignoring unreadable fakevirt control file %s: %s", path, exc)
+    return float(os.environ.get("NOVAMOVE_FAKE_" + name.upper(), default))
+
+
+class NovamoveFakeDriver(fake.FakeDriver):
+
+    def __init__(self, virtapi, read_only=False):
+        # Class attributes on FakeDriver; set per instance before the base class reads them.
+        self.vcpus = int(_setting("vcpus", 16))
+        self.memory_mb = int(_setting("memory_mb", 16384))
+        self.local_gb = int(_setting("disk_gb", 200))
+        super().__init__(virtapi, read_only)
+        self._live = {}     # instance uuid -> "running" | "abort" | "force"
+
+    def init_host(self, host):
+        self._host = host
+        suffix = os.environ.get("NOVAMOVE_FAKE_NODE_SUFFIX", ".fake.local")
+        self._set_nodes([host + suffix])
+
+    # -- cold migration ---------------------------------------------------------------
+    def migrate_disk_and_power_off(self, context, instance, dest, flavor, network_info,
+                                   block_device_info=None, timeout=0, retry_interval=0):
+        delay = _setting("cold_migration_seconds", 0)
+        if delay > 0:
+            time.sleep(delay)
+        return super().migrate_disk_and_power_off(
+            context, instance, dest, flavor, network_info, block_device_info,
+            timeout, retry_interval)
+
+    # -- live migration ---------------------------------------------------------------
+    def live_migration(self, context, instance, dest, post_method, recover_method,
+                       block_migration=False, migrate_data=None):
+        duration = _setting("live_migration_seconds", 0.5)
+        migration = getattr(migrate_data, "migration", None) if migrate_data else None
+        total = int(instance.flavor.memory_mb) * _MEMORY_BYTES_PER_MB
+        self._live[instance.uuid] = "running"
+        start = time.monotonic()
+        last_report = 0.0
+        try:
+            while self._live[instance.uuid] == "running":
+                elapsed = time.monotonic() - start
+                if elapsed >= duration:
+                    break
+                if migration is not None and elapsed - last_report >= 0.5:
+                    self._report_progress(migration, instance, total, elapsed / duration)
+                    last_report = elapsed
+                time.sleep(0.1)
+            outcome = self._live[instance.uuid]
+        finally:
+            self._live.pop(instance.uuid, None)
+
+        if outcome == "abort":
+            LOG.info("fake live migration of %s aborted", instance.uuid)
+            recover_method(context, instance, dest, migrate_data, migration_status="cancelled")
+            return
+        if migration is not None:
+            self._report_progress(migration, instance, total, 1.0)
+        post_method(context, instance, dest, block_migration, migrate_data)
+
+    @staticmethod
+    def _report_progress(migration, instance, total: int, done: float) -> None:
+        remaining = int(total * max(0.0, 1.0 - done))
+        try:
+            migration.memory_total = total
+            migration.memory_processed = total - remaining
+            migration.memory_remaining = remaining
+            migration.disk_total = 0
+            migration.disk_processed = 0
+            migration.disk_remaining = 0
+            migration.save()
+            instance.progress = int(done * 100)
+            instance.save()
+        except Exception as exc:  # progress is best effort, the migration itself is not
+            LOG.warning("could not save fake migration progress: %s", exc)
+
+    def live_migration_force_complete(self, instance):
+        if instance.uuid in self._live:
+            self._live[instance.uuid] = "force"
+
+    def live_migration_abort(self, instance):
+        if instance.uuid in self._live:
+            self._live[instance.uuid] = "abort"
+
+    def post_live_migration(self, context, instance, block_device_info, migrate_data=None):
+        # Runs on the source: stop tracking the guest here, as a real driver would.
+        self.instances.pop(instance.uuid, None)
