@@ -1,0 +1,123 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: novamove developers
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: compute_host_info
+short_description: List compute hosts with their service state, hypervisor name and usage
+version_added: 0.1.0
+description:
+  - Lists the nova-compute services joined with their hypervisors, with the mapping between
+    the service host name (what the migrate APIs take) and the hypervisor hostname (which real
+    clouds often spell differently), the scheduling status, the up/down state, the disabled
+    reason and the capacity and usage of each host.
+  - Reads only; never changes anything.
+author:
+  - novamove developers (@novamove)
+extends_documentation_fragment:
+  - novamove.openstack.connection
+options:
+  name:
+    description:
+      - Only report the host with this service host name or hypervisor hostname.
+    type: str
+    aliases: [host]
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is nothing to diff.
+'''
+
+EXAMPLES = r'''
+- name: List the compute hosts
+  novamove.openstack.compute_host_info:
+    cloud: mycloud
+  register: computes
+
+- name: Names of the hosts that can take new servers
+  ansible.builtin.debug:
+    msg: "{{ computes.compute_hosts | selectattr('status', 'eq', 'enabled')
+             | selectattr('state', 'eq', 'up') | map(attribute='name') | list }}"
+
+- name: Look up one host by its hypervisor hostname
+  novamove.openstack.compute_host_info:
+    cloud: mycloud
+    name: compute2.example.org
+'''
+
+RETURN = r'''
+compute_hosts:
+  description: One entry per compute host, sorted as the library returns them.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Service host name (what O(novamove.openstack.instance_migrate#module:host) takes).
+      type: str
+      sample: compute1
+    hypervisor_hostname:
+      description: Hypervisor (node) hostname of the host.
+      type: str
+      sample: compute1.example.org
+    zone:
+      description: Availability zone of the compute service.
+      type: str
+      sample: nova
+    status:
+      description: Whether the scheduler may place servers there (V(enabled) or V(disabled)).
+      type: str
+      sample: enabled
+    state:
+      description: Whether the compute service reports in (V(up) or V(down)).
+      type: str
+      sample: up
+    disabled_reason:
+      description: Why the service was disabled, if it is.
+      type: str
+      sample: rack 12 maintenance
+  sample:
+    - name: compute1
+      hypervisor_hostname: compute1.example.org
+      zone: nova
+      status: enabled
+      state: up
+      disabled_reason: null
+      capacity: {"vcpus": 64, "memory_mb": 257024, "disk_gb": 900}
+      used: {"vcpus": 8, "memory_mb": 16384, "disk_gb": 80}
+      free: {"vcpus": 56, "memory_mb": 240640, "disk_gb": 820}
+'''
+
+from ansible_collections.novamove.openstack.plugins.module_utils.novamove_module import (
+    NovamoveModule,
+    novamove_api,
+)
+
+
+class ComputeHostInfoModule(NovamoveModule):
+    argument_spec = dict(
+        name=dict(type='str', aliases=['host']),
+    )
+    module_kwargs = dict(supports_check_mode=True)
+
+    def run(self):
+        hosts = novamove_api.compute_hosts(**self.connection)
+        name = self.params['name']
+        if name:
+            hosts = [h for h in hosts if name in (h.get('name'), h.get('hypervisor_hostname'))]
+        return dict(changed=False, compute_hosts=hosts)
+
+
+def main():
+    ComputeHostInfoModule()()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,240 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: novamove developers
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: instance_migrate
+short_description: Move an OpenStack instance to the compute node you name
+version_added: 0.1.0
+description:
+  - Moves one server to a named compute host, live or cold, with the C(novamove) library,
+    the same code as C(novamove migrate). It runs the pre-checks, makes the move, waits,
+    confirms the resize and verifies that the server landed where you asked.
+  - Idempotent. A server that is already on O(host) is reported with RV(ignore:changed=false).
+  - In check mode only the pre-checks run (server, target host, state, capacity); nothing in
+    the cloud changes and the result says what would happen.
+author:
+  - novamove developers (@novamove)
+extends_documentation_fragment:
+  - novamove.openstack.connection
+options:
+  server:
+    description:
+      - Name or ID of the server to move.
+    type: str
+    required: true
+    aliases: [instance, name]
+  host:
+    description:
+      - Target compute host, as the service host name (what C(openstack compute service list)
+        shows) or the hypervisor hostname; the library maps one to the other.
+    type: str
+    required: true
+    aliases: [dest, destination]
+  mode:
+    description:
+      - How to move. V(auto) moves an C(ACTIVE) or C(PAUSED) server live and a C(SHUTOFF) one cold.
+    type: str
+    choices: [auto, live, cold]
+    default: auto
+  strategy:
+    description:
+      - How the target is reached. V(native) asks Nova for the host directly (compute API 2.56
+        and later for cold migration); V(isolate) disables the other compute services for the
+        move and restores them afterwards; V(auto) uses V(native) when the cloud supports it.
+    type: str
+    choices: [auto, native, isolate]
+    default: auto
+  reason:
+    description:
+      - Why the server is moved; recorded in the journal and, with V(isolate), used as the
+        disabled reason of the services that are switched off temporarily.
+    type: str
+  confirm:
+    description:
+      - Confirm the cold migration (the resize) once the server is on the target.
+      - With V(false) the server is left in C(VERIFY_RESIZE) for you to confirm or revert.
+    type: bool
+    default: true
+  wait:
+    description:
+      - Wait for the move to finish (and be confirmed) before returning.
+    type: bool
+    default: true
+  timeout:
+    description:
+      - Seconds to wait for the move when O(wait=true).
+    type: int
+    default: 600
+  journal:
+    description:
+      - Path of the SQLite journal of runs. Defaults to the library's default
+        (E(NOVAMOVE_JOURNAL), else C(~/.local/state/novamove/journal.sqlite)).
+    type: path
+attributes:
+  check_mode:
+    support: full
+    description: Runs the pre-checks only and reports what would happen.
+  diff_mode:
+    support: full
+    description: Shows the server's host before and after.
+'''
+
+EXAMPLES = r'''
+- name: Move web1 to compute2 (live if it is running, cold if it is shut off)
+  novamove.openstack.instance_migrate:
+    cloud: mycloud
+    server: web1
+    host: compute2
+    reason: rack 12 maintenance
+
+- name: Cold-migrate db1 and leave the resize for a human to confirm
+  novamove.openstack.instance_migrate:
+    cloud: mycloud
+    server: db1
+    host: compute3
+    mode: cold
+    confirm: false
+  register: move
+
+- name: Show what happened
+  ansible.builtin.debug:
+    msg: "{{ move.summary }}"
+
+- name: Only check that the move is possible
+  novamove.openstack.instance_migrate:
+    cloud: mycloud
+    server: web1
+    host: compute3
+  check_mode: true
+'''
+
+RETURN = r'''
+summary:
+  description: One line saying where the server went and its status (what the CLI prints).
+  returned: always
+  type: str
+  sample: web1 was migrated from compute1 to compute2 and has a status of ACTIVE
+before:
+  description: The server before the move.
+  returned: always
+  type: dict
+  contains:
+    host:
+      description: Service host of the server.
+      type: str
+      sample: compute1
+    hypervisor_hostname:
+      description: Hypervisor (node) name of the server.
+      type: str
+      sample: compute1.example.org
+    status:
+      description: Nova status.
+      type: str
+      sample: ACTIVE
+    power_state:
+      description: Power state.
+      type: str
+      sample: RUNNING
+    flavor:
+      description: Flavor name.
+      type: str
+      sample: m1.small
+  sample: {"host": "compute1", "hypervisor_hostname": "compute1.example.org", "status": "ACTIVE",
+           "power_state": "RUNNING", "flavor": "m1.small"}
+after:
+  description:
+    - The server after the move, with the same keys as RV(before).
+    - In check mode, and when the server was already on the host, the same as RV(before).
+  returned: always
+  type: dict
+  sample: {"host": "compute2", "hypervisor_hostname": "compute2.example.org", "status": "ACTIVE",
+           "power_state": "RUNNING", "flavor": "m1.small"}
+source:
+  description: Service host the server was on.
+  returned: always
+  type: str
+  sample: compute1
+dest:
+  description: Service host the server was moved to (or would be, in check mode).
+  returned: always
+  type: str
+  sample: compute2
+mode:
+  description: How the server was (or would be) moved.
+  returned: always
+  type: str
+  sample: live
+strategy:
+  description: How the target was (or would be) reached.
+  returned: always
+  type: str
+  sample: native
+run_id:
+  description: Journal run of this move (C(novamove history) shows it).
+  returned: when a move was journaled
+  type: str
+  sample: 20240101-101500-ab12cd
+migration_id:
+  description: ID of the Nova migration record of the move.
+  returned: when Nova created a migration
+  type: str
+  sample: "42"
+'''
+
+from ansible_collections.novamove.openstack.plugins.module_utils.novamove_module import (
+    NovamoveModule,
+    novamove_api,
+)
+
+# What the module reports of the library's MoveResult, besides `changed`.
+RESULT_FIELDS = ('summary', 'before', 'after', 'source', 'dest', 'mode', 'strategy',
+                 'run_id', 'migration_id')
+
+
+class InstanceMigrateModule(NovamoveModule):
+    argument_spec = dict(
+        server=dict(type='str', required=True, aliases=['instance', 'name']),
+        host=dict(type='str', required=True, aliases=['dest', 'destination']),
+        mode=dict(type='str', choices=['auto', 'live', 'cold'], default='auto'),
+        strategy=dict(type='str', choices=['auto', 'native', 'isolate'], default='auto'),
+        reason=dict(type='str'),
+        confirm=dict(type='bool', default=True),
+        wait=dict(type='bool', default=True),
+        timeout=dict(type='int', default=600),
+        journal=dict(type='path'),
+    )
+    module_kwargs = dict(supports_check_mode=True)
+
+    def run(self):
+        p = self.params
+        move = novamove_api.migrate(
+            p['server'], p['host'],
+            mode=p['mode'], strategy=p['strategy'], reason=p['reason'], confirm=p['confirm'],
+            wait=p['wait'], timeout=p['timeout'], journal_path=p['journal'],
+            check_mode=self.ansible.check_mode,
+            **self.connection)
+        result = dict((name, getattr(move, name, None)) for name in RESULT_FIELDS)
+        result['changed'] = bool(move.changed)
+        if not move.ok:
+            # The move was tried and did not land: the library already rolled back what it
+            # could; report its one-line error with everything we know.
+            self.ansible.fail_json(msg=move.error or move.summary, **result)
+        if self.ansible._diff:
+            # In check mode `after` is still the current server: the diff shows the target.
+            source = (move.before or {}).get('host') or move.source
+            target = move.dest if move.changed else source
+            result['diff'] = dict(before=dict(host=source), after=dict(host=target))
+        return result
+
+
+def main():
+    InstanceMigrateModule()()
+
+
+if __name__ == '__main__':
+    main()
