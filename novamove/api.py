@@ -1,0 +1,141 @@
+"""The library: what the CLI and the Ansible collection call. Display-free.
+
+    from novamove import api
+    result = api.migrate("web-1", "compute2", cloud="mycloud")
+    print(result.summary, result.ok)
+
+Input and pre-check errors raise novamove.errors subclasses (one-line messages, each with an
+`exit_code`); the outcome of a move that was attempted is in the returned MoveResult (`ok`,
+`error`, `exit_code`), so callers always get the before/after facts.
+
+`cloud` is a clouds.yaml name (or None for $OS_CLOUD / OS_* variables); an already connected
+novamove.cloud.Cloud is accepted too, to reuse one connection across calls.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Optional
+
+from novamove import cloud as cloud_adapter
+from novamove.engine import operations
+from novamove.engine import recover as recovery
+from novamove.engine.journal import Journal
+from novamove.engine.mover import move
+from novamove.engine.result import MoveResult, Snapshot
+
+__all__ = ["migrate", "compute_hosts", "migrations", "abort", "force_complete", "confirm", "revert",
+           "back", "recover", "history", "MoveResult", "Snapshot"]
+
+
+@contextmanager
+def _connected(cloud=None, auth=None, region_name=None, interface=None,
+               validate_certs=None) -> Iterator[cloud_adapter.Cloud]:
+    if isinstance(cloud, cloud_adapter.Cloud):
+        yield cloud
+        return
+    conn = cloud_adapter.connect(cloud=cloud, auth=auth, region_name=region_name, interface=interface,
+                                 validate_certs=validate_certs)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _journal(journal_path) -> Journal:
+    return journal_path if isinstance(journal_path, Journal) else Journal(journal_path)
+
+
+def migrate(server: str, host: str, *, cloud=None, auth=None, region_name=None, interface=None,
+            validate_certs=None, mode: str = "auto", strategy: str = "auto", reason: Optional[str] = None,
+            confirm: bool = True, wait: bool = True, timeout: float = 600, on_timeout: str = "abort",
+            check_mode: bool = False, journal_path=None,
+            progress: Optional[Callable[[Snapshot], None]] = None,
+            poll_interval: float = 1.0) -> MoveResult:
+    """Put `server` (UUID or exact name, any project) on compute `host` (service host or
+    hypervisor hostname). See the module docstring for errors vs. results."""
+    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+        return move(c, _journal(journal_path), server, host, mode=mode, strategy=strategy, reason=reason,
+                    confirm=confirm, wait=wait, timeout=timeout, on_timeout=on_timeout,
+                    check_mode=check_mode, progress=progress, poll_interval=poll_interval)
+
+
+def back(server: str, *, cloud=None, auth=None, region_name=None, interface=None, validate_certs=None,
+         journal_path=None, **kwargs: Any) -> MoveResult:
+    """Move `server` back to where it was before its last novamove move."""
+    journal = _journal(journal_path)
+    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+        found, source = operations.previous_host(c, journal, server)
+        return move(c, journal, found.id, source, verb="back", **kwargs)
+
+
+def compute_hosts(*, cloud=None, auth=None, region_name=None, interface=None,
+                  validate_certs=None) -> list[dict]:
+    """Every nova-compute: service host, hypervisor, zone, status/state, capacity and usage."""
+    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+        out = []
+        for h in c.compute_hosts():
+            out.append({
+                "name": h.name, "hypervisor_hostname": h.hypervisor_hostname, "zone": h.zone,
+                "status": h.service.status, "state": h.service.state,
+                "disabled_reason": h.service.disabled_reason,
+                "vcpus": h.capacity.vcpus, "vcpus_used": h.used.vcpus,
+                "memory_mb": h.capacity.memory_mb, "memory_mb_used": h.used.memory_mb,
+                "disk_gb": h.capacity.disk_gb, "disk_gb_used": h.used.disk_gb,
+            })
+        return out
+
+
+def migrations(*, server=None, host=None, status=None, migration_type=None, cloud=None, auth=None,
+               region_name=None, interface=None, validate_certs=None) -> list[dict]:
+    """Nova's migration records, newest first, optionally for one server (name or UUID)."""
+    from novamove.engine.resolve import resolve_server
+
+    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+        server_id = resolve_server(c, server).id if server else None
+        rows = c.list_migrations(server_id=server_id, host=host, status=status,
+                                 migration_type=migration_type)
+        return [{"id": m.id, "uuid": m.uuid, "server_id": m.server_id, "type": m.migration_type,
+                 "source": m.source_host, "dest": m.dest_host, "status": m.status,
+                 "created_at": m.created_at, "updated_at": m.updated_at} for m in rows]
+
+
+def _operation(fn, server: str, *, cloud=None, auth=None, region_name=None, interface=None,
+               validate_certs=None, journal_path=None, **kwargs: Any) -> MoveResult:
+    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+        return fn(c, _journal(journal_path), server, **kwargs)
+
+
+def abort(server: str, **kwargs: Any) -> MoveResult:
+    """Abort the server's in-progress live migration."""
+    return _operation(operations.abort, server, **kwargs)
+
+
+def force_complete(server: str, **kwargs: Any) -> MoveResult:
+    """Force the server's running live migration to complete (pauses the guest)."""
+    return _operation(operations.force_complete, server, **kwargs)
+
+
+def confirm(server: str, **kwargs: Any) -> MoveResult:
+    """Confirm a cold migration left in VERIFY_RESIZE."""
+    return _operation(operations.confirm, server, **kwargs)
+
+
+def revert(server: str, **kwargs: Any) -> MoveResult:
+    """Revert a cold migration left in VERIFY_RESIZE (back to the source)."""
+    return _operation(operations.revert, server, **kwargs)
+
+
+def recover(*, run_id: Optional[str] = None, confirm: bool = True, cloud=None, auth=None,
+            region_name=None, interface=None, validate_certs=None, journal_path=None) -> list[dict]:
+    """Undo what interrupted runs left behind (see novamove.engine.recover)."""
+    journal = _journal(journal_path)
+    if not run_id and not journal.unfinished_runs():
+        return []
+    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+        return recovery.recover(c, journal, run_id, confirm=confirm)
+
+
+def history(*, limit: int = 50, server_id: Optional[str] = None, journal_path=None) -> list[dict]:
+    """Runs from the local journal, newest first."""
+    return _journal(journal_path).runs(limit=limit, server_id=server_id)

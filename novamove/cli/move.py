@@ -1,0 +1,152 @@
+"""`novamove migrate` and the verbs around it: migrations, abort, force-complete, confirm,
+revert, back, recover, history.
+
+Thin: parse, call novamove.api, render with novamove.report, exit with the documented code.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from novamove import api, errors, report
+from novamove.cli import main
+
+FORMAT = click.option("-f", "--format", "fmt", type=click.Choice(report.FORMATS), default="table",
+                      show_default=True, help="Output format.")
+
+
+def _conn(ctx: click.Context) -> dict:
+    obj = ctx.obj
+    return {"cloud": obj.os_cloud, "region_name": obj.region}
+
+
+def _exit_for(result) -> None:
+    if result.exit_code:
+        if result.error:
+            click.echo(f"novamove: error: {result.error}", err=True)
+        sys.exit(result.exit_code)
+
+
+def _move_options(f):
+    options = [
+        click.option("--live", "mode", flag_value="live", help="Live migrate (default for ACTIVE/PAUSED)."),
+        click.option("--cold", "mode", flag_value="cold", help="Cold migrate (default for SHUTOFF)."),
+        click.option("--strategy", type=click.Choice(["auto", "native", "isolate"]), default="auto",
+                     show_default=True,
+                     help="native: the API targets the host (cold >= 2.56, live >= 2.30); isolate: "
+                          "disable the other computes until the scheduler has decided."),
+        click.option("--reason", metavar="TEXT", help="Why (written in disabled_reason with isolate)."),
+        click.option("--confirm/--no-confirm", default=True, show_default=True,
+                     help="Confirm a cold move (--no-confirm leaves it in VERIFY_RESIZE)."),
+        click.option("--wait/--no-wait", default=True, show_default=True,
+                     help="--no-wait returns once the move is accepted and scheduled."),
+        click.option("--timeout", type=click.FloatRange(min=1), default=600, show_default=True,
+                     metavar="SECONDS", help="Give up waiting after this long."),
+        click.option("--on-timeout", type=click.Choice(["abort", "force-complete", "leave"]),
+                     default="abort", show_default=True, help="What to do with a live migration on timeout."),
+        click.option("--check", "check_mode", is_flag=True,
+                     help="Run every pre-check and say what would happen; change nothing."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress display."),
+        FORMAT,
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _run_move(ctx: click.Context, call, quiet: bool, fmt: str, **kwargs) -> None:
+    with report.ProgressDisplay(enabled=not quiet) as display:
+        result = call(progress=display, journal_path=ctx.obj.journal, **_conn(ctx), **kwargs)
+    if result.ok and not result.changed and not result.check_mode:
+        # Asked to move a server where it already is: the library treats it as done (idempotent,
+        # for automation); on the command line it is most likely a mistake, so say so.
+        raise errors.PreconditionFailed(result.summary.replace(" and has a status of", ", status"))
+    report.print_move(result, fmt)
+    _exit_for(result)
+
+
+@main.command()
+@click.argument("server")
+@click.option("--to", "host", required=True, metavar="HOST",
+              help="Target compute: service host or hypervisor hostname.")
+@_move_options
+@click.pass_context
+def migrate(ctx, server, host, mode, strategy, reason, confirm, wait, timeout, on_timeout, check_mode,
+            quiet, fmt):
+    """Move SERVER (UUID or exact name, any project) to compute HOST, cold or live."""
+    _run_move(ctx, lambda **kw: api.migrate(server, host, **kw), quiet, fmt, mode=mode or "auto",
+              strategy=strategy, reason=reason, confirm=confirm, wait=wait, timeout=timeout,
+              on_timeout=on_timeout, check_mode=check_mode)
+
+
+@main.command()
+@click.argument("server")
+@_move_options
+@click.pass_context
+def back(ctx, server, mode, strategy, reason, confirm, wait, timeout, on_timeout, check_mode, quiet, fmt):
+    """Move SERVER back to where it was before its last novamove move (from the journal)."""
+    _run_move(ctx, lambda **kw: api.back(server, **kw), quiet, fmt, mode=mode or "auto",
+              strategy=strategy, reason=reason, confirm=confirm, wait=wait, timeout=timeout,
+              on_timeout=on_timeout, check_mode=check_mode)
+
+
+@main.command()
+@click.argument("server", required=False)
+@click.option("--host", help="Only migrations from or to this compute.")
+@click.option("--status", help="Only migrations with this status.")
+@click.option("--type", "migration_type", type=click.Choice(["migration", "live-migration", "resize",
+                                                              "evacuation"]))
+@FORMAT
+@click.pass_context
+def migrations(ctx, server, host, status, migration_type, fmt):
+    """List Nova's migration records (of SERVER if given), newest first."""
+    rows = api.migrations(server=server, host=host, status=status, migration_type=migration_type,
+                          **_conn(ctx))
+    report.print_rows(rows, ["id", "server_id", "type", "source", "dest", "status", "updated_at"], fmt,
+                      empty="no migrations")
+
+
+def _simple(name: str, fn, doc: str):
+    @main.command(name=name, help=doc)
+    @click.argument("server")
+    @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for Nova to act.")
+    @FORMAT
+    @click.pass_context
+    def command(ctx, server, wait, fmt):
+        result = fn(server, wait=wait, journal_path=ctx.obj.journal, **_conn(ctx))
+        report.print_move(result, fmt)
+        _exit_for(result)
+    return command
+
+
+abort = _simple("abort", api.abort, "Abort SERVER's in-progress live migration.")
+force_complete = _simple("force-complete", api.force_complete,
+                         "Force SERVER's running live migration to complete (pauses the guest briefly).")
+confirm = _simple("confirm", api.confirm, "Confirm SERVER's cold migration (VERIFY_RESIZE -> done).")
+revert = _simple("revert", api.revert, "Revert SERVER's cold migration (VERIFY_RESIZE -> back to source).")
+
+
+@main.command()
+@click.option("--run", "run_id", metavar="RUN_ID", help="Only this run (default: every unfinished run).")
+@click.option("--confirm/--no-confirm", default=True, show_default=True,
+              help="Confirm servers left in VERIFY_RESIZE on their target (else only report them).")
+@FORMAT
+@click.pass_context
+def recover(ctx, run_id, confirm, fmt):
+    """Undo what interrupted runs left behind: re-enable services, confirm or report resizes."""
+    reports = api.recover(run_id=run_id, confirm=confirm, journal_path=ctx.obj.journal, **_conn(ctx))
+    report.print_rows(reports, ["run_id", "verb", "server", "status_before", "summary"], fmt,
+                      empty="nothing to recover")
+
+
+@main.command()
+@click.option("--limit", type=int, default=20, show_default=True)
+@FORMAT
+@click.pass_context
+def history(ctx, limit, fmt):
+    """List novamove runs from the local journal, newest first."""
+    rows = api.history(limit=limit, journal_path=ctx.obj.journal)
+    report.print_rows(rows, ["id", "started_at", "verb", "server_name", "source", "dest", "mode", "strategy",
+                             "status"], fmt, empty="no runs in the journal")

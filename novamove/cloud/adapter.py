@@ -1,0 +1,472 @@
+"""The cloud adapter: every request novamove makes to OpenStack goes through `Cloud`.
+
+It speaks the Nova and Placement REST APIs through openstacksdk's service adapters
+(`conn.compute`, `conn.placement`) so that authentication, the service catalog and
+microversion negotiation stay openstacksdk's business, while the microversion of each call
+is chosen here explicitly: the behaviour novamove relies on (migrate with a host, service
+UUIDs, migration UUIDs, ...) is tied to specific microversions.
+
+Verbs read like the API: get_server, find_servers, list_compute_services, disable_service,
+enable_service, migrate_server, live_migrate_server, list_migrations, list_server_migrations,
+confirm_resize, revert_resize, abort_migration, force_complete_migration, hypervisors,
+provider inventories/usages. Each returns novamove.model values; each API error becomes a
+novamove.errors subclass with a one-line message.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid as uuidlib
+from typing import Any, Callable, Iterable, Optional
+
+from novamove import errors
+from novamove.cloud import convert
+from novamove.model import Flavor, Host, Migration, Resources, Server, Service
+
+# Microversions whose behaviour novamove depends on (Nova API reference).
+MV_LIVE_HOST = "2.30"          # live migrate with host, checked by the scheduler (no force)
+MV_BLOCK_AUTO = "2.25"         # block_migration "auto"
+MV_SERVICE_UUID = "2.53"       # services/hypervisors by UUID, PUT /os-services/{id}
+MV_COLD_HOST = "2.56"          # cold migrate with host
+MV_MIGRATION_UUID = "2.59"     # migrations carry a uuid, paging
+MV_FLAVOR_EMBED = "2.47"       # servers embed their flavor
+MV_SERVER_GROUPS = "2.71"      # servers show their server groups
+MV_ACTION_DETAILS = "2.84"     # instance action events carry `details`
+MV_ABORT_QUEUED = "2.65"       # abort live migrations in queued/preparing too
+MV_MIGRATIONS_MAX = "2.80"     # newest /os-migrations format
+
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+
+
+def _version_tuple(version: str | tuple | None) -> tuple[int, int]:
+    if version is None:
+        return (2, 1)
+    if isinstance(version, tuple):
+        return (int(version[0]), int(version[1]))
+    major, minor = str(version).split(".")
+    return (int(major), int(minor))
+
+
+def is_uuid(value: str) -> bool:
+    return bool(UUID_RE.match(value))
+
+
+class RequestCounter:
+    """Counts HTTP requests on a keystoneauth session (for the benchmark and --debug)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.by_method: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def hook(self, session: Any) -> None:
+        original = session.request
+
+        def counted(url, method, *args, **kwargs):
+            with self._lock:
+                self.count += 1
+                self.by_method[method] = self.by_method.get(method, 0) + 1
+            return original(url, method, *args, **kwargs)
+
+        session.request = counted
+
+
+class Cloud:
+    """One authenticated connection to one cloud region, seen through Nova and Placement."""
+
+    def __init__(self, conn: Any, max_microversion: Optional[str] = None):
+        """`conn` is an openstack.connection.Connection.
+
+        `max_microversion` caps what novamove negotiates (e.g. "2.55" to behave as on an older
+        cloud); None means "as high as the cloud allows".
+        """
+        self.conn = conn
+        self.requests = RequestCounter()
+        self.requests.hook(conn.session)
+        self._cap = _version_tuple(max_microversion) if max_microversion else None
+        self._compute_max: Optional[tuple[int, int]] = None
+        self._providers: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def cloud_name(self) -> Optional[str]:
+        return getattr(getattr(self.conn, "config", None), "name", None)
+
+    @property
+    def compute_max_microversion(self) -> tuple[int, int]:
+        """The highest compute microversion both the cloud and novamove (cap) accept."""
+        if self._compute_max is None:
+            data = self._guard(lambda: self.conn.compute.get_endpoint_data(), "compute endpoint")
+            top = _version_tuple(getattr(data, "max_microversion", None) or (2, 1))
+            self._compute_max = min(top, self._cap) if self._cap else top
+        return self._compute_max
+
+    @property
+    def microversion(self) -> str:
+        major, minor = self.compute_max_microversion
+        return f"{major}.{minor}"
+
+    def supports(self, microversion: str) -> bool:
+        return _version_tuple(microversion) <= self.compute_max_microversion
+
+    def _pick(self, *wanted: str) -> Optional[str]:
+        """The first of `wanted` (highest first) the cloud supports; None means base 2.1."""
+        for version in wanted:
+            if self.supports(version):
+                return version
+        return None
+
+    def _guard(self, call: Callable[[], Any], what: str) -> Any:
+        """Run `call`, turning transport and auth failures into novamove errors."""
+        from keystoneauth1 import exceptions as ksa
+        from openstack import exceptions as sdk
+
+        try:
+            return call()
+        except (ksa.ConnectFailure, ksa.ConnectTimeout, ksa.SSLError, ksa.UnknownConnectionError) as exc:
+            raise errors.Unreachable(f"cannot reach the cloud API for {what}: {_first_line(exc)}") from exc
+        except ksa.DiscoveryFailure as exc:
+            raise errors.Unreachable(f"cannot discover the {what}: {_first_line(exc)}") from exc
+        except (ksa.MissingAuthPlugin, ksa.MissingRequiredOptions, ksa.NoMatchingPlugin,
+                ksa.AuthPluginException, ksa.OptionError) as exc:
+            raise errors.AuthError(
+                f"no usable credentials (set --os-cloud/OS_CLOUD or OS_* variables): {_first_line(exc)}"
+            ) from exc
+        except ksa.Unauthorized as exc:
+            raise errors.AuthError(f"the cloud rejected the credentials: {_first_line(exc)}") from exc
+        except (ksa.EndpointNotFound, ksa.EmptyCatalog, sdk.EndpointNotFound) as exc:
+            raise errors.Unreachable(f"no {what} in the service catalog: {_first_line(exc)}") from exc
+        except ksa.HttpError as exc:
+            raise _http_error(getattr(exc, "http_status", None), str(exc), what) from exc
+        except sdk.HttpException as exc:
+            raise _http_error(exc.status_code, str(exc), what) from exc
+        except sdk.ConfigException as exc:
+            raise errors.AuthError(f"cloud configuration: {_first_line(exc)}") from exc
+
+    def _request(self, service: str, method: str, url: str, *, microversion: Optional[str] = None,
+                 json: Any = None, params: Optional[dict] = None, what: str = "",
+                 ok: Iterable[int] = (200, 201, 202, 204)) -> Any:
+        proxy = getattr(self.conn, service)
+        what = what or f"{method} {url}"
+        kwargs: dict[str, Any] = {"raise_exc": False}
+        if microversion:
+            kwargs["microversion"] = microversion
+        if json is not None:
+            kwargs["json"] = json
+        if params:
+            kwargs["params"] = params
+        response = self._guard(lambda: proxy.request(url, method, **kwargs), what)
+        if response.status_code not in ok:
+            raise _http_error(response.status_code, _nova_message(response), what)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
+    def _compute(self, method: str, url: str, **kwargs: Any) -> Any:
+        return self._request("compute", method, url, **kwargs)
+
+    def _placement(self, method: str, url: str, **kwargs: Any) -> Any:
+        return self._request("placement", method, url, **kwargs)
+
+    # ------------------------------------------------------------------ servers
+
+    def _server_mv(self) -> Optional[str]:
+        return self._pick(MV_SERVER_GROUPS, MV_FLAVOR_EMBED)
+
+    def _server(self, body: dict) -> Server:
+        flavor = None
+        if not convert.flavor_from_api(body.get("flavor")) and isinstance(body.get("flavor"), dict):
+            flavor = self.get_flavor(body["flavor"].get("id"))
+        return convert.server_from_api(body, flavor)
+
+    def get_server(self, server_id: str) -> Server:
+        body = self._compute("GET", f"/servers/{server_id}", microversion=self._server_mv(),
+                             what=f"server {server_id}")
+        return self._server(body["server"])
+
+    def find_servers(self, name_or_id: str) -> list[Server]:
+        """Servers whose UUID or exact name is `name_or_id`, across all projects."""
+        if is_uuid(name_or_id):
+            try:
+                return [self.get_server(name_or_id)]
+            except errors.NotFound:
+                pass  # a server may be *named* like a UUID
+        # Nova's name filter is a regular expression: anchor and escape it, then compare exactly.
+        params = {"all_tenants": "1", "name": f"^{re.escape(name_or_id)}$"}
+        body = self._compute("GET", "/servers/detail", params=params, microversion=self._server_mv(),
+                             what="server list")
+        return [self._server(s) for s in body.get("servers", []) if s.get("name") == name_or_id]
+
+    def get_flavor(self, flavor_id: Optional[str]) -> Optional[Flavor]:
+        if not flavor_id:
+            return None
+        try:
+            body = self._compute("GET", f"/flavors/{flavor_id}", what=f"flavor {flavor_id}")
+        except errors.NotFound:
+            return None
+        return convert.flavor_from_api(body["flavor"])
+
+    def server_fault(self, server_id: str, since: Optional[str] = None) -> Optional[str]:
+        """Nova's reason for the latest failed move of a server: instance action events, then fault.
+
+        `since` (ISO time) skips actions started before this run.
+        """
+        mv = self._pick(MV_ACTION_DETAILS, "2.51")
+        body = self._compute("GET", f"/servers/{server_id}/os-instance-actions", microversion=mv,
+                             what="instance actions")
+        actions = [a for a in body.get("instanceActions", [])
+                   if a.get("action") in ("migrate", "live-migration", "resize", "confirmResize",
+                                          "revertResize", "live_migration")
+                   and (since is None or (a.get("start_time") or "") >= since[:19])]
+        for action in sorted(actions, key=lambda a: a.get("start_time") or "", reverse=True):
+            detail = self._compute("GET", f"/servers/{server_id}/os-instance-actions/{action['request_id']}",
+                                   microversion=mv, what="instance action")
+            events = detail.get("instanceAction", {}).get("events", []) or []
+            for event in events:
+                if (event.get("result") or "").lower() == "error":
+                    reason = event.get("details") or _last_line(event.get("traceback"))
+                    return f"{event.get('event')}: {reason}" if reason else event.get("event")
+            if action.get("message"):
+                return action["message"]
+        server = self.get_server(server_id)
+        return server.fault
+
+    # ------------------------------------------------------------------ services and hosts
+
+    def list_compute_services(self) -> list[Service]:
+        body = self._compute("GET", "/os-services", params={"binary": "nova-compute"},
+                             microversion=self._pick(MV_SERVICE_UUID), what="compute services")
+        return [convert.service_from_api(s) for s in body.get("services", [])
+                if s.get("binary") == "nova-compute"]
+
+    def disable_service(self, service: Service, reason: str) -> Service:
+        if self.supports(MV_SERVICE_UUID) and not service.id.isdigit():
+            body = self._compute("PUT", f"/os-services/{service.id}", microversion=MV_SERVICE_UUID,
+                                 json={"status": "disabled", "disabled_reason": reason},
+                                 what=f"disable service on {service.host}")
+            return convert.service_from_api(body["service"])
+        self._compute("PUT", "/os-services/disable-log-reason",
+                      json={"host": service.host, "binary": service.binary, "disabled_reason": reason},
+                      what=f"disable service on {service.host}")
+        return _replace_service(service, status="disabled", disabled_reason=reason)
+
+    def enable_service(self, service: Service) -> Service:
+        if self.supports(MV_SERVICE_UUID) and not service.id.isdigit():
+            body = self._compute("PUT", f"/os-services/{service.id}", microversion=MV_SERVICE_UUID,
+                                 json={"status": "enabled"}, what=f"enable service on {service.host}")
+            return convert.service_from_api(body["service"])
+        self._compute("PUT", "/os-services/enable", json={"host": service.host, "binary": service.binary},
+                      what=f"enable service on {service.host}")
+        return _replace_service(service, status="enabled", disabled_reason=None)
+
+    def hypervisors(self) -> list[dict]:
+        """[{id, hypervisor_hostname, host (service host), state, status}]"""
+        body = self._compute("GET", "/os-hypervisors/detail", microversion=self._pick(MV_SERVICE_UUID),
+                             what="hypervisors")
+        out = []
+        for h in body.get("hypervisors", []):
+            out.append({
+                "id": str(h.get("id")),
+                "hypervisor_hostname": h.get("hypervisor_hostname"),
+                "host": (h.get("service") or {}).get("host"),
+                "state": h.get("state"),
+                "status": h.get("status"),
+            })
+        return out
+
+    def _provider_uuid(self, hypervisor_hostname: str) -> Optional[str]:
+        if hypervisor_hostname not in self._providers:
+            body = self._placement("GET", "/resource_providers", params={"name": hypervisor_hostname},
+                                   what=f"resource provider {hypervisor_hostname}")
+            providers = body.get("resource_providers", [])
+            if not providers:
+                return None
+            self._providers[hypervisor_hostname] = providers[0]["uuid"]
+        return self._providers[hypervisor_hostname]
+
+    def provider_inventories(self, hypervisor_hostname: str) -> dict[str, dict]:
+        rp = self._provider_uuid(hypervisor_hostname)
+        if rp is None:
+            return {}
+        body = self._placement("GET", f"/resource_providers/{rp}/inventories",
+                               what=f"inventories of {hypervisor_hostname}")
+        return body.get("inventories", {})
+
+    def provider_usages(self, hypervisor_hostname: str) -> dict[str, float]:
+        rp = self._provider_uuid(hypervisor_hostname)
+        if rp is None:
+            return {}
+        body = self._placement("GET", f"/resource_providers/{rp}/usages",
+                               what=f"usages of {hypervisor_hostname}")
+        return body.get("usages", {})
+
+    def host_resources(self, hypervisor_hostname: str) -> tuple[Resources, Resources, Resources]:
+        """(capacity, used, max_unit) of one compute node from placement."""
+        inventories = self.provider_inventories(hypervisor_hostname)
+        return (convert.capacity_from_inventories(inventories),
+                convert.used_from_usages(self.provider_usages(hypervisor_hostname)),
+                convert.max_unit_from_inventories(inventories))
+
+    def compute_hosts(self, with_resources: bool = True) -> list[Host]:
+        """Every nova-compute service joined with its hypervisor (and placement numbers)."""
+        by_host: dict[str, list[str]] = {}
+        for h in self.hypervisors():
+            if h["host"]:
+                by_host.setdefault(h["host"], []).append(h["hypervisor_hostname"])
+        hosts = []
+        for service in self.list_compute_services():
+            nodes = by_host.get(service.host) or [None]
+            node = nodes[0]
+            capacity = used = Resources()
+            if with_resources and node:
+                capacity, used, _ = self.host_resources(node)
+            hosts.append(Host(name=service.host, service=service, hypervisor_hostname=node,
+                              capacity=capacity, used=used))
+        return hosts
+
+    # ------------------------------------------------------------------ moving
+
+    def migrate_server(self, server_id: str, host: Optional[str] = None) -> None:
+        """Cold migrate; with `host` (needs 2.56) the scheduler is asked for that host only."""
+        if host:
+            if not self.supports(MV_COLD_HOST):
+                raise errors.PreconditionFailed(
+                    f"cold migration to a named host needs compute API {MV_COLD_HOST}; "
+                    f"this cloud offers {self.microversion} (use --strategy isolate)")
+            self._compute("POST", f"/servers/{server_id}/action", microversion=MV_COLD_HOST,
+                          json={"migrate": {"host": host}}, what="cold migration")
+        else:
+            self._compute("POST", f"/servers/{server_id}/action", json={"migrate": None},
+                          microversion=self._pick(MV_COLD_HOST), what="cold migration")
+
+    def live_migrate_server(self, server_id: str, host: Optional[str] = None) -> None:
+        """Live migrate; with `host` (needs 2.30) the scheduler still validates the target.
+
+        novamove never sends `force`: bypassing the scheduler skips its checks.
+        """
+        if host and not self.supports(MV_LIVE_HOST):
+            raise errors.PreconditionFailed(
+                f"live migration to a named host without bypassing the scheduler needs compute "
+                f"API {MV_LIVE_HOST}; this cloud offers {self.microversion} (use --strategy isolate)")
+        mv = self._pick(MV_LIVE_HOST, MV_BLOCK_AUTO)
+        body: dict[str, Any] = {"host": host}
+        if mv:
+            body["block_migration"] = "auto"
+        else:
+            body.update(block_migration=False, disk_over_commit=False)
+        self._compute("POST", f"/servers/{server_id}/action", microversion=mv,
+                      json={"os-migrateLive": body}, what="live migration")
+
+    def confirm_resize(self, server_id: str) -> None:
+        self._compute("POST", f"/servers/{server_id}/action", json={"confirmResize": None},
+                      what="confirm resize")
+
+    def revert_resize(self, server_id: str) -> None:
+        self._compute("POST", f"/servers/{server_id}/action", json={"revertResize": None},
+                      what="revert resize")
+
+    # ------------------------------------------------------------------ migrations
+
+    def list_migrations(self, *, server_id: Optional[str] = None, host: Optional[str] = None,
+                        status: Optional[str] = None, migration_type: Optional[str] = None,
+                        limit: Optional[int] = None) -> list[Migration]:
+        """/os-migrations, newest first."""
+        params: dict[str, Any] = {}
+        if server_id:
+            params["instance_uuid"] = server_id
+        if host:
+            params["host"] = host
+        if status:
+            params["status"] = status
+        if migration_type:
+            params["migration_type"] = migration_type
+        mv = self._pick(MV_MIGRATIONS_MAX, MV_MIGRATION_UUID, "2.23")
+        if limit and mv and _version_tuple(mv) >= _version_tuple(MV_MIGRATION_UUID):
+            params["limit"] = limit
+        body = self._compute("GET", "/os-migrations", params=params, microversion=mv, what="migrations")
+        rows = [convert.migration_from_api(m) for m in body.get("migrations", [])]
+        return sorted(rows, key=lambda m: int(m.id) if m.id.isdigit() else 0, reverse=True)
+
+    def list_server_migrations(self, server_id: str) -> list[Migration]:
+        """In-progress live migrations of a server, with memory/disk progress."""
+        body = self._compute("GET", f"/servers/{server_id}/migrations",
+                             microversion=self._pick(MV_MIGRATIONS_MAX, MV_MIGRATION_UUID, "2.23"),
+                             what="server migrations")
+        return [convert.migration_from_api(m, server_id) for m in body.get("migrations", [])]
+
+    def abort_migration(self, server_id: str, migration_id: str) -> None:
+        self._compute("DELETE", f"/servers/{server_id}/migrations/{migration_id}",
+                      microversion=self._pick(MV_ABORT_QUEUED, "2.24"), what="abort migration")
+
+    def force_complete_migration(self, server_id: str, migration_id: str) -> None:
+        self._compute("POST", f"/servers/{server_id}/migrations/{migration_id}/action",
+                      microversion=self._pick(MV_MIGRATIONS_MAX, "2.22"), json={"force_complete": None},
+                      what="force-complete migration")
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except Exception:  # closing is best effort
+            pass
+
+
+# ---------------------------------------------------------------------- helpers
+
+def _replace_service(service: Service, **changes: Any) -> Service:
+    import dataclasses
+    return dataclasses.replace(service, **changes)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _last_line(text: Optional[str]) -> Optional[str]:
+    if not text:
+        return None
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else None
+
+
+def _nova_message(response: Any) -> str:
+    """The message of a Nova/Placement error body ({"badRequest": {"message": ...}} etc.)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return (response.text or "").strip()[:300]
+    if isinstance(body, dict):
+        if "errors" in body and body["errors"]:  # placement
+            return body["errors"][0].get("detail") or body["errors"][0].get("title") or ""
+        for value in body.values():
+            if isinstance(value, dict) and "message" in value:
+                return value["message"]
+    return str(body)[:300]
+
+
+def _http_error(status: Optional[int], message: str, what: str) -> errors.NovamoveError:
+    message = " ".join(str(message).split())
+    text = f"{what}: {message}" if message else what
+    if status == 404:
+        return errors.NotFound(text)
+    if status == 403:
+        return errors.Forbidden(f"{what}: forbidden (403) - this needs an admin role on the cloud"
+                                + (f" ({message})" if message else ""))
+    if status == 401:
+        return errors.AuthError(f"{what}: the cloud rejected the credentials (401)")
+    if status == 409:
+        return errors.PreconditionFailed(f"{what}: conflict (409): {message}")
+    if status in (400, 422):
+        return errors.PreconditionFailed(f"{what}: refused by the cloud ({status}): {message}")
+    if status in (502, 503, 504):
+        return errors.Unreachable(f"{what}: the cloud API is unavailable ({status})")
+    return errors.NovamoveError(f"{what}: HTTP {status}: {message}")
+
+
+def new_run_id() -> str:
+    return uuidlib.uuid4().hex[:12]

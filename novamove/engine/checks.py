@@ -1,0 +1,89 @@
+"""Pre-checks and choices made before anything changes: pure functions over model values.
+
+Each check raises a novamove.errors subclass with a one-line message that says what is wrong
+and, where there is one, what to do instead.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from novamove import errors
+from novamove.model import COLD, LIVE, Host, Resources, Server
+
+MODES = ("auto", LIVE, COLD)
+STRATEGIES = ("auto", "native", "isolate")
+
+# vm states Nova accepts for each move (nova/compute/api.py @check_instance_state).
+LIVE_STATUSES = {"ACTIVE", "PAUSED"}
+COLD_STATUSES = {"ACTIVE", "SHUTOFF"}
+
+
+def choose_mode(server: Server, requested: str = "auto") -> str:
+    """live for ACTIVE, cold for SHUTOFF by default; refuse what Nova would refuse."""
+    if requested not in MODES:
+        raise errors.UsageError(f"unknown mode {requested!r} (choose one of {', '.join(MODES)})")
+    if server.task_state:
+        raise errors.PreconditionFailed(
+            f"server {server.name} is busy (task state {server.task_state}); wait for it to finish")
+    if requested == "auto":
+        if server.status in LIVE_STATUSES:
+            return LIVE
+        if server.status in COLD_STATUSES:
+            return COLD
+        raise errors.PreconditionFailed(
+            f"server {server.name} is {server.status}: only ACTIVE/PAUSED (live) or SHUTOFF (cold) "
+            "servers can be moved")
+    allowed = LIVE_STATUSES if requested == LIVE else COLD_STATUSES
+    if server.status not in allowed:
+        hint = " (use --cold)" if requested == LIVE and server.status in COLD_STATUSES else ""
+        raise errors.PreconditionFailed(
+            f"cannot {requested}-migrate server {server.name}: it is {server.status}{hint}")
+    return requested
+
+
+def choose_strategy(requested: str, mode: str, supports: "callable") -> str:
+    """native when the API can target a host for this mode, isolate otherwise or when asked.
+
+    `supports(microversion)` says whether the cloud accepts a compute microversion.
+    """
+    if requested not in STRATEGIES:
+        raise errors.UsageError(f"unknown strategy {requested!r} (choose one of {', '.join(STRATEGIES)})")
+    needed = "2.30" if mode == LIVE else "2.56"
+    if requested == "native" and not supports(needed):
+        raise errors.PreconditionFailed(
+            f"native {mode} migration to a named host needs compute API {needed}; "
+            "use --strategy isolate (or auto)")
+    if requested == "auto":
+        return "native" if supports(needed) else "isolate"
+    return requested
+
+
+def check_target(server: Server, target: Host) -> None:
+    """The target must be a different, enabled, up compute service."""
+    if server.host == target.name:
+        raise errors.PreconditionFailed(f"server {server.name} is already on {target.name}")
+    if not target.service.up:
+        raise errors.PreconditionFailed(
+            f"target {target.name} is down (its nova-compute service is not reporting)")
+    if not target.service.enabled:
+        reason = f" ({target.service.disabled_reason})" if target.service.disabled_reason else ""
+        raise errors.PreconditionFailed(f"target {target.name} is disabled{reason}; enable it first")
+
+
+def check_capacity(server: Server, target: Host, max_unit: Optional[Resources] = None) -> None:
+    """The target's placement inventory (x allocation ratio - reserved - used) fits the flavor."""
+    if server.flavor is None:
+        return  # nothing to compare; the scheduler will decide and we report its reason
+    need = server.flavor.resources
+    missing = target.free.shortfall(need)
+    if max_unit is not None:
+        for name in ("vcpus", "memory_mb", "disk_gb"):
+            limit, want = getattr(max_unit, name), getattr(need, name)
+            if limit and want > limit:
+                missing.append(f"{name} {want:g} exceeds the per-instance maximum {limit:g}")
+    if missing:
+        raise errors.NoCapacity(
+            f"target {target.name} has no room for {server.name} (flavor {server.flavor.name}): "
+            + "; ".join(missing))
+

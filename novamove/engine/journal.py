@@ -1,0 +1,205 @@
+"""The local journal: an SQLite file (mode 0600) of runs and every state change they make.
+
+Each change to the cloud is written as an `intent` *before* the API call and marked `done`
+(or `failed`) after it, so that after a crash -- even SIGKILL -- `novamove recover` knows what
+may have been changed and can undo it. Nothing secret is ever written here: names, UUIDs,
+statuses and reasons only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id          TEXT PRIMARY KEY,
+    verb        TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    status      TEXT NOT NULL,          -- running | ok | failed | noop | interrupted | recovered
+    cloud       TEXT,
+    server_id   TEXT,
+    server_name TEXT,
+    source      TEXT,
+    dest        TEXT,
+    mode        TEXT,
+    strategy    TEXT,
+    pid         INTEGER,
+    summary     TEXT,
+    error       TEXT
+);
+CREATE TABLE IF NOT EXISTS events (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id   TEXT NOT NULL REFERENCES runs(id),
+    at       TEXT NOT NULL,
+    kind     TEXT NOT NULL,             -- service.disable | service.enable | server.migrate | ...
+    target   TEXT,                      -- service host, server id, migration id
+    state    TEXT NOT NULL,             -- intent | done | failed | note
+    data     TEXT                       -- JSON
+);
+CREATE INDEX IF NOT EXISTS events_run ON events(run_id);
+"""
+
+# Run statuses that mean "this run is over and left nothing behind on purpose".
+FINAL = {"ok", "failed", "noop", "recovered", "checked"}
+
+
+def default_path() -> Path:
+    env = os.environ.get("NOVAMOVE_JOURNAL")
+    if env:
+        return Path(env).expanduser()
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(state) / "novamove" / "journal.sqlite"
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Event:
+    id: int
+    run_id: str
+    at: str
+    kind: str
+    target: Optional[str]
+    state: str
+    data: dict
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "Event":
+        return cls(row["id"], row["run_id"], row["at"], row["kind"], row["target"], row["state"],
+                   json.loads(row["data"] or "{}"))
+
+
+class Journal:
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path).expanduser() if path else default_path()
+        self._create()
+
+    # The file is created 0600 in a 0700 directory before SQLite ever opens it: it names the
+    # cloud's hosts and servers, which is nobody else's business.
+    def _create(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self.path.exists():
+            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        os.chmod(self.path, 0o600)
+        with closing(self._connect()) as db:
+            db.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        # autocommit: every write is on disk before the API call it announces.
+        db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        return db
+
+    def _write(self, sql: str, args: tuple) -> int:
+        with closing(self._connect()) as db:
+            cur = db.execute(sql, args)
+            return cur.lastrowid or 0
+
+    def _read(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        with closing(self._connect()) as db:
+            return list(db.execute(sql, args))
+
+    # ------------------------------------------------------------------ runs
+
+    def start_run(self, run_id: str, verb: str, *, cloud: Optional[str] = None,
+                  server_id: Optional[str] = None, server_name: Optional[str] = None,
+                  source: Optional[str] = None, dest: Optional[str] = None,
+                  mode: Optional[str] = None, strategy: Optional[str] = None) -> str:
+        self._write(
+            "INSERT INTO runs (id, verb, started_at, status, cloud, server_id, server_name, source,"
+            " dest, mode, strategy, pid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (run_id, verb, now(), "running", cloud, server_id, server_name, source, dest, mode,
+             strategy, os.getpid()))
+        return run_id
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        allowed = {"status", "summary", "error", "dest", "source", "mode", "strategy", "finished_at"}
+        cols = [k for k in fields if k in allowed]
+        if not cols:
+            return
+        self._write(f"UPDATE runs SET {', '.join(c + '=?' for c in cols)} WHERE id=?",
+                    tuple(fields[c] for c in cols) + (run_id,))
+
+    def finish_run(self, run_id: str, status: str, summary: Optional[str] = None,
+                   error: Optional[str] = None) -> None:
+        self._write("UPDATE runs SET status=?, summary=COALESCE(?, summary), error=?, finished_at=?"
+                    " WHERE id=?", (status, summary, error, now(), run_id))
+
+    def get_run(self, run_id: str) -> Optional[dict]:
+        rows = self._read("SELECT * FROM runs WHERE id=? OR id LIKE ?", (run_id, run_id + "%"))
+        return dict(rows[0]) if len(rows) == 1 else None
+
+    def runs(self, limit: int = 50, server_id: Optional[str] = None) -> list[dict]:
+        if server_id:
+            rows = self._read("SELECT * FROM runs WHERE server_id=? ORDER BY started_at DESC, rowid DESC"
+                              " LIMIT ?", (server_id, limit))
+        else:
+            rows = self._read("SELECT * FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?", (limit,))
+        return [dict(r) for r in rows]
+
+    def unfinished_runs(self) -> list[dict]:
+        """Runs that did not reach a final status: running (maybe killed) or interrupted."""
+        marks = ",".join("?" * len(FINAL))
+        rows = self._read(f"SELECT * FROM runs WHERE status NOT IN ({marks}) ORDER BY started_at, rowid",
+                          tuple(FINAL))
+        return [dict(r) for r in rows]
+
+    def last_move(self, server_id: str) -> Optional[dict]:
+        """The latest run that moved `server_id` (for `novamove back`)."""
+        rows = self._read("SELECT * FROM runs WHERE server_id=? AND verb IN ('migrate','back')"
+                          " AND status='ok' AND source IS NOT NULL AND dest IS NOT NULL AND source != dest"
+                          " ORDER BY started_at DESC, rowid DESC LIMIT 1", (server_id,))
+        return dict(rows[0]) if rows else None
+
+    # ------------------------------------------------------------------ events
+
+    def intent(self, run_id: str, kind: str, target: Optional[str], **data: Any) -> int:
+        """Announce a change before making it; returns the event id to mark done/failed."""
+        return self._write("INSERT INTO events (run_id, at, kind, target, state, data) VALUES (?,?,?,?,?,?)",
+                           (run_id, now(), kind, target, "intent", json.dumps(data, default=str)))
+
+    def note(self, run_id: str, kind: str, target: Optional[str], **data: Any) -> int:
+        """Record an observation (not a change): scheduling decisions, statuses, outcomes."""
+        return self._write("INSERT INTO events (run_id, at, kind, target, state, data) VALUES (?,?,?,?,?,?)",
+                           (run_id, now(), kind, target, "note", json.dumps(data, default=str)))
+
+    def done(self, event_id: int, **data: Any) -> None:
+        self._mark(event_id, "done", data)
+
+    def failed(self, event_id: int, **data: Any) -> None:
+        self._mark(event_id, "failed", data)
+
+    def _mark(self, event_id: int, state: str, data: dict) -> None:
+        rows = self._read("SELECT data FROM events WHERE id=?", (event_id,))
+        merged = json.loads(rows[0]["data"] or "{}") if rows else {}
+        merged.update(data)
+        self._write("UPDATE events SET state=?, data=? WHERE id=?",
+                    (state, json.dumps(merged, default=str), event_id))
+
+    def events(self, run_id: str) -> list[Event]:
+        return [Event.from_row(r) for r in
+                self._read("SELECT * FROM events WHERE run_id=? ORDER BY id", (run_id,))]
+
+
+def pid_alive(pid: Optional[int]) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+

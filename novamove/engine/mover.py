@@ -1,0 +1,178 @@
+"""Run one move end to end: resolve, pre-check, strategy, wait, confirm, report, journal."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any, Callable, Optional
+
+from novamove import errors, strategies
+from novamove.engine import checks
+from novamove.engine.journal import Journal, now
+from novamove.engine.resolve import pick_host, resolve_server
+from novamove.engine.result import MoveResult, Snapshot, server_facts, summary_line
+from novamove.engine.waiter import ON_TIMEOUT, MoveWatcher
+from novamove.model import Host, Migration, Server
+from novamove.strategies.base import MoveContext
+
+log = logging.getLogger("novamove.engine")
+
+
+@dataclasses.dataclass
+class Plan:
+    """What a move will do, decided by the pre-checks (nothing changed yet)."""
+    server: Server
+    target: Host
+    mode: str
+    strategy: str
+
+
+def prepare(cloud, server_ref: str, host_ref: str, *, mode: str = "auto",
+            strategy: str = "auto") -> Plan | MoveResult:
+    """Every pre-check; returns a Plan, or a no-op MoveResult when the server is already there."""
+    server = resolve_server(cloud, server_ref)
+    hosts = cloud.compute_hosts(with_resources=False)
+    target = pick_host(host_ref, hosts)
+    if server.host == target.name:
+        facts = server_facts(server)
+        return MoveResult(ok=True, changed=False, server_id=server.id, server_name=server.name,
+                          summary=f"{server.name} is already on {target.name} and has a status of "
+                                  f"{server.status}",
+                          before=facts, after=facts, source=server.host, dest=target.name,
+                          microversion=cloud.microversion)
+    chosen_mode = checks.choose_mode(server, mode)
+    checks.check_target(server, target)
+    chosen_strategy = checks.choose_strategy(strategy, chosen_mode, cloud.supports)
+    if target.hypervisor_hostname:
+        capacity, used, max_unit = cloud.host_resources(target.hypervisor_hostname)
+        target = dataclasses.replace(target, capacity=capacity, used=used)
+        checks.check_capacity(server, target, max_unit)
+    return Plan(server, target, chosen_mode, chosen_strategy)
+
+
+def _snapshotter(ctx_start: float, progress: Optional[Callable[[Snapshot], None]]):
+    def observe(phase: str, server: Optional[Server], migration: Optional[Migration]) -> None:
+        if progress is None:
+            return
+        snap = Snapshot(
+            phase=phase, elapsed=round(time.monotonic() - ctx_start, 1),
+            server_status=server.status if server else None,
+            task_state=server.task_state if server else None,
+            host=server.host if server else None,
+            migration_id=migration.id if migration else None,
+            migration_status=migration.status if migration else None,
+            dest=migration.dest_host if migration else None,
+            memory_total_bytes=migration.memory_total_bytes if migration else None,
+            memory_remaining_bytes=migration.memory_remaining_bytes if migration else None,
+            disk_total_bytes=migration.disk_total_bytes if migration else None,
+            disk_remaining_bytes=migration.disk_remaining_bytes if migration else None)
+        try:
+            progress(snap)
+        except Exception:  # a display bug must not break a move
+            log.exception("progress callback failed")
+    return observe
+
+
+def move(cloud, journal: Journal, server_ref: str, host_ref: str, *, mode: str = "auto",
+         strategy: str = "auto", reason: Optional[str] = None, confirm: bool = True,
+         wait: bool = True, timeout: float = 600, on_timeout: str = "abort",
+         check_mode: bool = False, progress: Optional[Callable[[Snapshot], None]] = None,
+         poll_interval: float = 1.0, verb: str = "migrate", run_id: Optional[str] = None) -> MoveResult:
+    from novamove.cloud.adapter import new_run_id
+
+    if on_timeout not in ON_TIMEOUT:
+        raise errors.UsageError(f"unknown on-timeout {on_timeout!r} (choose {', '.join(ON_TIMEOUT)})")
+    if timeout <= 0:
+        raise errors.UsageError("timeout must be positive")
+    started = time.monotonic()
+    requests_before = cloud.requests.count
+
+    def finish(result: MoveResult) -> MoveResult:
+        result.api_requests = cloud.requests.count - requests_before
+        result.elapsed_seconds = time.monotonic() - started
+        result.microversion = cloud.microversion
+        return result
+
+    plan = prepare(cloud, server_ref, host_ref, mode=mode, strategy=strategy)
+    if isinstance(plan, MoveResult):
+        return finish(plan)
+    server, target = plan.server, plan.target
+    before = server_facts(server)
+    common = dict(server_id=server.id, server_name=server.name, before=before, source=server.host,
+                  dest=target.name, mode=plan.mode, strategy=plan.strategy)
+    if check_mode:
+        return finish(MoveResult(
+            ok=True, changed=True, check_mode=True, after=before,
+            summary=f"{server.name} would be migrated from {server.host} to {target.name} "
+                    f"({plan.mode}, {plan.strategy})", **common))
+
+    run_id = run_id or new_run_id()
+    journal.start_run(run_id, verb, cloud=cloud.cloud_name, server_id=server.id,
+                      server_name=server.name, source=server.host, dest=target.name,
+                      mode=plan.mode, strategy=plan.strategy)
+    ctx = MoveContext(cloud=cloud, journal=journal, run_id=run_id, server=server, target=target,
+                      mode=plan.mode, reason=reason, timeout=float(timeout),
+                      poll_interval=poll_interval, started_at=now(), started=started)
+    ctx.observe = _snapshotter(started, progress)
+    common["run_id"] = run_id
+
+    try:
+        strategies.get(plan.strategy).run(ctx)
+        if not wait:
+            return _accepted(journal, ctx, common, finish)
+        outcome = MoveWatcher(ctx, confirm=confirm, on_timeout=on_timeout,
+                              original_status=server.status).run()
+    except (KeyboardInterrupt, errors.Interrupted) as exc:
+        where = (f"; migration {ctx.migration.id} continues in Nova" if ctx.migration else "")
+        message = f"interrupted{where} - see `novamove migrations {server.name}` and `novamove recover`"
+        journal.finish_run(run_id, "interrupted", error=message)
+        raise errors.Interrupted(message) from exc
+    except errors.NovamoveError as exc:
+        journal.finish_run(run_id, "failed", error=str(exc))
+        raise
+    except BaseException as exc:
+        journal.finish_run(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+
+    after = outcome.server
+    migration = outcome.migration
+    result = MoveResult(
+        ok=outcome.ok, changed=True, after=server_facts(after), migration_id=migration.id if migration else None,
+        migration_status=migration.status if migration else None, error=outcome.error,
+        exit_code=outcome.exit_code, isolation_seconds=ctx.isolation_seconds,
+        disabled_services=_disabled_hosts(journal, run_id),
+        summary=(summary_line(server.name, server.host, after.host, after.status) if outcome.ok
+                 else f"{server.name} was not migrated to {target.name}: it is on {after.host} "
+                      f"with a status of {after.status}"),
+        **common)
+    # honest: "changed" says whether the server moved, not whether we tried
+    result.changed = after.host != server.host
+    journal.finish_run(run_id, "ok" if outcome.ok else "failed", summary=result.summary, error=outcome.error)
+    return finish(result)
+
+
+def _accepted(journal: Journal, ctx: MoveContext, common: dict[str, Any], finish) -> MoveResult:
+    """--no-wait: the move is accepted and scheduled; report where it is headed."""
+    server = ctx.cloud.get_server(ctx.server.id)
+    migration = ctx.migration
+    if migration is not None and migration.failed:
+        reason = ctx.cloud.server_fault(server.id, since=ctx.started_at)
+        error = f"{ctx.mode} migration of {server.name} failed at scheduling" + (f": {reason}" if reason else "")
+        journal.finish_run(ctx.run_id, "failed", error=error)
+        return finish(MoveResult.failure(error, after=server_facts(server), migration_id=migration.id,
+                                         migration_status=migration.status, changed=False,
+                                         isolation_seconds=ctx.isolation_seconds, **common))
+    dest = migration.dest_host if migration else None
+    summary = (f"{server.name} is being migrated from {ctx.server.host} to {dest or ctx.target.name} "
+               f"(migration {migration.status if migration else 'accepted'}, status {server.status})")
+    # The run is over for novamove; Nova carries on. "ok" here means accepted and scheduled.
+    journal.finish_run(ctx.run_id, "ok", summary=summary)
+    return finish(MoveResult(ok=True, changed=True, summary=summary, after=server_facts(server),
+                             migration_id=migration.id if migration else None,
+                             migration_status=migration.status if migration else None,
+                             isolation_seconds=ctx.isolation_seconds, **common))
+
+
+def _disabled_hosts(journal: Journal, run_id: str) -> list[str]:
+    return [e.target for e in journal.events(run_id) if e.kind == "service.disable" and e.state == "done"]

@@ -1,0 +1,110 @@
+"""The smaller verbs around a move: abort, force-complete, confirm, revert.
+
+Each resolves the server, checks the state allows the action (one-line error otherwise),
+journals the change before making it and returns a MoveResult describing what happened.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+from novamove import errors
+from novamove.cloud.adapter import new_run_id
+from novamove.engine.journal import Journal
+from novamove.engine.resolve import resolve_server
+from novamove.engine.result import MoveResult, server_facts
+from novamove.model import Migration, Server
+
+
+def in_progress_live_migration(cloud, server: Server) -> Migration:
+    rows = [m for m in cloud.list_migrations(server_id=server.id)
+            if m.migration_type == "live-migration" and m.in_progress]
+    if not rows:
+        raise errors.PreconditionFailed(f"server {server.name} has no live migration in progress")
+    return rows[0]
+
+
+def _act(cloud, journal: Journal, server_ref: str, verb: str, action, *,
+         check=None, wait_for=None, timeout: float = 120, poll: float = 1.0) -> MoveResult:
+    server = resolve_server(cloud, server_ref)
+    target_id = check(server) if check else server.id
+    run_id = new_run_id()
+    journal.start_run(run_id, verb, cloud=cloud.cloud_name, server_id=server.id, server_name=server.name,
+                      source=server.host)
+    event = journal.intent(run_id, f"server.{verb}", target_id)
+    try:
+        action(server, target_id)
+    except BaseException as exc:
+        journal.failed(event, error=str(exc))
+        journal.finish_run(run_id, "failed", error=str(exc))
+        raise
+    journal.done(event)
+    after = server
+    settled = wait_for is None
+    if wait_for is not None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            after = cloud.get_server(server.id)
+            if wait_for(after):
+                settled = True
+                break
+            time.sleep(poll)
+    summary = (f"{verb} of {server.name}: done; it is on {after.host} with a status of {after.status}"
+               if settled else f"{verb} of {server.name} requested; it is {after.status} on {after.host}")
+    journal.finish_run(run_id, "ok", summary=summary)
+    return MoveResult(ok=True, changed=True, summary=summary, server_id=server.id, server_name=server.name,
+                      before=server_facts(server), after=server_facts(after), source=server.host,
+                      dest=after.host, run_id=run_id,
+                      migration_id=target_id if target_id != server.id else None)
+
+
+def abort(cloud, journal: Journal, server_ref: str, *, wait: bool = True, timeout: float = 120) -> MoveResult:
+    return _act(cloud, journal, server_ref, "abort",
+                lambda s, mid: cloud.abort_migration(s.id, mid),
+                check=lambda s: in_progress_live_migration(cloud, s).id,
+                wait_for=(lambda s: not s.task_state) if wait else None, timeout=timeout)
+
+
+def force_complete(cloud, journal: Journal, server_ref: str, *, wait: bool = True,
+                   timeout: float = 300) -> MoveResult:
+    def check(server: Server) -> str:
+        migration = in_progress_live_migration(cloud, server)
+        if migration.status != "running":
+            raise errors.PreconditionFailed(
+                f"live migration {migration.id} of {server.name} is {migration.status}; "
+                "force-complete needs it running")
+        return migration.id
+    return _act(cloud, journal, server_ref, "force-complete",
+                lambda s, mid: cloud.force_complete_migration(s.id, mid), check=check,
+                wait_for=(lambda s: not s.task_state) if wait else None, timeout=timeout)
+
+
+def _needs_verify_resize(server: Server) -> str:
+    if server.status != "VERIFY_RESIZE":
+        raise errors.PreconditionFailed(
+            f"server {server.name} is {server.status}, not VERIFY_RESIZE: nothing to confirm or revert")
+    return server.id
+
+
+def confirm(cloud, journal: Journal, server_ref: str, *, wait: bool = True, timeout: float = 120) -> MoveResult:
+    return _act(cloud, journal, server_ref, "confirm", lambda s, _: cloud.confirm_resize(s.id),
+                check=_needs_verify_resize,
+                wait_for=(lambda s: s.status != "VERIFY_RESIZE" and not s.task_state) if wait else None,
+                timeout=timeout)
+
+
+def revert(cloud, journal: Journal, server_ref: str, *, wait: bool = True, timeout: float = 300) -> MoveResult:
+    return _act(cloud, journal, server_ref, "revert", lambda s, _: cloud.revert_resize(s.id),
+                check=_needs_verify_resize,
+                wait_for=(lambda s: s.status != "VERIFY_RESIZE" and not s.task_state) if wait else None,
+                timeout=timeout)
+
+
+def previous_host(cloud, journal: Journal, server_ref: str) -> tuple[Server, str]:
+    """Where `server` was before its last novamove move (for `novamove back`)."""
+    server = resolve_server(cloud, server_ref)
+    run: Optional[dict] = journal.last_move(server.id)
+    if run is None:
+        raise errors.NotFound(f"the journal {journal.path} has no completed novamove move of {server.name}")
+    return server, run["source"]

@@ -1,0 +1,235 @@
+"""Waiting for a move to finish, and judging honestly whether it landed.
+
+Success means: the server is on the target host *and* the migration record says so
+(finished/confirmed for cold, completed for live). A migration that rolled back to the source
+is a failure, reported with Nova's own reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from novamove import errors
+from novamove.model import COLD, LIVE, Migration, Server
+from novamove.strategies.base import MoveContext
+
+ON_TIMEOUT = ("abort", "force-complete", "leave")
+
+# How long an aborted/force-completed live migration may take to settle before we stop looking.
+SETTLE_SECONDS = 120.0
+# A server that is idle on its source while its migration record has not moved for this long
+# has been rolled back without Nova marking the record (defensive; Nova normally does).
+STALL_SECONDS = 60.0
+
+LANDED, VERIFY, FAILED = "landed", "verify", "failed"
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    server: Server
+    migration: Optional[Migration]
+    error: Optional[str] = None
+    exit_code: int = errors.EXIT_OK
+    confirmed: bool = False
+
+
+def judge(mode: str, server: Server, migration: Optional[Migration], target: str) -> Optional[str]:
+    """LANDED / VERIFY (cold, awaiting confirmation) / FAILED, or None to keep waiting."""
+    if server.status == "ERROR":
+        return FAILED
+    if migration is None:
+        return None
+    if migration.failed:
+        return FAILED
+    if mode == LIVE:
+        if migration.status == "completed" and not server.task_state:
+            return LANDED if server.host == target else FAILED
+        return None
+    # cold
+    if migration.status == "finished" and server.status == "VERIFY_RESIZE" and not server.task_state:
+        return VERIFY if server.host == target else FAILED
+    if migration.status == "confirmed" and not server.task_state:
+        return LANDED if server.host == target else FAILED
+    return None
+
+
+class MoveWatcher:
+    """Polls one server and its migration until the move lands, fails or times out.
+
+    Requests per poll: GET server, GET migrations of the server, and for a running live
+    migration GET its progress -- independent of how many computes the cloud has.
+    """
+
+    def __init__(self, ctx: MoveContext, *, confirm: bool = True, on_timeout: str = "abort",
+                 original_status: Optional[str] = None):
+        if on_timeout not in ON_TIMEOUT:
+            raise errors.UsageError(f"unknown on-timeout {on_timeout!r} (choose {', '.join(ON_TIMEOUT)})")
+        self.ctx = ctx
+        self.cloud = ctx.cloud
+        self.confirm = confirm
+        self.on_timeout = on_timeout
+        self.original_status = original_status or ctx.server.status
+        self.migration = ctx.migration
+        self.deadline = ctx.deadline
+        self.forced = False
+
+    # ------------------------------------------------------------------ observing
+
+    def _poll(self, phase: str) -> tuple[Server, Optional[Migration]]:
+        ctx = self.ctx
+        server = self.cloud.get_server(ctx.server.id)
+        migration = self._migration()
+        if ctx.mode == LIVE and migration is not None and migration.in_progress:
+            migration = self._with_progress(migration)
+        self.migration = migration or self.migration
+        if ctx.observe:
+            ctx.observe(phase, server, self.migration)
+        return server, self.migration
+
+    def _migration(self) -> Optional[Migration]:
+        if self.migration is None:
+            return None
+        for m in self.cloud.list_migrations(server_id=self.ctx.server.id):
+            if m.id == self.migration.id:
+                return m
+        return self.migration
+
+    def _with_progress(self, migration: Migration) -> Migration:
+        """Merge memory/disk bytes from /servers/{id}/migrations (live, in progress only)."""
+        try:
+            rows = self.cloud.list_server_migrations(self.ctx.server.id)
+        except errors.NotFound:
+            return migration
+        for row in rows:
+            if row.id == migration.id:
+                import dataclasses
+                return dataclasses.replace(
+                    migration, memory_total_bytes=row.memory_total_bytes,
+                    memory_remaining_bytes=row.memory_remaining_bytes,
+                    disk_total_bytes=row.disk_total_bytes, disk_remaining_bytes=row.disk_remaining_bytes)
+        return migration
+
+    # ------------------------------------------------------------------ waiting
+
+    def run(self) -> Outcome:
+        ctx = self.ctx
+        stalled_since: Optional[float] = None
+        last_status = None
+        while True:
+            server, migration = self._poll("migrating")
+            verdict = judge(ctx.mode, server, migration, ctx.target.name)
+            if verdict == LANDED:
+                return self._landed(server, migration)
+            if verdict == VERIFY:
+                return self._confirm(server, migration) if self.confirm else Outcome(True, server, migration)
+            if verdict == FAILED:
+                return self._failed(server, migration)
+            # defensive: idle on the source and the record frozen -> rolled back
+            status = migration.status if migration else None
+            idle_on_source = (not server.task_state and server.host == ctx.server.host
+                              and server.status in ("ACTIVE", "SHUTOFF", "PAUSED"))
+            if idle_on_source and status == last_status:
+                stalled_since = stalled_since if stalled_since is not None else ctx.clock()
+                if ctx.clock() - stalled_since > STALL_SECONDS:
+                    return self._failed(server, migration)
+            else:
+                stalled_since = None
+            last_status = status
+            if ctx.clock() > self.deadline:
+                outcome = self._timed_out(server, migration)
+                if outcome is not None:
+                    return outcome
+            ctx.sleep(ctx.poll_interval)
+
+    def _landed(self, server: Server, migration: Optional[Migration]) -> Outcome:
+        if self.ctx.mode == COLD and server.status != self.original_status:
+            return Outcome(False, server, migration, exit_code=errors.EXIT_FAILED,
+                           error=f"{server.name} landed on {server.host} but is {server.status}, "
+                                 f"not {self.original_status} as before")
+        return Outcome(True, server, migration, confirmed=self.ctx.mode == COLD)
+
+    def _confirm(self, server: Server, migration: Migration) -> Outcome:
+        ctx = self.ctx
+        event = ctx.journal.intent(ctx.run_id, "server.confirm", server.id, migration=migration.id)
+        try:
+            self.cloud.confirm_resize(server.id)
+        except BaseException as exc:
+            ctx.journal.failed(event, error=str(exc))
+            raise
+        ctx.journal.done(event)
+        # Confirmation is asynchronous: wait for the record and the server to settle.
+        settle = max(self.deadline, ctx.clock() + SETTLE_SECONDS)
+        while True:
+            server, migration = self._poll("confirming")
+            if migration is not None and migration.status == "confirmed" and not server.task_state \
+                    and server.status != "VERIFY_RESIZE":
+                return self._landed(server, migration)
+            if server.status == "ERROR" or (migration is not None and migration.failed):
+                return self._failed(server, migration)
+            if ctx.clock() > settle:
+                return Outcome(False, server, migration, exit_code=errors.EXIT_TIMEOUT,
+                               error=f"confirmation of {server.name} did not finish in time "
+                                     f"(migration {migration.status if migration else '?'})")
+            ctx.sleep(ctx.poll_interval)
+
+    def _failed(self, server: Server, migration: Optional[Migration]) -> Outcome:
+        ctx = self.ctx
+        try:
+            reason = self.cloud.server_fault(server.id, since=ctx.started_at) or server.fault
+        except errors.NovamoveError:
+            reason = server.fault
+        status = migration.status if migration else "unknown"
+        where = f"; {server.name} is on {server.host} ({server.status})"
+        text = f"{ctx.mode} migration of {server.name} to {ctx.target.name} failed (migration {status})"
+        if reason:
+            text += f": {reason}"
+        return Outcome(False, server, migration, error=text + where, exit_code=errors.EXIT_FAILED)
+
+    def _timed_out(self, server: Server, migration: Optional[Migration]) -> Optional[Outcome]:
+        """Apply --on-timeout; None means "keep waiting" (after force-complete)."""
+        ctx = self.ctx
+        status = migration.status if migration else "unknown"
+        waited = f"{ctx.timeout:g}s"
+        if ctx.mode != LIVE or migration is None or not migration.in_progress:
+            return Outcome(False, server, migration, exit_code=errors.EXIT_TIMEOUT,
+                           error=f"gave up waiting after {waited}: migration {status}, "
+                                 f"{server.name} is {server.status} on {server.host}; "
+                                 "the move continues in Nova")
+        if self.on_timeout == "force-complete" and not self.forced:
+            event = ctx.journal.intent(ctx.run_id, "migration.force_complete", migration.id)
+            try:
+                self.cloud.force_complete_migration(server.id, migration.id)
+            except errors.NovamoveError as exc:
+                ctx.journal.failed(event, error=str(exc))
+                raise
+            ctx.journal.done(event)
+            self.forced = True
+            self.deadline = ctx.clock() + max(ctx.timeout, SETTLE_SECONDS)
+            return None
+        if self.on_timeout == "abort":
+            event = ctx.journal.intent(ctx.run_id, "migration.abort", migration.id)
+            try:
+                self.cloud.abort_migration(server.id, migration.id)
+            except errors.NovamoveError as exc:
+                ctx.journal.failed(event, error=str(exc))
+                return Outcome(False, server, migration, exit_code=errors.EXIT_TIMEOUT,
+                               error=f"gave up waiting after {waited} and could not abort: {exc}")
+            ctx.journal.done(event)
+            settle = ctx.clock() + SETTLE_SECONDS
+            while ctx.clock() < settle:
+                ctx.sleep(ctx.poll_interval)
+                server, migration = self._poll("aborting")
+                if migration is None or not migration.in_progress:
+                    break
+            final = migration.status if migration else "unknown"
+            if migration is not None and migration.status == "completed" and server.host == ctx.target.name:
+                # The migration finished before the abort reached it: it landed after all.
+                return Outcome(True, server, migration)
+            return Outcome(False, server, migration, exit_code=errors.EXIT_TIMEOUT,
+                           error=f"gave up waiting after {waited}: live migration aborted "
+                                 f"(migration {final}); {server.name} is on {server.host} ({server.status})")
+        return Outcome(False, server, migration, exit_code=errors.EXIT_TIMEOUT,
+                       error=f"gave up waiting after {waited}: migration {migration.id} left {status}; "
+                             f"{server.name} is on {server.host}")

@@ -1,0 +1,142 @@
+"""isolate: make the target the only enabled compute while the scheduler decides.
+
+For clouds whose migrate API cannot name a host (cold < 2.56) or when asked. Steps:
+disable every *enabled* nova-compute service except the target (reason tagged
+`novamove:<run-id>: ...`), request the move without a host, wait for the scheduling decision,
+re-enable exactly the services it disabled -- on success, on error and on Ctrl-C/SIGTERM.
+Services that were disabled before keep their status and reason. Every toggle is journaled
+before it is made, so `novamove recover` can finish the job after a SIGKILL.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+from novamove import errors
+from novamove.model import Host, Service
+from novamove.strategies._signals import deferred_signals, signals_as_exceptions
+from novamove.strategies.base import MoveContext, Step, Strategy, run_steps
+from novamove.strategies.steps import RequestMove, WaitScheduled
+
+
+def services_to_isolate(hosts: Iterable[Host], target: str) -> list[Host]:
+    """The computes isolate disables: every *enabled* one except the target.
+
+    Computes already disabled are left alone: their status and reason are someone else's.
+    """
+    return [h for h in hosts if h.name != target and h.service.enabled]
+
+
+def tagged_reason(run_id: str, reason: Optional[str]) -> str:
+    """The disabled_reason isolate writes, so `recover` can tell its own toggles apart."""
+    text = f"novamove:{run_id}: {reason or 'isolating the target of a migration'}"
+    return text[:255]  # Nova's column limit
+
+
+def reason_run_id(disabled_reason: Optional[str]) -> Optional[str]:
+    """The run id in a reason written by `tagged_reason`, or None."""
+    if not disabled_reason or not disabled_reason.startswith("novamove:"):
+        return None
+    run_id, sep, _ = disabled_reason[len("novamove:"):].partition(":")
+    return run_id if sep else None
+
+
+def restore_services(cloud, journal, run_id: str, disabled: list[Service]) -> list[str]:
+    """Re-enable the services `run_id` disabled, if they are still disabled *by it*.
+
+    Returns the hosts re-enabled. A service someone else re-disabled meanwhile (another
+    reason) is left as it is and journaled. One GET for all services, then one PUT per toggle.
+    """
+    if not disabled:
+        return []
+    current = {s.id: s for s in cloud.list_compute_services()}
+    enabled = []
+    for service in disabled:
+        now = current.get(service.id)
+        if now is None or now.enabled:
+            continue
+        if reason_run_id(now.disabled_reason) != run_id:
+            journal.note(run_id, "service.left", service.host, status=now.status,
+                         disabled_reason=now.disabled_reason,
+                         why="disabled by someone else after novamove disabled it")
+            continue
+        event = journal.intent(run_id, "service.enable", service.host, service_id=service.id)
+        try:
+            cloud.enable_service(now)
+        except BaseException as exc:
+            journal.failed(event, error=str(exc))
+            raise
+        journal.done(event)
+        enabled.append(service.host)
+    return enabled
+
+
+class DisableOthers(Step):
+    name = "disable-others"
+
+    def __init__(self) -> None:
+        self.to_disable: list[Host] = []
+
+    def pre_condition(self, ctx: MoveContext) -> None:
+        hosts = ctx.cloud.compute_hosts(with_resources=False)
+        target = next((h for h in hosts if h.name == ctx.target.name), None)
+        if target is None or not target.service.enabled or not target.service.up:
+            raise errors.PreconditionFailed(f"target {ctx.target.name} is not an enabled, up compute")
+        self.to_disable = services_to_isolate(hosts, ctx.target.name)
+
+    def execute(self, ctx: MoveContext) -> None:
+        reason = tagged_reason(ctx.run_id, ctx.reason)
+        for host in self.to_disable:
+            service = host.service
+            event = ctx.journal.intent(ctx.run_id, "service.disable", service.host,
+                                       service_id=service.id, previous_status=service.status,
+                                       previous_reason=service.disabled_reason, reason=reason)
+            if ctx.isolation_started is None:
+                ctx.isolation_started = ctx.clock()
+            # Recorded before the call: if the PUT lands but its answer is lost, revert still
+            # knows to look at this service.
+            ctx.disabled.append(service)
+            try:
+                ctx.cloud.disable_service(service, reason)
+            except BaseException as exc:
+                ctx.journal.failed(event, error=str(exc))
+                raise
+            ctx.journal.done(event)
+
+    def post_condition(self, ctx: MoveContext) -> None:
+        # Someone may have enabled another compute (or a new one registered) meanwhile.
+        others = [s.host for s in ctx.cloud.list_compute_services()
+                  if s.enabled and s.host != ctx.target.name]
+        if others:
+            raise errors.PreconditionFailed(
+                f"could not isolate {ctx.target.name}: {', '.join(others)} enabled meanwhile")
+
+    def revert(self, ctx: MoveContext) -> None:
+        with deferred_signals(reraise=False):
+            restore_services(ctx.cloud, ctx.journal, ctx.run_id, ctx.disabled)
+            ctx.disabled = []
+            if ctx.isolation_started is not None and ctx.isolation_ended is None:
+                ctx.isolation_ended = ctx.clock()
+
+
+class RestoreOthers(Step):
+    """The normal end of isolation, right after the scheduling decision."""
+    name = "restore-others"
+
+    def execute(self, ctx: MoveContext) -> None:
+        with deferred_signals():
+            restore_services(ctx.cloud, ctx.journal, ctx.run_id, ctx.disabled)
+            ctx.disabled = []
+            if ctx.isolation_started is not None:
+                ctx.isolation_ended = ctx.clock()
+
+
+class IsolateStrategy(Strategy):
+    name = "isolate"
+
+    def steps(self, ctx: MoveContext) -> list[Step]:
+        return [DisableOthers(), RequestMove(host=None), WaitScheduled(), RestoreOthers()]
+
+    def run(self, ctx: MoveContext) -> None:
+        with signals_as_exceptions():
+            run_steps(self.steps(ctx), ctx)

@@ -1,0 +1,85 @@
+"""Steps shared by the strategies: ask Nova to move the server, wait until it is scheduled."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from novamove import errors
+from novamove.model import LIVE, Migration
+from novamove.strategies.base import MoveContext, Step
+
+# Seconds to wait for Nova to create the migration record before concluding it refused.
+NO_RECORD_GRACE = 30.0
+
+
+class RequestMove(Step):
+    """POST the migrate / os-migrateLive action, with the target host or without it (isolate)."""
+
+    name = "request-move"
+
+    def __init__(self, host: Optional[str]):
+        self.host = host
+
+    def pre_condition(self, ctx: MoveContext) -> None:
+        # Remember the migrations that already exist, to recognise the one this call creates.
+        ctx.known_migration_ids = {m.id for m in ctx.cloud.list_migrations(server_id=ctx.server.id)}
+
+    def execute(self, ctx: MoveContext) -> None:
+        event = ctx.journal.intent(ctx.run_id, "server.migrate", ctx.server.id, mode=ctx.mode,
+                                   host=self.host, target=ctx.target.name, source=ctx.server.host)
+        try:
+            if ctx.mode == LIVE:
+                ctx.cloud.live_migrate_server(ctx.server.id, host=self.host)
+            else:
+                ctx.cloud.migrate_server(ctx.server.id, host=self.host)
+        except BaseException as exc:
+            ctx.journal.failed(event, error=str(exc))
+            raise
+        ctx.journal.done(event)
+
+    # revert: nothing. Once Nova accepted a move it is Nova's; the engine watches it and
+    # reports, and `novamove abort`/`revert` are the operator's explicit undo.
+
+
+class WaitScheduled(Step):
+    """Wait until the scheduler has decided: the migration record names its destination
+    (or failed). The migrate API answers before scheduling, so this is the earliest moment
+    isolate may give the other computes back."""
+
+    name = "wait-scheduled"
+
+    def execute(self, ctx: MoveContext) -> None:
+        asked = ctx.clock()
+        while True:
+            migration = self._ours(ctx)
+            if migration is not None:
+                ctx.migration = migration
+                if migration.dest_host or migration.failed or migration.done:
+                    break
+            elif ctx.clock() - asked > NO_RECORD_GRACE:
+                server = ctx.cloud.get_server(ctx.server.id)
+                if not server.task_state:
+                    raise errors.MoveFailed(
+                        f"Nova accepted the move of {ctx.server.name} but never started it"
+                        + (f": {server.fault}" if server.fault else ""))
+            self._observe(ctx, migration)
+            if ctx.clock() > ctx.deadline:
+                raise errors.Timeout(f"the move of {ctx.server.name} was not scheduled within "
+                                     f"{ctx.timeout:g}s")
+            ctx.sleep(ctx.schedule_poll_interval)
+        ctx.scheduled = bool(ctx.migration.dest_host) and not ctx.migration.failed
+        self._observe(ctx, ctx.migration)
+        ctx.journal.note(ctx.run_id, "migration.scheduled", ctx.migration.id,
+                         dest=ctx.migration.dest_host, status=ctx.migration.status,
+                         seconds=round(ctx.clock() - asked, 2))
+
+    @staticmethod
+    def _ours(ctx: MoveContext) -> Optional[Migration]:
+        new = [m for m in ctx.cloud.list_migrations(server_id=ctx.server.id)
+               if m.id not in ctx.known_migration_ids]
+        return new[0] if new else None   # newest first
+
+    @staticmethod
+    def _observe(ctx: MoveContext, migration: Optional[Migration]) -> None:
+        if ctx.observe:
+            ctx.observe("scheduling", None, migration)
