@@ -414,6 +414,53 @@ class Cloud:
         except Exception:  # closing is best effort
             pass
 
+    # ------------------------------------------------------------------ added for drains (engine/drain.py)
+    # Shared listings: a drain follows many servers with a few list calls, not one loop each.
+
+    def list_servers_on_host(self, host: str) -> list[Server]:
+        """Every server (all projects) whose compute service host is `host`, all pages."""
+        out: list[Server] = []
+        params: dict[str, Any] = {"all_tenants": "1", "host": host, "limit": 1000}
+        while True:
+            body = self._compute("GET", "/servers/detail", params=params, microversion=self._server_mv(),
+                                 what=f"servers on {host}")
+            page = body.get("servers", [])
+            out.extend(self._server(s) for s in page)
+            if len(page) < params["limit"]:
+                return out
+            params["marker"] = page[-1]["id"]
+
+    def list_server_groups(self) -> list["ServerGroup"]:
+        """Server groups of all projects (policy as one string, members as server ids)."""
+        from novamove.model import ServerGroup
+        out: list[ServerGroup] = []
+        offset, limit = 0, 1000
+        while True:
+            body = self._compute("GET", "/os-server-groups",
+                                 params={"all_projects": "True", "limit": limit, "offset": offset},
+                                 microversion=self._pick("2.64"), what="server groups")
+            page = body.get("server_groups", [])
+            for g in page:
+                policy = g.get("policy") or next(iter(g.get("policies") or []), "")
+                out.append(ServerGroup(id=g["id"], name=g.get("name") or "", policy=policy,
+                                       members=tuple(g.get("members") or ())))
+            if len(page) < limit:
+                return out
+            offset += limit
+
+    def list_migrations_changed_since(self, since: str, host: Optional[str] = None) -> list[Migration]:
+        """/os-migrations changed since `since` (ISO time, UTC), newest first; needs 2.59 for the
+        filter (older clouds: everything, filtered here by updated_at/created_at)."""
+        params: dict[str, Any] = {"host": host} if host else {}
+        if self.supports(MV_MIGRATION_UUID):
+            params["changes-since"] = since
+        body = self._compute("GET", "/os-migrations", params=params,
+                             microversion=self._pick(MV_MIGRATIONS_MAX, MV_MIGRATION_UUID, "2.23"),
+                             what="migrations")
+        rows = [convert.migration_from_api(m) for m in body.get("migrations", [])
+                if (m.get("updated_at") or m.get("created_at") or "")[:19] >= since[:19]]
+        return sorted(rows, key=lambda m: int(m.id) if m.id.isdigit() else 0, reverse=True)
+
 
 # ---------------------------------------------------------------------- helpers
 
