@@ -83,6 +83,30 @@ compute_hosts:
       description: Why the service was disabled, if it is.
       type: str
       sample: rack 12 maintenance
+    vcpus:
+      description: VCPUs the host offers (placement inventory times allocation ratio, minus reserved).
+      type: float
+      sample: 64
+    vcpus_used:
+      description: VCPUs allocated in placement.
+      type: float
+      sample: 8
+    memory_mb:
+      description: Memory the host offers, in MiB.
+      type: float
+      sample: 257024
+    memory_mb_used:
+      description: Memory allocated in placement, in MiB.
+      type: float
+      sample: 16384
+    disk_gb:
+      description: Disk the host offers, in GiB.
+      type: float
+      sample: 900
+    disk_gb_used:
+      description: Disk allocated in placement, in GiB.
+      type: float
+      sample: 80
   sample:
     - name: compute1
       hypervisor_hostname: compute1.example.org
@@ -90,9 +114,12 @@ compute_hosts:
       status: enabled
       state: up
       disabled_reason: null
-      capacity: {"vcpus": 64, "memory_mb": 257024, "disk_gb": 900}
-      used: {"vcpus": 8, "memory_mb": 16384, "disk_gb": 80}
-      free: {"vcpus": 56, "memory_mb": 240640, "disk_gb": 820}
+      vcpus: 64
+      vcpus_used: 8
+      memory_mb: 257024
+      memory_mb_used: 16384
+      disk_gb: 900
+      disk_gb_used: 80
 '''
 
 from ansible_collections.novamove.openstack.plugins.module_utils.novamove_module import (

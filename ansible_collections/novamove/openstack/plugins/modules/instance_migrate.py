@@ -70,6 +70,14 @@ options:
       - Seconds to wait for the move when O(wait=true).
     type: int
     default: 600
+  on_timeout:
+    description:
+      - What to do with a live migration that is still running after O(timeout) seconds.
+      - V(abort) aborts it (the server stays on its source), V(force-complete) pauses the guest
+        so that the copy can finish, V(leave) lets it run on and fails the task.
+    type: str
+    choices: [abort, force-complete, leave]
+    default: abort
   journal:
     description:
       - Path of the SQLite journal of runs. Defaults to the library's default
@@ -174,6 +182,21 @@ strategy:
   returned: always
   type: str
   sample: native
+server_id:
+  description: ID of the server.
+  returned: always
+  type: str
+  sample: 9c6c2f7e-5d0e-4a53-9d1b-2f7c0f8f2c11
+server_name:
+  description: Name of the server.
+  returned: always
+  type: str
+  sample: web1
+migration_status:
+  description: Last status of the Nova migration record.
+  returned: when Nova created a migration
+  type: str
+  sample: confirmed
 run_id:
   description: Journal run of this move (C(novamove history) shows it).
   returned: when a move was journaled
@@ -192,8 +215,8 @@ from ansible_collections.novamove.openstack.plugins.module_utils.novamove_module
 )
 
 # What the module reports of the library's MoveResult, besides `changed`.
-RESULT_FIELDS = ('summary', 'before', 'after', 'source', 'dest', 'mode', 'strategy',
-                 'run_id', 'migration_id')
+RESULT_FIELDS = ('summary', 'server_id', 'server_name', 'before', 'after', 'source', 'dest',
+                 'mode', 'strategy', 'run_id', 'migration_id', 'migration_status')
 
 
 class InstanceMigrateModule(NovamoveModule):
@@ -206,6 +229,7 @@ class InstanceMigrateModule(NovamoveModule):
         confirm=dict(type='bool', default=True),
         wait=dict(type='bool', default=True),
         timeout=dict(type='int', default=600),
+        on_timeout=dict(type='str', choices=['abort', 'force-complete', 'leave'], default='abort'),
         journal=dict(type='path'),
     )
     module_kwargs = dict(supports_check_mode=True)
@@ -215,15 +239,16 @@ class InstanceMigrateModule(NovamoveModule):
         move = novamove_api.migrate(
             p['server'], p['host'],
             mode=p['mode'], strategy=p['strategy'], reason=p['reason'], confirm=p['confirm'],
-            wait=p['wait'], timeout=p['timeout'], journal_path=p['journal'],
+            wait=p['wait'], timeout=p['timeout'], on_timeout=p['on_timeout'], journal_path=p['journal'],
             check_mode=self.ansible.check_mode,
             **self.connection)
         result = dict((name, getattr(move, name, None)) for name in RESULT_FIELDS)
         result['changed'] = bool(move.changed)
         if not move.ok:
             # The move was tried and did not land: the library already rolled back what it
-            # could; report its one-line error with everything we know.
-            self.ansible.fail_json(msg=move.error or move.summary, **result)
+            # could; report its one-line error (what the CLI prints) with everything we know.
+            self.ansible.fail_json(msg=move.error or move.summary,
+                                   exit_code=getattr(move, 'exit_code', 1), **result)
         if self.ansible._diff:
             # In check mode `after` is still the current server: the diff shows the target.
             source = (move.before or {}).get('host') or move.source

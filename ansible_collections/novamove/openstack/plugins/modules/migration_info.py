@@ -65,7 +65,7 @@ EXAMPLES = r'''
 
 RETURN = r'''
 migrations:
-  description: The matching migrations, as the library returns them.
+  description: The matching migrations, newest first.
   returned: always
   type: list
   elements: dict
@@ -74,15 +74,23 @@ migrations:
       description: Migration ID.
       type: str
       sample: "42"
+    uuid:
+      description: Migration UUID.
+      type: str
+      sample: 0e3a4b9c-6a44-4b8e-8f8f-5b2f6d3b3b11
     server_id:
       description: ID of the migrated server.
       type: str
       sample: 9c6c2f7e-5d0e-4a53-9d1b-2f7c0f8f2c11
-    source_host:
+    type:
+      description: One of V(migration), V(live-migration), V(resize), V(evacuation).
+      type: str
+      sample: migration
+    source:
       description: Service host the server left.
       type: str
       sample: compute1
-    dest_host:
+    dest:
       description: Service host the server went to.
       type: str
       sample: compute2
@@ -90,18 +98,24 @@ migrations:
       description: Migration status.
       type: str
       sample: confirmed
-    migration_type:
-      description: One of V(migration), V(live-migration), V(resize), V(evacuation).
+    created_at:
+      description: When Nova created the record.
       type: str
-      sample: migration
+      sample: "2024-01-01T10:15:00.000000"
+    updated_at:
+      description: When Nova last updated the record.
+      type: str
+      sample: "2024-01-01T10:15:42.000000"
   sample:
     - id: "42"
+      uuid: 0e3a4b9c-6a44-4b8e-8f8f-5b2f6d3b3b11
       server_id: 9c6c2f7e-5d0e-4a53-9d1b-2f7c0f8f2c11
-      source_host: compute1
-      dest_host: compute2
+      type: migration
+      source: compute1
+      dest: compute2
       status: confirmed
-      migration_type: migration
       created_at: "2024-01-01T10:15:00.000000"
+      updated_at: "2024-01-01T10:15:42.000000"
 '''
 
 from ansible_collections.novamove.openstack.plugins.module_utils.novamove_module import (
