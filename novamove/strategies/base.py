@@ -39,9 +39,9 @@ class MoveContext:
     schedule_poll_interval: float = 0.25
     # observe(phase, server or None, migration or None): the engine turns it into progress
     observe: Optional[Callable[[str, Optional[Server], Optional[Migration]], None]] = None
-    clock: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
-    started: float = field(default_factory=time.monotonic)
+    clock: Callable[[], float] = field(default=lambda: time.monotonic())
+    sleep: Callable[[float], None] = field(default=lambda seconds: time.sleep(seconds))
+    started: float = field(default_factory=lambda: time.monotonic())
     started_at: str = ""              # ISO time of the run start (for Nova's action records)
     # learned along the way
     known_migration_ids: set = field(default_factory=set)

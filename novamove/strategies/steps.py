@@ -26,7 +26,7 @@ class RequestMove(Step):
 
     def execute(self, ctx: MoveContext) -> None:
         event = ctx.journal.intent(ctx.run_id, "server.migrate", ctx.server.id, mode=ctx.mode,
-                                   host=self.host, target=ctx.target.name, source=ctx.server.host)
+                                   host=self.host, dest=ctx.target.name, source=ctx.server.host)
         try:
             if ctx.mode == LIVE:
                 ctx.cloud.live_migrate_server(ctx.server.id, host=self.host)
