@@ -1,0 +1,459 @@
+"""The drain engine (plan -> disable -> batch of moves under caps) against an in-memory Nova."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import pytest
+
+from novamove import errors
+from novamove.engine import drain as drainmod
+from novamove.engine.drain import (ABORTED, FAILED, MOVED, NOT_STARTED, SKIPPED, BatchRunner, apply_plan,
+                                   drain, is_our_drain_reason, make_plan, undrain)
+from novamove.engine.journal import Journal
+from novamove.model import Flavor, Host, Migration, Resources, Server, ServerGroup, Service
+
+SMALL = Flavor("small", vcpus=1, ram=512, disk=1)
+
+
+class FakeNova:
+    """Enough of Nova for the drain engine: migrations progress one step per listing."""
+
+    LIVE_STEPS = ["queued", "preparing", "running", "running", "completed"]
+    COLD_STEPS = ["pre-migrating", "migrating", "post-migrating", "finished"]
+
+    def __init__(self, hosts=("c1", "c2", "c3", "c4"), live_ticks=None):
+        self.services = {h: Service(id=f"svc-{h}", host=h, zone="nova") for h in hosts}
+        self.servers: dict[str, Server] = {}
+        self.groups: list[ServerGroup] = []
+        self.migrations: list[dict] = []
+        self.ids = itertools.count(1)
+        self.calls: list[str] = []
+        self.fail_servers: set[str] = set()        # their migrations end in error
+        self.lie_servers: set[str] = set()         # Nova says completed, server stays
+        self.transient: dict[str, int] = {}        # verb -> how many Unreachable to raise first
+        self.max_in_progress = 0
+        self.max_per_source: dict[str, int] = {}
+        self.max_per_dest: dict[str, int] = {}
+        self.on_list = None                        # hook called on every migrations listing
+
+    # helpers for tests
+    def add(self, sid, host, status="ACTIVE", groups=()):
+        self.servers[sid] = Server(id=sid, name=f"vm-{sid}", status=status, host=host,
+                                   hypervisor_hostname=f"{host}.fake", flavor=SMALL,
+                                   server_groups=tuple(groups), zone="nova")
+
+    def _maybe_fail(self, verb):
+        self.calls.append(verb)
+        if self.transient.get(verb):
+            self.transient[verb] -= 1
+            raise errors.Unreachable(f"{verb}: the cloud API is unavailable (503)")
+
+    # adapter verbs
+    requests = type("R", (), {"count": 0})()
+    cloud_name = "fake"
+
+    def compute_hosts(self, with_resources=True):
+        return [Host(name=h, service=s, hypervisor_hostname=f"{h}.fake", capacity=Resources(64, 65536, 1000),
+                     used=Resources(*[sum(getattr(x.flavor.resources, f) for x in self.servers.values()
+                                          if x.host == h) for f in ("vcpus", "memory_mb", "disk_gb")]))
+                for h, s in self.services.items()]
+
+    def list_compute_services(self):
+        self._maybe_fail("list_compute_services")
+        return list(self.services.values())
+
+    def disable_service(self, svc, reason):
+        self._maybe_fail("disable_service")
+        self.services[svc.host] = dataclasses.replace(self.services[svc.host], status="disabled",
+                                                      disabled_reason=reason)
+        return self.services[svc.host]
+
+    def enable_service(self, svc):
+        self._maybe_fail("enable_service")
+        self.services[svc.host] = dataclasses.replace(self.services[svc.host], status="enabled",
+                                                      disabled_reason=None)
+        return self.services[svc.host]
+
+    def list_servers_on_host(self, host):
+        self._maybe_fail("list_servers_on_host")
+        return [s for s in self.servers.values() if s.host == host]
+
+    def list_server_groups(self):
+        return list(self.groups)
+
+    def get_server(self, sid):
+        self._maybe_fail("get_server")
+        if sid not in self.servers:
+            raise errors.NotFound(f"server {sid}: not found")
+        return self.servers[sid]
+
+    def server_fault(self, sid, since=None):
+        return "NoValidHost: fake scheduler said no"
+
+    def _start(self, sid, host, kind):
+        s = self.servers[sid]
+        assert s.host != host, "moving to the host it is on"
+        if s.task_state:
+            raise errors.PreconditionFailed("conflict (409): Cannot migrate while in task_state migrating")
+        self.migrations.append({"id": str(next(self.ids)), "server": sid, "source": s.host, "dest": host,
+                                "kind": kind, "step": 0, "status": "accepted", "orig_status": s.status})
+        self.servers[sid] = s.replace(task_state="migrating", status="MIGRATING" if kind == "live" else "RESIZE")
+
+    def live_migrate_server(self, sid, host=None):
+        self._maybe_fail("live_migrate_server")
+        assert self.servers[sid].status in ("ACTIVE", "PAUSED")
+        self._start(sid, host, "live")
+
+    def migrate_server(self, sid, host=None):
+        self._maybe_fail("migrate_server")
+        assert self.servers[sid].status in ("ACTIVE", "SHUTOFF")
+        self._start(sid, host, "cold")
+
+    def confirm_resize(self, sid):
+        m = self._current(sid)
+        assert self.servers[sid].status == "VERIFY_RESIZE"
+        m["status"] = "confirming"
+        self.servers[sid] = self.servers[sid].replace(task_state="resize_confirming")
+
+    def revert_resize(self, sid):
+        m = self._current(sid)
+        m["status"] = "reverting"
+
+    def abort_migration(self, sid, mid):
+        m = next(m for m in self.migrations if m["id"] == mid)
+        m["status"] = "cancelled"
+        self.servers[sid] = self.servers[sid].replace(task_state=None, status=m["orig_status"])
+
+    def _current(self, sid):
+        return [m for m in self.migrations if m["server"] == sid][-1]
+
+    def _tick(self):
+        for m in self.migrations:
+            sid, st = m["server"], m["status"]
+            if st in ("completed", "confirmed", "error", "cancelled", "reverted"):
+                continue
+            if st == "confirming":
+                m["status"] = "confirmed"
+                self.servers[sid] = self.servers[sid].replace(status=m["orig_status"], task_state=None)
+                continue
+            if st == "reverting":
+                m["status"] = "reverted"
+                self.servers[sid] = self.servers[sid].replace(status=m["orig_status"], task_state=None,
+                                                              host=m["source"])
+                continue
+            if st == "finished":
+                continue
+            steps = self.LIVE_STEPS if m["kind"] == "live" else self.COLD_STEPS
+            m["step"] += 1
+            if sid in self.fail_servers and m["step"] == 2:
+                m["status"] = "error"
+                self.servers[sid] = self.servers[sid].replace(status=m["orig_status"], task_state=None)
+                continue
+            m["status"] = steps[min(m["step"], len(steps) - 1)]
+            if m["status"] == "completed":
+                host = m["source"] if sid in self.lie_servers else m["dest"]
+                self.servers[sid] = self.servers[sid].replace(host=host, task_state=None, status=m["orig_status"])
+            elif m["status"] == "finished":
+                self.servers[sid] = self.servers[sid].replace(host=m["dest"], task_state=None,
+                                                              status="VERIFY_RESIZE")
+        live = [m for m in self.migrations if m["status"] not in ("completed", "confirmed", "error",
+                                                                    "cancelled", "reverted")]
+        self.max_in_progress = max(self.max_in_progress, len(live))
+        for key, seen in (("source", self.max_per_source), ("dest", self.max_per_dest)):
+            counts: dict[str, int] = {}
+            for m in live:
+                counts[m[key]] = counts.get(m[key], 0) + 1
+            for h, n in counts.items():
+                seen[h] = max(seen.get(h, 0), n)
+
+    def list_migrations_changed_since(self, since, host=None):
+        self._maybe_fail("list_migrations_changed_since")
+        self._tick()
+        if self.on_list:
+            self.on_list()
+        return [Migration(id=m["id"], server_id=m["server"], source_host=m["source"], dest_host=m["dest"],
+                          status=m["status"], migration_type="live-migration" if m["kind"] == "live" else "migration")
+                for m in self.migrations]
+
+
+class Clock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+    def sleep(self, s):
+        self.t += s
+
+
+@pytest.fixture
+def journal(tmp_path):
+    return Journal(tmp_path / "journal.sqlite")
+
+
+def fast(**kw):
+    clock = Clock()
+    return dict(clock=clock, sleep=clock.sleep, poll_interval=1.0, **kw)
+
+
+def typical_cloud():
+    nova = FakeNova()
+    nova.groups = [ServerGroup("g", "web", "anti-affinity", members=("a1", "a2"))]
+    nova.add("a1", "c1", groups=["g"])
+    nova.add("a2", "c1", groups=["g"])
+    for i in range(6):
+        nova.add(f"v{i}", "c1")
+    nova.add("off1", "c1", "SHUTOFF")
+    nova.add("off2", "c1", "SHUTOFF")
+    nova.add("err", "c1", "ERROR")
+    nova.add("other", "c2")
+    return nova
+
+
+def test_drain_moves_every_movable_server_and_holds_caps(journal):
+    nova = typical_cloud()
+    report = drain(nova, "c1", journal=journal, max_parallel=3, max_per_host=2, reason="kernel", **fast())
+    by = {r.server_id: r for r in report.results}
+    assert by["err"].result == SKIPPED and "ERROR" in by["err"].detail
+    moved = [sid for sid, r in by.items() if r.result == MOVED]
+    assert len(moved) == 10
+    for sid in moved:
+        assert nova.servers[sid].host == by[sid].dest != "c1"
+        assert nova.servers[sid].status in ("ACTIVE", "SHUTOFF") and not nova.servers[sid].task_state
+    assert nova.servers["off1"].status == "SHUTOFF"             # cold moved and confirmed
+    assert nova.servers["a1"].host != nova.servers["a2"].host   # still anti-affine
+    assert nova.services["c1"].status == "disabled" and is_our_drain_reason(nova.services["c1"].disabled_reason)
+    assert "kernel" in nova.services["c1"].disabled_reason
+    assert nova.max_in_progress <= 3 and report.peak_in_flight <= 3
+    assert nova.max_per_source["c1"] <= 2
+    assert all(n <= 2 for n in nova.max_per_dest.values())
+    assert nova.max_in_progress == 2                            # the per-source cap binds here
+    assert report.ok and report.exit_code == 0
+    run = journal.get_run(report.run_id)
+    assert run["status"] == "ok" and run["verb"] == "drain"
+    kinds = [e.kind for e in journal.events(report.run_id)]
+    assert kinds[:2] == ["drain.plan", "drain.disable"] and kinds.count("drain.move") == 10
+    assert kinds.count("drain.confirm") == 2
+
+
+def test_caps_queue_rather_than_drop(journal):
+    nova = FakeNova(hosts=("c1", "c2"))
+    for i in range(7):
+        nova.add(f"v{i}", "c1")
+    report = drain(nova, "c1", journal=journal, max_parallel=5, max_per_host=1, **fast())
+    assert report.count(MOVED) == 7 and nova.max_in_progress == 1
+
+
+def test_dry_run_changes_nothing(journal):
+    nova = typical_cloud()
+    before = dict(nova.servers)
+    report = drain(nova, "c1", journal=journal, dry_run=True, **fast())
+    assert report.dry_run and nova.servers == before and nova.migrations == []
+    assert nova.services["c1"].status == "enabled"
+    assert journal.runs() == []
+    assert not any(c in nova.calls for c in ("disable_service", "live_migrate_server", "migrate_server"))
+    assert len(report.plan.moves) == 10
+
+
+def test_transient_errors_are_retried_with_backoff(journal):
+    nova = typical_cloud()
+    nova.transient = {"list_migrations_changed_since": 2, "live_migrate_server": 1, "get_server": 1}
+    report = drain(nova, "c1", journal=journal, max_parallel=2, max_per_host=2, **fast())
+    assert report.count(MOVED) == 10 and report.ok
+
+
+def test_failed_migration_is_reported_with_novas_reason(journal):
+    nova = typical_cloud()
+    nova.fail_servers = {"v0"}
+    report = drain(nova, "c1", journal=journal, **fast())
+    v0 = next(r for r in report.results if r.server_id == "v0")
+    assert v0.result == FAILED and "NoValidHost" in v0.detail
+    assert not report.ok and report.exit_code == errors.EXIT_FAILED
+    assert journal.get_run(report.run_id)["status"] == "failed"
+
+
+def test_nothing_is_reported_moved_that_is_not_on_its_destination(journal):
+    nova = typical_cloud()
+    nova.lie_servers = {"v1"}
+    report = drain(nova, "c1", journal=journal, **fast())
+    v1 = next(r for r in report.results if r.server_id == "v1")
+    assert v1.result == FAILED and "is on c1" in v1.detail
+
+
+def _interrupt_after(nova, runner_holder, polls):
+    count = {"n": 0}
+
+    def hook():
+        count["n"] += 1
+        if count["n"] == polls:
+            runner_holder["runner"].request_stop()
+    nova.on_list = hook
+
+
+@pytest.mark.parametrize("on_interrupt,expected", [("finish", MOVED), ("abort", ABORTED)])
+def test_interrupt_starts_nothing_new_and_finishes_or_aborts(journal, on_interrupt, expected, monkeypatch):
+    nova = FakeNova(hosts=("c1", "c2", "c3"))
+    for i in range(6):
+        nova.add(f"v{i}", "c1")
+    holder = {}
+    real_init = BatchRunner.__init__
+
+    def init(self, *a, **kw):
+        real_init(self, *a, **kw)
+        holder["runner"] = self
+    monkeypatch.setattr(BatchRunner, "__init__", init)
+    _interrupt_after(nova, holder, 2)
+    report = drain(nova, "c1", journal=journal, max_parallel=2, max_per_host=2, on_interrupt=on_interrupt, **fast())
+    results = [r.result for r in report.results]
+    assert results.count(NOT_STARTED) == 4
+    assert results.count(expected) == 2
+    assert report.interrupted and report.exit_code == errors.EXIT_INTERRUPTED
+    assert len(nova.migrations) == 2
+    for r in report.results:
+        assert nova.servers[r.server_id].host == (r.dest if r.result == MOVED else "c1")
+    assert journal.get_run(report.run_id)["status"] == "interrupted"
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing below the raise runs, not even journal bookkeeping."""
+
+
+def test_killed_drain_is_continued_by_the_same_drain(journal, monkeypatch):
+    nova = typical_cloud()
+    polls = {"n": 0}
+
+    def die():
+        polls["n"] += 1
+        if polls["n"] == 5:
+            raise Killed()
+    nova.on_list = die
+    # A real SIGKILL leaves the run "running"; make finish_run a no-op during the "killed" run.
+    monkeypatch.setattr(journal, "finish_run", lambda *a, **k: None)
+    with pytest.raises(Killed):
+        drain(nova, "c1", journal=journal, max_parallel=3, max_per_host=3, **fast())
+    monkeypatch.undo()
+    first = journal.runs()[0]
+    assert first["status"] == "running"
+    monkeypatch.setattr(drainmod, "pid_alive", lambda pid: False)   # the killed process is gone
+    in_flight = [m for m in nova.migrations if m["status"] not in ("completed", "confirmed")]
+    assert in_flight                                                # it died with moves in flight
+    nova.on_list = None
+    report = drain(nova, "c1", journal=journal, max_parallel=3, max_per_host=3, **fast())
+    assert report.ok
+    movable = [s for s in nova.servers if s not in ("err", "other")]
+    assert all(nova.servers[s].host != "c1" for s in movable)
+    assert all(nova.servers[s].status in ("ACTIVE", "SHUTOFF") for s in movable)
+    assert {r.server_id for r in report.results if r.result == MOVED} == set(movable)
+    assert journal.get_run(first["id"])["status"] == "recovered"
+    assert len([m for m in nova.migrations]) == 10                  # nothing moved twice
+
+
+def test_rerun_confirms_a_cold_move_left_in_verify_resize(journal, monkeypatch):
+    nova = FakeNova(hosts=("c1", "c2"))
+    nova.add("off", "c1", "SHUTOFF")
+    polls = {"n": 0}
+
+    def die():
+        polls["n"] += 1
+        if nova.servers["off"].status == "VERIFY_RESIZE":
+            raise Killed()
+    nova.on_list = die
+    monkeypatch.setattr(journal, "finish_run", lambda *a, **k: None)
+    with pytest.raises(Killed):
+        drain(nova, "c1", journal=journal, **fast())
+    monkeypatch.undo()
+    monkeypatch.setattr(drainmod, "pid_alive", lambda pid: False)
+    nova.on_list = None
+    report = drain(nova, "c1", journal=journal, **fast())
+    assert nova.servers["off"].status == "SHUTOFF" and nova.servers["off"].host == "c2"
+    assert [r.result for r in report.results] == [MOVED]
+
+
+def test_a_drain_still_running_elsewhere_is_not_raced(journal, monkeypatch):
+    nova = typical_cloud()
+    journal.start_run("other", "drain", source="c1")
+    monkeypatch.setattr(journal, "runs", lambda limit=50: [dict(journal.get_run("other"), pid=1)])
+    monkeypatch.setattr(drainmod, "pid_alive", lambda pid: True)
+    with pytest.raises(errors.PreconditionFailed, match="still running"):
+        drain(nova, "c1", journal=journal, **fast())
+    assert nova.migrations == []
+
+
+def test_plan_then_apply_rechecks_each_step(journal, tmp_path):
+    from novamove.planner import load_plan, save_plan
+    nova = typical_cloud()
+    plan = make_plan(nova, ["c1"], max_parallel=2, max_per_host=2)
+    save_plan(plan, str(tmp_path / "plan.json"))
+    # The cloud changes after planning:
+    del nova.servers["v0"]                                              # deleted
+    nova.servers["v1"] = nova.servers["v1"].replace(host="c4")          # moved by someone
+    nova.servers["v2"] = nova.servers["v2"].replace(status="SHUTOFF")   # stopped: cold now
+    nova.servers["v3"] = nova.servers["v3"].replace(status="ERROR")     # broke
+    report = apply_plan(nova, load_plan(str(tmp_path / "plan.json")), journal=journal, **fast())
+    by = {r.server_id: r for r in report.results}
+    assert by["v0"].result == SKIPPED and "no longer exists" in by["v0"].detail
+    assert by["v1"].result == SKIPPED and "now on c4" in by["v1"].detail
+    assert by["v2"].result == MOVED and by["v2"].mode == "cold"
+    assert by["v3"].result == SKIPPED and "ERROR" in by["v3"].detail
+    assert nova.services["c1"].status == "disabled"
+
+
+def test_apply_skips_a_destination_disabled_since(journal):
+    nova = typical_cloud()
+    plan = make_plan(nova, ["c1"])
+    nova.services["c2"] = dataclasses.replace(nova.services["c2"], status="disabled", disabled_reason="broken")
+    report = apply_plan(nova, plan, journal=journal, **fast())
+    for r in report.results:
+        if r.dest == "c2":
+            assert r.result == SKIPPED and "now disabled (broken)" in r.detail
+
+
+def test_undrain_move_back_restores_placement_and_enables(journal):
+    nova = typical_cloud()
+    original = {sid: s.host for sid, s in nova.servers.items()}
+    drain(nova, "c1", journal=journal, **fast())
+    report = undrain(nova, "c1", journal=journal, move_back=True, **fast())
+    assert nova.services["c1"].status == "enabled"
+    assert {sid: s.host for sid, s in nova.servers.items()} == original
+    assert report.count(MOVED) == 10 and report.ok
+    # A second undrain --move-back has nothing left to move.
+    again = undrain(nova, "c1", journal=journal, move_back=True, **fast())
+    assert again.results == [] and "already enabled" in again.service
+
+
+def test_undrain_leaves_a_host_disabled_by_someone_else(journal):
+    nova = typical_cloud()
+    nova.services["c1"] = dataclasses.replace(nova.services["c1"], status="disabled", disabled_reason="RMA #42")
+    with pytest.raises(errors.PreconditionFailed, match="someone else"):
+        undrain(nova, "c1", journal=journal, **fast())
+    assert nova.services["c1"].status == "disabled"
+
+
+def test_drain_keeps_a_foreign_disabled_reason(journal):
+    nova = typical_cloud()
+    nova.services["c1"] = dataclasses.replace(nova.services["c1"], status="disabled", disabled_reason="RMA #42")
+    report = drain(nova, "c1", journal=journal, **fast())
+    assert nova.services["c1"].disabled_reason == "RMA #42" and "someone else" in report.service
+    assert report.count(MOVED) == 10
+
+
+def test_bad_input_changes_nothing(journal):
+    nova = typical_cloud()
+    with pytest.raises(errors.NotFound):
+        drain(nova, "nope", journal=journal, **fast())
+    with pytest.raises(errors.UsageError):
+        drain(nova, "c1", journal=journal, on_interrupt="panic", **fast())
+    with pytest.raises(errors.UsageError):
+        drain(nova, "c1", journal=journal, targets=["c1"], **fast())
+    assert nova.migrations == [] and nova.services["c1"].status == "enabled"
+
+
+def test_report_renders_to_dict(journal):
+    nova = typical_cloud()
+    report = drain(nova, "c1", journal=journal, **fast())
+    d = report.to_dict()
+    assert d["ok"] and d["summary"].startswith("drain c1: 10 moved, 1 skipped")
+    assert len(d["results"]) == 11
