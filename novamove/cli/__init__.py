@@ -61,3 +61,4 @@ def run() -> None:
 # Verb families register themselves on `main` when imported.
 from novamove.cli import minicloud as _minicloud  # noqa: E402,F401
 from novamove.cli import move as _move  # noqa: E402,F401
+from novamove.cli import drain as _drain  # noqa: E402,F401
