@@ -91,7 +91,7 @@ def env(state_dir):
 @click.argument("count", type=click.IntRange(1, 200))
 def boot(state_dir, count):
     """Boot COUNT more small servers spread over the computes."""
-    _cloud(state_dir)._boot(count)
+    _cloud(state_dir).boot(count)
 
 
 def _exports(env: dict[str, str]) -> str:

@@ -178,7 +178,7 @@ state_path = {n}
 my_ip = 127.0.0.1
 host = controller
 enabled_apis = osapi_compute
-# The project-owned fake driver lives in pylib (on PYTHONPATH of every nova process).
+# The project-owned fake driver (runtime/novamove_fakevirt.py, copied into nova.virt).
 compute_driver = novamove_fakevirt.NovamoveFakeDriver
 # Fast feedback: a stopped compute shows "down" after 20 s instead of 60 s.
 report_interval = 5

@@ -108,7 +108,7 @@ class Minicloud:
             self.log(f"minicloud already running at {self.state} "
                      f"({lay.computes} computes, keystone {lay.auth_url})")
             if servers:
-                self._boot(servers)
+                self.boot(servers)
             return 0.0
         check_system_packages()
         os_venv = venv.ensure(Path(os_venv) if os_venv else venv.default_path(), self.log)
@@ -127,7 +127,7 @@ class Minicloud:
         try:
             starter.start_all(first_time=old is None)
             if servers:
-                self._boot(servers)
+                self.boot(servers)
         except BaseException as exc:
             failed = getattr(exc, "component", None)
             self.log(f"minicloud start failed{f' in {failed}' if failed else ''}: {exc}")
@@ -141,7 +141,7 @@ class Minicloud:
                  f"clouds.yaml at {lay.clouds_yaml}")
         return took
 
-    def _boot(self, count: int) -> None:
+    def boot(self, count: int) -> None:
         from novamove.cloud.provision import boot_servers
         lay = self.layout
         hosts = [lay.compute_host(i) for i in range(1, lay.computes + 1)]
@@ -162,8 +162,10 @@ class Minicloud:
             if not quiet:
                 self.log("minicloud is not running")
             return []
+        sessions = set(procs.running(run, self.state).values())
         stopped = procs.stop_all(run, self.state, STOP_ORDER)
-        left = procs.leftover(self.state)
+        time.sleep(0.2)
+        left = procs.leftover(self.state, sessions)
         if left:
             raise MinicloudError(f"processes still running after down: {left}")
         if not quiet:
@@ -284,6 +286,10 @@ class _Starter:
             d.mkdir(parents=True, exist_ok=True)
         for f in RUNTIME.glob("*.py"):
             shutil.copy(f, lay.pylib / f.name)
+        # Nova loads compute_driver as "nova.virt.<compute_driver>", so our driver has to live in
+        # that package of the minicloud's own venv.
+        for virt in self.venv.glob("lib/python3*/site-packages/nova/virt"):
+            shutil.copy(RUNTIME / "novamove_fakevirt.py", virt / "novamove_fakevirt.py")
         self._write_configs()
 
         self._start_mariadb(first_time)

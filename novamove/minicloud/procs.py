@@ -1,7 +1,9 @@
-"""Processes of the minicloud: started in their own process groups, tracked by PID files.
+"""Processes of the minicloud: started in their own sessions, tracked by PID files.
 
-A process is only ever signalled if it carries this minicloud's marker in its environment, so a
-stale PID file can never make `down` kill an unrelated process that reused the PID.
+A PID file records the process's start time too, and a process is only ever signalled if both
+match, so a stale PID file can never make `down` kill an unrelated process that reused the PID.
+(An environment marker alone is not enough: setproctitle, used by oslo.service, overwrites the
+memory that /proc/PID/environ shows.)
 """
 
 from __future__ import annotations
@@ -30,8 +32,27 @@ def _environ_of(pid: int) -> bytes:
         return b""
 
 
-def is_ours(pid: int, state: Path) -> bool:
+def has_marker(pid: int, state: Path) -> bool:
     return f"{MARKER}={state}".encode() in _environ_of(pid).split(b"\0")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # comm (field 2) may contain spaces; everything after the last ")" is space-separated.
+    return raw[raw.rindex(")") + 2:].split()
+
+
+def start_time(pid: int) -> str | None:
+    fields = _stat(pid)
+    return fields[19] if fields else None      # field 22 of /proc/PID/stat
+
+
+def session_of(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[3]) if fields else None  # field 6
 
 
 def start(name: str, argv: list[str], env: dict[str, str], run: Path, logs: Path,
@@ -43,7 +64,7 @@ def start(name: str, argv: list[str], env: dict[str, str], run: Path, logs: Path
     proc = subprocess.Popen(argv, env=full_env, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True)
     log.close()
-    (run / f"{name}.pid").write_text(str(proc.pid))
+    (run / f"{name}.pid").write_text(f"{proc.pid} {start_time(proc.pid)}")
     return Proc(name, proc.pid)
 
 
@@ -52,10 +73,11 @@ def running(run: Path, state: Path) -> dict[str, int]:
     out = {}
     for pidfile in sorted(run.glob("*.pid")):
         try:
-            pid = int(pidfile.read_text().strip())
+            pid_text, started = pidfile.read_text().split()
+            pid = int(pid_text)
         except (OSError, ValueError):
             continue
-        if is_ours(pid, state):
+        if start_time(pid) == started and _stat(pid)[0] != "Z":
             out[pidfile.stem] = pid
     return out
 
@@ -88,8 +110,8 @@ def stop_all(run: Path, state: Path, order: list[str], grace: float = 10.0) -> l
                 os.killpg(procs[name], signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-    # Children that left the group (daemonized) still carry the marker: find them too.
-    for pid in _marked_pids(state):
+    # Children that left the group but not the session, or carry the marker: end them too.
+    for pid in leftover(state, set(procs.values())):
         try:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -99,14 +121,20 @@ def stop_all(run: Path, state: Path, order: list[str], grace: float = 10.0) -> l
     return names
 
 
-def _marked_pids(state: Path) -> list[int]:
+def leftover(state: Path, sessions: set[int]) -> list[int]:
+    """Live processes in one of our sessions or carrying our marker (zombies excluded)."""
     me = os.getpid()
-    return [int(p.name) for p in Path("/proc").iterdir()
-            if p.name.isdigit() and int(p.name) != me and is_ours(int(p.name), state)]
-
-
-def leftover(state: Path) -> list[int]:
-    return _marked_pids(state)
+    out = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit() or int(p.name) == me:
+            continue
+        pid = int(p.name)
+        fields = _stat(pid)
+        if not fields or fields[0] == "Z":
+            continue
+        if int(fields[3]) in sessions or has_marker(pid, state):
+            out.append(pid)
+    return out
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
