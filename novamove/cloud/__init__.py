@@ -9,6 +9,7 @@ passed by a library caller. novamove never logs or stores any of it.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Optional
 
@@ -16,6 +17,12 @@ from novamove import errors
 from novamove.cloud.adapter import Cloud, is_uuid  # noqa: F401
 
 __all__ = ["Cloud", "connect", "is_uuid"]
+
+# keystoneauth/openstacksdk warn on stderr through logging's last-resort handler (e.g. "Failed
+# to discover available identity versions"); novamove reports errors itself, in one line.
+# --debug (or any configured root logging) still sees them: handlers on ancestors still apply.
+for _name in ("keystoneauth", "openstack"):
+    logging.getLogger(_name).addHandler(logging.NullHandler())
 
 
 def connect(cloud: str | None = None, auth: dict | None = None, region_name: str | None = None,

@@ -98,7 +98,7 @@ class Cloud:
     def compute_max_microversion(self) -> tuple[int, int]:
         """The highest compute microversion both the cloud and novamove (cap) accept."""
         if self._compute_max is None:
-            data = self._guard(lambda: self.conn.compute.get_endpoint_data(), "compute endpoint")
+            data = self._guard(lambda: self.conn.compute.get_endpoint_data(), "compute API")
             top = _version_tuple(getattr(data, "max_microversion", None) or (2, 1))
             self._compute_max = min(top, self._cap) if self._cap else top
         return self._compute_max
@@ -126,7 +126,7 @@ class Cloud:
         try:
             return call()
         except (ksa.ConnectFailure, ksa.ConnectTimeout, ksa.SSLError, ksa.UnknownConnectionError) as exc:
-            raise errors.Unreachable(f"cannot reach the cloud API for {what}: {_first_line(exc)}") from exc
+            raise errors.Unreachable(f"cannot reach the cloud API ({what}): {_connect_reason(exc)}") from exc
         except ksa.DiscoveryFailure as exc:
             raise errors.Unreachable(f"cannot discover the {what}: {_first_line(exc)}") from exc
         except (ksa.MissingAuthPlugin, ksa.MissingRequiredOptions, ksa.NoMatchingPlugin,
@@ -472,6 +472,18 @@ def _replace_service(service: Service, **changes: Any) -> Service:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+def _connect_reason(exc: BaseException) -> str:
+    """'Unable to establish connection to URL (connection refused)' without urllib3's novel."""
+    text = _first_line(exc)
+    head = text.split(": HTTPConnectionPool")[0].split(": HTTPSConnectionPool")[0]
+    for marker, short in (("Connection refused", "connection refused"), ("timed out", "timed out"),
+                          ("Name or service not known", "unknown host"),
+                          ("No route to host", "no route to host")):
+        if marker in text:
+            return f"{head} ({short})"
+    return head
 
 
 def _last_line(text: Optional[str]) -> Optional[str]:

@@ -111,10 +111,12 @@ def move(cloud, journal: Journal, server_ref: str, host_ref: str, *, mode: str =
     journal.start_run(run_id, verb, cloud=cloud.cloud_name, server_id=server.id,
                       server_name=server.name, source=server.host, dest=target.name,
                       mode=plan.mode, strategy=plan.strategy)
+    # --timeout counts from the move request, not from start-up: authentication and pre-checks
+    # can take a while on a busy cloud and must not eat the migration's time.
     ctx = MoveContext(cloud=cloud, journal=journal, run_id=run_id, server=server, target=target,
                       mode=plan.mode, reason=reason, timeout=float(timeout),
-                      poll_interval=poll_interval, started_at=now(), started=started)
-    ctx.observe = _snapshotter(started, progress)
+                      poll_interval=poll_interval, started_at=now(), started=time.monotonic())
+    ctx.observe = _snapshotter(ctx.started, progress)
     common["run_id"] = run_id
 
     try:

@@ -1,0 +1,410 @@
+"""`novamove migrate` and friends against the minicloud (a real Nova on loopback).
+
+Run with the cloud lock held:  flock /tmp/novamove-minicloud.lock .venv/bin/pytest tests/acceptance/test_migrate.py
+
+Each test boots its own servers (pinned to a compute with the admin-only "nova:<host>" zone),
+drives the real `novamove` command line, checks the outcome through openstacksdk, and cleans up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(900)]
+
+REPO = Path(__file__).resolve().parents[2]
+NOVAMOVE = str(Path(sys.executable).with_name("novamove"))
+PREFIX = "nmt-"
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+class _Cloud:
+    """Fallback for the shared `minicloud` fixture (tests/acceptance/conftest.py)."""
+
+    def __init__(self):
+        from novamove.minicloud import Minicloud
+        mc = Minicloud(log=lambda m: None)
+        if not mc.is_running():
+            pytest.skip("the minicloud is not running (novamove minicloud up)")
+        self.manager = mc
+        self.env = mc.env()
+        self.cloud = "minicloud"
+        self.member_cloud = "minicloud-member"
+        lay = mc.layout
+        self.computes = [lay.compute_host(i) for i in range(1, lay.computes + 1)]
+
+
+@pytest.fixture(scope="module")
+def mc(request):
+    try:
+        return request.getfixturevalue("minicloud")
+    except pytest.FixtureLookupError:
+        return _Cloud()
+
+
+@pytest.fixture(scope="module")
+def conn(mc):
+    import openstack
+    os.environ.update(mc.env)
+    return openstack.connect(cloud=mc.cloud)
+
+
+@pytest.fixture(scope="module")
+def member_conn(mc):
+    import openstack
+    os.environ.update(mc.env)
+    return openstack.connect(cloud=mc.member_cloud)
+
+
+@pytest.fixture
+def journal(tmp_path):
+    return tmp_path / "journal.sqlite"
+
+
+@pytest.fixture(scope="module")
+def servers(conn):
+    """Boot helper; deletes everything it booted at the end of the module."""
+    booted = []
+
+    def boot(host: str, status: str = "ACTIVE", name: str | None = None, c=None):
+        c = c or conn
+        image = c.image.find_image("cirros-tiny", ignore_missing=False)
+        flavor = c.compute.find_flavor("m1.nano", ignore_missing=False)
+        attrs = dict(name=name or f"{PREFIX}{uuid.uuid4().hex[:6]}", image_id=image.id, flavor_id=flavor.id,
+                     networks="none")
+        if host:
+            attrs["availability_zone"] = f"nova:{host}"
+        server = c.compute.create_server(**attrs)
+        booted.append(server.id)
+        server = conn.compute.wait_for_server(server, wait=300, interval=1)
+        if status == "SHUTOFF":
+            conn.compute.stop_server(server)
+            server = conn.compute.wait_for_server(server, status="SHUTOFF", wait=120, interval=1)
+        return conn.compute.get_server(server.id)
+
+    yield boot
+    for sid in booted:
+        try:
+            conn.compute.delete_server(sid, force=False)
+        except Exception:
+            pass
+
+
+def cli(mc, *args, journal=None, env=None, timeout=600, **popen):
+    full_env = dict(os.environ, **mc.env, **(env or {}))
+    if journal:
+        full_env["NOVAMOVE_JOURNAL"] = str(journal)
+    argv = [NOVAMOVE, *args]
+    if popen:
+        return subprocess.Popen(argv, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    return subprocess.run(argv, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def services(conn) -> dict:
+    return {s.host: (s.status, s.disabled_reason, s.is_forced_down)
+            for s in conn.compute.services(binary="nova-compute")}
+
+
+def cloud_state(conn) -> dict:
+    """What a refused command must leave unchanged."""
+    return {
+        "services": services(conn),
+        "servers": sorted((s.id, s.compute_host, s.status, s.task_state)
+                          for s in conn.compute.servers(all_projects=True)),
+        "migrations": len(list(conn.compute.migrations())),
+    }
+
+
+def settle(conn, server_id, timeout=300):
+    """Wait until a server has no task (the move is over one way or another)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s = conn.compute.get_server(server_id)
+        if not s.task_state and s.status not in ("MIGRATING", "RESIZE"):
+            return s
+        time.sleep(1)
+    raise AssertionError(f"server {server_id} did not settle")
+
+
+@pytest.fixture
+def slow_live(mc):
+    """Make the fake driver's live migrations slow for one test."""
+    manager = getattr(mc, "manager", None)
+    if manager is None:
+        from novamove.minicloud import Minicloud
+        manager = Minicloud(log=lambda m: None)
+
+    def set_seconds(seconds: float) -> None:
+        manager.set_fakevirt(live_migration_seconds=seconds)
+    yield set_seconds
+    manager.set_fakevirt(live_migration_seconds=0.5)
+
+
+def one_line_error(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    errors_ = [line for line in lines if line.startswith("novamove: error:")]
+    assert len(errors_) == 1, stderr
+    return errors_[0]
+
+
+# ----------------------------------------------------------------------------- native moves
+
+def test_native_cold_move_lands_on_the_target(mc, conn, servers, journal):
+    vm = servers("compute1", status="SHUTOFF")
+    res = cli(mc, "migrate", vm.name, "--to", "compute2", "-q", journal=journal)
+    assert res.returncode == 0, res.stderr
+    assert f"{vm.name} was migrated from compute1 to compute2 and has a status of SHUTOFF" in res.stdout
+    after = conn.compute.get_server(vm.id)
+    assert (after.compute_host, after.status) == ("compute2", "SHUTOFF")
+    assert services(conn) == {h: ("enabled", None, False) for h in mc.computes}
+
+
+def test_native_live_move_lands_and_accepts_a_hypervisor_hostname(mc, conn, servers, journal):
+    vm = servers("compute1")
+    res = cli(mc, "migrate", vm.id, "--to", "compute3.fake.local", "-f", "json", journal=journal)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["ok"] and out["mode"] == "live" and out["strategy"] == "native"
+    assert out["summary"] == f"{vm.name} was migrated from compute1 to compute3 and has a status of ACTIVE"
+    assert out["migration_status"] == "completed"
+    assert conn.compute.get_server(vm.id).compute_host == "compute3"
+
+
+# ----------------------------------------------------------------------------- isolate
+
+def test_isolate_lands_with_concurrent_tenant_boots_and_leaves_services_as_they_were(
+        mc, conn, member_conn, servers, journal):
+    conn.compute.disable_service(next(s for s in conn.compute.services(binary="nova-compute")
+                                      if s.host == "compute3"), disabled_reason="ops: test pre-disabled")
+    try:
+        before = services(conn)
+        vm = servers("compute1")
+        tenant_ids, failures = [], []
+
+        def tenant_boots():
+            try:
+                for _ in range(3):
+                    s = servers(None, c=member_conn)
+                    tenant_ids.append(s.id)
+            except Exception as exc:  # reported below
+                failures.append(exc)
+
+        t = threading.Thread(target=tenant_boots)
+        t.start()
+        res = cli(mc, "migrate", vm.name, "--to", "compute2", "--strategy", "isolate", "--reason",
+                  "acceptance", journal=journal)
+        t.join(600)
+        assert res.returncode == 0, res.stderr
+        assert "strategy isolate" in res.stdout
+        assert conn.compute.get_server(vm.id).compute_host == "compute2"
+        assert services(conn) == before, "every service exactly as before, compute3 with its own reason"
+        assert not failures, failures
+        assert [conn.compute.get_server(i).status for i in tenant_ids] == ["ACTIVE"] * 3
+    finally:
+        conn.compute.enable_service(next(s for s in conn.compute.services(binary="nova-compute")
+                                         if s.host == "compute3"))
+
+
+def test_sigkill_in_the_middle_of_isolate_then_recover_restores_every_service(mc, conn, servers, journal):
+    before = services(conn)
+    vm = servers("compute1")
+    proc = cli(mc, "migrate", vm.name, "--to", "compute3", "--strategy", "isolate", "-q",
+               journal=journal, popen=True)
+    deadline = time.monotonic() + 300
+    disabled = False
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.exists():
+            try:
+                with sqlite3.connect(journal) as db:
+                    disabled = db.execute("SELECT count(*) FROM events WHERE kind='service.disable'"
+                                          " AND state='done'").fetchone()[0] > 0
+            except sqlite3.Error:
+                pass
+        if disabled:
+            break
+        time.sleep(0.02)
+    assert disabled, "isolate never disabled a service"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    left = services(conn)
+    assert any(status == "disabled" and (reason or "").startswith("novamove:")
+               for status, reason, _ in left.values()), left
+    res = cli(mc, "recover", journal=journal)
+    assert res.returncode == 0, res.stderr
+    assert "re-enabled" in res.stdout
+    assert services(conn) == before
+    settle(conn, vm.id)
+    again = cli(mc, "recover", journal=journal)
+    assert again.returncode == 0 and "nothing to recover" in again.stdout
+
+
+# ----------------------------------------------------------------------------- slow live migrations
+
+def _wait_running(conn, server_id, timeout=180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = [m for m in conn.compute.migrations(instance_uuid=server_id)
+                if m.migration_type == "live-migration" and m.status == "running"]
+        if rows:
+            return rows[0]
+        time.sleep(0.5)
+    raise AssertionError("the live migration never ran")
+
+
+def test_aborted_live_migration_is_reported_as_failed(mc, conn, servers, journal, slow_live):
+    slow_live(60)
+    vm = servers("compute2")
+    proc = cli(mc, "migrate", vm.name, "--to", "compute1", journal=journal, popen=True)
+    _wait_running(conn, vm.id)
+    aborted = cli(mc, "abort", vm.name, journal=journal)
+    assert aborted.returncode == 0, aborted.stderr
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, (out, err)
+    assert "failed (migration cancelled)" in one_line_error(err)
+    assert conn.compute.get_server(vm.id).compute_host == "compute2"
+
+
+def test_slow_live_migration_shows_progress_and_is_aborted_on_timeout(mc, conn, servers, journal, slow_live):
+    slow_live(90)
+    vm = servers("compute1")
+    res = cli(mc, "migrate", vm.name, "--to", "compute2", "--timeout", "12", "--on-timeout", "abort",
+              journal=journal)
+    assert res.returncode == 7, (res.stdout, res.stderr)
+    assert "memory remaining" in res.stderr
+    assert "live migration aborted (migration cancelled)" in one_line_error(res.stderr)
+    assert settle(conn, vm.id).compute_host == "compute1"
+
+
+def test_slow_live_migration_is_force_completed_on_timeout(mc, conn, servers, journal, slow_live):
+    slow_live(600)
+    vm = servers("compute1")
+    res = cli(mc, "migrate", vm.name, "--to", "compute2", "--timeout", "12", "--on-timeout",
+              "force-complete", journal=journal)
+    assert res.returncode == 0, (res.stdout, res.stderr)
+    assert conn.compute.get_server(vm.id).compute_host == "compute2"
+
+
+# ----------------------------------------------------------------------------- the verbs around a move
+
+def test_no_confirm_then_revert_confirm_back_history_migrations(mc, conn, servers, journal):
+    vm = servers("compute1")
+    res = cli(mc, "migrate", vm.name, "--to", "compute2", "--cold", "--no-confirm", "-q", journal=journal)
+    assert res.returncode == 0, res.stderr
+    assert "has a status of VERIFY_RESIZE" in res.stdout
+    res = cli(mc, "revert", vm.name, journal=journal)
+    assert res.returncode == 0, res.stderr
+    s = conn.compute.get_server(vm.id)
+    assert (s.compute_host, s.status) == ("compute1", "ACTIVE")
+
+    res = cli(mc, "migrate", vm.name, "--to", "compute3", "--cold", "--no-confirm", "-q", journal=journal)
+    assert res.returncode == 0, res.stderr
+    res = cli(mc, "confirm", vm.name, journal=journal)
+    assert res.returncode == 0, res.stderr
+    s = conn.compute.get_server(vm.id)
+    assert (s.compute_host, s.status) == ("compute3", "ACTIVE")
+
+    res = cli(mc, "back", vm.name, "-q", journal=journal)
+    assert res.returncode == 0, res.stderr
+    assert f"{vm.name} was migrated from compute3 to compute1" in res.stdout
+
+    hist = json.loads(cli(mc, "history", "-f", "json", journal=journal).stdout)
+    assert [r["verb"] for r in hist[:5]] == ["back", "confirm", "migrate", "revert", "migrate"]
+    migs = json.loads(cli(mc, "migrations", vm.name, "-f", "json", journal=journal).stdout)
+    assert {m["status"] for m in migs} >= {"reverted", "confirmed"}
+    assert os.stat(journal).st_mode & 0o777 == 0o600
+
+
+def test_no_wait_returns_once_scheduled(mc, conn, servers, journal):
+    vm = servers("compute1")
+    res = cli(mc, "migrate", vm.name, "--to", "compute2", "--no-wait", "-f", "json", journal=journal)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["ok"] and out["migration_id"] and "is being migrated from compute1 to compute2" in out["summary"]
+    assert settle(conn, vm.id).compute_host == "compute2"
+
+
+def test_check_mode_changes_nothing(mc, conn, servers, journal):
+    vm = servers("compute1")
+    before = cloud_state(conn)
+    res = cli(mc, "migrate", vm.name, "--to", "compute2", "--check", "--strategy", "isolate", journal=journal)
+    assert res.returncode == 0, res.stderr
+    assert "would be migrated from compute1 to compute2 (live, isolate)" in res.stdout
+    assert cloud_state(conn) == before
+
+
+# ----------------------------------------------------------------------------- bad input
+
+@pytest.fixture(scope="module")
+def bad_input_servers(servers):
+    twin = f"{PREFIX}twin-{uuid.uuid4().hex[:4]}"
+    servers("compute1", name=twin)
+    servers("compute2", name=twin)
+    return {"twin": twin, "active": servers("compute1").name, "off": servers("compute1", status="SHUTOFF").name}
+
+
+@pytest.fixture
+def unreachable_cloud(tmp_path):
+    path = tmp_path / "clouds.yaml"
+    path.write_text("clouds:\n  unreachable:\n    auth:\n      auth_url: http://127.0.0.1:9/v3\n"
+                    "      username: u\n      password: p\n      project_name: p\n"
+                    "      user_domain_name: Default\n      project_domain_name: Default\n"
+                    "    identity_api_version: 3\n")
+    return {"OS_CLIENT_CONFIG_FILE": str(path)}
+
+
+def _service(conn, host):
+    return next(s for s in conn.compute.services(binary="nova-compute") if s.host == host)
+
+
+BAD = {
+    # name: (argv builder, expected exit code, fragment of the error)
+    "ambiguous name": (lambda s: ["migrate", s["twin"], "--to", "compute3"], 3, "servers are named"),
+    "unknown server": (lambda s: ["migrate", "nmt-no-such-server", "--to", "compute2"], 3, "no server"),
+    "unknown host": (lambda s: ["migrate", s["active"], "--to", "compute9"], 3, "no compute host"),
+    "same host": (lambda s: ["migrate", s["active"], "--to", "compute1"], 4, "already on compute1"),
+    "disabled target": (lambda s: ["migrate", s["active"], "--to", "compute3"], 4, "is disabled"),
+    "down target": (lambda s: ["migrate", s["active"], "--to", "compute3"], 4, "is down"),
+    "live on shutoff": (lambda s: ["migrate", s["off"], "--to", "compute2", "--live"], 4, "use --cold"),
+    "member 403": (lambda s: ["--os-cloud", "minicloud-member", "migrate", s["active"], "--to", "compute2"],
+                   5, "403"),
+    "unreachable api": (lambda s: ["--os-cloud", "unreachable", "migrate", s["active"], "--to", "compute2"],
+                        6, "cannot reach"),
+    "missing cloud": (lambda s: ["--os-cloud", "nmt-no-such-cloud", "migrate", s["active"], "--to",
+                                 "compute2"], 5, "not in clouds.yaml"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_is_one_line_nonzero_and_changes_nothing(case, mc, conn, bad_input_servers, journal,
+                                                          unreachable_cloud):
+    argv, code, fragment = BAD[case]
+    env = unreachable_cloud if case == "unreachable api" else None
+    if case == "disabled target":
+        conn.compute.disable_service(_service(conn, "compute3"), disabled_reason="ops: test")
+    if case == "down target":
+        conn.compute.update_service_forced_down(_service(conn, "compute3"), forced=True)
+    try:
+        before = cloud_state(conn)
+        res = cli(mc, *argv(bad_input_servers), journal=journal, env=env)
+        assert res.returncode == code, (res.stdout, res.stderr)
+        assert fragment in one_line_error(res.stderr)
+        assert res.stderr.strip().count("\n") == 0, res.stderr
+        assert cloud_state(conn) == before
+    finally:
+        if case == "disabled target":
+            conn.compute.enable_service(_service(conn, "compute3"))
+        if case == "down target":
+            conn.compute.update_service_forced_down(_service(conn, "compute3"), forced=False)
