@@ -3,7 +3,7 @@
 Start-up runs in dependency order with independent chains in parallel:
 
   MariaDB ─┬─ keystone db/fernet/bootstrap ─ keystone API ─ users+catalog ─┐
-  RabbitMQ │  nova api_db/cell0/cell1/db sync ─ conductor, scheduler, API ──┼─ computes ─ flavors,
+  RabbitMQ │  nova api_db/cell0/cell1/db sync ────────────────────────────┼─ nova services ─ flavors,
   network  ├─ placement db sync ─ placement API                            │  image, servers
            └─ glance db sync ─ glance API ──────────────────────────────────┘
 """
@@ -310,7 +310,7 @@ class _Starter:
                 fut.result()
         self._wait("rabbitmq", lambda: procs.port_open(lay.rabbit_port), 60)
         self._step("rabbitmq ready")
-        self._start_computes()
+        self._start_nova()
         self._wait_http("nova-api", lay.nova_port, "/", 90)
         self._wait_http("placement", lay.placement_port, "/", 60)
         self._wait_http("glance", lay.glance_port, "/", 60)
@@ -455,16 +455,17 @@ class _Starter:
         if " cell1 " not in cells.stdout:
             self._run("nova-manage", nm + ["cell_v2", "create_cell", "--name", "cell1"])
         self._run("nova-manage", nm + ["db", "sync"])
+        self._step("nova databases ready")
+
+    def _start_nova(self) -> None:
+        """Conductor, scheduler, API and computes: they authenticate at start, so after keystone."""
+        lay = self.lay
         conf = ["--config-file", str(lay.etc / "nova" / "nova.conf")]
         self._start("nova-conductor", [str(self.bin / "nova-conductor")] + conf)
         self._start("nova-scheduler", [str(self.bin / "nova-scheduler")] + conf)
         self._start("nova-api", [self.python, str(lay.pylib / "novamove_wsgi.py"),
                                  "nova.wsgi.osapi_compute:application", str(lay.nova_port)],
                     OS_NOVA_CONFIG_DIR=str(lay.etc / "nova"))
-        self._step("nova databases ready; conductor, scheduler and API started")
-
-    def _start_computes(self) -> None:
-        lay = self.lay
         for i in range(1, lay.computes + 1):
             host = lay.compute_host(i)
             self._start(f"nova-compute-{host}", [

@@ -1,0 +1,3 @@
+from novamove.cli import run
+
+run()

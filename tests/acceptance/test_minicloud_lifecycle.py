@@ -1,0 +1,62 @@
+"""A second, one-compute minicloud: up twice, status, down leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from novamove.minicloud import procs
+
+pytestmark = pytest.mark.acceptance
+
+
+def _novamove(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "novamove", *args], capture_output=True,
+                          text=True, env={**os.environ, **env}, timeout=600)
+
+
+def test_up_again_status_and_down_leave_nothing(tmp_path, minicloud):
+    # `minicloud` (the session cloud) is requested so both never start at the same time.
+    state = tmp_path / "mc"
+    env = {"NOVAMOVE_MINICLOUD_DIR": str(state)}
+    up = _novamove("minicloud", "up", "--computes", "1", "--base-port", "17100", env=env)
+    try:
+        assert up.returncode == 0, up.stderr[-3000:]
+        assert "minicloud up in" in up.stderr
+        sessions = set(procs.running(state / "run", state).values())
+        assert len(sessions) >= 10     # db, broker, 4 APIs, network, conductor, scheduler, compute
+
+        again = _novamove("minicloud", "up", "--computes", "1", "--base-port", "17100", env=env)
+        assert again.returncode == 0
+        assert "already running" in again.stderr
+
+        status = _novamove("minicloud", "status", env=env)
+        assert status.returncode == 0, status.stdout
+        assert "service compute1" in status.stdout and " up " in status.stdout
+    finally:
+        down = _novamove("minicloud", "down", env=env)
+    assert down.returncode == 0, down.stderr
+    assert procs.leftover(state, sessions) == []
+    for port in range(17100, 17109):
+        assert not procs.port_open(port), f"port {port} still listening"
+    status = _novamove("minicloud", "status", env=env)
+    assert status.returncode != 0
+
+
+def test_up_refuses_busy_port_and_starts_nothing(tmp_path):
+    import socket
+    state = tmp_path / "busy"
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", 17200))
+        s.listen()
+        out = _novamove("minicloud", "up", "--computes", "1", "--base-port", "17200",
+                        env={"NOVAMOVE_MINICLOUD_DIR": str(state)})
+    assert out.returncode != 0
+    lines = [l for l in out.stderr.splitlines() if l.startswith("novamove: error")]
+    assert lines and "port 17200" in lines[0]
+    assert not (state / "run").exists() or not list((state / "run").glob("*.pid"))
