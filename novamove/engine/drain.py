@@ -111,6 +111,7 @@ class BatchReport:
     plan: Optional[DrainPlan] = None
     results: list[StepResult] = field(default_factory=list)
     service: str = ""            # what happened to the compute service(s)
+    changed: bool = False        # anything changed in the cloud (service toggled, move started)
     interrupted: bool = False
     peak_in_flight: int = 0
     api_requests: int = 0
@@ -146,7 +147,7 @@ class BatchReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "verb": self.verb, "hosts": self.hosts, "run_id": self.run_id, "dry_run": self.dry_run,
-            "ok": self.ok, "exit_code": self.exit_code, "summary": self.summary, "service": self.service,
+            "ok": self.ok, "changed": self.changed, "exit_code": self.exit_code, "summary": self.summary, "service": self.service,
             "interrupted": self.interrupted, "peak_in_flight": self.peak_in_flight,
             "api_requests": self.api_requests, "elapsed_seconds": round(self.elapsed_seconds, 1),
             "plan": plan_to_dict(self.plan) if self.plan is not None else None,
@@ -208,6 +209,7 @@ class BatchRunner:
         self.retries, self.backoff = retries, backoff
         self.stop_requested = False
         self.interrupted = False
+        self.actions = 0                 # changes made: moves started, confirms, reverts, aborts
         self.peak_in_flight = len(self.inflight)
         self._migrations: dict[str, list[Migration]] = {}
 
@@ -373,6 +375,7 @@ class BatchRunner:
             self.results[step.server_id] = _result(step, FAILED, str(exc), host=server.host)
             self.progress(f"{step.server_name}: failed to start: {exc}")
             return False
+        self.actions += 1
         self.inflight[step.server_id] = _InFlight(step, event, self.clock(), known,
                                                   submitted_at=_iso(datetime.now(timezone.utc)))
         self.progress(f"{step.server_name}: {step.mode} {step.source} -> {step.dest} started "
@@ -402,6 +405,7 @@ class BatchRunner:
             eid = self.journal.intent(self.run_id, EV_ABORT, step.server_id, migration_id=m.id)
             try:
                 self._call(lambda: self.cloud.abort_migration(step.server_id, m.id), "abort migration")
+                self.actions += 1
                 self.journal.done(eid)
             except errors.NovamoveError as exc:   # e.g. already past the point of no return
                 self.journal.failed(eid, error=str(exc))
@@ -434,6 +438,7 @@ class BatchRunner:
                 if not f.revert_sent:
                     eid = self.journal.intent(self.run_id, EV_REVERT, step.server_id, migration_id=m.id)
                     self._call(lambda: self.cloud.revert_resize(step.server_id), "revert resize")
+                    self.actions += 1
                     self.journal.done(eid)
                     f.revert_sent = True
                     f.phase = "reverting"
@@ -441,6 +446,7 @@ class BatchRunner:
             if not f.confirm_sent:
                 eid = self.journal.intent(self.run_id, EV_CONFIRM, step.server_id, migration_id=m.id)
                 self._call(lambda: self.cloud.confirm_resize(step.server_id), "confirm resize")
+                self.actions += 1
                 self.journal.done(eid)
                 f.confirm_sent = True
                 f.phase = "confirming"
@@ -626,7 +632,7 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
                  continues=[r["id"] for r in previous])
     report = BatchReport(verb, list(plan.sources), run_id=run_id, plan=plan)
     try:
-        report.service = _disable_sources(cloud, journal, run_id, plan, say)
+        report.service, report.changed = _disable_sources(cloud, journal, run_id, plan, say)
         since = min([r["started_at"] for r in previous], default=None)
         adopted, done_before = _adopt_leftovers(cloud, journal, previous, say,
                                                 runner_kwargs.get("clock", time.monotonic))
@@ -644,6 +650,7 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
         finally:
             report.interrupted = runner.interrupted
             report.peak_in_flight = runner.peak_in_flight
+            report.changed = report.changed or runner.actions > 0
     except KeyboardInterrupt:
         report.interrupted = True
         journal.finish_run(run_id, "interrupted", summary=report.summary,
@@ -702,10 +709,13 @@ def _refuse_concurrent_drain(journal: Any, source_key: str) -> None:
                 "wait for it or stop it first")
 
 
-def _disable_sources(cloud: Any, journal: Any, run_id: str, plan: DrainPlan, say: Callable[[str], None]) -> str:
-    """Disable each source first (so nothing new lands there), journaled before the call."""
+def _disable_sources(cloud: Any, journal: Any, run_id: str, plan: DrainPlan,
+                     say: Callable[[str], None]) -> tuple[str, bool]:
+    """Disable each source first (so nothing new lands there), journaled before the call.
+    Returns (what happened, whether a service was changed)."""
     services = {s.host: s for s in cloud.list_compute_services()}
     notes = []
+    changed = False
     for name in plan.sources:
         svc = services.get(name)
         if svc is None:
@@ -727,9 +737,10 @@ def _disable_sources(cloud: Any, journal: Any, run_id: str, plan: DrainPlan, say
             journal.failed(eid, error=str(exc))
             raise
         journal.done(eid)
+        changed = True
         notes.append(f"{name} disabled ({reason})")
         say(notes[-1])
-    return "; ".join(notes)
+    return "; ".join(notes), changed
 
 
 def _adopt_leftovers(cloud: Any, journal: Any, previous: Sequence[dict], say: Callable[[str], None],
@@ -842,6 +853,7 @@ def undrain(cloud: Any, host: str, *, journal: Any, move_back: bool = False, max
             eid = journal.intent(run_id, EV_ENABLE, name, service_id=svc.id, reason=svc.disabled_reason)
             cloud.enable_service(svc)
             journal.done(eid)
+            report.changed = True
             report.service = f"{name} enabled (was: {svc.disabled_reason})"
         say(report.service)
         if steps:
@@ -854,6 +866,7 @@ def undrain(cloud: Any, host: str, *, journal: Any, move_back: bool = False, max
             finally:
                 report.interrupted = runner.interrupted
                 report.peak_in_flight = runner.peak_in_flight
+                report.changed = report.changed or runner.actions > 0
     except KeyboardInterrupt:
         journal.finish_run(run_id, "interrupted", summary=report.summary)
         raise

@@ -457,3 +457,14 @@ def test_report_renders_to_dict(journal):
     d = report.to_dict()
     assert d["ok"] and d["summary"].startswith("drain c1: 10 moved, 1 skipped")
     assert len(d["results"]) == 11
+
+
+def test_changed_says_whether_the_cloud_changed(journal):
+    nova = typical_cloud()
+    first = drain(nova, "c1", journal=journal, **fast())
+    assert first.changed
+    again = drain(nova, "c1", journal=journal, **fast())          # already empty and disabled
+    assert not again.changed and again.count(MOVED) == 0
+    assert not drain(nova, "c1", journal=journal, dry_run=True, **fast()).changed
+    back = undrain(nova, "c1", journal=journal, **fast())
+    assert back.changed and not undrain(nova, "c1", journal=journal, **fast()).changed
