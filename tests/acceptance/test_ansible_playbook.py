@@ -11,9 +11,7 @@ import os
 import re
 import subprocess
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from unittest import mock
 
 import pytest
 
@@ -88,77 +86,30 @@ def failure(proc) -> dict:
     raise AssertionError(f"no failed task in:\n{proc.output}")
 
 
-# ---- the minicloud, seen through the library (not through the collection under test) ----
-
-@contextmanager
-def cloud_env(minicloud):
-    with mock.patch.dict(os.environ, minicloud.env):
-        yield
-
-
-def connect(minicloud):
-    from novamove import cloud
-    with cloud_env(minicloud):
-        return cloud.connect(minicloud.cloud)
-
-
-def server_host(minicloud, server_id: str) -> str:
-    c = connect(minicloud)
-    try:
-        return c.get_server(server_id).host
-    finally:
-        c.close()
-
-
-def services(minicloud) -> list[tuple]:
-    """Every compute service's scheduling switch: what a failed move must leave untouched."""
-    c = connect(minicloud)
-    try:
-        return sorted((s.host, s.status, s.state, s.disabled_reason) for s in c.list_compute_services())
-    finally:
-        c.close()
-
+# ---- the minicloud, checked through the conftest's admin connection, not the collection ----
 
 def migration_ids(minicloud, server_id: str) -> set:
-    c = connect(minicloud)
-    try:
-        return {m.id for m in c.list_server_migrations(server_id)} | {
-            m.id for m in c.list_migrations(server_id=server_id)}
-    finally:
-        c.close()
+    return {m.id for m in minicloud.conn().compute.migrations(instance_uuid=server_id)}
 
 
 @pytest.fixture
-def server(minicloud, request):
-    """One fresh ACTIVE server on the first compute; deleted afterwards."""
-    import openstack
-
-    from novamove.cloud import provision
-
-    with cloud_env(minicloud):
-        conn = openstack.connect(cloud=minicloud.cloud)
-        name = "ansible-" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40]
-        [created] = provision.boot_servers(conn, 1, [minicloud.computes[0]], flavor="m1.nano",
-                                           prefix=name)
-    try:
-        yield created
-    finally:
-        with cloud_env(minicloud):
-            conn.compute.delete_server(created.id, ignore_missing=True)
-            conn.close()
+def server(minicloud, servers):
+    """One fresh ACTIVE server on the first compute (the `servers` fixture deletes it)."""
+    [created] = servers(1, host=minicloud.computes[0], prefix="ansible")
+    return created
 
 
 def test_playbook_moves_the_instance_then_reports_no_change(minicloud, server, ansible_env, collections_path):
     env = dict(ansible_env, **minicloud.env)
     target = minicloud.computes[1]
-    assert server_host(minicloud, server.id) != target
+    assert minicloud.host_of(server.id) != target
 
     first = run_playbook(env, collections_path, "-e", f"cloud={minicloud.cloud}",
                          "-e", f"instance={server.name}", "-e", f"desthype={target}",
                          "-e", "migreason=ansible acceptance test")
     assert first.returncode == 0, first.output
     assert recap(first)["changed"] == 1
-    assert server_host(minicloud, server.id) == target
+    assert minicloud.host_of(server.id) == target
     assert f"{server.name} was migrated from {minicloud.computes[0]} to {target} and has a status of ACTIVE" \
         in first.stdout
 
@@ -166,13 +117,13 @@ def test_playbook_moves_the_instance_then_reports_no_change(minicloud, server, a
                           "-e", f"instance={server.name}", "-e", f"desthype={target}")
     assert second.returncode == 0, second.output
     assert recap(second)["changed"] == 0
-    assert server_host(minicloud, server.id) == target
+    assert minicloud.host_of(server.id) == target
 
 
 def test_check_mode_changes_nothing(minicloud, server, ansible_env, collections_path):
     env = dict(ansible_env, **minicloud.env)
     source, target = minicloud.computes[0], minicloud.computes[2]
-    services_before = services(minicloud)
+    services_before = minicloud.services()
     migrations_before = migration_ids(minicloud, server.id)
 
     proc = run_playbook(env, collections_path, "--check", "-e", f"cloud={minicloud.cloud}",
@@ -180,16 +131,16 @@ def test_check_mode_changes_nothing(minicloud, server, ansible_env, collections_
     assert proc.returncode == 0, proc.output
     assert recap(proc)["changed"] == 1   # it would change
     assert f"{server.name} would be migrated from {source} to {target}" in proc.stdout
-    assert server_host(minicloud, server.id) == source
+    assert minicloud.host_of(server.id) == source
     assert migration_ids(minicloud, server.id) == migrations_before
-    assert services(minicloud) == services_before
+    assert minicloud.services() == services_before
 
 
 def test_bad_host_fails_the_play_with_the_cli_message_and_changes_nothing(
         minicloud, server, ansible_env, collections_path):
     env = dict(ansible_env, **minicloud.env)
     source = minicloud.computes[0]
-    services_before = services(minicloud)
+    services_before = minicloud.services()
 
     proc = run_playbook(env, collections_path, "-e", f"cloud={minicloud.cloud}",
                         "-e", f"instance={server.name}", "-e", "desthype=no-such-host")
@@ -198,17 +149,16 @@ def test_bad_host_fails_the_play_with_the_cli_message_and_changes_nothing(
     result = failure(proc)
 
     # The CLI's message for the same mistake, word for word.
-    cli = subprocess.run([str(BIN / "novamove"), "--os-cloud", minicloud.cloud, "migrate", server.name,
-                          "--to", "no-such-host", "--check"],
-                         env=env, capture_output=True, text=True, timeout=300)
+    cli = minicloud.cli("migrate", server.name, "--to", "no-such-host",
+                        env={"NOVAMOVE_JOURNAL": env["NOVAMOVE_JOURNAL"]})
     assert cli.returncode != 0
     cli_message = cli.stderr.strip().splitlines()[-1].removeprefix("novamove: error: ")
     assert result["msg"] == cli_message
     assert "no-such-host" in result["msg"] and "\n" not in result["msg"]
     assert result["exit_code"] == cli.returncode
 
-    assert server_host(minicloud, server.id) == source
-    assert services(minicloud) == services_before
+    assert minicloud.host_of(server.id) == source
+    assert minicloud.services() == services_before
 
 
 def test_info_modules_report_hosts_and_migrations(minicloud, server, ansible_env, collections_path, tmp_path):
