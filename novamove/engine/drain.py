@@ -586,7 +586,10 @@ def drain(cloud: Any, host: str | Sequence[str], *, journal: Any, targets: Seque
     plan = make_plan(cloud, sources, targets=targets, mode=mode, order=order, reason=reason,
                      max_parallel=max_parallel, max_per_host=max_per_host)
     if dry_run:
-        return BatchReport("drain", list(plan.sources), dry_run=True, plan=plan,
+        status = {s.host: s for s in cloud.list_compute_services()}
+        service = "; ".join(f"would disable {n}" if status.get(n) and status[n].enabled
+                            else f"{n} already disabled" for n in plan.sources)
+        return BatchReport("drain", list(plan.sources), dry_run=True, plan=plan, service=service,
                            results=[_result(s, "planned" if s.dest else SKIPPED, s.skip_reason or "")
                                     for s in plan.steps],
                            api_requests=_requests(cloud) - requests0, elapsed_seconds=time.monotonic() - t0)

@@ -1,0 +1,233 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: novamove developers
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: host_drain
+short_description: Drain a compute host for maintenance, or put it back in service
+version_added: 0.1.0
+description:
+  - With O(state=drained), disables the nova-compute service of O(host) with a tagged reason,
+    plans a destination for every server on it (capacity, server groups, availability zone,
+    disabled and down hosts excluded) and moves them, live for C(ACTIVE) and C(PAUSED)
+    servers, cold and confirmed for C(SHUTOFF) ones, holding the concurrency caps. Servers
+    that cannot be moved (C(ERROR), C(SHELVED_OFFLOADED), ...) are reported as skipped.
+    This is the same code as C(novamove drain).
+  - With O(state=undrained), re-enables the service only if a novamove drain disabled it and,
+    with O(move_back=true), brings back the servers the drains moved away.
+  - Idempotent. Draining an empty, drained host reports RV(ignore:changed=false).
+  - In check mode the plan is computed and returned; nothing in the cloud changes.
+  - Rerunning the task after an interrupted drain continues it.
+author:
+  - novamove developers (@novamove)
+extends_documentation_fragment:
+  - novamove.openstack.connection
+options:
+  host:
+    description:
+      - Compute host to drain or undrain, as the service host name or the hypervisor hostname.
+    type: str
+    required: true
+    aliases: [name]
+  state:
+    description:
+      - V(drained) empties the host; V(undrained) puts it back in service.
+    type: str
+    choices: [drained, undrained]
+    default: drained
+  targets:
+    description:
+      - Only move servers to these compute hosts (default any eligible host).
+    type: list
+    elements: str
+    default: []
+    aliases: [to]
+  mode:
+    description:
+      - V(auto) moves C(ACTIVE)/C(PAUSED) servers live and C(SHUTOFF) ones cold.
+    type: str
+    choices: [auto, live, cold]
+    default: auto
+  order:
+    description:
+      - Order in which the moves start.
+    type: str
+    choices: [largest, smallest, name, id]
+    default: largest
+  reason:
+    description:
+      - Text added to the disabled reason of the host.
+    type: str
+  max_parallel:
+    description:
+      - At most this many moves in flight in all.
+    type: int
+    default: 4
+  max_per_host:
+    description:
+      - At most this many moves in flight from one source host and into one destination host.
+    type: int
+    default: 2
+  move_back:
+    description:
+      - With O(state=undrained), also move back the servers that the drains of O(host) moved away.
+    type: bool
+    default: false
+  timeout:
+    description:
+      - Give up on one move after this many seconds.
+    type: int
+    default: 1800
+  journal:
+    description:
+      - Path of the novamove journal (default C(~/.local/state/novamove/journal.sqlite)).
+    type: path
+attributes:
+  check_mode:
+    support: full
+    description: Computes the plan; changes nothing.
+  diff_mode:
+    support: none
+    description: The per-server results say what moved.
+'''
+
+EXAMPLES = r'''
+- name: Empty compute1 before a kernel update, two moves at a time
+  novamove.openstack.host_drain:
+    cloud: mycloud
+    host: compute1
+    reason: kernel update
+    max_parallel: 2
+
+- name: Put compute1 back in service and bring its servers home
+  novamove.openstack.host_drain:
+    cloud: mycloud
+    host: compute1
+    state: undrained
+    move_back: true
+'''
+
+RETURN = r'''
+summary:
+  description: One line saying what happened (what C(novamove drain) prints last).
+  returned: always
+  type: str
+  sample: "drain compute1: 6 moved, 1 skipped"
+service:
+  description: What happened to the compute service.
+  returned: always
+  type: str
+  sample: "compute1 disabled (novamove:ab12cd34ef56: drain: kernel update)"
+run_id:
+  description: Journal run of the drain (C(novamove history) shows it).
+  returned: when not in check mode
+  type: str
+  sample: ab12cd34ef56
+results:
+  description: One entry per server of the host.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    server_id:
+      description: Server UUID.
+      type: str
+    server_name:
+      description: Server name.
+      type: str
+    source:
+      description: Host the server was on.
+      type: str
+    dest:
+      description: Planned destination (null when skipped).
+      type: str
+    mode:
+      description: V(live) or V(cold).
+      type: str
+    result:
+      description: V(moved), V(skipped), V(failed), V(aborted), V(not-started) or V(planned) (check mode).
+      type: str
+    detail:
+      description: Why, in one line.
+      type: str
+  sample:
+    - server_id: 5f0c6f1e-2c0a-4a53-9a55-0d6d3a5b6f00
+      server_name: web-1
+      source: compute1
+      dest: compute2
+      mode: live
+      result: moved
+      detail: live migration completed
+plan:
+  description: The plan (what C(novamove plan drain) writes).
+  returned: always
+  type: dict
+  sample: {}
+'''
+
+from ansible_collections.novamove.openstack.plugins.module_utils.novamove_module import (
+    HAS_NOVAMOVE,
+    NovamoveModule,
+)
+
+if HAS_NOVAMOVE:
+    from novamove import cloud as novamove_cloud
+    from novamove.engine import drain as novamove_drain
+    from novamove.engine.journal import Journal
+else:  # the base class reports the missing library
+    novamove_cloud = novamove_drain = Journal = None
+
+
+class HostDrainModule(NovamoveModule):
+    argument_spec = dict(
+        host=dict(type='str', required=True, aliases=['name']),
+        state=dict(type='str', choices=['drained', 'undrained'], default='drained'),
+        targets=dict(type='list', elements='str', default=[], aliases=['to']),
+        mode=dict(type='str', choices=['auto', 'live', 'cold'], default='auto'),
+        order=dict(type='str', choices=['largest', 'smallest', 'name', 'id'], default='largest'),
+        reason=dict(type='str'),
+        max_parallel=dict(type='int', default=4),
+        max_per_host=dict(type='int', default=2),
+        move_back=dict(type='bool', default=False),
+        timeout=dict(type='int', default=1800),
+        journal=dict(type='path'),
+    )
+    module_kwargs = dict(supports_check_mode=True)
+
+    def run(self):
+        p = self.params
+        conn = novamove_cloud.connect(**self.connection)
+        try:
+            journal = Journal(p['journal'])
+            caps = dict(max_parallel=p['max_parallel'], max_per_host=p['max_per_host'],
+                        step_timeout=p['timeout'])
+            if p['state'] == 'drained':
+                report = novamove_drain.drain(conn, p['host'], journal=journal, targets=p['targets'],
+                                              mode=p['mode'], order=p['order'], reason=p['reason'],
+                                              dry_run=self.ansible.check_mode, **caps)
+            else:
+                report = novamove_drain.undrain(conn, p['host'], journal=journal, move_back=p['move_back'],
+                                                dry_run=self.ansible.check_mode, **caps)
+        finally:
+            conn.close()
+        data = report.to_dict()
+        result = dict(changed=bool(report.changed), summary=data['summary'], service=data['service'],
+                      run_id=data['run_id'], results=data['results'], plan=data['plan'] or {})
+        if self.ansible.check_mode:
+            plan = report.plan
+            result['changed'] = bool(plan and plan.moves) or 'would ' in (report.service or '')
+        if not report.ok:
+            self.ansible.fail_json(msg=data['summary'], exit_code=report.exit_code, **result)
+        return result
+
+
+def main():
+    HostDrainModule()()
+
+
+if __name__ == '__main__':
+    main()
