@@ -14,6 +14,7 @@ from novamove.engine.resolve import pick_host, resolve_server
 from novamove.engine.result import MoveResult, Snapshot, server_facts, summary_line
 from novamove.engine.waiter import ON_TIMEOUT, MoveWatcher
 from novamove.model import Host, Migration, Server
+from novamove.strategies._signals import signals_as_exceptions
 from novamove.strategies.base import MoveContext
 
 log = logging.getLogger("novamove.engine")
@@ -120,11 +121,13 @@ def move(cloud, journal: Journal, server_ref: str, host_ref: str, *, mode: str =
     common["run_id"] = run_id
 
     try:
-        strategies.get(plan.strategy).run(ctx)
-        if not wait:
-            return _accepted(journal, ctx, common, finish)
-        outcome = MoveWatcher(ctx, confirm=confirm, on_timeout=on_timeout,
-                              original_status=server.status).run()
+        # SIGTERM/SIGHUP end the run like Ctrl-C does: journaled as interrupted, services restored.
+        with signals_as_exceptions():
+            strategies.get(plan.strategy).run(ctx)
+            if not wait:
+                return _accepted(journal, ctx, common, finish)
+            outcome = MoveWatcher(ctx, confirm=confirm, on_timeout=on_timeout,
+                                  original_status=server.status).run()
     except (KeyboardInterrupt, errors.Interrupted) as exc:
         where = (f"; migration {ctx.migration.id} continues in Nova" if ctx.migration else "")
         message = f"interrupted{where} - see `novamove migrations {server.name}` and `novamove recover`"

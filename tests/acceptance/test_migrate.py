@@ -73,15 +73,11 @@ def journal(tmp_path):
     return tmp_path / "journal.sqlite"
 
 
-@pytest.fixture(scope="module")
-def servers(conn):
-    """Boot helper; deletes everything it booted at the end of the module."""
-    booted = []
-
+def _booter(conn, booted: list):
     def boot(host: str, status: str = "ACTIVE", name: str | None = None, c=None):
         c = c or conn
-        image = c.image.find_image("cirros-tiny", ignore_missing=False)
-        flavor = c.compute.find_flavor("m1.nano", ignore_missing=False)
+        image = conn.image.find_image("cirros-tiny", ignore_missing=False)
+        flavor = conn.compute.find_flavor("m1.nano", ignore_missing=False)
         attrs = dict(name=name or f"{PREFIX}{uuid.uuid4().hex[:6]}", image_id=image.id, flavor_id=flavor.id,
                      networks="none")
         if host:
@@ -93,13 +89,28 @@ def servers(conn):
             conn.compute.stop_server(server)
             server = conn.compute.wait_for_server(server, status="SHUTOFF", wait=120, interval=1)
         return conn.compute.get_server(server.id)
+    return boot
 
-    yield boot
-    for sid in booted:
+
+def _delete(conn, ids) -> None:
+    for sid in ids:
         try:
             conn.compute.delete_server(sid, force=False)
         except Exception:
             pass
+    for sid in ids:
+        try:
+            conn.compute.wait_for_delete(conn.compute.get_server(sid), wait=120, interval=1)
+        except Exception:
+            pass
+
+
+@pytest.fixture
+def servers(conn):
+    """Boot helper; deletes what the test booted (the admin project's quota is 10 instances)."""
+    booted: list = []
+    yield _booter(conn, booted)
+    _delete(conn, booted)
 
 
 def cli(mc, *args, journal=None, env=None, timeout=600, **popen):
@@ -348,11 +359,14 @@ def test_check_mode_changes_nothing(mc, conn, servers, journal):
 # ----------------------------------------------------------------------------- bad input
 
 @pytest.fixture(scope="module")
-def bad_input_servers(servers):
+def bad_input_servers(conn):
+    booted: list = []
+    boot = _booter(conn, booted)
     twin = f"{PREFIX}twin-{uuid.uuid4().hex[:4]}"
-    servers("compute1", name=twin)
-    servers("compute2", name=twin)
-    return {"twin": twin, "active": servers("compute1").name, "off": servers("compute1", status="SHUTOFF").name}
+    boot("compute1", name=twin)
+    boot("compute2", name=twin)
+    yield {"twin": twin, "active": boot("compute1").name, "off": boot("compute1", status="SHUTOFF").name}
+    _delete(conn, booted)
 
 
 @pytest.fixture

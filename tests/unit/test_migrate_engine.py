@@ -533,3 +533,20 @@ def test_reason_tag_round_trip():
     assert reason_run_id("ops: something") is None
     assert reason_run_id(None) is None
     assert len(tagged_reason("r", "x" * 400)) == 255
+
+
+def test_sigterm_while_isolated_restores_services_and_journals_interrupted(cloud, journal):
+    import signal
+    cloud.boot("vm1")
+    before = enabled_map(cloud)
+    original = cloud.live_migrate_server
+
+    def then_sigterm(sid, host=None):
+        original(sid, host)
+        os.kill(os.getpid(), signal.SIGTERM)
+    cloud.live_migrate_server = then_sigterm
+    with pytest.raises(errors.Interrupted):
+        run(cloud, journal, "vm1", "compute2", strategy="isolate")
+    assert enabled_map(cloud) == before
+    assert journal.runs()[0]["status"] == "interrupted"
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
