@@ -228,6 +228,7 @@ class _Starter:
         self.lay = lay
         self.venv = os_venv
         self.log = log
+        self.t0 = time.monotonic()
         self.bin = os_venv / "bin"
         self.python = str(self.bin / "python")
         self._lock = threading.Lock()
@@ -276,7 +277,7 @@ class _Starter:
 
     def _step(self, msg: str) -> None:
         with self._lock:
-            self.log(msg)
+            self.log(f"[{time.monotonic() - self.t0:5.1f}s] {msg}")
 
     # the plan
     def start_all(self, first_time: bool) -> None:
@@ -314,6 +315,7 @@ class _Starter:
         self._wait_http("nova-api", lay.nova_port, "/", 90)
         self._wait_http("placement", lay.placement_port, "/", 60)
         self._wait_http("glance", lay.glance_port, "/", 60)
+        self._step("APIs answering")
         from novamove.cloud import provision
         conn = provision.admin_connection(lay.auth_url, lay.secrets["admin"], configs.REGION)
         hosts = [lay.compute_host(i) for i in range(1, lay.computes + 1)]
@@ -412,20 +414,11 @@ class _Starter:
     # Keystone
     def _keystone_chain(self, first_time: bool) -> None:
         lay = self.lay
-        km = [str(self.bin / "keystone-manage"), "--config-file",
-              str(lay.etc / "keystone" / "keystone.conf")]
-        self._run("keystone", km + ["db_sync"])
-        self._run("keystone", km + ["fernet_setup", "--keystone-user", "root",
-                                    "--keystone-group", "root"])
-        self._run("keystone", km + ["credential_setup", "--keystone-user", "root",
-                                    "--keystone-group", "root"])
-        url = lay.url(lay.keystone_port, "/v3")
-        self._run("keystone", km + [
-            "bootstrap", "--bootstrap-username", "admin", "--bootstrap-project-name", "admin",
-            "--bootstrap-role-name", "admin", "--bootstrap-service-name", "keystone",
-            "--bootstrap-region-id", configs.REGION, "--bootstrap-admin-url", url,
-            "--bootstrap-internal-url", url, "--bootstrap-public-url", url],
-            OS_BOOTSTRAP_PASSWORD=lay.secrets["admin"])   # env, never argv
+        self._run("keystone", [self.python, str(lay.pylib / "novamove_keystone_setup.py"),
+                               str(lay.etc / "keystone" / "keystone.conf"),
+                               lay.url(lay.keystone_port, "/v3"), configs.REGION],
+                  OS_BOOTSTRAP_PASSWORD=lay.secrets["admin"])   # env, never argv
+        self._step("keystone database and bootstrap ready")
         self._start("keystone", [self.python, str(lay.pylib / "novamove_wsgi.py"),
                                  "keystone.wsgi.api:application", str(lay.keystone_port)],
                     OS_KEYSTONE_CONFIG_DIR=str(lay.etc / "keystone"))
@@ -447,14 +440,8 @@ class _Starter:
     # Nova control plane
     def _nova_chain(self) -> None:
         lay = self.lay
-        nm = [str(self.bin / "nova-manage"), "--config-file", str(lay.etc / "nova" / "nova.conf")]
-        self._run("nova-manage", nm + ["api_db", "sync"])
-        self._run("nova-manage", nm + ["cell_v2", "map_cell0"])
-        cells = subprocess.run(nm + ["cell_v2", "list_cells"], capture_output=True, text=True,
-                               env={**os.environ, **self._env()})
-        if " cell1 " not in cells.stdout:
-            self._run("nova-manage", nm + ["cell_v2", "create_cell", "--name", "cell1"])
-        self._run("nova-manage", nm + ["db", "sync"])
+        self._run("nova-manage", [self.python, str(lay.pylib / "novamove_nova_setup.py"),
+                                  str(lay.etc / "nova" / "nova.conf")])
         self._step("nova databases ready")
 
     def _start_nova(self) -> None:
@@ -479,6 +466,7 @@ class _Starter:
         lay = self.lay
         self._run("placement", [str(self.bin / "placement-manage"), "--config-file",
                                 str(lay.etc / "placement" / "placement.conf"), "db", "sync"])
+        self._step("placement database ready")
         self._start("placement", [self.python, str(lay.pylib / "novamove_wsgi.py"),
                                   "placement.wsgi.api:application", str(lay.placement_port)],
                     OS_PLACEMENT_CONFIG_DIR=str(lay.etc / "placement"))
@@ -489,6 +477,7 @@ class _Starter:
             (lay.state / "glance" / sub).mkdir(parents=True, exist_ok=True)
         self._run("glance", [str(self.bin / "glance-manage"), "--config-file",
                              str(lay.etc / "glance" / "glance-api.conf"), "db_sync"])
+        self._step("glance database ready")
         self._start("glance", [self.python, str(lay.pylib / "novamove_wsgi.py"),
                                "glance.wsgi.api:application", str(lay.glance_port)],
                     OS_GLANCE_CONFIG_DIR=str(lay.etc / "glance"))
