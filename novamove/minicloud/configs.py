@@ -190,6 +190,9 @@ compute_driver = novamove_fakevirt.NovamoveFakeDriver
 # Fast feedback: a stopped compute shows "down" after 20 s instead of 60 s.
 report_interval = 5
 service_down_time = 20
+# Periodic tasks (the scheduler's host discovery among them) start after a random delay of up
+# to 60 s by default; here they start at once so new computes are schedulable in seconds.
+periodic_fuzzy_delay = 0
 # Live migrations with the fake driver report progress quickly.
 instance_build_timeout = 0
 heal_instance_info_cache_interval = -1
