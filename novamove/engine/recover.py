@@ -19,6 +19,10 @@ from novamove.model import Service
 from novamove.strategies.isolate import restore_services
 
 
+# Runs of single-server verbs (this module undoes them); drains have their own continuation.
+MOVE_VERBS = {"migrate", "back", "abort", "force-complete", "confirm", "revert"}
+
+
 def services_left_disabled(events) -> list[Service]:
     """Services a run disabled (or may have: intent without outcome) and did not re-enable."""
     pending: dict[str, Service] = {}
@@ -84,6 +88,14 @@ def recover(cloud, journal: Journal, run_id: Optional[str] = None, *, confirm: b
         runs = journal.unfinished_runs()
     reports = []
     for run in runs:
+        if run["verb"] not in MOVE_VERBS:
+            # Drains own their leftovers: rerunning the drain adopts them (and marks this run).
+            reports.append({"run_id": run["id"], "verb": run["verb"], "server": run.get("server_name"),
+                            "status_before": run["status"],
+                            "summary": f"{run['verb']} of {run.get('source') or '?'} did not finish: run "
+                                       f"`novamove {run['verb']} {run.get('source') or 'HOST'}` again "
+                                       "to continue it"})
+            continue
         if run["status"] == "running" and run.get("pid") != os.getpid() and pid_alive(run.get("pid")) \
                 and not run_id:
             reports.append({"run_id": run["id"], "verb": run["verb"], "server": run.get("server_name"),

@@ -114,7 +114,7 @@ def servers(conn):
 
 
 def cli(mc, *args, journal=None, env=None, timeout=600, **popen):
-    full_env = dict(os.environ, **mc.env, **(env or {}))
+    full_env = {**os.environ, **mc.env, **(env or {})}
     if journal:
         full_env["NOVAMOVE_JOURNAL"] = str(journal)
     argv = [NOVAMOVE, *args]

@@ -550,3 +550,11 @@ def test_sigterm_while_isolated_restores_services_and_journals_interrupted(cloud
     assert enabled_map(cloud) == before
     assert journal.runs()[0]["status"] == "interrupted"
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_recover_leaves_drain_runs_to_the_drain(cloud, journal):
+    journal.start_run("drain00001", "drain", source="compute1")
+    reports = recovery.recover(cloud, journal)
+    assert "novamove drain compute1" in reports[0]["summary"]
+    assert journal.get_run("drain00001")["status"] == "running"
+    assert not cloud.calls
