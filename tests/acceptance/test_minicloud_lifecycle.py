@@ -46,6 +46,16 @@ def test_up_again_status_and_down_leave_nothing(tmp_path, minicloud):
     status = _novamove("minicloud", "status", env=env)
     assert status.returncode != 0
 
+    # The same state directory comes back up (computes keep their node identity) and goes down.
+    again = _novamove("minicloud", "up", env=env)
+    try:
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert "minicloud up in" in again.stderr
+    finally:
+        down = _novamove("minicloud", "down", env=env)
+    assert down.returncode == 0, down.stderr
+    assert procs.running(state / "run", state) == {}
+
 
 def test_up_refuses_busy_port_and_starts_nothing(tmp_path):
     import socket

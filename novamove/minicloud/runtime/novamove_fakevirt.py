@@ -23,10 +23,12 @@ run time by a JSON control file, so a test can make migrations slow without rest
 import json
 import os
 import time
+import uuid
 
 from oslo_log import log as logging
 
 from nova.virt import fake
+from nova.virt import node as virt_node
 
 LOG = logging.getLogger(__name__)
 
@@ -59,7 +61,27 @@ class NovamoveFakeDriver(fake.FakeDriver):
     def init_host(self, host):
         self._host = host
         suffix = os.environ.get("NOVAMOVE_FAKE_NODE_SUFFIX", ".fake.local")
-        self._set_nodes([host + suffix])
+        nodename = host + suffix
+        self._set_nodes([nodename])
+        # Persist the node identity like a real single-node driver; without it Nova refuses to
+        # start a compute a second time ("No local node identity found").
+        if virt_node.read_local_node_uuid() is None:
+            virt_node.write_local_node_uuid(self._node_uuid(nodename))
+
+    # FakeDriver derives node UUIDs from uuidsentinel, which is random per process: a restarted
+    # compute would then create a second compute node record. Derive them from the name instead.
+    @staticmethod
+    def _node_uuid(nodename: str) -> str:
+        return str(uuid.uuid5(uuid.NAMESPACE_DNS, "novamove-minicloud." + nodename))
+
+    def get_available_resource(self, nodename):
+        resources = super().get_available_resource(nodename)
+        if resources:
+            resources["uuid"] = self._node_uuid(nodename)
+        return resources
+
+    def get_nodenames_by_uuid(self, refresh=False):
+        return {self._node_uuid(n): n for n in self.get_available_nodes()}
 
     # -- cold migration ---------------------------------------------------------------
     def migrate_disk_and_power_off(self, context, instance, dest, flavor, network_info,
