@@ -34,7 +34,8 @@ def minicloud():
 
 @minicloud.command()
 @state_dir_option
-@click.option("--computes", default=3, show_default=True, type=click.IntRange(1, 16))
+@click.option("--computes", default=None, type=click.IntRange(1, 16),
+              help="Number of nova-compute hosts (default 3, or what the state directory has).")
 @click.option("--servers", default=0, show_default=True, type=click.IntRange(0, 200),
               help="Boot this many small servers spread over the computes.")
 @click.option("--base-port", type=int, default=None, help="First of 9 consecutive ports (default 17000).")

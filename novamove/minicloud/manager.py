@@ -100,9 +100,12 @@ class Minicloud:
                                 user="member", project="demo")
 
     # -- up --------------------------------------------------------------------------------
-    def up(self, computes: int = 3, servers: int = 0, base_port: int | None = None,
+    def up(self, computes: int | None = None, servers: int = 0, base_port: int | None = None,
            os_venv: Path | None = None) -> float:
-        """Start everything (or nothing, if already running). Returns seconds taken."""
+        """Start everything (or nothing, if already running). Returns seconds taken.
+
+        An existing state directory keeps its shape (computes, ports) unless asked otherwise.
+        """
         if self.is_running():
             lay = self.layout
             self.log(f"minicloud already running at {self.state} "
@@ -114,11 +117,13 @@ class Minicloud:
         os_venv = venv.ensure(Path(os_venv) if os_venv else venv.default_path(), self.log)
         t0 = time.monotonic()
         old = self._load_layout()
-        fresh = old is None or old.computes != computes or (base_port and old.base_port != base_port)
+        computes = computes or (old.computes if old else 3)
+        base_port = base_port or (old.base_port if old else DEFAULT_BASE_PORT)
+        fresh = old is None or old.computes != computes or old.base_port != base_port
         if fresh and self.state.exists():
             shutil.rmtree(self.state)   # a different shape: start clean rather than half-reuse
             old = None
-        lay = old or Layout(self.state, base_port or DEFAULT_BASE_PORT, computes, {
+        lay = old or Layout(self.state, base_port, computes, {
             name: secrets.token_urlsafe(18)
             for name in ("mysql", "rabbit", "admin", "member", *configs.SERVICE_USERS)})
         self._check_ports_free(lay)
