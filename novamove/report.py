@@ -13,6 +13,14 @@ from rich.table import Table
 FORMATS = ("table", "json", "yaml")
 
 
+def make_console() -> Console:
+    """A console that never truncates table cells into "compu…" when output is not a terminal
+    (pipes, logs, CI): there rich would assume 80 columns."""
+    if sys.stdout.isatty():
+        return Console()
+    return Console(width=200)
+
+
 def dump(data: Any, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(data, indent=2, sort_keys=False, default=str)
@@ -34,7 +42,7 @@ def move_table(result) -> Table:
 
 
 def print_move(result, fmt: str, console: Optional[Console] = None) -> None:
-    console = console or Console()
+    console = console or make_console()
     if fmt != "table":
         print(dump(result.to_dict(), fmt))
         return
@@ -69,7 +77,7 @@ def print_rows(rows: Sequence[dict], columns: Iterable[str], fmt: str, empty: st
     if not rows:
         print(empty)
         return
-    Console().print(rows_table(rows, columns))
+    make_console().print(rows_table(rows, columns))
 
 
 def _bytes(n: Optional[int]) -> str:

@@ -148,11 +148,18 @@ class Minicloud:
 
     def boot(self, count: int) -> None:
         from novamove.cloud.provision import boot_servers
-        lay = self.layout
-        hosts = [lay.compute_host(i) for i in range(1, lay.computes + 1)]
-        servers = boot_servers(self.connection(), count, hosts)
+        servers = boot_servers(self.connection(), count, self.compute_hosts())
         for s in servers:
             self.log(f"server {s.name} ACTIVE on {s.compute_host}")
+
+    def compute_hosts(self) -> list[str]:
+        lay = self.layout
+        return [lay.compute_host(i) for i in range(1, lay.computes + 1)]
+
+    def demo_servers(self) -> dict[str, str]:
+        """name -> host of the servers `boot` made (named demo-N)."""
+        return {s.name: s.compute_host for s in self.connection().compute.servers(all_projects=True)
+                if s.name.startswith("demo-")}
 
     def _check_ports_free(self, lay: Layout) -> None:
         for port in range(lay.base_port, lay.base_port + 9):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def wait_until(predicate, timeout: float = 60, interval: float = 0.5, what: str = "condition"):

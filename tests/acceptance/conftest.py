@@ -17,9 +17,7 @@ from pathlib import Path
 import pytest
 
 from novamove.minicloud import Minicloud, default_state_dir
-from cloudtest import wait_until  # noqa: F401  (re-exported for tests)
-
-REPO = Path(__file__).resolve().parents[2]
+from cloudtest import REPO, wait_until  # noqa: F401  (re-exported for tests)
 
 
 @dataclass
