@@ -2,6 +2,7 @@
 
 Reuses a minicloud that is already running (and leaves it running); otherwise brings one up for
 the session and takes it down at the end (NOVAMOVE_KEEP_MINICLOUD=1 keeps it).
+NOVAMOVE_MINICLOUD_DIR, NOVAMOVE_MINICLOUD_BASE_PORT and NOVAMOVE_TEST_COMPUTES choose which.
 """
 
 from __future__ import annotations
@@ -112,7 +113,8 @@ def minicloud() -> MiniCloudHandle:
     manager = Minicloud(state, log=lambda m: print(f"[minicloud] {m}", file=sys.stderr))
     started_here = False
     if not manager.is_running():
-        manager.up(computes=_computes())
+        port = os.environ.get("NOVAMOVE_MINICLOUD_BASE_PORT")
+        manager.up(computes=_computes(), base_port=int(port) if port else None)
         started_here = True
     lay = manager.layout
     handle = MiniCloudHandle(manager, manager.env(),
