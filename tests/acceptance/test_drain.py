@@ -43,14 +43,18 @@ class _Minicloud:
         self.computes = [SOURCE, OTHER, THIRD]
 
 
+_HANDLE: dict = {}
+
+
 @pytest.fixture(scope="module")
 def cloud_env(request) -> dict:
-    """The lead's `minicloud` fixture when present; else `novamove minicloud env`."""
+    """The conftest's `minicloud` fixture when present; else `novamove minicloud env`."""
     try:
         mc = request.getfixturevalue("minicloud")
+        _HANDLE["minicloud"] = mc
         return dict(mc.env)
     except pytest.FixtureLookupError:
-        pass
+        _HANDLE.pop("minicloud", None)
     proc = subprocess.run([NOVAMOVE, "minicloud", "env"], capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.skip("the minicloud is not running (novamove minicloud up)")
@@ -160,11 +164,12 @@ def _control_file(cloud_env) -> Path:
 
 
 def _set_fake(cloud_env, settings: dict) -> None:
-    path = _control_file(cloud_env)
-    if settings:
-        path.write_text(json.dumps(settings))
-    elif path.exists():
-        path.unlink()
+    """Slow the fake driver down (or back to its defaults with {})."""
+    settings = settings or {"live_migration_seconds": 0.5, "cold_migration_seconds": 0}
+    if "minicloud" in _HANDLE:
+        _HANDLE["minicloud"].set_fakevirt(**settings)
+    else:
+        _control_file(cloud_env).write_text(json.dumps(settings))
 
 
 def _hosts(conn, servers: dict) -> dict:
