@@ -233,6 +233,11 @@ enabled = false
 enabled = false
 [upgrade_levels]
 compute = auto
+[quota]
+# A test bed shared by many test servers: the default 10 instances per project is too few.
+instances = -1
+cores = -1
+ram = -1
 """ + _authtoken(lay, "nova") \
         + _keystone_client(lay, "placement", "placement") \
         + _keystone_client(lay, "neutron", "neutron") \
@@ -252,6 +257,10 @@ instances_path = {c / 'instances'}
 concurrency_backend = eventlet
 [oslo_concurrency]
 lock_path = {c / 'lock'}
+[compute]
+# Nova's default is 1 live migration at a time per source compute, queueing the rest; a
+# maintenance-tuned cloud runs several, and drains with caps above 1 are tested against that.
+max_concurrent_live_migrations = 4
 """
 
 
