@@ -255,12 +255,11 @@ instances_path = {c / 'instances'}
 # Nova 34 computes default to native threads; the fake driver's long-running live migration
 # must share the process with the abort/force-complete RPC handlers, which eventlet gives us.
 concurrency_backend = eventlet
-[oslo_concurrency]
-lock_path = {c / 'lock'}
-[compute]
 # Nova's default is 1 live migration at a time per source compute, queueing the rest; a
 # maintenance-tuned cloud runs several, and drains with caps above 1 are tested against that.
 max_concurrent_live_migrations = 4
+[oslo_concurrency]
+lock_path = {c / 'lock'}
 """
 
 
