@@ -262,6 +262,22 @@ def test_sigkill_in_the_middle_of_isolate_then_recover_restores_every_service(mc
     assert again.returncode == 0 and "nothing to recover" in again.stdout
 
 
+@pytest.mark.parametrize("cap", ["2.55", "2.40"])
+def test_auto_falls_back_to_isolate_on_an_older_compute_api(cap, mc, conn, servers, journal):
+    """Below 2.56 a cold migration cannot name its host: auto picks isolate. 2.40 also exercises
+    the pre-2.53 service API (host/binary instead of service UUIDs)."""
+    before = services(conn)
+    vm = servers("compute1", status="SHUTOFF")
+    res = cli(mc, "migrate", vm.name, "--to", "compute3", "-f", "json", "-q", journal=journal,
+              env={"NOVAMOVE_MAX_MICROVERSION": cap})
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert (out["strategy"], out["mode"], out["microversion"]) == ("isolate", "cold", cap)
+    assert sorted(out["disabled_services"]) == ["compute1", "compute2"]
+    assert conn.compute.get_server(vm.id).compute_host == "compute3"
+    assert services(conn) == before
+
+
 # ----------------------------------------------------------------------------- slow live migrations
 
 def _wait_running(conn, server_id, timeout=180):
