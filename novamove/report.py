@@ -56,7 +56,7 @@ def print_move(result, fmt: str, console: Optional[Console] = None) -> None:
                f"run {result.run_id}" if result.run_id else None]
     line = ", ".join(d for d in details if d)
     if line:
-        console.print(f"[dim]{line}[/]")
+        console.print(f"[dim]{line}[/]", highlight=False)
     print(result.summary)
 
 

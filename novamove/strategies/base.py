@@ -44,7 +44,7 @@ class MoveContext:
     started: float = field(default_factory=lambda: time.monotonic())
     started_at: str = ""              # ISO time of the run start (for Nova's action records)
     # learned along the way
-    known_migration_ids: set = field(default_factory=set)
+    known_migration_ids: Optional[set] = None
     migration: Optional[Migration] = None
     scheduled: bool = False
     isolation_started: Optional[float] = None

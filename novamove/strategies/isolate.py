@@ -10,6 +10,7 @@ before it is made, so `novamove recover` can finish the job after a SIGKILL.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Iterable, Optional
 
 from novamove import errors
@@ -17,6 +18,9 @@ from novamove.model import Host, Service
 from novamove.strategies._signals import deferred_signals, signals_as_exceptions
 from novamove.strategies.base import MoveContext, Step, Strategy, run_steps
 from novamove.strategies.steps import RequestMove, WaitScheduled
+
+# Service toggles run concurrently, so the window does not grow with the number of computes.
+MAX_PARALLEL_TOGGLES = 8
 
 
 def services_to_isolate(hosts: Iterable[Host], target: str) -> list[Host]:
@@ -41,16 +45,33 @@ def reason_run_id(disabled_reason: Optional[str]) -> Optional[str]:
     return run_id if sep else None
 
 
+def _in_parallel(calls: list, workers: int = MAX_PARALLEL_TOGGLES) -> None:
+    """Run the toggles concurrently (the isolation window should not grow with the number of
+    computes), wait for *all* of them, then raise the first failure if any."""
+    if len(calls) <= 1:
+        for call in calls:
+            call()
+        return
+    with ThreadPoolExecutor(max_workers=min(workers, len(calls))) as pool:
+        futures = [pool.submit(call) for call in calls]
+        wait(futures)
+    for future in futures:
+        exc = future.exception()
+        if exc is not None:
+            raise exc
+
+
 def restore_services(cloud, journal, run_id: str, disabled: list[Service]) -> list[str]:
     """Re-enable the services `run_id` disabled, if they are still disabled *by it*.
 
     Returns the hosts re-enabled. A service someone else re-disabled meanwhile (another
-    reason) is left as it is and journaled. One GET for all services, then one PUT per toggle.
+    reason) is left as it is and journaled. One GET for all services, then one PUT per toggle
+    (concurrently).
     """
     if not disabled:
         return []
     current = {s.id: s for s in cloud.list_compute_services()}
-    enabled = []
+    todo: list[Service] = []
     for service in disabled:
         now = current.get(service.id)
         if now is None or now.enabled:
@@ -60,15 +81,23 @@ def restore_services(cloud, journal, run_id: str, disabled: list[Service]) -> li
                          disabled_reason=now.disabled_reason,
                          why="disabled by someone else after novamove disabled it")
             continue
-        event = journal.intent(run_id, "service.enable", service.host, service_id=service.id)
-        try:
-            cloud.enable_service(now)
-        except BaseException as exc:
-            journal.failed(event, error=str(exc))
-            raise
-        journal.done(event)
-        enabled.append(service.host)
-    return enabled
+        todo.append(now)
+    enabled: list[str] = []
+
+    def enable(service: Service):
+        def call() -> None:
+            event = journal.intent(run_id, "service.enable", service.host, service_id=service.id)
+            try:
+                cloud.enable_service(service)
+            except BaseException as exc:
+                journal.failed(event, error=str(exc))
+                raise
+            journal.done(event)
+            enabled.append(service.host)
+        return call
+
+    _in_parallel([enable(service) for service in todo])
+    return sorted(enabled)
 
 
 class DisableOthers(Step):
@@ -86,22 +115,28 @@ class DisableOthers(Step):
 
     def execute(self, ctx: MoveContext) -> None:
         reason = tagged_reason(ctx.run_id, ctx.reason)
-        for host in self.to_disable:
-            service = host.service
-            event = ctx.journal.intent(ctx.run_id, "service.disable", service.host,
-                                       service_id=service.id, previous_status=service.status,
-                                       previous_reason=service.disabled_reason, reason=reason)
-            if ctx.isolation_started is None:
-                ctx.isolation_started = ctx.clock()
-            # Recorded before the call: if the PUT lands but its answer is lost, revert still
-            # knows to look at this service.
-            ctx.disabled.append(service)
-            try:
-                ctx.cloud.disable_service(service, reason)
-            except BaseException as exc:
-                ctx.journal.failed(event, error=str(exc))
-                raise
-            ctx.journal.done(event)
+
+        def disable(service: Service):
+            def call() -> None:
+                event = ctx.journal.intent(ctx.run_id, "service.disable", service.host,
+                                           service_id=service.id, previous_status=service.status,
+                                           previous_reason=service.disabled_reason, reason=reason)
+                # Recorded before the call: if the PUT lands but its answer is lost, revert
+                # still knows to look at this service.
+                ctx.disabled.append(service)
+                try:
+                    ctx.cloud.disable_service(service, reason)
+                except BaseException as exc:
+                    ctx.journal.failed(event, error=str(exc))
+                    raise
+                ctx.journal.done(event)
+            return call
+
+        if self.to_disable:
+            ctx.isolation_started = ctx.clock()
+        # Signals wait until every PUT has answered, so that revert sees the final state.
+        with deferred_signals():
+            _in_parallel([disable(h.service) for h in self.to_disable])
 
     def post_condition(self, ctx: MoveContext) -> None:
         # Someone may have enabled another compute (or a new one registered) meanwhile.
@@ -131,11 +166,20 @@ class RestoreOthers(Step):
                 ctx.isolation_ended = ctx.clock()
 
 
+class RememberMigrations(Step):
+    """List the server's existing migrations *before* isolating, to keep that out of the window."""
+    name = "remember-migrations"
+
+    def execute(self, ctx: MoveContext) -> None:
+        ctx.known_migration_ids = {m.id for m in ctx.cloud.list_migrations(server_id=ctx.server.id)}
+
+
 class IsolateStrategy(Strategy):
     name = "isolate"
 
     def steps(self, ctx: MoveContext) -> list[Step]:
-        return [DisableOthers(), RequestMove(host=None), WaitScheduled(), RestoreOthers()]
+        return [RememberMigrations(), DisableOthers(), RequestMove(host=None), WaitScheduled(),
+                RestoreOthers()]
 
     def run(self, ctx: MoveContext) -> None:
         with signals_as_exceptions():

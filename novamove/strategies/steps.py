@@ -21,8 +21,10 @@ class RequestMove(Step):
         self.host = host
 
     def pre_condition(self, ctx: MoveContext) -> None:
-        # Remember the migrations that already exist, to recognise the one this call creates.
-        ctx.known_migration_ids = {m.id for m in ctx.cloud.list_migrations(server_id=ctx.server.id)}
+        # Remember the migrations that already exist, to recognise the one this call creates
+        # (isolate lists them earlier, before its window opens).
+        if ctx.known_migration_ids is None:
+            ctx.known_migration_ids = {m.id for m in ctx.cloud.list_migrations(server_id=ctx.server.id)}
 
     def execute(self, ctx: MoveContext) -> None:
         event = ctx.journal.intent(ctx.run_id, "server.migrate", ctx.server.id, mode=ctx.mode,
