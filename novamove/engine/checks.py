@@ -31,9 +31,11 @@ def choose_mode(server: Server, requested: str = "auto") -> str:
             return LIVE
         if server.status in COLD_STATUSES:
             return COLD
+        hint = ("; confirm or revert its pending move first (novamove confirm/revert)"
+                if server.status == "VERIFY_RESIZE" else "")
         raise errors.PreconditionFailed(
             f"server {server.name} is {server.status}: only ACTIVE/PAUSED (live) or SHUTOFF (cold) "
-            "servers can be moved")
+            f"servers can be moved{hint}")
     allowed = LIVE_STATUSES if requested == LIVE else COLD_STATUSES
     if server.status not in allowed:
         hint = " (use --cold)" if requested == LIVE and server.status in COLD_STATUSES else ""
