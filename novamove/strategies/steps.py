@@ -34,6 +34,13 @@ class RequestMove(Step):
                 ctx.cloud.live_migrate_server(ctx.server.id, host=self.host)
             else:
                 ctx.cloud.migrate_server(ctx.server.id, host=self.host)
+        except errors.PreconditionFailed as exc:
+            # Our pre-checks passed but Nova refused the request itself (400/409, e.g. "No valid
+            # host" from a synchronous scheduling, a lock, a task in progress): a failed move.
+            ctx.journal.failed(event, error=str(exc))
+            reason = str(exc).split(": ", 1)[-1]
+            raise errors.MoveFailed(f"Nova refused the {ctx.mode} migration of {ctx.server.name} to "
+                                    f"{ctx.target.name}: {reason}") from exc
         except BaseException as exc:
             ctx.journal.failed(event, error=str(exc))
             raise

@@ -74,7 +74,7 @@ def journal(tmp_path):
 
 
 def _booter(conn, booted: list):
-    def boot(host: str, status: str = "ACTIVE", name: str | None = None, c=None):
+    def boot(host: str, status: str = "ACTIVE", name: str | None = None, c=None, group: str | None = None):
         c = c or conn
         image = conn.image.find_image("cirros-tiny", ignore_missing=False)
         flavor = conn.compute.find_flavor("m1.nano", ignore_missing=False)
@@ -82,6 +82,8 @@ def _booter(conn, booted: list):
                      networks="none")
         if host:
             attrs["availability_zone"] = f"nova:{host}"
+        if group:
+            attrs["scheduler_hints"] = {"group": group}
         server = c.compute.create_server(**attrs)
         booted.append(server.id)
         server = conn.compute.wait_for_server(server, wait=300, interval=1)
@@ -192,6 +194,38 @@ def test_native_live_move_lands_and_accepts_a_hypervisor_hostname(mc, conn, serv
     assert out["summary"] == f"{vm.name} was migrated from compute1 to compute3 and has a status of ACTIVE"
     assert out["migration_status"] == "completed"
     assert conn.compute.get_server(vm.id).compute_host == "compute3"
+
+
+def test_moves_nova_refuses_are_reported_with_novas_reason(mc, conn, servers, journal):
+    """Anti-affinity makes the scheduler refuse the target. Live: Nova refuses the request itself;
+    cold: the refusal comes after the request (migration error). Both: exit 1 with Nova's
+    reason, the server still on its source."""
+    group = conn.compute.create_server_group(name=f"{PREFIX}aa-{uuid.uuid4().hex[:4]}",
+                                             policy="anti-affinity")
+    try:
+        vm = servers("compute1", group=group.id)
+        servers("compute2", group=group.id)
+        before = cloud_state(conn)
+        live = cli(mc, "migrate", vm.name, "--to", "compute2", journal=journal)
+        assert live.returncode == 1, (live.stdout, live.stderr)
+        assert "Nova refused the live migration" in one_line_error(live.stderr)
+        assert "No valid host" in live.stderr
+        after = cloud_state(conn)   # Nova keeps an "error" migration record; nothing else changed
+        assert (after["servers"], after["services"]) == (before["servers"], before["services"])
+
+        cold = cli(mc, "migrate", vm.name, "--to", "compute2", "--cold", journal=journal)
+        assert cold.returncode == 1, (cold.stdout, cold.stderr)
+        error = one_line_error(cold.stderr)
+        assert "No valid host" in error and f"{vm.name} is on compute1" in error, error
+        assert "was not migrated to compute2" in cold.stdout
+        assert settle(conn, vm.id).compute_host == "compute1"
+        hist = json.loads(cli(mc, "history", "-f", "json", journal=journal).stdout)
+        assert [r["status"] for r in hist[:2]] == ["failed", "failed"]
+    finally:
+        try:
+            conn.compute.delete_server_group(group)
+        except Exception:
+            pass
 
 
 # ----------------------------------------------------------------------------- isolate

@@ -398,7 +398,7 @@ def test_isolate_restores_services_when_the_migrate_call_fails(cloud, journal):
     def refuse(sid, host=None):
         raise errors.PreconditionFailed("live migration: conflict (409)")
     cloud.live_migrate_server = refuse
-    with pytest.raises(errors.PreconditionFailed, match="409"):
+    with pytest.raises(errors.MoveFailed, match="Nova refused the live migration of vm1 to compute2: conflict \\(409\\)"):
         run(cloud, journal, "vm1", "compute2", strategy="isolate")
     assert enabled_map(cloud) == before
     assert journal.runs()[0]["status"] == "failed"
