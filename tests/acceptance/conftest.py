@@ -120,7 +120,8 @@ def minicloud() -> MiniCloudHandle:
     handle = MiniCloudHandle(manager, manager.env(),
                              [lay.compute_host(i) for i in range(1, lay.computes + 1)])
     # Every test starts from the fake driver's defaults and all computes enabled.
-    manager.set_fakevirt(live_migration_seconds=0.5, cold_migration_seconds=0)
+    manager.set_fakevirt(live_migration_seconds=0.5, cold_migration_seconds=0,
+                         live_migration_rollback=0)
     yield handle
     if started_here and os.environ.get("NOVAMOVE_KEEP_MINICLOUD") != "1":
         manager.down()
@@ -146,4 +147,4 @@ def _fakevirt_defaults(request):
     yield
     if "minicloud" in request.fixturenames:
         request.getfixturevalue("minicloud").set_fakevirt(
-            live_migration_seconds=0.5, cold_migration_seconds=0)
+            live_migration_seconds=0.5, cold_migration_seconds=0, live_migration_rollback=0)

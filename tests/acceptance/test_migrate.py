@@ -338,6 +338,24 @@ def test_aborted_live_migration_is_reported_as_failed(mc, conn, servers, journal
     assert conn.compute.get_server(vm.id).compute_host == "compute2"
 
 
+def test_live_migration_rolled_back_by_nova_is_a_failure(mc, conn, servers, journal):
+    """The hypervisor fails the transfer and Nova rolls the server back to its source: the
+    migrate API had accepted it and the server is ACTIVE again, but it did not move."""
+    vm = servers("compute3")
+    mc.manager.set_fakevirt(live_migration_rollback=1)
+    try:
+        res = cli(mc, "migrate", vm.name, "--to", "compute1", "-f", "json", journal=journal)
+    finally:
+        mc.manager.set_fakevirt(live_migration_rollback=0)
+    assert res.returncode == 1, (res.stdout, res.stderr)
+    out = json.loads(res.stdout)
+    assert not out["ok"] and out["migration_status"] in ("failed", "error")
+    assert "was migrated" not in out["summary"]
+    assert "novamove: error:" in one_line_error(res.stderr)
+    after = conn.compute.get_server(vm.id)
+    assert (after.compute_host, after.status) == ("compute3", "ACTIVE")
+
+
 def test_slow_live_migration_shows_progress_and_is_aborted_on_timeout(mc, conn, servers, journal, slow_live):
     slow_live(90)
     vm = servers("compute1")

@@ -15,6 +15,9 @@ run time by a JSON control file, so a test can make migrations slow without rest
   NOVAMOVE_FAKE_NODE_SUFFIX                  hypervisor hostname suffix (".fake.local")
   NOVAMOVE_FAKE_LIVE_MIGRATION_SECONDS       duration of a live migration (default 0.5)
   NOVAMOVE_FAKE_COLD_MIGRATION_SECONDS       extra time spent in migrate_disk_and_power_off
+  NOVAMOVE_FAKE_LIVE_MIGRATION_ROLLBACK      1: every live migration fails at the end and rolls
+                                             back to the source, as libvirt does when the
+                                             migration job fails (migration status "failed")
   NOVAMOVE_FAKEVIRT_CONTROL                  path of the JSON control file with the same keys
                                              in lower case without the prefix, e.g.
                                              {"live_migration_seconds": 8}
@@ -118,6 +121,11 @@ class NovamoveFakeDriver(fake.FakeDriver):
         if outcome == "abort":
             LOG.info("fake live migration of %s aborted", instance.uuid)
             recover_method(context, instance, dest, migrate_data, migration_status="cancelled")
+            return
+        if outcome != "force" and _setting("live_migration_rollback", 0):
+            LOG.error("fake live migration of %s failed: injected by the fakevirt control "
+                      "file; rolling back to the source", instance.uuid)
+            recover_method(context, instance, dest, migrate_data)
             return
         if migration is not None:
             self._report_progress(migration, instance, total, 1.0)
