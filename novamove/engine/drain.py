@@ -436,22 +436,23 @@ class BatchRunner:
                 return              # Nova still settling it; look again next poll
             if f.aborting:
                 if not f.revert_sent:
-                    eid = self.journal.intent(self.run_id, EV_REVERT, step.server_id, migration_id=m.id)
-                    self._call(lambda: self.cloud.revert_resize(step.server_id), "revert resize")
-                    self.actions += 1
-                    self.journal.done(eid)
+                    self._resize_action(EV_REVERT, step, m, self.cloud.revert_resize, "revert resize")
                     f.revert_sent = True
                     f.phase = "reverting"
                 return
             if not f.confirm_sent:
-                eid = self.journal.intent(self.run_id, EV_CONFIRM, step.server_id, migration_id=m.id)
-                self._call(lambda: self.cloud.confirm_resize(step.server_id), "confirm resize")
-                self.actions += 1
-                self.journal.done(eid)
+                self._resize_action(EV_CONFIRM, step, m, self.cloud.confirm_resize, "confirm resize")
                 f.confirm_sent = True
                 f.phase = "confirming"
             return
         self._post_condition(f)
+
+    def _resize_action(self, kind: str, step, m, call, what: str) -> None:
+        """Confirm or revert a cold move in VERIFY_RESIZE, journaled before it is sent."""
+        eid = self.journal.intent(self.run_id, kind, step.server_id, migration_id=m.id)
+        self._call(lambda: call(step.server_id), what)
+        self.actions += 1
+        self.journal.done(eid)
 
     def _post_condition(self, f: _InFlight) -> None:
         step = f.step
