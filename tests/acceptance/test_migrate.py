@@ -74,10 +74,11 @@ def journal(tmp_path):
 
 
 def _booter(conn, booted: list):
-    def boot(host: str, status: str = "ACTIVE", name: str | None = None, c=None, group: str | None = None):
+    def boot(host: str, status: str = "ACTIVE", name: str | None = None, c=None, group: str | None = None,
+             flavor: str = "m1.nano"):
         c = c or conn
         image = conn.image.find_image("cirros-tiny", ignore_missing=False)
-        flavor = conn.compute.find_flavor("m1.nano", ignore_missing=False)
+        flavor = conn.compute.find_flavor(flavor, ignore_missing=False)
         attrs = dict(name=name or f"{PREFIX}{uuid.uuid4().hex[:6]}", image_id=image.id, flavor_id=flavor.id,
                      networks="none")
         if host:
@@ -467,6 +468,19 @@ BAD = {
     "missing cloud": (lambda s: ["--os-cloud", "nmt-no-such-cloud", "migrate", s["active"], "--to",
                                  "compute2"], 5, "not in clouds.yaml"),
 }
+
+
+def test_target_without_room_is_refused_before_any_change(mc, conn, servers, journal):
+    """Placement says the target cannot hold the flavor: exit 4, one line, nothing changed.
+    Each fake compute has 15872 MB for guests; m1.large takes 8192 MB, so one is the most."""
+    servers("compute3", flavor="m1.large")
+    vm = servers("compute1", flavor="m1.large")
+    before = cloud_state(conn)
+    for strategy in ("native", "isolate"):
+        res = cli(mc, "migrate", vm.name, "--to", "compute3", "--strategy", strategy, journal=journal)
+        assert res.returncode == 4, (res.stdout, res.stderr)
+        assert "has no room for" in one_line_error(res.stderr)
+        assert cloud_state(conn) == before
 
 
 @pytest.mark.parametrize("case", list(BAD))
