@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Optional
 
 from novamove import errors
 from novamove.cloud import convert
-from novamove.model import Flavor, Host, Migration, Resources, Server, Service
+from novamove.model import Flavor, Host, Migration, Resources, Server, ServerGroup, Service
 
 # Microversions whose behaviour novamove depends on (Nova API reference).
 MV_LIVE_HOST = "2.30"          # live migrate with host, checked by the scheduler (no force)
@@ -430,9 +430,8 @@ class Cloud:
                 return out
             params["marker"] = page[-1]["id"]
 
-    def list_server_groups(self) -> list["ServerGroup"]:
+    def list_server_groups(self) -> list[ServerGroup]:
         """Server groups of all projects (policy as one string, members as server ids)."""
-        from novamove.model import ServerGroup
         out: list[ServerGroup] = []
         offset, limit = 0, 1000
         while True:

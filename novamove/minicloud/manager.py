@@ -130,7 +130,7 @@ class Minicloud:
         self._save_layout(lay, os_venv)
         starter = _Starter(lay, os_venv, self.log)
         try:
-            starter.start_all(first_time=old is None)
+            starter.start_all()
             if servers:
                 self.boot(servers)
         except BaseException as exc:
@@ -292,7 +292,7 @@ class _Starter:
             self.log(f"[{time.monotonic() - self.t0:5.1f}s] {msg}")
 
     # the plan
-    def start_all(self, first_time: bool) -> None:
+    def start_all(self) -> None:
         lay = self.lay
         for d in (lay.etc, lay.logs, lay.run, lay.pylib, lay.state / "keystone",
                   lay.state / "glance", lay.state / "nova"):
@@ -305,8 +305,8 @@ class _Starter:
             shutil.copy(RUNTIME / "novamove_fakevirt.py", virt / "novamove_fakevirt.py")
         self._write_configs()
 
-        self._start_mariadb(first_time)
-        self._start_rabbitmq(first_time)
+        self._start_mariadb()
+        self._start_rabbitmq()
         self._start("network", [self.python, str(lay.pylib / "novamove_network.py"),
                                 str(lay.network_port)])
         self._wait("mariadb", lambda: self._mysql_ok(), 60)
@@ -315,7 +315,7 @@ class _Starter:
         self._step("mariadb ready")
 
         with ThreadPoolExecutor(max_workers=4) as pool:
-            keystone = pool.submit(self._keystone_chain, first_time)
+            keystone = pool.submit(self._keystone_chain)
             nova = pool.submit(self._nova_chain)
             placement = pool.submit(self._placement_chain)
             glance = pool.submit(self._glance_chain)
@@ -373,10 +373,10 @@ class _Starter:
             ["mariadb", "--no-defaults", f"--socket={self.lay.mysql_socket}", "-uroot", "-e",
              "select 1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
 
-    def _start_mariadb(self, first_time: bool) -> None:
+    def _start_mariadb(self) -> None:
         lay = self.lay
         data = lay.state / "mysql"
-        if first_time or not (data / "mysql").exists():
+        if not (data / "mysql").exists():   # a new state directory
             data.mkdir(parents=True, exist_ok=True)
             self._run("mariadb", ["mariadb-install-db", "--no-defaults", f"--datadir={data}",
                                   "--user=root", "--auth-root-authentication-method=socket",
@@ -390,7 +390,7 @@ class _Starter:
             "--max-connections=500", "--performance-schema=OFF"])
 
     # RabbitMQ
-    def _start_rabbitmq(self, first_time: bool) -> None:
+    def _start_rabbitmq(self) -> None:
         lay = self.lay
         r = lay.state / "rabbitmq"
         r.mkdir(exist_ok=True)
@@ -424,7 +424,7 @@ class _Starter:
         self._start("rabbitmq", [RABBIT_SERVER], **env)
 
     # Keystone
-    def _keystone_chain(self, first_time: bool) -> None:
+    def _keystone_chain(self) -> None:
         lay = self.lay
         self._run("keystone", [self.python, str(lay.pylib / "novamove_keystone_setup.py"),
                                str(lay.etc / "keystone" / "keystone.conf"),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from novamove.minicloud import Minicloud, default_state_dir
-from cloudtest import REPO, wait_until  # noqa: F401  (re-exported for tests)
+from cloudtest import REPO
 
 
 @dataclass
