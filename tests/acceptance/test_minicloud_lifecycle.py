@@ -69,3 +69,20 @@ def test_up_refuses_busy_port_and_starts_nothing(tmp_path):
     lines = [l for l in out.stderr.splitlines() if l.startswith("novamove: error")]
     assert lines and "port 17200" in lines[0]
     assert not (state / "run").exists() or not list((state / "run").glob("*.pid"))
+
+
+def test_failed_start_names_the_component_shows_its_log_and_cleans_up(tmp_path, minicloud):
+    """A compute that cannot start (its fake driver gets a nonsense inventory) fails `up`:
+    the error names it, its log tail is shown, and nothing the start began is left running."""
+    state = tmp_path / "broken"
+    env = {"NOVAMOVE_MINICLOUD_DIR": str(state), "NOVAMOVE_FAKE_VCPUS": "not-a-number"}
+    out = _novamove("minicloud", "up", "--computes", "1", "--base-port", "17200", env=env)
+    assert out.returncode != 0
+    assert "minicloud start failed in nova-compute-compute1" in out.stderr
+    assert "--- last lines of nova-compute-compute1's log ---" in out.stderr
+    assert "not-a-number" in out.stderr          # the log tail shows the cause
+    errors = [line for line in out.stderr.splitlines() if line.startswith("novamove: error:")]
+    assert len(errors) == 1
+    assert procs.running(state / "run", state) == {}
+    for port in range(17200, 17209):
+        assert not procs.port_open(port), f"port {port} still listening"
