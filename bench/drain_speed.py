@@ -117,10 +117,10 @@ def run_sequential(env, ids) -> dict:
     return {"wall_s": time.monotonic() - t0, "api_requests": requests, "cli_failures": failures}
 
 
-def run_novamove(env, cap: int) -> dict:
+def run_novamove(env, cap: int, poll_interval: str = "1") -> dict:
     t0 = time.monotonic()
     p = subprocess.run([str(BIN / "novamove"), "drain", SOURCE, "--max-parallel", str(cap), "--max-per-host",
-                        str(cap), "--poll-interval", "1", "-q", "-f", "json"], env=env,
+                        str(cap), "--poll-interval", poll_interval, "-q", "-f", "json"], env=env,
                        capture_output=True, text=True)
     wall = time.monotonic() - t0
     try:
@@ -137,6 +137,7 @@ def main() -> int:
     ap.add_argument("--servers", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=2.0, help="fake live migration duration")
     ap.add_argument("--caps", default="2,3")
+    ap.add_argument("--poll-interval", default="1", help="novamove drain --poll-interval")
     ap.add_argument("--keep", action="store_true", help="do not delete the servers at the end")
     args = ap.parse_args()
 
@@ -171,7 +172,7 @@ def main() -> int:
         control.write_text(json.dumps({"live_migration_seconds": args.seconds}))
         contenders = [("sequential openstack CLI", lambda: run_sequential(env, ids))]
         for cap in [int(c) for c in args.caps.split(",")]:
-            contenders.append((f"novamove drain caps {cap}", lambda cap=cap: run_novamove(env, cap)))
+            contenders.append((f"novamove drain caps {cap}", lambda cap=cap: run_novamove(env, cap, args.poll_interval)))
         for name, fn in contenders:
             put_back(adapter, ids, journal)
             wait_settled(conn, ids)
