@@ -117,10 +117,10 @@ def run_sequential(env, ids) -> dict:
     return {"wall_s": time.monotonic() - t0, "api_requests": requests, "cli_failures": failures}
 
 
-def run_novamove(env, cap: int, poll_interval: str = "1") -> dict:
+def run_novamove(env, cap: int, poll_interval: str | None = None) -> dict:
     t0 = time.monotonic()
     p = subprocess.run([str(BIN / "novamove"), "drain", SOURCE, "--max-parallel", str(cap), "--max-per-host",
-                        str(cap), "--poll-interval", poll_interval, "-q", "-f", "json"], env=env,
+                        str(cap), *(["--poll-interval", poll_interval] if poll_interval else []), "-q", "-f", "json"], env=env,
                        capture_output=True, text=True)
     wall = time.monotonic() - t0
     try:
@@ -137,7 +137,7 @@ def main() -> int:
     ap.add_argument("--servers", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=2.0, help="fake live migration duration")
     ap.add_argument("--caps", default="2,3")
-    ap.add_argument("--poll-interval", default="1", help="novamove drain --poll-interval")
+    ap.add_argument("--poll-interval", default=None, help="novamove drain --poll-interval (default: its own)")
     ap.add_argument("--keep", action="store_true", help="do not delete the servers at the end")
     args = ap.parse_args()
 

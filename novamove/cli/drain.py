@@ -47,7 +47,7 @@ def _cap_options(f):
         click.option("--on-interrupt", type=click.Choice(engine.ON_INTERRUPT), default="finish",
                      show_default=True, help="On Ctrl-C, start nothing new and finish or abort the "
                                              "in-flight moves."),
-        click.option("--poll-interval", type=click.FloatRange(min=0.2), default=1.0, show_default=True,
+        click.option("--poll-interval", type=click.FloatRange(min=0.2), default=engine.POLL_INTERVAL, show_default=True,
                      metavar="SECONDS", help="How often the in-flight moves are listed."),
         click.option("--timeout", "step_timeout", type=click.FloatRange(min=10), default=1800,
                      show_default=True, metavar="SECONDS", help="Give up on one move after this long."),

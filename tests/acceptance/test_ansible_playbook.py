@@ -206,3 +206,59 @@ def test_role_rejects_missing_variables_before_touching_the_cloud(ansible_env, c
                         "-e", "instance_migrate_mode=sideways")
     assert proc.returncode != 0
     assert "instance_migrate_mode" in proc.output and "sideways" in proc.output
+
+
+def test_host_drain_module_drains_and_undrains_with_move_back(minicloud, servers, ansible_env,
+                                                              collections_path, tmp_path):
+    env = dict(ansible_env, **minicloud.env)
+    host = minicloud.computes[2]
+    mine = servers(2, host=host, prefix="ansdrain")
+    services_before = minicloud.services()
+    playbook = tmp_path / "drain.yml"
+    playbook.write_text(f"""---
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - novamove.openstack.host_drain:
+        cloud: {minicloud.cloud}
+        host: {host}
+        state: "{{{{ drain_state }}}}"
+        reason: ansible acceptance
+        move_back: true
+        max_parallel: 2
+      register: drain
+    - ansible.builtin.copy:
+        content: "{{{{ drain | to_json }}}}"
+        dest: "{tmp_path}/{{{{ drain_state }}}}.json"
+      check_mode: false
+""")
+
+    def play(state: str, *extra: str) -> dict:
+        proc = run_playbook(env, collections_path, "-e", f"drain_state={state}", *extra,
+                            playbook=str(playbook), inventory=False)
+        assert proc.returncode == 0, proc.output
+        return json.loads((tmp_path / f"{state}.json").read_text())
+
+    try:
+        planned = play("drained", "--check")
+        assert {r["server_id"] for r in planned["results"]} >= {s.id for s in mine}
+        assert all(r["result"] in ("planned", "skipped") for r in planned["results"])
+        assert minicloud.services() == services_before
+        assert all(minicloud.host_of(s.id) == host for s in mine)
+
+        drained = play("drained")
+        assert drained["changed"]
+        status, _state, reason, _forced = minicloud.services()[host]
+        assert status == "disabled" and reason.startswith("novamove:") and "ansible acceptance" in reason
+        assert all(minicloud.host_of(s.id) != host for s in mine)
+
+        undrained = play("undrained")
+        assert undrained["changed"]
+        assert all(minicloud.host_of(s.id) == host for s in mine)
+        assert minicloud.services() == services_before
+    finally:
+        status, _state, reason, _forced = minicloud.services()[host]
+        if status == "disabled" and (reason or "").startswith("novamove:"):
+            service = next(s for s in minicloud.conn().compute.services(binary="nova-compute")
+                           if s.host == host)
+            minicloud.conn().compute.enable_service(service)

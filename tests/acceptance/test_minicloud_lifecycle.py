@@ -36,6 +36,8 @@ def test_up_again_status_and_down_leave_nothing(tmp_path, minicloud):
         status = _novamove("minicloud", "status", env=env)
         assert status.returncode == 0, status.stdout
         assert "service compute1" in status.stdout and " up " in status.stdout
+        booted = _novamove("minicloud", "boot", "1", env=env)
+        assert booted.returncode == 0, booted.stderr[-2000:]
     finally:
         down = _novamove("minicloud", "down", env=env)
     assert down.returncode == 0, down.stderr
@@ -50,6 +52,11 @@ def test_up_again_status_and_down_leave_nothing(tmp_path, minicloud):
     try:
         assert again.returncode == 0, again.stderr[-3000:]
         assert "minicloud up in" in again.stderr
+        # The server outlived the restart, still running (the fake hypervisor adopts its guests).
+        from novamove.minicloud import Minicloud
+        conn = Minicloud(state, log=lambda m: None).connection()
+        [server] = list(conn.compute.servers(all_projects=True))
+        assert (server.status, server.power_state) == ("ACTIVE", 1)
     finally:
         down = _novamove("minicloud", "down", env=env)
     assert down.returncode == 0, down.stderr

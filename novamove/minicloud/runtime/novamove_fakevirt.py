@@ -30,6 +30,9 @@ import uuid
 
 from oslo_log import log as logging
 
+from nova import context as nova_context
+from nova import objects
+from nova.compute import power_state
 from nova.virt import fake
 from nova.virt import node as virt_node
 
@@ -70,6 +73,23 @@ class NovamoveFakeDriver(fake.FakeDriver):
         # start a compute a second time ("No local node identity found").
         if virt_node.read_local_node_uuid() is None:
             virt_node.write_local_node_uuid(self._node_uuid(nodename))
+        self._adopt_guests(host)
+
+    def _adopt_guests(self, host: str) -> None:
+        """A real hypervisor keeps its guests while nova-compute restarts; the fake one keeps
+        them in memory only. Take back the guests Nova has on this host, in the power state Nova
+        last recorded, so servers survive `minicloud down` / `up` (instead of turning into
+        "power_state pending" servers that Nova refuses to migrate)."""
+        try:
+            guests = objects.InstanceList.get_by_host(nova_context.get_admin_context(), host)
+        except Exception as exc:  # first start, or the conductor not answering yet
+            LOG.info("no guests adopted on %s: %s", host, exc)
+            return
+        for guest in guests:
+            if guest.power_state != power_state.NOSTATE and guest.uuid not in self.instances:
+                self.instances[guest.uuid] = fake.FakeInstance(guest.name, guest.power_state,
+                                                               guest.uuid)
+        LOG.info("adopted %d guests on %s", len(self.instances), host)
 
     # FakeDriver derives node UUIDs from uuidsentinel, which is random per process: a restarted
     # compute would then create a second compute node record. Derive them from the name instead.
