@@ -752,6 +752,13 @@ def _disable_sources(cloud: Any, journal: Any, run_id: str, plan: DrainPlan,
     return "; ".join(notes), changed
 
 
+
+def _step_from_event(server_id: str, ev) -> DrainStep:
+    """The step an earlier run journaled for `server_id` (its move intent)."""
+    d = ev.data
+    return DrainStep(server_id=server_id, server_name=d.get("name") or server_id,
+                     source=d.get("source") or "", dest=d.get("dest"), mode=d.get("mode") or LIVE)
+
 def _adopt_leftovers(cloud: Any, journal: Any, previous: Sequence[dict], say: Callable[[str], None],
                      clock: Callable[[], float] = time.monotonic) -> tuple[list[_InFlight], list[StepResult]]:
     """Moves an earlier run of the same drain started and did not see through.
@@ -777,9 +784,7 @@ def _adopt_leftovers(cloud: Any, journal: Any, previous: Sequence[dict], say: Ca
     # Moves the earlier run saw through: reported again (the table covers the whole drain),
     # but only if the server is still where that run put it.
     for sid, ev in finished.items():
-        d = ev.data
-        step = DrainStep(server_id=sid, server_name=d.get("name") or sid, source=d.get("source") or "",
-                         dest=d.get("dest"), mode=d.get("mode") or LIVE)
+        step = _step_from_event(sid, ev)
         try:
             server = cloud.get_server(sid)
         except errors.NotFound:
@@ -787,9 +792,7 @@ def _adopt_leftovers(cloud: Any, journal: Any, previous: Sequence[dict], say: Ca
         if server.host == step.dest:
             landed.append(_result(step, MOVED, f"moved by run {ev.run_id}", host=server.host))
     for sid, ev in leftovers.items():
-        d = ev.data
-        step = DrainStep(server_id=sid, server_name=d.get("name") or sid, source=d.get("source") or "",
-                         dest=d.get("dest"), mode=d.get("mode") or LIVE)
+        step = _step_from_event(sid, ev)
         try:
             server = cloud.get_server(sid)
         except errors.NotFound:
