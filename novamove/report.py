@@ -102,10 +102,10 @@ def describe(snapshot) -> str:
     if snapshot.migration_status:
         dest = f" -> {snapshot.dest}" if snapshot.dest else ""
         parts.append(f"migration {snapshot.migration_status}{dest}")
-    if snapshot.memory_total_bytes:
+    if snapshot.memory_total_bytes and snapshot.memory_remaining_bytes is not None:
         parts.append(f"memory remaining {_bytes(snapshot.memory_remaining_bytes)} of "
                      f"{_bytes(snapshot.memory_total_bytes)}")
-    if snapshot.disk_total_bytes:
+    if snapshot.disk_total_bytes and snapshot.disk_remaining_bytes is not None:
         parts.append(f"disk remaining {_bytes(snapshot.disk_remaining_bytes)} of "
                      f"{_bytes(snapshot.disk_total_bytes)}")
     return ", ".join(parts)

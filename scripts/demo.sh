@@ -6,23 +6,21 @@ cd "$(dirname "$0")/.."
 BIN=.venv/bin
 $BIN/novamove minicloud up --computes 3 >/dev/null
 eval "$($BIN/novamove minicloud env)"
-# Three demo servers, booted once (a rerun reuses them).
-$BIN/python - <<'PY'
-from novamove.minicloud import Minicloud
-mc = Minicloud()
-if not mc.demo_servers():
-    mc.boot(3)
-PY
-$BIN/novamove hosts
-# demo-1 goes to the next compute over from wherever it is now.
+# Three demo servers, demo-1..3 on compute1..3 (a rerun reuses them and boots only what is
+# missing); demo-1 then goes to the next compute over from wherever it is now.
 target=$($BIN/python - <<'PY'
+import sys
 from novamove.minicloud import Minicloud
-servers = Minicloud().demo_servers()
-hosts = sorted(Minicloud().compute_hosts())
-here = servers["demo-1"]
+mc = Minicloud(log=lambda m: print(m, file=sys.stderr))
+servers = mc.ensure_demo_servers(3)
+hosts = sorted(mc.compute_hosts())
+here = servers.get("demo-1")
+if here not in hosts:
+    sys.exit(f"demo-1 is not on a minicloud compute (demo servers: {servers})")
 print(hosts[(hosts.index(here) + 1) % len(hosts)])
 PY
 )
+$BIN/novamove hosts
 echo "+ novamove migrate demo-1 --to $target"
 $BIN/novamove migrate demo-1 --to "$target"
 echo

@@ -119,19 +119,27 @@ def ensure_image(conn) -> str:
 
 
 def boot_servers(conn, count: int, hosts: list[str], flavor: str = "m1.small",
-                 prefix: str = "demo", timeout: float = 120) -> list:
-    """Boot `count` servers round-robin over `hosts` (admin AZ host targeting) and wait ACTIVE."""
+                 prefix: str = "demo", timeout: float = 120,
+                 names: list[str] | None = None) -> list:
+    """Boot servers round-robin over `hosts` (admin AZ host targeting) and wait ACTIVE.
+
+    Without `names` they are called <prefix>-N, skipping names in use; with `names` exactly those
+    are booted, the i-th on hosts[i % len(hosts)].
+    """
     image_id = ensure_image(conn)
     flavor_id = conn.compute.find_flavor(flavor, ignore_missing=False).id
     existing = {s.name for s in conn.compute.servers(all_projects=True)}
+    if names is None:
+        names = []
+        for i in range(count):
+            name, n = f"{prefix}-{i + 1}", i + 1
+            while name in existing:   # never reuse a name: names must resolve unambiguously
+                n += count
+                name = f"{prefix}-{n}"
+            existing.add(name)
+            names.append(name)
     created = []
-    for i in range(count):
-        name = f"{prefix}-{i + 1}"
-        n = i + 1
-        while name in existing:   # never reuse a name: names must resolve unambiguously
-            n += count
-            name = f"{prefix}-{n}"
-        existing.add(name)
+    for i, name in enumerate(names):
         host = hosts[i % len(hosts)]
         created.append(conn.compute.create_server(
             name=name, image_id=image_id, flavor_id=flavor_id, networks="none",

@@ -101,10 +101,11 @@ class Minicloud:
 
     # -- up --------------------------------------------------------------------------------
     def up(self, computes: int | None = None, servers: int = 0, base_port: int | None = None,
-           os_venv: Path | None = None) -> float:
+           os_venv: Path | None = None, clean: bool = False) -> float:
         """Start everything (or nothing, if already running). Returns seconds taken.
 
-        An existing state directory keeps its shape (computes, ports) unless asked otherwise.
+        An existing state directory keeps its shape (computes, ports) and its servers unless
+        asked otherwise; `clean` starts from an empty state directory.
         """
         if self.is_running():
             lay = self.layout
@@ -119,7 +120,7 @@ class Minicloud:
         old = self._load_layout()
         computes = computes or (old.computes if old else 3)
         base_port = base_port or (old.base_port if old else DEFAULT_BASE_PORT)
-        fresh = old is None or old.computes != computes or old.base_port != base_port
+        fresh = clean or old is None or old.computes != computes or old.base_port != base_port
         if fresh and self.state.exists():
             shutil.rmtree(self.state)   # a different shape: start clean rather than half-reuse
             old = None
@@ -160,6 +161,22 @@ class Minicloud:
         """name -> host of the servers `boot` made (named demo-N)."""
         return {s.name: s.compute_host for s in self.connection().compute.servers(all_projects=True)
                 if s.name.startswith("demo-")}
+
+    def ensure_demo_servers(self, count: int = 3) -> dict[str, str]:
+        """Make sure demo-1 .. demo-<count> exist (booting only the missing ones); name -> host."""
+        from novamove.cloud.provision import boot_servers
+        have = self.demo_servers()
+        hosts = self.compute_hosts()
+        wanted = [f"demo-{i}" for i in range(1, count + 1)]
+        missing = [n for n in wanted if n not in have]
+        if missing:
+            # demo-i goes to compute i (round-robin), whichever of them are being booted.
+            order = sorted(missing, key=wanted.index)
+            spread = [hosts[wanted.index(n) % len(hosts)] for n in order]
+            for s in boot_servers(self.connection(), len(order), spread, names=order):
+                self.log(f"server {s.name} ACTIVE on {s.compute_host}")
+            have = self.demo_servers()
+        return have
 
     def _check_ports_free(self, lay: Layout) -> None:
         for port in range(lay.base_port, lay.base_port + 9):

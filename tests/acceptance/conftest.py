@@ -106,15 +106,33 @@ def _computes() -> int:
     return int(os.environ.get("NOVAMOVE_TEST_COMPUTES", "3"))
 
 
+def _state_dir() -> tuple[Path, bool]:
+    """(state dir, start it clean?): a named one as it is; else a running default minicloud;
+    else a test minicloud of its own, started clean so leftovers of earlier runs on this machine
+    (servers, disabled services) never decide a result."""
+    named = os.environ.get("NOVAMOVE_MINICLOUD_DIR")
+    if named:
+        return Path(named), False
+    default = default_state_dir()
+    if Minicloud(default).is_running():
+        return default, False
+    return default.with_name("minicloud-tests"), True
+
+
 @pytest.fixture(scope="session")
-def minicloud() -> MiniCloudHandle:
-    state = Path(os.environ.get("NOVAMOVE_MINICLOUD_DIR") or default_state_dir())
+def minicloud(tmp_path_factory) -> MiniCloudHandle:
+    state, clean = _state_dir()
     manager = Minicloud(state, log=lambda m: print(f"[minicloud] {m}", file=sys.stderr))
     started_here = False
     if not manager.is_running():
         port = os.environ.get("NOVAMOVE_MINICLOUD_BASE_PORT")
-        manager.up(computes=_computes(), base_port=int(port) if port else None)
+        manager.up(computes=_computes(), base_port=int(port) if port else None, clean=clean)
         started_here = True
+    # Every novamove the tests start (CLI, scripts, ansible) finds this cloud, and none of them
+    # reads or writes the user's own journal.
+    os.environ["NOVAMOVE_MINICLOUD_DIR"] = str(state)
+    os.environ.setdefault("NOVAMOVE_JOURNAL",
+                          str(tmp_path_factory.mktemp("journal") / "journal.sqlite"))
     lay = manager.layout
     handle = MiniCloudHandle(manager, manager.env(),
                              [lay.compute_host(i) for i in range(1, lay.computes + 1)])

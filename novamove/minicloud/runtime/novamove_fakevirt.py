@@ -155,12 +155,14 @@ class NovamoveFakeDriver(fake.FakeDriver):
     def _report_progress(migration, instance, total: int, done: float) -> None:
         remaining = int(total * max(0.0, 1.0 - done))
         try:
-            migration.memory_total = total
-            migration.memory_processed = total - remaining
-            migration.memory_remaining = remaining
-            migration.disk_total = 0
-            migration.disk_processed = 0
-            migration.disk_remaining = 0
+            # Nova's response schema wants these null or >= 1, so zero is reported as null; a
+            # fake guest on shared storage has no disk to copy at all.
+            migration.memory_total = total or None
+            migration.memory_processed = (total - remaining) or None
+            migration.memory_remaining = remaining or None
+            migration.disk_total = None
+            migration.disk_processed = None
+            migration.disk_remaining = None
             migration.save()
             instance.progress = int(done * 100)
             instance.save()
