@@ -20,6 +20,11 @@ from novamove.minicloud import Minicloud, default_state_dir
 from cloudtest import REPO
 
 
+# The fake driver's behaviour every test starts from.
+FAKEVIRT_DEFAULTS = dict(live_migration_seconds=0.5, cold_migration_seconds=0,
+                         live_migration_rollback=0, cold_migration_rollback=0)
+
+
 @dataclass
 class MiniCloudHandle:
     manager: Minicloud
@@ -137,8 +142,7 @@ def minicloud(tmp_path_factory) -> MiniCloudHandle:
     handle = MiniCloudHandle(manager, manager.env(),
                              [lay.compute_host(i) for i in range(1, lay.computes + 1)])
     # Every test starts from the fake driver's defaults and all computes enabled.
-    manager.set_fakevirt(live_migration_seconds=0.5, cold_migration_seconds=0,
-                         live_migration_rollback=0)
+    manager.set_fakevirt(**FAKEVIRT_DEFAULTS)
     yield handle
     if started_here and os.environ.get("NOVAMOVE_KEEP_MINICLOUD") != "1":
         manager.down()
@@ -163,5 +167,4 @@ def _fakevirt_defaults(request):
     """Tests that slow the fake driver down get the defaults back afterwards."""
     yield
     if "minicloud" in request.fixturenames:
-        request.getfixturevalue("minicloud").set_fakevirt(
-            live_migration_seconds=0.5, cold_migration_seconds=0, live_migration_rollback=0)
+        request.getfixturevalue("minicloud").set_fakevirt(**FAKEVIRT_DEFAULTS)

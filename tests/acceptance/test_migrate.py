@@ -357,6 +357,28 @@ def test_live_migration_rolled_back_by_nova_is_a_failure(mc, conn, servers, jour
     assert (after.compute_host, after.status) == ("compute3", "ACTIVE")
 
 
+def test_cold_migration_rolled_back_by_nova_is_a_failure(mc, conn, servers, journal):
+    """The source fails to copy the disk and Nova restores the server there (migration "error",
+    an instance fault): exit 1 with Nova's reason, no resize left to confirm, nothing moved."""
+    vm = servers("compute2")
+    mc.manager.set_fakevirt(cold_migration_rollback=1)
+    try:
+        res = cli(mc, "migrate", vm.name, "--to", "compute3", "--cold", "-f", "json",
+                  journal=journal)
+    finally:
+        mc.manager.set_fakevirt(cold_migration_rollback=0)
+    assert res.returncode == 1, (res.stdout, res.stderr)
+    out = json.loads(res.stdout)
+    assert not out["ok"] and out["migration_status"] == "error", out
+    assert "was migrated" not in out["summary"]
+    error = one_line_error(res.stderr)
+    assert "disk copy to" in error and f"{vm.name} is on compute2" in error, error
+    after = settle(conn, vm.id)
+    assert (after.compute_host, after.status) == ("compute2", "ACTIVE")
+    hist = json.loads(cli(mc, "history", "-f", "json", journal=journal).stdout)
+    assert hist[0]["status"] == "failed"
+
+
 def test_slow_live_migration_shows_progress_and_is_aborted_on_timeout(mc, conn, servers, journal, slow_live):
     slow_live(90)
     vm = servers("compute1")

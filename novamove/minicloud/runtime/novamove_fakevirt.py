@@ -18,6 +18,9 @@ run time by a JSON control file, so a test can make migrations slow without rest
   NOVAMOVE_FAKE_LIVE_MIGRATION_ROLLBACK      1: every live migration fails at the end and rolls
                                              back to the source, as libvirt does when the
                                              migration job fails (migration status "failed")
+  NOVAMOVE_FAKE_COLD_MIGRATION_ROLLBACK      1: every cold migration fails on the source while
+                                             copying the disk; Nova puts the server back as it
+                                             was (migration status "error", an instance fault)
   NOVAMOVE_FAKEVIRT_CONTROL                  path of the JSON control file with the same keys
                                              in lower case without the prefix, e.g.
                                              {"live_migration_seconds": 8}
@@ -31,6 +34,7 @@ import uuid
 from oslo_log import log as logging
 
 from nova import context as nova_context
+from nova import exception
 from nova import objects
 from nova.compute import power_state
 from nova.virt import fake
@@ -112,6 +116,11 @@ class NovamoveFakeDriver(fake.FakeDriver):
         delay = _setting("cold_migration_seconds", 0)
         if delay > 0:
             time.sleep(delay)
+        if _setting("cold_migration_rollback", 0):
+            # InstanceFaultRollback is how a real driver says "failed, but the guest is intact on
+            # the source": Nova restores the server's state instead of putting it in ERROR.
+            raise exception.InstanceFaultRollback(inner_exception=exception.MigrationError(
+                reason="disk copy to %s failed (injected by the fakevirt control file)" % dest))
         return super().migrate_disk_and_power_off(
             context, instance, dest, flavor, network_info, block_device_info,
             timeout, retry_interval)
