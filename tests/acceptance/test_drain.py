@@ -324,3 +324,32 @@ def test_bad_input_is_one_line_and_changes_nothing(cloud_env, tmp_path):
     assert out.returncode == 3 and out.stderr.count("\n") == 1, out.stderr
     out = _cli(cloud_env, tmp_path / "j.sqlite", "drain", SOURCE, "--to", SOURCE)
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+
+
+def test_a_move_nova_rolls_back_is_failed_and_the_others_still_move(minicloud, servers, tmp_path):
+    """One cold move fails on the source (Nova restores the server there): the drain reports it
+    failed with Nova's reason, still moves the rest, and exits 1; undrain puts the host back."""
+    conn = minicloud.conn()
+    [active] = servers(1, host=THIRD, prefix="rb-act")
+    [stopped] = servers(1, host=THIRD, prefix="rb-off")
+    conn.compute.stop_server(stopped)
+    conn.compute.wait_for_server(stopped, status="SHUTOFF", wait=120, interval=1)
+    journal = tmp_path / "journal.sqlite"
+    minicloud.set_fakevirt(cold_migration_rollback=1)
+    try:
+        out = _cli(minicloud.env, journal, "drain", THIRD, "--to", OTHER, "-f", "json")
+        assert out.returncode == 1, out.stdout + out.stderr
+        report = json.loads(out.stdout)
+        results = {r["server_id"]: r for r in report["results"]}
+        assert results[active.id]["result"] == "moved" and results[active.id]["dest"] == OTHER
+        assert results[stopped.id]["result"] == "failed", results[stopped.id]
+        assert "disk copy to" in results[stopped.id]["detail"], results[stopped.id]
+        assert not report["ok"]
+        assert conn.compute.get_server(active.id).compute_host == OTHER
+        after = conn.compute.get_server(stopped.id)
+        assert (after.compute_host, after.status) == (THIRD, "SHUTOFF")
+    finally:
+        minicloud.set_fakevirt(cold_migration_rollback=0)
+        undrain = _cli(minicloud.env, journal, "undrain", THIRD)
+    assert undrain.returncode == 0, undrain.stdout + undrain.stderr
+    assert _service(conn, THIRD).status == "enabled"
