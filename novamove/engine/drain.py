@@ -47,6 +47,7 @@ log = logging.getLogger("novamove.drain")
 # listing serves all moves, so polling often is cheap; at 1 s each move lost ~0.5 s on average
 # to the wait (bench/drain_speed.py: caps 2 went from 2.6x to 3.2x the sequential loop at 0.3 s).
 POLL_INTERVAL = 0.5
+REASON_PATIENCE = 10.0   # seconds to wait for Nova's reason once a move is seen failed
 
 DRAIN_VERB = "drain"
 UNDRAIN_VERB = "undrain"
@@ -175,6 +176,7 @@ class _InFlight:
     revert_sent: bool = False
     abort_sent: bool = False
     submitted_at: str = ""
+    failed_at: Optional[float] = None   # when the migration was first seen failed
 
 
 class BatchRunner:
@@ -425,7 +427,13 @@ class BatchRunner:
             if f.revert_sent or (f.abort_sent and m.status in ("cancelled", "aborted")):
                 self._finish(f, ABORTED, f"aborted on request: migration {m.status}", m)
                 return
-            reason = self._fault(step)
+            reason = self._fault(step, f.submitted_at)
+            if not reason:
+                # Nova marks the migration failed a moment before it records why (the instance
+                # fault and action event come as the exception unwinds): give it a few polls.
+                f.failed_at = self.clock() if f.failed_at is None else f.failed_at
+                if self.clock() - f.failed_at < REASON_PATIENCE:
+                    return
             self._finish(f, FAILED, f"migration {m.status}" + (f": {reason}" if reason else ""), m)
             return
         if m.in_progress:
@@ -487,9 +495,9 @@ class BatchRunner:
         del self.inflight[step.server_id]
         self.progress(f"{step.server_name}: {outcome} ({detail}) in {res.seconds:.0f} s")
 
-    def _fault(self, step: DrainStep) -> Optional[str]:
+    def _fault(self, step: DrainStep, since: str) -> Optional[str]:
         try:
-            return self.cloud.server_fault(step.server_id)
+            return self.cloud.server_fault(step.server_id, since=since or None)
         except Exception:  # a reason is nice to have; the failure is reported either way
             return None
 

@@ -21,6 +21,8 @@ SETTLE_SECONDS = 120.0
 # A server that is idle on its source while its migration record has not moved for this long
 # has been rolled back without Nova marking the record (defensive; Nova normally does).
 STALL_SECONDS = 60.0
+# Tries (a second apart) for Nova's reason once a migration is seen failed.
+REASON_TRIES = 5
 
 LANDED, VERIFY, FAILED = "landed", "verify", "failed"
 
@@ -176,16 +178,28 @@ class MoveWatcher:
 
     def _failed(self, server: Server, migration: Optional[Migration]) -> Outcome:
         ctx = self.ctx
-        try:
-            reason = self.cloud.server_fault(server.id, since=ctx.started_at) or server.fault
-        except errors.NovamoveError:
-            reason = server.fault
+        reason = self._reason(server)
         status = migration.status if migration else "unknown"
         where = f"; {server.name} is on {server.host} ({server.status})"
         text = f"{ctx.mode} migration of {server.name} to {ctx.target.name} failed (migration {status})"
         if reason:
             text += f": {reason}"
         return Outcome(False, server, migration, error=text + where, exit_code=errors.EXIT_FAILED)
+
+    def _reason(self, server: Server) -> Optional[str]:
+        """Nova's reason for the failure. Nova marks the migration failed a moment before it
+        records the instance fault and the action event, so a few tries are allowed."""
+        ctx = self.ctx
+        for attempt in range(REASON_TRIES):
+            try:
+                reason = self.cloud.server_fault(server.id, since=ctx.started_at) or server.fault
+            except errors.NovamoveError:
+                reason = server.fault
+            if reason:
+                return reason
+            if attempt + 1 < REASON_TRIES:
+                ctx.sleep(1.0)
+        return None
 
     def _timed_out(self, server: Server, migration: Optional[Migration]) -> Optional[Outcome]:
         """Apply --on-timeout; None means "keep waiting" (after force-complete)."""

@@ -9,6 +9,9 @@ server in ERROR. Then:
      still anti-affine, the ERROR server is reported skipped, compute1 is disabled with our
      reason; a watcher listing /os-migrations all along never sees more in flight than the caps;
   4. `undrain --move-back` restores the original placement and re-enables compute1.
+Then, each on compute3 with servers of its own: a saved plan applied after the cloud changed
+(each step checked again), Ctrl-C with --on-interrupt abort and finish, and a cold move that
+Nova rolls back in the middle of a drain.
 
 Run it alone on the shared minicloud:  flock /tmp/novamove-minicloud.lock pytest tests/acceptance/test_drain.py
 """
@@ -353,3 +356,97 @@ def test_a_move_nova_rolls_back_is_failed_and_the_others_still_move(minicloud, s
         undrain = _cli(minicloud.env, journal, "undrain", THIRD)
     assert undrain.returncode == 0, undrain.stdout + undrain.stderr
     assert _service(conn, THIRD).status == "enabled"
+
+
+def _boot_on(servers, host: str, prefix: str, count: int) -> list:
+    return servers(count, host=host, prefix=f"{prefix}-{uuid.uuid4().hex[:4]}")
+
+
+def test_saved_plan_is_applied_with_each_step_checked_again(minicloud, servers, tmp_path):
+    """`plan drain -o` writes the plan and changes nothing; between plan and apply one server is
+    deleted and one moved by someone else: `apply` skips both with the reason and moves the rest."""
+    conn = minicloud.conn()
+    keep, moved_away, deleted = _boot_on(servers, THIRD, "pa", 3)
+    journal, plan_file = tmp_path / "journal.sqlite", tmp_path / "plan.json"
+    planned = _cli(minicloud.env, journal, "plan", "drain", THIRD, "--to", OTHER, "-o", str(plan_file))
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    steps = {s["server_id"]: s for s in json.loads(plan_file.read_text())["steps"]}
+    assert {keep.id, moved_away.id, deleted.id} <= set(steps)
+    assert all(steps[s.id]["dest"] == OTHER for s in (keep, moved_away, deleted))
+    assert _service(conn, THIRD).status == "enabled"
+    assert {minicloud.host_of(s.id) for s in (keep, moved_away, deleted)} == {THIRD}
+
+    conn.compute.live_migrate_server(moved_away, host=SOURCE, block_migration="auto")
+    minicloud.delete([deleted])
+    deadline = time.monotonic() + 120
+    while minicloud.host_of(moved_away.id) != SOURCE or \
+            conn.compute.get_server(moved_away.id).status != "ACTIVE":
+        assert time.monotonic() < deadline, "the outside move did not finish"
+        time.sleep(1)
+
+    try:
+        out = _cli(minicloud.env, journal, "apply", str(plan_file), "-f", "json")
+        assert out.returncode == 0, out.stdout + out.stderr
+        results = {r["server_id"]: r for r in json.loads(out.stdout)["results"]}
+        assert results[keep.id]["result"] == "moved" and minicloud.host_of(keep.id) == OTHER
+        assert results[moved_away.id]["result"] == "skipped"
+        assert f"no longer on {THIRD} (now on {SOURCE})" in results[moved_away.id]["detail"]
+        assert results[deleted.id]["result"] == "skipped"
+        assert "no longer exists" in results[deleted.id]["detail"]
+        assert minicloud.host_of(moved_away.id) == SOURCE
+        svc = _service(conn, THIRD)
+        assert svc.status == "disabled" and is_our_drain_reason(svc.disabled_reason)
+    finally:
+        undrain = _cli(minicloud.env, journal, "undrain", THIRD)
+    assert undrain.returncode == 0, undrain.stdout + undrain.stderr
+
+
+@pytest.mark.parametrize("on_interrupt", ["abort", "finish"])
+def test_ctrl_c_starts_nothing_new_and_aborts_or_finishes_the_move_in_flight(
+        on_interrupt, minicloud, servers, tmp_path):
+    conn = minicloud.conn()
+    first, second = _boot_on(servers, THIRD, f"int{on_interrupt[:2]}", 2)
+    journal = tmp_path / "journal.sqlite"
+    minicloud.set_fakevirt(live_migration_seconds=20)
+    env = dict(os.environ, **minicloud.env, NOVAMOVE_JOURNAL=str(journal))
+    proc = subprocess.Popen([NOVAMOVE, "drain", THIRD, "--to", OTHER, "--max-parallel", "1",
+                             "--order", "name", "--on-interrupt", on_interrupt, "-f", "json"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(m.status == "running" for m in conn.compute.migrations(instance_uuid=first.id)):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the first live migration never ran"
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        minicloud.set_fakevirt(live_migration_seconds=0.5)
+    try:
+        _check_interrupted_drain(conn, proc.returncode, out, err, on_interrupt, first, second)
+    finally:
+        undrain = _cli(minicloud.env, journal, "undrain", THIRD)
+    assert undrain.returncode == 0, undrain.stdout + undrain.stderr
+
+
+def _check_interrupted_drain(conn, returncode, out, err, on_interrupt, first, second) -> None:
+    host_of = lambda s: conn.compute.get_server(s.id).compute_host  # noqa: E731
+    assert returncode == 130, out + err
+    report = json.loads(out)
+    results = {r["server_id"]: r for r in report["results"]}
+    assert report["interrupted"] and not report["ok"]
+    assert results[second.id]["result"] == "not-started"
+    assert host_of(second) == THIRD
+    if on_interrupt == "abort":
+        assert results[first.id]["result"] == "aborted", results[first.id]
+        expected = THIRD
+    else:
+        assert results[first.id]["result"] == "moved", results[first.id]
+        expected = OTHER
+    deadline = time.monotonic() + 60
+    while conn.compute.get_server(first.id).status != "ACTIVE":
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert host_of(first) == expected
