@@ -11,6 +11,7 @@ For every run that did not finish (killed, interrupted, crashed):
 from __future__ import annotations
 
 import os
+import time
 from typing import Optional
 
 from novamove import errors
@@ -20,6 +21,9 @@ from novamove.strategies.isolate import restore_services
 
 
 # Runs of single-server verbs (this module undoes them); drains have their own continuation.
+# How long recover waits for Nova to carry out a confirmation it asked for.
+CONFIRM_SECONDS = 120.0
+
 MOVE_VERBS = {"migrate", "back", "abort", "force-complete", "confirm", "revert"}
 
 
@@ -48,6 +52,7 @@ def recover_run(cloud, journal: Journal, run: dict, *, confirm: bool = True) -> 
         report["services_enabled"] = restore_services(cloud, journal, run_id, pending)
         report["services_left"] = [s.host for s in pending if s.host not in report["services_enabled"]]
     server_id = run.get("server_id")
+    server = None
     if server_id:
         try:
             server = cloud.get_server(server_id)
@@ -60,7 +65,12 @@ def recover_run(cloud, journal: Journal, run: dict, *, confirm: bool = True) -> 
                     event = journal.intent(run_id, "server.confirm", server_id, by="recover")
                     cloud.confirm_resize(server_id)
                     journal.done(event)
-                    report["server_action"] = f"confirmed the resize of {server.name} on {server.host}"
+                    server = _settled(cloud, server_id)
+                    report["server_action"] = (
+                        f"confirmed the resize of {server.name} on {server.host}"
+                        if server.status != "VERIFY_RESIZE" else
+                        f"asked Nova to confirm the resize of {server.name}; it is still "
+                        f"VERIFY_RESIZE on {server.host}")
                 else:
                     report["server_action"] = (f"{server.name} awaits confirmation on {server.host} "
                                                "(novamove confirm / revert)")
@@ -73,9 +83,26 @@ def recover_run(cloud, journal: Journal, run: dict, *, confirm: bool = True) -> 
         report["server_action"],
         f"in flight: {', '.join(report['in_flight'])}" if report["in_flight"] else None,
     ])) or "nothing to undo"
+    if server is not None and (report["in_flight"] or server.task_state):
+        # Nova is still moving the server: what it ends in (VERIFY_RESIZE to confirm, say) is
+        # not known yet, so the run stays unfinished for the next `recover`.
+        summary += f"; {server.name} is still moving: run `novamove recover` again once it settles"
+        report["summary"] = summary
+        journal.update_run(run_id, status="interrupted", summary=f"recovering: {summary}")
+        return report
     report["summary"] = summary
     journal.finish_run(run_id, "recovered", summary=f"recovered: {summary}")
     return report
+
+
+def _settled(cloud, server_id: str, timeout: float = CONFIRM_SECONDS):
+    """The server once Nova has carried out the confirmation (it is asynchronous)."""
+    deadline = time.monotonic() + timeout
+    server = cloud.get_server(server_id)
+    while server.status == "VERIFY_RESIZE" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        server = cloud.get_server(server_id)
+    return server
 
 
 def recover(cloud, journal: Journal, run_id: Optional[str] = None, *, confirm: bool = True) -> list[dict]:

@@ -297,6 +297,40 @@ def test_sigkill_in_the_middle_of_isolate_then_recover_restores_every_service(mc
     assert again.returncode == 0 and "nothing to recover" in again.stdout
 
 
+def test_sigkill_during_a_cold_move_then_recover_waits_for_it_and_confirms(mc, conn, servers, journal):
+    """Killed while Nova copies the disk: the first `recover` finds the move still in flight and
+    keeps the run open; once Nova reaches VERIFY_RESIZE on the target, `recover` confirms it."""
+    vm = servers("compute1")
+    mc.manager.set_fakevirt(cold_migration_seconds=8)
+    try:
+        proc = cli(mc, "migrate", vm.name, "--to", "compute2", "--cold", "-q", journal=journal,
+                   popen=True)
+        deadline = time.monotonic() + 120
+        while conn.compute.get_server(vm.id).status != "RESIZE":
+            assert proc.poll() is None and time.monotonic() < deadline, "the cold move never started"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        early = cli(mc, "recover", "-f", "json", journal=journal)
+        assert early.returncode == 0, early.stderr
+        [run] = json.loads(early.stdout)
+        assert "still moving" in run["summary"], run
+    finally:
+        mc.manager.set_fakevirt(cold_migration_seconds=0)
+    deadline = time.monotonic() + 120
+    while conn.compute.get_server(vm.id).status != "VERIFY_RESIZE":
+        assert time.monotonic() < deadline, "Nova never reached VERIFY_RESIZE"
+        time.sleep(0.5)
+    late = cli(mc, "recover", "-f", "json", journal=journal)
+    assert late.returncode == 0, late.stderr
+    [run] = json.loads(late.stdout)
+    assert f"confirmed the resize of {vm.name} on compute2" in run["summary"], run
+    after = settle(conn, vm.id)
+    assert (after.status, after.compute_host) == ("ACTIVE", "compute2")
+    again = cli(mc, "recover", journal=journal)
+    assert again.returncode == 0 and "nothing to recover" in again.stdout
+
+
 @pytest.mark.parametrize("cap", ["2.55", "2.40"])
 def test_auto_falls_back_to_isolate_on_an_older_compute_api(cap, mc, conn, servers, journal):
     """Below 2.56 a cold migration cannot name its host: auto picks isolate. 2.40 also exercises
