@@ -73,6 +73,14 @@ def check_target(server: Server, target: Host) -> None:
         raise errors.PreconditionFailed(f"target {target.name} is disabled{reason}; enable it first")
 
 
+def check_source(server: Server, source: Optional[Host]) -> None:
+    """Nova moves a server (cold or live) only while the compute it is on is up."""
+    if source is not None and not source.service.up:
+        raise errors.PreconditionFailed(
+            f"{server.name}'s host {source.name} is down (its nova-compute service is not "
+            "reporting): Nova moves no server off a down compute; bring it back up, or evacuate")
+
+
 def check_capacity(server: Server, target: Host, max_unit: Optional[Resources] = None) -> None:
     """The target's placement inventory (x allocation ratio - reserved - used) fits the flavor."""
     if server.flavor is None:

@@ -601,6 +601,7 @@ def drain(cloud: Any, host: str | Sequence[str], *, journal: Any, targets: Seque
                      max_parallel=max_parallel, max_per_host=max_per_host)
     if dry_run:
         status = {s.host: s for s in cloud.list_compute_services()}
+        _refuse_down_sources(plan, status)
         service = "; ".join(f"would disable {n}" if status.get(n) and status[n].enabled
                             else f"{n} already disabled" for n in plan.sources)
         return BatchReport("drain", list(plan.sources), dry_run=True, plan=plan, service=service,
@@ -639,6 +640,7 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
              poll_interval: float, step_timeout: float, progress: Optional[Callable[[str], None]],
              t0: float, requests0: int, **runner_kwargs: Any) -> BatchReport:
     say = progress or (lambda line: None)
+    _refuse_down_sources(plan, {s.host: s for s in cloud.list_compute_services()})
     source_key = ",".join(plan.sources)
     _refuse_concurrent_drain(journal, source_key)
     previous = _unfinished_drains(journal, source_key)
@@ -683,6 +685,19 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
     for r in previous:
         journal.finish_run(r["id"], "recovered", summary=f"continued by drain run {run_id}")
     return report
+
+
+def _refuse_down_sources(plan: DrainPlan, services: dict[str, Service]) -> None:
+    """Nova moves a server only while the compute it is on is up (cold and live alike): with a
+    down source every move would fail, so refuse before anything is changed."""
+    with_moves = {s.source for s in plan.moves}
+    for name in plan.sources:
+        svc = services.get(name)
+        if svc is not None and not svc.up and name in with_moves:
+            count = sum(1 for s in plan.moves if s.source == name)
+            raise errors.PreconditionFailed(
+                f"cannot drain {name}: its nova-compute is down, and Nova moves no server off a "
+                f"down compute ({count} to move); bring it back up, or evacuate them")
 
 
 def _requests(cloud: Any) -> int:

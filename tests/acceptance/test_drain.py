@@ -450,3 +450,19 @@ def _check_interrupted_drain(conn, returncode, out, err, on_interrupt, first, se
         assert time.monotonic() < deadline
         time.sleep(0.5)
     assert host_of(first) == expected
+
+
+def test_drain_of_a_down_host_with_servers_is_refused_and_changes_nothing(minicloud, servers, tmp_path):
+    conn = minicloud.conn()
+    [vm] = _boot_on(servers, THIRD, "down", 1)
+    conn.compute.update_service_forced_down(_service(conn, THIRD), forced=True)
+    try:
+        for extra in (["--dry-run"], []):
+            out = _cli(minicloud.env, tmp_path / "j.sqlite", "drain", THIRD, *extra)
+            assert out.returncode == 4, out.stdout + out.stderr
+            assert out.stderr.count("\n") == 1 and "is down" in out.stderr, out.stderr
+            svc = _service(conn, THIRD)
+            assert svc.status == "enabled" and not svc.disabled_reason
+            assert minicloud.host_of(vm.id) == THIRD
+    finally:
+        conn.compute.update_service_forced_down(_service(conn, THIRD), forced=False)

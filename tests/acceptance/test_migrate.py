@@ -516,6 +516,8 @@ BAD = {
     "same host": (lambda s: ["migrate", s["active"], "--to", "compute1"], 4, "already on compute1"),
     "disabled target": (lambda s: ["migrate", s["active"], "--to", "compute3"], 4, "is disabled"),
     "down target": (lambda s: ["migrate", s["active"], "--to", "compute3"], 4, "is down"),
+    "down source": (lambda s: ["migrate", s["active"], "--to", "compute2"], 4,
+                    "host compute1 is down"),
     "live on shutoff": (lambda s: ["migrate", s["off"], "--to", "compute2", "--live"], 4, "use --cold"),
     "member 403": (lambda s: ["--os-cloud", "minicloud-member", "migrate", s["active"], "--to", "compute2"],
                    5, "403"),
@@ -546,8 +548,9 @@ def test_bad_input_is_one_line_nonzero_and_changes_nothing(case, mc, conn, bad_i
     env = unreachable_cloud if case == "unreachable api" else None
     if case == "disabled target":
         conn.compute.disable_service(_service(conn, "compute3"), disabled_reason="ops: test")
-    if case == "down target":
-        conn.compute.update_service_forced_down(_service(conn, "compute3"), forced=True)
+    forced_down = {"down target": "compute3", "down source": "compute1"}.get(case)
+    if forced_down:
+        conn.compute.update_service_forced_down(_service(conn, forced_down), forced=True)
     try:
         before = cloud_state(conn)
         res = cli(mc, *argv(bad_input_servers), journal=journal, env=env)
@@ -558,5 +561,5 @@ def test_bad_input_is_one_line_nonzero_and_changes_nothing(case, mc, conn, bad_i
     finally:
         if case == "disabled target":
             conn.compute.enable_service(_service(conn, "compute3"))
-        if case == "down target":
-            conn.compute.update_service_forced_down(_service(conn, "compute3"), forced=False)
+        if forced_down:
+            conn.compute.update_service_forced_down(_service(conn, forced_down), forced=False)
