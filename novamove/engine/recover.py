@@ -20,10 +20,10 @@ from novamove.model import Service
 from novamove.strategies.isolate import restore_services
 
 
-# Runs of single-server verbs (this module undoes them); drains have their own continuation.
 # How long recover waits for Nova to carry out a confirmation it asked for.
 CONFIRM_SECONDS = 120.0
 
+# Runs of single-server verbs (this module undoes them); drains have their own continuation.
 MOVE_VERBS = {"migrate", "back", "abort", "force-complete", "confirm", "revert"}
 
 
