@@ -467,6 +467,22 @@ def test_live_rollback_is_reported_as_failure(cloud, journal):
     assert journal.runs()[0]["status"] == "failed"
 
 
+def test_failure_reason_recorded_late_by_nova_is_still_reported(cloud, journal, monkeypatch):
+    """Nova marks the migration failed before it records the fault: a reason that appears on
+    a later try is reported."""
+    no_sleep(monkeypatch)
+    cloud.boot("vm1")
+    cloud.fail_live = "compute_live_migration: late reason"
+    real, tries = cloud.server_fault, []
+
+    def late(sid, since=None):
+        tries.append(sid)
+        return real(sid, since) if len(tries) >= 3 else None
+    cloud.server_fault = late
+    result = run(cloud, journal, "vm1", "compute2")
+    assert not result.ok and "late reason" in result.error and len(tries) == 3
+
+
 def test_live_timeout_aborts(cloud, journal, monkeypatch):
     cloud.boot("vm1")
     cloud.live_polls = 10 ** 6

@@ -106,6 +106,14 @@ def test_check_target():
         checks.check_target(vm, host("compute2", state="down"))
 
 
+def test_check_source():
+    vm = server()
+    checks.check_source(vm, host("compute1"))
+    checks.check_source(vm, None)        # unknown to the services list: Nova will say
+    with pytest.raises(errors.PreconditionFailed, match="host compute1 is down.*evacuate"):
+        checks.check_source(vm, host("compute1", state="down"))
+
+
 def test_check_capacity():
     vm = server()
     checks.check_capacity(vm, host("c2", used=Resources(6, 7168, 90)))

@@ -275,6 +275,40 @@ def test_failed_migration_is_reported_with_novas_reason(journal):
     assert journal.get_run(report.run_id)["status"] == "failed"
 
 
+def test_failed_migration_waits_a_little_for_novas_late_reason(journal):
+    """Nova marks the migration failed before it records why: the reason that arrives a few
+    polls later is still reported; one that never comes does not hold the drain for long."""
+    nova = typical_cloud()
+    nova.fail_servers = {"v0", "v1"}
+    asked = {"v0": 0, "v1": 0}
+
+    def late_fault(sid, since=None):
+        asked[sid] = asked.get(sid, 0) + 1
+        return "MigrationError: disk copy failed" if sid == "v0" and asked[sid] >= 3 else None
+    nova.server_fault = late_fault
+    kw = fast()
+    report = drain(nova, "c1", journal=journal, **kw)
+    by = {r.server_id: r for r in report.results}
+    assert by["v0"].result == FAILED and "disk copy failed" in by["v0"].detail
+    assert by["v1"].result == FAILED and by["v1"].detail == "migration error"
+    assert asked["v1"] >= 2
+    assert kw["clock"].t < 60      # patience is bounded (REASON_PATIENCE), not per-server forever
+
+
+def test_drain_of_a_down_host_with_servers_is_refused_before_any_change(journal):
+    nova = typical_cloud()
+    nova.services["c1"] = dataclasses.replace(nova.services["c1"], state="down")
+    for dry_run in (True, False):
+        with pytest.raises(errors.PreconditionFailed, match="c1: its nova-compute is down"):
+            drain(nova, "c1", journal=journal, dry_run=dry_run, **fast())
+    assert nova.services["c1"].status == "enabled" and nova.migrations == []
+    assert journal.runs() == []
+    empty = FakeNova()
+    empty.services["c1"] = dataclasses.replace(empty.services["c1"], state="down")
+    report = drain(empty, "c1", journal=journal, **fast())     # nothing to move: just disabled
+    assert report.ok and empty.services["c1"].status == "disabled"
+
+
 def test_nothing_is_reported_moved_that_is_not_on_its_destination(journal):
     nova = typical_cloud()
     nova.lie_servers = {"v1"}
