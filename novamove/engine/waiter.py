@@ -12,6 +12,7 @@ from typing import Optional
 
 from novamove import errors
 from novamove.model import COLD, LIVE, Migration, Server
+from novamove.retry import patiently
 from novamove.strategies.base import MoveContext
 
 ON_TIMEOUT = ("abort", "force-complete", "leave")
@@ -23,6 +24,9 @@ SETTLE_SECONDS = 120.0
 STALL_SECONDS = 60.0
 # Tries (a second apart) for Nova's reason once a migration is seen failed.
 REASON_TRIES = 5
+# How long the watcher keeps polling through an unreachable API (a restart, a load balancer
+# reload) before it gives up: the move itself goes on in Nova meanwhile.
+READ_PATIENCE = 120.0
 
 LANDED, VERIFY, FAILED = "landed", "verify", "failed"
 
@@ -80,6 +84,11 @@ class MoveWatcher:
     # ------------------------------------------------------------------ observing
 
     def _poll(self, phase: str) -> tuple[Server, Optional[Migration]]:
+        # Giving up on the first blip would abandon a move that Nova is still carrying out.
+        return patiently(lambda: self._poll_once(phase), f"still watching {self.ctx.server.name}",
+                         patience=READ_PATIENCE, sleep=self.ctx.sleep)
+
+    def _poll_once(self, phase: str) -> tuple[Server, Optional[Migration]]:
         ctx = self.ctx
         server = self.cloud.get_server(ctx.server.id)
         migration = self._migration()

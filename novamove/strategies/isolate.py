@@ -15,6 +15,7 @@ from typing import Iterable, Optional
 
 from novamove import errors
 from novamove.model import Host, Service
+from novamove.retry import patiently
 from novamove.strategies._signals import deferred_signals, signals_as_exceptions
 from novamove.strategies.base import MoveContext, Step, Strategy, run_steps
 from novamove.strategies.steps import RequestMove, WaitScheduled
@@ -70,7 +71,9 @@ def restore_services(cloud, journal, run_id: str, disabled: list[Service]) -> li
     """
     if not disabled:
         return []
-    current = {s.id: s for s in cloud.list_compute_services()}
+    # A blip here would leave the cloud unschedulable until `recover`: ride it out (listing and
+    # enabling are both safe to repeat).
+    current = {s.id: s for s in patiently(cloud.list_compute_services, "re-enabling services")}
     todo: list[Service] = []
     for service in disabled:
         now = current.get(service.id)
@@ -88,7 +91,7 @@ def restore_services(cloud, journal, run_id: str, disabled: list[Service]) -> li
         def call() -> None:
             event = journal.intent(run_id, "service.enable", service.host, service_id=service.id)
             try:
-                cloud.enable_service(service)
+                patiently(lambda: cloud.enable_service(service), f"re-enabling {service.host}")
             except BaseException as exc:
                 journal.failed(event, error=str(exc))
                 raise

@@ -424,6 +424,56 @@ def test_slow_live_migration_shows_progress_and_is_aborted_on_timeout(mc, conn, 
     assert settle(conn, vm.id).compute_host == "compute1"
 
 
+@pytest.fixture
+def nova_api_paused(mc):
+    """pause(seconds): stop the minicloud's nova-api process group (SIGSTOP), then resume it.
+    Requests sent meanwhile get no answer, as with an API server that hangs or restarts."""
+    from novamove.minicloud import procs
+    state = mc.manager.state
+    stopped: list[int] = []
+
+    def pause(seconds: float) -> None:
+        pgid = os.getpgid(procs.running(state / "run", state)["nova-api"])
+        os.killpg(pgid, signal.SIGSTOP)
+        stopped.append(pgid)
+        try:
+            time.sleep(seconds)
+        finally:
+            os.killpg(pgid, signal.SIGCONT)
+            stopped.remove(pgid)
+    yield pause
+    for pgid in stopped:
+        os.killpg(pgid, signal.SIGCONT)
+
+
+def test_a_live_move_rides_out_an_unresponsive_compute_api(mc, conn, servers, journal, slow_live,
+                                                           nova_api_paused, tmp_path):
+    """The compute API stops answering for 8 s while Nova carries out the migration: novamove
+    keeps watching instead of abandoning the move, and reports it landed."""
+    import yaml
+    slow_live(10)
+    vm = servers("compute1")
+    # The minicloud's clouds.yaml with a 3 s API timeout, so the silent API surfaces quickly.
+    config = yaml.safe_load(Path(mc.env["OS_CLIENT_CONFIG_FILE"]).read_text())
+    config["clouds"][mc.cloud]["api_timeout"] = 3
+    clouds_yaml = tmp_path / "clouds.yaml"
+    clouds_yaml.write_text(yaml.safe_dump(config))
+    clouds_yaml.chmod(0o600)
+    proc = cli(mc, "migrate", vm.name, "--to", "compute2", journal=journal, popen=True,
+               env={"OS_CLIENT_CONFIG_FILE": str(clouds_yaml)})
+    try:
+        _wait_running(conn, vm.id)
+        nova_api_paused(8)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, (out, err)
+    assert "still watching" in err, err
+    assert f"{vm.name} was migrated from compute1 to compute2" in out
+    assert conn.compute.get_server(vm.id).compute_host == "compute2"
+
+
 def test_slow_live_migration_is_force_completed_on_timeout(mc, conn, servers, journal, slow_live):
     slow_live(600)
     vm = servers("compute1")

@@ -375,6 +375,25 @@ def test_isolate_schedules_with_only_target_enabled_and_restores_everything(clou
     assert kinds.count(("service.disable", "done")) == 2 and kinds.count(("service.enable", "done")) == 2
 
 
+def test_isolate_rides_out_an_api_blip_while_re_enabling(cloud, journal, monkeypatch):
+    """A failed re-enable would leave the cloud unschedulable until `recover`: a transient
+    error there is retried (enabling is safe to repeat)."""
+    monkeypatch.setattr("novamove.retry.time.sleep", lambda s: None)
+    before = enabled_map(cloud)
+    cloud.boot("vm1")
+    real, blips = cloud.enable_service, {"left": 2}
+
+    def flaky_enable(service):
+        if blips["left"]:
+            blips["left"] -= 1
+            raise errors.Unreachable("cannot reach the cloud API (PUT os-services): refused")
+        return real(service)
+    cloud.enable_service = flaky_enable
+    result = run(cloud, journal, "vm1", "compute2", strategy="isolate")
+    assert result.ok, result.error
+    assert blips["left"] == 0 and enabled_map(cloud) == before
+
+
 def test_auto_uses_isolate_below_2_56_for_cold(journal):
     cloud = FakeCloud(microversion=(2, 53))
     cloud.boot("vm1", status="SHUTOFF")

@@ -1,0 +1,41 @@
+"""novamove.retry: ride out an unreachable API, but not forever and not for other errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from novamove import errors
+from novamove.retry import patiently
+
+
+class Flaky:
+    def __init__(self, failures: int, exc: Exception):
+        self.failures, self.exc, self.calls = failures, exc, 0
+
+    def __call__(self):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.exc
+        return "ok"
+
+
+def test_retries_unreachable_with_doubling_pauses_then_succeeds():
+    pauses: list[float] = []
+    call = Flaky(4, errors.Unreachable("cannot reach the cloud API"))
+    assert patiently(call, "test", sleep=pauses.append) == "ok"
+    assert call.calls == 5 and pauses == [1.0, 2.0, 4.0, 8.0]
+
+
+def test_gives_up_after_its_patience():
+    pauses: list[float] = []
+    call = Flaky(100, errors.Unreachable("down"))
+    with pytest.raises(errors.Unreachable):
+        patiently(call, "test", patience=30, sleep=pauses.append)
+    assert sum(pauses) >= 30 and pauses[-1] == 15.0 and sum(pauses[:-1]) < 30
+
+
+def test_other_errors_are_not_retried():
+    call = Flaky(1, errors.PreconditionFailed("conflict (409)"))
+    with pytest.raises(errors.PreconditionFailed):
+        patiently(call, "test", sleep=lambda s: pytest.fail("slept"))
+    assert call.calls == 1
