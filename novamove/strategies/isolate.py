@@ -46,6 +46,18 @@ def reason_run_id(disabled_reason: Optional[str]) -> Optional[str]:
     return run_id if sep else None
 
 
+def isolating_runs(hosts: Iterable[Host], own_run: str) -> dict[str, list[str]]:
+    """Other novamove isolate runs whose toggles are in place: run id -> hosts it disabled.
+    (A drain's tag marks a host under maintenance, not an isolation window.)"""
+    runs: dict[str, list[str]] = {}
+    for h in hosts:
+        reason = h.service.disabled_reason
+        run_id = None if h.service.enabled else reason_run_id(reason)
+        if run_id and run_id != own_run and not reason.split(": ", 1)[-1].startswith("drain:"):
+            runs.setdefault(run_id, []).append(h.name)
+    return runs
+
+
 def _in_parallel(calls: list, workers: int = MAX_PARALLEL_TOGGLES) -> None:
     """Run the toggles concurrently (the isolation window should not grow with the number of
     computes), wait for *all* of them, then raise the first failure if any."""
@@ -114,6 +126,14 @@ class DisableOthers(Step):
         target = next((h for h in hosts if h.name == ctx.target.name), None)
         if target is None or not target.service.enabled or not target.service.up:
             raise errors.PreconditionFailed(f"target {ctx.target.name} is not an enabled, up compute")
+        # Two isolation windows at once would disable each other's target.
+        busy = isolating_runs(hosts, ctx.run_id)
+        if busy:
+            run_id, names = sorted(busy.items())[0]
+            raise errors.PreconditionFailed(
+                f"another novamove run ({run_id}) has {', '.join(sorted(names))} disabled to isolate "
+                "its own target; wait for it to finish (if it died, `novamove recover` where it ran "
+                "re-enables them)")
         self.to_disable = services_to_isolate(hosts, ctx.target.name)
 
     def execute(self, ctx: MoveContext) -> None:

@@ -331,6 +331,25 @@ def test_sigkill_during_a_cold_move_then_recover_waits_for_it_and_confirms(mc, c
     assert again.returncode == 0 and "nothing to recover" in again.stdout
 
 
+def test_isolate_refuses_while_another_runs_isolation_window_is_open(mc, conn, servers, journal):
+    """compute3 carries another (say, killed) isolate run's tag: a second isolation would
+    disable that run's target, so it is refused with one line and nothing changes."""
+    vm = servers("compute1")
+    conn.compute.disable_service(_service(conn, "compute3"),
+                                 disabled_reason="novamove:feedc0ffee00: isolating the target")
+    try:
+        before = cloud_state(conn)
+        res = cli(mc, "migrate", vm.name, "--to", "compute2", "--strategy", "isolate",
+                  journal=journal)
+        assert res.returncode == 4, (res.stdout, res.stderr)
+        assert "another novamove run (feedc0ffee00) has compute3 disabled" in one_line_error(res.stderr)
+        assert cloud_state(conn) == before
+        native = cli(mc, "migrate", vm.name, "--to", "compute2", "-q", journal=journal)
+        assert native.returncode == 0, native.stderr     # native touches no service: unaffected
+    finally:
+        conn.compute.enable_service(_service(conn, "compute3"))
+
+
 @pytest.mark.parametrize("cap", ["2.55", "2.40"])
 def test_auto_falls_back_to_isolate_on_an_older_compute_api(cap, mc, conn, servers, journal):
     """Below 2.56 a cold migration cannot name its host: auto picks isolate. 2.40 also exercises

@@ -375,6 +375,22 @@ def test_isolate_schedules_with_only_target_enabled_and_restores_everything(clou
     assert kinds.count(("service.disable", "done")) == 2 and kinds.count(("service.enable", "done")) == 2
 
 
+def test_isolate_refuses_while_another_isolation_window_is_open(cloud, journal):
+    cloud.services["compute3"] = dataclasses.replace(
+        cloud.services["compute3"], status="disabled",
+        disabled_reason=tagged_reason("0123456789ab", "isolating the target of a migration"))
+    before = enabled_map(cloud)
+    cloud.boot("vm1")
+    with pytest.raises(errors.PreconditionFailed,
+                       match=r"another novamove run \(0123456789ab\) has compute3 disabled"):
+        run(cloud, journal, "vm1", "compute2", strategy="isolate")
+    assert enabled_map(cloud) == before and not any(c[0] == "disable_service" for c in cloud.calls)
+    # A drained host (our tag, but a drain's) is maintenance, not an isolation window.
+    cloud.services["compute3"] = dataclasses.replace(
+        cloud.services["compute3"], disabled_reason=tagged_reason("0123456789ab", "drain: kernel"))
+    assert run(cloud, journal, "vm1", "compute2", strategy="isolate").ok
+
+
 def test_isolate_rides_out_an_api_blip_while_re_enabling(cloud, journal, monkeypatch):
     """A failed re-enable would leave the cloud unschedulable until `recover`: a transient
     error there is retried (enabling is safe to repeat)."""
