@@ -21,10 +21,10 @@ from novamove import cloud as cloud_adapter
 from novamove.engine import operations
 from novamove.engine import recover as recovery
 from novamove.engine.journal import Journal
-from novamove.engine.mover import move
+from novamove.engine.mover import follow, move
 from novamove.engine.result import MoveResult, Snapshot
 
-__all__ = ["migrate", "compute_hosts", "migrations", "abort", "force_complete", "confirm", "revert",
+__all__ = ["migrate", "wait", "compute_hosts", "migrations", "abort", "force_complete", "confirm", "revert",
            "back", "recover", "history", "MoveResult", "Snapshot"]
 
 
@@ -58,6 +58,16 @@ def migrate(server: str, host: str, *, cloud=None, auth=None, region_name=None, 
         return move(c, _journal(journal_path), server, host, mode=mode, strategy=strategy, reason=reason,
                     confirm=confirm, wait=wait, timeout=timeout, on_timeout=on_timeout,
                     check_mode=check_mode, progress=progress, poll_interval=poll_interval)
+
+
+def wait(server: str, *, cloud=None, auth=None, region_name=None, interface=None,
+         validate_certs=None, confirm: bool = False, timeout: float = 600, on_timeout: str = "leave",
+         journal_path=None, progress: Optional[Callable[[Snapshot], None]] = None,
+         poll_interval: float = 1.0) -> MoveResult:
+    """Follow the cold or live migration `server` is in until it ends; judge it like migrate."""
+    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+        return follow(c, _journal(journal_path), server, confirm=confirm, timeout=timeout,
+                      on_timeout=on_timeout, progress=progress, poll_interval=poll_interval)
 
 
 def back(server: str, *, cloud=None, auth=None, region_name=None, interface=None, validate_certs=None,

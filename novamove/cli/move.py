@@ -93,6 +93,26 @@ def back(ctx, server, mode, strategy, reason, confirm, wait, timeout, on_timeout
 
 
 @main.command()
+@click.argument("server")
+@click.option("--confirm/--no-confirm", default=False, show_default=True,
+              help="Confirm a cold move that reaches VERIFY_RESIZE.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=600, show_default=True,
+              metavar="SECONDS", help="Give up waiting after this long.")
+@click.option("--on-timeout", type=click.Choice(["abort", "force-complete", "leave"]),
+              default="leave", show_default=True, help="What to do with a live migration on timeout.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@FORMAT
+@click.pass_context
+def wait(ctx, server, confirm, timeout, on_timeout, quiet, fmt):
+    """Follow the migration SERVER is in (started with --no-wait, or by anyone) until it ends."""
+    with report.ProgressDisplay(enabled=not quiet) as display:
+        result = api.wait(server, confirm=confirm, timeout=timeout, on_timeout=on_timeout,
+                          progress=display, journal_path=ctx.obj.journal, **_conn(ctx))
+    report.print_move(result, fmt)
+    _exit_for(result)
+
+
+@main.command()
 @click.argument("server", required=False)
 @click.option("--host", help="Only migrations from or to this compute.")
 @click.option("--status", help="Only migrations with this status.")

@@ -427,6 +427,11 @@ class BatchRunner:
             if f.revert_sent or (f.abort_sent and m.status in ("cancelled", "aborted")):
                 self._finish(f, ABORTED, f"aborted on request: migration {m.status}", m)
                 return
+            # A record marked "error" by a compute's resource tracker while the move goes on
+            # (stale migration context) is not the end: wait until Nova lets go of the server.
+            server = self._call(lambda: self.cloud.get_server(step.server_id), f"server {step.server_name}")
+            if server.task_state and self.clock() - f.started <= self.step_timeout:
+                return
             reason = self._fault(step, f.submitted_at)
             if not reason:
                 # Nova marks the migration failed a moment before it records why (the instance

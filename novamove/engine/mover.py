@@ -182,3 +182,96 @@ def _accepted(journal: Journal, ctx: MoveContext, common: dict[str, Any], finish
 
 def _disabled_hosts(journal: Journal, run_id: str) -> list[str]:
     return [e.target for e in journal.events(run_id) if e.kind == "service.disable" and e.state == "done"]
+
+
+# ----------------------------------------------------------------------------- wait
+
+MOVE_TYPES = {"live-migration": "live", "migration": "cold"}
+
+
+def follow(cloud, journal: Journal, server_ref: str, *, confirm: bool = False, timeout: float = 600,
+           on_timeout: str = "leave", progress: Optional[Callable[[Snapshot], None]] = None,
+           poll_interval: float = 1.0) -> MoveResult:
+    """Wait for the move SERVER is in (started by `migrate --no-wait`, a dashboard, another
+    tool) and judge it like `migrate` does; confirm a cold one only when asked, and by default
+    do nothing to a live one on timeout (it may not be ours)."""
+    from novamove.cloud.adapter import new_run_id
+
+    if on_timeout not in ON_TIMEOUT:
+        raise errors.UsageError(f"unknown on-timeout {on_timeout!r} (choose {', '.join(ON_TIMEOUT)})")
+    started = time.monotonic()
+    requests_before = cloud.requests.count
+    server = resolve_server(cloud, server_ref)
+    migration = _current_move(cloud, server)
+    mode = MOVE_TYPES[migration.migration_type]
+    ctx = MoveContext(cloud=cloud, journal=journal, run_id=new_run_id(), server=server,
+                      target=Host(name=migration.dest_host or "?", service=None), mode=mode,
+                      timeout=float(timeout), poll_interval=poll_interval, started_at=now(),
+                      started=time.monotonic(), migration=migration, scheduled=True)
+    ctx.observe = _snapshotter(ctx.started, progress)
+    migration = ctx.migration = _wait_destination(ctx)
+    ctx.target = Host(name=migration.dest_host or "?", service=None)
+    # The server as it was before the move is unknown here; the source is the record's.
+    ctx.server = server.replace(host=migration.source_host)
+    journal.start_run(ctx.run_id, "wait", cloud=cloud.cloud_name, server_id=server.id,
+                      server_name=server.name, source=migration.source_host,
+                      dest=migration.dest_host, mode=mode, strategy="-")
+    common = dict(server_id=server.id, server_name=server.name, before=server_facts(server),
+                  source=migration.source_host, dest=migration.dest_host, mode=mode, strategy="-",
+                  run_id=ctx.run_id)
+    try:
+        with signals_as_exceptions():
+            outcome = MoveWatcher(ctx, confirm=confirm, on_timeout=on_timeout,
+                                  check_status=False).run()
+    except (KeyboardInterrupt, errors.Interrupted) as exc:
+        journal.finish_run(ctx.run_id, "interrupted", error="stopped waiting")
+        raise errors.Interrupted(f"stopped waiting; migration {migration.id} of {server.name} "
+                                 "continues in Nova") from exc
+    except BaseException as exc:
+        journal.finish_run(ctx.run_id, "failed", error=str(exc))
+        raise
+    after = outcome.server
+    done = outcome.migration or migration
+    awaiting = outcome.ok and after.status == "VERIFY_RESIZE"
+    summary = (f"{server.name} is on {after.host} awaiting confirmation (novamove confirm / revert)"
+               if awaiting else
+               summary_line(server.name, migration.source_host, after.host, after.status)
+               if outcome.ok else
+               f"{server.name} was not migrated to {migration.dest_host}: it is on {after.host} "
+               f"with a status of {after.status}")
+    result = MoveResult(ok=outcome.ok, changed=outcome.ok and after.host != migration.source_host,
+                        after=server_facts(after), migration_id=done.id, migration_status=done.status,
+                        error=outcome.error, exit_code=outcome.exit_code, summary=summary, **common)
+    journal.finish_run(ctx.run_id, "ok" if outcome.ok else "failed", summary=summary,
+                       error=outcome.error)
+    result.api_requests = cloud.requests.count - requests_before
+    result.elapsed_seconds = time.monotonic() - started
+    result.microversion = cloud.microversion
+    return result
+
+
+def _current_move(cloud, server: Server) -> Migration:
+    """The cold or live migration SERVER is in: in progress, or finished and awaiting
+    confirmation (VERIFY_RESIZE)."""
+    moves = [m for m in cloud.list_migrations(server_id=server.id) if m.migration_type in MOVE_TYPES]
+    for m in moves:   # newest first
+        if m.in_progress or (m.status == "finished" and server.status == "VERIFY_RESIZE"):
+            return m
+    raise errors.PreconditionFailed(
+        f"server {server.name} is not being migrated (it is {server.status} on {server.host}); "
+        "nothing to wait for")
+
+
+def _wait_destination(ctx: MoveContext) -> Migration:
+    """A move still being scheduled has no destination yet: wait for the scheduler."""
+    migration = ctx.migration
+    while not migration.dest_host:
+        if migration.failed:
+            return migration
+        if ctx.clock() > ctx.deadline:
+            raise errors.Timeout(f"migration {migration.id} of {ctx.server.name} was not scheduled "
+                                  f"within {ctx.timeout:g}s")
+        ctx.sleep(ctx.poll_interval)
+        migration = next((m for m in ctx.cloud.list_migrations(server_id=ctx.server.id)
+                          if m.id == migration.id), migration)
+    return migration

@@ -48,7 +48,10 @@ def judge(mode: str, server: Server, migration: Optional[Migration], target: str
     if migration is None:
         return None
     if migration.failed:
-        return FAILED
+        # Nova's resource tracker can mark a record "error" while the move goes on (a stale
+        # migration context from an earlier move: "Current instance migration X doesn't match
+        # migration Y"); the move is over only once Nova has let go of the server.
+        return None if server.task_state else FAILED
     if mode == LIVE:
         if migration.status == "completed" and not server.task_state:
             return LANDED if server.host == target else FAILED
@@ -69,7 +72,7 @@ class MoveWatcher:
     """
 
     def __init__(self, ctx: MoveContext, *, confirm: bool = True, on_timeout: str = "abort",
-                 original_status: Optional[str] = None):
+                 original_status: Optional[str] = None, check_status: bool = True):
         if on_timeout not in ON_TIMEOUT:
             raise errors.UsageError(f"unknown on-timeout {on_timeout!r} (choose {', '.join(ON_TIMEOUT)})")
         self.ctx = ctx
@@ -77,6 +80,9 @@ class MoveWatcher:
         self.confirm = confirm
         self.on_timeout = on_timeout
         self.original_status = original_status or ctx.server.status
+        # A cold move must leave the server as it was (ACTIVE or SHUTOFF); unknown when waiting
+        # for a move someone else started.
+        self.check_status = check_status
         self.migration = ctx.migration
         self.deadline = ctx.deadline
         self.forced = False
@@ -155,7 +161,7 @@ class MoveWatcher:
             ctx.sleep(ctx.poll_interval)
 
     def _landed(self, server: Server, migration: Optional[Migration]) -> Outcome:
-        if self.ctx.mode == COLD and server.status != self.original_status:
+        if self.ctx.mode == COLD and self.check_status and server.status != self.original_status:
             return Outcome(False, server, migration, exit_code=errors.EXIT_FAILED,
                            error=f"{server.name} landed on {server.host} but is {server.status}, "
                                  f"not {self.original_status} as before")

@@ -541,6 +541,37 @@ def test_no_wait_returns_once_scheduled(mc, conn, servers, journal):
     assert settle(conn, vm.id).compute_host == "compute2"
 
 
+def test_wait_follows_a_move_started_without_waiting(mc, conn, servers, journal, slow_live):
+    """`novamove wait` picks up a move started with --no-wait (or by anyone): live to its end,
+    cold to VERIFY_RESIZE and, with --confirm, confirmed; an idle server is a one-line error."""
+    slow_live(5)
+    live_vm, cold_vm = servers("compute1"), servers("compute1", status="SHUTOFF")
+    idle = cli(mc, "wait", live_vm.name, journal=journal)
+    assert idle.returncode == 4 and "is not being migrated" in one_line_error(idle.stderr)
+
+    started = cli(mc, "migrate", live_vm.name, "--to", "compute2", "--no-wait", "-q", journal=journal)
+    assert started.returncode == 0, started.stderr
+    followed = cli(mc, "wait", live_vm.name, "-f", "json", journal=journal)
+    assert followed.returncode == 0, (followed.stdout, followed.stderr)
+    out = json.loads(followed.stdout)
+    assert out["ok"] and out["migration_status"] == "completed"
+    assert f"{live_vm.name} was migrated from compute1 to compute2" in out["summary"]
+    assert conn.compute.get_server(live_vm.id).compute_host == "compute2"
+
+    started = cli(mc, "migrate", cold_vm.name, "--to", "compute3", "--no-wait", "-q", journal=journal)
+    assert started.returncode == 0, started.stderr
+    unconfirmed = cli(mc, "wait", cold_vm.name, journal=journal)
+    assert unconfirmed.returncode == 0, unconfirmed.stderr
+    assert "awaiting confirmation" in unconfirmed.stdout
+    assert conn.compute.get_server(cold_vm.id).status == "VERIFY_RESIZE"
+    confirmed = cli(mc, "wait", cold_vm.name, "--confirm", journal=journal)
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert f"{cold_vm.name} was migrated from compute1 to compute3 and has a status of SHUTOFF" \
+        in confirmed.stdout
+    after = conn.compute.get_server(cold_vm.id)
+    assert (after.compute_host, after.status) == ("compute3", "SHUTOFF")
+
+
 def test_check_mode_changes_nothing(mc, conn, servers, journal):
     vm = servers("compute1")
     before = cloud_state(conn)

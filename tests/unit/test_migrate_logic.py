@@ -160,6 +160,9 @@ def test_judge_is_honest():
     assert judge("live", server(), mig("cancelled"), "compute2") == FAILED
     assert judge("live", server(status="ERROR"), mig("running"), "compute2") == FAILED
     assert judge("live", server(task_state="migrating"), mig("running"), "compute2") is None
+    # Marked "error" by a resource tracker while the move goes on: not over until Nova lets go.
+    assert judge("live", server(task_state="migrating"), mig("error"), "compute2") is None
+    assert judge("live", server(), mig("error"), "compute2") == FAILED
 
 
 # ---------------------------------------------------------------- adapter
