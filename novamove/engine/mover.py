@@ -91,10 +91,7 @@ def move(cloud, journal: Journal, server_ref: str, host_ref: str, *, mode: str =
     requests_before = cloud.requests.count
 
     def finish(result: MoveResult) -> MoveResult:
-        result.api_requests = cloud.requests.count - requests_before
-        result.elapsed_seconds = time.monotonic() - started
-        result.microversion = cloud.microversion
-        return result
+        return _stamped(cloud, result, started, requests_before)
 
     plan = prepare(cloud, server_ref, host_ref, mode=mode, strategy=strategy)
     if isinstance(plan, MoveResult):
@@ -244,6 +241,11 @@ def follow(cloud, journal: Journal, server_ref: str, *, confirm: bool = False, t
                         error=outcome.error, exit_code=outcome.exit_code, summary=summary, **common)
     journal.finish_run(ctx.run_id, "ok" if outcome.ok else "failed", summary=summary,
                        error=outcome.error)
+    return _stamped(cloud, result, started, requests_before)
+
+
+def _stamped(cloud, result: MoveResult, started: float, requests_before: int) -> MoveResult:
+    """The cost of a verb on its result: API requests, seconds, the microversion used."""
     result.api_requests = cloud.requests.count - requests_before
     result.elapsed_seconds = time.monotonic() - started
     result.microversion = cloud.microversion
