@@ -161,17 +161,20 @@ def history(*, limit: int = 50, server_id: Optional[str] = None, journal_path=No
 def drain(host, *, cloud=None, journal_path=None, targets=(), mode: str = "auto", order: str = "largest",
           reason: Optional[str] = None, max_parallel: int = 4, max_per_host: int = 2,
           dry_run: bool = False, on_interrupt: str = "finish", poll_interval: Optional[float] = None,
-          step_timeout: float = 1800.0, progress: Optional[Callable[[str], None]] = None,
-          **connection: Any):
+          step_timeout: float = 1800.0, allow_unmovable: bool = False,
+          progress: Optional[Callable[[str], None]] = None, **connection: Any):
     """Empty compute `host` (or a list of hosts): disable it with a tagged reason, plan and move
-    every server off it under the caps. Returns a BatchReport (`ok`, `exit_code`, `results`)."""
+    every server off it under the caps. Returns a BatchReport (`ok`, `exit_code`, `results`,
+    `left`): ok only when the host, read back, holds no server (`allow_unmovable`: except
+    servers Nova cannot move, such as ERROR ones, which are then reported and left)."""
     from novamove.engine import drain as engine
     with _connected(cloud, **connection) as c:
         return engine.drain(c, host, journal=_journal(journal_path), targets=targets, mode=mode,
                             order=order, reason=reason, max_parallel=max_parallel,
                             max_per_host=max_per_host, dry_run=dry_run, on_interrupt=on_interrupt,
                             poll_interval=poll_interval or engine.POLL_INTERVAL,
-                            step_timeout=step_timeout, progress=progress)
+                            step_timeout=step_timeout, allow_unmovable=allow_unmovable,
+                            progress=progress)
 
 
 def undrain(host: str, *, cloud=None, journal_path=None, move_back: bool = False, max_parallel: int = 4,
@@ -201,7 +204,8 @@ def plan_drain(hosts, *, cloud=None, targets=(), mode: str = "auto", order: str 
 def apply_plan(plan, *, cloud=None, journal_path=None, max_parallel: Optional[int] = None,
                max_per_host: Optional[int] = None, on_interrupt: str = "finish",
                poll_interval: Optional[float] = None, step_timeout: float = 1800.0,
-               progress: Optional[Callable[[str], None]] = None, **connection: Any):
+               allow_unmovable: bool = False, progress: Optional[Callable[[str], None]] = None,
+               **connection: Any):
     """Run a saved plan (a DrainPlan or a plan file path); each step is re-checked as it runs."""
     from novamove.engine import drain as engine
     if not hasattr(plan, "steps"):
@@ -210,7 +214,8 @@ def apply_plan(plan, *, cloud=None, journal_path=None, max_parallel: Optional[in
         return engine.apply_plan(c, plan, journal=_journal(journal_path), max_parallel=max_parallel,
                                  max_per_host=max_per_host, on_interrupt=on_interrupt,
                                  poll_interval=poll_interval or engine.POLL_INTERVAL,
-                                 step_timeout=step_timeout, progress=progress)
+                                 step_timeout=step_timeout, allow_unmovable=allow_unmovable,
+                                 progress=progress)
 
 
 def load_plan(path):

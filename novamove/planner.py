@@ -81,6 +81,7 @@ class DrainPlan(Plan):
     max_parallel: int = 4
     max_per_host: int = 2
     checks: list[Check] = field(default_factory=list)
+    cloud: Optional[str] = None            # the cloud it was made on (compute endpoint): apply checks it
 
     @property
     def moves(self) -> list[DrainStep]:
@@ -442,6 +443,7 @@ def plan_to_dict(plan: DrainPlan) -> dict:
     return {
         "format": PLAN_FORMAT,
         "kind": plan.kind,
+        "cloud": plan.cloud,
         "created_at": plan.created_at,
         "sources": list(plan.sources),
         "targets": list(plan.targets),
@@ -468,7 +470,11 @@ def plan_from_dict(data: object) -> DrainPlan:
         if data["kind"] != "drain":
             raise UsageError(f"unsupported plan kind {data['kind']!r}")
         steps = []
-        for raw in data["steps"]:
+        if not isinstance(data["steps"], list):
+            raise UsageError("malformed plan: \"steps\" must be a list of steps")
+        for i, raw in enumerate(data["steps"], 1):
+            if not isinstance(raw, dict):
+                raise UsageError(f"malformed plan: step {i} is not an object")
             need = raw.get("need") or {}
             mode = raw["mode"]
             if mode not in (LIVE, COLD):
@@ -485,10 +491,11 @@ def plan_from_dict(data: object) -> DrainPlan:
                          targets=tuple(data.get("targets") or ()), mode=data.get("mode", "auto"),
                          order=data.get("order", "largest"), reason=data.get("reason"),
                          max_parallel=int(data.get("max_parallel", 4)), max_per_host=int(data.get("max_per_host", 2)),
-                         checks=[Check(c["name"], bool(c["ok"]), c.get("detail", "")) for c in data.get("checks", [])])
+                         checks=[Check(c["name"], bool(c["ok"]), c.get("detail", "")) for c in data.get("checks", [])],
+                         cloud=data.get("cloud"))
     except UsageError:
         raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UsageError(f"malformed plan: {type(exc).__name__}: {exc}") from None
     if not plan.sources:
         raise UsageError("malformed plan: no source host")
