@@ -38,6 +38,8 @@ class FakeNova:
         self.max_per_source: dict[str, int] = {}
         self.max_per_dest: dict[str, int] = {}
         self.on_list = None                        # hook called on every migrations listing
+        self.on_disable = None                     # hook called after a service is disabled
+        self.errors: dict[str, list] = {}          # verb -> errors to raise first (after applying: "after")
 
     # helpers for tests
     def add(self, sid, host, status="ACTIVE", groups=()):
@@ -69,6 +71,8 @@ class FakeNova:
         self._maybe_fail("disable_service")
         self.services[svc.host] = dataclasses.replace(self.services[svc.host], status="disabled",
                                                       disabled_reason=reason)
+        if self.on_disable:
+            self.on_disable(svc.host)
         return self.services[svc.host]
 
     def enable_service(self, svc):
@@ -133,6 +137,11 @@ class FakeNova:
     def _tick(self):
         for m in self.migrations:
             sid, st = m["server"], m["status"]
+            if sid not in self.servers:
+                # Deleted by its owner: Nova marks the migration it was in as failed.
+                if st not in ("completed", "confirmed", "error", "cancelled", "reverted"):
+                    m["status"] = "error"
+                continue
             if st in ("completed", "confirmed", "error", "cancelled", "reverted") and not m.get("flicker"):
                 continue
             m["flicker"] = False
@@ -521,3 +530,154 @@ def test_changed_says_whether_the_cloud_changed(journal):
     assert not drain(nova, "c1", journal=journal, dry_run=True, allow_unmovable=True, **fast()).changed
     back = undrain(nova, "c1", journal=journal, **fast())
     assert back.changed and not undrain(nova, "c1", journal=journal, **fast()).changed
+
+
+# ---------------------------------------------------------------- honest drains
+
+def _disable(nova, host, reason="isolate window"):
+    nova.services[host] = dataclasses.replace(nova.services[host], status="disabled", disabled_reason=reason)
+
+
+def _enable(nova, host):
+    nova.services[host] = dataclasses.replace(nova.services[host], status="enabled", disabled_reason=None)
+
+
+def test_a_server_scheduled_onto_the_host_before_it_was_disabled_is_moved_too(journal):
+    nova = typical_cloud()
+    # The build that raced the drain lands right as c1 is disabled (after the first look).
+    nova.on_disable = lambda host: nova.add("late", "c1") if host == "c1" else None
+    report = drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
+    by = {r.server_id: r for r in report.results}
+    assert by["late"].result == MOVED and nova.servers["late"].host != "c1"
+    assert report.ok and [x["server_id"] for x in report.left] == ["err"]
+
+
+def test_destinations_disabled_for_a_moment_are_waited_for_not_skipped(journal):
+    nova = typical_cloud()
+    clock = Clock()
+    window = {"from": None}
+
+    def sleep(seconds):
+        # Another operator's isolate window: every other compute off for 10 s, once, from
+        # the first move on.
+        clock.sleep(seconds)
+        if window["from"] is None and nova.migrations:
+            window["from"] = clock()
+            for h in ("c2", "c3", "c4"):
+                _disable(nova, h)
+        elif window["from"] is not None and clock() - window["from"] >= 10:
+            for h in ("c2", "c3", "c4"):
+                _enable(nova, h)
+    report = drain(nova, "c1", journal=journal, max_parallel=2, max_per_host=2, allow_unmovable=True,
+                   clock=clock, sleep=sleep, poll_interval=1.0)
+    assert window["from"] is not None
+    assert report.count(MOVED) == 10, report.summary
+    assert report.ok and report.exit_code == 0
+    assert all(s.host != "c1" for s in nova.servers.values() if s.id != "err")
+
+
+def test_destinations_that_stay_disabled_leave_servers_and_exit_8(journal):
+    nova = typical_cloud()
+    nova.on_list = lambda: [_disable(nova, h) for h in ("c2", "c3", "c4")]
+    report = drain(nova, "c1", journal=journal, max_parallel=2, max_per_host=2, replan_patience=30, **fast())
+    assert report.exit_code == errors.EXIT_INCOMPLETE and not report.ok
+    still = {x["server_id"] for x in report.left}
+    assert still and still == {s.id for s in nova.servers.values() if s.host == "c1"}
+    assert "still on c1" in report.summary
+
+
+def test_a_server_deleted_mid_drain_is_gone_not_failed(journal):
+    nova = typical_cloud()
+
+    def delete_v0():
+        if any(m["server"] == "v0" for m in nova.migrations) and "v0" in nova.servers:
+            del nova.servers["v0"]
+    nova.on_list = delete_v0
+    report = drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
+    by = {r.server_id: r for r in report.results}
+    assert by["v0"].result == GONE
+    assert report.ok and report.count(MOVED) == 9
+
+
+def test_one_step_erroring_fails_that_step_only(journal):
+    nova = typical_cloud()
+    real_get = nova.get_server
+
+    def get_server(sid):
+        if sid == "v1" and any(m["server"] == "v1" for m in nova.migrations):
+            raise errors.NovamoveError("server v1: HTTP 500: oops")
+        return real_get(sid)
+    nova.get_server = get_server
+    report = drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
+    by = {r.server_id: r for r in report.results}
+    assert by["v1"].result == FAILED and "HTTP 500" in by["v1"].detail
+    assert report.count(MOVED) == 9 and report.exit_code == errors.EXIT_FAILED
+
+
+def test_an_ambiguous_move_request_is_read_back_not_guessed(journal):
+    nova = typical_cloud()
+    real = nova.live_migrate_server
+    lost = {"v2": "applied", "v3": "lost"}
+
+    def live_migrate_server(sid, host=None):
+        what = lost.pop(sid, None)
+        if what == "applied":
+            real(sid, host=host)                     # Nova took it; the answer got lost
+        if what:
+            raise errors.Unreachable("live migration: the cloud API is unavailable (504)")
+        return real(sid, host=host)
+    nova.live_migrate_server = live_migrate_server
+    report = drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
+    by = {r.server_id: r for r in report.results}
+    assert by["v2"].result == MOVED and by["v3"].result == MOVED
+    # The request that reached Nova was not sent again: one migration record each.
+    assert sum(m["server"] == "v2" for m in nova.migrations) == 1
+    assert sum(m["server"] == "v3" for m in nova.migrations) == 1
+    assert report.ok
+
+
+def test_a_cold_move_that_never_finishes_is_reported_in_flight_not_waited_for_forever(journal):
+    nova = FakeNova()
+    nova.add("off", "c1", "SHUTOFF")
+    nova.COLD_STEPS = ["pre-migrating"] + ["migrating"] * 100000
+    report = drain(nova, "c1", journal=journal, step_timeout=20, **fast())
+    by = {r.server_id: r for r in report.results}
+    assert by["off"].result == "in-flight" and "rerun the drain" in by["off"].detail
+    assert report.exit_code == errors.EXIT_FAILED
+    # Its intent stays open, so a rerun or recover follows it.
+    move = [e for e in journal.events(report.run_id) if e.kind == "drain.move"][0]
+    assert move.state == "intent"
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), "10", True])
+def test_timeouts_must_be_positive_finite_numbers(journal, bad):
+    nova = typical_cloud()
+    with pytest.raises(errors.UsageError, match="timeout"):
+        drain(nova, "c1", journal=journal, step_timeout=bad)
+    with pytest.raises(errors.UsageError, match="timeout"):
+        undrain(nova, "c1", journal=journal, step_timeout=bad)
+    assert nova.services["c1"].status == "enabled" and nova.migrations == []
+
+
+def test_move_back_returns_only_the_servers_of_the_drain_being_undone(journal):
+    nova = FakeNova()
+    nova.add("early", "c1")
+    drain(nova, "c1", journal=journal, **fast())                 # drain A
+    assert nova.servers["early"].host != "c1"
+    undrain(nova, "c1", journal=journal, **fast())               # closed without move-back
+    nova.add("later", "c1")
+    drain(nova, "c1", journal=journal, **fast())                 # drain B
+    back = undrain(nova, "c1", journal=journal, move_back=True, **fast())
+    assert [r.server_id for r in back.results] == ["later"]
+    assert nova.servers["later"].host == "c1" and nova.servers["early"].host != "c1"
+
+
+def test_a_plan_from_another_cloud_is_refused(journal):
+    nova = typical_cloud()
+    nova.identity = "https://nova.a.example/v2.1"
+    plan = make_plan(nova, ["c1"])
+    assert plan.cloud == "https://nova.a.example/v2.1"
+    nova.identity = "https://nova.b.example/v2.1"
+    with pytest.raises(errors.PreconditionFailed, match="another cloud"):
+        apply_plan(nova, plan, journal=journal, **fast())
+    assert nova.services["c1"].status == "enabled" and nova.migrations == []
