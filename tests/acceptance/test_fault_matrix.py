@@ -160,7 +160,6 @@ def _single_move(minicloud, servers, journal, verb, args, fault):
     assert not _unsettled_runs(journal)
     _second_recover_is_empty(minicloud, journal)
     return run.returncode
-    return run.returncode
 
 
 def _drain_point(minicloud, servers, journal, verb, args, fault):
