@@ -37,6 +37,17 @@ def prepare(cloud, server_ref: str, host_ref: str, *, mode: str = "auto",
     hosts = cloud.compute_hosts(with_resources=False)
     target = pick_host(host_ref, hosts)
     if server.host == target.name:
+        # "Already there" means settled there: a server mid-move, awaiting confirmation or
+        # broken is not a no-op.
+        if server.task_state:
+            raise errors.PreconditionFailed(
+                f"{server.name} is on {target.name} but busy (task state {server.task_state}); "
+                f"`novamove wait {server.name}` follows what it is doing")
+        if server.status == "VERIFY_RESIZE":
+            return Plan(server, target, "cold", "confirm")
+        if server.status not in ("ACTIVE", "SHUTOFF", "PAUSED"):
+            raise errors.PreconditionFailed(
+                f"{server.name} is on {target.name} but {server.status}, not settled there")
         facts = server_facts(server)
         return MoveResult(ok=True, changed=False, server_id=server.id, server_name=server.name,
                           summary=f"{server.name} is already on {target.name} and has a status of "
@@ -102,6 +113,9 @@ def move(cloud, journal: Journal, server_ref: str, host_ref: str, *, mode: str =
     if isinstance(plan, MoveResult):
         return finish(plan)
     server, target = plan.server, plan.target
+    if plan.strategy == "confirm":
+        return finish(_finish_on_target(cloud, journal, server, confirm=confirm, check_mode=check_mode,
+                                        verb=verb, run_id=run_id))
     before = server_facts(server)
     common = dict(server_id=server.id, server_name=server.name, before=before, source=server.host,
                   dest=target.name, mode=plan.mode, strategy=plan.strategy)
@@ -159,6 +173,26 @@ def move(cloud, journal: Journal, server_ref: str, host_ref: str, *, mode: str =
     result.changed = after.host != server.host
     journal.finish_run(run_id, "ok" if outcome.ok else "failed", summary=result.summary, error=outcome.error)
     return finish(result)
+
+
+def _finish_on_target(cloud, journal: Journal, server: Server, *, confirm: bool, check_mode: bool,
+                      verb: str, run_id: Optional[str]) -> MoveResult:
+    """The server already reached the target and awaits confirmation: finish that move."""
+    from novamove.cloud.adapter import new_run_id
+    from novamove.engine import operations
+
+    facts = server_facts(server)
+    common = dict(server_id=server.id, server_name=server.name, before=facts, source=server.host,
+                  dest=server.host, mode="cold", strategy="confirm")
+    if check_mode or not confirm:
+        what = "would confirm" if check_mode else "left awaiting confirmation (--no-confirm):"
+        return MoveResult(ok=True, changed=check_mode, check_mode=check_mode, after=facts,
+                          summary=f"{server.name} is on {server.host} in VERIFY_RESIZE; {what} "
+                                  "its cold move", **common)
+    result = operations.confirm(cloud, journal, server.id)
+    result.summary = (f"{server.name} was already on {server.host} awaiting confirmation: "
+                      f"{result.summary}")
+    return result
 
 
 def _accepted(journal: Journal, ctx: MoveContext, common: dict[str, Any], finish) -> MoveResult:
