@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 from novamove import errors
 from novamove.strategies.isolate import reason_run_id, tagged_reason
-from novamove.engine.journal import FINAL, pid_alive
+from novamove.engine.journal import FINAL, run_alive
 from novamove.engine.resolve import pick_host
 from novamove.model import COLD, LIVE, Host, Migration, Resources, Server, Service
 from novamove.planner import (COLD_STATUSES, LIVE_STATUSES, CloudState, DrainPlan, DrainStep,
@@ -972,7 +972,7 @@ def _unfinished_drains(journal: Any, source_key: str) -> list[dict]:
 def _refuse_concurrent_drain(journal: Any, source_key: str, doing: str = "drain") -> None:
     import os
     for r in _unfinished_drains(journal, source_key):
-        if r["status"] == "running" and r.get("pid") != os.getpid() and pid_alive(r.get("pid")):
+        if r["status"] == "running" and r.get("pid") != os.getpid() and run_alive(r):
             raise errors.PreconditionFailed(
                 f"cannot {doing} {source_key}: drain run {r['id']} of it is still running "
                 f"(pid {r['pid']}); wait for it or stop it first")

@@ -15,7 +15,7 @@ import time
 from typing import Optional
 
 from novamove import errors
-from novamove.engine.journal import Journal, pid_alive
+from novamove.engine.journal import Journal, run_alive
 from novamove.model import Service
 from novamove.strategies.isolate import restore_services
 
@@ -152,7 +152,7 @@ def recover(cloud, journal: Journal, run_id: Optional[str] = None, *, confirm: b
                                        f"`novamove {run['verb']} {run.get('source') or 'HOST'}` again "
                                        "to continue it"})
             continue
-        if run["status"] == "running" and run.get("pid") != os.getpid() and pid_alive(run.get("pid")) \
+        if run["status"] == "running" and run.get("pid") != os.getpid() and run_alive(run) \
                 and not run_id:
             reports.append({"run_id": run["id"], "verb": run["verb"], "server": run.get("server_name"),
                             "status_before": run["status"],
@@ -187,7 +187,7 @@ def _sweep_tags(cloud, journal: Journal, handled: set[str]) -> list[dict]:
                                               f"`novamove recover --run {run_id} --break-lock` if that "
                                               "machine is gone"))
             continue
-        if run["status"] == "running" and pid_alive(run.get("pid")) and run.get("pid") != os.getpid():
+        if run["status"] == "running" and run_alive(run) and run.get("pid") != os.getpid():
             continue            # its own run is still at work
         enabled = restore_services(cloud, journal, run_id, services)
         reports.append(dict(base, summary=f"re-enabled {', '.join(enabled)} (tagged by run {run_id}, "

@@ -146,3 +146,14 @@ def test_the_isolation_window_closes_at_its_own_deadline_and_a_wrong_host_cold_m
     assert cloud.servers[result.server_id].host == "compute1"
     kinds = [e.kind for e in journal.events(result.run_id)]
     assert "migration.schedule_timeout" in kinds and "server.revert" in kinds
+
+
+def test_a_reused_pid_does_not_keep_a_dead_run_running(journal):
+    import os
+    from novamove.engine.journal import process_token, run_alive
+    journal.start_run("r1", "migrate")
+    run = journal.get_run("r1")
+    assert run_alive(run) and run["process"] == process_token(os.getpid())
+    # The same pid, but another process (after a reboot): not this run's.
+    assert not run_alive(dict(run, process="another-boot:%d:1" % os.getpid()))
+    assert run_alive(dict(run, process=None))       # a journal from before: the pid decides
