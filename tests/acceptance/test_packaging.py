@@ -18,6 +18,7 @@ import sys
 import tarfile
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -63,7 +64,7 @@ def _clean_env(home: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """(tmp dir, clean venv, env, wheel path, collection tarball path, wheel build output)."""
+    """The built artifacts and the clean venv they are installed in."""
     tmp = tmp_path_factory.mktemp("package")
     src, dist, venv = tmp / "src", tmp / "dist", tmp / "venv"
     for rel in _source_files():
@@ -71,11 +72,12 @@ def installed(tmp_path_factory):
         shutil.copy2(REPO / rel, src / rel)
     env = _clean_env(tmp)
 
-    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
-                  "-w", dist, src], cwd=tmp, env=env)
+    # sdist first, then the wheel from the sdist: what a distribution or an index builds from
+    built = _run([sys.executable, "-m", "build", "--outdir", dist, src], cwd=tmp, env=env)
     _run([BIN / "ansible-galaxy", "collection", "build", src / COLLECTION.relative_to(REPO),
           "--output-path", dist], cwd=tmp, env=env)
     (wheel,) = dist.glob("novamove-*.whl")
+    (sdist,) = dist.glob("novamove-[0-9]*.tar.gz")
     (tarball,) = dist.glob("novamove-openstack-*.tar.gz")
 
     _run([sys.executable, "-m", "venv", venv], cwd=tmp, env=env)
@@ -83,18 +85,19 @@ def installed(tmp_path_factory):
     _run(pip + ["install", f"{wheel}[ansible]"], cwd=tmp, env=env, timeout=900)
     _run([venv / "bin" / "ansible-galaxy", "collection", "install", tarball,
           "-p", tmp / "collections"], cwd=tmp, env=env)
-    yield tmp, venv, env, wheel, tarball, built.stdout + built.stderr
+    yield SimpleNamespace(tmp=tmp, venv=venv, env=env, wheel=wheel, sdist=sdist, tarball=tarball,
+                          build_output=built.stdout + built.stderr)
     shutil.rmtree(venv, ignore_errors=True)  # pytest keeps its last three temp dirs; not the venvs
 
 
 def test_wheel_builds_without_backend_warnings(installed):
-    *_, output = installed
+    output = installed.build_output
     noisy = [line for line in output.splitlines() if any(w in line for w in BUILD_WARNINGS)]
     assert not noisy, "the build backend warns about our pyproject.toml:\n" + "\n".join(noisy)
 
 
 def test_wheel_carries_every_file_of_the_package(installed):
-    _, _, _, wheel, _, _ = installed
+    wheel = installed.wheel
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {f for f in _source_files() if f.startswith("novamove/")}
     missing = sorted(expected - names)
@@ -108,8 +111,17 @@ def test_wheel_carries_every_file_of_the_package(installed):
     print(f"\n{wheel.name}: {len(names)} files; minicloud data files: {', '.join(minicloud)}")
 
 
+def test_sdist_carries_docs_tests_and_license(installed):
+    sdist = installed.sdist
+    names = {n.split("/", 1)[1] for n in tarfile.open(sdist).getnames() if "/" in n}
+    for required in ("LICENSE", "README.md", "pyproject.toml", "docs/reference.md",
+                     "novamove/minicloud/requirements.txt", "tests/unit/test_docs.py"):
+        assert required in names, f"{required} missing from {sdist.name}"
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+
+
 def test_collection_tarball_carries_license_and_modules(installed):
-    *_, tarball, _ = installed
+    tarball = installed.tarball
     names = set(tarfile.open(tarball).getnames())
     for required in ("LICENSE", "MANIFEST.json", "plugins/modules/instance_migrate.py",
                      "plugins/modules/host_drain.py"):
@@ -119,7 +131,7 @@ def test_collection_tarball_carries_license_and_modules(installed):
 
 
 def test_installed_cli_runs_from_the_clean_venv(installed):
-    tmp, venv, env, *_ = installed
+    tmp, venv, env = installed.tmp, installed.venv, installed.env
     version = _run([venv / "bin" / "novamove", "--version"], cwd=tmp, env=env).stdout
     assert version.startswith("novamove, version "), version
     helptext = _run([venv / "bin" / "novamove", "minicloud", "--help"], cwd=tmp, env=env).stdout
@@ -129,7 +141,7 @@ def test_installed_cli_runs_from_the_clean_venv(installed):
 
 def test_installed_minicloud_finds_its_data_files(installed):
     """The FileNotFoundError for requirements.txt that `pip install` from a wheel used to give."""
-    tmp, venv, env, *_ = installed
+    tmp, venv, env = installed.tmp, installed.venv, installed.env
     probe = ("import novamove.minicloud.venv as v, novamove.minicloud.manager as m\n"
              "print(v.REQUIREMENTS.parent)\n"
              "assert v.REQUIREMENTS.read_text().strip()\n"
@@ -141,7 +153,7 @@ def test_installed_minicloud_finds_its_data_files(installed):
 
 
 def test_installed_collection_documents_its_modules(installed):
-    tmp, venv, env, *_ = installed
+    tmp, venv, env = installed.tmp, installed.venv, installed.env
     doc = _run([venv / "bin" / "ansible-doc", "novamove.openstack.instance_migrate"],
                cwd=tmp, env=env).stdout
     assert "novamove.openstack.instance_migrate" in doc and "server" in doc, doc[:2000]
