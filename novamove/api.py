@@ -59,7 +59,7 @@ def migrate(server: str, host: str, *, cloud=None, auth=None, region_name=None, 
             poll_interval: float = 1.0) -> MoveResult:
     """Put `server` (UUID or exact name, any project) on compute `host` (service host or
     hypervisor hostname). See the module docstring for errors vs. results."""
-    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
         return move(c, _journal(journal_path), server, host, mode=mode, strategy=strategy, reason=reason,
                     confirm=confirm, wait=wait, timeout=timeout, on_timeout=on_timeout,
                     check_mode=check_mode, progress=progress, poll_interval=poll_interval)
@@ -70,7 +70,7 @@ def wait(server: str, *, cloud=None, auth=None, region_name=None, interface=None
          journal_path=None, progress: Optional[Callable[[Snapshot], None]] = None,
          poll_interval: float = 1.0) -> MoveResult:
     """Follow the cold or live migration `server` is in until it ends; judge it like migrate."""
-    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
         return follow(c, _journal(journal_path), server, confirm=confirm, timeout=timeout,
                       on_timeout=on_timeout, progress=progress, poll_interval=poll_interval)
 
@@ -79,7 +79,7 @@ def back(server: str, *, cloud=None, auth=None, region_name=None, interface=None
          journal_path=None, **kwargs: Any) -> MoveResult:
     """Move `server` back to where it was before its last novamove move."""
     journal = _journal(journal_path)
-    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
         found, source = operations.previous_host(c, journal, server)
         return move(c, journal, found.id, source, verb="back", **kwargs)
 
@@ -87,7 +87,7 @@ def back(server: str, *, cloud=None, auth=None, region_name=None, interface=None
 def compute_hosts(*, cloud=None, auth=None, region_name=None, interface=None,
                   validate_certs=None) -> list[dict]:
     """Every nova-compute: service host, hypervisor, zone, status/state, capacity and usage."""
-    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
         out = []
         for h in c.compute_hosts():
             out.append({
@@ -106,7 +106,7 @@ def migrations(*, server=None, host=None, status=None, migration_type=None, clou
     """Nova's migration records, newest first, optionally for one server (name or UUID)."""
     from novamove.engine.resolve import resolve_server
 
-    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
         server_id = resolve_server(c, server).id if server else None
         rows = c.list_migrations(server_id=server_id, host=host, status=status,
                                  migration_type=migration_type)
@@ -117,7 +117,7 @@ def migrations(*, server=None, host=None, status=None, migration_type=None, clou
 
 def _operation(fn, server: str, *, cloud=None, auth=None, region_name=None, interface=None,
                validate_certs=None, journal_path=None, **kwargs: Any) -> MoveResult:
-    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
         return fn(c, _journal(journal_path), server, **kwargs)
 
 
@@ -141,14 +141,14 @@ def revert(server: str, **kwargs: Any) -> MoveResult:
     return _operation(operations.revert, server, **kwargs)
 
 
-def recover(*, run_id: Optional[str] = None, confirm: bool = True, cloud=None, auth=None,
-            region_name=None, interface=None, validate_certs=None, journal_path=None) -> list[dict]:
-    """Undo what interrupted runs left behind (see novamove.engine.recover)."""
+def recover(*, run_id: Optional[str] = None, confirm: bool = True, break_lock: bool = False, cloud=None,
+            auth=None, region_name=None, interface=None, validate_certs=None, journal_path=None) -> list[dict]:
+    """Finish or undo what runs left behind: unfinished runs, finished runs with a change
+    unsettled, and computes left disabled with a novamove tag (see novamove.engine.recover)."""
     journal = _journal(journal_path)
-    if not run_id and not journal.unfinished_runs():
-        return []
-    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
-        return recovery.recover(c, journal, run_id, confirm=confirm)
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface,
+                    validate_certs=validate_certs) as c:
+        return recovery.recover(c, journal, run_id, confirm=confirm, break_lock=break_lock)
 
 
 def history(*, limit: int = 50, server_id: Optional[str] = None, journal_path=None) -> list[dict]:

@@ -69,3 +69,10 @@ class Timeout(NovamoveError):
 
 class Interrupted(NovamoveError):
     exit_code = EXIT_INTERRUPTED
+
+
+def is_ambiguous(exc: BaseException) -> bool:
+    """Whether a failed mutating call may still have been applied by the cloud: a timeout or
+    lost connection (Unreachable), or a 5xx/unexpected answer (a bare NovamoveError). Refusals
+    (4xx: PreconditionFailed, NotFound, AuthError) and interrupts are not ambiguous."""
+    return type(exc) in (NovamoveError, Unreachable)

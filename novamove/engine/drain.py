@@ -420,38 +420,40 @@ class BatchRunner:
             self.progress(f"{step.server_name}: {outcome.result}: {outcome.detail}")
             return False
         known = {m.id for m in self._migrations.get(step.server_id, [])}
-        event = self.journal.intent(self.run_id, EV_MOVE, step.server_id, name=step.server_name,
-                                    source=step.source, dest=step.dest, mode=step.mode)
         submit = (self.cloud.live_migrate_server if step.mode == LIVE else self.cloud.migrate_server)
         submitted_at = _iso(datetime.now(timezone.utc) - timedelta(seconds=1))
+        change = None
         try:
-            submit(step.server_id, host=step.dest)
+            with self.journal.change(self.run_id, EV_MOVE, step.server_id, keep_open=True,
+                                     name=step.server_name, source=step.source, dest=step.dest,
+                                     mode=step.mode) as change:
+                submit(step.server_id, host=step.dest)
         except errors.NotFound:
-            self.journal.failed(event, result=GONE, error="the server no longer exists")
+            self.journal._merge(change.id, {"result": GONE}) if change else None
             self.results[step.server_id] = _result(step, GONE, "the server no longer exists")
             return False
         except errors.PreconditionFailed as exc:
             # Nova refused it (409 task state, 400 no valid host for that destination, ...):
             # nothing was started. A busy server or a refused destination may pass: plan again.
-            self.journal.failed(event, error=str(exc))
             self.results[step.server_id] = _result(step, RETRY, str(exc), host=server.host)
             self.progress(f"{step.server_name}: not started ({exc}); will plan it again")
             return False
-        except (errors.AuthError, errors.UsageError):
-            self.journal.failed(event, error="refused")
-            raise
         except errors.NovamoveError as exc:
+            if not errors.is_ambiguous(exc):
+                raise
             # Timeout, lost connection or 5xx: Nova may have accepted it. Read the cloud back
             # instead of guessing; the request itself is never repeated blindly.
             if not self._accepted_after_all(step, known, submitted_at):
-                self.journal.failed(event, error=str(exc), read_back="not started")
+                self.journal._merge(change.id, {"read_back": "not started"})
                 self.results[step.server_id] = _result(step, RETRY, f"{exc} (read back: not started)",
                                                        host=server.host)
                 self.progress(f"{step.server_name}: {exc}; Nova did not start it, will plan it again")
                 return False
+            # It is Nova's now: the intent is open again for the watcher (and a rerun) to settle.
+            self.journal._mark(change.id, "intent", {"read_back": "accepted"})
             self.progress(f"{step.server_name}: {exc}; read back: Nova accepted it, following it")
         self.actions += 1
-        self.inflight[step.server_id] = _InFlight(step, event, self.clock(), known,
+        self.inflight[step.server_id] = _InFlight(step, change.id, self.clock(), known,
                                                   submitted_at=submitted_at)
         self.progress(f"{step.server_name}: {step.mode} {step.source} -> {step.dest} started "
                       f"({len(self.inflight)} in flight)")
@@ -509,15 +511,13 @@ class BatchRunner:
     def _advance(self, f: _InFlight) -> None:
         step, m = f.step, f.migration
         if f.aborting and not f.abort_sent and m is not None and m.in_progress and step.mode == LIVE:
-            eid = self.journal.intent(self.run_id, EV_ABORT, step.server_id, migration_id=m.id)
             f.abort_tries += 1
             try:
-                self._call(lambda: self.cloud.abort_migration(step.server_id, m.id), "abort migration")
+                with self.journal.change(self.run_id, EV_ABORT, step.server_id, migration_id=m.id):
+                    self._call(lambda: self.cloud.abort_migration(step.server_id, m.id), "abort migration")
                 self.actions += 1
-                self.journal.done(eid)
                 f.abort_sent = True
             except errors.NovamoveError as exc:   # e.g. already past the point of no return
-                self.journal.failed(eid, error=str(exc))
                 if f.abort_tries >= 3:
                     f.abort_sent = True
                     self.progress(f"{step.server_name}: could not abort ({exc}); letting it finish")
@@ -577,10 +577,9 @@ class BatchRunner:
 
     def _resize_action(self, kind: str, step, m, call, what: str) -> None:
         """Confirm or revert a cold move in VERIFY_RESIZE, journaled before it is sent."""
-        eid = self.journal.intent(self.run_id, kind, step.server_id, migration_id=m.id)
-        self._call(lambda: call(step.server_id), what)
+        with self.journal.change(self.run_id, kind, step.server_id, migration_id=m.id):
+            self._call(lambda: call(step.server_id), what)
         self.actions += 1
-        self.journal.done(eid)
 
     def _post_condition(self, f: _InFlight) -> None:
         step = f.step
@@ -994,13 +993,8 @@ def _disable_sources(cloud: Any, journal: Any, run_id: str, plan: DrainPlan,
             say(notes[-1])
             continue
         reason = drain_reason(run_id, plan.reason)
-        eid = journal.intent(run_id, EV_DISABLE, name, service_id=svc.id, reason=reason)
-        try:
+        with journal.change(run_id, EV_DISABLE, name, service_id=svc.id, reason=reason):
             cloud.disable_service(svc, reason)
-        except errors.NovamoveError as exc:
-            journal.failed(eid, error=str(exc))
-            raise
-        journal.done(eid)
         changed = True
         notes.append(f"{name} disabled ({reason})")
         say(notes[-1])
@@ -1123,9 +1117,8 @@ def undrain(cloud: Any, host: str, *, journal: Any, move_back: bool = False, max
             report.service = f"{name} already enabled"
             journal.note(run_id, EV_ENABLE, name, already=True)
         else:
-            eid = journal.intent(run_id, EV_ENABLE, name, service_id=svc.id, reason=svc.disabled_reason)
-            cloud.enable_service(svc)
-            journal.done(eid)
+            with journal.change(run_id, EV_ENABLE, name, service_id=svc.id, reason=svc.disabled_reason):
+                cloud.enable_service(svc)
             report.changed = True
             report.service = f"{name} enabled (was: {svc.disabled_reason})"
         say(report.service)

@@ -7,6 +7,8 @@ is a failure, reported with Nova's own reason.
 
 from __future__ import annotations
 
+import logging
+
 from dataclasses import dataclass
 from typing import Optional
 
@@ -14,6 +16,8 @@ from novamove import errors
 from novamove.model import COLD, LIVE, Migration, Server
 from novamove.retry import patiently
 from novamove.strategies.base import MoveContext
+
+log = logging.getLogger("novamove.engine")
 
 ON_TIMEOUT = ("abort", "force-complete", "leave")
 
@@ -169,13 +173,15 @@ class MoveWatcher:
 
     def _confirm(self, server: Server, migration: Migration) -> Outcome:
         ctx = self.ctx
-        event = ctx.journal.intent(ctx.run_id, "server.confirm", server.id, migration=migration.id)
         try:
-            self.cloud.confirm_resize(server.id)
-        except BaseException as exc:
-            ctx.journal.failed(event, error=str(exc))
-            raise
-        ctx.journal.done(event)
+            with ctx.journal.change(ctx.run_id, "server.confirm", server.id, migration=migration.id):
+                self.cloud.confirm_resize(server.id)
+        except errors.NovamoveError as exc:
+            if not (errors.is_ambiguous(exc) or isinstance(exc, errors.PreconditionFailed)):
+                raise
+            # Timed out, lost, a 5xx, or 409 because it is already confirming: what Nova does
+            # next says whether it went through; the settle loop below reads it back.
+            log.warning("confirm of %s: %s (reading back)", server.name, exc)
         # Confirmation is asynchronous: wait for the record and the server to settle.
         settle = max(self.deadline, ctx.clock() + SETTLE_SECONDS)
         while True:
@@ -227,25 +233,18 @@ class MoveWatcher:
                                  f"{server.name} is {server.status} on {server.host}; "
                                  "the move continues in Nova")
         if self.on_timeout == "force-complete" and not self.forced:
-            event = ctx.journal.intent(ctx.run_id, "migration.force_complete", migration.id)
-            try:
+            with ctx.journal.change(ctx.run_id, "migration.force_complete", migration.id):
                 self.cloud.force_complete_migration(server.id, migration.id)
-            except errors.NovamoveError as exc:
-                ctx.journal.failed(event, error=str(exc))
-                raise
-            ctx.journal.done(event)
             self.forced = True
             self.deadline = ctx.clock() + max(ctx.timeout, SETTLE_SECONDS)
             return None
         if self.on_timeout == "abort":
-            event = ctx.journal.intent(ctx.run_id, "migration.abort", migration.id)
             try:
-                self.cloud.abort_migration(server.id, migration.id)
+                with ctx.journal.change(ctx.run_id, "migration.abort", migration.id):
+                    self.cloud.abort_migration(server.id, migration.id)
             except errors.NovamoveError as exc:
-                ctx.journal.failed(event, error=str(exc))
                 return Outcome(False, server, migration, exit_code=errors.EXIT_TIMEOUT,
                                error=f"gave up waiting after {waited} and could not abort: {exc}")
-            ctx.journal.done(event)
             settle = ctx.clock() + SETTLE_SECONDS
             while ctx.clock() < settle:
                 ctx.sleep(ctx.poll_interval)
