@@ -39,8 +39,7 @@ acceptance: install system-deps os-venv
 MAN_DIR ?= build/man
 docs: install
 	rm -rf $(MAN_DIR) && mkdir -p $(MAN_DIR)
-	$(BIN)/click-man --target $(MAN_DIR) novamove
-	@echo "man pages: $(MAN_DIR)/ (man -l $(MAN_DIR)/novamove.1)"
+	$(BIN)/python docs/man.py $(MAN_DIR)
 
 # Build the wheel and the collection tarball, install both into a clean venv, run them from there.
 package-check: install
