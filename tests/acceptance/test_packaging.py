@@ -114,7 +114,7 @@ def test_wheel_carries_every_file_of_the_package(installed):
 def test_sdist_carries_docs_tests_and_license(installed):
     sdist = installed.sdist
     names = {n.split("/", 1)[1] for n in tarfile.open(sdist).getnames() if "/" in n}
-    for required in ("LICENSE", "README.md", "pyproject.toml", "docs/reference.md",
+    for required in ("LICENSE", "README.md", "pyproject.toml", "docs/reference.md", "docs/man.py",
                      "novamove/minicloud/requirements.txt", "tests/unit/test_docs.py"):
         assert required in names, f"{required} missing from {sdist.name}"
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
