@@ -84,8 +84,8 @@ def test_man_page_keeps_the_whole_name_line_and_the_epilog(tmp_path):
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_completion_script_is_printed(shell):
-    proc = subprocess.run([_novamove_exe()], env={**os.environ, "_NOVAMOVE_COMPLETE": f"{shell}_source"},
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([_novamove_exe()], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "_NOVAMOVE_COMPLETE": f"{shell}_source"})
     assert proc.returncode == 0, proc.stderr
     assert "_novamove_completion" in proc.stdout
 
@@ -112,7 +112,8 @@ def _bash_complete(words: str) -> list[str]:
 def test_bash_completes_verbs_options_and_choices():
     assert {"migrate", "migrations"} <= set(_bash_complete("novamove mig"))
     assert "--strategy" in _bash_complete("novamove migrate web-1 --str")
-    assert set(_bash_complete("novamove migrate web-1 --strategy ")) == {"auto", "native", "isolate"}
+    choices = set(_bash_complete("novamove migrate web-1 --strategy "))
+    assert choices == {"auto", "native", "isolate"}
 
 
 # -- README.md and docs/ --------------------------------------------------------------------
