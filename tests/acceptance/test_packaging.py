@@ -42,8 +42,8 @@ def _run(argv, *, cwd, env=None, timeout=600) -> subprocess.CompletedProcess:
 def _source_files() -> list[str]:
     """The files a clean clone would have (tracked plus new, not ignored): never .venv or build/."""
     if shutil.which("git") and (REPO / ".git").exists():
-        out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
-                              "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+        listing = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+        out = subprocess.run(listing, cwd=REPO, capture_output=True, text=True, check=True).stdout
         return [f for f in out.split("\0") if f and (REPO / f).is_file()]
     skip = {".venv", "build", "dist", ".git", "__pycache__", ".pytest_cache"}
     return [str(p.relative_to(REPO)) for p in REPO.rglob("*")
