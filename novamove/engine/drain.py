@@ -870,6 +870,12 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
         journal.finish_run(run_id, "interrupted", summary=report.summary,
                            error="left by a second Ctrl-C with moves in flight")
         raise
+    except errors.NovamoveError as exc:
+        journal.finish_run(run_id, "failed", summary=report.summary, error=str(exc)[:500])
+        # What the drain changed stays (the host disabled, moves Nova carries on): say how to
+        # go on or give up.
+        raise type(exc)(f"{exc} - the drain of {source_key} stopped: run `novamove drain {source_key}` "
+                        f"again to continue it, or `novamove undrain {source_key}` to give up") from exc
     except BaseException as exc:
         journal.finish_run(run_id, "failed", summary=report.summary, error=str(exc)[:500])
         raise
