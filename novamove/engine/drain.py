@@ -1149,6 +1149,11 @@ def undrain(cloud: Any, host: str, *, journal: Any, move_back: bool = False, max
     report.elapsed_seconds = time.monotonic() - t0
     journal.finish_run(run_id, "interrupted" if report.interrupted else ("ok" if report.ok else "failed"),
                        summary=report.summary)
+    if report.ok:
+        # Earlier undrains of this host that died or stopped are done with now.
+        for r in journal.unfinished_runs():
+            if r["verb"] == UNDRAIN_VERB and r["source"] == name and r["id"] != run_id:
+                journal.finish_run(r["id"], "recovered", summary=f"continued by undrain run {run_id}")
     return report
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from typing import Any, Callable, Optional
 
@@ -80,13 +81,17 @@ def move(cloud, journal: Journal, server_ref: str, host_ref: str, *, mode: str =
          strategy: str = "auto", reason: Optional[str] = None, confirm: bool = True,
          wait: bool = True, timeout: float = 600, on_timeout: str = "abort",
          check_mode: bool = False, progress: Optional[Callable[[Snapshot], None]] = None,
-         poll_interval: float = 1.0, verb: str = "migrate", run_id: Optional[str] = None) -> MoveResult:
+         poll_interval: float = 1.0, verb: str = "migrate", run_id: Optional[str] = None,
+         schedule_timeout: float = 60.0) -> MoveResult:
     from novamove.cloud.adapter import new_run_id
 
     if on_timeout not in ON_TIMEOUT:
         raise errors.UsageError(f"unknown on-timeout {on_timeout!r} (choose {', '.join(ON_TIMEOUT)})")
-    if timeout <= 0:
-        raise errors.UsageError("timeout must be positive")
+    for name, value in (("timeout", timeout), ("schedule_timeout", schedule_timeout),
+                        ("poll_interval", poll_interval)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or value < 0 or (value == 0 and name != "poll_interval"):
+            raise errors.UsageError(f"{name} must be a positive number of seconds, not {value!r}")
     started = time.monotonic()
     requests_before = cloud.requests.count
 
@@ -114,7 +119,8 @@ def move(cloud, journal: Journal, server_ref: str, host_ref: str, *, mode: str =
     # can take a while on a busy cloud and must not eat the migration's time.
     ctx = MoveContext(cloud=cloud, journal=journal, run_id=run_id, server=server, target=target,
                       mode=plan.mode, reason=reason, timeout=float(timeout),
-                      poll_interval=poll_interval, started_at=now(), started=time.monotonic())
+                      poll_interval=poll_interval, started_at=now(), started=time.monotonic(),
+                      schedule_timeout=float(schedule_timeout))
     ctx.observe = _snapshotter(ctx.started, progress)
     common["run_id"] = run_id
 

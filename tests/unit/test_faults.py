@@ -106,3 +106,43 @@ def test_isolate_with_a_failed_re_enable_is_finished_by_recover(monkeypatch, jou
         if recovery.recover(cloud, journal) == []:
             break
     assert recovery.recover(cloud, journal) == []
+
+
+class StuckScheduler(FakeCloud):
+    """A scheduler that decides nothing while the isolation window is open, then (the other
+    computes enabled again) picks the first host it likes, not the target."""
+
+    def __init__(self):
+        super().__init__()
+        self.window_closed = False
+
+    def enable_service(self, service):
+        self.window_closed = True
+        return super().enable_service(service)
+
+    def _schedule(self, mig):
+        if self.window_closed:
+            super()._schedule(mig)
+
+    def revert_resize(self, sid):
+        super().revert_resize(sid)
+        mig = self._active(sid) if hasattr(self, "_active") else None
+        server = self.servers[sid]
+        self.servers[sid] = server.replace(host=mig["source"] if mig else "compute1",
+                                           status=mig["original"] if mig else "ACTIVE", task_state=None)
+        if mig:
+            mig["status"] = "reverted"
+
+
+def test_the_isolation_window_closes_at_its_own_deadline_and_a_wrong_host_cold_move_is_reverted(journal):
+    cloud = StuckScheduler()
+    cloud.boot("vm1")
+    before = {h: (s.status, s.disabled_reason) for h, s in cloud.services.items()}
+    result = run(cloud, journal, "vm1", "compute3", strategy="isolate", mode="cold", schedule_timeout=0.3,
+                 timeout=600)
+    assert cloud.window_closed                                     # long before --timeout
+    assert {h: (s.status, s.disabled_reason) for h, s in cloud.services.items()} == before
+    assert not result.ok and "not on compute3" in result.error and "reverted" in result.error
+    assert cloud.servers[result.server_id].host == "compute1"
+    kinds = [e.kind for e in journal.events(result.run_id)]
+    assert "migration.schedule_timeout" in kinds and "server.revert" in kinds
