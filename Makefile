@@ -5,12 +5,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test unit acceptance install system-deps os-venv bench down clean
+.PHONY: demo test unit acceptance install system-deps os-venv bench down clean docs package-check
 
+# PYTHONWARNINGS hushes the one notice setuptools prints for every editable flat-layout install.
 $(BIN)/novamove: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -U pip
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
 	touch $@
 
 install: $(BIN)/novamove
@@ -33,6 +34,16 @@ unit: install
 
 acceptance: install system-deps os-venv
 	$(BIN)/python -m pytest -ra tests/acceptance
+
+# Man pages generated from the click definitions (read one: man -l build/man/novamove-migrate.1).
+MAN_DIR ?= build/man
+docs: install
+	rm -rf $(MAN_DIR) && mkdir -p $(MAN_DIR)
+	$(BIN)/python docs/man.py $(MAN_DIR)
+
+# Build the wheel and the collection tarball, install both into a clean venv, run them from there.
+package-check: install
+	$(BIN)/python -m pytest -q -s -p no:cacheprovider tests/acceptance/test_packaging.py
 
 down:
 	$(BIN)/novamove minicloud down
