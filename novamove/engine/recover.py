@@ -51,8 +51,8 @@ def recover_run(cloud, journal: Journal, run: dict, *, confirm: bool = True) -> 
     events = journal.events(run_id)
     pending = services_left_disabled(events)
     if pending:
-        report["services_enabled"] = restore_services(cloud, journal, run_id, pending)
-        report["services_left"] = [s.host for s in pending if s.host not in report["services_enabled"]]
+        report["services_enabled"] = restore_services(cloud, journal, run_id, pending,
+                                                      left=report["services_left"])
     server_id = run.get("server_id")
     server = None
     if server_id:

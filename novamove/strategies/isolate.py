@@ -74,11 +74,13 @@ def _in_parallel(calls: list, workers: int = MAX_PARALLEL_TOGGLES) -> None:
             raise exc
 
 
-def restore_services(cloud, journal, run_id: str, disabled: list[Service]) -> list[str]:
+def restore_services(cloud, journal, run_id: str, disabled: list[Service],
+                     left: Optional[list[str]] = None) -> list[str]:
     """Re-enable the services `run_id` disabled, if they are still disabled *by it*.
 
     Returns the hosts re-enabled. A service someone else re-disabled meanwhile (another
-    reason) is left as it is and journaled. One GET for all services, then one PUT per toggle
+    reason) is left as it is, journaled, and named in `left` if a list is given; one already
+    enabled again needs nothing. One GET for all services, then one PUT per toggle
     (concurrently).
     """
     if not disabled:
@@ -92,6 +94,8 @@ def restore_services(cloud, journal, run_id: str, disabled: list[Service]) -> li
         if now is None or now.enabled:
             continue
         if reason_run_id(now.disabled_reason) != run_id:
+            if left is not None:
+                left.append(service.host)
             journal.note(run_id, "service.left", service.host, status=now.status,
                          disabled_reason=now.disabled_reason,
                          why="disabled by someone else after novamove disabled it")
