@@ -34,7 +34,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 from novamove import errors
-from novamove.strategies.isolate import reason_run_id, tagged_reason
+from novamove.engine import tags
+from novamove.engine.tags import LEASE_SECONDS, is_drain_tag, is_isolation_tag, reason_run_id
 from novamove.engine.journal import FINAL, run_alive
 from novamove.engine.resolve import pick_host
 from novamove.model import COLD, LIVE, Host, Migration, Resources, Server, Service
@@ -93,13 +94,21 @@ SETTLED = LIVE_STATUSES | COLD_STATUSES
 SKEW_MARGIN = timedelta(minutes=10)
 
 
-def drain_reason(run_id: str, reason: Optional[str]) -> str:
-    """The disabled_reason a drain writes: tagged, so undrain only re-enables its own."""
-    return tagged_reason(run_id, f"drain: {reason or 'maintenance'}")
+def drain_reason(run_id: str, reason: Optional[str], lease_until: Optional[datetime] = None) -> str:
+    """The disabled_reason a drain writes: tagged, so undrain only re-enables its own; with a
+    lease while the drain runs (see novamove.engine.tags)."""
+    return tags.drain_reason(run_id, reason, lease_until)
 
 
 def is_our_drain_reason(disabled_reason: Optional[str]) -> bool:
-    return reason_run_id(disabled_reason) is not None and ": drain:" in (disabled_reason or "")
+    return is_drain_tag(disabled_reason)
+
+
+# How long a drain waits for another run's isolation window on its source to close.
+ISOLATION_WAIT = 90.0
+# Pause before reading a tag back (the other writer's PUT, if any, lands meanwhile).
+READ_BACK_PAUSE = 1.0
+EV_LEASE = "drain.lease"
 
 
 # ---------------------------------------------------------------------------------- results
@@ -229,7 +238,7 @@ class BatchRunner:
                  adapt_mode: bool = True, adopted: Sequence[_InFlight] = (),
                  progress: Optional[Callable[[str], None]] = None,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-                 retries: int = 4, backoff: float = 1.0):
+                 retries: int = 4, backoff: float = 1.0, heartbeat: Optional[Callable[[], bool]] = None):
         if on_interrupt not in ON_INTERRUPT:
             raise errors.UsageError(f"--on-interrupt must be one of {', '.join(ON_INTERRUPT)}")
         if max_parallel < 1 or max_per_host < 1:
@@ -250,6 +259,8 @@ class BatchRunner:
         self.progress = progress or (lambda line: None)
         self.clock, self.sleep = clock, sleep
         self.retries, self.backoff = retries, backoff
+        # Called every loop: keeps the drain's lease fresh; False means "stop starting moves".
+        self.heartbeat = heartbeat
         self.stop_requested = False
         self.interrupted = False
         self.actions = 0                 # changes made: moves started, confirms, reverts, aborts
@@ -288,6 +299,8 @@ class BatchRunner:
 
     def _loop(self) -> None:
         while self.pending or self.inflight:
+            if self.heartbeat is not None and not self.heartbeat() and not self.stop_requested:
+                self.request_stop()
             if self.inflight:
                 self._poll()
             if self.stop_requested:
@@ -815,8 +828,11 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
                       mode=plan.mode, strategy="native")
     report = BatchReport(verb, list(plan.sources), run_id=run_id, plan=plan)
     rounds = _Rounds()
+    lease = _Lease(cloud, journal, run_id, plan, say, clock)
     try:
-        report.service, report.changed = _disable_sources(cloud, journal, run_id, plan, say)
+        report.service, report.changed = _disable_sources(
+            cloud, journal, run_id, plan, say, own_runs={run_id} | {r["id"] for r in previous},
+            sleep=sleep, clock=clock)
         if replan_first:
             plan = _replan(cloud, plan)
             report.plan = plan
@@ -833,7 +849,7 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
                                  max_per_host=plan.max_per_host, on_interrupt=on_interrupt,
                                  poll_interval=poll_interval, step_timeout=step_timeout,
                                  since=since, adapt_mode=plan.mode == "auto", adopted=adopted,
-                                 progress=say, **runner_kwargs)
+                                 progress=say, heartbeat=lease, **runner_kwargs)
             adopted = ()
             try:
                 rounds.add(runner.run())
@@ -845,6 +861,10 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
                 report.interrupted = rounds.interrupted
                 report.peak_in_flight = rounds.peak_in_flight
                 report.changed = report.changed or rounds.actions > 0
+            if lease.lost_to:
+                raise errors.PreconditionFailed(
+                    f"novamove run {lease.lost_to} took {source_key} over while this drain ran; this "
+                    "one stopped after its moves in flight")
             if rounds.interrupted:
                 break
             # Read the source back: what is still there decides the next round and the verdict.
@@ -867,10 +887,12 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
                 r.result = SKIPPED
     except KeyboardInterrupt:
         report.interrupted = True
+        lease.release()
         journal.finish_run(run_id, "interrupted", summary=report.summary,
                            error="left by a second Ctrl-C with moves in flight")
         raise
     except errors.NovamoveError as exc:
+        lease.release()
         journal.finish_run(run_id, "failed", summary=report.summary, error=str(exc)[:500])
         # What the drain changed stays (the host disabled, moves Nova carries on): say how to
         # go on or give up.
@@ -879,6 +901,7 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
     except BaseException as exc:
         journal.finish_run(run_id, "failed", summary=report.summary, error=str(exc)[:500])
         raise
+    lease.release()
     report.api_requests = _requests(cloud) - requests0
     report.elapsed_seconds = time.monotonic() - t0
     status = "interrupted" if report.interrupted else ("ok" if report.ok else "failed")
@@ -978,34 +1001,126 @@ def _refuse_concurrent_drain(journal: Any, source_key: str, doing: str = "drain"
                 f"(pid {r['pid']}); wait for it or stop it first")
 
 
+def _service(cloud: Any, name: str) -> Service:
+    svc = next((s for s in cloud.list_compute_services() if s.host == name), None)
+    if svc is None:
+        raise errors.NotFound(f"no nova-compute service on {name!r}")
+    return svc
+
+
+def _dead_drains(journal: Any) -> set[str]:
+    """Drain runs this journal knows are over (finished, or their process is gone): their
+    lease on a host no longer means anything."""
+    return {r["id"] for r in _all_drain_runs(journal)
+            if r["status"] != "running" or not run_alive(r)}
+
+
+def _all_drain_runs(journal: Any, limit: int = 100000) -> list[dict]:
+    return [r for r in journal.runs(limit=limit) if r["verb"] == DRAIN_VERB]
+
+
 def _disable_sources(cloud: Any, journal: Any, run_id: str, plan: DrainPlan,
-                     say: Callable[[str], None]) -> tuple[str, bool]:
-    """Disable each source first (so nothing new lands there), journaled before the call.
-    Returns (what happened, whether a service was changed)."""
-    services = {s.host: s for s in cloud.list_compute_services()}
+                     say: Callable[[str], None], own_runs: set[str],
+                     sleep: Callable[[float], None] = time.sleep,
+                     clock: Callable[[], float] = time.monotonic) -> tuple[str, bool]:
+    """Disable each source first (so nothing new lands there) with our tag and a lease,
+    journaled before the call, then read the tag back: the last writer wins, so a run that
+    reads back another drain's live tag has lost the race and stops (nothing of its own is
+    left there). An isolation window open on the source is waited out first (its run
+    re-enables the host when it closes). Returns (what happened, whether a service changed)."""
     notes = []
     changed = False
+    dead = _dead_drains(journal)
     for name in plan.sources:
-        svc = services.get(name)
-        if svc is None:
-            raise errors.NotFound(f"no nova-compute service on {name!r}")
-        if not svc.enabled:
-            if is_our_drain_reason(svc.disabled_reason):
-                notes.append(f"{name} already disabled by a novamove drain")
-            else:
+        for _ in range(4):
+            svc = _service(cloud, name)
+            tags.refuse_if_drained_elsewhere(name, svc.disabled_reason, own_runs, "drain", dead)
+            if not svc.enabled and is_isolation_tag(svc.disabled_reason):
+                _wait_isolation_over(cloud, name, svc.disabled_reason, say, sleep, clock)
+                continue
+            if not svc.enabled and not is_drain_tag(svc.disabled_reason):
                 notes.append(f"{name} already disabled by someone else ({svc.disabled_reason or 'no reason'}): "
                              "left as is, undrain will not re-enable it")
-            journal.note(run_id, EV_DISABLE, name, already=True, reason=svc.disabled_reason)
-            say(notes[-1])
-            continue
-        reason = drain_reason(run_id, plan.reason)
-        with journal.change(run_id, EV_DISABLE, name, service_id=svc.id, reason=reason):
-            cloud.disable_service(svc, reason)
-        changed = True
-        notes.append(f"{name} disabled ({reason})")
-        say(notes[-1])
+                journal.note(run_id, EV_DISABLE, name, already=True, reason=svc.disabled_reason)
+                say(notes[-1])
+                break
+            reason = drain_reason(run_id, plan.reason, tags.lease_from_now())
+            with journal.change(run_id, EV_DISABLE, name, service_id=svc.id, reason=reason,
+                                previous_status=svc.status, previous_reason=svc.disabled_reason):
+                cloud.disable_service(svc, reason)
+            changed = changed or svc.enabled
+            sleep(READ_BACK_PAUSE)
+            now = _service(cloud, name)
+            if reason_run_id(now.disabled_reason) == run_id and not now.enabled:
+                notes.append(f"{name} disabled ({tags.tagged_reason(run_id, 'drain: ' + (plan.reason or 'maintenance'))})"
+                             if svc.enabled else f"{name} already disabled by a novamove drain; this run's now")
+                say(notes[-1])
+                break
+            # Someone wrote after us: another drain (refused above on the next pass), an
+            # isolation window (waited out), a person (left alone), or it is enabled again.
+            journal.note(run_id, "drain.lost_race", name, found=now.disabled_reason, status=now.status)
+        else:
+            raise errors.PreconditionFailed(f"could not disable {name}: its status kept changing under "
+                                            "novamove (another operator at work?); nothing else was changed")
     return "; ".join(notes), changed
 
+
+def _wait_isolation_over(cloud: Any, name: str, reason: Optional[str], say: Callable[[str], None],
+                         sleep: Callable[[float], None], clock: Callable[[], float]) -> None:
+    """Another novamove run disabled `name` for an isolation window (seconds, normally): once
+    it closes that run re-enables the host, so disabling it now would be undone under us."""
+    say(f"{name} is disabled for another novamove run's isolation window ({reason}); waiting for it")
+    end = clock() + ISOLATION_WAIT
+    while clock() < end:
+        sleep(1.0)
+        now = _service(cloud, name)
+        if now.enabled or not is_isolation_tag(now.disabled_reason):
+            return
+    raise errors.PreconditionFailed(
+        f"cannot drain {name}: it has been disabled for novamove run {reason_run_id(reason)}'s isolation "
+        f"window for over {ISOLATION_WAIT:.0f} s (if that run died, `novamove recover` re-enables it)")
+
+
+class _Lease:
+    """Keeps the drain's lease on its source(s) fresh while it runs, and drops it at the end
+    (the host stays disabled, marked as drained). A renewal that finds another live drain's
+    tag means this run lost the host: it stops starting moves."""
+
+    def __init__(self, cloud: Any, journal: Any, run_id: str, plan: DrainPlan, say: Callable[[str], None],
+                 clock: Callable[[], float]):
+        self.cloud, self.journal, self.run_id, self.plan, self.say, self.clock = cloud, journal, run_id, plan, say, clock
+        self.last = clock()
+        self.lost_to: Optional[str] = None
+
+    def __call__(self) -> bool:
+        """Renew when due; False once the host was lost to another drain."""
+        if self.lost_to:
+            return False
+        if self.clock() - self.last >= LEASE_SECONDS / 3:
+            self.last = self.clock()
+            self._write(release=False)
+        return self.lost_to is None
+
+    def release(self) -> None:
+        self._write(release=True)
+
+    def _write(self, release: bool) -> None:
+        try:
+            services = {s.host: s for s in self.cloud.list_compute_services()}
+            for name in self.plan.sources:
+                svc = services.get(name)
+                if svc is None or svc.enabled or reason_run_id(svc.disabled_reason) != self.run_id:
+                    other = tags.live_drain(svc.disabled_reason) if svc is not None else None
+                    if other and other != self.run_id and not release:
+                        self.lost_to = other
+                        self.say(f"{name}: novamove run {other} took the host over; starting nothing new")
+                    continue
+                reason = drain_reason(self.run_id, self.plan.reason, None if release else tags.lease_from_now())
+                with self.journal.change(self.run_id, EV_LEASE, name, service_id=svc.id, reason=reason):
+                    self.cloud.disable_service(svc, reason)
+        except errors.NovamoveError as exc:
+            # The lease has time left: a blip is ridden out; the next renewal tries again.
+            log.warning("lease of %s: %s", self.run_id, exc)
 
 
 def _step_from_event(server_id: str, ev) -> DrainStep:
@@ -1097,8 +1212,11 @@ def undrain(cloud: Any, host: str, *, journal: Any, move_back: bool = False, max
     t0, requests0 = time.monotonic(), _requests(cloud)
     hosts = cloud.compute_hosts(with_resources=False)
     name = pick_host(host, hosts).name
-    # Re-enabling a host its drain is still emptying would let the scheduler refill it.
+    # Re-enabling a host its drain is still emptying would let the scheduler refill it: here
+    # (the journal) or anywhere else (the drain's lease on the service).
     _refuse_concurrent_drain(journal, name, doing="undrain")
+    svc_now = next(h.service for h in hosts if h.name == name)
+    tags.refuse_if_drained_elsewhere(name, svc_now.disabled_reason, set(), "undrain", _dead_drains(journal))
     svc = next(h.service for h in hosts if h.name == name)
     if not svc.enabled and not is_our_drain_reason(svc.disabled_reason):
         raise errors.PreconditionFailed(

@@ -32,18 +32,8 @@ def services_to_isolate(hosts: Iterable[Host], target: str) -> list[Host]:
     return [h for h in hosts if h.name != target and h.service.enabled]
 
 
-def tagged_reason(run_id: str, reason: Optional[str]) -> str:
-    """The disabled_reason isolate writes, so `recover` can tell its own toggles apart."""
-    text = f"novamove:{run_id}: {reason or 'isolating the target of a migration'}"
-    return text[:255]  # Nova's column limit
-
-
-def reason_run_id(disabled_reason: Optional[str]) -> Optional[str]:
-    """The run id in a reason written by `tagged_reason`, or None."""
-    if not disabled_reason or not disabled_reason.startswith("novamove:"):
-        return None
-    run_id, sep, _ = disabled_reason[len("novamove:"):].partition(":")
-    return run_id if sep else None
+# The tag helpers live with the engine (drains and recover use them too).
+from novamove.engine.tags import is_drain_tag, reason_run_id, tagged_reason  # noqa: E402,F401
 
 
 def isolating_runs(hosts: Iterable[Host], own_run: str) -> dict[str, list[str]]:
@@ -53,7 +43,7 @@ def isolating_runs(hosts: Iterable[Host], own_run: str) -> dict[str, list[str]]:
     for h in hosts:
         reason = h.service.disabled_reason
         run_id = None if h.service.enabled else reason_run_id(reason)
-        if run_id and run_id != own_run and not reason.split(": ", 1)[-1].startswith("drain:"):
+        if run_id and run_id != own_run and not is_drain_tag(reason):
             runs.setdefault(run_id, []).append(h.name)
     return runs
 
