@@ -33,7 +33,7 @@ def services_to_isolate(hosts: Iterable[Host], target: str) -> list[Host]:
 
 
 # The tag helpers live with the engine (drains and recover use them too).
-from novamove.engine.tags import is_drain_tag, reason_run_id, tagged_reason  # noqa: E402,F401
+from novamove.engine.tags import is_drain_tag, is_isolation_tag, reason_run_id, tagged_reason  # noqa: E402,F401
 
 
 def isolating_runs(hosts: Iterable[Host], own_run: str) -> dict[str, list[str]]:
@@ -139,6 +139,10 @@ class DisableOthers(Step):
                     ctx.cloud.disable_service(service, reason)
             return call
 
+        # Look again right before writing: a compute someone disabled since the listing keeps
+        # their reason (our PUT would overwrite it, and our restore would then re-enable it).
+        still_enabled = {s.id for s in ctx.cloud.list_compute_services() if s.enabled}
+        self.to_disable = [h for h in self.to_disable if h.service.id in still_enabled]
         if self.to_disable:
             ctx.isolation_started = ctx.clock()
         # Signals wait until every PUT has answered, so that revert sees the final state.
@@ -146,9 +150,21 @@ class DisableOthers(Step):
             _in_parallel([disable(h.service) for h in self.to_disable])
 
     def post_condition(self, ctx: MoveContext) -> None:
-        # Someone may have enabled another compute (or a new one registered) meanwhile.
-        others = [s.host for s in ctx.cloud.list_compute_services()
-                  if s.enabled and s.host != ctx.target.name]
+        # Read the tags back. Someone may have enabled another compute (or a new one
+        # registered) meanwhile; another isolate run that listed at the same moment has
+        # disabled our target or tagged computes as its own: both back off (each restores
+        # only what carries its own tag) rather than move a server to the wrong place.
+        services = ctx.cloud.list_compute_services()
+        target = next((s for s in services if s.host == ctx.target.name), None)
+        rivals = sorted({reason_run_id(s.disabled_reason) for s in services
+                         if not s.enabled and is_isolation_tag(s.disabled_reason)
+                         and reason_run_id(s.disabled_reason) != ctx.run_id})
+        if target is None or not target.enabled or rivals:
+            raise errors.PreconditionFailed(
+                f"could not isolate {ctx.target.name}: another novamove isolate run "
+                f"({', '.join(r for r in rivals if r) or 'unknown'}) opened its window at the same "
+                "moment; nothing was moved, try again")
+        others = [s.host for s in services if s.enabled and s.host != ctx.target.name]
         if others:
             raise errors.PreconditionFailed(
                 f"could not isolate {ctx.target.name}: {', '.join(others)} enabled meanwhile")

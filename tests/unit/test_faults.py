@@ -157,3 +157,44 @@ def test_a_reused_pid_does_not_keep_a_dead_run_running(journal):
     # The same pid, but another process (after a reboot): not this run's.
     assert not run_alive(dict(run, process="another-boot:%d:1" % os.getpid()))
     assert run_alive(dict(run, process=None))       # a journal from before: the pid decides
+
+
+def test_two_isolate_runs_listing_at_the_same_moment_both_back_off_cleanly(journal):
+    import dataclasses
+    from novamove.engine.tags import tagged_reason
+    cloud = FakeCloud()
+    cloud.boot("vm1")
+    before = {h: (s.status, s.disabled_reason) for h, s in cloud.services.items()}
+    real = cloud.disable_service
+
+    def rival_too(service, reason):
+        out = real(service, reason)
+        # The rival run (it listed at the same moment) isolates compute2: it disables our target.
+        cloud.services["compute3"] = dataclasses.replace(cloud.services["compute3"], status="disabled",
+                                                         disabled_reason=tagged_reason("rival0000001", None))
+        return out
+    cloud.disable_service = rival_too
+    with pytest.raises(errors.PreconditionFailed, match="rival0000001"):
+        run(cloud, journal, "vm1", "compute3", strategy="isolate", mode="live")
+    assert not any(c[0] == "live_migrate_server" for c in cloud.calls)   # nothing was moved
+    # Ours restored; the rival's tag is the rival's to remove.
+    assert cloud.services["compute1"].status == "enabled"
+    assert cloud.services["compute2"].status == before["compute2"][0]
+
+
+def test_a_compute_disabled_by_someone_between_listing_and_writing_keeps_their_reason(journal):
+    import dataclasses
+    cloud = FakeCloud()
+    cloud.boot("vm1")
+    real = cloud.compute_hosts
+
+    def then_someone_disables(with_resources=True):
+        hosts = real(with_resources)
+        cloud.services["compute2"] = dataclasses.replace(cloud.services["compute2"], status="disabled",
+                                                         disabled_reason="ops: bad DIMM")
+        return hosts
+    cloud.compute_hosts = then_someone_disables
+    result = run(cloud, journal, "vm1", "compute3", strategy="isolate", mode="live")
+    assert result.ok
+    assert cloud.services["compute2"].disabled_reason == "ops: bad DIMM"
+    assert cloud.services["compute2"].status == "disabled"
