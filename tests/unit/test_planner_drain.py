@@ -398,7 +398,7 @@ def test_killed_drain_is_continued_by_the_same_drain(journal, monkeypatch):
     monkeypatch.undo()
     first = journal.runs()[0]
     assert first["status"] == "running"
-    monkeypatch.setattr(drainmod, "run_alive", lambda run: False)   # the killed process is gone
+    monkeypatch.setattr("novamove.engine.claim.run_alive", lambda run: False)   # the killed process is gone
     in_flight = [m for m in nova.migrations if m["status"] not in ("completed", "confirmed")]
     assert in_flight                                                # it died with moves in flight
     nova.on_list = None
@@ -426,7 +426,7 @@ def test_rerun_confirms_a_cold_move_left_in_verify_resize(journal, monkeypatch):
     with pytest.raises(Killed):
         drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
     monkeypatch.undo()
-    monkeypatch.setattr(drainmod, "run_alive", lambda run: False)
+    monkeypatch.setattr("novamove.engine.claim.run_alive", lambda run: False)
     nova.on_list = None
     report = drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
     assert nova.servers["off"].status == "SHUTOFF" and nova.servers["off"].host == "c2"
@@ -437,7 +437,7 @@ def test_a_drain_still_running_elsewhere_is_not_raced(journal, monkeypatch):
     nova = typical_cloud()
     journal.start_run("other", "drain", source="c1")
     monkeypatch.setattr(journal, "runs", lambda limit=50: [dict(journal.get_run("other"), pid=1)])
-    monkeypatch.setattr(drainmod, "run_alive", lambda run: True)
+    monkeypatch.setattr("novamove.engine.claim.run_alive", lambda run: True)
     with pytest.raises(errors.PreconditionFailed, match="still running"):
         drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
     assert nova.migrations == []
