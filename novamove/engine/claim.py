@@ -13,6 +13,7 @@ from novamove import errors
 from novamove.engine import tags
 from novamove.engine.batch import DRAIN_VERB, EV_DISABLE, DrainPlan
 from novamove.engine.journal import run_alive
+from novamove.engine.poll import poll_until
 from novamove.engine.tags import LEASE_SECONDS, is_drain_tag, is_isolation_tag, reason_run_id
 from novamove.model import Service
 
@@ -142,12 +143,11 @@ def _wait_isolation_over(cloud: Any, name: str, reason: Optional[str], say: Call
     """Another novamove run disabled `name` for an isolation window (seconds, normally): once
     it closes that run re-enables the host, so disabling it now would be undone under us."""
     say(f"{name} is disabled for another novamove run's isolation window ({reason}); waiting for it")
-    end = clock() + ISOLATION_WAIT
-    while clock() < end:
-        sleep(1.0)
-        now = _service(cloud, name)
-        if now.enabled or not is_isolation_tag(now.disabled_reason):
-            return
+    _, over = poll_until(lambda: _service(cloud, name),
+                         lambda now: now.enabled or not is_isolation_tag(now.disabled_reason),
+                         timeout=ISOLATION_WAIT, interval=1.0, clock=clock, sleep=sleep)
+    if over:
+        return
     raise errors.PreconditionFailed(
         f"cannot drain {name}: it has been disabled for novamove run {reason_run_id(reason)}'s isolation "
         f"window for over {ISOLATION_WAIT:.0f} s (if that run died, `novamove recover` re-enables it)")
