@@ -405,14 +405,14 @@ class BatchRunner:
         known = {m.id for m in self._migrations.get(step.server_id, [])}
         submit = (self.cloud.live_migrate_server if step.mode == LIVE else self.cloud.migrate_server)
         submitted_at = _iso(datetime.now(timezone.utc) - timedelta(seconds=1))
-        change = None
-        try:
-            with self.journal.change(self.run_id, EV_MOVE, step.server_id, keep_open=True,
+        change = self.journal.change(self.run_id, EV_MOVE, step.server_id, keep_open=True,
                                      name=step.server_name, source=step.source, dest=step.dest,
-                                     mode=step.mode) as change:
+                                     mode=step.mode)
+        try:
+            with change:
                 submit(step.server_id, host=step.dest)
         except errors.NotFound:
-            self.journal._merge(change.id, {"result": GONE}) if change else None
+            self.journal._merge(change.id, {"result": GONE})
             self.results[step.server_id] = _result(step, GONE, "the server no longer exists")
             return False
         except errors.PreconditionFailed as exc:
