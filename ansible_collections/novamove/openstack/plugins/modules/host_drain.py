@@ -170,16 +170,9 @@ plan:
 '''
 
 from ansible_collections.novamove.openstack.plugins.module_utils.novamove_module import (
-    HAS_NOVAMOVE,
     NovamoveModule,
+    novamove_api,
 )
-
-if HAS_NOVAMOVE:
-    from novamove import cloud as novamove_cloud
-    from novamove.engine import drain as novamove_drain
-    from novamove.engine.journal import Journal
-else:  # the base class reports the missing library
-    novamove_cloud = novamove_drain = Journal = None
 
 
 class HostDrainModule(NovamoveModule):
@@ -200,20 +193,14 @@ class HostDrainModule(NovamoveModule):
 
     def run(self):
         p = self.params
-        conn = novamove_cloud.connect(**self.connection)
-        try:
-            journal = Journal(p['journal'])
-            caps = dict(max_parallel=p['max_parallel'], max_per_host=p['max_per_host'],
-                        step_timeout=p['timeout'])
-            if p['state'] == 'drained':
-                report = novamove_drain.drain(conn, p['host'], journal=journal, targets=p['targets'],
-                                              mode=p['mode'], order=p['order'], reason=p['reason'],
-                                              dry_run=self.ansible.check_mode, **caps)
-            else:
-                report = novamove_drain.undrain(conn, p['host'], journal=journal, move_back=p['move_back'],
-                                                dry_run=self.ansible.check_mode, **caps)
-        finally:
-            conn.close()
+        common = dict(journal_path=p['journal'], max_parallel=p['max_parallel'],
+                      max_per_host=p['max_per_host'], step_timeout=p['timeout'],
+                      dry_run=self.ansible.check_mode, **self.connection)
+        if p['state'] == 'drained':
+            report = novamove_api.drain(p['host'], targets=p['targets'], mode=p['mode'],
+                                        order=p['order'], reason=p['reason'], **common)
+        else:
+            report = novamove_api.undrain(p['host'], move_back=p['move_back'], **common)
         data = report.to_dict()
         result = dict(changed=bool(report.changed), summary=data['summary'], service=data['service'],
                       run_id=data['run_id'], results=data['results'], plan=data['plan'] or {})
