@@ -17,6 +17,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from ansible_collections.novamove.openstack.plugins.modules import host_drain  # noqa: E402
+from novamove import cloud as novamove_cloud  # noqa: E402
+from novamove.engine import drain as engine  # noqa: E402
 from test_planner_drain import Clock, typical_cloud  # noqa: E402
 
 
@@ -24,8 +26,8 @@ from test_planner_drain import Clock, typical_cloud  # noqa: E402
 def nova(monkeypatch):
     fake = typical_cloud()
     fake.close = lambda: None
-    monkeypatch.setattr(host_drain.novamove_cloud, "connect", lambda **kw: fake)
-    engine = host_drain.novamove_drain
+    # The module goes through novamove.api, which connects with novamove.cloud.connect.
+    monkeypatch.setattr(novamove_cloud, "connect", lambda *a, **kw: fake)
 
     class FastRunner(engine.BatchRunner):
         def __init__(self, *args, **kwargs):
