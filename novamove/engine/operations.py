@@ -32,14 +32,13 @@ def _act(cloud, journal: Journal, server_ref: str, verb: str, action, *,
     run_id = new_run_id()
     journal.start_run(run_id, verb, cloud=cloud.cloud_name, server_id=server.id, server_name=server.name,
                       source=server.host)
-    event = journal.intent(run_id, f"server.{verb}", target_id)
+    kind = {"abort": "migration.abort", "force-complete": "migration.force_complete"}.get(verb, f"server.{verb}")
     try:
-        action(server, target_id)
+        with journal.change(run_id, kind, target_id):
+            action(server, target_id)
     except BaseException as exc:
-        journal.failed(event, error=str(exc))
         journal.finish_run(run_id, "failed", error=str(exc))
         raise
-    journal.done(event)
     after = server
     settled = wait_for is None
     if wait_for is not None:

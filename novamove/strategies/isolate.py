@@ -101,13 +101,8 @@ def restore_services(cloud, journal, run_id: str, disabled: list[Service]) -> li
 
     def enable(service: Service):
         def call() -> None:
-            event = journal.intent(run_id, "service.enable", service.host, service_id=service.id)
-            try:
+            with journal.change(run_id, "service.enable", service.host, service_id=service.id):
                 patiently(lambda: cloud.enable_service(service), f"re-enabling {service.host}")
-            except BaseException as exc:
-                journal.failed(event, error=str(exc))
-                raise
-            journal.done(event)
             enabled.append(service.host)
         return call
 
@@ -141,18 +136,13 @@ class DisableOthers(Step):
 
         def disable(service: Service):
             def call() -> None:
-                event = ctx.journal.intent(ctx.run_id, "service.disable", service.host,
-                                           service_id=service.id, previous_status=service.status,
-                                           previous_reason=service.disabled_reason, reason=reason)
-                # Recorded before the call: if the PUT lands but its answer is lost, revert
-                # still knows to look at this service.
-                ctx.disabled.append(service)
-                try:
+                with ctx.journal.change(ctx.run_id, "service.disable", service.host,
+                                        service_id=service.id, previous_status=service.status,
+                                        previous_reason=service.disabled_reason, reason=reason):
+                    # Recorded before the call: if the PUT lands but its answer is lost,
+                    # revert still knows to look at this service.
+                    ctx.disabled.append(service)
                     ctx.cloud.disable_service(service, reason)
-                except BaseException as exc:
-                    ctx.journal.failed(event, error=str(exc))
-                    raise
-                ctx.journal.done(event)
             return call
 
         if self.to_disable:
