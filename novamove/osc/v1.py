@@ -272,6 +272,9 @@ class DrainComputeHost(_BatchCommand):
                             default="largest", help="Order in which the moves start (default largest)")
         parser.add_argument("--reason", metavar="<text>",
                             help="Text added to the disabled reason of the host")
+        parser.add_argument("--allow-unmovable", action="store_true",
+                            help="Succeed even if servers Nova cannot move (ERROR, SHELVED, ...) "
+                                 "stay on the host (default: they make the drain exit 8)")
         parser.add_argument("--dry-run", "--check", dest="dry_run", action="store_true",
                             help="List the plan and pre-checks; change nothing")
         _cap_options(parser)
@@ -285,7 +288,8 @@ class DrainComputeHost(_BatchCommand):
                            mode=parsed_args.mode, order=parsed_args.order, reason=parsed_args.reason,
                            max_parallel=parsed_args.max_parallel,
                            max_per_host=parsed_args.max_per_host, dry_run=parsed_args.dry_run,
-                           step_timeout=parsed_args.timeout, progress=self._progress_line)
+                           step_timeout=parsed_args.timeout,
+                           allow_unmovable=parsed_args.allow_unmovable, progress=self._progress_line)
         return self._show(report)
 
 

@@ -322,7 +322,9 @@ def test_drain_lists_the_results_and_passes_the_caps(monkeypatch):
     [(args, kwargs)] = drain.calls
     assert args == ("c1",) and kwargs["cloud"] is SPEC and kwargs["targets"] == ("c2",)
     assert (kwargs["max_parallel"], kwargs["max_per_host"], kwargs["step_timeout"],
-            kwargs["dry_run"]) == (2, 2, 1800.0, False)
+            kwargs["dry_run"], kwargs["allow_unmovable"]) == (2, 2, 1800.0, False, False)
+    run_command(v1.DrainComputeHost, ["c1", "--allow-unmovable"], quiet=True)
+    assert drain.calls[-1][1]["allow_unmovable"] is True
     code, _, err = run_command(v1.DrainComputeHost, ["c1", "-f", "json"], quiet=True)
     assert err == ""                                   # -q: only errors on stderr
 
@@ -337,6 +339,14 @@ def test_drain_of_several_hosts_and_dry_run_rows(monkeypatch):
                                                      "-c", "Server Name", "-c", "Result", "-c", "Detail"])
     assert code == 0 and drain.calls[0][0] == (["c1", "c2"],) and drain.calls[0][1]["dry_run"]
     assert out.splitlines() == ["vm1 planned ", "vm2 skipped status ERROR"]
+
+
+def test_a_drain_that_leaves_servers_exits_with_its_code(monkeypatch):
+    monkeypatch.setattr(api, "drain", Calls(FakeReport(
+        ok=False, exit_code=errors.EXIT_INCOMPLETE, summary="drain c1: 1 moved, 1 still on c1 (vm-err)")))
+    code, _, err = run_command(v1.DrainComputeHost, ["c1"], quiet=True)
+    assert code == errors.EXIT_INCOMPLETE == 8
+    assert err == "drain c1: 1 moved, 1 still on c1 (vm-err)\n"
 
 
 def test_a_failed_drain_exits_non_zero_with_its_summary(monkeypatch):

@@ -72,6 +72,13 @@ options:
       - At most this many moves in flight from one source host and into one destination host.
     type: int
     default: 2
+  allow_unmovable:
+    description:
+      - With O(state=drained), succeed even if servers that Nova cannot move (C(ERROR),
+        C(SHELVED_OFFLOADED), ...) stay on the host; they are listed in RV(left).
+      - By default the task fails when the host, read back after the drain, still holds a server.
+    type: bool
+    default: false
   move_back:
     description:
       - With O(state=undrained), also move back the servers that the drains of O(host) moved away.
@@ -162,6 +169,18 @@ results:
       mode: live
       result: moved
       detail: live migration completed
+left:
+  description: Servers still on the host when the drain ended (read back from the cloud).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - server_id: 5f0c6f1e-2c0a-4a53-9a55-0d6d3a5b6f01
+      name: broken-1
+      host: compute1
+      status: ERROR
+      reason: "status ERROR: Nova cannot migrate it"
+      accepted: true
 plan:
   description: The plan (what C(novamove plan drain) writes).
   returned: always
@@ -185,6 +204,7 @@ class HostDrainModule(NovamoveModule):
         reason=dict(type='str'),
         max_parallel=dict(type='int', default=4),
         max_per_host=dict(type='int', default=2),
+        allow_unmovable=dict(type='bool', default=False),
         move_back=dict(type='bool', default=False),
         timeout=dict(type='int', default=1800),
         journal=dict(type='path'),
@@ -198,12 +218,14 @@ class HostDrainModule(NovamoveModule):
                       dry_run=self.ansible.check_mode, **self.connection)
         if p['state'] == 'drained':
             report = novamove_api.drain(p['host'], targets=p['targets'], mode=p['mode'],
-                                        order=p['order'], reason=p['reason'], **common)
+                                        order=p['order'], reason=p['reason'],
+                                        allow_unmovable=p['allow_unmovable'], **common)
         else:
             report = novamove_api.undrain(p['host'], move_back=p['move_back'], **common)
         data = report.to_dict()
         result = dict(changed=bool(report.changed), summary=data['summary'], service=data['service'],
-                      run_id=data['run_id'], results=data['results'], plan=data['plan'] or {})
+                      run_id=data['run_id'], results=data['results'], left=data.get('left') or [],
+                      plan=data['plan'] or {})
         if self.ansible.check_mode:
             plan = report.plan
             result['changed'] = bool(plan and plan.moves) or 'would ' in (report.service or '')
