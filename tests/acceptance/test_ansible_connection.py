@@ -80,3 +80,41 @@ def test_a_dict_cloud_with_a_wrong_password_fails_in_one_line_without_the_secret
     assert result["msg"] and "\n" not in result["msg"]
     assert "not-the-password-4e1f" not in proc.output
     assert "not-the-password-4e1f" not in json.dumps(result)
+
+
+@pytest.fixture
+def tls_ca(minicloud):
+    lay = minicloud.manager.layout
+    if not getattr(lay, "tls", False):
+        pytest.skip("the minicloud under test is not TLS (novamove minicloud up --tls)")
+    return str(lay.ca_cert)
+
+
+def test_tls_ca_cert_and_validate_certs_false(minicloud, ansible_env, collections_path, tmp_path,  # noqa: F811
+                                              tls_ca):
+    """On a TLS minicloud, with a cloud dict that does not name the CA: `ca_cert` (and its alias
+    `cacert`) works, `validate_certs: false` works, neither is a one-line certificate error."""
+    cloud = cloud_dict(minicloud)
+    cloud.pop("cacert", None)
+    cases = {"ca_cert": {"ca_cert": tls_ca}, "cacert": {"cacert": tls_ca},
+             "insecure": {"validate_certs": False}, "none": {}}
+    tasks = []
+    for name, options in cases.items():
+        tasks.append({"novamove.openstack.compute_host_info": dict(cloud=cloud, api_timeout=20, **options),
+                      "register": name, "ignore_errors": True})
+    tasks.append({"ansible.builtin.copy": {
+        "content": "{{ {" + ", ".join(f"'{n}': {n}" for n in cases) + "} | to_json }}",
+        "dest": str(tmp_path / "tls.json")}})
+    playbook = tmp_path / "tls.yml"
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
+    env = {k: v for k, v in ansible_env.items()
+           if k not in ("OS_CACERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")}
+    env["OS_CLIENT_CONFIG_FILE"] = str(tmp_path / "no-clouds.yaml")
+    proc = run_playbook(env, collections_path, playbook=str(playbook), inventory=False)
+    assert proc.returncode == 0, proc.output
+    out = json.loads((tmp_path / "tls.json").read_text())
+    for name in ("ca_cert", "cacert", "insecure"):
+        assert not out[name].get("failed"), (name, out[name].get("msg"))
+        assert set(minicloud.computes) <= {h["name"] for h in out[name]["compute_hosts"]}
+    assert out["none"]["failed"] is True
+    assert "certificate" in out["none"]["msg"].lower() and "\n" not in out["none"]["msg"]

@@ -10,8 +10,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from cloudtest import REPO, wait_until
 
@@ -29,10 +31,27 @@ def osc(minicloud, tmp_path):
     env.update(minicloud.env, OS_CLOUD=minicloud.cloud,
                NOVAMOVE_JOURNAL=str(tmp_path / "journal.sqlite"))
 
-    def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        return subprocess.run([str(OPENSTACK), *args], env=env, capture_output=True, text=True,
+    def run(*args: str, timeout: float = 600, env_update: dict | None = None,
+            env_drop: tuple = ()) -> subprocess.CompletedProcess:
+        full = {k: v for k, v in {**env, **(env_update or {})}.items() if k not in env_drop}
+        return subprocess.run([str(OPENSTACK), *args], env=full, capture_output=True, text=True,
                               timeout=timeout, cwd=REPO)
     return run
+
+
+@pytest.fixture
+def tls(minicloud, tmp_path):
+    """The CA of a TLS minicloud and a clouds.yaml without it (the session minicloud must be
+    up with --tls: NOVAMOVE_TEST_TLS=1, or a NOVAMOVE_MINICLOUD_DIR started so)."""
+    lay = minicloud.manager.layout
+    if not getattr(lay, "tls", False):
+        pytest.skip("the minicloud under test is not TLS (novamove minicloud up --tls)")
+    config = yaml.safe_load(Path(minicloud.env["OS_CLIENT_CONFIG_FILE"]).read_text())
+    for entry in config["clouds"].values():
+        entry.pop("cacert", None)
+    no_ca = tmp_path / "clouds-without-ca.yaml"
+    no_ca.write_text(yaml.safe_dump(config))
+    return SimpleNamespace(ca=str(lay.ca_cert), clouds_yaml=str(no_ca))
 
 
 def migration_ids(minicloud, server_id: str) -> set:
@@ -137,3 +156,28 @@ def test_a_move_that_does_not_land_exits_non_zero_with_the_one_line_error(minicl
     assert vm.name in line and "Traceback" not in line
     wait_until(lambda: minicloud.server(vm.id).status == "ACTIVE", timeout=60, what="ACTIVE again")
     assert minicloud.host_of(vm.id) == source
+
+
+def test_tls_the_ca_is_needed_and_insecure_works(minicloud, servers, osc, tls):
+    """On a TLS minicloud: without the CA a move is a one-line certificate error and nothing
+    changes; with --os-cacert it moves; with --insecure too."""
+    source, target = minicloud.computes[0], minicloud.computes[1]
+    [vm] = servers(1, host=source, prefix="osc-tls")
+    without_ca = dict(env_update={"OS_CLIENT_CONFIG_FILE": tls.clouds_yaml}, env_drop=("OS_CACERT",))
+    migrations = migration_ids(minicloud, vm.id)
+
+    proc = osc("server", "move", vm.name, "--to", target, **without_ca)
+    assert proc.returncode != 0 and proc.stdout == ""
+    [line] = proc.stderr.strip().splitlines()
+    assert "certificate" in line.lower() and "Traceback" not in line, line
+    assert minicloud.host_of(vm.id) == source and migration_ids(minicloud, vm.id) == migrations
+
+    proc = osc("--os-cacert", tls.ca, "server", "move", vm.name, "--to", target, "-f", "value",
+               "-c", "Compute Host", **without_ca)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == target and minicloud.host_of(vm.id) == target
+
+    proc = osc("--insecure", "server", "move", vm.name, "--to", source, "-f", "value",
+               "-c", "Compute Host", **without_ca)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == source and minicloud.host_of(vm.id) == source
