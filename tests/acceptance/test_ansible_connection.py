@@ -97,7 +97,7 @@ def test_tls_ca_cert_and_validate_certs_false(minicloud, ansible_env, collection
     cloud = cloud_dict(minicloud)
     cloud.pop("cacert", None)
     cases = {"ca_cert": {"ca_cert": tls_ca}, "cacert": {"cacert": tls_ca},
-             "insecure": {"validate_certs": False}, "none": {}}
+             "insecure": {"validate_certs": False}, "no_ca": {}}
     tasks = []
     for name, options in cases.items():
         tasks.append({"novamove.openstack.compute_host_info": dict(cloud=cloud, api_timeout=20, **options),
@@ -116,5 +116,7 @@ def test_tls_ca_cert_and_validate_certs_false(minicloud, ansible_env, collection
     for name in ("ca_cert", "cacert", "insecure"):
         assert not out[name].get("failed"), (name, out[name].get("msg"))
         assert set(minicloud.computes) <= {h["name"] for h in out[name]["compute_hosts"]}
-    assert out["none"]["failed"] is True
-    assert "certificate" in out["none"]["msg"].lower() and "\n" not in out["none"]["msg"]
+    assert out["no_ca"]["failed"] is True
+    message = out["no_ca"]["msg"]
+    assert ("certificate" in message.lower() or "ssl" in message.lower()) and "\n" not in message
+    assert out["no_ca"]["exit_code"] in (5, 6)        # EXIT_AUTH / EXIT_UNREACHABLE
