@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS runs (
     mode        TEXT,
     strategy    TEXT,
     pid         INTEGER,
+    process     TEXT,                   -- boot id + pid + start time: which process, exactly
     summary     TEXT,
     error       TEXT
 );
@@ -96,6 +97,9 @@ class Journal:
         os.chmod(self.path, 0o600)
         with closing(self._connect()) as db:
             db.executescript(SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+            if "process" not in columns:        # a journal written by an earlier novamove
+                db.execute("ALTER TABLE runs ADD COLUMN process TEXT")
 
     def _connect(self) -> sqlite3.Connection:
         # autocommit: every write is on disk before the API call it announces.
@@ -120,9 +124,9 @@ class Journal:
                   mode: Optional[str] = None, strategy: Optional[str] = None) -> str:
         self._write(
             "INSERT INTO runs (id, verb, started_at, status, cloud, server_id, server_name, source,"
-            " dest, mode, strategy, pid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            " dest, mode, strategy, pid, process) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (run_id, verb, now(), "running", cloud, server_id, server_name, source, dest, mode,
-             strategy, os.getpid()))
+             strategy, os.getpid(), process_token(os.getpid())))
         return run_id
 
     def update_run(self, run_id: str, **fields: Any) -> None:
@@ -242,6 +246,28 @@ class Change:
 
     def record(self, **data: Any) -> None:
         self.data.update(data)
+
+
+def process_token(pid: int) -> Optional[str]:
+    """What tells this process apart from any other that gets the same pid later (after a
+    reboot, or once pids wrap): the boot id and the process's start time. None off Linux."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        start = stat.rsplit(")", 1)[1].split()[19]         # field 22: starttime
+    except (OSError, IndexError):
+        return None
+    return f"{boot}:{pid}:{start}"
+
+
+def run_alive(run: dict) -> bool:
+    """Whether the process that ran `run` still runs (here): its pid alone is not enough, a
+    reused pid after a reboot would keep a dead run "running" forever."""
+    pid = run.get("pid")
+    if not pid_alive(pid):
+        return False
+    recorded = run.get("process")
+    return recorded is None or process_token(pid) in (None, recorded)
 
 
 def pid_alive(pid: Optional[int]) -> bool:

@@ -11,11 +11,11 @@ For every run that did not finish (killed, interrupted, crashed):
 from __future__ import annotations
 
 import os
-import time
 from typing import Optional
 
 from novamove import errors
-from novamove.engine.journal import Journal, pid_alive
+from novamove.engine.journal import Journal, run_alive
+from novamove.engine.poll import poll_until
 from novamove.model import Service
 from novamove.strategies.isolate import restore_services
 
@@ -51,8 +51,8 @@ def recover_run(cloud, journal: Journal, run: dict, *, confirm: bool = True) -> 
     events = journal.events(run_id)
     pending = services_left_disabled(events)
     if pending:
-        report["services_enabled"] = restore_services(cloud, journal, run_id, pending)
-        report["services_left"] = [s.host for s in pending if s.host not in report["services_enabled"]]
+        report["services_enabled"] = restore_services(cloud, journal, run_id, pending,
+                                                      left=report["services_left"])
     server_id = run.get("server_id")
     server = None
     if server_id:
@@ -102,11 +102,8 @@ def recover_run(cloud, journal: Journal, run: dict, *, confirm: bool = True) -> 
 
 def _settled(cloud, server_id: str, timeout: float = CONFIRM_SECONDS):
     """The server once Nova has carried out the confirmation (it is asynchronous)."""
-    deadline = time.monotonic() + timeout
-    server = cloud.get_server(server_id)
-    while server.status == "VERIFY_RESIZE" and time.monotonic() < deadline:
-        time.sleep(0.5)
-        server = cloud.get_server(server_id)
+    server, _ = poll_until(lambda: cloud.get_server(server_id), lambda s: s.status != "VERIFY_RESIZE",
+                           timeout=timeout, interval=0.5)
     return server
 
 
@@ -152,7 +149,7 @@ def recover(cloud, journal: Journal, run_id: Optional[str] = None, *, confirm: b
                                        f"`novamove {run['verb']} {run.get('source') or 'HOST'}` again "
                                        "to continue it"})
             continue
-        if run["status"] == "running" and run.get("pid") != os.getpid() and pid_alive(run.get("pid")) \
+        if run["status"] == "running" and run.get("pid") != os.getpid() and run_alive(run) \
                 and not run_id:
             reports.append({"run_id": run["id"], "verb": run["verb"], "server": run.get("server_name"),
                             "status_before": run["status"],
@@ -187,7 +184,7 @@ def _sweep_tags(cloud, journal: Journal, handled: set[str]) -> list[dict]:
                                               f"`novamove recover --run {run_id} --break-lock` if that "
                                               "machine is gone"))
             continue
-        if run["status"] == "running" and pid_alive(run.get("pid")) and run.get("pid") != os.getpid():
+        if run["status"] == "running" and run_alive(run) and run.get("pid") != os.getpid():
             continue            # its own run is still at work
         enabled = restore_services(cloud, journal, run_id, services)
         reports.append(dict(base, summary=f"re-enabled {', '.join(enabled)} (tagged by run {run_id}, "

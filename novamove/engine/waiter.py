@@ -113,9 +113,13 @@ class MoveWatcher:
         return server, self.migration
 
     def _migration(self) -> Optional[Migration]:
+        rows = self.cloud.list_migrations(server_id=self.ctx.server.id)
         if self.migration is None:
-            return None
-        for m in self.cloud.list_migrations(server_id=self.ctx.server.id):
+            # Not scheduled when the isolation window closed: the record Nova makes later.
+            known = self.ctx.known_migration_ids or set()
+            return next((m for m in rows if m.id not in known and m.migration_type in
+                         ("live-migration", "migration")), None) if known is not None else None
+        for m in rows:
             if m.id == self.migration.id:
                 return m
         return self.migration
@@ -148,6 +152,8 @@ class MoveWatcher:
                 return self._landed(server, migration)
             if verdict == VERIFY:
                 return self._confirm(server, migration) if self.confirm else Outcome(True, server, migration)
+            if verdict == FAILED and self._elsewhere(server, migration):
+                return self._wrong_host(server, migration)
             if verdict == FAILED:
                 return self._failed(server, migration)
             # defensive: idle on the source and the record frozen -> rolled back
@@ -215,6 +221,32 @@ class MoveWatcher:
             # Timed out, lost, a 5xx, or 409 because it is already confirming: what Nova does
             # next says whether it went through; the caller reads it back.
             log.warning("confirm of %s: %s (reading back)", server.name, exc)
+
+    def _elsewhere(self, server: Server, migration: Optional[Migration]) -> bool:
+        """The scheduler chose another host than the target (isolate after its window closed)."""
+        return (migration is not None and not migration.failed and not server.task_state
+                and server.host not in (self.ctx.target.name, self.ctx.server.host))
+
+    def _wrong_host(self, server: Server, migration: Migration) -> Outcome:
+        """A move that landed on another host than the target: a cold one is reverted to its
+        source (journaled); a live one cannot be taken back and is reported with the host."""
+        ctx = self.ctx
+        wrong = server.host
+        text = f"Nova put {server.name} on {wrong}, not on {ctx.target.name}"
+        if ctx.mode == COLD and server.status == "VERIFY_RESIZE":
+            with ctx.journal.change(ctx.run_id, "server.revert", server.id, migration=migration.id,
+                                    why="wrong host"):
+                self.cloud.revert_resize(server.id)
+            settle = ctx.clock() + SETTLE_SECONDS
+            while ctx.clock() < settle:
+                ctx.sleep(ctx.poll_interval)
+                server, migration = self._poll("reverting")
+                if not server.task_state and server.status != "VERIFY_RESIZE":
+                    break
+            text += f"; reverted: it is {server.status} on {server.host}"
+        else:
+            text += f" (it is {server.status} there; `novamove migrate {server.id} --to {ctx.target.name}` moves it)"
+        return Outcome(False, server, migration, error=text, exit_code=errors.EXIT_FAILED)
 
     def _failed(self, server: Server, migration: Optional[Migration]) -> Outcome:
         ctx = self.ctx

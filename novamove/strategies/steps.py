@@ -86,6 +86,14 @@ class WaitScheduled(Step):
                 ctx.migration = migration
                 if migration.dest_host or migration.failed or migration.done:
                     break
+            if ctx.disabled and ctx.clock() - asked > ctx.schedule_timeout:
+                # The isolation window closes at its own deadline; the move, if Nova still
+                # carries it out, is watched and judged like any other (a wrong host included).
+                ctx.journal.note(ctx.run_id, "migration.schedule_timeout", ctx.server.id,
+                                 seconds=round(ctx.clock() - asked, 2),
+                                 status=migration.status if migration else None)
+                self._observe(ctx, migration)
+                return
             elif ctx.clock() - asked > NO_RECORD_GRACE:
                 server = ctx.cloud.get_server(ctx.server.id)
                 if not server.task_state:

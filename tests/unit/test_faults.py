@@ -106,3 +106,95 @@ def test_isolate_with_a_failed_re_enable_is_finished_by_recover(monkeypatch, jou
         if recovery.recover(cloud, journal) == []:
             break
     assert recovery.recover(cloud, journal) == []
+
+
+class StuckScheduler(FakeCloud):
+    """A scheduler that decides nothing while the isolation window is open, then (the other
+    computes enabled again) picks the first host it likes, not the target."""
+
+    def __init__(self):
+        super().__init__()
+        self.window_closed = False
+
+    def enable_service(self, service):
+        self.window_closed = True
+        return super().enable_service(service)
+
+    def _schedule(self, mig):
+        if self.window_closed:
+            super()._schedule(mig)
+
+    def revert_resize(self, sid):
+        super().revert_resize(sid)
+        mig = self._active(sid) if hasattr(self, "_active") else None
+        server = self.servers[sid]
+        self.servers[sid] = server.replace(host=mig["source"] if mig else "compute1",
+                                           status=mig["original"] if mig else "ACTIVE", task_state=None)
+        if mig:
+            mig["status"] = "reverted"
+
+
+def test_the_isolation_window_closes_at_its_own_deadline_and_a_wrong_host_cold_move_is_reverted(journal):
+    cloud = StuckScheduler()
+    cloud.boot("vm1")
+    before = {h: (s.status, s.disabled_reason) for h, s in cloud.services.items()}
+    result = run(cloud, journal, "vm1", "compute3", strategy="isolate", mode="cold", schedule_timeout=0.3,
+                 timeout=600)
+    assert cloud.window_closed                                     # long before --timeout
+    assert {h: (s.status, s.disabled_reason) for h, s in cloud.services.items()} == before
+    assert not result.ok and "not on compute3" in result.error and "reverted" in result.error
+    assert cloud.servers[result.server_id].host == "compute1"
+    kinds = [e.kind for e in journal.events(result.run_id)]
+    assert "migration.schedule_timeout" in kinds and "server.revert" in kinds
+
+
+def test_a_reused_pid_does_not_keep_a_dead_run_running(journal):
+    import os
+    from novamove.engine.journal import process_token, run_alive
+    journal.start_run("r1", "migrate")
+    run = journal.get_run("r1")
+    assert run_alive(run) and run["process"] == process_token(os.getpid())
+    # The same pid, but another process (after a reboot): not this run's.
+    assert not run_alive(dict(run, process="another-boot:%d:1" % os.getpid()))
+    assert run_alive(dict(run, process=None))       # a journal from before: the pid decides
+
+
+def test_two_isolate_runs_listing_at_the_same_moment_both_back_off_cleanly(journal):
+    import dataclasses
+    from novamove.engine.tags import tagged_reason
+    cloud = FakeCloud()
+    cloud.boot("vm1")
+    before = {h: (s.status, s.disabled_reason) for h, s in cloud.services.items()}
+    real = cloud.disable_service
+
+    def rival_too(service, reason):
+        out = real(service, reason)
+        # The rival run (it listed at the same moment) isolates compute2: it disables our target.
+        cloud.services["compute3"] = dataclasses.replace(cloud.services["compute3"], status="disabled",
+                                                         disabled_reason=tagged_reason("rival0000001", None))
+        return out
+    cloud.disable_service = rival_too
+    with pytest.raises(errors.PreconditionFailed, match="rival0000001"):
+        run(cloud, journal, "vm1", "compute3", strategy="isolate", mode="live")
+    assert not any(c[0] == "live_migrate_server" for c in cloud.calls)   # nothing was moved
+    # Ours restored; the rival's tag is the rival's to remove.
+    assert cloud.services["compute1"].status == "enabled"
+    assert cloud.services["compute2"].status == before["compute2"][0]
+
+
+def test_a_compute_disabled_by_someone_between_listing_and_writing_keeps_their_reason(journal):
+    import dataclasses
+    cloud = FakeCloud()
+    cloud.boot("vm1")
+    real = cloud.compute_hosts
+
+    def then_someone_disables(with_resources=True):
+        hosts = real(with_resources)
+        cloud.services["compute2"] = dataclasses.replace(cloud.services["compute2"], status="disabled",
+                                                         disabled_reason="ops: bad DIMM")
+        return hosts
+    cloud.compute_hosts = then_someone_disables
+    result = run(cloud, journal, "vm1", "compute3", strategy="isolate", mode="live")
+    assert result.ok
+    assert cloud.services["compute2"].disabled_reason == "ops: bad DIMM"
+    assert cloud.services["compute2"].status == "disabled"

@@ -398,7 +398,7 @@ def test_killed_drain_is_continued_by_the_same_drain(journal, monkeypatch):
     monkeypatch.undo()
     first = journal.runs()[0]
     assert first["status"] == "running"
-    monkeypatch.setattr(drainmod, "pid_alive", lambda pid: False)   # the killed process is gone
+    monkeypatch.setattr("novamove.engine.claim.run_alive", lambda run: False)   # the killed process is gone
     in_flight = [m for m in nova.migrations if m["status"] not in ("completed", "confirmed")]
     assert in_flight                                                # it died with moves in flight
     nova.on_list = None
@@ -426,7 +426,7 @@ def test_rerun_confirms_a_cold_move_left_in_verify_resize(journal, monkeypatch):
     with pytest.raises(Killed):
         drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
     monkeypatch.undo()
-    monkeypatch.setattr(drainmod, "pid_alive", lambda pid: False)
+    monkeypatch.setattr("novamove.engine.claim.run_alive", lambda run: False)
     nova.on_list = None
     report = drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
     assert nova.servers["off"].status == "SHUTOFF" and nova.servers["off"].host == "c2"
@@ -437,7 +437,7 @@ def test_a_drain_still_running_elsewhere_is_not_raced(journal, monkeypatch):
     nova = typical_cloud()
     journal.start_run("other", "drain", source="c1")
     monkeypatch.setattr(journal, "runs", lambda limit=50: [dict(journal.get_run("other"), pid=1)])
-    monkeypatch.setattr(drainmod, "pid_alive", lambda pid: True)
+    monkeypatch.setattr("novamove.engine.claim.run_alive", lambda run: True)
     with pytest.raises(errors.PreconditionFailed, match="still running"):
         drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
     assert nova.migrations == []
@@ -545,7 +545,7 @@ def _enable(nova, host):
 def test_a_server_scheduled_onto_the_host_before_it_was_disabled_is_moved_too(journal):
     nova = typical_cloud()
     # The build that raced the drain lands right as c1 is disabled (after the first look).
-    nova.on_disable = lambda host: nova.add("late", "c1") if host == "c1" else None
+    nova.on_disable = lambda host: nova.add("late", "c1") if host == "c1" and "late" not in nova.servers else None
     report = drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
     by = {r.server_id: r for r in report.results}
     assert by["late"].result == MOVED and nova.servers["late"].host != "c1"
@@ -681,3 +681,72 @@ def test_a_plan_from_another_cloud_is_refused(journal):
     with pytest.raises(errors.PreconditionFailed, match="another cloud"):
         apply_plan(nova, plan, journal=journal, **fast())
     assert nova.services["c1"].status == "enabled" and nova.migrations == []
+
+
+# ---------------------------------------------------------------- runs coordinate through the cloud
+
+def _tag(nova, host, reason):
+    nova.services[host] = dataclasses.replace(nova.services[host], status="disabled", disabled_reason=reason)
+
+
+def test_a_drain_elsewhere_holding_its_lease_is_refused_by_drain_and_undrain(tmp_path):
+    from novamove.engine import tags
+    nova = typical_cloud()
+    other = tags.drain_reason("run0therhost", "patching", tags.lease_from_now())
+    _tag(nova, "c1", other)                    # a drain from another machine's journal, at work
+    mine = Journal(tmp_path / "mine.sqlite")
+    with pytest.raises(errors.PreconditionFailed, match="run0therhost is draining it"):
+        drain(nova, "c1", journal=mine, **fast())
+    with pytest.raises(errors.PreconditionFailed, match="run0therhost is draining it"):
+        undrain(nova, "c1", journal=mine, **fast())
+    assert nova.services["c1"].disabled_reason == other and nova.migrations == []
+
+
+def test_an_expired_lease_is_a_dead_drain_and_is_taken_over(tmp_path):
+    from datetime import datetime, timedelta, timezone
+    from novamove.engine import tags
+    nova = typical_cloud()
+    _tag(nova, "c1", tags.drain_reason("deadrun00001", "patching",
+                                      datetime.now(timezone.utc) - timedelta(seconds=5)))
+    report = drain(nova, "c1", journal=Journal(tmp_path / "mine.sqlite"), allow_unmovable=True, **fast())
+    assert report.ok and tags.reason_run_id(nova.services["c1"].disabled_reason) == report.run_id
+    assert tags.lease_of(nova.services["c1"].disabled_reason) is None      # dropped at the end
+
+
+def test_a_drain_that_reads_back_another_drains_tag_lost_the_race(tmp_path):
+    from novamove.engine import tags
+    nova = typical_cloud()
+    rival = tags.drain_reason("rivalrun0001", "same host", tags.lease_from_now())
+    # The rival's PUT lands right after ours: last writer wins.
+    nova.on_disable = lambda host: _tag(nova, host, rival) if host == "c1" else None
+    with pytest.raises(errors.PreconditionFailed, match="rivalrun0001 is draining it"):
+        drain(nova, "c1", journal=Journal(tmp_path / "mine.sqlite"), **fast())
+    assert nova.migrations == [] and nova.services["c1"].disabled_reason == rival
+
+
+def test_an_isolation_window_on_the_source_is_waited_out(journal):
+    from novamove.engine import tags
+    nova = typical_cloud()
+    _tag(nova, "c1", tags.tagged_reason("isorun000001", None))
+    clock = Clock()
+
+    def sleep(seconds):
+        clock.sleep(seconds)
+        if clock() >= 5 and tags.reason_run_id(nova.services["c1"].disabled_reason) == "isorun000001":
+            _enable(nova, "c1")                 # the isolate run closes its window
+    report = drain(nova, "c1", journal=journal, allow_unmovable=True, clock=clock, sleep=sleep, poll_interval=1.0)
+    assert report.ok and clock() >= 5
+    assert tags.reason_run_id(nova.services["c1"].disabled_reason) == report.run_id
+
+
+def test_the_lease_is_renewed_while_the_drain_runs_and_dropped_at_the_end(journal):
+    from novamove.engine import tags
+    nova = typical_cloud()
+    nova.LIVE_STEPS = ["queued", "preparing"] + ["running"] * 60 + ["completed"]
+    seen = []
+    nova.on_disable = lambda host: seen.append(nova.services[host].disabled_reason)
+    report = drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
+    assert report.ok
+    assert sum(1 for e in journal.events(report.run_id) if e.kind == "drain.lease") >= 2
+    assert tags.lease_of(seen[0]) is not None and tags.lease_of(seen[-1]) is None
+    assert tags.lease_of(nova.services["c1"].disabled_reason) is None
