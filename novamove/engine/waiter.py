@@ -29,13 +29,12 @@ CONFIRM_TRIES = 3
 # A server that is idle on its source while its migration record has not moved for this long
 # has been rolled back without Nova marking the record (defensive; Nova normally does).
 STALL_SECONDS = 60.0
-# Tries (a second apart) for Nova's reason once a migration is seen failed.
-REASON_TRIES = 5
 # How long the watcher keeps polling through an unreachable API (a restart, a load balancer
 # reload) before it gives up: the move itself goes on in Nova meanwhile.
 READ_PATIENCE = 120.0
 
 # The one judge of a move's outcome, shared with drains (engine/lifecycle.py).
+from novamove.engine import lifecycle  # noqa: E402
 from novamove.engine.lifecycle import ELSEWHERE, FAILED, LANDED, VERIFY, judge  # noqa: E402,F401
 
 
@@ -232,19 +231,18 @@ class MoveWatcher:
         return Outcome(False, server, migration, error=text + where, exit_code=errors.EXIT_FAILED)
 
     def _reason(self, server: Server) -> Optional[str]:
-        """Nova's reason for the failure. Nova marks the migration failed a moment before it
-        records the instance fault and the action event, so a few tries are allowed."""
+        """Nova's reason for the failure, waited for as lifecycle.reason_due says (Nova marks
+        the migration failed a moment before it records why)."""
         ctx = self.ctx
-        for attempt in range(REASON_TRIES):
+        seen = ctx.clock()
+        while True:
             try:
                 reason = self.cloud.server_fault(server.id, since=ctx.started_at) or server.fault
             except errors.NovamoveError:
                 reason = server.fault
-            if reason:
+            if reason or lifecycle.reason_due(seen, ctx.clock(), reason):
                 return reason
-            if attempt + 1 < REASON_TRIES:
-                ctx.sleep(1.0)
-        return None
+            ctx.sleep(1.0)
 
     def _timed_out(self, server: Server, migration: Optional[Migration]) -> Optional[Outcome]:
         """Apply --on-timeout; None means "keep waiting" (after force-complete)."""
