@@ -104,6 +104,9 @@ def status(state_dir):
         state = "up" if r.up else "down"
         pid = f"pid {r.pid}" if r.pid else ""
         click.echo(f"{r.name:<{width}}  {state:<4}  {pid:<10}  {r.detail}")
+    options = _cloud(state_dir).options
+    click.echo("options: " + ", ".join(f"{k}={'on' if v is True else 'off' if v is False else v}"
+                                       for k, v in options.items()))
     if not all(r.up for r in rows):
         sys.exit(1)
 

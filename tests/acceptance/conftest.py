@@ -4,8 +4,8 @@ Reuses a minicloud that is already running (and leaves it running); otherwise br
 the session and takes it down at the end (NOVAMOVE_KEEP_MINICLOUD=1 keeps it).
 NOVAMOVE_MINICLOUD_DIR, NOVAMOVE_MINICLOUD_BASE_PORT and NOVAMOVE_TEST_COMPUTES choose which.
 A test minicloud started here reports every TEST_OPTIONS["report_interval"] s and sees a silent
-service down after TEST_OPTIONS["service_down_time"] s, so a stopped compute is down in seconds;
-NOVAMOVE_TEST_TLS=1 starts it with --tls.
+service down after TEST_OPTIONS["service_down_time"] s, so a stopped compute is down in seconds,
+and serves every API over HTTPS with its own CA (--tls; NOVAMOVE_TEST_TLS=0 turns that off).
 
 After every acceptance test (once the session cloud exists) `_minicloud_state` checks the cloud:
 the fake driver back to its defaults, options changed through the handle restored, stopped
@@ -264,9 +264,8 @@ def minicloud(tmp_path_factory) -> MiniCloudHandle:
     started_here = False
     if not manager.is_running():
         port = os.environ.get("NOVAMOVE_MINICLOUD_BASE_PORT")
-        tls = os.environ.get("NOVAMOVE_TEST_TLS")
         manager.up(computes=_computes(), base_port=int(port) if port else None, clean=clean,
-                   tls=(tls == "1") if tls else None, **TEST_OPTIONS)
+                   tls=os.environ.get("NOVAMOVE_TEST_TLS", "1") != "0", **TEST_OPTIONS)
         started_here = True
     # Every novamove the tests start (CLI, scripts, ansible) finds this cloud, and none of them
     # reads or writes the user's own journal.

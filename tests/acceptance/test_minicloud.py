@@ -68,6 +68,7 @@ def test_status_and_env_commands(minicloud):
     assert status.returncode == 0, status.stdout + status.stderr
     for host in minicloud.computes:
         assert f"service {host}" in status.stdout
+    assert f"service_down_time={minicloud.service_down_time}" in status.stdout.splitlines()[-1]
     env = minicloud.cli("minicloud", "env")
     assert "export OS_CLIENT_CONFIG_FILE=" in env.stdout
     assert "password" not in env.stdout.lower()
