@@ -59,7 +59,8 @@ def migrate(server: str, host: str, *, cloud=None, auth=None, region_name=None, 
             poll_interval: float = 1.0) -> MoveResult:
     """Put `server` (UUID or exact name, any project) on compute `host` (service host or
     hypervisor hostname). See the module docstring for errors vs. results."""
-    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface,
+                    validate_certs=validate_certs) as c:
         return move(c, _journal(journal_path), server, host, mode=mode, strategy=strategy, reason=reason,
                     confirm=confirm, wait=wait, timeout=timeout, on_timeout=on_timeout,
                     check_mode=check_mode, progress=progress, poll_interval=poll_interval)
@@ -70,7 +71,8 @@ def wait(server: str, *, cloud=None, auth=None, region_name=None, interface=None
          journal_path=None, progress: Optional[Callable[[Snapshot], None]] = None,
          poll_interval: float = 1.0) -> MoveResult:
     """Follow the cold or live migration `server` is in until it ends; judge it like migrate."""
-    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface,
+                    validate_certs=validate_certs) as c:
         return follow(c, _journal(journal_path), server, confirm=confirm, timeout=timeout,
                       on_timeout=on_timeout, progress=progress, poll_interval=poll_interval)
 
@@ -79,7 +81,8 @@ def back(server: str, *, cloud=None, auth=None, region_name=None, interface=None
          journal_path=None, **kwargs: Any) -> MoveResult:
     """Move `server` back to where it was before its last novamove move."""
     journal = _journal(journal_path)
-    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface,
+                    validate_certs=validate_certs) as c:
         found, source = operations.previous_host(c, journal, server)
         return move(c, journal, found.id, source, verb="back", **kwargs)
 
@@ -87,7 +90,8 @@ def back(server: str, *, cloud=None, auth=None, region_name=None, interface=None
 def compute_hosts(*, cloud=None, auth=None, region_name=None, interface=None,
                   validate_certs=None) -> list[dict]:
     """Every nova-compute: service host, hypervisor, zone, status/state, capacity and usage."""
-    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface,
+                    validate_certs=validate_certs) as c:
         out = []
         for h in c.compute_hosts():
             out.append({
@@ -106,7 +110,8 @@ def migrations(*, server=None, host=None, status=None, migration_type=None, clou
     """Nova's migration records, newest first, optionally for one server (name or UUID)."""
     from novamove.engine.resolve import resolve_server
 
-    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface,
+                    validate_certs=validate_certs) as c:
         server_id = resolve_server(c, server).id if server else None
         rows = c.list_migrations(server_id=server_id, host=host, status=status,
                                  migration_type=migration_type)
@@ -117,7 +122,8 @@ def migrations(*, server=None, host=None, status=None, migration_type=None, clou
 
 def _operation(fn, server: str, *, cloud=None, auth=None, region_name=None, interface=None,
                validate_certs=None, journal_path=None, **kwargs: Any) -> MoveResult:
-    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface,
+                    validate_certs=validate_certs) as c:
         return fn(c, _journal(journal_path), server, **kwargs)
 
 
@@ -147,7 +153,8 @@ def recover(*, run_id: Optional[str] = None, confirm: bool = True, cloud=None, a
     journal = _journal(journal_path)
     if not run_id and not journal.unfinished_runs():
         return []
-    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface,
+                    validate_certs=validate_certs) as c:
         return recovery.recover(c, journal, run_id, confirm=confirm)
 
 
