@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from novamove.cli import drain as cli_drain
+from novamove import api
 from novamove.cli import main
 from test_planner_drain import Clock, FakeNova, typical_cloud
 
@@ -16,7 +16,8 @@ from test_planner_drain import Clock, FakeNova, typical_cloud
 def nova(monkeypatch):
     fake = typical_cloud()
     fake.close = lambda: None
-    monkeypatch.setattr(cli_drain, "_cloud", lambda ctx: fake)
+    # The CLI goes through novamove.api, which connects through novamove.cloud.connect.
+    monkeypatch.setattr(api.cloud_adapter, "connect", lambda *a, **k: fake)
     # Instant polling on a fake clock: the in-memory Nova moves one step per listing.
     import novamove.engine.drain as engine
 
