@@ -86,9 +86,9 @@ def _store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 def _check_api_version(ctx, param, value):
     if value is None:
         return None
-    from novamove.cloud.spec import check_compute_api_version
+    from novamove.api import ConnectionSpec
     try:
-        value = check_compute_api_version(value, "")
+        value = ConnectionSpec.check_compute_api_version(value, "")
     except errors.UsageError:
         raise click.BadParameter(f"{value!r} is not 2.NN (e.g. 2.79) or 'latest'", ctx, param) from None
     return _store(ctx, param, value)
@@ -190,9 +190,8 @@ def connection_spec(ctx: Optional[click.Context] = None):
     s = _settings(ctx)
     version = s.get("os_compute_api_version")
     if version is None and os.environ.get("NOVAMOVE_MAX_MICROVERSION"):
-        from novamove.cloud.spec import check_compute_api_version
-        version = check_compute_api_version(os.environ["NOVAMOVE_MAX_MICROVERSION"],
-                                            "NOVAMOVE_MAX_MICROVERSION")
+        version = ConnectionSpec.check_compute_api_version(os.environ["NOVAMOVE_MAX_MICROVERSION"],
+                                                           "NOVAMOVE_MAX_MICROVERSION")
         if not s.get("_warned_max_microversion"):
             s["_warned_max_microversion"] = True
             click.echo("novamove: warning: NOVAMOVE_MAX_MICROVERSION is deprecated; use "

@@ -127,6 +127,10 @@ class ConnectionSpec:
         return replace(self, compute_api_version=check_compute_api_version(self.compute_api_version),
                        api_timeout=check_api_timeout(self.api_timeout))
 
+    # For front ends that check an option before building a spec (the CLI's callbacks).
+    check_compute_api_version = staticmethod(check_compute_api_version)
+    check_api_timeout = staticmethod(check_api_timeout)
+
     def __repr__(self) -> str:   # never show auth secrets
         shown = {f.name: getattr(self, f.name) for f in fields(self)
                  if getattr(self, f.name) is not None and f.name != "auth"}
