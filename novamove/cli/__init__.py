@@ -140,14 +140,34 @@ def _attach(cmd: click.Command) -> None:
     if getattr(cmd, "_novamove_globals", False):
         return
     names = {p.name for p in cmd.params}
-    cmd.params.extend(p for p in _global_options(root=False) if p.name not in names)
+    for p in _global_options(root=False):
+        if p.name not in names:
+            p._novamove_global = True
+            cmd.params.append(p)
     cmd._novamove_globals = True
     if not cmd.epilog and not isinstance(cmd, click.Group):
         cmd.epilog = ("Global options (--os-cloud, --os-region-name, --insecure, --debug, ...: see "
                       "`novamove --help`) are accepted here too.")
 
 
-class NovamoveCommand(click.Command):
+class _CompletesGlobals:
+    """Shell completion offers the global options after a verb too (they are hidden from the
+    verb's --help only)."""
+
+    def shell_complete(self, ctx: click.Context, incomplete: str):
+        results = super().shell_complete(ctx, incomplete)
+        if incomplete.startswith("-"):
+            from click.shell_completion import CompletionItem
+            seen = {r.value for r in results}
+            for p in self.params:
+                if getattr(p, "_novamove_global", False):
+                    for opt in p.opts + p.secondary_opts:
+                        if opt.startswith(incomplete) and opt not in seen:
+                            results.append(CompletionItem(opt, help=p.help))
+        return results
+
+
+class NovamoveCommand(_CompletesGlobals, click.Command):
     """A verb: sets up logging once every option (before and after it) is parsed."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -155,7 +175,7 @@ class NovamoveCommand(click.Command):
         return super().invoke(ctx)
 
 
-class NovamoveGroup(click.Group):
+class NovamoveGroup(_CompletesGlobals, click.Group):
     """Groups whose commands (and sub-groups) accept the global options too."""
 
     command_class = NovamoveCommand

@@ -259,3 +259,20 @@ def test_help_imports_neither_rich_nor_openstacksdk_nor_the_engine():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
+# ---------------------------------------------------------------------------- completion
+
+def _complete(words: str) -> list[str]:
+    env = {**os.environ, "_NOVAMOVE_COMPLETE": "bash_complete", "COMP_WORDS": words,
+           "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))}
+    out = subprocess.run([sys.executable, "-m", "novamove"], env=env, capture_output=True, text=True, cwd=REPO)
+    return [line.split(",", 1)[1] for line in out.stdout.splitlines() if "," in line]
+
+
+def test_shell_completion_offers_global_options_before_and_after_the_verb():
+    assert "--os-cloud" in _complete("novamove --os-c")
+    assert {"--os-cloud", "--os-compute-api-version"} <= set(_complete("novamove migrate vm --os-c"))
+    assert "--insecure" in _complete("novamove plan drain h --ins")
+    assert _complete("novamove hosts --os-interface ") == ["public", "internal", "admin"]
+    assert {"--dry-run", "--check", "--if-needed", "--column", "--noindent"} <= set(_complete("novamove migrate vm --"))
