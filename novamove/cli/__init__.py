@@ -225,7 +225,11 @@ def connection_spec(ctx: Optional[click.Context] = None):
 
 def conn(ctx: Optional[click.Context] = None) -> dict:
     """Keyword arguments that connect an api call: {"cloud": ConnectionSpec}."""
-    return {"cloud": connection_spec(ctx)}
+    import logging
+    spec = connection_spec(ctx)
+    logging.getLogger("novamove.cli").info("connecting with %r (OS_* variables fill what it leaves unset)",
+                                           spec)   # the repr shows no secret
+    return {"cloud": spec}
 
 
 def _store_output(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
