@@ -153,3 +153,14 @@ def test_api_calls_pass_the_spec_to_connect(monkeypatch):
             call()
     assert all(s.cloud == "x" and s.interface == "internal" for s in seen)
     assert seen[-1].region_name == "R9"
+
+
+def test_an_untrusted_tls_certificate_says_so_in_one_line():
+    from novamove.cloud.adapter import _connect_reason
+    text = ("SSL exception connecting to https://api:5000/v3/auth/tokens: HTTPSConnectionPool(host='api', "
+            "port=5000): Max retries exceeded with url: /v3/auth/tokens (Caused by SSLError("
+            "SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+            "self-signed certificate in certificate chain (_ssl.c:1006)')))")
+    reason = _connect_reason(Exception(text))
+    assert reason.startswith("SSL exception connecting to https://api:5000/v3/auth/tokens (TLS certificate")
+    assert "--os-cacert" in reason and "--insecure" in reason and "\n" not in reason
