@@ -56,14 +56,14 @@ def migrate(server: str, host: str, *, cloud=None, auth=None, region_name=None, 
             confirm: bool = True, wait: bool = True, timeout: float = 600, on_timeout: str = "abort",
             check_mode: bool = False, journal_path=None,
             progress: Optional[Callable[[Snapshot], None]] = None,
-            poll_interval: float = 1.0) -> MoveResult:
+            poll_interval: float = 1.0, schedule_timeout: float = 60.0) -> MoveResult:
     """Put `server` (UUID or exact name, any project) on compute `host` (service host or
     hypervisor hostname). See the module docstring for errors vs. results."""
-    with _connected(cloud, auth=auth, region_name=region_name, interface=interface,
-                    validate_certs=validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
         return move(c, _journal(journal_path), server, host, mode=mode, strategy=strategy, reason=reason,
                     confirm=confirm, wait=wait, timeout=timeout, on_timeout=on_timeout,
-                    check_mode=check_mode, progress=progress, poll_interval=poll_interval)
+                    check_mode=check_mode, progress=progress, poll_interval=poll_interval,
+                    schedule_timeout=schedule_timeout)
 
 
 def wait(server: str, *, cloud=None, auth=None, region_name=None, interface=None,
@@ -71,8 +71,7 @@ def wait(server: str, *, cloud=None, auth=None, region_name=None, interface=None
          journal_path=None, progress: Optional[Callable[[Snapshot], None]] = None,
          poll_interval: float = 1.0) -> MoveResult:
     """Follow the cold or live migration `server` is in until it ends; judge it like migrate."""
-    with _connected(cloud, auth=auth, region_name=region_name, interface=interface,
-                    validate_certs=validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
         return follow(c, _journal(journal_path), server, confirm=confirm, timeout=timeout,
                       on_timeout=on_timeout, progress=progress, poll_interval=poll_interval)
 
@@ -81,8 +80,7 @@ def back(server: str, *, cloud=None, auth=None, region_name=None, interface=None
          journal_path=None, **kwargs: Any) -> MoveResult:
     """Move `server` back to where it was before its last novamove move."""
     journal = _journal(journal_path)
-    with _connected(cloud, auth=auth, region_name=region_name, interface=interface,
-                    validate_certs=validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
         found, source = operations.previous_host(c, journal, server)
         return move(c, journal, found.id, source, verb="back", **kwargs)
 
@@ -90,8 +88,7 @@ def back(server: str, *, cloud=None, auth=None, region_name=None, interface=None
 def compute_hosts(*, cloud=None, auth=None, region_name=None, interface=None,
                   validate_certs=None) -> list[dict]:
     """Every nova-compute: service host, hypervisor, zone, status/state, capacity and usage."""
-    with _connected(cloud, auth=auth, region_name=region_name, interface=interface,
-                    validate_certs=validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
         out = []
         for h in c.compute_hosts():
             out.append({
@@ -110,8 +107,7 @@ def migrations(*, server=None, host=None, status=None, migration_type=None, clou
     """Nova's migration records, newest first, optionally for one server (name or UUID)."""
     from novamove.engine.resolve import resolve_server
 
-    with _connected(cloud, auth=auth, region_name=region_name, interface=interface,
-                    validate_certs=validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
         server_id = resolve_server(c, server).id if server else None
         rows = c.list_migrations(server_id=server_id, host=host, status=status,
                                  migration_type=migration_type)
@@ -122,8 +118,7 @@ def migrations(*, server=None, host=None, status=None, migration_type=None, clou
 
 def _operation(fn, server: str, *, cloud=None, auth=None, region_name=None, interface=None,
                validate_certs=None, journal_path=None, **kwargs: Any) -> MoveResult:
-    with _connected(cloud, auth=auth, region_name=region_name, interface=interface,
-                    validate_certs=validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
         return fn(c, _journal(journal_path), server, **kwargs)
 
 
@@ -147,15 +142,14 @@ def revert(server: str, **kwargs: Any) -> MoveResult:
     return _operation(operations.revert, server, **kwargs)
 
 
-def recover(*, run_id: Optional[str] = None, confirm: bool = True, cloud=None, auth=None,
-            region_name=None, interface=None, validate_certs=None, journal_path=None) -> list[dict]:
-    """Undo what interrupted runs left behind (see novamove.engine.recover)."""
+def recover(*, run_id: Optional[str] = None, confirm: bool = True, break_lock: bool = False, cloud=None,
+            auth=None, region_name=None, interface=None, validate_certs=None, journal_path=None) -> list[dict]:
+    """Finish or undo what runs left behind: unfinished runs, finished runs with a change
+    unsettled, and computes left disabled with a novamove tag (see novamove.engine.recover)."""
     journal = _journal(journal_path)
-    if not run_id and not journal.unfinished_runs():
-        return []
     with _connected(cloud, auth=auth, region_name=region_name, interface=interface,
                     validate_certs=validate_certs) as c:
-        return recovery.recover(c, journal, run_id, confirm=confirm)
+        return recovery.recover(c, journal, run_id, confirm=confirm, break_lock=break_lock)
 
 
 def history(*, limit: int = 50, server_id: Optional[str] = None, journal_path=None) -> list[dict]:
@@ -168,17 +162,20 @@ def history(*, limit: int = 50, server_id: Optional[str] = None, journal_path=No
 def drain(host, *, cloud=None, journal_path=None, targets=(), mode: str = "auto", order: str = "largest",
           reason: Optional[str] = None, max_parallel: int = 4, max_per_host: int = 2,
           dry_run: bool = False, on_interrupt: str = "finish", poll_interval: Optional[float] = None,
-          step_timeout: float = 1800.0, progress: Optional[Callable[[str], None]] = None,
-          **connection: Any):
+          step_timeout: float = 1800.0, allow_unmovable: bool = False,
+          progress: Optional[Callable[[str], None]] = None, **connection: Any):
     """Empty compute `host` (or a list of hosts): disable it with a tagged reason, plan and move
-    every server off it under the caps. Returns a BatchReport (`ok`, `exit_code`, `results`)."""
+    every server off it under the caps. Returns a BatchReport (`ok`, `exit_code`, `results`,
+    `left`): ok only when the host, read back, holds no server (`allow_unmovable`: except
+    servers Nova cannot move, such as ERROR ones, which are then reported and left)."""
     from novamove.engine import drain as engine
     with _connected(cloud, **connection) as c:
         return engine.drain(c, host, journal=_journal(journal_path), targets=targets, mode=mode,
                             order=order, reason=reason, max_parallel=max_parallel,
                             max_per_host=max_per_host, dry_run=dry_run, on_interrupt=on_interrupt,
                             poll_interval=poll_interval or engine.POLL_INTERVAL,
-                            step_timeout=step_timeout, progress=progress)
+                            step_timeout=step_timeout, allow_unmovable=allow_unmovable,
+                            progress=progress)
 
 
 def undrain(host: str, *, cloud=None, journal_path=None, move_back: bool = False, max_parallel: int = 4,
@@ -208,7 +205,8 @@ def plan_drain(hosts, *, cloud=None, targets=(), mode: str = "auto", order: str 
 def apply_plan(plan, *, cloud=None, journal_path=None, max_parallel: Optional[int] = None,
                max_per_host: Optional[int] = None, on_interrupt: str = "finish",
                poll_interval: Optional[float] = None, step_timeout: float = 1800.0,
-               progress: Optional[Callable[[str], None]] = None, **connection: Any):
+               allow_unmovable: bool = False, progress: Optional[Callable[[str], None]] = None,
+               **connection: Any):
     """Run a saved plan (a DrainPlan or a plan file path); each step is re-checked as it runs."""
     from novamove.engine import drain as engine
     if not hasattr(plan, "steps"):
@@ -217,7 +215,8 @@ def apply_plan(plan, *, cloud=None, journal_path=None, max_parallel: Optional[in
         return engine.apply_plan(c, plan, journal=_journal(journal_path), max_parallel=max_parallel,
                                  max_per_host=max_per_host, on_interrupt=on_interrupt,
                                  poll_interval=poll_interval or engine.POLL_INTERVAL,
-                                 step_timeout=step_timeout, progress=progress)
+                                 step_timeout=step_timeout, allow_unmovable=allow_unmovable,
+                                 progress=progress)
 
 
 def load_plan(path):

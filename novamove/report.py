@@ -26,6 +26,7 @@ FORMATS = ("table", "json", "yaml", "value", "csv")
 MOVE_KEYS = {"source": "source_compute", "dest": "dest_compute"}
 FACT_KEYS = {"host": "compute_host"}                       # before / after of a server
 STEP_KEYS = {"source": "source_compute", "dest": "dest_compute", "host": "compute_host"}
+LEFT_KEYS = {"name": "server_name", "host": "compute_host"}   # servers a drain left on its host
 MIGRATION_KEYS = {"type": "migration_type", "source": "source_compute", "dest": "dest_compute"}
 HOST_KEYS = {"name": "host", "zone": "availability_zone"}
 RUN_KEYS = {"source": "source_compute", "dest": "dest_compute"}
@@ -40,7 +41,7 @@ MIGRATION_TABLE = ("id", "server_id", "migration_type", "source_compute", "dest_
                    "updated_at")
 RUN_TABLE = ("id", "started_at", "verb", "server_name", "source_compute", "dest_compute", "mode",
              "strategy", "status")
-RUN_COLUMNS = RUN_TABLE + ("finished_at", "cloud", "server_id", "pid", "summary", "error")
+RUN_COLUMNS = RUN_TABLE + ("finished_at", "cloud", "server_id", "pid", "process", "summary", "error")
 RECOVER_TABLE = ("run_id", "verb", "server", "status_before", "summary")
 RECOVER_COLUMNS = RECOVER_TABLE + ("services_enabled", "services_left", "server_action", "server_state",
                                    "in_flight", "notes")
@@ -51,11 +52,12 @@ PLAN_STEP_COLUMNS = ("step", "server_id", "server_name", "status", "mode", "sour
                      "vcpus", "memory_mb", "disk_gb", "groups", "skip_reason")
 PLAN_STEP_TABLE = ("step", "server_name", "status", "mode", "source_compute", "dest_compute", "vcpus",
                    "memory_mb", "disk_gb", "skip_reason")
+LEFT_COLUMNS = ("server_id", "server_name", "compute_host", "status", "reason", "accepted")
 BATCH_COLUMNS = tuple(dict.fromkeys(STEP_COLUMNS + PLAN_STEP_COLUMNS))
 MOVE_TABLE_FACTS = ("compute_host", "hypervisor_hostname", "status", "power_state", "flavor")
 
 RESULT_STYLE = {"moved": "green", "skipped": "yellow", "failed": "red", "aborted": "yellow",
-                "not-started": "yellow", "in-flight": "red"}
+                "not-started": "yellow", "in-flight": "red", "gone": "dim"}
 
 
 def renamed(data: Mapping, keys: Mapping[str, str]) -> dict:
@@ -107,6 +109,8 @@ def batch_document(report) -> dict:
     """A BatchReport (drain, undrain, plan, apply) as JSON-ready data with SDK key names."""
     doc = report.to_dict()
     doc["results"] = [renamed(r, STEP_KEYS) for r in doc.get("results", [])]
+    if "left" in doc:
+        doc["left"] = [renamed(x, LEFT_KEYS) for x in doc.get("left") or []]
     if doc.get("plan"):
         plan = dict(doc["plan"])
         plan["steps"] = plan_step_rows(plan)
@@ -356,6 +360,9 @@ def print_batch(report, fmt: Any = "table", written_to: Optional[str] = None) ->
                                    styles={"result": {"ok": "green", "warn": "yellow"}}))
     elif rows:
         print_table(rows_table(rows, cols, title=f"{doc['verb']} {hosts}", styles={"result": RESULT_STYLE}))
+    if doc.get("left") and not out.columns:
+        print_table(rows_table(doc["left"], LEFT_COLUMNS, title=f"still on {hosts}",
+                               styles={"accepted": {"False": "red"}}))
     if written_to is not None:
         moves = sum(1 for s in plan.get("steps", []) if s.get("dest_compute"))
         print(f"plan written to {written_to}: {moves} moves, {len(plan.get('steps', [])) - moves} skipped")

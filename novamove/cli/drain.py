@@ -21,6 +21,12 @@ ORDERS = ("largest", "smallest", "name", "id")
 ON_INTERRUPT = ("finish", "abort")
 
 
+ALLOW_UNMOVABLE = click.option(
+    "--allow-unmovable", is_flag=True,
+    help="Servers Nova cannot move (ERROR, SHELVED, ...) may stay on the host: exit 0 instead of 8 "
+         "when they are all that is left.")
+
+
 def _cap_options(f):
     options = [
         click.option("--max-parallel", type=click.IntRange(min=1), default=None, metavar="N",
@@ -75,10 +81,11 @@ def show(rep, out) -> None:
 @_plan_options
 @click.option("--dry-run", "--check", "dry_run", is_flag=True,
               help="Print the ordered plan and pre-checks; change nothing (--check is an alias).")
+@ALLOW_UNMOVABLE
 @_cap_options
 @click.pass_context
-def drain(ctx, host, targets, mode, order, reason, dry_run, max_parallel, max_per_host, on_interrupt,
-          poll_interval, step_timeout, quiet, fmt):
+def drain(ctx, host, targets, mode, order, reason, dry_run, allow_unmovable, max_parallel, max_per_host,
+          on_interrupt, poll_interval, step_timeout, quiet, fmt):
     """Empty compute HOST: disable it (tagged reason), then move every server off it.
 
     Live moves for ACTIVE/PAUSED servers, cold moves + confirm for SHUTOFF ones; the rest is
@@ -89,7 +96,8 @@ def drain(ctx, host, targets, mode, order, reason, dry_run, max_parallel, max_pe
     rep = api.drain(host, journal_path=journal_path(ctx), targets=targets, mode=mode, order=order,
                     reason=reason, max_parallel=max_parallel or 4, max_per_host=max_per_host or 2,
                     dry_run=dry_run, on_interrupt=on_interrupt, poll_interval=poll_interval,
-                    step_timeout=step_timeout, progress=report.progress_lines(not quiet), **conn(ctx))
+                    step_timeout=step_timeout, allow_unmovable=allow_unmovable,
+                    progress=report.progress_lines(not quiet), **conn(ctx))
     show(rep, out)
 
 
@@ -139,14 +147,17 @@ def plan_drain(ctx, host, targets, mode, order, reason, max_parallel, max_per_ho
 
 @main.command()
 @click.argument("plan_file", metavar="PLAN.json", type=click.Path(dir_okay=False))
+@ALLOW_UNMOVABLE
 @_cap_options
 @click.pass_context
-def apply(ctx, plan_file, max_parallel, max_per_host, on_interrupt, poll_interval, step_timeout, quiet, fmt):
+def apply(ctx, plan_file, allow_unmovable, max_parallel, max_per_host, on_interrupt, poll_interval,
+          step_timeout, quiet, fmt):
     """Run a saved plan; each step's pre-condition is checked again when it runs."""
     from novamove import api
     out = _batch_output(fmt)
     the_plan = api.load_plan(plan_file)       # bad file: one-line error before connecting
     rep = api.apply_plan(the_plan, journal_path=journal_path(ctx), max_parallel=max_parallel,
                          max_per_host=max_per_host, on_interrupt=on_interrupt, poll_interval=poll_interval,
-                         step_timeout=step_timeout, progress=report.progress_lines(not quiet), **conn(ctx))
+                         step_timeout=step_timeout, allow_unmovable=allow_unmovable,
+                         progress=report.progress_lines(not quiet), **conn(ctx))
     show(rep, out)

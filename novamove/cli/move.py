@@ -50,6 +50,10 @@ def _move_options(f):
                      metavar="SECONDS", help="Give up waiting after this long."),
         click.option("--on-timeout", type=click.Choice(["abort", "force-complete", "leave"]),
                      default="abort", show_default=True, help="What to do with a live migration on timeout."),
+        click.option("--schedule-timeout", type=click.FloatRange(min=1), default=60, show_default=True,
+                     metavar="SECONDS",
+                     help="isolate: the longest the other computes stay disabled while the scheduler "
+                          "decides."),
         click.option("--dry-run", "--check", "check_mode", is_flag=True,
                      help="Run every pre-check and say what would happen; change nothing "
                           "(--check is an alias)."),
@@ -82,26 +86,26 @@ def _run_move(ctx: click.Context, call, quiet: bool, fmt: str, if_needed: bool =
               help="Target compute: service host or hypervisor hostname.")
 @_move_options
 @click.pass_context
-def migrate(ctx, server, host, mode, strategy, reason, confirm, wait, timeout, on_timeout, check_mode,
-            if_needed, quiet, fmt):
+def migrate(ctx, server, host, mode, strategy, reason, confirm, wait, timeout, on_timeout, schedule_timeout,
+            check_mode, if_needed, quiet, fmt):
     """Move SERVER (UUID or exact name, any project) to compute HOST, cold or live."""
     from novamove import api
     _run_move(ctx, lambda **kw: api.migrate(server, host, **kw), quiet, fmt, if_needed, mode=mode or "auto",
               strategy=strategy, reason=reason, confirm=confirm, wait=wait, timeout=timeout,
-              on_timeout=on_timeout, check_mode=check_mode)
+              on_timeout=on_timeout, schedule_timeout=schedule_timeout, check_mode=check_mode)
 
 
 @main.command()
 @click.argument("server")
 @_move_options
 @click.pass_context
-def back(ctx, server, mode, strategy, reason, confirm, wait, timeout, on_timeout, check_mode, if_needed,
-         quiet, fmt):
+def back(ctx, server, mode, strategy, reason, confirm, wait, timeout, on_timeout, schedule_timeout, check_mode,
+         if_needed, quiet, fmt):
     """Move SERVER back to where it was before its last novamove move (from the journal)."""
     from novamove import api
     _run_move(ctx, lambda **kw: api.back(server, **kw), quiet, fmt, if_needed, mode=mode or "auto",
               strategy=strategy, reason=reason, confirm=confirm, wait=wait, timeout=timeout,
-              on_timeout=on_timeout, check_mode=check_mode)
+              on_timeout=on_timeout, schedule_timeout=schedule_timeout, check_mode=check_mode)
 
 
 @main.command()
@@ -169,13 +173,19 @@ revert = _simple("revert", "revert", "Revert SERVER's cold migration (VERIFY_RES
 @click.option("--run", "run_id", metavar="RUN_ID", help="Only this run (default: every unfinished run).")
 @click.option("--confirm/--no-confirm", default=True, show_default=True,
               help="Confirm servers left in VERIFY_RESIZE on their target (else only report them).")
+@click.option("--break-lock", is_flag=True,
+              help="With --run: re-enable the computes carrying that run's tag even though this "
+                   "journal does not know the run (it ran on another machine that is gone).")
 @output_options
 @click.pass_context
-def recover(ctx, run_id, confirm, fmt):
+def recover(ctx, run_id, confirm, break_lock, fmt):
     """Undo what interrupted runs left behind: re-enable services, confirm or report resizes."""
     from novamove import api
+    if break_lock and not run_id:
+        raise errors.UsageError("--break-lock needs --run RUN_ID (the run whose tags to remove)")
     out = output(fmt, report.RECOVER_COLUMNS)
-    reports = api.recover(run_id=run_id, confirm=confirm, journal_path=journal_path(ctx), **conn(ctx))
+    reports = api.recover(run_id=run_id, confirm=confirm, break_lock=break_lock, journal_path=journal_path(ctx),
+                          **conn(ctx))
     report.print_rows(reports, report.RECOVER_TABLE, out, empty="nothing to recover")
 
 

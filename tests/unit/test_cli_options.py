@@ -276,3 +276,22 @@ def test_shell_completion_offers_global_options_before_and_after_the_verb():
     assert "--insecure" in _complete("novamove plan drain h --ins")
     assert _complete("novamove hosts --os-interface ") == ["public", "internal", "admin"]
     assert {"--dry-run", "--check", "--if-needed", "--column", "--noindent"} <= set(_complete("novamove migrate vm --"))
+
+
+def test_library_options_main_added_reach_the_api(capsys, monkeypatch):
+    seen = {}
+
+    def fake(*a, **k):
+        seen.update(k)
+        raise errors.NotFound("stop here")
+    for name in ("migrate", "recover", "drain"):
+        monkeypatch.setattr(api, name, fake)
+    invoke(capsys, ["migrate", "vm", "--to", "h", "--strategy", "isolate", "--schedule-timeout", "30"])
+    assert seen["schedule_timeout"] == 30
+    invoke(capsys, ["recover", "--run", "abc", "--break-lock"])
+    assert seen["break_lock"] is True and seen["run_id"] == "abc"
+    invoke(capsys, ["drain", "h", "--allow-unmovable"])
+    assert seen["allow_unmovable"] is True
+    seen.clear()
+    code, _, err = invoke(capsys, ["recover", "--break-lock"])
+    assert code == errors.EXIT_USAGE and seen == {} and "--run" in err

@@ -162,7 +162,10 @@ def nova(monkeypatch):
 def test_drain_json_results_use_sdk_names_and_columns_filter_rows(capsys, nova):
     code, out, _ = invoke(capsys, "drain", "c1", "-q", "-f", "json", "--poll-interval", "0.2")
     doc = json.loads(out)
-    assert code == 0 and doc["summary"] == "drain c1: 10 moved, 1 skipped"
+    # The ERROR server stays on c1: exit 8 (incomplete), listed in `left` with SDK names.
+    assert code == errors.EXIT_INCOMPLETE and doc["summary"].startswith("drain c1: 10 moved, 1 skipped")
+    assert [x["server_name"] for x in doc["left"]] == ["vm-err"] and doc["left"][0]["compute_host"] == "c1"
+    assert set(doc["left"][0]) <= set(report.LEFT_COLUMNS)
     row = doc["results"][0]
     assert {"source_compute", "dest_compute", "compute_host", "server_id", "result"} <= set(row)
     assert set(row) <= set(report.STEP_COLUMNS)
@@ -173,8 +176,25 @@ def test_drain_json_results_use_sdk_names_and_columns_filter_rows(capsys, nova):
 
 
 def test_step_columns_are_the_step_result_fields():
-    fields = {f.name for f in dataclasses.fields(engine.StepResult)}
+    from novamove.engine.batch import StepResult
+    fields = {f.name for f in dataclasses.fields(StepResult)}
     assert set(report.STEP_COLUMNS) == {report.STEP_KEYS.get(f, f) for f in fields}
+
+
+def test_run_columns_are_the_journal_columns(tmp_path):
+    import sqlite3
+    from novamove.engine.journal import Journal
+    Journal(tmp_path / "j.sqlite").runs()
+    columns = {r[1] for r in sqlite3.connect(tmp_path / "j.sqlite").execute("PRAGMA table_info(runs)")}
+    assert set(report.RUN_COLUMNS) == {report.RUN_KEYS.get(c, c) for c in columns}
+
+
+def test_drain_table_lists_what_is_left_and_allow_unmovable_makes_it_0(capsys, nova):
+    code, out, _ = invoke(capsys, "drain", "c1", "-q", "--poll-interval", "0.2")
+    assert code == errors.EXIT_INCOMPLETE and "still on c1" in out and "vm-err" in out
+    code, out, _ = invoke(capsys, "drain", "c1", "-q", "--poll-interval", "0.2", "--allow-unmovable",
+                          "-f", "value", "-c", "server_name", "-c", "result")
+    assert code == 0, out
 
 
 def test_plan_value_csv_and_dry_run(capsys, nova):
