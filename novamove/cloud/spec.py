@@ -39,13 +39,14 @@ _TRUE = ("1", "true", "yes", "on")
 
 
 def check_compute_api_version(value: Optional[str], where: str = "compute API version") -> Optional[str]:
-    """`value` normalised ("2.60", "latest" or None); anything else is a one-line UsageError."""
+    """`value` normalised ("2.60", "latest" or None; a bare "2" is "latest"); anything else is
+    a one-line UsageError."""
     from novamove.errors import UsageError
     if value is None:
         return None
     text = str(value).strip()
-    if text.lower() == "latest":
-        return "latest"
+    if text.lower() == "latest" or text == "2":
+        return "latest"          # "2" (openrc files, openstacksdk's default): any 2.x
     if not COMPUTE_API_VERSION_RE.match(text):
         raise UsageError(f"{where} {value!r} is not 2.NN (e.g. 2.79) or 'latest'")
     return text

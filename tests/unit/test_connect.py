@@ -92,6 +92,11 @@ def test_deprecated_max_microversion_still_works(clouds, monkeypatch, value):
     assert cap == (None if value.lower() == "latest" else (2, 95))
 
 
+def test_a_bare_major_version_means_no_ceiling(clouds, monkeypatch):
+    monkeypatch.setenv("OS_COMPUTE_API_VERSION", "2")       # what many openrc files set
+    assert connect("pinned")._cap is None
+
+
 @pytest.mark.parametrize("value", ["3", "2.x", "two", "2.1.1", ""])
 def test_a_malformed_compute_api_version_is_a_usage_error(clouds, value):
     if value == "":
