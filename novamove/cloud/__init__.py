@@ -32,8 +32,10 @@ DEFAULT_API_TIMEOUT = 60.0   # seconds per HTTP request when neither clouds.yaml
 def connect(cloud=None, *, environ=None, **options) -> Cloud:
     """Open a connection through openstacksdk and wrap it in the adapter.
 
-    `cloud` is a clouds.yaml name, a cloud config dict, or a ConnectionSpec; keyword options
-    are ConnectionSpec fields (or their aliases: validate_certs, ca_cert, max_microversion...).
+    `cloud` is a clouds.yaml name, a cloud config dict, or a ConnectionSpec (one holding an
+    `sdk_connection` is wrapped as it is, with its compute_api_version as the ceiling);
+    keyword options are ConnectionSpec fields (or their aliases: validate_certs, ca_cert,
+    max_microversion...).
     OS_* variables count on top of a named cloud, as in python-openstackclient (see
     ConnectionSpec.with_environment; `environ` replaces os.environ, {} turns that off).
     Nothing is requested here except what openstacksdk needs to read its configuration; the
@@ -49,8 +51,12 @@ def connect(cloud=None, *, environ=None, **options) -> Cloud:
     import openstack.connection
     from openstack import exceptions as sdk
 
-    spec = ConnectionSpec.build(cloud, **options).with_environment(environ).validated()
+    spec = ConnectionSpec.build(cloud, **options)
     env = os.environ if environ is None else environ
+    if spec.sdk_connection is not None:
+        # A connection the caller (the OSC plugin) already made: only the ceiling is ours.
+        return Cloud(spec.sdk_connection, max_microversion=_ceiling(spec.validated(), None, env))
+    spec = spec.with_environment(environ).validated()
     kwargs: dict = {"app_name": "novamove", "app_version": _version()}
     if isinstance(spec.cloud, dict):
         kwargs.update(spec.cloud)
@@ -89,7 +95,7 @@ def _ceiling(spec: ConnectionSpec, region, env) -> Optional[str]:
         if not _warned:
             _warned.append(True)
             logging.getLogger("novamove").warning(DEPRECATED_MAX_MICROVERSION)
-    if value is None:
+    if value is None and region is not None:
         configured = None
         try:
             configured = region.get_api_version("compute")

@@ -78,6 +78,10 @@ class ConnectionSpec:
     key: Optional[str] = None
     api_timeout: Optional[float] = None
     compute_api_version: Optional[str] = None   # a ceiling for the negotiated microversion
+    # An already authenticated openstack.connection.Connection to reuse as it is (the OSC
+    # plugin passes `client_manager.sdk_connection`); the options above other than
+    # compute_api_version are then ignored: that connection already made those choices.
+    sdk_connection: Any = None
 
     # Names library callers and Ansible already use for the same things.
     ALIASES = {"validate_certs": "verify", "ca_cert": "cacert", "client_cert": "cert",
@@ -100,10 +104,11 @@ class ConnectionSpec:
 
     def with_environment(self, environ: Optional[Mapping[str, str]] = None) -> "ConnectionSpec":
         """This spec with every None field filled from its OS_* variable (see the module
-        docstring). A whole cloud dict is taken as complete: nothing is added to it."""
+        docstring). A whole cloud dict, or an SDK connection to reuse, is taken as complete:
+        nothing is added to it."""
         import os
         env = os.environ if environ is None else environ
-        if isinstance(self.cloud, dict):
+        if isinstance(self.cloud, dict) or self.sdk_connection is not None:
             return self
         changes: dict[str, Any] = {}
         for name, var in ENVIRONMENT.items():
@@ -139,4 +144,6 @@ class ConnectionSpec:
             shown["cloud"] = "<dict>"
         if self.auth is not None:
             shown["auth"] = "<hidden>"
+        if self.sdk_connection is not None:
+            shown["sdk_connection"] = "<connection>"
         return f"ConnectionSpec({', '.join(f'{k}={v!r}' for k, v in shown.items())})"

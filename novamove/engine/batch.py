@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional, Sequence
 
 from novamove import errors
+from novamove.engine import lifecycle
 from novamove.model import COLD, LIVE, Migration, Server, Service
 from novamove.planner import COLD_STATUSES, LIVE_STATUSES, DrainPlan, DrainStep, move_mode, plan_to_dict
 from novamove.retry import patiently
@@ -32,7 +33,7 @@ log = logging.getLogger("novamove.drain")
 # listing serves all moves, so polling often is cheap; at 1 s each move lost ~0.5 s on average
 # to the wait (bench/drain_speed.py: caps 2 went from 2.6x to 3.2x the sequential loop at 0.3 s).
 POLL_INTERVAL = 0.5
-REASON_PATIENCE = 10.0   # seconds to wait for Nova's reason once a move is seen failed
+REASON_PATIENCE = lifecycle.REASON_PATIENCE   # kept for importers; the rule is lifecycle's
 
 DRAIN_VERB = "drain"
 UNDRAIN_VERB = "undrain"
@@ -405,14 +406,14 @@ class BatchRunner:
         known = {m.id for m in self._migrations.get(step.server_id, [])}
         submit = (self.cloud.live_migrate_server if step.mode == LIVE else self.cloud.migrate_server)
         submitted_at = _iso(datetime.now(timezone.utc) - timedelta(seconds=1))
-        change = None
-        try:
-            with self.journal.change(self.run_id, EV_MOVE, step.server_id, keep_open=True,
+        change = self.journal.change(self.run_id, EV_MOVE, step.server_id, keep_open=True,
                                      name=step.server_name, source=step.source, dest=step.dest,
-                                     mode=step.mode) as change:
+                                     mode=step.mode)
+        try:
+            with change:
                 submit(step.server_id, host=step.dest)
         except errors.NotFound:
-            self.journal._merge(change.id, {"result": GONE}) if change else None
+            self.journal._merge(change.id, {"result": GONE})
             self.results[step.server_id] = _result(step, GONE, "the server no longer exists")
             return False
         except errors.PreconditionFailed as exc:
@@ -520,18 +521,13 @@ class BatchRunner:
             if f.revert_sent or (f.abort_sent and m.status in ("cancelled", "aborted")):
                 self._finish(f, ABORTED, f"aborted on request: migration {m.status}", m)
                 return
-            # A record marked "error" by a compute's resource tracker while the move goes on
-            # (stale migration context) is not the end: wait until Nova lets go of the server.
             server = self._call(lambda: self.cloud.get_server(step.server_id), f"server {step.server_name}")
-            if server.task_state and self.clock() - f.started <= self.step_timeout:
-                return
+            if not lifecycle.over(m, server) and self.clock() - f.started <= self.step_timeout:
+                return                  # a stale "error" mid-move (engine/lifecycle.py)
             reason = self._fault(step, f.submitted_at)
-            if not reason:
-                # Nova marks the migration failed a moment before it records why (the instance
-                # fault and action event come as the exception unwinds): give it a few polls.
-                f.failed_at = self.clock() if f.failed_at is None else f.failed_at
-                if self.clock() - f.failed_at < REASON_PATIENCE:
-                    return
+            f.failed_at = self.clock() if f.failed_at is None else f.failed_at
+            if not lifecycle.reason_due(f.failed_at, self.clock(), reason):
+                return
             self._finish(f, FAILED, f"migration {m.status}" + (f": {reason}" if reason else ""), m)
             return
         if m.in_progress:
@@ -567,18 +563,21 @@ class BatchRunner:
     def _post_condition(self, f: _InFlight) -> None:
         step = f.step
         server = self._call(lambda: self.cloud.get_server(step.server_id), f"server {step.server_name}")
-        if server.task_state or server.status not in SETTLED:
+        verdict = lifecycle.judge(step.mode, server, f.migration, step.dest)
+        if server.status not in SETTLED and verdict != lifecycle.FAILED:
+            verdict = lifecycle.WAIT        # moved, but not back in the state it was in yet
+        if verdict == lifecycle.WAIT:
             if self.clock() - f.started > self.step_timeout:
                 self._finish(f, FAILED, f"not settled after {self.step_timeout:.0f} s: {server.status}"
                              f"/{server.task_state}", f.migration, server.host)
             return
-        if server.host == step.dest:
+        if verdict == lifecycle.LANDED:
             self._finish(f, MOVED, f"{step.mode} migration {f.migration.status}", f.migration, server.host)
-        elif f.abort_sent or f.revert_sent:
+        elif (f.abort_sent or f.revert_sent) and server.host == step.source:
             self._finish(f, ABORTED, f"aborted on request: still on {server.host}", f.migration, server.host)
         else:
             self._finish(f, FAILED, f"Nova reported the migration {f.migration.status} but the server is on "
-                         f"{server.host}, not {step.dest}", f.migration, server.host)
+                         f"{server.host} ({server.status}), not on {step.dest}", f.migration, server.host)
 
     def _finish(self, f: _InFlight, outcome: str, detail: str, m: Optional[Migration] = None,
                 host: Optional[str] = None) -> None:

@@ -750,3 +750,23 @@ def test_the_lease_is_renewed_while_the_drain_runs_and_dropped_at_the_end(journa
     assert sum(1 for e in journal.events(report.run_id) if e.kind == "drain.lease") >= 2
     assert tags.lease_of(seen[0]) is not None and tags.lease_of(seen[-1]) is None
     assert tags.lease_of(nova.services["c1"].disabled_reason) is None
+
+
+@pytest.mark.parametrize("fault", ["drain.move:before:error:1", "drain.move:after:timeout:1",
+                                   "drain.move:before:timeout:1", "drain.confirm:before:error:1",
+                                   "drain.confirm:after:timeout:1", "drain.disable:after:timeout:1"])
+def test_a_fault_at_a_journaled_step_is_ridden_out_or_reported_cleanly(journal, monkeypatch, fault):
+    from novamove.engine import faults
+    faults.reset()
+    monkeypatch.setenv("NOVAMOVE_FAULT", fault)
+    nova = typical_cloud()
+    try:
+        report = drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
+    except errors.NovamoveError as exc:
+        # Only the disable may stop the drain, with the way on in its message.
+        assert fault.startswith("drain.disable") and "novamove drain c1" in str(exc)
+        report = drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
+    assert report.ok and report.count(MOVED) == 10
+    for sid, s in nova.servers.items():
+        assert s.status != "VERIFY_RESIZE" and not s.task_state
+    faults.reset()
