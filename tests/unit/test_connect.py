@@ -169,3 +169,22 @@ def test_an_untrusted_tls_certificate_says_so_in_one_line():
     reason = _connect_reason(Exception(text))
     assert reason.startswith("SSL exception connecting to https://api:5000/v3/auth/tokens (TLS certificate")
     assert "--os-cacert" in reason and "--insecure" in reason and "\n" not in reason
+
+
+def test_an_sdk_connection_is_wrapped_as_is_with_only_the_ceiling_ours(monkeypatch):
+    """The OSC plugin hands over OSC's own connection: no second configuration read, no OS_*
+    overlay; compute_api_version is checked and used as the ceiling."""
+    class Session:
+        def request(self, *a, **k):
+            return None
+
+    class Conn:
+        session = Session()
+    monkeypatch.setenv("OS_COMPUTE_API_VERSION", "2.10")      # OSC already read it, if it counts
+    conn = Conn()
+    cloud = connect(ConnectionSpec(sdk_connection=conn, compute_api_version="2.60"))
+    assert cloud.conn is conn and cloud._cap == (2, 60)
+    assert connect(ConnectionSpec(sdk_connection=Conn()))._cap is None
+    with pytest.raises(errors.UsageError):
+        connect(ConnectionSpec(sdk_connection=Conn(), compute_api_version="2.x"))
+    assert "<connection>" in repr(ConnectionSpec(sdk_connection=conn))
