@@ -281,8 +281,10 @@ def test_drain_kill_rerun_undrain(conn, adapter, fleet, cloud_env, tmp_path):
         # recover leaves a drain to the drain: the host stays disabled, nothing was undone.
         assert _service(conn, SOURCE).status == "disabled"
 
-        # 3. the same drain, rerun, finishes the job.
-        rerun = _cli(cloud_env, journal, "drain", SOURCE, "--reason", "acceptance", *caps, "-f", "json")
+        # 3. the same drain, rerun, finishes the job (err1, ERROR, stays: exit 8 without
+        # --allow-unmovable, as docs/drain.md says).
+        rerun = _cli(cloud_env, journal, "drain", SOURCE, "--reason", "acceptance", *caps, "-f", "json",
+                     "--allow-unmovable")
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     report = json.loads(rerun.stdout)
     results = {r["server_id"]: r for r in report["results"]}
