@@ -6,7 +6,7 @@ operator can act on; the CLI prints it and exits with ``exit_code``.
 
 from __future__ import annotations
 
-# Documented exit codes (README "Exit codes").
+# Documented exit codes (docs/cli.md "Exit codes", and `novamove --help`).
 EXIT_OK = 0
 EXIT_FAILED = 1          # the move was attempted and did not land (rolled back, error, aborted)
 EXIT_USAGE = 2           # bad arguments (click's own usage errors use 2 too)
@@ -76,3 +76,12 @@ def is_ambiguous(exc: BaseException) -> bool:
     lost connection (Unreachable), or a 5xx/unexpected answer (a bare NovamoveError). Refusals
     (4xx: PreconditionFailed, NotFound, AuthError) and interrupts are not ambiguous."""
     return type(exc) in (NovamoveError, Unreachable)
+
+
+# Asked to put a server where it already is. The library reports it as a success (changed:
+# False, for automation); the command line says so with its own code, unless --if-needed.
+EXIT_ALREADY_THERE = 9
+
+
+class AlreadyThere(PreconditionFailed):
+    exit_code = EXIT_ALREADY_THERE

@@ -1,53 +1,300 @@
-"""Rendering results for people (rich tables) and programs (JSON, YAML). No API calls here."""
+"""Rendering results for people (tables) and programs (JSON, YAML, value, CSV), like cliff's
+formatters. No API calls here; rich and yaml are imported only when something is printed, so
+`novamove --help` stays fast.
+
+Every verb that prints rows goes through `print_rows` (lists), `print_move` (one move) or
+`print_batch` (drain, undrain, plan, apply). Options, as in python-openstackclient:
+  -f table|json|yaml|value|csv   -c COLUMN (repeatable)   --noindent (compact JSON)
+Tables never truncate a value: they are as wide as their longest row, on a terminal or not.
+Keys follow openstacksdk attribute names where one exists (source_compute, dest_compute,
+migration_type, compute_host, availability_zone, host...); docs/cli.md lists the schema.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sys
-from typing import Any, Iterable, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
-import yaml
-from rich.console import Console
-from rich.table import Table
+FORMATS = ("table", "json", "yaml", "value", "csv")
 
-FORMATS = ("table", "json", "yaml")
+# ---------------------------------------------------------------------------- the schema
+# novamove key -> openstacksdk attribute name, per kind of object.
+MOVE_KEYS = {"source": "source_compute", "dest": "dest_compute"}
+FACT_KEYS = {"host": "compute_host"}                       # before / after of a server
+STEP_KEYS = {"source": "source_compute", "dest": "dest_compute", "host": "compute_host"}
+LEFT_KEYS = {"name": "server_name", "host": "compute_host"}   # servers a drain left on its host
+MIGRATION_KEYS = {"type": "migration_type", "source": "source_compute", "dest": "dest_compute"}
+HOST_KEYS = {"name": "host", "zone": "availability_zone"}
+RUN_KEYS = {"source": "source_compute", "dest": "dest_compute"}
+
+# The columns each kind of row has (what -c accepts), default table columns first.
+HOST_COLUMNS = ("host", "hypervisor_hostname", "availability_zone", "status", "state", "disabled_reason",
+                "vcpus", "memory_mb", "disk_gb", "vcpus_used", "memory_mb_used", "disk_gb_used")
+HOST_TABLE = HOST_COLUMNS[:9]
+MIGRATION_COLUMNS = ("id", "uuid", "server_id", "migration_type", "source_compute", "dest_compute",
+                     "status", "created_at", "updated_at")
+MIGRATION_TABLE = ("id", "server_id", "migration_type", "source_compute", "dest_compute", "status",
+                   "updated_at")
+RUN_TABLE = ("id", "started_at", "verb", "server_name", "source_compute", "dest_compute", "mode",
+             "strategy", "status")
+RUN_COLUMNS = RUN_TABLE + ("finished_at", "cloud", "server_id", "pid", "process", "summary", "error")
+RECOVER_TABLE = ("run_id", "verb", "server", "status_before", "summary")
+RECOVER_COLUMNS = RECOVER_TABLE + ("services_enabled", "services_left", "server_action", "server_state",
+                                   "in_flight", "notes")
+STEP_COLUMNS = ("server_id", "server_name", "source_compute", "dest_compute", "mode", "result", "detail",
+                "migration_id", "compute_host", "seconds")
+STEP_TABLE = ("server_name", "mode", "source_compute", "dest_compute", "result", "seconds", "detail")
+PLAN_STEP_COLUMNS = ("step", "server_id", "server_name", "status", "mode", "source_compute", "dest_compute",
+                     "vcpus", "memory_mb", "disk_gb", "groups", "skip_reason")
+PLAN_STEP_TABLE = ("step", "server_name", "status", "mode", "source_compute", "dest_compute", "vcpus",
+                   "memory_mb", "disk_gb", "skip_reason")
+LEFT_COLUMNS = ("server_id", "server_name", "compute_host", "status", "reason", "accepted")
+BATCH_COLUMNS = tuple(dict.fromkeys(STEP_COLUMNS + PLAN_STEP_COLUMNS))
+MOVE_TABLE_FACTS = ("compute_host", "hypervisor_hostname", "status", "power_state", "flavor")
+
+RESULT_STYLE = {"moved": "green", "skipped": "yellow", "failed": "red", "aborted": "yellow",
+                "not-started": "yellow", "in-flight": "red", "gone": "dim"}
 
 
-def make_console() -> Console:
-    """A console that never truncates table cells into "compu…" when output is not a terminal
-    (pipes, logs, CI): there rich would assume 80 columns."""
-    if sys.stdout.isatty():
-        return Console()
-    return Console(width=200)
+def renamed(data: Mapping, keys: Mapping[str, str]) -> dict:
+    return {keys.get(k, k): v for k, v in data.items()}
 
 
-def dump(data: Any, fmt: str) -> str:
+def move_fields(result_class) -> tuple[str, ...]:
+    """The keys of a move's document (what -c accepts for migrate, back, wait, abort...)."""
+    import dataclasses
+    return tuple(MOVE_KEYS.get(f.name, f.name) for f in dataclasses.fields(result_class))
+
+
+def move_document(result) -> dict:
+    doc = renamed(result.to_dict(), MOVE_KEYS)
+    for side in ("before", "after"):
+        if isinstance(doc.get(side), dict):
+            doc[side] = renamed(doc[side], FACT_KEYS)
+    return doc
+
+
+def host_rows(rows: Iterable[Mapping]) -> list[dict]:
+    return [renamed(r, HOST_KEYS) for r in rows]
+
+
+def migration_rows(rows: Iterable[Mapping]) -> list[dict]:
+    return [renamed(r, MIGRATION_KEYS) for r in rows]
+
+
+def run_rows(rows: Iterable[Mapping]) -> list[dict]:
+    return [renamed(r, RUN_KEYS) for r in rows]
+
+
+def plan_step_rows(plan_dict: Mapping) -> list[dict]:
+    """Rows of a plan (from planner.plan_to_dict): one per server, moves numbered."""
+    out, n = [], 0
+    for s in plan_dict.get("steps", []):
+        n += 1 if s.get("dest") else 0
+        need = s.get("need") or {}
+        out.append({"step": n if s.get("dest") else None, "server_id": s.get("server_id"),
+                    "server_name": s.get("server_name"), "status": s.get("status"),
+                    "mode": s.get("mode"), "source_compute": s.get("source"),
+                    "dest_compute": s.get("dest"), "vcpus": need.get("vcpus"),
+                    "memory_mb": need.get("memory_mb"), "disk_gb": need.get("disk_gb"),
+                    "groups": list(s.get("groups") or []), "skip_reason": s.get("skip_reason")})
+    return out
+
+
+def batch_document(report) -> dict:
+    """A BatchReport (drain, undrain, plan, apply) as JSON-ready data with SDK key names."""
+    doc = report.to_dict()
+    doc["results"] = [renamed(r, STEP_KEYS) for r in doc.get("results", [])]
+    if "left" in doc:
+        doc["left"] = [renamed(x, LEFT_KEYS) for x in doc.get("left") or []]
+    if doc.get("plan"):
+        plan = dict(doc["plan"])
+        plan["steps"] = plan_step_rows(plan)
+        doc["plan"] = plan
+    return doc
+
+
+# ---------------------------------------------------------------------------- output options
+
+@dataclass(frozen=True)
+class Output:
+    """How to print: the -f, -c and --noindent of the command line."""
+    fmt: str = "table"
+    columns: tuple[str, ...] = ()
+    noindent: bool = False
+
+    def check(self, available: Iterable[str]) -> "Output":
+        """Refuse an unknown -c COLUMN (a one-line UsageError) before anything is done."""
+        from novamove.errors import UsageError
+        available = list(available)
+        unknown = [c for c in self.columns if c not in available]
+        if unknown:
+            raise UsageError(f"unknown column {unknown[0]!r} (-c); available: {', '.join(available)}")
+        return self
+
+
+def as_output(fmt: Any = None) -> Output:
+    """An Output from an Output, or from a format name plus the -c/--noindent of the running
+    command (so verbs that only pass `fmt` get every option)."""
+    if isinstance(fmt, Output):
+        return fmt
+    columns: tuple = ()
+    noindent = False
+    click = sys.modules.get("click")
+    ctx = click.get_current_context(silent=True) if click else None
+    if ctx is not None:
+        meta = ctx.meta.get("novamove.output", {})
+        columns = tuple(meta.get("columns") or ())
+        noindent = bool(meta.get("noindent"))
+    return Output(fmt or "table", columns, noindent)
+
+
+# ---------------------------------------------------------------------------- primitives
+
+def dump(data: Any, fmt: str, noindent: bool = False) -> str:
     if fmt == "json":
+        if noindent:
+            return json.dumps(data, default=str)
         return json.dumps(data, indent=2, sort_keys=False, default=str)
-    return yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False).rstrip()
+    import yaml
+    return yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False,
+                          default_flow_style=False, width=10**6).rstrip()
 
 
-def move_table(result) -> Table:
-    """Before/after of one move."""
-    table = Table(title=None, show_header=True, header_style="bold")
-    table.add_column("")
-    table.add_column("before")
-    table.add_column("after")
-    for key in ("host", "hypervisor_hostname", "status", "power_state", "flavor"):
-        before = result.before.get(key)
-        after = result.after.get(key)
-        style = "bold" if before != after else ""
-        table.add_row(key, str(before or "-"), f"[{style}]{after or '-'}[/]" if style else str(after or "-"))
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def make_console(stderr: bool = False):
+    """A console for lines (not tables): never wraps or crops a line when not a terminal."""
+    from rich.console import Console
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr, highlight=False, emoji=False)
+    return Console(stderr=stderr, width=10**4, highlight=False, emoji=False)
+
+
+def print_table(table, file=None) -> None:
+    """Print a rich Table exactly as wide as its content needs (at least the terminal's
+    width on a terminal): a narrow terminal or a pipe never truncates a cell."""
+    import shutil
+    from rich.console import Console
+    stream = file or sys.stdout
+    probe = Console(file=io.StringIO(), width=10**6, color_system=None)
+    need = probe.measure(table).maximum
+    term = shutil.get_terminal_size((80, 24)).columns if stream.isatty() else 0
+    console = Console(file=stream, width=max(need, term, 10), highlight=False, emoji=False)
+    console.print(table, crop=False, soft_wrap=False)
+
+
+def rows_table(rows: Sequence[Mapping], columns: Iterable[str], title: Optional[str] = None,
+               styles: Optional[Mapping[str, Mapping[str, str]]] = None):
+    """A table of rows; cells are plain text (no rich markup is interpreted in values);
+    `styles` maps column -> value -> style."""
+    from rich.table import Table
+    from rich.text import Text
+    table = Table(title=title, show_header=True, header_style="bold")
+    columns = list(columns)
+    for col in columns:
+        table.add_column(col, no_wrap=True, overflow="ignore")
+    for row in rows:
+        cells = []
+        for c in columns:
+            text = _text(row.get(c))
+            style = (styles or {}).get(c, {}).get(text, "")
+            cells.append(Text(text, style=style))
+        table.add_row(*cells)
     return table
 
 
-def print_move(result, fmt: str, console: Optional[Console] = None) -> None:
-    console = console or make_console()
-    if fmt != "table":
-        print(dump(result.to_dict(), fmt))
+def _selected(rows: Sequence[Mapping], columns: Sequence[str], out: Output) -> list[str]:
+    return list(out.columns) if out.columns else list(columns)
+
+
+def _emit_rows(rows: Sequence[Mapping], cols: Sequence[str], out: Output) -> None:
+    """value / csv rendering of rows (cliff's)."""
+    if out.fmt == "value":
+        for r in rows:
+            print(" ".join(_text(r.get(c)) for c in cols))
+        return
+    buf = io.StringIO()
+    writer = csv.writer(buf, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+    writer.writerow(cols)
+    for r in rows:
+        writer.writerow([r.get(c) if isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool)
+                         else _text(r.get(c)) for c in cols])
+    sys.stdout.write(buf.getvalue())
+
+
+def print_rows(rows: Sequence[Mapping], columns: Iterable[str], fmt: Any = "table", empty: str = "nothing",
+               title: Optional[str] = None, styles: Optional[Mapping] = None) -> None:
+    """A list: `columns` are the default table columns; -c picks others. JSON/YAML print every
+    key of each row (only the -c ones when given)."""
+    out = as_output(fmt)
+    rows = list(rows)
+    cols = _selected(rows, list(columns), out)
+    if out.fmt in ("json", "yaml"):
+        data = [{c: r.get(c) for c in cols} if out.columns else dict(r) for r in rows]
+        print(dump(data, out.fmt, out.noindent))
+    elif out.fmt in ("value", "csv"):
+        _emit_rows(rows, cols, out)
+    elif not rows:
+        print(empty)
+    else:
+        print_table(rows_table(rows, cols, title, styles))
+
+
+def print_one(doc: Mapping, fmt: Any = "table") -> None:
+    """One object (cliff's ShowOne): a field/value table, or the values one per line."""
+    out = as_output(fmt)
+    keys = list(out.columns) if out.columns else list(doc)
+    if out.fmt in ("json", "yaml"):
+        print(dump({k: doc.get(k) for k in keys}, out.fmt, out.noindent))
+    elif out.fmt == "value":
+        for k in keys:
+            print(_text(doc.get(k)))
+    elif out.fmt == "csv":
+        _emit_rows([doc], keys, out)
+    else:
+        print_table(rows_table([{"field": k, "value": doc.get(k)} for k in keys], ["field", "value"]))
+
+
+# ---------------------------------------------------------------------------- one move
+
+def move_table(result):
+    """Before/after of one move (changed values in bold)."""
+    from rich.table import Table
+    from rich.text import Text
+    before = renamed(result.before or {}, FACT_KEYS)
+    after = renamed(result.after or {}, FACT_KEYS)
+    table = Table(title=None, show_header=True, header_style="bold")
+    for col in ("", "before", "after"):
+        table.add_column(col, no_wrap=True, overflow="ignore")
+    for key in MOVE_TABLE_FACTS:
+        b, a = before.get(key), after.get(key)
+        table.add_row(key, Text(_text(b) or "-"), Text(_text(a) or "-", style="bold" if b != a else ""))
+    return table
+
+
+def print_move(result, fmt: Any = "table", console=None) -> None:
+    """One move's result: before/after table, details and summary; JSON/YAML/value/csv and -c
+    print its document (move_document)."""
+    out = as_output(fmt)
+    if out.fmt != "table" or out.columns:
+        print_one(move_document(result), out)
         return
     if result.before:
-        console.print(move_table(result))
+        print_table(move_table(result))
     details = [f"mode {result.mode}" if result.mode else None,
                f"strategy {result.strategy}" if result.strategy else None,
                f"migration {result.migration_id} ({result.migration_status})" if result.migration_id else None,
@@ -56,29 +303,85 @@ def print_move(result, fmt: str, console: Optional[Console] = None) -> None:
                f"run {result.run_id}" if result.run_id else None]
     line = ", ".join(d for d in details if d)
     if line:
-        console.print(f"[dim]{line}[/]", highlight=False)
+        (console or make_console()).print(line, style="dim", markup=False)
     print(result.summary)
 
 
-def rows_table(rows: Sequence[dict], columns: Iterable[str], title: Optional[str] = None) -> Table:
-    table = Table(title=title, show_header=True, header_style="bold")
-    columns = list(columns)
-    for col in columns:
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
-    return table
+# ---------------------------------------------------------------------------- batches
+
+def checks_rows(plan_dict: Mapping) -> list[dict]:
+    rows = [{"check": c["name"], "result": "ok" if c["ok"] else "warn", "detail": c.get("detail", "")}
+            for c in plan_dict.get("checks", [])]
+    rows.append({"check": "caps", "result": "ok",
+                 "detail": f"max {plan_dict.get('max_parallel')} in flight, {plan_dict.get('max_per_host')} "
+                           "per source/destination host"})
+    return rows
 
 
-def print_rows(rows: Sequence[dict], columns: Iterable[str], fmt: str, empty: str = "nothing") -> None:
-    if fmt != "table":
-        print(dump(list(rows), fmt))
+def plan_document(plan) -> dict:
+    """A DrainPlan (from api.plan_drain / api.load_plan) as a batch document (verb "plan")."""
+    from novamove.planner import plan_to_dict
+    data = plan_to_dict(plan)
+    data["steps"] = plan_step_rows(data)
+    moves = sum(1 for s in data["steps"] if s["dest_compute"])
+    hosts = list(plan.sources)
+    return {"verb": "plan", "hosts": hosts, "run_id": None, "dry_run": True, "ok": True, "changed": False,
+            "exit_code": 0, "summary": f"plan for {', '.join(hosts)}: {moves} to move, "
+                                       f"{len(data['steps']) - moves} skipped (dry run: nothing changed)",
+            "service": "", "interrupted": False, "peak_in_flight": 0, "api_requests": 0,
+            "elapsed_seconds": 0.0, "plan": data, "results": []}
+
+
+def print_batch(report, fmt: Any = "table", written_to: Optional[str] = None) -> None:
+    """A drain, undrain or apply report (BatchReport), or a plan (DrainPlan). Table, value and
+    csv print its rows (the results; the plan's steps for a dry run or a plan); JSON and YAML
+    print the whole document, with -c keeping only those keys in each row."""
+    out = as_output(fmt)
+    doc = plan_document(report) if hasattr(report, "steps") else batch_document(report)
+    plan = doc.get("plan") or {}
+    showing_plan = bool(doc["dry_run"] and plan)
+    rows = plan.get("steps", []) if showing_plan else doc["results"]
+    if out.fmt in ("json", "yaml"):
+        if out.columns:
+            doc["results"] = [{c: r.get(c) for c in out.columns} for r in doc["results"]]
+            if plan:
+                plan["steps"] = [{c: r.get(c) for c in out.columns} for r in plan["steps"]]
+        print(dump(doc, out.fmt, out.noindent))
         return
-    if not rows:
-        print(empty)
+    cols = list(out.columns) or list(PLAN_STEP_TABLE if showing_plan else STEP_TABLE)
+    if out.fmt in ("value", "csv"):
+        _emit_rows(rows, cols, out)
         return
-    make_console().print(rows_table(rows, columns))
+    hosts = ", ".join(doc["hosts"])
+    if showing_plan:
+        print_table(rows_table(rows, cols, title=f"drain plan for {hosts}"))
+        if written_to is None and not out.columns:
+            print_table(rows_table(checks_rows(plan), ["check", "result", "detail"], title="pre-checks",
+                                   styles={"result": {"ok": "green", "warn": "yellow"}}))
+    elif rows:
+        print_table(rows_table(rows, cols, title=f"{doc['verb']} {hosts}", styles={"result": RESULT_STYLE}))
+    if doc.get("left") and not out.columns:
+        print_table(rows_table(doc["left"], LEFT_COLUMNS, title=f"still on {hosts}",
+                               styles={"accepted": {"False": "red"}}))
+    if written_to is not None:
+        moves = sum(1 for s in plan.get("steps", []) if s.get("dest_compute"))
+        print(f"plan written to {written_to}: {moves} moves, {len(plan.get('steps', [])) - moves} skipped")
+        return
+    console = make_console()
+    if doc["service"]:
+        console.print(doc["service"], style="dim", markup=False)
+    extra = []
+    if doc["run_id"]:
+        extra.append(f"run {doc['run_id']}")
+    if not doc["dry_run"]:
+        extra.append(f"peak {doc['peak_in_flight']} in flight")
+    extra.append(f"{doc['api_requests']} API requests")
+    extra.append(f"{doc['elapsed_seconds']:.0f} s")
+    console.print(", ".join(extra), style="dim", markup=False)
+    print(doc["summary"])
 
+
+# ---------------------------------------------------------------------------- progress
 
 def _bytes(n: Optional[int]) -> str:
     if n is None:
@@ -111,11 +414,25 @@ def describe(snapshot) -> str:
     return ", ".join(parts)
 
 
+def progress_lines(enabled: bool = True):
+    """A progress callback for batches (drain, undrain, apply): timestamped lines on stderr."""
+    if not enabled:
+        return None
+    import time
+    console = make_console(stderr=True)
+
+    def say(line: str) -> None:
+        console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] ", end="")
+        console.print(line, markup=False)
+    return say
+
+
 class ProgressDisplay:
     """The live display of a move on stderr: an updating line on a terminal, a line per change
     otherwise (logs, CI)."""
 
     def __init__(self, enabled: bool = True):
+        from rich.console import Console
         self.console = Console(stderr=True)
         self.enabled = enabled
         self.live = self.enabled and self.console.is_terminal

@@ -26,22 +26,37 @@ for _name in ("keystoneauth", "openstack"):
     logging.getLogger(_name).addHandler(logging.NullHandler())
 
 
-def connect(cloud=None, **options) -> Cloud:
+DEFAULT_API_TIMEOUT = 60.0   # seconds per HTTP request when neither clouds.yaml nor options say
+
+
+def connect(cloud=None, *, environ=None, **options) -> Cloud:
     """Open a connection through openstacksdk and wrap it in the adapter.
 
-    `cloud` is a clouds.yaml name, a cloud config dict, or a ConnectionSpec; keyword options
-    are ConnectionSpec fields (or their aliases: validate_certs, ca_cert, max_microversion...).
+    `cloud` is a clouds.yaml name, a cloud config dict, or a ConnectionSpec (one holding an
+    `sdk_connection` is wrapped as it is, with its compute_api_version as the ceiling);
+    keyword options are ConnectionSpec fields (or their aliases: validate_certs, ca_cert,
+    max_microversion...).
+    OS_* variables count on top of a named cloud, as in python-openstackclient (see
+    ConnectionSpec.with_environment; `environ` replaces os.environ, {} turns that off).
     Nothing is requested here except what openstacksdk needs to read its configuration; the
-    first API call authenticates. Errors: AuthError for an unknown cloud or unusable config.
-    The compute microversion ceiling comes from the spec, else $NOVAMOVE_MAX_MICROVERSION.
+    first API call authenticates. Errors: AuthError for an unknown cloud or unusable config,
+    UsageError for a malformed option (compute API version, timeout, interface).
+
+    Every request is bounded: api_timeout defaults to 60 s when neither the spec nor
+    clouds.yaml sets one. The compute microversion ceiling is, first found: the spec's
+    compute_api_version (--os-compute-api-version, OS_COMPUTE_API_VERSION), the deprecated
+    $NOVAMOVE_MAX_MICROVERSION, then compute_api_version in clouds.yaml ("latest": none).
     """
-    import openstack
+    import openstack.config
+    import openstack.connection
     from openstack import exceptions as sdk
 
     spec = ConnectionSpec.build(cloud, **options)
-    cap = spec.compute_api_version or os.environ.get("NOVAMOVE_MAX_MICROVERSION") or None
+    env = os.environ if environ is None else environ
     if spec.sdk_connection is not None:
-        return Cloud(spec.sdk_connection, max_microversion=cap)
+        # A connection the caller (the OSC plugin) already made: only the ceiling is ours.
+        return Cloud(spec.sdk_connection, max_microversion=_ceiling(spec.validated(), None, env))
+    spec = spec.with_environment(environ).validated()
     kwargs: dict = {"app_name": "novamove", "app_version": _version()}
     if isinstance(spec.cloud, dict):
         kwargs.update(spec.cloud)
@@ -54,17 +69,47 @@ def connect(cloud=None, **options) -> Cloud:
             kwargs[name] = value
     if spec.verify is not None:
         kwargs["verify"] = spec.verify
+        kwargs["insecure"] = not spec.verify     # clouds.yaml `insecure` would win otherwise
     # Fail fast on an unreachable endpoint instead of retrying for minutes.
     kwargs.setdefault("connect_retries", 0)
     try:
-        conn = openstack.connect(**kwargs)
+        region = openstack.config.get_cloud_region(**kwargs)
+        if region.config.get("api_timeout") in (None, ""):
+            region.config["api_timeout"] = DEFAULT_API_TIMEOUT
+        conn = openstack.connection.Connection(config=region)
     except sdk.ConfigException as exc:
         raise errors.AuthError(_config_message(spec.cloud if isinstance(spec.cloud, str) else None,
                                                exc)) from exc
     except Exception as exc:  # keystoneauth option errors and friends
         raise errors.AuthError("no usable cloud credentials (use --os-cloud, $OS_CLOUD or OS_* "
                                f"variables): {str(exc).splitlines()[0]}") from exc
-    return Cloud(conn, max_microversion=cap)
+    return Cloud(conn, max_microversion=_ceiling(spec, region, env))
+
+
+def _ceiling(spec: ConnectionSpec, region, env) -> Optional[str]:
+    """The compute microversion ceiling (None: as high as the cloud goes)."""
+    from novamove.cloud.spec import check_compute_api_version
+    value = spec.compute_api_version
+    if value is None and env.get("NOVAMOVE_MAX_MICROVERSION"):
+        value = check_compute_api_version(env["NOVAMOVE_MAX_MICROVERSION"], "NOVAMOVE_MAX_MICROVERSION")
+        if not _warned:
+            _warned.append(True)
+            logging.getLogger("novamove").warning(DEPRECATED_MAX_MICROVERSION)
+    if value is None and region is not None:
+        configured = None
+        try:
+            configured = region.get_api_version("compute")
+        except Exception:
+            pass
+        # "2" (openstacksdk's default) means any 2.x; only 2.NN is a ceiling.
+        if configured and "." in str(configured):
+            value = check_compute_api_version(configured, "compute_api_version in clouds.yaml")
+    return None if value in (None, "latest") else value
+
+
+DEPRECATED_MAX_MICROVERSION = ("NOVAMOVE_MAX_MICROVERSION is deprecated: use --os-compute-api-version "
+                               "or OS_COMPUTE_API_VERSION")
+_warned: list = []
 
 
 def _version() -> str:

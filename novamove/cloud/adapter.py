@@ -517,7 +517,10 @@ def _connect_reason(exc: BaseException) -> str:
     head = text.split(": HTTPConnectionPool")[0].split(": HTTPSConnectionPool")[0]
     for marker, short in (("Connection refused", "connection refused"), ("timed out", "timed out"),
                           ("Name or service not known", "unknown host"),
-                          ("No route to host", "no route to host")):
+                          ("No route to host", "no route to host"),
+                          ("Hostname mismatch", "TLS certificate does not match the host name"),
+                          ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted: give its CA with "
+                           "--os-cacert, OS_CACERT or cacert in clouds.yaml, or use --insecure")):
         if marker in text:
             return f"{head} ({short})"
     return head

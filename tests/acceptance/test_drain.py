@@ -247,8 +247,8 @@ def test_drain_kill_rerun_undrain(conn, adapter, fleet, cloud_env, tmp_path):
     assert dry.returncode == 0, dry.stderr
     plan = json.loads(dry.stdout)["plan"]
     steps = {s["server_id"]: s for s in plan["steps"]}
-    assert steps[servers["err1"].id]["dest"] is None and "ERROR" in steps[servers["err1"].id]["skip_reason"]
-    assert steps[servers["anti-src"].id]["dest"] == THIRD          # compute2 holds its sibling
+    assert steps[servers["err1"].id]["dest_compute"] is None and "ERROR" in steps[servers["err1"].id]["skip_reason"]
+    assert steps[servers["anti-src"].id]["dest_compute"] == THIRD          # compute2 holds its sibling
     assert steps[servers["off1"].id]["mode"] == "cold" and steps[servers["act1"].id]["mode"] == "live"
     assert _service(conn, SOURCE).status == "enabled"
     assert _hosts(conn, servers) == original
@@ -281,8 +281,10 @@ def test_drain_kill_rerun_undrain(conn, adapter, fleet, cloud_env, tmp_path):
         # recover leaves a drain to the drain: the host stays disabled, nothing was undone.
         assert _service(conn, SOURCE).status == "disabled"
 
-        # 3. the same drain, rerun, finishes the job.
-        rerun = _cli(cloud_env, journal, "drain", SOURCE, "--reason", "acceptance", *caps, "-f", "json")
+        # 3. the same drain, rerun, finishes the job (err1, ERROR, stays: exit 8 without
+        # --allow-unmovable, as docs/drain.md says).
+        rerun = _cli(cloud_env, journal, "drain", SOURCE, "--reason", "acceptance", *caps, "-f", "json",
+                     "--allow-unmovable")
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     report = json.loads(rerun.stdout)
     results = {r["server_id"]: r for r in report["results"]}
@@ -290,7 +292,7 @@ def test_drain_kill_rerun_undrain(conn, adapter, fleet, cloud_env, tmp_path):
     for name in movable:
         assert after[name] != SOURCE, f"{name} still on {SOURCE}"
         assert results[servers[name].id]["result"] == "moved", results[servers[name].id]
-        assert results[servers[name].id]["dest"] == after[name]
+        assert results[servers[name].id]["dest_compute"] == after[name]
     assert results[servers["err1"].id]["result"] == "skipped"
     assert "ERROR" in results[servers["err1"].id]["detail"]
     assert after["err1"] == SOURCE
@@ -361,7 +363,7 @@ def test_a_move_nova_rolls_back_is_failed_and_the_others_still_move(minicloud, s
         assert out.returncode == 1, out.stdout + out.stderr
         report = json.loads(out.stdout)
         results = {r["server_id"]: r for r in report["results"]}
-        assert results[active.id]["result"] == "moved" and results[active.id]["dest"] == OTHER
+        assert results[active.id]["result"] == "moved" and results[active.id]["dest_compute"] == OTHER
         assert results[stopped.id]["result"] == "failed", results[stopped.id]
         assert "disk copy to" in results[stopped.id]["detail"], results[stopped.id]
         assert not report["ok"]

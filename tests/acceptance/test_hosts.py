@@ -11,10 +11,10 @@ pytestmark = pytest.mark.acceptance
 
 def test_hosts_lists_mapping_status_and_usage(minicloud, servers):
     host = minicloud.computes[0]
-    before = {r["name"]: r for r in json.loads(minicloud.cli("hosts", "-f", "json", check=True).stdout)}
+    before = {r["host"]: r for r in json.loads(minicloud.cli("hosts", "-f", "json", check=True).stdout)}
     servers(1, host=host, flavor="m1.small")      # 1 vCPU, 512 MB, 5 GB
     out = minicloud.cli("hosts", "-f", "json", check=True)
-    rows = {r["name"]: r for r in json.loads(out.stdout)}
+    rows = {r["host"]: r for r in json.loads(out.stdout)}
     assert sorted(rows) == sorted(minicloud.computes)
     assert rows[host]["hypervisor_hostname"] == f"{host}.fake.local"
     assert rows[host]["status"] == "enabled" and rows[host]["state"] == "up"

@@ -620,7 +620,7 @@ BAD = {
     "ambiguous name": (lambda s: ["migrate", s["twin"], "--to", "compute3"], 3, "servers are named"),
     "unknown server": (lambda s: ["migrate", "nmt-no-such-server", "--to", "compute2"], 3, "no server"),
     "unknown host": (lambda s: ["migrate", s["active"], "--to", "compute9"], 3, "no compute host"),
-    "same host": (lambda s: ["migrate", s["active"], "--to", "compute1"], 4, "already on compute1"),
+    "same host": (lambda s: ["migrate", s["active"], "--to", "compute1"], 9, "already on compute1"),
     "disabled target": (lambda s: ["migrate", s["active"], "--to", "compute3"], 4, "is disabled"),
     "down target": (lambda s: ["migrate", s["active"], "--to", "compute3"], 4, "is down"),
     "down source": (lambda s: ["migrate", s["active"], "--to", "compute2"], 4,

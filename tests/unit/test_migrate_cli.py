@@ -40,7 +40,7 @@ def test_success_prints_the_summary_and_exits_0(monkeypatch, capsys, tmp_path):
 def test_json_output(monkeypatch, capsys):
     monkeypatch.setattr(api, "migrate", lambda *a, **k: result())
     code, out, _ = invoke(monkeypatch, capsys, ["migrate", "vm1", "--to", "compute2", "-f", "json"])
-    assert code == 0 and json.loads(out)["after"]["host"] == "compute2"
+    assert code == 0 and json.loads(out)["after"]["compute_host"] == "compute2"
 
 
 def test_failed_move_exits_1_with_one_line(monkeypatch, capsys):
@@ -55,8 +55,8 @@ def test_same_host_is_an_error_on_the_command_line(monkeypatch, capsys):
     monkeypatch.setattr(api, "migrate", lambda *a, **k: result(
         changed=False, summary="vm1 is already on compute2 and has a status of ACTIVE"))
     code, _, err = invoke(monkeypatch, capsys, ["migrate", "vm1", "--to", "compute2"])
-    assert code == errors.EXIT_PRECONDITION
-    assert err.strip() == "novamove: error: vm1 is already on compute2, status ACTIVE"
+    assert code == errors.EXIT_ALREADY_THERE
+    assert err.strip() == "novamove: error: vm1 is already on compute2, status ACTIVE (--if-needed: exit 0)"
 
 
 def test_library_errors_become_exit_codes(monkeypatch, capsys):
