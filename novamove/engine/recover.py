@@ -115,6 +115,10 @@ def recover(cloud, journal: Journal, run_id: Optional[str] = None, *, confirm: b
         runs = journal.unfinished_runs()
     reports = []
     for run in runs:
+        if run["verb"] in ("evacuate", "unfence"):      # novamove.engine.evacuate finishes its own
+            from novamove.engine.evacuate import recover_run as recover_evacuation
+            reports.append(recover_evacuation(cloud, journal, run))
+            continue
         if run["verb"] not in MOVE_VERBS:
             # Drains own their leftovers: rerunning the drain adopts them (and marks this run).
             reports.append({"run_id": run["id"], "verb": run["verb"], "server": run.get("server_name"),
