@@ -60,7 +60,7 @@ from novamove import errors
 from novamove.engine.drain import BatchRunner, StepResult, gather_state, resolve_hosts
 from novamove.engine.journal import pid_alive
 from novamove.engine.resolve import pick_host
-from novamove.model import LIVE, Host, Migration, Server, Service
+from novamove.model import COLD, LIVE, Host, Migration, Server, Service
 from novamove.planner import Check, CloudState, DrainPlan, DrainStep, plan_drain, plan_to_dict
 from novamove.strategies.isolate import reason_run_id, tagged_reason
 
@@ -571,8 +571,14 @@ def make_plan(cloud: Any, name: str, hosts: Sequence[Host], *, targets: Sequence
     for step in plan.steps:
         step.mode = "evacuate"
         step.status = status_of.get(step.server_id, step.status)
-    plan.steps = plan.moves + plan.skipped + pre
-    plan.checks = [c for c in plan.checks if not c.name.startswith("source ")]
+    unplaced = plan.skipped
+    plan.steps = plan.moves + unplaced + pre
+    plan.checks = [c for c in plan.checks if not c.name.startswith("source ") and c.name not in ("servers", "skipped")]
+    plan.checks.append(Check("servers", True, f"{len(on_host)} on {name}: {len(plan.moves)} to evacuate, "
+                             f"{len(unplaced)} cannot be placed, {len(pre)} skipped or not evacuable"))
+    if unplaced:
+        plan.checks.append(Check("unplaced", False, "; ".join(f"{s.server_name}: {s.skip_reason}"
+                                                              for s in unplaced[:5])))
     if pre:
         plan.checks.append(Check("not evacuable", False, "; ".join(
             f"{s.server_name}: {s.skip_reason}" for s in pre[:5]) + (f"; and {len(pre) - 5} more" if len(pre) > 5 else "")))
@@ -806,6 +812,7 @@ def evacuate(cloud: Any, host: str, *, journal: Any, targets: Sequence[str] = ()
             journal.done(eid)
             say(f"{name}: {report.fence}")
         report.service, changed = _fence_service(cloud, journal, run_id, name, reason, say)
+        _settle_service_intents(cloud, journal, previous, name)
         report.changed = report.changed or changed
         clock = runner_kwargs.get("clock", time.monotonic)
         adopted, landed = _adopt(cloud, journal, previous, name, say, clock)
@@ -902,6 +909,24 @@ def _fence_service(cloud: Any, journal: Any, run_id: str, name: str, reason: Opt
     for n in notes:
         say(n)
     return "; ".join(notes), changed
+
+
+def _settle_service_intents(cloud: Any, journal: Any, previous: Sequence[dict], name: str) -> None:
+    """Intents of killed runs on the service (fence, force down, disable) get their outcome,
+    read back from the service, so nothing in the journal stays open."""
+    svc = None
+    for run in previous:
+        for ev in journal.events(run["id"]):
+            if ev.state != "intent" or ev.kind not in (EV_FENCE, EV_FORCE_DOWN, EV_DISABLE):
+                continue
+            svc = svc or _service(cloud, name)
+            if ev.kind == EV_FENCE:
+                journal.failed(ev.id, detail="interrupted while the fence command ran: outcome unknown")
+            elif ev.kind == EV_FORCE_DOWN:
+                (journal.done if svc.forced_down else journal.failed)(ev.id, detail="read back by a later run")
+            else:
+                took = not svc.enabled and svc.disabled_reason == ev.data.get("reason")
+                (journal.done if took else journal.failed)(ev.id, detail="read back by a later run")
 
 
 def _service(cloud: Any, name: str) -> Service:
@@ -1020,7 +1045,10 @@ def unfence(cloud: Any, host: str, *, journal: Any, move_back: bool = False,
             continue
         if m.get("dest") and server.host == m["dest"]:
             steps.append(DrainStep(server_id=m["server_id"], server_name=m["name"], source=m["dest"],
-                                   dest=name, mode=LIVE, status=server.status))
+                                   dest=name, mode=COLD if server.status == "SHUTOFF" else LIVE,
+                                   status=server.status))
+    report.plan = DrainPlan(kind="drain", source=name, steps=steps, sources=(name,), mode="auto",
+                            max_parallel=max_parallel, max_per_host=max_per_host)
     if dry_run:
         notes = [f"would clear forced_down of {name}" if svc.forced_down else f"{name} not forced down"]
         if ours:
@@ -1028,10 +1056,8 @@ def unfence(cloud: Any, host: str, *, journal: Any, move_back: bool = False,
         elif not svc.enabled:
             notes.append(f"{name} disabled by someone else ({svc.disabled_reason or 'no reason'}): left as is")
         report.service = "; ".join(notes)
-        report.results = [StepResult(s.server_id, s.server_name, s.source, s.dest, "auto", PLANNED, "move back")
+        report.results = [StepResult(s.server_id, s.server_name, s.source, s.dest, s.mode, PLANNED, "move back")
                           for s in steps]
-        report.plan = DrainPlan(kind="drain", source=name, steps=steps, sources=(name,), mode="auto",
-                                max_parallel=max_parallel, max_per_host=max_per_host)
         report.api_requests = _requests(cloud) - requests0
         report.elapsed_seconds = time.monotonic() - t0
         return report
