@@ -24,7 +24,7 @@ POWER_POLICIES = ("restore", "stopped")
 def _progress(quiet: bool):
     if quiet:
         return None
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)   # one line per event
 
     def say(line: str) -> None:
         console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {line}")
