@@ -1108,7 +1108,37 @@ def unfence(cloud: Any, host: str, *, journal: Any, move_back: bool = False,
     report.elapsed_seconds = time.monotonic() - t0
     journal.finish_run(run_id, "interrupted" if report.interrupted else ("ok" if report.ok else "failed"),
                        summary=report.summary)
+    _settle_unfence_runs(cloud, journal, name, run_id)
     return report
+
+
+def _settle_unfence_runs(cloud: Any, journal: Any, name: str, run_id: str) -> None:
+    """Earlier unfence runs of `name` that died: their open intents get the outcome read back
+    from the cloud, and the runs are marked continued by this one."""
+    from novamove.engine.drain import EV_MOVE
+    svc = None
+    for r in _runs(journal, UNFENCE_VERB, name):
+        if r["id"] == run_id or r["status"] in ("ok", "failed", "recovered", "noop", "checked"):
+            continue
+        if r["status"] == "running" and r.get("pid") != os.getpid() and pid_alive(r.get("pid")):
+            continue
+        for ev in journal.events(r["id"]):
+            if ev.state != "intent":
+                continue
+            svc = svc or _service(cloud, name)
+            if ev.kind == EV_FORCE_UP:
+                took = not svc.forced_down
+            elif ev.kind == EV_ENABLE:
+                took = svc.enabled
+            elif ev.kind == EV_MOVE:
+                try:
+                    took = cloud.get_server(ev.target).host == ev.data.get("dest")
+                except errors.NotFound:
+                    took = False
+            else:
+                took = False
+            (journal.done if took else journal.failed)(ev.id, detail=f"read back by unfence run {run_id}")
+        journal.finish_run(r["id"], "recovered", summary=f"continued by unfence run {run_id}")
 
 
 # ---------------------------------------------------------------------------------- recover

@@ -613,3 +613,46 @@ def test_unfence_dry_run_changes_nothing(journal):
     assert rep.dry_run and not rep.changed
     assert nova.services["c3"].forced_down
     assert {r.result for r in rep.results} == {"planned"}
+
+
+class _Unfence:
+    """An evacuated cloud whose c3 came back (cleaned up), ready for unfence."""
+
+    @staticmethod
+    def make(path):
+        nova = FakeNova()
+        nova.add("a", "c3")
+        nova.add("b", "c3", "SHUTOFF")
+        nova.down("c3")
+        assert evacuate(nova, "c3", journal=Journal(path), **fast()).ok
+        nova.restart_compute("c3")
+        return nova
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["before-write", "after-write"])
+def test_unfence_killed_at_every_journaled_step_ends_clean_on_rerun(tmp_path, before):
+    probe = tmp_path / "probe.sqlite"
+    nova = _Unfence.make(probe)
+    j = KillingJournal(probe, at=0, before=False)
+    unfence(nova, "c3", journal=j, move_back=True, wait=5, **fast())
+    total = j.writes
+    assert total >= 6
+    for at in range(1, total + 1):
+        path = tmp_path / f"u-{before}-{at}.sqlite"
+        nova = _Unfence.make(path)
+        try:
+            unfence(nova, "c3", journal=KillingJournal(path, at=at, before=before), move_back=True, wait=5,
+                    **fast())
+        except Killed:
+            pass
+        journal = Journal(path)
+        rep = unfence(nova, "c3", journal=journal, move_back=True, wait=5, **fast())
+        where = f"killed at unfence journal write {at} ({'before' if before else 'after'})"
+        assert rep.ok, (where, rep.to_dict())
+        svc = nova.services["c3"]
+        assert not svc.forced_down and svc.status == "enabled", where
+        assert nova.servers["a"].host == "c3" and nova.servers["b"].host == "c3", where
+        assert len(getattr(nova, "moves", [])) == 2, where                      # each moved back once
+        assert journal.unfinished_runs() == [], where
+        for run in journal.runs(limit=100):
+            assert all(e.state != "intent" for e in journal.events(run["id"])), (where, run)
