@@ -5,12 +5,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test unit acceptance install system-deps os-venv bench down clean
+.PHONY: demo test unit acceptance install system-deps os-venv bench down clean docs package-check faults
 
+# PYTHONWARNINGS hushes the one notice setuptools prints for every editable flat-layout install.
 $(BIN)/novamove: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -U pip
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
 	touch $@
 
 install: $(BIN)/novamove
@@ -25,14 +26,33 @@ os-venv: install
 demo: install system-deps os-venv
 	./scripts/demo.sh
 
-test: install system-deps os-venv
-	$(BIN)/python -m pytest -ra tests/unit tests/acceptance
+# Unit tests first: they need neither the Debian packages nor the OpenStack venv, so a broken
+# unit fails in seconds, before minutes of set-up.
+test: install
+	$(BIN)/python -m pytest -ra --durations=10 tests/unit
+	$(MAKE) system-deps os-venv
+	$(BIN)/python -m pytest -ra --durations=25 tests/acceptance
 
 unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
 acceptance: install system-deps os-venv
 	$(BIN)/python -m pytest -ra tests/acceptance
+
+# Man pages generated from the click definitions (read one: man -l build/man/novamove-migrate.1).
+MAN_DIR ?= build/man
+docs: install
+	rm -rf $(MAN_DIR) && mkdir -p $(MAN_DIR)
+	$(BIN)/python docs/man.py $(MAN_DIR)
+
+# Build the wheel and the collection tarball, install both into a clean venv, run them from there.
+package-check: install
+	$(BIN)/python -m pytest -q -s -p no:cacheprovider tests/acceptance/test_packaging.py
+
+# The whole crash-point matrix (make test runs a subset of it): every journaled step x
+# kill/error/timeout x before/after, each followed by recover and the invariants (~25 min).
+faults: install system-deps os-venv
+	NOVAMOVE_FAULT_MATRIX=full $(BIN)/python -m pytest -ra tests/acceptance/test_fault_matrix.py
 
 down:
 	$(BIN)/novamove minicloud down

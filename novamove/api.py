@@ -8,8 +8,11 @@ Input and pre-check errors raise novamove.errors subclasses (one-line messages, 
 `exit_code`); the outcome of a move that was attempted is in the returned MoveResult (`ok`,
 `error`, `exit_code`), so callers always get the before/after facts.
 
-`cloud` is a clouds.yaml name (or None for $OS_CLOUD / OS_* variables); an already connected
-novamove.cloud.Cloud is accepted too, to reuse one connection across calls.
+`cloud` says how to connect: a clouds.yaml name (or None for $OS_CLOUD / OS_* variables), a cloud
+config dict, a `novamove.cloud.ConnectionSpec` (every openstack.cloud connection option: the
+CLI, the Ansible modules and the OSC plugin each build one), or an already connected
+novamove.cloud.Cloud to reuse one connection across calls. The older keyword arguments
+`auth`, `region_name`, `interface`, `validate_certs` still work and override the spec.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Optional
 
 from novamove import cloud as cloud_adapter
+from novamove.cloud.spec import ConnectionSpec
 from novamove.engine import operations
 from novamove.engine import recover as recovery
 from novamove.engine.journal import Journal
@@ -25,17 +29,18 @@ from novamove.engine.mover import follow, move
 from novamove.engine.result import MoveResult, Snapshot
 
 __all__ = ["migrate", "wait", "compute_hosts", "migrations", "abort", "force_complete", "confirm", "revert",
-           "back", "recover", "history", "MoveResult", "Snapshot"]
+           "back", "recover", "history", "drain", "undrain", "plan_drain", "apply_plan", "load_plan",
+           "save_plan", "ConnectionSpec", "MoveResult", "Snapshot"]
 
 
 @contextmanager
-def _connected(cloud=None, auth=None, region_name=None, interface=None,
-               validate_certs=None) -> Iterator[cloud_adapter.Cloud]:
+def _connected(cloud=None, **options: Any) -> Iterator[cloud_adapter.Cloud]:
+    """A connection for one api call: `cloud` as the module docstring says, options as in
+    ConnectionSpec (None values are ignored)."""
     if isinstance(cloud, cloud_adapter.Cloud):
         yield cloud
         return
-    conn = cloud_adapter.connect(cloud=cloud, auth=auth, region_name=region_name, interface=interface,
-                                 validate_certs=validate_certs)
+    conn = cloud_adapter.connect(ConnectionSpec.build(cloud, **options))
     try:
         yield conn
     finally:
@@ -51,13 +56,14 @@ def migrate(server: str, host: str, *, cloud=None, auth=None, region_name=None, 
             confirm: bool = True, wait: bool = True, timeout: float = 600, on_timeout: str = "abort",
             check_mode: bool = False, journal_path=None,
             progress: Optional[Callable[[Snapshot], None]] = None,
-            poll_interval: float = 1.0) -> MoveResult:
+            poll_interval: float = 1.0, schedule_timeout: float = 60.0) -> MoveResult:
     """Put `server` (UUID or exact name, any project) on compute `host` (service host or
     hypervisor hostname). See the module docstring for errors vs. results."""
-    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
         return move(c, _journal(journal_path), server, host, mode=mode, strategy=strategy, reason=reason,
                     confirm=confirm, wait=wait, timeout=timeout, on_timeout=on_timeout,
-                    check_mode=check_mode, progress=progress, poll_interval=poll_interval)
+                    check_mode=check_mode, progress=progress, poll_interval=poll_interval,
+                    schedule_timeout=schedule_timeout)
 
 
 def wait(server: str, *, cloud=None, auth=None, region_name=None, interface=None,
@@ -65,7 +71,7 @@ def wait(server: str, *, cloud=None, auth=None, region_name=None, interface=None
          journal_path=None, progress: Optional[Callable[[Snapshot], None]] = None,
          poll_interval: float = 1.0) -> MoveResult:
     """Follow the cold or live migration `server` is in until it ends; judge it like migrate."""
-    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
         return follow(c, _journal(journal_path), server, confirm=confirm, timeout=timeout,
                       on_timeout=on_timeout, progress=progress, poll_interval=poll_interval)
 
@@ -74,7 +80,7 @@ def back(server: str, *, cloud=None, auth=None, region_name=None, interface=None
          journal_path=None, **kwargs: Any) -> MoveResult:
     """Move `server` back to where it was before its last novamove move."""
     journal = _journal(journal_path)
-    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
         found, source = operations.previous_host(c, journal, server)
         return move(c, journal, found.id, source, verb="back", **kwargs)
 
@@ -82,7 +88,7 @@ def back(server: str, *, cloud=None, auth=None, region_name=None, interface=None
 def compute_hosts(*, cloud=None, auth=None, region_name=None, interface=None,
                   validate_certs=None) -> list[dict]:
     """Every nova-compute: service host, hypervisor, zone, status/state, capacity and usage."""
-    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
         out = []
         for h in c.compute_hosts():
             out.append({
@@ -101,7 +107,7 @@ def migrations(*, server=None, host=None, status=None, migration_type=None, clou
     """Nova's migration records, newest first, optionally for one server (name or UUID)."""
     from novamove.engine.resolve import resolve_server
 
-    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
         server_id = resolve_server(c, server).id if server else None
         rows = c.list_migrations(server_id=server_id, host=host, status=status,
                                  migration_type=migration_type)
@@ -112,7 +118,7 @@ def migrations(*, server=None, host=None, status=None, migration_type=None, clou
 
 def _operation(fn, server: str, *, cloud=None, auth=None, region_name=None, interface=None,
                validate_certs=None, journal_path=None, **kwargs: Any) -> MoveResult:
-    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
         return fn(c, _journal(journal_path), server, **kwargs)
 
 
@@ -136,14 +142,14 @@ def revert(server: str, **kwargs: Any) -> MoveResult:
     return _operation(operations.revert, server, **kwargs)
 
 
-def recover(*, run_id: Optional[str] = None, confirm: bool = True, cloud=None, auth=None,
-            region_name=None, interface=None, validate_certs=None, journal_path=None) -> list[dict]:
-    """Undo what interrupted runs left behind (see novamove.engine.recover)."""
+def recover(*, run_id: Optional[str] = None, confirm: bool = True, break_lock: bool = False, cloud=None,
+            auth=None, region_name=None, interface=None, validate_certs=None, journal_path=None) -> list[dict]:
+    """Finish or undo what runs left behind: unfinished runs, finished runs with a change
+    unsettled, and computes left disabled with a novamove tag (see novamove.engine.recover)."""
     journal = _journal(journal_path)
-    if not run_id and not journal.unfinished_runs():
-        return []
-    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
-        return recovery.recover(c, journal, run_id, confirm=confirm)
+    with _connected(cloud, auth=auth, region_name=region_name, interface=interface,
+                    validate_certs=validate_certs) as c:
+        return recovery.recover(c, journal, run_id, confirm=confirm, break_lock=break_lock)
 
 
 def history(*, limit: int = 50, server_id: Optional[str] = None, journal_path=None) -> list[dict]:
@@ -151,14 +157,86 @@ def history(*, limit: int = 50, server_id: Optional[str] = None, journal_path=No
     return _journal(journal_path).runs(limit=limit, server_id=server_id)
 
 
+# ------------------------------------------------------------------------------ drains
+
+def drain(host, *, cloud=None, journal_path=None, targets=(), mode: str = "auto", order: str = "largest",
+          reason: Optional[str] = None, max_parallel: int = 4, max_per_host: int = 2,
+          dry_run: bool = False, on_interrupt: str = "finish", poll_interval: Optional[float] = None,
+          step_timeout: float = 1800.0, allow_unmovable: bool = False,
+          progress: Optional[Callable[[str], None]] = None, **connection: Any):
+    """Empty compute `host` (or a list of hosts): disable it with a tagged reason, plan and move
+    every server off it under the caps. Returns a BatchReport (`ok`, `exit_code`, `results`,
+    `left`): ok only when the host, read back, holds no server (`allow_unmovable`: except
+    servers Nova cannot move, such as ERROR ones, which are then reported and left)."""
+    from novamove.engine import drain as engine
+    with _connected(cloud, **connection) as c:
+        return engine.drain(c, host, journal=_journal(journal_path), targets=targets, mode=mode,
+                            order=order, reason=reason, max_parallel=max_parallel,
+                            max_per_host=max_per_host, dry_run=dry_run, on_interrupt=on_interrupt,
+                            poll_interval=poll_interval or engine.POLL_INTERVAL,
+                            step_timeout=step_timeout, allow_unmovable=allow_unmovable,
+                            progress=progress)
+
+
+def undrain(host: str, *, cloud=None, journal_path=None, move_back: bool = False, max_parallel: int = 4,
+            max_per_host: int = 2, on_interrupt: str = "finish", poll_interval: Optional[float] = None,
+            step_timeout: float = 1800.0, dry_run: bool = False,
+            progress: Optional[Callable[[str], None]] = None, **connection: Any):
+    """Re-enable `host` if a novamove drain disabled it; `move_back` returns that drain's servers."""
+    from novamove.engine import drain as engine
+    with _connected(cloud, **connection) as c:
+        return engine.undrain(c, host, journal=_journal(journal_path), move_back=move_back,
+                              max_parallel=max_parallel, max_per_host=max_per_host,
+                              on_interrupt=on_interrupt, poll_interval=poll_interval or engine.POLL_INTERVAL,
+                              step_timeout=step_timeout, dry_run=dry_run, progress=progress)
+
+
+def plan_drain(hosts, *, cloud=None, targets=(), mode: str = "auto", order: str = "largest",
+               reason: Optional[str] = None, max_parallel: int = 4, max_per_host: int = 2,
+               **connection: Any):
+    """The drain plan for `hosts` (reads only): a DrainPlan to review, save and apply later."""
+    from novamove.engine import drain as engine
+    sources = [hosts] if isinstance(hosts, str) else list(hosts)
+    with _connected(cloud, **connection) as c:
+        return engine.make_plan(c, sources, targets=targets, mode=mode, order=order, reason=reason,
+                                max_parallel=max_parallel, max_per_host=max_per_host)
+
+
+def apply_plan(plan, *, cloud=None, journal_path=None, max_parallel: Optional[int] = None,
+               max_per_host: Optional[int] = None, on_interrupt: str = "finish",
+               poll_interval: Optional[float] = None, step_timeout: float = 1800.0,
+               allow_unmovable: bool = False, progress: Optional[Callable[[str], None]] = None,
+               **connection: Any):
+    """Run a saved plan (a DrainPlan or a plan file path); each step is re-checked as it runs."""
+    from novamove.engine import drain as engine
+    if not hasattr(plan, "steps"):
+        plan = load_plan(plan)
+    with _connected(cloud, **connection) as c:
+        return engine.apply_plan(c, plan, journal=_journal(journal_path), max_parallel=max_parallel,
+                                 max_per_host=max_per_host, on_interrupt=on_interrupt,
+                                 poll_interval=poll_interval or engine.POLL_INTERVAL,
+                                 step_timeout=step_timeout, allow_unmovable=allow_unmovable,
+                                 progress=progress)
+
+
+def load_plan(path):
+    """A plan file written by save_plan / `novamove plan drain -o` (one-line error if bad)."""
+    from novamove.planner import load_plan as load
+    return load(path)
+
+
+def save_plan(plan, path) -> None:
+    from novamove.planner import save_plan as save
+    save(plan, path)
+
+
 # ------------------------------------------------------------------------------ evacuation
 
-def evacuate(host: str, *, cloud=None, auth=None, region_name=None, interface=None, validate_certs=None,
-             journal_path=None, targets=(), fence_cmd: Optional[str] = None, fenced: bool = False,
-             power: str = "restore", reason: Optional[str] = None, max_parallel: int = 4,
+def evacuate(host: str, *, cloud=None, journal_path=None, targets=(), fence_cmd: Optional[str] = None,
+             fenced: bool = False, power: str = "restore", reason: Optional[str] = None, max_parallel: int = 4,
              max_per_host: int = 2, max_down_percent: float = 50.0, dry_run: bool = False,
              poll_interval: float = 0.5, timeout: float = 1800.0,
-             progress: Optional[Callable[[str], None]] = None):
+             progress: Optional[Callable[[str], None]] = None, **connection: Any):
     """Evacuate every server of the failed compute `host` (novamove.engine.evacuate).
 
     Refusals (host up and not fenced, fence command failed, stop-loss, bad input) raise a
@@ -166,20 +244,19 @@ def evacuate(host: str, *, cloud=None, auth=None, region_name=None, interface=No
     `results`) says what landed where.
     """
     from novamove.engine import evacuate as evac
-    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+    with _connected(cloud, **connection) as c:
         return evac.evacuate(c, host, journal=_journal(journal_path), targets=targets, fence_cmd=fence_cmd,
                              fenced=fenced, power=power, reason=reason, max_parallel=max_parallel,
                              max_per_host=max_per_host, max_down_percent=max_down_percent, dry_run=dry_run,
                              poll_interval=poll_interval, step_timeout=timeout, progress=progress)
 
 
-def unfence(host: str, *, cloud=None, auth=None, region_name=None, interface=None, validate_certs=None,
-            journal_path=None, move_back: bool = False, wait: float = 90.0, dry_run: bool = False,
-            max_parallel: int = 4, max_per_host: int = 2, poll_interval: float = 0.5,
-            timeout: float = 1800.0, progress: Optional[Callable[[str], None]] = None):
+def unfence(host: str, *, cloud=None, journal_path=None, move_back: bool = False, wait: float = 90.0,
+            dry_run: bool = False, max_parallel: int = 4, max_per_host: int = 2, poll_interval: float = 0.5,
+            timeout: float = 1800.0, progress: Optional[Callable[[str], None]] = None, **connection: Any):
     """Put a repaired, evacuated host back in service (see novamove.engine.evacuate.unfence)."""
     from novamove.engine import evacuate as evac
-    with _connected(cloud, auth, region_name, interface, validate_certs) as c:
+    with _connected(cloud, **connection) as c:
         return evac.unfence(c, host, journal=_journal(journal_path), move_back=move_back, wait=wait,
                             dry_run=dry_run, max_parallel=max_parallel, max_per_host=max_per_host,
                             poll_interval=poll_interval, step_timeout=timeout, progress=progress)

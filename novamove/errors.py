@@ -15,6 +15,7 @@ EXIT_PRECONDITION = 4    # wrong state, same host, disabled/down target, no capa
 EXIT_AUTH = 5            # missing credentials / unknown cloud / 403
 EXIT_UNREACHABLE = 6     # API unreachable
 EXIT_TIMEOUT = 7         # gave up waiting
+EXIT_INCOMPLETE = 8      # a drain ended with servers still on the host (listed in the report)
 EXIT_INTERRUPTED = 130   # Ctrl-C
 
 
@@ -68,3 +69,10 @@ class Timeout(NovamoveError):
 
 class Interrupted(NovamoveError):
     exit_code = EXIT_INTERRUPTED
+
+
+def is_ambiguous(exc: BaseException) -> bool:
+    """Whether a failed mutating call may still have been applied by the cloud: a timeout or
+    lost connection (Unreachable), or a 5xx/unexpected answer (a bare NovamoveError). Refusals
+    (4xx: PreconditionFailed, NotFound, AuthError) and interrupts are not ambiguous."""
+    return type(exc) in (NovamoveError, Unreachable)

@@ -29,23 +29,26 @@ class Resources:
     vcpus: float = 0
     memory_mb: float = 0
     disk_gb: float = 0
+    pcpus: float = 0       # dedicated CPUs (placement PCPU: flavors with hw:cpu_policy=dedicated)
+
+    FIELDS = ("vcpus", "memory_mb", "disk_gb", "pcpus")
 
     def __add__(self, other: "Resources") -> "Resources":
         return Resources(self.vcpus + other.vcpus, self.memory_mb + other.memory_mb,
-                         self.disk_gb + other.disk_gb)
+                         self.disk_gb + other.disk_gb, self.pcpus + other.pcpus)
 
     def __sub__(self, other: "Resources") -> "Resources":
         return Resources(self.vcpus - other.vcpus, self.memory_mb - other.memory_mb,
-                         self.disk_gb - other.disk_gb)
+                         self.disk_gb - other.disk_gb, self.pcpus - other.pcpus)
 
     def fits(self, need: "Resources") -> bool:
         return (need.vcpus <= self.vcpus and need.memory_mb <= self.memory_mb
-                and need.disk_gb <= self.disk_gb)
+                and need.disk_gb <= self.disk_gb and need.pcpus <= self.pcpus)
 
     def shortfall(self, need: "Resources") -> list[str]:
         """Human-readable list of what is missing for `need` (empty if it fits)."""
         out = []
-        for name in ("vcpus", "memory_mb", "disk_gb"):
+        for name in self.FIELDS:
             have, want = getattr(self, name), getattr(need, name)
             if want > have:
                 out.append(f"{name} {want:g} needed, {max(have, 0):g} free")
@@ -60,10 +63,19 @@ class Flavor:
     disk: int      # GB (root) ; ephemeral and swap are added in `resources`
     ephemeral: int = 0
     swap: int = 0  # MB
+    dedicated_cpus: bool = False   # hw:cpu_policy=dedicated: placement allocates PCPU, not VCPU
 
     @property
     def resources(self) -> Resources:
-        return Resources(self.vcpus, self.ram, self.disk + self.ephemeral)
+        return self.resources_for(volume_backed=False)
+
+    def resources_for(self, volume_backed: bool) -> Resources:
+        """What placement allocates on the host for a server of this flavor: a volume-backed
+        server's root disk lives in the block storage, not on the host's DISK_GB."""
+        disk = (0 if volume_backed else self.disk) + self.ephemeral
+        if self.dedicated_cpus:
+            return Resources(0, self.ram, disk, self.vcpus)
+        return Resources(self.vcpus, self.ram, disk)
 
 
 @dataclass(frozen=True)
@@ -124,6 +136,7 @@ class Server:
     zone: Optional[str] = None
     server_groups: tuple[str, ...] = ()
     fault: Optional[str] = None
+    volume_backed: bool = False    # booted from volume: no local root disk on the host
 
     POWER_STATES = {0: "NOSTATE", 1: "RUNNING", 3: "PAUSED", 4: "SHUTDOWN", 6: "CRASHED", 7: "SUSPENDED"}
 

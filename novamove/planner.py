@@ -81,6 +81,7 @@ class DrainPlan(Plan):
     max_parallel: int = 4
     max_per_host: int = 2
     checks: list[Check] = field(default_factory=list)
+    cloud: Optional[str] = None            # the cloud it was made on (compute endpoint): apply checks it
 
     @property
     def moves(self) -> list[DrainStep]:
@@ -129,7 +130,7 @@ def move_mode(server: Server, mode: str) -> tuple[Optional[str], Optional[str]]:
 
 
 def need_of(server: Server) -> Resources:
-    return server.flavor.resources if server.flavor else Resources()
+    return server.flavor.resources_for(server.volume_backed) if server.flavor else Resources()
 
 
 @dataclass
@@ -158,7 +159,7 @@ class _Placer:
         self.heaps: dict[Optional[str], list[tuple[float, float, str, int]]] = {}
         for h in hosts:
             f = h.free
-            self.free[h.name] = [f.vcpus, f.memory_mb, f.disk_gb]
+            self.free[h.name] = [f.vcpus, f.memory_mb, f.disk_gb, f.pcpus]
             self.zone_of[h.name] = h.zone
             self.version[h.name] = 0
             self.heaps.setdefault(h.zone, []).append((-f.memory_mb, -f.vcpus, h.name, 0))
@@ -166,14 +167,15 @@ class _Placer:
             heapq.heapify(heap)
 
     def fits(self, name: str, need: Resources) -> bool:
-        v, m, d = self.free[name]
-        return need.vcpus <= v and need.memory_mb <= m and need.disk_gb <= d
+        v, m, d, p = self.free[name]
+        return need.vcpus <= v and need.memory_mb <= m and need.disk_gb <= d and need.pcpus <= p
 
     def take(self, name: str, need: Resources) -> None:
         f = self.free[name]
         f[0] -= need.vcpus
         f[1] -= need.memory_mb
         f[2] -= need.disk_gb
+        f[3] -= need.pcpus
         self.version[name] += 1
         heapq.heappush(self.heaps[self.zone_of[name]], (-f[1], -f[0], name, self.version[name]))
 
@@ -396,7 +398,8 @@ def _why_unplaced(u: _Unit, placer: _Placer, eligible: list[str], group_hosts: d
                   hosts: dict[str, Host], sources: set[str]) -> str:
     """Explain a failed placement (runs only on failure, so a full scan is fine)."""
     need = u.need
-    want = f"needs {need.vcpus:g} vCPU, {need.memory_mb:g} MB RAM, {need.disk_gb:g} GB disk"
+    want = (f"needs {need.vcpus:g} vCPU, {need.memory_mb:g} MB RAM, {need.disk_gb:g} GB disk"
+            + (f", {need.pcpus:g} dedicated CPU (PCPU)" if need.pcpus else ""))
     if not eligible:
         return "no eligible destination (all other hosts disabled, down or excluded by --to)"
     in_zone = [h for h in eligible if u.zone is None or placer.zone_of[h] == u.zone]
@@ -442,6 +445,7 @@ def plan_to_dict(plan: DrainPlan) -> dict:
     return {
         "format": PLAN_FORMAT,
         "kind": plan.kind,
+        "cloud": plan.cloud,
         "created_at": plan.created_at,
         "sources": list(plan.sources),
         "targets": list(plan.targets),
@@ -455,7 +459,8 @@ def plan_to_dict(plan: DrainPlan) -> dict:
             "server_id": s.server_id, "server_name": s.server_name, "source": s.source, "dest": s.dest,
             "mode": s.mode, "skip_reason": s.skip_reason, "status": getattr(s, "status", ""),
             "groups": list(getattr(s, "groups", ())),
-            "need": {"vcpus": s.need.vcpus, "memory_mb": s.need.memory_mb, "disk_gb": s.need.disk_gb},
+            "need": {"vcpus": s.need.vcpus, "memory_mb": s.need.memory_mb, "disk_gb": s.need.disk_gb,
+                     "pcpus": s.need.pcpus},
         } for s in plan.steps],
     }
 
@@ -468,7 +473,11 @@ def plan_from_dict(data: object) -> DrainPlan:
         if data["kind"] != "drain":
             raise UsageError(f"unsupported plan kind {data['kind']!r}")
         steps = []
-        for raw in data["steps"]:
+        if not isinstance(data["steps"], list):
+            raise UsageError("malformed plan: \"steps\" must be a list of steps")
+        for i, raw in enumerate(data["steps"], 1):
+            if not isinstance(raw, dict):
+                raise UsageError(f"malformed plan: step {i} is not an object")
             need = raw.get("need") or {}
             mode = raw["mode"]
             if mode not in (LIVE, COLD):
@@ -477,7 +486,7 @@ def plan_from_dict(data: object) -> DrainPlan:
                 server_id=str(raw["server_id"]), server_name=str(raw.get("server_name") or raw["server_id"]),
                 source=str(raw["source"]), dest=raw.get("dest"), mode=mode, skip_reason=raw.get("skip_reason"),
                 need=Resources(float(need.get("vcpus", 0)), float(need.get("memory_mb", 0)),
-                               float(need.get("disk_gb", 0))),
+                               float(need.get("disk_gb", 0)), float(need.get("pcpus", 0))),
                 status=str(raw.get("status") or ""), groups=tuple(raw.get("groups") or ())))
         sources = tuple(data["sources"])
         plan = DrainPlan(kind="drain", source=sources[0] if len(sources) == 1 else ",".join(sources),
@@ -485,10 +494,11 @@ def plan_from_dict(data: object) -> DrainPlan:
                          targets=tuple(data.get("targets") or ()), mode=data.get("mode", "auto"),
                          order=data.get("order", "largest"), reason=data.get("reason"),
                          max_parallel=int(data.get("max_parallel", 4)), max_per_host=int(data.get("max_per_host", 2)),
-                         checks=[Check(c["name"], bool(c["ok"]), c.get("detail", "")) for c in data.get("checks", [])])
+                         checks=[Check(c["name"], bool(c["ok"]), c.get("detail", "")) for c in data.get("checks", [])],
+                         cloud=data.get("cloud"))
     except UsageError:
         raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UsageError(f"malformed plan: {type(exc).__name__}: {exc}") from None
     if not plan.sources:
         raise UsageError("malformed plan: no source host")

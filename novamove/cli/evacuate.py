@@ -1,7 +1,8 @@
 """`novamove evacuate HOST` and `novamove unfence HOST`: thin, over novamove.api.
 
-Exit codes: 0 every server evacuated (or moved back) as the policy says; 1 a server failed, could
-not be evacuated or placed, or was left in flight; 2 bad arguments; 3 unknown host; 4 refused
+Exit codes: 0 every server evacuated (or moved back) as the policy says; 1 a server failed or was
+left in flight; 8 servers that cannot be evacuated or placed are left on the host; 2 bad
+arguments; 3 unknown host; 4 refused
 before anything changed (host up and not fenced, fence command failed, stop-loss, duplicates
 left on the host, compute not reporting); 5 credentials; 6 API unreachable; 130 interrupted.
 """
@@ -56,7 +57,19 @@ def _finish(rep, fmt: str) -> None:
         sys.exit(rep.exit_code)
 
 
-@main.command()
+EVACUATE_EPILOG = """\b
+Exit codes: 0 all evacuated; 1 an evacuation failed; 8 servers that cannot be
+evacuated or placed are left; 2 usage; 3 unknown host; 4 refused, nothing
+changed (up and not fenced, fence command failed, stop-loss); 130 interrupted.
+See docs/evacuate.md."""
+
+UNFENCE_EPILOG = """\b
+Exit codes: 0 done; 1 a move back failed; 4 refused, nothing changed
+(nova-compute not reporting, evacuated servers not cleaned up yet).
+See docs/evacuate.md."""
+
+
+@main.command(epilog=EVACUATE_EPILOG)
 @click.argument("host")
 @click.option("--to", "targets", multiple=True, metavar="HOST", help="Only these destinations (repeatable).")
 @click.option("--fence-cmd", metavar="CMD",
@@ -90,7 +103,7 @@ def evacuate(ctx, host, targets, fence_cmd, fenced, power, max_down_percent, rea
     _finish(rep, fmt)
 
 
-@main.command()
+@main.command(epilog=UNFENCE_EPILOG)
 @click.argument("host")
 @click.option("--move-back", is_flag=True, help="Also bring the evacuated servers back (live when ACTIVE).")
 @click.option("--wait", type=click.FloatRange(min=0), default=90, show_default=True, metavar="SECONDS",

@@ -15,8 +15,9 @@ from typing import Optional
 
 from novamove import errors
 from novamove.cloud.adapter import Cloud, is_uuid  # noqa: F401
+from novamove.cloud.spec import ConnectionSpec  # noqa: F401
 
-__all__ = ["Cloud", "connect", "is_uuid"]
+__all__ = ["Cloud", "ConnectionSpec", "connect", "is_uuid"]
 
 # keystoneauth/openstacksdk warn on stderr through logging's last-resort handler (e.g. "Failed
 # to discover available identity versions"); novamove reports errors itself, in one line.
@@ -25,41 +26,51 @@ for _name in ("keystoneauth", "openstack"):
     logging.getLogger(_name).addHandler(logging.NullHandler())
 
 
-def connect(cloud: str | None = None, auth: dict | None = None, region_name: str | None = None,
-            interface: str | None = None, validate_certs: bool | None = None,
-            max_microversion: Optional[str] = None) -> Cloud:
+def connect(cloud=None, **options) -> Cloud:
     """Open a connection through openstacksdk and wrap it in the adapter.
 
+    `cloud` is a clouds.yaml name, a cloud config dict, or a ConnectionSpec; keyword options
+    are ConnectionSpec fields (or their aliases: validate_certs, ca_cert, max_microversion...).
     Nothing is requested here except what openstacksdk needs to read its configuration; the
     first API call authenticates. Errors: AuthError for an unknown cloud or unusable config.
-    `max_microversion` (or $NOVAMOVE_MAX_MICROVERSION) caps the compute microversion, to act
-    like an older cloud.
+    The compute microversion ceiling comes from the spec, else $NOVAMOVE_MAX_MICROVERSION.
     """
     import openstack
     from openstack import exceptions as sdk
 
-    kwargs: dict = {}
-    if cloud:
-        kwargs["cloud"] = cloud
-    if auth:
-        kwargs["auth"] = auth
-    if region_name:
-        kwargs["region_name"] = region_name
-    if interface:
-        kwargs["interface"] = interface
-    if validate_certs is not None:
-        kwargs["verify"] = validate_certs
+    spec = ConnectionSpec.build(cloud, **options)
+    kwargs: dict = {"app_name": "novamove", "app_version": _version()}
+    if isinstance(spec.cloud, dict):
+        kwargs.update(spec.cloud)
+    elif spec.cloud:
+        kwargs["cloud"] = spec.cloud
+    for name in ("auth", "auth_type", "region_name", "interface", "cacert", "cert", "key",
+                 "api_timeout"):
+        value = getattr(spec, name)
+        if value is not None:
+            kwargs[name] = value
+    if spec.verify is not None:
+        kwargs["verify"] = spec.verify
     # Fail fast on an unreachable endpoint instead of retrying for minutes.
     kwargs.setdefault("connect_retries", 0)
     try:
         conn = openstack.connect(**kwargs)
     except sdk.ConfigException as exc:
-        raise errors.AuthError(_config_message(cloud, exc)) from exc
+        raise errors.AuthError(_config_message(spec.cloud if isinstance(spec.cloud, str) else None,
+                                               exc)) from exc
     except Exception as exc:  # keystoneauth option errors and friends
         raise errors.AuthError("no usable cloud credentials (use --os-cloud, $OS_CLOUD or OS_* "
                                f"variables): {str(exc).splitlines()[0]}") from exc
-    cap = max_microversion or os.environ.get("NOVAMOVE_MAX_MICROVERSION") or None
+    cap = spec.compute_api_version or os.environ.get("NOVAMOVE_MAX_MICROVERSION") or None
     return Cloud(conn, max_microversion=cap)
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("novamove")
+    except Exception:
+        return "0"
 
 
 def _config_message(cloud: Optional[str], exc: Exception) -> str:

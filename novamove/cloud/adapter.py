@@ -95,6 +95,17 @@ class Cloud:
         return getattr(getattr(self.conn, "config", None), "name", None)
 
     @property
+    def identity(self) -> Optional[str]:
+        """Which cloud this is, for plans made here and applied later: the compute endpoint
+        (plus the region), which differs between clouds and is the same for every user of one."""
+        try:
+            endpoint = self.conn.compute.get_endpoint()
+        except Exception:   # an identity is a safety check, not a reason to fail
+            return None
+        region = getattr(getattr(self.conn, "config", None), "region_name", None)
+        return f"{endpoint.rstrip('/')}" + (f" ({region})" if region else "")
+
+    @property
     def compute_max_microversion(self) -> tuple[int, int]:
         """The highest compute microversion both the cloud and novamove (cap) accept."""
         if self._compute_max is None:
@@ -170,6 +181,23 @@ class Cloud:
     def _compute(self, method: str, url: str, **kwargs: Any) -> Any:
         return self._request("compute", method, url, **kwargs)
 
+    def _compute_pages(self, url: str, key: str, *, params: Optional[dict] = None,
+                       microversion: Optional[str] = None, what: str = "") -> list[dict]:
+        """Every item of a paged Nova listing: follows the `<key>_links` "next" marker that Nova
+        adds whenever a page is full, whatever `[api] max_limit` the cloud caps pages at."""
+        params = dict(params or {})
+        items: list[dict] = []
+        seen: set[str] = set()
+        while True:
+            body = self._compute("GET", url, params=params, microversion=microversion, what=what) or {}
+            page = body.get(key, [])
+            items.extend(page)
+            marker = _next_marker(body.get(f"{key}_links"))
+            if not page or not marker or marker in seen:
+                return items
+            seen.add(marker)
+            params["marker"] = marker
+
     def _placement(self, method: str, url: str, **kwargs: Any) -> Any:
         return self._request("placement", method, url, **kwargs)
 
@@ -198,9 +226,9 @@ class Cloud:
                 pass  # a server may be *named* like a UUID
         # Nova's name filter is a regular expression: anchor and escape it, then compare exactly.
         params = {"all_tenants": "1", "name": f"^{re.escape(name_or_id)}$"}
-        body = self._compute("GET", "/servers/detail", params=params, microversion=self._server_mv(),
-                             what="server list")
-        return [self._server(s) for s in body.get("servers", []) if s.get("name") == name_or_id]
+        rows = self._compute_pages("/servers/detail", "servers", params=params,
+                                   microversion=self._server_mv(), what="server list")
+        return [self._server(s) for s in rows if s.get("name") == name_or_id]
 
     def get_flavor(self, flavor_id: Optional[str]) -> Optional[Flavor]:
         if not flavor_id:
@@ -265,11 +293,11 @@ class Cloud:
         return _replace_service(service, status="enabled", disabled_reason=None)
 
     def hypervisors(self) -> list[dict]:
-        """[{id, hypervisor_hostname, host (service host), state, status}]"""
-        body = self._compute("GET", "/os-hypervisors/detail", microversion=self._pick(MV_SERVICE_UUID),
-                             what="hypervisors")
+        """[{id, hypervisor_hostname, host (service host), state, status}], every page."""
+        rows = self._compute_pages("/os-hypervisors/detail", "hypervisors",
+                                   microversion=self._pick(MV_SERVICE_UUID), what="hypervisors")
         out = []
-        for h in body.get("hypervisors", []):
+        for h in rows:
             out.append({
                 "id": str(h.get("id")),
                 "hypervisor_hostname": h.get("hypervisor_hostname"),
@@ -388,8 +416,12 @@ class Cloud:
         mv = self._pick(MV_MIGRATIONS_MAX, MV_MIGRATION_UUID, "2.23")
         if limit and mv and _version_tuple(mv) >= _version_tuple(MV_MIGRATION_UUID):
             params["limit"] = limit
-        body = self._compute("GET", "/os-migrations", params=params, microversion=mv, what="migrations")
-        rows = [convert.migration_from_api(m) for m in body.get("migrations", [])]
+            body = self._compute("GET", "/os-migrations", params=params, microversion=mv, what="migrations")
+            raw = body.get("migrations", [])
+        else:
+            raw = self._compute_pages("/os-migrations", "migrations", params=params, microversion=mv,
+                                      what="migrations")
+        rows = [convert.migration_from_api(m) for m in raw]
         return sorted(rows, key=lambda m: int(m.id) if m.id.isdigit() else 0, reverse=True)
 
     def list_server_migrations(self, server_id: str) -> list[Migration]:
@@ -419,16 +451,9 @@ class Cloud:
 
     def list_servers_on_host(self, host: str) -> list[Server]:
         """Every server (all projects) whose compute service host is `host`, all pages."""
-        out: list[Server] = []
-        params: dict[str, Any] = {"all_tenants": "1", "host": host, "limit": 1000}
-        while True:
-            body = self._compute("GET", "/servers/detail", params=params, microversion=self._server_mv(),
-                                 what=f"servers on {host}")
-            page = body.get("servers", [])
-            out.extend(self._server(s) for s in page)
-            if len(page) < params["limit"]:
-                return out
-            params["marker"] = page[-1]["id"]
+        rows = self._compute_pages("/servers/detail", "servers", params={"all_tenants": "1", "host": host},
+                                   microversion=self._server_mv(), what=f"servers on {host}")
+        return [self._server(s) for s in rows]
 
     def list_server_groups(self) -> list[ServerGroup]:
         """Server groups of all projects (policy as one string, members as server ids)."""
@@ -443,9 +468,11 @@ class Cloud:
                 policy = g.get("policy") or next(iter(g.get("policies") or []), "")
                 out.append(ServerGroup(id=g["id"], name=g.get("name") or "", policy=policy,
                                        members=tuple(g.get("members") or ())))
-            if len(page) < limit:
+            # Offset paging without links: Nova may cap a page below `limit` ([api]
+            # max_limit), so only an empty page says the end.
+            if not page:
                 return out
-            offset += limit
+            offset += len(page)
 
     def list_migrations_changed_since(self, since: str, host: Optional[str] = None) -> list[Migration]:
         """/os-migrations changed since `since` (ISO time, UTC), newest first; needs 2.59 for the
@@ -453,10 +480,10 @@ class Cloud:
         params: dict[str, Any] = {"host": host} if host else {}
         if self.supports(MV_MIGRATION_UUID):
             params["changes-since"] = since
-        body = self._compute("GET", "/os-migrations", params=params,
-                             microversion=self._pick(MV_MIGRATIONS_MAX, MV_MIGRATION_UUID, "2.23"),
-                             what="migrations")
-        rows = [convert.migration_from_api(m) for m in body.get("migrations", [])
+        raw = self._compute_pages("/os-migrations", "migrations", params=params,
+                                  microversion=self._pick(MV_MIGRATIONS_MAX, MV_MIGRATION_UUID, "2.23"),
+                                  what="migrations")
+        rows = [convert.migration_from_api(m) for m in raw
                 if (m.get("updated_at") or m.get("created_at") or "")[:19] >= since[:19]]
         return sorted(rows, key=lambda m: int(m.id) if m.id.isdigit() else 0, reverse=True)
 
@@ -591,6 +618,17 @@ class Cloud:
 
 
 # ---------------------------------------------------------------------- helpers
+
+def _next_marker(links: Any) -> Optional[str]:
+    """The marker of a Nova listing's "next" link, if the page was full."""
+    from urllib.parse import parse_qs, urlparse
+    for link in links or ():
+        if isinstance(link, dict) and link.get("rel") == "next" and link.get("href"):
+            marker = parse_qs(urlparse(link["href"]).query).get("marker")
+            if marker:
+                return marker[0]
+    return None
+
 
 def _replace_service(service: Service, **changes: Any) -> Service:
     import dataclasses

@@ -10,7 +10,7 @@ from typing import Any, Optional
 from novamove.model import Flavor, Migration, Resources, Server, Service
 
 # Placement resource classes novamove reasons about, mapped to Resources fields.
-RESOURCE_CLASSES = {"VCPU": "vcpus", "MEMORY_MB": "memory_mb", "DISK_GB": "disk_gb"}
+RESOURCE_CLASSES = {"VCPU": "vcpus", "MEMORY_MB": "memory_mb", "DISK_GB": "disk_gb", "PCPU": "pcpus"}
 
 
 def flavor_from_api(body: Optional[dict]) -> Optional[Flavor]:
@@ -25,6 +25,8 @@ def flavor_from_api(body: Optional[dict]) -> Optional[Flavor]:
         ephemeral=int(body.get("ephemeral") or body.get("OS-FLV-EXT-DATA:ephemeral") or 0),
         # Nova answers "" for "no swap" on old microversions.
         swap=int(body.get("swap") or 0),
+        # Embedded flavors carry extra_specs from 2.61 on (and /flavors/{id} bodies with 2.61).
+        dedicated_cpus=str((body.get("extra_specs") or {}).get("hw:cpu_policy", "")).lower() == "dedicated",
     )
 
 
@@ -44,6 +46,8 @@ def server_from_api(body: dict[str, Any], flavor: Optional[Flavor] = None) -> Se
         zone=body.get("OS-EXT-AZ:availability_zone"),
         server_groups=tuple(body.get("server_groups") or ()),
         fault=fault.get("message") if isinstance(fault, dict) else None,
+        # Nova shows "" (not an image) for a server booted from a volume.
+        volume_backed=not body.get("image"),
     )
 
 

@@ -85,7 +85,7 @@ def check_capacity(server: Server, target: Host, max_unit: Optional[Resources] =
     """The target's placement inventory (x allocation ratio - reserved - used) fits the flavor."""
     if server.flavor is None:
         return  # nothing to compare; the scheduler will decide and we report its reason
-    need = server.flavor.resources
+    need = server.flavor.resources_for(server.volume_backed)
     missing = target.free.shortfall(need)
     if max_unit is not None:
         for name in ("vcpus", "memory_mb", "disk_gb"):

@@ -34,8 +34,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 from novamove import errors
-from novamove.strategies.isolate import reason_run_id, tagged_reason
-from novamove.engine.journal import FINAL, pid_alive
+from novamove.engine import tags
+from novamove.engine.tags import LEASE_SECONDS, is_drain_tag, is_isolation_tag, reason_run_id
+from novamove.engine.journal import FINAL, run_alive
 from novamove.engine.resolve import pick_host
 from novamove.model import COLD, LIVE, Host, Migration, Resources, Server, Service
 from novamove.planner import (COLD_STATUSES, LIVE_STATUSES, CloudState, DrainPlan, DrainStep,
@@ -71,6 +72,21 @@ FAILED = "failed"
 ABORTED = "aborted"            # stopped on purpose (Ctrl-C with --on-interrupt abort): still on source
 NOT_STARTED = "not-started"    # interrupted before its turn
 IN_FLIGHT = "in-flight"        # left running by a hard exit: `novamove recover` / rerun picks it up
+GONE = "gone"                  # deleted while the drain ran (by its owner): nothing left to move
+# Not final: the step could not start for a reason that passes (its destination disabled for a
+# moment, the server busy); the drain plans it again with fresh facts while its patience lasts.
+RETRY = "retry"
+
+# How long a drain keeps re-planning servers whose steps could not start for a passing reason
+# (a destination disabled for an isolate window, a task state) before it reports them left.
+REPLAN_PATIENCE = 120.0
+REPLAN_PAUSE = 2.0
+# Consecutive API errors one in-flight move tolerates (other than "unreachable", which the
+# shared listing rides out) before its step is failed; the rest of the drain goes on.
+STEP_ERRORS = 5
+# After a live move's abort was refused, how long it may still run before it is reported
+# in flight (never waited on forever).
+ABORT_GRACE = 120.0
 
 SETTLED = LIVE_STATUSES | COLD_STATUSES
 # How far back (beyond the run start) the shared migration listing looks: covers clock skew
@@ -78,13 +94,21 @@ SETTLED = LIVE_STATUSES | COLD_STATUSES
 SKEW_MARGIN = timedelta(minutes=10)
 
 
-def drain_reason(run_id: str, reason: Optional[str]) -> str:
-    """The disabled_reason a drain writes: tagged, so undrain only re-enables its own."""
-    return tagged_reason(run_id, f"drain: {reason or 'maintenance'}")
+def drain_reason(run_id: str, reason: Optional[str], lease_until: Optional[datetime] = None) -> str:
+    """The disabled_reason a drain writes: tagged, so undrain only re-enables its own; with a
+    lease while the drain runs (see novamove.engine.tags)."""
+    return tags.drain_reason(run_id, reason, lease_until)
 
 
 def is_our_drain_reason(disabled_reason: Optional[str]) -> bool:
-    return reason_run_id(disabled_reason) is not None and ": drain:" in (disabled_reason or "")
+    return is_drain_tag(disabled_reason)
+
+
+# How long a drain waits for another run's isolation window on its source to close.
+ISOLATION_WAIT = 90.0
+# Pause before reading a tag back (the other writer's PUT, if any, lands meanwhile).
+READ_BACK_PAUSE = 1.0
+EV_LEASE = "drain.lease"
 
 
 # ---------------------------------------------------------------------------------- results
@@ -122,19 +146,31 @@ class BatchReport:
     peak_in_flight: int = 0
     api_requests: int = 0
     elapsed_seconds: float = 0.0
+    # Servers still on the drained host(s) when the drain ended, read back from the cloud:
+    # [{server_id, name, host, status, reason, accepted}]. `accepted`: one Nova cannot move
+    # (ERROR, SHELVED, ...) left there because the operator allowed it (allow_unmovable).
+    left: list[dict] = field(default_factory=list)
+    checked_empty: bool = False  # the final re-listing of the source(s) was made
 
     def count(self, result: str) -> int:
         return sum(r.result == result for r in self.results)
 
     @property
+    def left_unaccepted(self) -> list[dict]:
+        return [x for x in self.left if not x.get("accepted")]
+
+    @property
     def ok(self) -> bool:
-        return not self.interrupted and not any(r.result in (FAILED, IN_FLIGHT) for r in self.results)
+        return (not self.interrupted and not any(r.result in (FAILED, IN_FLIGHT) for r in self.results)
+                and not self.left_unaccepted)
 
     @property
     def exit_code(self) -> int:
         if self.interrupted:
             return errors.EXIT_INTERRUPTED
-        return errors.EXIT_OK if self.ok else errors.EXIT_FAILED
+        if any(r.result in (FAILED, IN_FLIGHT) for r in self.results):
+            return errors.EXIT_FAILED
+        return errors.EXIT_INCOMPLETE if self.left_unaccepted else errors.EXIT_OK
 
     @property
     def summary(self) -> str:
@@ -144,9 +180,15 @@ class BatchReport:
             return (f"plan for {', '.join(self.hosts)}: {moves} to move, {skipped} skipped "
                     "(dry run: nothing changed)")
         parts = [f"{self.count(MOVED)} moved"]
-        for label in (SKIPPED, FAILED, ABORTED, NOT_STARTED, IN_FLIGHT):
+        for label in (SKIPPED, FAILED, ABORTED, NOT_STARTED, IN_FLIGHT, GONE):
             if self.count(label):
                 parts.append(f"{self.count(label)} {label}")
+        if self.checked_empty:
+            if self.left:
+                names = ", ".join(x["name"] for x in self.left[:5]) + (" ..." if len(self.left) > 5 else "")
+                parts.append(f"{len(self.left)} still on {', '.join(self.hosts)} ({names})")
+            else:
+                parts.append(f"{', '.join(self.hosts)} empty")
         head = "interrupted: " if self.interrupted else ""
         return f"{head}{self.verb} {', '.join(self.hosts)}: " + ", ".join(parts)
 
@@ -156,6 +198,7 @@ class BatchReport:
             "ok": self.ok, "changed": self.changed, "exit_code": self.exit_code, "summary": self.summary, "service": self.service,
             "interrupted": self.interrupted, "peak_in_flight": self.peak_in_flight,
             "api_requests": self.api_requests, "elapsed_seconds": round(self.elapsed_seconds, 1),
+            "left": self.left,
             "plan": plan_to_dict(self.plan) if self.plan is not None else None,
             "results": [r.to_dict() for r in self.results],
         }
@@ -177,6 +220,8 @@ class _InFlight:
     abort_sent: bool = False
     submitted_at: str = ""
     failed_at: Optional[float] = None   # when the migration was first seen failed
+    errors_in_a_row: int = 0            # API errors while following it (reset by a good poll)
+    abort_tries: int = 0
 
 
 class BatchRunner:
@@ -193,7 +238,7 @@ class BatchRunner:
                  adapt_mode: bool = True, adopted: Sequence[_InFlight] = (),
                  progress: Optional[Callable[[str], None]] = None,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-                 retries: int = 4, backoff: float = 1.0):
+                 retries: int = 4, backoff: float = 1.0, heartbeat: Optional[Callable[[], bool]] = None):
         if on_interrupt not in ON_INTERRUPT:
             raise errors.UsageError(f"--on-interrupt must be one of {', '.join(ON_INTERRUPT)}")
         if max_parallel < 1 or max_per_host < 1:
@@ -214,6 +259,8 @@ class BatchRunner:
         self.progress = progress or (lambda line: None)
         self.clock, self.sleep = clock, sleep
         self.retries, self.backoff = retries, backoff
+        # Called every loop: keeps the drain's lease fresh; False means "stop starting moves".
+        self.heartbeat = heartbeat
         self.stop_requested = False
         self.interrupted = False
         self.actions = 0                 # changes made: moves started, confirms, reverts, aborts
@@ -252,6 +299,8 @@ class BatchRunner:
 
     def _loop(self) -> None:
         while self.pending or self.inflight:
+            if self.heartbeat is not None and not self.heartbeat() and not self.stop_requested:
+                self.request_stop()
             if self.inflight:
                 self._poll()
             if self.stop_requested:
@@ -282,20 +331,29 @@ class BatchRunner:
                 return
 
     def _install_sigint(self) -> Callable[[], None]:
+        """Ctrl-C, SIGTERM (systemd, kill, a CI runner) and SIGHUP (a closed terminal) all mean
+        "stop gracefully"; the second one means "leave now"."""
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
-        previous = signal.getsignal(signal.SIGINT)
+        wanted = [sig for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None),
+                                  getattr(signal, "SIGHUP", None)) if sig is not None]
 
-        def on_sigint(signum, frame):
+        def on_signal(signum, frame):
             if self.stop_requested:
                 raise KeyboardInterrupt
             self.request_stop()
 
+        previous = {}
         try:
-            signal.signal(signal.SIGINT, on_sigint)
+            for sig in wanted:
+                previous[sig] = signal.signal(sig, on_signal)
         except ValueError:
-            return lambda: None
-        return lambda: signal.signal(signal.SIGINT, previous)
+            pass
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return restore
 
     # -------------------------------------------------------------- starting moves
 
@@ -341,7 +399,7 @@ class BatchRunner:
             try:
                 server = self._call(lambda: self.cloud.get_server(step.server_id), f"server {step.server_name}")
             except errors.NotFound:
-                return None, _result(step, SKIPPED, "the server no longer exists")
+                return None, _result(step, GONE, "the server no longer exists")
             if server.host == step.dest and server.status in SETTLED and not server.task_state:
                 return None, _result(step, MOVED, f"already on {step.dest}", host=server.host)
             if server.host != step.source:
@@ -349,20 +407,23 @@ class BatchRunner:
                                      host=server.host)
         mode, why = move_mode(server, "auto" if self.adapt_mode else step.mode)
         if why:
-            return None, _result(step, SKIPPED, f"changed since planned: {why}", host=server.host)
+            outcome = RETRY if is_passing(server) else SKIPPED
+            return None, _result(step, outcome, f"changed since planned: {why}", host=server.host)
         if mode != step.mode:
             if not self.adapt_mode:
                 return None, _result(step, SKIPPED, f"changed since planned: now {server.status}", host=server.host)
             self.progress(f"{step.server_name}: now {server.status}, moving it {mode} instead of {step.mode}")
             step.mode = mode
+        # A destination that went away, off or down is not the server's fault: the drain plans
+        # it again (another destination, or this one once it is back) instead of giving up.
         dest = services.get(step.dest)
         if dest is None:
-            return None, _result(step, SKIPPED, f"destination {step.dest} is no longer a compute host")
+            return None, _result(step, RETRY, f"destination {step.dest} is no longer a compute host")
         if not dest.enabled:
-            return None, _result(step, SKIPPED, f"destination {step.dest} is now disabled"
+            return None, _result(step, RETRY, f"destination {step.dest} is now disabled"
                                  + (f" ({dest.disabled_reason})" if dest.disabled_reason else ""))
         if not dest.up:
-            return None, _result(step, SKIPPED, f"destination {step.dest} is now down")
+            return None, _result(step, RETRY, f"destination {step.dest} is now down")
         return server, None
 
     def _start(self, step: DrainStep, listed: dict[str, Server], services: dict[str, Service]) -> bool:
@@ -372,24 +433,64 @@ class BatchRunner:
             self.progress(f"{step.server_name}: {outcome.result}: {outcome.detail}")
             return False
         known = {m.id for m in self._migrations.get(step.server_id, [])}
-        event = self.journal.intent(self.run_id, EV_MOVE, step.server_id, name=step.server_name,
-                                    source=step.source, dest=step.dest, mode=step.mode)
         submit = (self.cloud.live_migrate_server if step.mode == LIVE else self.cloud.migrate_server)
+        submitted_at = _iso(datetime.now(timezone.utc) - timedelta(seconds=1))
+        change = None
         try:
-            self._submit(lambda: submit(step.server_id, host=step.dest), f"{step.mode} migration of {step.server_name}")
-        except errors.NovamoveError as exc:
-            self.journal.failed(event, error=str(exc))
-            self.results[step.server_id] = _result(step, FAILED, str(exc), host=server.host)
-            self.progress(f"{step.server_name}: failed to start: {exc}")
+            with self.journal.change(self.run_id, EV_MOVE, step.server_id, keep_open=True,
+                                     name=step.server_name, source=step.source, dest=step.dest,
+                                     mode=step.mode) as change:
+                submit(step.server_id, host=step.dest)
+        except errors.NotFound:
+            self.journal._merge(change.id, {"result": GONE}) if change else None
+            self.results[step.server_id] = _result(step, GONE, "the server no longer exists")
             return False
+        except errors.PreconditionFailed as exc:
+            # Nova refused it (409 task state, 400 no valid host for that destination, ...):
+            # nothing was started. A busy server or a refused destination may pass: plan again.
+            self.results[step.server_id] = _result(step, RETRY, str(exc), host=server.host)
+            self.progress(f"{step.server_name}: not started ({exc}); will plan it again")
+            return False
+        except errors.NovamoveError as exc:
+            if not errors.is_ambiguous(exc):
+                raise
+            # Timeout, lost connection or 5xx: Nova may have accepted it. Read the cloud back
+            # instead of guessing; the request itself is never repeated blindly.
+            if not self._accepted_after_all(step, known, submitted_at):
+                self.journal._merge(change.id, {"read_back": "not started"})
+                self.results[step.server_id] = _result(step, RETRY, f"{exc} (read back: not started)",
+                                                       host=server.host)
+                self.progress(f"{step.server_name}: {exc}; Nova did not start it, will plan it again")
+                return False
+            # It is Nova's now: the intent is open again for the watcher (and a rerun) to settle.
+            self.journal._mark(change.id, "intent", {"read_back": "accepted"})
+            self.progress(f"{step.server_name}: {exc}; read back: Nova accepted it, following it")
         self.actions += 1
-        self.inflight[step.server_id] = _InFlight(step, event, self.clock(), known,
-                                                  submitted_at=_iso(datetime.now(timezone.utc)))
+        self.inflight[step.server_id] = _InFlight(step, change.id, self.clock(), known,
+                                                  submitted_at=submitted_at)
         self.progress(f"{step.server_name}: {step.mode} {step.source} -> {step.dest} started "
                       f"({len(self.inflight)} in flight)")
         return True
 
     # -------------------------------------------------------------- following moves
+
+    def _accepted_after_all(self, step: DrainStep, known: set[str], since: str) -> bool:
+        """After an ambiguous answer to a move request: did Nova take it? A task state on the
+        server or a new migration record of it says yes."""
+        for _ in range(3):
+            try:
+                server = self._call(lambda: self.cloud.get_server(step.server_id), f"server {step.server_name}")
+                if server.task_state or server.host != step.source:
+                    return True
+                rows = self._call(lambda: self.cloud.list_migrations_changed_since(since), "migrations")
+                return any(m.server_id == step.server_id and m.id not in known for m in rows)
+            except errors.NotFound:
+                return False
+            except errors.NovamoveError:
+                self.sleep(self.backoff)
+        # The cloud does not answer: follow it as if accepted; the watcher settles it either
+        # way (no migration recorded within the step timeout is reported).
+        return True
 
     def _poll(self) -> None:
         rows = self._call(lambda: self.cloud.list_migrations_changed_since(self.since), "migrations")
@@ -403,21 +504,43 @@ class BatchRunner:
                 f.migration = max(mine, key=lambda m: int(m.id) if m.id.isdigit() else 0)
             try:
                 self._advance(f)
+                f.errors_in_a_row = 0
             except errors.Unreachable as exc:
                 log.warning("%s: %s (will retry)", f.step.server_name, exc)
+            except errors.NotFound:
+                # Deleted by its owner mid-drain: nothing left to move, not a failure.
+                self._finish(f, GONE, "the server was deleted during the drain", f.migration)
+            except (errors.AuthError, errors.UsageError):
+                raise
+            except errors.NovamoveError as exc:
+                # One move's trouble (409 on confirm, a 500) is retried on the next polls and
+                # then fails that step only; the other moves go on.
+                f.errors_in_a_row += 1
+                if f.errors_in_a_row >= STEP_ERRORS:
+                    self._finish(f, FAILED, f"{exc} ({f.errors_in_a_row} times in a row)", f.migration)
+                else:
+                    self.progress(f"{f.step.server_name}: {exc} (will retry)")
 
     def _advance(self, f: _InFlight) -> None:
         step, m = f.step, f.migration
         if f.aborting and not f.abort_sent and m is not None and m.in_progress and step.mode == LIVE:
-            eid = self.journal.intent(self.run_id, EV_ABORT, step.server_id, migration_id=m.id)
+            f.abort_tries += 1
             try:
-                self._call(lambda: self.cloud.abort_migration(step.server_id, m.id), "abort migration")
+                with self.journal.change(self.run_id, EV_ABORT, step.server_id, migration_id=m.id):
+                    self._call(lambda: self.cloud.abort_migration(step.server_id, m.id), "abort migration")
                 self.actions += 1
-                self.journal.done(eid)
+                f.abort_sent = True
             except errors.NovamoveError as exc:   # e.g. already past the point of no return
-                self.journal.failed(eid, error=str(exc))
-                self.progress(f"{step.server_name}: could not abort ({exc}); letting it finish")
-            f.abort_sent = True
+                if f.abort_tries >= 3:
+                    f.abort_sent = True
+                    self.progress(f"{step.server_name}: could not abort ({exc}); letting it finish")
+            return
+        limit = self.step_timeout + (ABORT_GRACE if f.abort_sent or step.mode == COLD else 0)
+        if m is not None and m.in_progress and self.clock() - f.started > limit:
+            # A live move whose abort did not take, or a cold copy that outlived its timeout:
+            # never wait forever. The journal keeps it in flight for a rerun or `recover`.
+            self._finish(f, IN_FLIGHT, f"still {m.status} after {self.clock() - f.started:.0f} s; "
+                         f"rerun the drain or `novamove wait {step.server_id}` to follow it", m)
             return
         if m is None:
             if self.clock() - f.started > self.step_timeout:
@@ -467,10 +590,9 @@ class BatchRunner:
 
     def _resize_action(self, kind: str, step, m, call, what: str) -> None:
         """Confirm or revert a cold move in VERIFY_RESIZE, journaled before it is sent."""
-        eid = self.journal.intent(self.run_id, kind, step.server_id, migration_id=m.id)
-        self._call(lambda: call(step.server_id), what)
+        with self.journal.change(self.run_id, kind, step.server_id, migration_id=m.id):
+            self._call(lambda: call(step.server_id), what)
         self.actions += 1
-        self.journal.done(eid)
 
     def _post_condition(self, f: _InFlight) -> None:
         step = f.step
@@ -494,7 +616,8 @@ class BatchRunner:
         res = _result(step, outcome, detail, m, host=host)
         res.seconds = self.clock() - f.started
         self.results[step.server_id] = res
-        if f.event_id is not None:
+        if f.event_id is not None and outcome != IN_FLIGHT:
+            # An in-flight move keeps its intent open: a rerun or `recover` follows it.
             data = {"result": outcome, "detail": detail, "migration_id": m.id if m else None, "host": host}
             (self.journal.done if outcome == MOVED else self.journal.failed)(f.event_id, **data)
         del self.inflight[step.server_id]
@@ -522,24 +645,17 @@ class BatchRunner:
                 self.sleep(delay)
                 delay = min(delay * 2, 30)
 
-    def _submit(self, fn: Callable[[], Any], what: str) -> None:
-        """A POST retried after a lost answer may have reached Nova: Nova then refuses the
-        repeat with a 409 about the task state, which means the first one went through."""
-        delay = self.backoff
-        for attempt in range(self.retries + 1):
-            try:
-                fn()
-                return
-            except errors.Unreachable as exc:
-                if attempt == self.retries:
-                    raise
-                self.progress(f"{what}: transient error, retrying in {delay:.0f} s ({exc})")
-                self.sleep(delay)
-                delay = min(delay * 2, 30)
-            except errors.PreconditionFailed as exc:
-                if attempt > 0 and "task_state" in str(exc):
-                    return
-                raise
+
+# Statuses a server passes through: a drain that meets one waits and plans it again.
+PASSING_STATUSES = {"BUILD", "MIGRATING", "RESIZE", "VERIFY_RESIZE", "REBUILD", "REBOOT", "HARD_REBOOT",
+                    "PASSWORD", "UNKNOWN"}
+
+
+def is_passing(server: Server) -> bool:
+    """Whether what keeps `server` from moving now is likely to pass by itself (a task state,
+    a build or another move under way), as opposed to a state only an operator changes
+    (ERROR, SHELVED, SUSPENDED, RESCUE...)."""
+    return bool(server.task_state) or (server.status or "").upper() in PASSING_STATUSES
 
 
 def _result(step: DrainStep, outcome: str, detail: str, m: Optional[Migration] = None,
@@ -584,9 +700,11 @@ def make_plan(cloud: Any, sources: Sequence[str], *, targets: Sequence[str] = ()
     sources = resolve_hosts(sources, hosts)
     targets = resolve_hosts(targets, hosts)
     state = gather_state(cloud, sources, hosts)
-    return plan_drain(state, sources, targets=targets, mode=mode, order=order, reason=reason,
+    plan = plan_drain(state, sources, targets=targets, mode=mode, order=order, reason=reason,
                       max_parallel=max_parallel, max_per_host=max_per_host,
                       created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    plan.cloud = getattr(cloud, "identity", None)
+    return plan
 
 
 # ---------------------------------------------------------------------------------- verbs
@@ -595,11 +713,16 @@ def drain(cloud: Any, host: str | Sequence[str], *, journal: Any, targets: Seque
           mode: str = "auto", order: str = "largest", reason: Optional[str] = None,
           max_parallel: int = 4, max_per_host: int = 2, dry_run: bool = False,
           on_interrupt: str = "finish", poll_interval: float = POLL_INTERVAL, step_timeout: float = 1800.0,
+          allow_unmovable: bool = False, replan_patience: float = REPLAN_PATIENCE,
           progress: Optional[Callable[[str], None]] = None, **runner_kwargs: Any) -> BatchReport:
-    """Disable `host`, plan a destination for each server on it, and move them (caps held)."""
+    """Disable `host`, then plan a destination for each server on it and move them (caps held),
+    planning again what could not start, until the host is empty or nothing more can move.
+
+    The plan is made after the host is disabled, so nothing scheduled onto it meanwhile is
+    missed; the report's `left` is the source re-listed at the end."""
     sources = [host] if isinstance(host, str) else list(host)
-    if on_interrupt not in ON_INTERRUPT:
-        raise errors.UsageError(f"--on-interrupt must be one of {', '.join(ON_INTERRUPT)}")
+    _validate_options(on_interrupt=on_interrupt, poll_interval=poll_interval, step_timeout=step_timeout,
+                      max_parallel=max_parallel, max_per_host=max_per_host, replan_patience=replan_patience)
     t0 = time.monotonic()
     requests0 = _requests(cloud)
     plan = make_plan(cloud, sources, targets=targets, mode=mode, order=order, reason=reason,
@@ -613,18 +736,41 @@ def drain(cloud: Any, host: str | Sequence[str], *, journal: Any, targets: Seque
                            results=[_result(s, "planned" if s.dest else SKIPPED, s.skip_reason or "")
                                     for s in plan.steps],
                            api_requests=_requests(cloud) - requests0, elapsed_seconds=time.monotonic() - t0)
+    # This first plan only tells what is there; the one that runs is made once the host is
+    # disabled (a server scheduled onto it in between would otherwise be missed).
     return _execute(cloud, plan, journal=journal, verb="drain", on_interrupt=on_interrupt,
                     poll_interval=poll_interval, step_timeout=step_timeout, progress=progress,
-                    t0=t0, requests0=requests0, **runner_kwargs)
+                    t0=t0, requests0=requests0, replan_first=True, allow_unmovable=allow_unmovable,
+                    replan_patience=replan_patience, **runner_kwargs)
+
+
+def _validate_options(*, on_interrupt: str = "finish", poll_interval: float = POLL_INTERVAL,
+                      step_timeout: float = 1800.0, max_parallel: Optional[int] = None,
+                      max_per_host: Optional[int] = None, replan_patience: float = REPLAN_PATIENCE) -> None:
+    """Bad numbers are one-line usage errors before anything is read or changed."""
+    import math
+    if on_interrupt not in ON_INTERRUPT:
+        raise errors.UsageError(f"on_interrupt must be one of {', '.join(ON_INTERRUPT)}")
+    for name, value in (("timeout", step_timeout), ("poll_interval", poll_interval)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
+                or value <= 0:
+            raise errors.UsageError(f"{name} must be a positive number of seconds, not {value!r}")
+    if not isinstance(replan_patience, (int, float)) or not math.isfinite(replan_patience) or replan_patience < 0:
+        raise errors.UsageError(f"replan_patience must be zero or more seconds, not {replan_patience!r}")
+    for name, value in (("max_parallel", max_parallel), ("max_per_host", max_per_host)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise errors.UsageError(f"{name} must be a whole number of at least 1, not {value!r}")
 
 
 def apply_plan(cloud: Any, plan: DrainPlan, *, journal: Any, max_parallel: Optional[int] = None,
                max_per_host: Optional[int] = None, on_interrupt: str = "finish", poll_interval: float = POLL_INTERVAL,
-               step_timeout: float = 1800.0, progress: Optional[Callable[[str], None]] = None,
+               step_timeout: float = 1800.0, allow_unmovable: bool = False,
+               replan_patience: float = REPLAN_PATIENCE, progress: Optional[Callable[[str], None]] = None,
                **runner_kwargs: Any) -> BatchReport:
-    """Run a saved drain plan; every step's pre-condition is checked again when it runs."""
-    if on_interrupt not in ON_INTERRUPT:
-        raise errors.UsageError(f"--on-interrupt must be one of {', '.join(ON_INTERRUPT)}")
+    """Run a saved drain plan; every step's pre-condition is checked again when it runs, and
+    what the plan did not foresee (servers that arrived since) is planned afresh at the end."""
+    _validate_options(on_interrupt=on_interrupt, poll_interval=poll_interval, step_timeout=step_timeout,
+                      max_parallel=max_parallel, max_per_host=max_per_host, replan_patience=replan_patience)
     plan = dataclasses.replace(plan, steps=[dataclasses.replace(s) for s in plan.steps])
     if max_parallel is not None:
         plan.max_parallel = max_parallel
@@ -632,19 +778,47 @@ def apply_plan(cloud: Any, plan: DrainPlan, *, journal: Any, max_parallel: Optio
         plan.max_per_host = max_per_host
     if plan.max_parallel < 1 or plan.max_per_host < 1:
         raise errors.UsageError("--max-parallel and --max-per-host must be at least 1")
+    identity = getattr(cloud, "identity", None)
+    if plan.cloud and identity and plan.cloud != identity:
+        raise errors.PreconditionFailed(
+            f"the plan was made on another cloud ({plan.cloud}); this is {identity}: make a new plan here")
     known = {h.name for h in cloud.compute_hosts(with_resources=False)}
     for name in plan.sources:
         if name not in known:
             raise errors.NotFound(f"the plan drains {name!r}, which is not a compute host of this cloud")
     return _execute(cloud, plan, journal=journal, verb="apply", on_interrupt=on_interrupt,
                     poll_interval=poll_interval, step_timeout=step_timeout, progress=progress,
-                    t0=time.monotonic(), requests0=_requests(cloud), **runner_kwargs)
+                    t0=time.monotonic(), requests0=_requests(cloud), allow_unmovable=allow_unmovable,
+                    replan_patience=replan_patience, **runner_kwargs)
+
+
+@dataclass
+class _Rounds:
+    """What the rounds of one drain run add up to."""
+    results: dict[str, StepResult] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    peak_in_flight: int = 0
+    actions: int = 0
+
+    def add(self, results: Iterable[StepResult]) -> None:
+        for r in results:
+            if r.server_id not in self.results:
+                self.order.append(r.server_id)
+            # A later round's answer replaces a "retry" or an earlier attempt's.
+            self.results[r.server_id] = r
+
+    def ordered(self) -> list[StepResult]:
+        return [self.results[sid] for sid in self.order]
 
 
 def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interrupt: str,
              poll_interval: float, step_timeout: float, progress: Optional[Callable[[str], None]],
-             t0: float, requests0: int, **runner_kwargs: Any) -> BatchReport:
+             t0: float, requests0: int, replan_first: bool = False, allow_unmovable: bool = False,
+             replan_patience: float = REPLAN_PATIENCE, **runner_kwargs: Any) -> BatchReport:
     say = progress or (lambda line: None)
+    clock = runner_kwargs.get("clock", time.monotonic)
+    sleep = runner_kwargs.get("sleep", time.sleep)
     _refuse_down_sources(plan, {s.host: s for s in cloud.list_compute_services()})
     source_key = ",".join(plan.sources)
     _refuse_concurrent_drain(journal, source_key)
@@ -652,37 +826,82 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
     run_id = uuid.uuid4().hex[:12]
     journal.start_run(run_id, DRAIN_VERB, cloud=getattr(cloud, "cloud_name", None), source=source_key,
                       mode=plan.mode, strategy="native")
-    journal.note(run_id, EV_PLAN, source_key, plan=plan_to_dict(plan), via=verb,
-                 continues=[r["id"] for r in previous])
     report = BatchReport(verb, list(plan.sources), run_id=run_id, plan=plan)
+    rounds = _Rounds()
+    lease = _Lease(cloud, journal, run_id, plan, say, clock)
     try:
-        report.service, report.changed = _disable_sources(cloud, journal, run_id, plan, say)
-        since = min([r["started_at"] for r in previous], default=None)
-        adopted, done_before = _adopt_leftovers(cloud, journal, previous, say,
-                                                runner_kwargs.get("clock", time.monotonic))
-        for r in done_before:
-            report.results.append(r)
+        report.service, report.changed = _disable_sources(
+            cloud, journal, run_id, plan, say, own_runs={run_id} | {r["id"] for r in previous},
+            sleep=sleep, clock=clock)
+        if replan_first:
+            plan = _replan(cloud, plan)
+            report.plan = plan
+        journal.note(run_id, EV_PLAN, source_key, plan=plan_to_dict(plan), via=verb,
+                     continues=[r["id"] for r in previous])
+        since = _since(min([r["started_at"] for r in previous], default=None))
+        adopted, done_before = _adopt_leftovers(cloud, journal, previous, say, clock)
+        rounds.add(done_before)
         done_ids = {r.server_id for r in done_before} | {a.step.server_id for a in adopted}
         steps = [s for s in plan.steps if s.server_id not in done_ids]
-        runner = BatchRunner(cloud, journal, run_id, steps, max_parallel=plan.max_parallel,
-                             max_per_host=plan.max_per_host, on_interrupt=on_interrupt,
-                             poll_interval=poll_interval, step_timeout=step_timeout,
-                             since=_since(since), adapt_mode=plan.mode == "auto", adopted=adopted,
-                             progress=say, **runner_kwargs)
-        try:
-            report.results.extend(runner.run())
-        finally:
-            report.interrupted = runner.interrupted
-            report.peak_in_flight = runner.peak_in_flight
-            report.changed = report.changed or runner.actions > 0
+        patience_ends = clock() + replan_patience
+        while True:
+            runner = BatchRunner(cloud, journal, run_id, steps, max_parallel=plan.max_parallel,
+                                 max_per_host=plan.max_per_host, on_interrupt=on_interrupt,
+                                 poll_interval=poll_interval, step_timeout=step_timeout,
+                                 since=since, adapt_mode=plan.mode == "auto", adopted=adopted,
+                                 progress=say, heartbeat=lease, **runner_kwargs)
+            adopted = ()
+            try:
+                rounds.add(runner.run())
+            finally:
+                rounds.interrupted = rounds.interrupted or runner.interrupted
+                rounds.peak_in_flight = max(rounds.peak_in_flight, runner.peak_in_flight)
+                rounds.actions += runner.actions
+                report.results = rounds.ordered()
+                report.interrupted = rounds.interrupted
+                report.peak_in_flight = rounds.peak_in_flight
+                report.changed = report.changed or rounds.actions > 0
+            if lease.lost_to:
+                raise errors.PreconditionFailed(
+                    f"novamove run {lease.lost_to} took {source_key} over while this drain ran; this "
+                    "one stopped after its moves in flight")
+            if rounds.interrupted:
+                break
+            # Read the source back: what is still there decides the next round and the verdict.
+            remaining = [srv for name in plan.sources for srv in cloud.list_servers_on_host(name)]
+            again = [srv for srv in remaining if _worth_another_round(srv, rounds.results.get(srv.id), plan.mode)]
+            if not again or clock() >= patience_ends:
+                break
+            say(f"{len(again)} server(s) still on {source_key} to move: planning them again")
+            sleep(REPLAN_PAUSE)
+            fresh = _replan(cloud, plan)
+            wanted = {srv.id for srv in again}
+            steps = [s for s in fresh.steps if s.server_id in wanted]
+            journal.note(run_id, EV_PLAN, source_key, plan=plan_to_dict(fresh), via="replan")
+        report.left = _left_on_sources(cloud, plan, rounds.results, allow_unmovable)
+        report.checked_empty = True
+        # What a round only postponed and no later round moved is reported as left, not as
+        # "retry" (an internal state).
+        for r in report.results:
+            if r.result == RETRY:
+                r.result = SKIPPED
     except KeyboardInterrupt:
         report.interrupted = True
+        lease.release()
         journal.finish_run(run_id, "interrupted", summary=report.summary,
                            error="left by a second Ctrl-C with moves in flight")
         raise
+    except errors.NovamoveError as exc:
+        lease.release()
+        journal.finish_run(run_id, "failed", summary=report.summary, error=str(exc)[:500])
+        # What the drain changed stays (the host disabled, moves Nova carries on): say how to
+        # go on or give up.
+        raise type(exc)(f"{exc} - the drain of {source_key} stopped: run `novamove drain {source_key}` "
+                        f"again to continue it, or `novamove undrain {source_key}` to give up") from exc
     except BaseException as exc:
         journal.finish_run(run_id, "failed", summary=report.summary, error=str(exc)[:500])
         raise
+    lease.release()
     report.api_requests = _requests(cloud) - requests0
     report.elapsed_seconds = time.monotonic() - t0
     status = "interrupted" if report.interrupted else ("ok" if report.ok else "failed")
@@ -690,6 +909,42 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
     for r in previous:
         journal.finish_run(r["id"], "recovered", summary=f"continued by drain run {run_id}")
     return report
+
+
+def _replan(cloud: Any, plan: DrainPlan) -> DrainPlan:
+    """The same drain planned again from the cloud as it is now."""
+    fresh = make_plan(cloud, plan.sources, targets=plan.targets, mode=plan.mode, order=plan.order,
+                      reason=plan.reason, max_parallel=plan.max_parallel, max_per_host=plan.max_per_host)
+    return fresh
+
+
+def _worth_another_round(server: Server, last: Optional[StepResult], mode: str) -> bool:
+    """A server still on the source is planned again unless its last answer is final."""
+    if last is None:
+        return True                      # arrived after the plan was made
+    if last.result == RETRY:
+        return True
+    if last.result == SKIPPED:
+        # Skipped for a passing state (a build, a task state) or for want of a destination
+        # (a host that was disabled for a moment): try again; an ERROR server: no.
+        _, why = move_mode(server, mode)
+        return is_passing(server) or why is None
+    return False                          # moved, failed, aborted, gone: this run is done with it
+
+
+def _left_on_sources(cloud: Any, plan: DrainPlan, results: dict[str, StepResult],
+                     allow_unmovable: bool) -> list[dict]:
+    """The servers still on the drained host(s), all projects, every page."""
+    left = []
+    for name in plan.sources:
+        for srv in cloud.list_servers_on_host(name):
+            last = results.get(srv.id)
+            _, why = move_mode(srv, plan.mode)
+            unmovable = bool(why) and not is_passing(srv)
+            reason = (last.detail if last and last.detail else None) or why or "not moved"
+            left.append({"server_id": srv.id, "name": srv.name, "host": srv.host, "status": srv.status,
+                         "reason": reason, "accepted": allow_unmovable and unmovable})
+    return left
 
 
 def _refuse_down_sources(plan: DrainPlan, services: dict[str, Service]) -> None:
@@ -737,48 +992,135 @@ def _unfinished_drains(journal: Any, source_key: str) -> list[dict]:
     return out
 
 
-def _refuse_concurrent_drain(journal: Any, source_key: str) -> None:
+def _refuse_concurrent_drain(journal: Any, source_key: str, doing: str = "drain") -> None:
     import os
     for r in _unfinished_drains(journal, source_key):
-        if r["status"] == "running" and r.get("pid") != os.getpid() and pid_alive(r.get("pid")):
+        if r["status"] == "running" and r.get("pid") != os.getpid() and run_alive(r):
             raise errors.PreconditionFailed(
-                f"drain run {r['id']} of {source_key} is still running (pid {r['pid']}); "
-                "wait for it or stop it first")
+                f"cannot {doing} {source_key}: drain run {r['id']} of it is still running "
+                f"(pid {r['pid']}); wait for it or stop it first")
+
+
+def _service(cloud: Any, name: str) -> Service:
+    svc = next((s for s in cloud.list_compute_services() if s.host == name), None)
+    if svc is None:
+        raise errors.NotFound(f"no nova-compute service on {name!r}")
+    return svc
+
+
+def _dead_drains(journal: Any) -> set[str]:
+    """Drain runs this journal knows are over (finished, or their process is gone): their
+    lease on a host no longer means anything."""
+    return {r["id"] for r in _all_drain_runs(journal)
+            if r["status"] != "running" or not run_alive(r)}
+
+
+def _all_drain_runs(journal: Any, limit: int = 100000) -> list[dict]:
+    return [r for r in journal.runs(limit=limit) if r["verb"] == DRAIN_VERB]
 
 
 def _disable_sources(cloud: Any, journal: Any, run_id: str, plan: DrainPlan,
-                     say: Callable[[str], None]) -> tuple[str, bool]:
-    """Disable each source first (so nothing new lands there), journaled before the call.
-    Returns (what happened, whether a service was changed)."""
-    services = {s.host: s for s in cloud.list_compute_services()}
+                     say: Callable[[str], None], own_runs: set[str],
+                     sleep: Callable[[float], None] = time.sleep,
+                     clock: Callable[[], float] = time.monotonic) -> tuple[str, bool]:
+    """Disable each source first (so nothing new lands there) with our tag and a lease,
+    journaled before the call, then read the tag back: the last writer wins, so a run that
+    reads back another drain's live tag has lost the race and stops (nothing of its own is
+    left there). An isolation window open on the source is waited out first (its run
+    re-enables the host when it closes). Returns (what happened, whether a service changed)."""
     notes = []
     changed = False
+    dead = _dead_drains(journal)
     for name in plan.sources:
-        svc = services.get(name)
-        if svc is None:
-            raise errors.NotFound(f"no nova-compute service on {name!r}")
-        if not svc.enabled:
-            if is_our_drain_reason(svc.disabled_reason):
-                notes.append(f"{name} already disabled by a novamove drain")
-            else:
+        for _ in range(4):
+            svc = _service(cloud, name)
+            tags.refuse_if_drained_elsewhere(name, svc.disabled_reason, own_runs, "drain", dead)
+            if not svc.enabled and is_isolation_tag(svc.disabled_reason):
+                _wait_isolation_over(cloud, name, svc.disabled_reason, say, sleep, clock)
+                continue
+            if not svc.enabled and not is_drain_tag(svc.disabled_reason):
                 notes.append(f"{name} already disabled by someone else ({svc.disabled_reason or 'no reason'}): "
                              "left as is, undrain will not re-enable it")
-            journal.note(run_id, EV_DISABLE, name, already=True, reason=svc.disabled_reason)
-            say(notes[-1])
-            continue
-        reason = drain_reason(run_id, plan.reason)
-        eid = journal.intent(run_id, EV_DISABLE, name, service_id=svc.id, reason=reason)
-        try:
-            cloud.disable_service(svc, reason)
-        except errors.NovamoveError as exc:
-            journal.failed(eid, error=str(exc))
-            raise
-        journal.done(eid)
-        changed = True
-        notes.append(f"{name} disabled ({reason})")
-        say(notes[-1])
+                journal.note(run_id, EV_DISABLE, name, already=True, reason=svc.disabled_reason)
+                say(notes[-1])
+                break
+            reason = drain_reason(run_id, plan.reason, tags.lease_from_now())
+            with journal.change(run_id, EV_DISABLE, name, service_id=svc.id, reason=reason,
+                                previous_status=svc.status, previous_reason=svc.disabled_reason):
+                cloud.disable_service(svc, reason)
+            changed = changed or svc.enabled
+            sleep(READ_BACK_PAUSE)
+            now = _service(cloud, name)
+            if reason_run_id(now.disabled_reason) == run_id and not now.enabled:
+                notes.append(f"{name} disabled ({tags.tagged_reason(run_id, 'drain: ' + (plan.reason or 'maintenance'))})"
+                             if svc.enabled else f"{name} already disabled by a novamove drain; this run's now")
+                say(notes[-1])
+                break
+            # Someone wrote after us: another drain (refused above on the next pass), an
+            # isolation window (waited out), a person (left alone), or it is enabled again.
+            journal.note(run_id, "drain.lost_race", name, found=now.disabled_reason, status=now.status)
+        else:
+            raise errors.PreconditionFailed(f"could not disable {name}: its status kept changing under "
+                                            "novamove (another operator at work?); nothing else was changed")
     return "; ".join(notes), changed
 
+
+def _wait_isolation_over(cloud: Any, name: str, reason: Optional[str], say: Callable[[str], None],
+                         sleep: Callable[[float], None], clock: Callable[[], float]) -> None:
+    """Another novamove run disabled `name` for an isolation window (seconds, normally): once
+    it closes that run re-enables the host, so disabling it now would be undone under us."""
+    say(f"{name} is disabled for another novamove run's isolation window ({reason}); waiting for it")
+    end = clock() + ISOLATION_WAIT
+    while clock() < end:
+        sleep(1.0)
+        now = _service(cloud, name)
+        if now.enabled or not is_isolation_tag(now.disabled_reason):
+            return
+    raise errors.PreconditionFailed(
+        f"cannot drain {name}: it has been disabled for novamove run {reason_run_id(reason)}'s isolation "
+        f"window for over {ISOLATION_WAIT:.0f} s (if that run died, `novamove recover` re-enables it)")
+
+
+class _Lease:
+    """Keeps the drain's lease on its source(s) fresh while it runs, and drops it at the end
+    (the host stays disabled, marked as drained). A renewal that finds another live drain's
+    tag means this run lost the host: it stops starting moves."""
+
+    def __init__(self, cloud: Any, journal: Any, run_id: str, plan: DrainPlan, say: Callable[[str], None],
+                 clock: Callable[[], float]):
+        self.cloud, self.journal, self.run_id, self.plan, self.say, self.clock = cloud, journal, run_id, plan, say, clock
+        self.last = clock()
+        self.lost_to: Optional[str] = None
+
+    def __call__(self) -> bool:
+        """Renew when due; False once the host was lost to another drain."""
+        if self.lost_to:
+            return False
+        if self.clock() - self.last >= LEASE_SECONDS / 3:
+            self.last = self.clock()
+            self._write(release=False)
+        return self.lost_to is None
+
+    def release(self) -> None:
+        self._write(release=True)
+
+    def _write(self, release: bool) -> None:
+        try:
+            services = {s.host: s for s in self.cloud.list_compute_services()}
+            for name in self.plan.sources:
+                svc = services.get(name)
+                if svc is None or svc.enabled or reason_run_id(svc.disabled_reason) != self.run_id:
+                    other = tags.live_drain(svc.disabled_reason) if svc is not None else None
+                    if other and other != self.run_id and not release:
+                        self.lost_to = other
+                        self.say(f"{name}: novamove run {other} took the host over; starting nothing new")
+                    continue
+                reason = drain_reason(self.run_id, self.plan.reason, None if release else tags.lease_from_now())
+                with self.journal.change(self.run_id, EV_LEASE, name, service_id=svc.id, reason=reason):
+                    self.cloud.disable_service(svc, reason)
+        except errors.NovamoveError as exc:
+            # The lease has time left: a blip is ridden out; the next renewal tries again.
+            log.warning("lease of %s: %s", self.run_id, exc)
 
 
 def _step_from_event(server_id: str, ev) -> DrainStep:
@@ -841,11 +1183,13 @@ def _adopt_leftovers(cloud: Any, journal: Any, previous: Sequence[dict], say: Ca
 # ---------------------------------------------------------------------------------- undrain
 
 def moves_of_drain(journal: Any, host: str) -> list[dict]:
-    """Servers the drains of `host` moved away since its last `undrain --move-back`:
+    """Servers the drain being undone moved away from `host`: the drain runs of `host` since
+    its last undrain (a drain killed and rerun is several runs of one drain). A drain already
+    closed by an undrain, with or without move-back, is never pulled back by a later one.
     [{server_id, name, dest, mode}] (latest move of each server)."""
     runs = list(reversed(journal.runs(limit=100000)))      # oldest first (time, then insertion)
     last_back = max((i for i, r in enumerate(runs) if r["verb"] == UNDRAIN_VERB and r["source"] == host
-                     and r["status"] == "ok" and r["mode"] == "move-back"), default=-1)
+                     and r["status"] == "ok"), default=-1)
     moved: dict[str, dict] = {}
     for r in runs[last_back + 1:]:
         if r["verb"] != DRAIN_VERB or r["source"] != host:
@@ -862,10 +1206,17 @@ def undrain(cloud: Any, host: str, *, journal: Any, move_back: bool = False, max
             step_timeout: float = 1800.0, dry_run: bool = False,
             progress: Optional[Callable[[str], None]] = None, **runner_kwargs: Any) -> BatchReport:
     """Re-enable `host` if a novamove drain disabled it; with move_back, bring back what it moved."""
+    _validate_options(on_interrupt=on_interrupt, poll_interval=poll_interval, step_timeout=step_timeout,
+                      max_parallel=max_parallel, max_per_host=max_per_host)
     say = progress or (lambda line: None)
     t0, requests0 = time.monotonic(), _requests(cloud)
     hosts = cloud.compute_hosts(with_resources=False)
     name = pick_host(host, hosts).name
+    # Re-enabling a host its drain is still emptying would let the scheduler refill it: here
+    # (the journal) or anywhere else (the drain's lease on the service).
+    _refuse_concurrent_drain(journal, name, doing="undrain")
+    svc_now = next(h.service for h in hosts if h.name == name)
+    tags.refuse_if_drained_elsewhere(name, svc_now.disabled_reason, set(), "undrain", _dead_drains(journal))
     svc = next(h.service for h in hosts if h.name == name)
     if not svc.enabled and not is_our_drain_reason(svc.disabled_reason):
         raise errors.PreconditionFailed(
@@ -890,9 +1241,8 @@ def undrain(cloud: Any, host: str, *, journal: Any, move_back: bool = False, max
             report.service = f"{name} already enabled"
             journal.note(run_id, EV_ENABLE, name, already=True)
         else:
-            eid = journal.intent(run_id, EV_ENABLE, name, service_id=svc.id, reason=svc.disabled_reason)
-            cloud.enable_service(svc)
-            journal.done(eid)
+            with journal.change(run_id, EV_ENABLE, name, service_id=svc.id, reason=svc.disabled_reason):
+                cloud.enable_service(svc)
             report.changed = True
             report.service = f"{name} enabled (was: {svc.disabled_reason})"
         say(report.service)
@@ -917,6 +1267,11 @@ def undrain(cloud: Any, host: str, *, journal: Any, move_back: bool = False, max
     report.elapsed_seconds = time.monotonic() - t0
     journal.finish_run(run_id, "interrupted" if report.interrupted else ("ok" if report.ok else "failed"),
                        summary=report.summary)
+    if report.ok:
+        # Earlier undrains of this host that died or stopped are done with now.
+        for r in journal.unfinished_runs():
+            if r["verb"] == UNDRAIN_VERB and r["source"] == name and r["id"] != run_id:
+                journal.finish_run(r["id"], "recovered", summary=f"continued by undrain run {run_id}")
     return report
 
 

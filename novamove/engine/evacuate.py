@@ -58,7 +58,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from novamove import errors
 from novamove.engine.drain import BatchRunner, StepResult, gather_state, resolve_hosts
-from novamove.engine.journal import pid_alive
+from novamove.engine.journal import run_alive
 from novamove.engine.resolve import pick_host
 from novamove.model import COLD, LIVE, Host, Migration, Server, Service
 from novamove.planner import Check, CloudState, DrainPlan, DrainStep, plan_drain, plan_to_dict
@@ -168,9 +168,15 @@ class EvacuateReport:
 
     @property
     def exit_code(self) -> int:
+        """130 interrupted; 1 a server failed (or was left in flight); 8 no failure, but
+        servers that could not be evacuated or placed are still on the failed host; else 0."""
         if self.interrupted:
             return errors.EXIT_INTERRUPTED
-        return errors.EXIT_OK if self.ok else errors.EXIT_FAILED
+        if self.ok:
+            return errors.EXIT_OK
+        if any(r.result in (FAILED, IN_FLIGHT) for r in self.results):
+            return errors.EXIT_FAILED
+        return getattr(errors, "EXIT_INCOMPLETE", errors.EXIT_FAILED)
 
     @property
     def summary(self) -> str:
@@ -376,29 +382,43 @@ class EvacuationRunner:
         expected = self.expected.get(step.server_id) or expected_status(server.status, "restore")
         known = {m.id for m in self._records.get(step.server_id, [])}
         submitted_at = _iso(datetime.now(timezone.utc) - timedelta(seconds=5))
-        event = self.journal.intent(self.run_id, EV_EVACUATE, step.server_id, name=step.server_name,
-                                    source=step.source, dest=step.dest, status=server.status,
-                                    expected=expected, known=sorted(known), submitted_at=submitted_at)
+        change = None
         try:
-            self.cloud.evacuate_server(step.server_id, step.dest, target_state=self.target_state)
-        except (errors.PreconditionFailed, errors.NotFound, errors.AuthError, errors.UsageError) as exc:
-            # Nova answered with a refusal: nothing was started.
-            self.journal.failed(event, error=str(exc), result=FAILED)
-            self.results[step.server_id] = _result(step, FAILED, str(exc), host=server.host)
-            self.progress(f"{step.server_name}: evacuation refused: {exc}")
-            return False
+            # keep_open: the intent stays open until the evacuation is seen to its end.
+            with self.journal.change(self.run_id, EV_EVACUATE, step.server_id, keep_open=True,
+                                     name=step.server_name, source=step.source, dest=step.dest,
+                                     status=server.status, expected=expected, known=sorted(known),
+                                     submitted_at=submitted_at) as change:
+                self.cloud.evacuate_server(step.server_id, step.dest, target_state=self.target_state)
         except errors.NovamoveError as exc:
+            # (change is None when the failure came before the call: journal.change marked the
+            # intent failed already, and reading back finds nothing.)
+            if not errors.is_ambiguous(exc):
+                if change is None and not isinstance(exc, (errors.PreconditionFailed, errors.NotFound)):
+                    raise
+                # Nova answered with a refusal (journaled failed): nothing was started.
+                if change is not None:
+                    self.journal.failed(change.id, result=FAILED)
+                self.results[step.server_id] = _result(step, FAILED, str(exc), host=server.host)
+                self.progress(f"{step.server_name}: evacuation refused: {exc}")
+                return False
             # No answer, or a 5xx: Nova may have accepted it. Read back; never post it again blindly.
             record = self._read_back(step, known, submitted_at)
             if record is None:
-                self.journal.failed(event, error=str(exc), result=FAILED,
-                                    detail="read back: no evacuation record, server untouched")
+                if change is not None:
+                    self.journal.failed(change.id, result=FAILED,
+                                        read_back="no evacuation record, server untouched")
                 self.results[step.server_id] = _result(step, FAILED, f"{exc} (read back: Nova did not start it; "
                                                        "rerun the evacuation to try again)", host=server.host)
                 self.progress(f"{step.server_name}: evacuation not accepted: {exc}")
                 return False
+            if change is None:
+                raise                   # cannot happen: nothing was sent
+            # It is Nova's now: the intent is open again for the watcher (and a rerun) to settle.
+            self.journal._mark(change.id, "intent", {"read_back": "accepted"})
             self.progress(f"{step.server_name}: the answer was lost ({exc}) but Nova recorded the "
                           f"evacuation ({record.status}); following it")
+        event = change.id
         self.actions += 1
         self.inflight[step.server_id] = _Evac(step, event, self.clock(), known, expected,
                                               submitted_at=submitted_at)
@@ -669,7 +689,7 @@ def unfinished_evacuations(journal: Any, host: str) -> list[dict]:
 
 def _refuse_concurrent(journal: Any, runs: Sequence[dict], host: str) -> None:
     for r in runs:
-        if r["status"] == "running" and r.get("pid") != os.getpid() and pid_alive(r.get("pid")):
+        if r["status"] == "running" and r.get("pid") != os.getpid() and run_alive(r):
             raise errors.PreconditionFailed(
                 f"evacuate run {r['id']} of {host} is still running (pid {r['pid']}); wait for it or stop it first")
 
@@ -803,13 +823,8 @@ def evacuate(cloud: Any, host: str, *, journal: Any, targets: Sequence[str] = ()
                  max_down_percent=max_down_percent, continues=[r["id"] for r in previous])
     try:
         if fence_cmd:
-            eid = journal.intent(run_id, EV_FENCE, name, command=fence_cmd)
-            try:
+            with journal.change(run_id, EV_FENCE, name, command=fence_cmd):
                 report.fence = run_fence(fence_cmd, next(h for h in hosts if h.name == name), fence_timeout)
-            except errors.NovamoveError as exc:
-                journal.failed(eid, error=str(exc))
-                raise
-            journal.done(eid)
             say(f"{name}: {report.fence}")
         report.service, changed = _fence_service(cloud, journal, run_id, name, reason, say)
         _settle_service_intents(cloud, journal, previous, name)
@@ -886,9 +901,8 @@ def _fence_service(cloud: Any, journal: Any, run_id: str, name: str, reason: Opt
         notes.append(f"{name} already forced down")
         journal.note(run_id, EV_FORCE_DOWN, name, already=True)
     else:
-        eid = journal.intent(run_id, EV_FORCE_DOWN, name, service_id=svc.id)
-        _service_put(cloud, journal, eid, name, lambda: cloud.set_service_forced_down(svc, True),
-                     lambda s: s.forced_down)
+        _service_change(cloud, journal, run_id, EV_FORCE_DOWN, name, lambda: cloud.set_service_forced_down(svc, True),
+                        lambda s: s.forced_down, service_id=svc.id)
         changed = True
         notes.append(f"{name} forced down")
     svc = _service(cloud, name)
@@ -901,9 +915,8 @@ def _fence_service(cloud: Any, journal: Any, run_id: str, name: str, reason: Opt
         journal.note(run_id, EV_DISABLE, name, already=True, reason=svc.disabled_reason)
     else:
         text = evacuate_reason(run_id, reason)
-        eid = journal.intent(run_id, EV_DISABLE, name, service_id=svc.id, reason=text)
-        _service_put(cloud, journal, eid, name, lambda: cloud.disable_service(svc, text),
-                     lambda s: not s.enabled and s.disabled_reason == text)
+        _service_change(cloud, journal, run_id, EV_DISABLE, name, lambda: cloud.disable_service(svc, text),
+                        lambda s: not s.enabled and s.disabled_reason == text, service_id=svc.id, reason=text)
         changed = True
         notes.append(f"{name} disabled ({text})")
     for n in notes:
@@ -936,23 +949,25 @@ def _service(cloud: Any, name: str) -> Service:
     raise errors.NotFound(f"no nova-compute service on {name!r}")
 
 
-def _service_put(cloud: Any, journal: Any, eid: int, name: str, call: Callable[[], Any],
-                 took: Callable[[Service], bool]) -> None:
+def _service_change(cloud: Any, journal: Any, run_id: str, kind: str, name: str, call: Callable[[], Any],
+                    took: Callable[[Service], bool], **data: Any) -> None:
+    """One service PUT through journal.change (intent before, outcome after; NOVAMOVE_FAULT
+    hooks). A lost answer (timeout, 5xx) is read back from the service, never assumed."""
+    change = None
     try:
-        call()
-    except (errors.Unreachable, errors.NovamoveError) as exc:
-        if isinstance(exc, (errors.PreconditionFailed, errors.NotFound, errors.AuthError)):
-            journal.failed(eid, error=str(exc))
-            raise
+        with journal.change(run_id, kind, name, **data) as change:
+            call()
+    except errors.NovamoveError as exc:
+        if change is None or not errors.is_ambiguous(exc):
+            raise                       # refused, or failed before the call (journaled failed)
         try:
             now = _service(cloud, name)
         except errors.NovamoveError:
-            journal.failed(eid, error=str(exc), detail="could not read the service back")
             raise exc
         if not took(now):
-            journal.failed(eid, error=str(exc), detail="read back: not applied")
+            journal.failed(change.id, read_back="not applied")
             raise
-    journal.done(eid)
+        journal.done(change.id, read_back="applied", error=None)
 
 
 # ---------------------------------------------------------------------------------- unfence
@@ -1015,7 +1030,7 @@ def unfence(cloud: Any, host: str, *, journal: Any, move_back: bool = False,
     svc = next(h.service for h in hosts if h.name == name)
     report = EvacuateReport(UNFENCE_VERB, name, dry_run=dry_run)
     for r in unfinished_evacuations(journal, name):
-        if r["status"] == "running" and pid_alive(r.get("pid")) and r.get("pid") != os.getpid():
+        if r["status"] == "running" and run_alive(r) and r.get("pid") != os.getpid():
             raise errors.PreconditionFailed(f"evacuate run {r['id']} of {name} is still running "
                                             f"(pid {r['pid']}); wait for it first")
     # 1. nova-compute must be back: forced down hides its state, so watch its heartbeat.
@@ -1068,14 +1083,14 @@ def unfence(cloud: Any, host: str, *, journal: Any, move_back: bool = False,
     notes = []
     try:
         if svc.forced_down:
-            eid = journal.intent(run_id, EV_FORCE_UP, name, service_id=svc.id)
-            _service_put(cloud, journal, eid, name, lambda: cloud.set_service_forced_down(svc, False),
-                         lambda s: not s.forced_down)
+            _service_change(cloud, journal, run_id, EV_FORCE_UP, name,
+                            lambda: cloud.set_service_forced_down(svc, False), lambda s: not s.forced_down,
+                            service_id=svc.id)
             report.changed = True
             notes.append(f"{name} forced_down cleared")
         if ours:
-            eid = journal.intent(run_id, EV_ENABLE, name, service_id=svc.id, reason=svc.disabled_reason)
-            _service_put(cloud, journal, eid, name, lambda: cloud.enable_service(svc), lambda s: s.enabled)
+            _service_change(cloud, journal, run_id, EV_ENABLE, name, lambda: cloud.enable_service(svc),
+                            lambda s: s.enabled, service_id=svc.id, reason=svc.disabled_reason)
             report.changed = True
             notes.append(f"{name} enabled (was: {svc.disabled_reason})")
         elif not svc.enabled:
@@ -1120,7 +1135,7 @@ def _settle_unfence_runs(cloud: Any, journal: Any, name: str, run_id: str) -> No
     for r in _runs(journal, UNFENCE_VERB, name):
         if r["id"] == run_id or r["status"] in ("ok", "failed", "recovered", "noop", "checked"):
             continue
-        if r["status"] == "running" and r.get("pid") != os.getpid() and pid_alive(r.get("pid")):
+        if r["status"] == "running" and r.get("pid") != os.getpid() and run_alive(r):
             continue
         for ev in journal.events(r["id"]):
             if ev.state != "intent":
@@ -1147,7 +1162,7 @@ def recover_run(cloud: Any, journal: Any, run: dict, **kwargs: Any) -> dict:
     """What `novamove recover` does with an unfinished evacuate/unfence run."""
     base = {"run_id": run["id"], "verb": run["verb"], "server": None, "status_before": run["status"]}
     host = run.get("source") or "?"
-    if run["status"] == "running" and run.get("pid") != os.getpid() and pid_alive(run.get("pid")):
+    if run["status"] == "running" and run.get("pid") != os.getpid() and run_alive(run):
         return {**base, "summary": f"still running (pid {run['pid']}); not touched"}
     if run["verb"] == UNFENCE_VERB:
         return {**base, "summary": f"unfence of {host} did not finish: run `novamove unfence {host}` again"}

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from contextlib import closing
-from dataclasses import dataclass
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
+
+from novamove.engine import faults
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -32,6 +34,7 @@ CREATE TABLE IF NOT EXISTS runs (
     mode        TEXT,
     strategy    TEXT,
     pid         INTEGER,
+    process     TEXT,                   -- boot id + pid + start time: which process, exactly
     summary     TEXT,
     error       TEXT
 );
@@ -94,6 +97,9 @@ class Journal:
         os.chmod(self.path, 0o600)
         with closing(self._connect()) as db:
             db.executescript(SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+            if "process" not in columns:        # a journal written by an earlier novamove
+                db.execute("ALTER TABLE runs ADD COLUMN process TEXT")
 
     def _connect(self) -> sqlite3.Connection:
         # autocommit: every write is on disk before the API call it announces.
@@ -118,9 +124,9 @@ class Journal:
                   mode: Optional[str] = None, strategy: Optional[str] = None) -> str:
         self._write(
             "INSERT INTO runs (id, verb, started_at, status, cloud, server_id, server_name, source,"
-            " dest, mode, strategy, pid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            " dest, mode, strategy, pid, process) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (run_id, verb, now(), "running", cloud, server_id, server_name, source, dest, mode,
-             strategy, os.getpid()))
+             strategy, os.getpid(), process_token(os.getpid())))
         return run_id
 
     def update_run(self, run_id: str, **fields: Any) -> None:
@@ -155,6 +161,15 @@ class Journal:
                           tuple(FINAL))
         return [dict(r) for r in rows]
 
+    def recent_final_runs(self, verbs: set[str], limit: int = 200) -> list[dict]:
+        """The latest runs of `verbs` that ended (any final status but "recovered"), oldest
+        first: a run can end "failed" and still leave a change behind (a re-enable that did
+        not go through), so `recover` looks at these too."""
+        marks = ",".join("?" * len(verbs))
+        rows = self._read(f"SELECT * FROM runs WHERE verb IN ({marks}) AND status IN ('failed', 'ok')"
+                          " ORDER BY started_at DESC, rowid DESC LIMIT ?", tuple(verbs) + (limit,))
+        return [dict(r) for r in reversed(rows)]
+
     def last_move(self, server_id: str) -> Optional[dict]:
         """The latest run that moved `server_id` (for `novamove back`)."""
         rows = self._read("SELECT * FROM runs WHERE server_id=? AND verb IN ('migrate','back')"
@@ -174,22 +189,85 @@ class Journal:
         return self._write("INSERT INTO events (run_id, at, kind, target, state, data) VALUES (?,?,?,?,?,?)",
                            (run_id, now(), kind, target, "note", json.dumps(data, default=str)))
 
+    @contextmanager
+    def change(self, run_id: str, kind: str, target: Optional[str], *, keep_open: bool = False,
+               **data: Any) -> Iterator["Change"]:
+        """Write the intent, let the caller make the change, then mark it done (or failed with
+        the error, which is re-raised). The one way novamove changes the cloud: a change
+        without its journal entry cannot be written.
+
+            with journal.change(run_id, "service.disable", host, service_id=sid) as change:
+                cloud.disable_service(service, reason)
+                change.record(request_id=...)
+
+        `keep_open`: on success the intent stays open (a move in flight: its watcher marks it
+        done or failed when the move ends). NOVAMOVE_FAULT hooks in here (engine/faults.py).
+        """
+        handle = Change(self.intent(run_id, kind, target, **data))
+        try:
+            faults.hit(kind, "before")
+            yield handle
+            faults.hit(kind, "after")
+        except BaseException as exc:
+            self.failed(handle.id, error=str(exc)[:500] or type(exc).__name__, **handle.data)
+            raise
+        if not keep_open:
+            self.done(handle.id, **handle.data)
+        elif handle.data:
+            self._merge(handle.id, handle.data)
+
     def done(self, event_id: int, **data: Any) -> None:
         self._mark(event_id, "done", data)
 
     def failed(self, event_id: int, **data: Any) -> None:
         self._mark(event_id, "failed", data)
 
-    def _mark(self, event_id: int, state: str, data: dict) -> None:
-        rows = self._read("SELECT data FROM events WHERE id=?", (event_id,))
+    def _mark(self, event_id: int, state: Optional[str], data: dict) -> None:
+        rows = self._read("SELECT state, data FROM events WHERE id=?", (event_id,))
         merged = json.loads(rows[0]["data"] or "{}") if rows else {}
         merged.update(data)
+        state = state or (rows[0]["state"] if rows else "intent")
         self._write("UPDATE events SET state=?, data=? WHERE id=?",
                     (state, json.dumps(merged, default=str), event_id))
+
+    def _merge(self, event_id: int, data: dict) -> None:
+        self._mark(event_id, None, data)
 
     def events(self, run_id: str) -> list[Event]:
         return [Event.from_row(r) for r in
                 self._read("SELECT * FROM events WHERE run_id=? ORDER BY id", (run_id,))]
+
+
+@dataclass
+class Change:
+    """A journaled change in progress: `record(...)` adds facts stored with its outcome."""
+    id: int
+    data: dict = field(default_factory=dict)
+
+    def record(self, **data: Any) -> None:
+        self.data.update(data)
+
+
+def process_token(pid: int) -> Optional[str]:
+    """What tells this process apart from any other that gets the same pid later (after a
+    reboot, or once pids wrap): the boot id and the process's start time. None off Linux."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        start = stat.rsplit(")", 1)[1].split()[19]         # field 22: starttime
+    except (OSError, IndexError):
+        return None
+    return f"{boot}:{pid}:{start}"
+
+
+def run_alive(run: dict) -> bool:
+    """Whether the process that ran `run` still runs (here): its pid alone is not enough, a
+    reused pid after a reboot would keep a dead run "running" forever."""
+    pid = run.get("pid")
+    if not pid_alive(pid):
+        return False
+    recorded = run.get("process")
+    return recorded is None or process_token(pid) in (None, recorded)
 
 
 def pid_alive(pid: Optional[int]) -> bool:

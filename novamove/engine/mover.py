@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from typing import Any, Callable, Optional
 
@@ -36,6 +37,17 @@ def prepare(cloud, server_ref: str, host_ref: str, *, mode: str = "auto",
     hosts = cloud.compute_hosts(with_resources=False)
     target = pick_host(host_ref, hosts)
     if server.host == target.name:
+        # "Already there" means settled there: a server mid-move, awaiting confirmation or
+        # broken is not a no-op.
+        if server.task_state:
+            raise errors.PreconditionFailed(
+                f"{server.name} is on {target.name} but busy (task state {server.task_state}); "
+                f"`novamove wait {server.name}` follows what it is doing")
+        if server.status == "VERIFY_RESIZE":
+            return Plan(server, target, "cold", "confirm")
+        if server.status not in ("ACTIVE", "SHUTOFF", "PAUSED"):
+            raise errors.PreconditionFailed(
+                f"{server.name} is on {target.name} but {server.status}, not settled there")
         facts = server_facts(server)
         return MoveResult(ok=True, changed=False, server_id=server.id, server_name=server.name,
                           summary=f"{server.name} is already on {target.name} and has a status of "
@@ -80,13 +92,17 @@ def move(cloud, journal: Journal, server_ref: str, host_ref: str, *, mode: str =
          strategy: str = "auto", reason: Optional[str] = None, confirm: bool = True,
          wait: bool = True, timeout: float = 600, on_timeout: str = "abort",
          check_mode: bool = False, progress: Optional[Callable[[Snapshot], None]] = None,
-         poll_interval: float = 1.0, verb: str = "migrate", run_id: Optional[str] = None) -> MoveResult:
+         poll_interval: float = 1.0, verb: str = "migrate", run_id: Optional[str] = None,
+         schedule_timeout: float = 60.0) -> MoveResult:
     from novamove.cloud.adapter import new_run_id
 
     if on_timeout not in ON_TIMEOUT:
         raise errors.UsageError(f"unknown on-timeout {on_timeout!r} (choose {', '.join(ON_TIMEOUT)})")
-    if timeout <= 0:
-        raise errors.UsageError("timeout must be positive")
+    for name, value in (("timeout", timeout), ("schedule_timeout", schedule_timeout),
+                        ("poll_interval", poll_interval)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or value < 0 or (value == 0 and name != "poll_interval"):
+            raise errors.UsageError(f"{name} must be a positive number of seconds, not {value!r}")
     started = time.monotonic()
     requests_before = cloud.requests.count
 
@@ -97,6 +113,9 @@ def move(cloud, journal: Journal, server_ref: str, host_ref: str, *, mode: str =
     if isinstance(plan, MoveResult):
         return finish(plan)
     server, target = plan.server, plan.target
+    if plan.strategy == "confirm":
+        return finish(_finish_on_target(cloud, journal, server, confirm=confirm, check_mode=check_mode,
+                                        verb=verb, run_id=run_id))
     before = server_facts(server)
     common = dict(server_id=server.id, server_name=server.name, before=before, source=server.host,
                   dest=target.name, mode=plan.mode, strategy=plan.strategy)
@@ -114,7 +133,8 @@ def move(cloud, journal: Journal, server_ref: str, host_ref: str, *, mode: str =
     # can take a while on a busy cloud and must not eat the migration's time.
     ctx = MoveContext(cloud=cloud, journal=journal, run_id=run_id, server=server, target=target,
                       mode=plan.mode, reason=reason, timeout=float(timeout),
-                      poll_interval=poll_interval, started_at=now(), started=time.monotonic())
+                      poll_interval=poll_interval, started_at=now(), started=time.monotonic(),
+                      schedule_timeout=float(schedule_timeout))
     ctx.observe = _snapshotter(ctx.started, progress)
     common["run_id"] = run_id
 
@@ -153,6 +173,26 @@ def move(cloud, journal: Journal, server_ref: str, host_ref: str, *, mode: str =
     result.changed = after.host != server.host
     journal.finish_run(run_id, "ok" if outcome.ok else "failed", summary=result.summary, error=outcome.error)
     return finish(result)
+
+
+def _finish_on_target(cloud, journal: Journal, server: Server, *, confirm: bool, check_mode: bool,
+                      verb: str, run_id: Optional[str]) -> MoveResult:
+    """The server already reached the target and awaits confirmation: finish that move."""
+    from novamove.cloud.adapter import new_run_id
+    from novamove.engine import operations
+
+    facts = server_facts(server)
+    common = dict(server_id=server.id, server_name=server.name, before=facts, source=server.host,
+                  dest=server.host, mode="cold", strategy="confirm")
+    if check_mode or not confirm:
+        what = "would confirm" if check_mode else "left awaiting confirmation (--no-confirm):"
+        return MoveResult(ok=True, changed=check_mode, check_mode=check_mode, after=facts,
+                          summary=f"{server.name} is on {server.host} in VERIFY_RESIZE; {what} "
+                                  "its cold move", **common)
+    result = operations.confirm(cloud, journal, server.id)
+    result.summary = (f"{server.name} was already on {server.host} awaiting confirmation: "
+                      f"{result.summary}")
+    return result
 
 
 def _accepted(journal: Journal, ctx: MoveContext, common: dict[str, Any], finish) -> MoveResult:

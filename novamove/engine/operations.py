@@ -26,20 +26,22 @@ def in_progress_live_migration(cloud, server: Server) -> Migration:
 
 
 def _act(cloud, journal: Journal, server_ref: str, verb: str, action, *,
-         check=None, wait_for=None, timeout: float = 120, poll: float = 1.0) -> MoveResult:
+         check=None, wait_for=None, verify=None, timeout: float = 120, poll: float = 1.0) -> MoveResult:
+    """Make one journaled change to a server's move, wait until Nova settles it, and judge the
+    end state with `verify(before, after, target_id) -> error or None`: an exit 0 only when
+    what was asked for took (a server in ERROR, an abort that came too late, are failures)."""
     server = resolve_server(cloud, server_ref)
     target_id = check(server) if check else server.id
     run_id = new_run_id()
     journal.start_run(run_id, verb, cloud=cloud.cloud_name, server_id=server.id, server_name=server.name,
                       source=server.host)
-    event = journal.intent(run_id, f"server.{verb}", target_id)
+    kind = {"abort": "migration.abort", "force-complete": "migration.force_complete"}.get(verb, f"server.{verb}")
     try:
-        action(server, target_id)
+        with journal.change(run_id, kind, target_id):
+            action(server, target_id)
     except BaseException as exc:
-        journal.failed(event, error=str(exc))
         journal.finish_run(run_id, "failed", error=str(exc))
         raise
-    journal.done(event)
     after = server
     settled = wait_for is None
     if wait_for is not None:
@@ -50,20 +52,36 @@ def _act(cloud, journal: Journal, server_ref: str, verb: str, action, *,
                 settled = True
                 break
             time.sleep(poll)
-    summary = (f"{verb} of {server.name}: done; it is on {after.host} with a status of {after.status}"
-               if settled else f"{verb} of {server.name} requested; it is {after.status} on {after.host}")
-    journal.finish_run(run_id, "ok", summary=summary)
-    return MoveResult(ok=True, changed=True, summary=summary, server_id=server.id, server_name=server.name,
-                      before=server_facts(server), after=server_facts(after), source=server.host,
-                      dest=after.host, run_id=run_id,
+    error, code = None, errors.EXIT_OK
+    if not settled:
+        error, code = (f"{verb} of {server.name} did not settle within {timeout:g} s: it is "
+                       f"{after.status}/{after.task_state} on {after.host}"), errors.EXIT_TIMEOUT
+    elif wait_for is not None and after.status == "ERROR":
+        error, code = f"{verb} of {server.name} left it in ERROR on {after.host}", errors.EXIT_FAILED
+    elif wait_for is not None and verify is not None:
+        error = verify(server, after, target_id)
+        code = errors.EXIT_FAILED if error else errors.EXIT_OK
+    summary = (error if error else
+               f"{verb} of {server.name}: done; it is on {after.host} with a status of {after.status}"
+               if settled and wait_for is not None else
+               f"{verb} of {server.name} requested; it is {after.status} on {after.host}")
+    journal.finish_run(run_id, "failed" if error else "ok", summary=summary, error=error)
+    return MoveResult(ok=error is None, changed=True, summary=summary, server_id=server.id,
+                      server_name=server.name, before=server_facts(server), after=server_facts(after),
+                      source=server.host, dest=after.host, run_id=run_id, error=error, exit_code=code,
                       migration_id=target_id if target_id != server.id else None)
 
 
 def abort(cloud, journal: Journal, server_ref: str, *, wait: bool = True, timeout: float = 120) -> MoveResult:
+    def verify(before: Server, after: Server, mid: str) -> Optional[str]:
+        if after.host != before.host:
+            return (f"the abort came too late: the live migration of {after.name} completed, "
+                    f"it is on {after.host}")
+        return None
     return _act(cloud, journal, server_ref, "abort",
                 lambda s, mid: cloud.abort_migration(s.id, mid),
                 check=lambda s: in_progress_live_migration(cloud, s).id,
-                wait_for=(lambda s: not s.task_state) if wait else None, timeout=timeout)
+                wait_for=(lambda s: not s.task_state) if wait else None, verify=verify, timeout=timeout)
 
 
 def force_complete(cloud, journal: Journal, server_ref: str, *, wait: bool = True,
@@ -75,9 +93,14 @@ def force_complete(cloud, journal: Journal, server_ref: str, *, wait: bool = Tru
                 f"live migration {migration.id} of {server.name} is {migration.status}; "
                 "force-complete needs it running")
         return migration.id
+    def verify(before: Server, after: Server, mid: str) -> Optional[str]:
+        if after.host == before.host:
+            return (f"force-complete did not take: {after.name} is still on {after.host} "
+                    f"({after.status}); the live migration ended without it")
+        return None
     return _act(cloud, journal, server_ref, "force-complete",
                 lambda s, mid: cloud.force_complete_migration(s.id, mid), check=check,
-                wait_for=(lambda s: not s.task_state) if wait else None, timeout=timeout)
+                wait_for=(lambda s: not s.task_state) if wait else None, verify=verify, timeout=timeout)
 
 
 def _needs_verify_resize(server: Server) -> str:
@@ -95,10 +118,14 @@ def confirm(cloud, journal: Journal, server_ref: str, *, wait: bool = True, time
 
 
 def revert(cloud, journal: Journal, server_ref: str, *, wait: bool = True, timeout: float = 300) -> MoveResult:
+    def verify(before: Server, after: Server, _: str) -> Optional[str]:
+        if after.host == before.host:
+            return f"revert did not take: {after.name} is {after.status} on {after.host}, the cold move's target"
+        return None
     return _act(cloud, journal, server_ref, "revert", lambda s, _: cloud.revert_resize(s.id),
                 check=_needs_verify_resize,
                 wait_for=(lambda s: s.status != "VERIFY_RESIZE" and not s.task_state) if wait else None,
-                timeout=timeout)
+                verify=verify, timeout=timeout)
 
 
 def previous_host(cloud, journal: Journal, server_ref: str) -> tuple[Server, str]:

@@ -15,7 +15,7 @@ import time
 from typing import Optional
 
 from novamove import errors
-from novamove.engine.journal import Journal, pid_alive
+from novamove.engine.journal import Journal, run_alive
 from novamove.model import Service
 from novamove.strategies.isolate import restore_services
 
@@ -34,7 +34,9 @@ def services_left_disabled(events) -> list[Service]:
         sid = e.data.get("service_id")
         if not sid:
             continue
-        if e.kind == "service.disable" and e.state in ("intent", "done"):
+        # A disable marked failed may still have been applied (the answer was lost): restore
+        # checks the tag in the cloud before touching anything, so looking costs nothing.
+        if e.kind == "service.disable" and e.state in ("intent", "done", "failed"):
             pending[sid] = Service(id=sid, host=e.target or "?")
         elif e.kind == "service.enable" and e.state == "done":
             pending.pop(sid, None)
@@ -49,8 +51,8 @@ def recover_run(cloud, journal: Journal, run: dict, *, confirm: bool = True) -> 
     events = journal.events(run_id)
     pending = services_left_disabled(events)
     if pending:
-        report["services_enabled"] = restore_services(cloud, journal, run_id, pending)
-        report["services_left"] = [s.host for s in pending if s.host not in report["services_enabled"]]
+        report["services_enabled"] = restore_services(cloud, journal, run_id, pending,
+                                                      left=report["services_left"])
     server_id = run.get("server_id")
     server = None
     if server_id:
@@ -62,9 +64,12 @@ def recover_run(cloud, journal: Journal, run: dict, *, confirm: bool = True) -> 
         if server is not None:
             if server.status == "VERIFY_RESIZE" and not server.task_state:
                 if confirm and server.host == run.get("dest"):
-                    event = journal.intent(run_id, "server.confirm", server_id, by="recover")
-                    cloud.confirm_resize(server_id)
-                    journal.done(event)
+                    try:
+                        with journal.change(run_id, "server.confirm", server_id, by="recover"):
+                            cloud.confirm_resize(server_id)
+                    except errors.NovamoveError as exc:
+                        # A lost answer may hide a confirmation that went through: read back.
+                        report["notes"].append(f"confirm: {exc}")
                     server = _settled(cloud, server_id)
                     report["server_action"] = (
                         f"confirmed the resize of {server.name} on {server.host}"
@@ -105,14 +110,38 @@ def _settled(cloud, server_id: str, timeout: float = CONFIRM_SECONDS):
     return server
 
 
-def recover(cloud, journal: Journal, run_id: Optional[str] = None, *, confirm: bool = True) -> list[dict]:
+def unsettled(journal: Journal, run: dict) -> bool:
+    """Whether a finished run may have left a change behind: a service it disabled and did not
+    re-enable, or a cold move it requested and neither confirmed nor reverted."""
+    events = journal.events(run["id"])
+    if services_left_disabled(events):
+        return True
+    if run["status"] != "failed":
+        return False
+    asked = any(e.kind == "server.migrate" and e.data.get("mode") == "cold" and e.state in ("done", "failed")
+                for e in events)
+    settled = any(e.kind in ("server.confirm", "server.revert") and e.state == "done" for e in events)
+    return asked and not settled
+
+
+def recover(cloud, journal: Journal, run_id: Optional[str] = None, *, confirm: bool = True,
+            break_lock: bool = False) -> list[dict]:
+    """Finish or undo what runs left behind. Looks at every run that did not finish, at runs
+    that finished with a change unsettled, and at the cloud itself: a compute disabled with a
+    novamove isolation tag whose run is over (or whose process is gone) is re-enabled.
+    `break_lock` with `run_id`: re-enable the services carrying that run's tag even though
+    this journal does not know the run (it ran on another machine that is gone)."""
     if run_id:
         run = journal.get_run(run_id)
+        if run is None and break_lock:
+            return [_break_lock(cloud, journal, run_id)]
         if run is None:
-            raise errors.NotFound(f"no run {run_id!r} in the journal {journal.path}")
+            raise errors.NotFound(f"no run {run_id!r} in the journal {journal.path} (if it ran on "
+                                  "another machine that is gone, add --break-lock)")
         runs = [run]
     else:
         runs = journal.unfinished_runs()
+        runs += [r for r in journal.recent_final_runs(MOVE_VERBS) if unsettled(journal, r)]
     reports = []
     for run in runs:
         if run["verb"] in ("evacuate", "unfence"):      # novamove.engine.evacuate finishes its own
@@ -127,11 +156,67 @@ def recover(cloud, journal: Journal, run_id: Optional[str] = None, *, confirm: b
                                        f"`novamove {run['verb']} {run.get('source') or 'HOST'}` again "
                                        "to continue it"})
             continue
-        if run["status"] == "running" and run.get("pid") != os.getpid() and pid_alive(run.get("pid")) \
+        if run["status"] == "running" and run.get("pid") != os.getpid() and run_alive(run) \
                 and not run_id:
             reports.append({"run_id": run["id"], "verb": run["verb"], "server": run.get("server_name"),
                             "status_before": run["status"],
                             "summary": f"still running (pid {run['pid']}); not touched"})
             continue
         reports.append(recover_run(cloud, journal, run, confirm=confirm))
+    if not run_id:
+        reports.extend(_sweep_tags(cloud, journal, {r["run_id"] for r in reports}))
     return reports
+
+
+def _sweep_tags(cloud, journal: Journal, handled: set[str]) -> list[dict]:
+    """Computes the cloud shows disabled with a novamove isolation tag (not a drain's, which is
+    maintenance on purpose) whose run is over: the journal lost track (a disable whose answer
+    was lost, a run recovered by hand). A tag of a run this journal does not know is reported
+    with the command that clears it."""
+    from novamove.strategies.isolate import reason_run_id
+    tagged: dict[str, list[Service]] = {}
+    for svc in cloud.list_compute_services():
+        run_id = None if svc.enabled else reason_run_id(svc.disabled_reason)
+        if run_id and run_id not in handled and ": drain:" not in (svc.disabled_reason or "") \
+                and ": evacuate:" not in (svc.disabled_reason or ""):      # a failed host: unfence's
+            tagged.setdefault(run_id, []).append(svc)
+    reports = []
+    for run_id, services in sorted(tagged.items()):
+        run = journal.get_run(run_id)
+        names = ", ".join(sorted(s.host for s in services))
+        base = {"run_id": run_id, "verb": run["verb"] if run else "?", "server": run.get("server_name") if run else None,
+                "status_before": run["status"] if run else "unknown"}
+        if run is None:
+            reports.append(dict(base, summary=f"{names} disabled by novamove run {run_id}, which this journal "
+                                              "does not know: run `novamove recover` where it ran, or "
+                                              f"`novamove recover --run {run_id} --break-lock` if that "
+                                              "machine is gone"))
+            continue
+        if run["status"] == "running" and run_alive(run) and run.get("pid") != os.getpid():
+            continue            # its own run is still at work
+        enabled = restore_services(cloud, journal, run_id, services)
+        reports.append(dict(base, summary=f"re-enabled {', '.join(enabled)} (tagged by run {run_id}, "
+                                          "which is over)" if enabled else f"left {names}"))
+    return reports
+
+
+def _break_lock(cloud, journal: Journal, run_id: str) -> dict:
+    """Clear a foreign run's isolation tags, journaled under a run of its own."""
+    from novamove.cloud.adapter import new_run_id
+    from novamove.strategies.isolate import reason_run_id
+    own = new_run_id()
+    journal.start_run(own, "recover", cloud=getattr(cloud, "cloud_name", None), source=run_id,
+                      mode="break-lock")
+    services = [s for s in cloud.list_compute_services()
+                if not s.enabled and reason_run_id(s.disabled_reason) == run_id]
+    journal.note(own, "lock.break", run_id, services=[s.host for s in services])
+    enabled = []
+    for svc in services:
+        with journal.change(own, "service.enable", svc.host, service_id=svc.id, broke_lock_of=run_id):
+            cloud.enable_service(svc)
+        enabled.append(svc.host)
+    summary = (f"broke run {run_id}'s lock: re-enabled {', '.join(enabled)}" if enabled
+               else f"no compute carries run {run_id}'s tag")
+    journal.finish_run(own, "ok", summary=summary)
+    return {"run_id": run_id, "verb": "recover", "server": None, "status_before": "unknown",
+            "summary": summary}

@@ -30,16 +30,27 @@ def pick_host(name: str, hosts: Sequence[Host]) -> Host:
 
     Real clouds often name the node `cmp1.example.org` while the service host is `cmp1` (or
     the other way round); the migrate APIs want the service host, so that is what we return.
+    A short-name match must not contradict a domain given on either side: `cmp1.dc2.example.org`
+    never picks `cmp1.dc1.example.org`, though it may pick a bare `cmp1`.
     """
+    if not isinstance(name, str) or not name.strip() or name != name.strip():
+        raise errors.UsageError(f"a host name is needed, not {name!r}")
     for h in hosts:
         if h.name == name:
             return h
     for h in hosts:
         if h.hypervisor_hostname == name:
             return h
-    short = name.split(".")[0]
-    matches = [h for h in hosts
-               if h.name.split(".")[0] == short or (h.hypervisor_hostname or "").split(".")[0] == short]
+    short, _, domain = name.partition(".")
+
+    def candidate(h: Host) -> bool:
+        names = [n for n in (h.name, h.hypervisor_hostname) if n]
+        if not any(n.partition(".")[0] == short for n in names):
+            return False
+        # A domain on either side that differs from the one typed says "another host".
+        return not domain or all(not n.partition(".")[2] or n.partition(".")[2] == domain for n in names)
+
+    matches = [h for h in hosts if candidate(h)]
     if len(matches) == 1:
         return matches[0]
     known = ", ".join(sorted(h.name for h in hosts)) or "none"

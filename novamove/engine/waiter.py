@@ -7,6 +7,8 @@ is a failure, reported with Nova's own reason.
 
 from __future__ import annotations
 
+import logging
+
 from dataclasses import dataclass
 from typing import Optional
 
@@ -15,10 +17,15 @@ from novamove.model import COLD, LIVE, Migration, Server
 from novamove.retry import patiently
 from novamove.strategies.base import MoveContext
 
+log = logging.getLogger("novamove.engine")
+
 ON_TIMEOUT = ("abort", "force-complete", "leave")
 
 # How long an aborted/force-completed live migration may take to settle before we stop looking.
 SETTLE_SECONDS = 120.0
+# A confirmation that left the server untouched this long did not reach Nova: ask again.
+CONFIRM_RETRY_SECONDS = 5.0
+CONFIRM_TRIES = 3
 # A server that is idle on its source while its migration record has not moved for this long
 # has been rolled back without Nova marking the record (defensive; Nova normally does).
 STALL_SECONDS = 60.0
@@ -106,9 +113,13 @@ class MoveWatcher:
         return server, self.migration
 
     def _migration(self) -> Optional[Migration]:
+        rows = self.cloud.list_migrations(server_id=self.ctx.server.id)
         if self.migration is None:
-            return None
-        for m in self.cloud.list_migrations(server_id=self.ctx.server.id):
+            # Not scheduled when the isolation window closed: the record Nova makes later.
+            known = self.ctx.known_migration_ids or set()
+            return next((m for m in rows if m.id not in known and m.migration_type in
+                         ("live-migration", "migration")), None) if known is not None else None
+        for m in rows:
             if m.id == self.migration.id:
                 return m
         return self.migration
@@ -141,6 +152,8 @@ class MoveWatcher:
                 return self._landed(server, migration)
             if verdict == VERIFY:
                 return self._confirm(server, migration) if self.confirm else Outcome(True, server, migration)
+            if verdict == FAILED and self._elsewhere(server, migration):
+                return self._wrong_host(server, migration)
             if verdict == FAILED:
                 return self._failed(server, migration)
             # defensive: idle on the source and the record frozen -> rolled back
@@ -169,15 +182,10 @@ class MoveWatcher:
 
     def _confirm(self, server: Server, migration: Migration) -> Outcome:
         ctx = self.ctx
-        event = ctx.journal.intent(ctx.run_id, "server.confirm", server.id, migration=migration.id)
-        try:
-            self.cloud.confirm_resize(server.id)
-        except BaseException as exc:
-            ctx.journal.failed(event, error=str(exc))
-            raise
-        ctx.journal.done(event)
+        self._send_confirm(server, migration)
         # Confirmation is asynchronous: wait for the record and the server to settle.
         settle = max(self.deadline, ctx.clock() + SETTLE_SECONDS)
+        untouched_since, sent = None, 1
         while True:
             server, migration = self._poll("confirming")
             if migration is not None and migration.status == "confirmed" and not server.task_state \
@@ -185,11 +193,60 @@ class MoveWatcher:
                 return self._landed(server, migration)
             if server.status == "ERROR" or (migration is not None and migration.failed):
                 return self._failed(server, migration)
+            if server.status == "VERIFY_RESIZE" and not server.task_state:
+                # Still waiting with nothing under way: the confirmation did not reach Nova (an
+                # error or timeout before it applied). Asking again is safe: Nova refuses a
+                # confirmation of a server no longer awaiting one.
+                untouched_since = untouched_since if untouched_since is not None else ctx.clock()
+                if ctx.clock() - untouched_since > CONFIRM_RETRY_SECONDS and sent < CONFIRM_TRIES:
+                    self._send_confirm(server, migration)
+                    untouched_since, sent = None, sent + 1
+            else:
+                untouched_since = None
             if ctx.clock() > settle:
                 return Outcome(False, server, migration, exit_code=errors.EXIT_TIMEOUT,
                                error=f"confirmation of {server.name} did not finish in time "
-                                     f"(migration {migration.status if migration else '?'})")
+                                     f"(migration {migration.status if migration else '?'}); "
+                                     f"`novamove confirm {server.id}` or `novamove recover` finishes it")
             ctx.sleep(ctx.poll_interval)
+
+    def _send_confirm(self, server: Server, migration: Migration) -> None:
+        ctx = self.ctx
+        try:
+            with ctx.journal.change(ctx.run_id, "server.confirm", server.id, migration=migration.id):
+                self.cloud.confirm_resize(server.id)
+        except errors.NovamoveError as exc:
+            if not (errors.is_ambiguous(exc) or isinstance(exc, errors.PreconditionFailed)):
+                raise
+            # Timed out, lost, a 5xx, or 409 because it is already confirming: what Nova does
+            # next says whether it went through; the caller reads it back.
+            log.warning("confirm of %s: %s (reading back)", server.name, exc)
+
+    def _elsewhere(self, server: Server, migration: Optional[Migration]) -> bool:
+        """The scheduler chose another host than the target (isolate after its window closed)."""
+        return (migration is not None and not migration.failed and not server.task_state
+                and server.host not in (self.ctx.target.name, self.ctx.server.host))
+
+    def _wrong_host(self, server: Server, migration: Migration) -> Outcome:
+        """A move that landed on another host than the target: a cold one is reverted to its
+        source (journaled); a live one cannot be taken back and is reported with the host."""
+        ctx = self.ctx
+        wrong = server.host
+        text = f"Nova put {server.name} on {wrong}, not on {ctx.target.name}"
+        if ctx.mode == COLD and server.status == "VERIFY_RESIZE":
+            with ctx.journal.change(ctx.run_id, "server.revert", server.id, migration=migration.id,
+                                    why="wrong host"):
+                self.cloud.revert_resize(server.id)
+            settle = ctx.clock() + SETTLE_SECONDS
+            while ctx.clock() < settle:
+                ctx.sleep(ctx.poll_interval)
+                server, migration = self._poll("reverting")
+                if not server.task_state and server.status != "VERIFY_RESIZE":
+                    break
+            text += f"; reverted: it is {server.status} on {server.host}"
+        else:
+            text += f" (it is {server.status} there; `novamove migrate {server.id} --to {ctx.target.name}` moves it)"
+        return Outcome(False, server, migration, error=text, exit_code=errors.EXIT_FAILED)
 
     def _failed(self, server: Server, migration: Optional[Migration]) -> Outcome:
         ctx = self.ctx
@@ -227,25 +284,18 @@ class MoveWatcher:
                                  f"{server.name} is {server.status} on {server.host}; "
                                  "the move continues in Nova")
         if self.on_timeout == "force-complete" and not self.forced:
-            event = ctx.journal.intent(ctx.run_id, "migration.force_complete", migration.id)
-            try:
+            with ctx.journal.change(ctx.run_id, "migration.force_complete", migration.id):
                 self.cloud.force_complete_migration(server.id, migration.id)
-            except errors.NovamoveError as exc:
-                ctx.journal.failed(event, error=str(exc))
-                raise
-            ctx.journal.done(event)
             self.forced = True
             self.deadline = ctx.clock() + max(ctx.timeout, SETTLE_SECONDS)
             return None
         if self.on_timeout == "abort":
-            event = ctx.journal.intent(ctx.run_id, "migration.abort", migration.id)
             try:
-                self.cloud.abort_migration(server.id, migration.id)
+                with ctx.journal.change(ctx.run_id, "migration.abort", migration.id):
+                    self.cloud.abort_migration(server.id, migration.id)
             except errors.NovamoveError as exc:
-                ctx.journal.failed(event, error=str(exc))
                 return Outcome(False, server, migration, exit_code=errors.EXIT_TIMEOUT,
                                error=f"gave up waiting after {waited} and could not abort: {exc}")
-            ctx.journal.done(event)
             settle = ctx.clock() + SETTLE_SECONDS
             while ctx.clock() < settle:
                 ctx.sleep(ctx.poll_interval)

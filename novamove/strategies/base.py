@@ -37,6 +37,9 @@ class MoveContext:
     timeout: float = 600.0
     poll_interval: float = 1.0
     schedule_poll_interval: float = 0.25
+    # isolate: the other computes stay disabled at most this long waiting for the scheduler,
+    # whatever --timeout says (a stuck scheduler must not keep the cloud unschedulable).
+    schedule_timeout: float = 60.0
     # observe(phase, server or None, migration or None): the engine turns it into progress
     observe: Optional[Callable[[str, Optional[Server], Optional[Migration]], None]] = None
     clock: Callable[[], float] = field(default=lambda: time.monotonic())

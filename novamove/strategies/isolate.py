@@ -32,18 +32,8 @@ def services_to_isolate(hosts: Iterable[Host], target: str) -> list[Host]:
     return [h for h in hosts if h.name != target and h.service.enabled]
 
 
-def tagged_reason(run_id: str, reason: Optional[str]) -> str:
-    """The disabled_reason isolate writes, so `recover` can tell its own toggles apart."""
-    text = f"novamove:{run_id}: {reason or 'isolating the target of a migration'}"
-    return text[:255]  # Nova's column limit
-
-
-def reason_run_id(disabled_reason: Optional[str]) -> Optional[str]:
-    """The run id in a reason written by `tagged_reason`, or None."""
-    if not disabled_reason or not disabled_reason.startswith("novamove:"):
-        return None
-    run_id, sep, _ = disabled_reason[len("novamove:"):].partition(":")
-    return run_id if sep else None
+# The tag helpers live with the engine (drains and recover use them too).
+from novamove.engine.tags import is_drain_tag, is_isolation_tag, reason_run_id, tagged_reason  # noqa: E402,F401
 
 
 def isolating_runs(hosts: Iterable[Host], own_run: str) -> dict[str, list[str]]:
@@ -53,7 +43,7 @@ def isolating_runs(hosts: Iterable[Host], own_run: str) -> dict[str, list[str]]:
     for h in hosts:
         reason = h.service.disabled_reason
         run_id = None if h.service.enabled else reason_run_id(reason)
-        if run_id and run_id != own_run and not reason.split(": ", 1)[-1].startswith("drain:"):
+        if run_id and run_id != own_run and is_isolation_tag(reason):
             runs.setdefault(run_id, []).append(h.name)
     return runs
 
@@ -74,11 +64,13 @@ def _in_parallel(calls: list, workers: int = MAX_PARALLEL_TOGGLES) -> None:
             raise exc
 
 
-def restore_services(cloud, journal, run_id: str, disabled: list[Service]) -> list[str]:
+def restore_services(cloud, journal, run_id: str, disabled: list[Service],
+                     left: Optional[list[str]] = None) -> list[str]:
     """Re-enable the services `run_id` disabled, if they are still disabled *by it*.
 
     Returns the hosts re-enabled. A service someone else re-disabled meanwhile (another
-    reason) is left as it is and journaled. One GET for all services, then one PUT per toggle
+    reason) is left as it is, journaled, and named in `left` if a list is given; one already
+    enabled again needs nothing. One GET for all services, then one PUT per toggle
     (concurrently).
     """
     if not disabled:
@@ -92,6 +84,8 @@ def restore_services(cloud, journal, run_id: str, disabled: list[Service]) -> li
         if now is None or now.enabled:
             continue
         if reason_run_id(now.disabled_reason) != run_id:
+            if left is not None:
+                left.append(service.host)
             journal.note(run_id, "service.left", service.host, status=now.status,
                          disabled_reason=now.disabled_reason,
                          why="disabled by someone else after novamove disabled it")
@@ -101,13 +95,8 @@ def restore_services(cloud, journal, run_id: str, disabled: list[Service]) -> li
 
     def enable(service: Service):
         def call() -> None:
-            event = journal.intent(run_id, "service.enable", service.host, service_id=service.id)
-            try:
+            with journal.change(run_id, "service.enable", service.host, service_id=service.id):
                 patiently(lambda: cloud.enable_service(service), f"re-enabling {service.host}")
-            except BaseException as exc:
-                journal.failed(event, error=str(exc))
-                raise
-            journal.done(event)
             enabled.append(service.host)
         return call
 
@@ -141,20 +130,19 @@ class DisableOthers(Step):
 
         def disable(service: Service):
             def call() -> None:
-                event = ctx.journal.intent(ctx.run_id, "service.disable", service.host,
-                                           service_id=service.id, previous_status=service.status,
-                                           previous_reason=service.disabled_reason, reason=reason)
-                # Recorded before the call: if the PUT lands but its answer is lost, revert
-                # still knows to look at this service.
-                ctx.disabled.append(service)
-                try:
+                with ctx.journal.change(ctx.run_id, "service.disable", service.host,
+                                        service_id=service.id, previous_status=service.status,
+                                        previous_reason=service.disabled_reason, reason=reason):
+                    # Recorded before the call: if the PUT lands but its answer is lost,
+                    # revert still knows to look at this service.
+                    ctx.disabled.append(service)
                     ctx.cloud.disable_service(service, reason)
-                except BaseException as exc:
-                    ctx.journal.failed(event, error=str(exc))
-                    raise
-                ctx.journal.done(event)
             return call
 
+        # Look again right before writing: a compute someone disabled since the listing keeps
+        # their reason (our PUT would overwrite it, and our restore would then re-enable it).
+        still_enabled = {s.id for s in ctx.cloud.list_compute_services() if s.enabled}
+        self.to_disable = [h for h in self.to_disable if h.service.id in still_enabled]
         if self.to_disable:
             ctx.isolation_started = ctx.clock()
         # Signals wait until every PUT has answered, so that revert sees the final state.
@@ -162,9 +150,21 @@ class DisableOthers(Step):
             _in_parallel([disable(h.service) for h in self.to_disable])
 
     def post_condition(self, ctx: MoveContext) -> None:
-        # Someone may have enabled another compute (or a new one registered) meanwhile.
-        others = [s.host for s in ctx.cloud.list_compute_services()
-                  if s.enabled and s.host != ctx.target.name]
+        # Read the tags back. Someone may have enabled another compute (or a new one
+        # registered) meanwhile; another isolate run that listed at the same moment has
+        # disabled our target or tagged computes as its own: both back off (each restores
+        # only what carries its own tag) rather than move a server to the wrong place.
+        services = ctx.cloud.list_compute_services()
+        target = next((s for s in services if s.host == ctx.target.name), None)
+        rivals = sorted({reason_run_id(s.disabled_reason) for s in services
+                         if not s.enabled and is_isolation_tag(s.disabled_reason)
+                         and reason_run_id(s.disabled_reason) != ctx.run_id})
+        if target is None or not target.enabled or rivals:
+            raise errors.PreconditionFailed(
+                f"could not isolate {ctx.target.name}: another novamove isolate run "
+                f"({', '.join(r for r in rivals if r) or 'unknown'}) opened its window at the same "
+                "moment; nothing was moved, try again")
+        others = [s.host for s in services if s.enabled and s.host != ctx.target.name]
         if others:
             raise errors.PreconditionFailed(
                 f"could not isolate {ctx.target.name}: {', '.join(others)} enabled meanwhile")

@@ -27,27 +27,48 @@ class RequestMove(Step):
             ctx.known_migration_ids = {m.id for m in ctx.cloud.list_migrations(server_id=ctx.server.id)}
 
     def execute(self, ctx: MoveContext) -> None:
-        event = ctx.journal.intent(ctx.run_id, "server.migrate", ctx.server.id, mode=ctx.mode,
-                                   host=self.host, dest=ctx.target.name, source=ctx.server.host)
         try:
-            if ctx.mode == LIVE:
-                ctx.cloud.live_migrate_server(ctx.server.id, host=self.host)
-            else:
-                ctx.cloud.migrate_server(ctx.server.id, host=self.host)
+            with ctx.journal.change(ctx.run_id, "server.migrate", ctx.server.id, mode=ctx.mode,
+                                    host=self.host, dest=ctx.target.name, source=ctx.server.host):
+                if ctx.mode == LIVE:
+                    ctx.cloud.live_migrate_server(ctx.server.id, host=self.host)
+                else:
+                    ctx.cloud.migrate_server(ctx.server.id, host=self.host)
         except errors.PreconditionFailed as exc:
             # Our pre-checks passed but Nova refused the request itself (400/409, e.g. "No valid
             # host" from a synchronous scheduling, a lock, a task in progress): a failed move.
-            ctx.journal.failed(event, error=str(exc))
             reason = str(exc).split(": ", 1)[-1]
             raise errors.MoveFailed(f"Nova refused the {ctx.mode} migration of {ctx.server.name} to "
                                     f"{ctx.target.name}: {reason}") from exc
-        except BaseException as exc:
-            ctx.journal.failed(event, error=str(exc))
-            raise
-        ctx.journal.done(event)
+        except errors.NovamoveError as exc:
+            if not errors.is_ambiguous(exc):
+                raise
+            # Timeout, lost connection or 5xx: Nova may have accepted it. Read the cloud back;
+            # the request is never sent twice.
+            if not accepted_after_all(ctx):
+                raise errors.MoveFailed(f"the {ctx.mode} migration request for {ctx.server.name} "
+                                        f"failed ({exc}) and Nova did not start it") from exc
+            ctx.journal.note(ctx.run_id, "server.migrate.read_back", ctx.server.id, accepted=True,
+                             error=str(exc))
 
     # revert: nothing. Once Nova accepted a move it is Nova's; the engine watches it and
     # reports, and `novamove abort`/`revert` are the operator's explicit undo.
+
+
+def accepted_after_all(ctx: MoveContext, tries: int = 3) -> bool:
+    """After an ambiguous answer to the move request: did Nova take it? A task state on the
+    server or a new migration record says yes. If the cloud does not answer either, say yes:
+    the watcher then follows what Nova does (and reports a move that never started)."""
+    for _ in range(tries):
+        try:
+            server = ctx.cloud.get_server(ctx.server.id)
+            if server.task_state or server.host != ctx.server.host:
+                return True
+            known = ctx.known_migration_ids or set()
+            return any(m.id not in known for m in ctx.cloud.list_migrations(server_id=ctx.server.id))
+        except errors.Unreachable:
+            ctx.sleep(1.0)
+    return True
 
 
 class WaitScheduled(Step):
@@ -65,6 +86,14 @@ class WaitScheduled(Step):
                 ctx.migration = migration
                 if migration.dest_host or migration.failed or migration.done:
                     break
+            if ctx.disabled and ctx.clock() - asked > ctx.schedule_timeout:
+                # The isolation window closes at its own deadline; the move, if Nova still
+                # carries it out, is watched and judged like any other (a wrong host included).
+                ctx.journal.note(ctx.run_id, "migration.schedule_timeout", ctx.server.id,
+                                 seconds=round(ctx.clock() - asked, 2),
+                                 status=migration.status if migration else None)
+                self._observe(ctx, migration)
+                return
             elif ctx.clock() - asked > NO_RECORD_GRACE:
                 server = ctx.cloud.get_server(ctx.server.id)
                 if not server.task_state:

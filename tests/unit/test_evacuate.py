@@ -277,7 +277,7 @@ def test_evacuates_every_evacuable_server_under_caps(journal):
     assert by["keep"].result == SKIPPED and "novamove:maintenance=skip" in by["keep"].detail
     assert by["paused"].result == UNPLACED and "PAUSED" in by["paused"].detail
     assert by["busy"].result == UNPLACED and "powering-off" in by["busy"].detail
-    assert not report.ok and report.exit_code == 1          # two servers stay down: said so
+    assert not report.ok and report.exit_code == 8          # two servers stay down: said so
     assert nova.max_in_flight <= 3 and max(nova.max_per_dest.values()) == 1
     assert report.peak_in_flight == 3
     assert_clean(nova, journal)
@@ -323,7 +323,7 @@ def test_unplaceable_server_is_reported_with_the_reason(journal):
     by = {r.server_id: r for r in report.results}
     assert by["huge"].result == UNPLACED and "capacity" in by["huge"].detail
     assert by["ok"].result == EVACUATED
-    assert report.exit_code == 1
+    assert report.exit_code == 8
 
 
 def test_failed_evacuation_carries_novas_reason(journal):
@@ -656,3 +656,43 @@ def test_unfence_killed_at_every_journaled_step_ends_clean_on_rerun(tmp_path, be
         assert journal.unfinished_runs() == [], where
         for run in journal.runs(limit=100):
             assert all(e.state != "intent" for e in journal.events(run["id"])), (where, run)
+
+
+# ------------------------------------------------------------------------------ NOVAMOVE_FAULT hooks
+
+@pytest.mark.parametrize("fault", ["evacuate.server:after:timeout:1", "evacuate.force-down:after:timeout",
+                                   "evacuate.disable:after:error", "evacuate.server:before:timeout:1"])
+def test_injected_lost_answers_are_read_back(journal, monkeypatch, fault):
+    from novamove.engine import faults
+    faults.reset()
+    monkeypatch.setenv("NOVAMOVE_FAULT", fault)
+    nova = FakeNova()
+    nova.add("a", "c3")
+    nova.add("b", "c3")
+    nova.down("c3")
+    report = evacuate(nova, "c3", journal=journal, **fast())
+    monkeypatch.delenv("NOVAMOVE_FAULT")
+    faults.reset()
+    if fault.endswith("before:timeout:1"):
+        # the POST never left: read back as not started, failed; a rerun evacuates it
+        assert report.exit_code == 1
+        report = evacuate(nova, "c3", journal=journal, **fast())
+    assert report.ok, report.to_dict()
+    assert all(len(nova.evacuations_of(s)) == 1 for s in ("a", "b"))
+    svc = nova.services["c3"]
+    assert svc.forced_down and is_our_evacuate_reason(svc.disabled_reason)
+    assert journal.unfinished_runs() == []
+    for run in journal.runs():
+        assert all(e.state != "intent" for e in journal.events(run["id"]))
+
+
+def test_recover_sweep_and_isolate_leave_an_evacuated_host_alone(journal):
+    from novamove.engine.tags import is_isolation_tag
+    from novamove.strategies.isolate import isolating_runs
+    nova = _evacuated(journal)
+    reason = nova.services["c3"].disabled_reason
+    assert not is_isolation_tag(reason)
+    assert isolating_runs(nova.compute_hosts(), "someone") == {}
+    nova.list_migrations = lambda **kw: []
+    recovery.recover(nova, journal)
+    assert nova.services["c3"].status == "disabled" and nova.services["c3"].disabled_reason == reason

@@ -26,7 +26,7 @@ def nova(monkeypatch):
     import novamove.cloud
     fake = failed_host_cloud()
     fake.close = lambda: None
-    monkeypatch.setattr(novamove.cloud, "connect", lambda **kw: fake)
+    monkeypatch.setattr(novamove.cloud, "connect", lambda *a, **kw: fake)
 
     class FastRunner(engine.EvacuationRunner):
         def __init__(self, *args, **kwargs):
@@ -53,7 +53,7 @@ def test_check_mode_plans_and_changes_nothing(nova, tmp_path, capsys):
 def test_evacuate_reports_what_stays_down_and_fails_the_task(nova, tmp_path, capsys):
     failed, res = run({"host": "c3", "journal": str(tmp_path / "j"), "max_parallel": 3}, capsys)
     # PAUSED and busy servers cannot be evacuated: the task says so and fails
-    assert failed and res["changed"] and res["exit_code"] == 1
+    assert failed and res["changed"] and res["exit_code"] == 8
     assert res["summary"].startswith("evacuate c3: 8 evacuated, 1 skipped, 2 not-evacuated")
     assert all(nova.servers[s].host != "c3" for s in EVACUABLE)
 

@@ -130,9 +130,30 @@ def test_pick_host_by_service_hypervisor_and_short_name():
     assert pick_host("cmp1", hosts).name == "cmp1"
     assert pick_host("cmp1.example.org", hosts).name == "cmp1"
     assert pick_host("cmp2", hosts).name == "cmp2.example.org"
-    assert pick_host("cmp1.other", hosts).name == "cmp1"
     with pytest.raises(errors.NotFound, match="known: cmp1, cmp2.example.org"):
         pick_host("cmp9", hosts)
+
+
+def test_a_short_name_never_crosses_domains():
+    # The node says example.org: another domain names another machine.
+    hosts = [host("cmp1", node="cmp1.example.org"), host("compute3", node="compute3.fake.local")]
+    with pytest.raises(errors.NotFound):
+        pick_host("cmp1.other", hosts)
+    with pytest.raises(errors.NotFound):
+        pick_host("compute3.other.example.org", hosts)
+    # Same short name in two data centres: the domain decides, the bare name is ambiguous.
+    two = [host("cmp1.dc1.example.org", node=None), host("cmp1.dc2.example.org", node=None)]
+    assert pick_host("cmp1.dc2.example.org", two).name == "cmp1.dc2.example.org"
+    with pytest.raises(errors.Ambiguous):
+        pick_host("cmp1", two)
+    # A bare service host with a bare node accepts any domain typed for it.
+    assert pick_host("cmp7.example.org", [host("cmp7", node="cmp7")]).name == "cmp7"
+
+
+@pytest.mark.parametrize("bad", ["", " ", " cmp1", None])
+def test_an_empty_host_name_is_a_usage_error(bad):
+    with pytest.raises(errors.UsageError):
+        pick_host(bad, [host("cmp1", node=None)])
 
 
 def test_pick_server_lists_candidates_when_ambiguous():

@@ -207,6 +207,10 @@ def test_plan_round_trips_through_json(tmp_path):
     ('{"format": "novamove-plan/1", "kind": "drain"}', "malformed plan"),
     ('{"format": "novamove-plan/1", "kind": "drain", "sources": ["c1"], "steps": [{"server_id": "a", '
      '"source": "c1", "mode": "teleport"}]}', "bad mode"),
+    ('{"format": "novamove-plan/1", "kind": "drain", "sources": ["c1"], "steps": [1]}', "step 1 is not an object"),
+    ('{"format": "novamove-plan/1", "kind": "drain", "sources": ["c1"], "steps": {"a": 1}}', "must be a list"),
+    ('{"format": "novamove-plan/1", "kind": "drain", "sources": ["c1"], "steps": [], "max_parallel": 0}',
+     "caps must be at least 1"),
 ])
 def test_bad_plan_files_are_one_line_usage_errors(tmp_path, text, match):
     from novamove.planner import load_plan
@@ -221,3 +225,44 @@ def test_missing_plan_file():
     from novamove.planner import load_plan
     with pytest.raises(UsageError, match="not found"):
         load_plan("/nonexistent/plan.json")
+
+
+# ---------------------------------------------------------------- capacity beyond VCPU/RAM/disk
+
+def test_a_volume_backed_server_needs_no_local_root_disk():
+    # 100 GB root disks: only the volume-backed one fits a host with 20 GB of local disk left.
+    fat = Flavor("fat-disk", vcpus=1, ram=512, disk=100)
+    on_volume = Server(id="vol", name="vm-vol", status="ACTIVE", host="c1", flavor=fat, volume_backed=True)
+    on_image = Server(id="img", name="vm-img", status="ACTIVE", host="c1", flavor=fat)
+    state = CloudState(hosts=[host("c1"), host("c2", disk=20)], servers=[on_volume, on_image])
+    plan = plan_drain(state, ["c1"])
+    by = {s.server_id: s for s in plan.steps}
+    assert by["vol"].dest == "c2" and by["vol"].need.disk_gb == 0
+    assert by["img"].dest is None and "100 GB disk" in by["img"].skip_reason
+
+
+def test_dedicated_cpu_flavors_need_pcpu_inventory():
+    pinned = Flavor("pinned", vcpus=4, ram=1024, disk=1, dedicated_cpus=True)
+    assert pinned.resources == Resources(0, 1024, 1, 4)
+    shared_only = host("c2")                                  # VCPU inventory only
+    with_pcpus = Host(name="c3", service=Service(id="c3", host="c3", zone="nova"), hypervisor_hostname="c3.fake.local",
+                      capacity=Resources(16, 16384, 100, 8))
+    state = CloudState(hosts=[host("c1"), shared_only, with_pcpus],
+                       servers=[Server(id="p", name="vm-p", status="ACTIVE", host="c1", flavor=pinned)])
+    step = plan_drain(state, ["c1"]).steps[0]
+    assert step.dest == "c3"
+    crowded = CloudState(hosts=[host("c1"), shared_only], servers=state.servers)
+    assert "4 dedicated CPU (PCPU)" in plan_drain(crowded, ["c1"]).steps[0].skip_reason
+
+
+def test_placement_pcpu_and_volume_backed_from_api_bodies():
+    from novamove.cloud import convert
+    inv = {"PCPU": {"total": 8, "reserved": 0, "allocation_ratio": 1.0}, "VCPU": {"total": 4}}
+    assert convert.capacity_from_inventories(inv).pcpus == 8
+    assert convert.used_from_usages({"PCPU": 2}).pcpus == 2
+    flavor = convert.flavor_from_api({"vcpus": 2, "ram": 64, "disk": 1,
+                                      "extra_specs": {"hw:cpu_policy": "dedicated"}})
+    assert flavor.dedicated_cpus and flavor.resources.pcpus == 2 and flavor.resources.vcpus == 0
+    body = {"id": "x", "image": "", "flavor": {"vcpus": 1, "ram": 64, "disk": 5}}
+    assert convert.server_from_api(body).volume_backed
+    assert not convert.server_from_api(dict(body, image={"id": "img"})).volume_backed
