@@ -60,7 +60,7 @@ def wait(predicate, timeout, what):
     raise SystemExit(f"timed out waiting for {what}")
 
 
-def restore(manager, adapter, journal, ids):
+def restore(manager, adapter, conn, journal, ids):
     """Not timed: compute3 running, cleaned up, not forced down, enabled, holding every server."""
     from novamove.engine.drain import BatchRunner
     from novamove.minicloud import procs
@@ -81,6 +81,7 @@ def restore(manager, adapter, journal, ids):
     if not svc.enabled:
         adapter.enable_service(svc)
     wait(lambda: service(adapter, FAILED_HOST).up, 120, "compute3 up")
+    wait_schedulable(conn, FAILED_HOST)
     for attempt in range(5):
         steps = []
         for sid in ids:
@@ -97,6 +98,18 @@ def restore(manager, adapter, journal, ids):
         journal.finish_run(run, "ok")
     wait(lambda: all(adapter.get_server(i).host == FAILED_HOST and adapter.get_server(i).status == "ACTIVE"
                      and not adapter.get_server(i).task_state for i in ids), 300, "servers back on compute3")
+
+
+def wait_schedulable(conn, host, timeout=180):
+    """Nova marks a disabled compute's resource provider COMPUTE_STATUS_DISABLED; enabling the
+    service clears it through the compute (or its periodic task): until then the scheduler
+    finds no valid host there."""
+    [rp] = list(conn.placement.resource_providers(name=f"{host}.fake.local"))
+
+    def clear():
+        traits = conn.placement.get(f"/resource_providers/{rp.id}/traits", microversion="1.6").json()["traits"]
+        return "COMPUTE_STATUS_DISABLED" not in traits
+    wait(clear, timeout, f"{host} schedulable (COMPUTE_STATUS_DISABLED cleared)")
 
 
 def fail_host(manager):
@@ -182,6 +195,7 @@ def main() -> int:
         conn.compute.update_quota_set(conn.current_project_id, instances=need,
                                       cores=max(quota.cores, need * 2), ram=max(quota.ram, need * 1024))
     tag = uuid.uuid4().hex[:5]
+    wait_schedulable(conn, FAILED_HOST)
     print(f"booting {args.servers} servers on {FAILED_HOST} ...", flush=True)
     created = provision.boot_servers(conn, args.servers, [FAILED_HOST], flavor="m1.nano",
                                      prefix=f"bench-evac-{tag}", timeout=600)
@@ -192,7 +206,7 @@ def main() -> int:
         contenders = [("sequential openstack CLI", lambda: run_sequential(env, ids)),
                       (f"novamove evacuate caps {args.cap}", lambda: run_novamove(env, args.cap))]
         for name, fn in contenders:
-            restore(manager, adapter, journal, ids)
+            restore(manager, adapter, conn, journal, ids)
             fail_host(manager)
             print(f"running: {name} ...", flush=True)
             r = fn()
@@ -204,7 +218,7 @@ def main() -> int:
     finally:
         manager.set_fakevirt(evacuation_seconds=0)
         try:
-            restore(manager, adapter, journal, ids)
+            restore(manager, adapter, conn, journal, ids)
         finally:
             if not args.keep:
                 for sid in ids:

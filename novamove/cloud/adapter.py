@@ -597,6 +597,15 @@ class Cloud:
                 return out
             params["marker"] = page[-1]["id"]
 
+    def provider_traits(self, hypervisor_hostname: str) -> set[str]:
+        """Placement traits of a compute node (COMPUTE_STATUS_DISABLED: the scheduler skips it)."""
+        rp = self._provider_uuid(hypervisor_hostname)
+        if rp is None:
+            return set()
+        body = self._placement("GET", f"/resource_providers/{rp}/traits", microversion="1.6",
+                               what=f"traits of {hypervisor_hostname}")
+        return set(body.get("traits", []))
+
     def evacuation_fault(self, server_id: str, since: Optional[str] = None) -> Optional[str]:
         """Nova's reason for the latest failed evacuation of a server: the error event of its
         `evacuate` instance action (since `since`), else the server's fault."""

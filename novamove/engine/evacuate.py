@@ -1017,6 +1017,27 @@ def wait_heartbeat(cloud: Any, host: str, timeout: float, sleep: Callable[[float
     return False
 
 
+SCHEDULABLE_WAIT = 60.0
+
+
+def wait_schedulable(cloud: Any, node: str, timeout: float, sleep: Callable[[float], None] = time.sleep,
+                     clock: Callable[[], float] = time.monotonic) -> bool:
+    """Enabling a service clears its node's COMPUTE_STATUS_DISABLED trait in placement through
+    the compute (or its periodic task); until then the scheduler finds no valid host there."""
+    if not hasattr(cloud, "provider_traits"):
+        return True
+    end = clock() + timeout
+    while True:
+        try:
+            if "COMPUTE_STATUS_DISABLED" not in cloud.provider_traits(node):
+                return True
+        except errors.NovamoveError:
+            return True             # placement unreadable: the moves themselves will tell
+        if clock() >= end:
+            return False
+        sleep(1.0)
+
+
 def unfence(cloud: Any, host: str, *, journal: Any, move_back: bool = False,
             wait: float = HEARTBEAT_WAIT, dry_run: bool = False, max_parallel: int = 4,
             max_per_host: int = 2, poll_interval: float = POLL_INTERVAL, step_timeout: float = 1800.0,
@@ -1098,6 +1119,11 @@ def unfence(cloud: Any, host: str, *, journal: Any, move_back: bool = False,
             journal.note(run_id, EV_ENABLE, name, left=True, reason=svc.disabled_reason)
         now = _service(cloud, name)
         notes.append(f"{name} is {now.state}, {now.status}")
+        if steps and now.enabled:
+            node = next((h.hypervisor_hostname for h in hosts if h.name == name), None)
+            if node and not wait_schedulable(cloud, node, SCHEDULABLE_WAIT, **{
+                    k: v for k, v in runner_kwargs.items() if k in ("sleep", "clock")}):
+                notes.append(f"placement still marks {node} disabled; moves back may be refused")
         report.service = "; ".join(notes)
         say(report.service)
         if steps:

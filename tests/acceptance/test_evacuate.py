@@ -160,6 +160,13 @@ def fleet(minicloud):
                 _force(conn, host, False)
             if svc.status == "disabled" and is_our_evacuate_reason(svc.disabled_reason):
                 conn.compute.enable_service(svc)
+        try:    # schedulable again for the tests after this one (placement's disabled trait gone)
+            [rp] = list(conn.placement.resource_providers(name=f"{HOST}.fake.local"))
+            wait_until(lambda: "COMPUTE_STATUS_DISABLED" not in conn.placement.get(
+                f"/resource_providers/{rp.id}/traits", microversion="1.6").json()["traits"], 120, 1,
+                f"{HOST} schedulable")
+        except Exception as exc:
+            print(f"cleanup: {exc}", file=sys.stderr)
         for s in created:
             conn.compute.delete_server(s.id, ignore_missing=True)
         for s in created:

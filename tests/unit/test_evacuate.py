@@ -696,3 +696,16 @@ def test_recover_sweep_and_isolate_leave_an_evacuated_host_alone(journal):
     nova.list_migrations = lambda **kw: []
     recovery.recover(nova, journal)
     assert nova.services["c3"].status == "disabled" and nova.services["c3"].disabled_reason == reason
+
+
+def test_unfence_waits_for_placement_to_drop_the_disabled_trait_before_moving_back(journal):
+    nova = _evacuated(journal)
+    nova.restart_compute("c3")
+    seen = {"n": 0}
+
+    def traits(node):
+        seen["n"] += 1
+        return {"COMPUTE_NODE"} | ({"COMPUTE_STATUS_DISABLED"} if seen["n"] < 4 else set())
+    nova.provider_traits = traits
+    rep = unfence(nova, "c3", journal=journal, move_back=True, wait=5, **fast())
+    assert rep.ok and seen["n"] == 4 and rep.count("moved") == 2

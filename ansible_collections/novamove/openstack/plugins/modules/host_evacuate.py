@@ -9,7 +9,7 @@ DOCUMENTATION = r'''
 ---
 module: host_evacuate
 short_description: Evacuate the servers of a failed compute host, or put the repaired host back
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - With O(state=evacuated), rebuilds every server of the failed compute O(host) on other
     hosts (Nova's evacuate), each to a planned destination (capacity, server groups,
