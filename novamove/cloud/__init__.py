@@ -39,6 +39,9 @@ def connect(cloud=None, **options) -> Cloud:
     from openstack import exceptions as sdk
 
     spec = ConnectionSpec.build(cloud, **options)
+    cap = spec.compute_api_version or os.environ.get("NOVAMOVE_MAX_MICROVERSION") or None
+    if spec.sdk_connection is not None:
+        return Cloud(spec.sdk_connection, max_microversion=cap)
     kwargs: dict = {"app_name": "novamove", "app_version": _version()}
     if isinstance(spec.cloud, dict):
         kwargs.update(spec.cloud)
@@ -61,7 +64,6 @@ def connect(cloud=None, **options) -> Cloud:
     except Exception as exc:  # keystoneauth option errors and friends
         raise errors.AuthError("no usable cloud credentials (use --os-cloud, $OS_CLOUD or OS_* "
                                f"variables): {str(exc).splitlines()[0]}") from exc
-    cap = spec.compute_api_version or os.environ.get("NOVAMOVE_MAX_MICROVERSION") or None
     return Cloud(conn, max_microversion=cap)
 
 

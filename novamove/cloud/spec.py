@@ -26,6 +26,10 @@ class ConnectionSpec:
     key: Optional[str] = None
     api_timeout: Optional[float] = None
     compute_api_version: Optional[str] = None   # a ceiling for the negotiated microversion
+    # An already authenticated openstack.connection.Connection to reuse as it is (the OSC
+    # plugin passes `client_manager.sdk_connection`); the options above other than
+    # compute_api_version are then ignored: that connection already made those choices.
+    sdk_connection: Any = None
 
     # Names library callers and Ansible already use for the same things.
     ALIASES = {"validate_certs": "verify", "ca_cert": "cacert", "client_cert": "cert",

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from contextlib import closing
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 from novamove.engine import faults
 
@@ -189,12 +189,11 @@ class Journal:
         return self._write("INSERT INTO events (run_id, at, kind, target, state, data) VALUES (?,?,?,?,?,?)",
                            (run_id, now(), kind, target, "note", json.dumps(data, default=str)))
 
-    @contextmanager
     def change(self, run_id: str, kind: str, target: Optional[str], *, keep_open: bool = False,
-               **data: Any) -> Iterator["Change"]:
-        """Write the intent, let the caller make the change, then mark it done (or failed with
-        the error, which is re-raised). The one way novamove changes the cloud: a change
-        without its journal entry cannot be written.
+               **data: Any) -> "Change":
+        """Write the intent now; used as a context manager around the API call, it marks the
+        change done (or failed with the error, which is re-raised). The one way novamove
+        changes the cloud: a change without its journal entry cannot be written.
 
             with journal.change(run_id, "service.disable", host, service_id=sid) as change:
                 cloud.disable_service(service, reason)
@@ -202,19 +201,9 @@ class Journal:
 
         `keep_open`: on success the intent stays open (a move in flight: its watcher marks it
         done or failed when the move ends). NOVAMOVE_FAULT hooks in here (engine/faults.py).
+        `change.id` is known from the start, even if the call never ran.
         """
-        handle = Change(self.intent(run_id, kind, target, **data))
-        try:
-            faults.hit(kind, "before")
-            yield handle
-            faults.hit(kind, "after")
-        except BaseException as exc:
-            self.failed(handle.id, error=str(exc)[:500] or type(exc).__name__, **handle.data)
-            raise
-        if not keep_open:
-            self.done(handle.id, **handle.data)
-        elif handle.data:
-            self._merge(handle.id, handle.data)
+        return Change(self, self.intent(run_id, kind, target, **data), kind, keep_open)
 
     def done(self, event_id: int, **data: Any) -> None:
         self._mark(event_id, "done", data)
@@ -238,14 +227,39 @@ class Journal:
                 self._read("SELECT * FROM events WHERE run_id=? ORDER BY id", (run_id,))]
 
 
-@dataclass
 class Change:
-    """A journaled change in progress: `record(...)` adds facts stored with its outcome."""
-    id: int
-    data: dict = field(default_factory=dict)
+    """A journaled change in progress (see Journal.change): `record(...)` adds facts stored
+    with its outcome."""
+
+    def __init__(self, journal: "Journal", event_id: int, kind: str, keep_open: bool = False):
+        self.journal, self.id, self.kind, self.keep_open = journal, event_id, kind, keep_open
+        self.data: dict = {}
 
     def record(self, **data: Any) -> None:
         self.data.update(data)
+
+    def __enter__(self) -> "Change":
+        try:
+            faults.hit(self.kind, "before")
+        except BaseException as exc:
+            self.journal.failed(self.id, error=str(exc)[:500] or type(exc).__name__)
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is None:
+            try:
+                faults.hit(self.kind, "after")
+            except BaseException as injected:
+                self.journal.failed(self.id, error=str(injected)[:500], **self.data)
+                raise
+            if not self.keep_open:
+                self.journal.done(self.id, **self.data)
+            elif self.data:
+                self.journal._merge(self.id, self.data)
+            return False
+        self.journal.failed(self.id, error=str(exc)[:500] or exc_type.__name__, **self.data)
+        return False
 
 
 def process_token(pid: int) -> Optional[str]:

@@ -6,12 +6,12 @@ journals the change before making it and returns a MoveResult describing what ha
 
 from __future__ import annotations
 
-import time
 from typing import Optional
 
 from novamove import errors
 from novamove.cloud.adapter import new_run_id
 from novamove.engine.journal import Journal
+from novamove.engine.poll import poll_until
 from novamove.engine.resolve import resolve_server
 from novamove.engine.result import MoveResult, server_facts
 from novamove.model import Migration, Server
@@ -42,16 +42,10 @@ def _act(cloud, journal: Journal, server_ref: str, verb: str, action, *,
     except BaseException as exc:
         journal.finish_run(run_id, "failed", error=str(exc))
         raise
-    after = server
-    settled = wait_for is None
+    after, settled = server, wait_for is None
     if wait_for is not None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            after = cloud.get_server(server.id)
-            if wait_for(after):
-                settled = True
-                break
-            time.sleep(poll)
+        after, settled = poll_until(lambda: cloud.get_server(server.id), wait_for, timeout=timeout,
+                                    interval=poll)
     error, code = None, errors.EXIT_OK
     if not settled:
         error, code = (f"{verb} of {server.name} did not settle within {timeout:g} s: it is "

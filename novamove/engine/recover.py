@@ -11,11 +11,11 @@ For every run that did not finish (killed, interrupted, crashed):
 from __future__ import annotations
 
 import os
-import time
 from typing import Optional
 
 from novamove import errors
 from novamove.engine.journal import Journal, run_alive
+from novamove.engine.poll import poll_until
 from novamove.model import Service
 from novamove.strategies.isolate import restore_services
 
@@ -102,11 +102,8 @@ def recover_run(cloud, journal: Journal, run: dict, *, confirm: bool = True) -> 
 
 def _settled(cloud, server_id: str, timeout: float = CONFIRM_SECONDS):
     """The server once Nova has carried out the confirmation (it is asynchronous)."""
-    deadline = time.monotonic() + timeout
-    server = cloud.get_server(server_id)
-    while server.status == "VERIFY_RESIZE" and time.monotonic() < deadline:
-        time.sleep(0.5)
-        server = cloud.get_server(server_id)
+    server, _ = poll_until(lambda: cloud.get_server(server_id), lambda s: s.status != "VERIFY_RESIZE",
+                           timeout=timeout, interval=0.5)
     return server
 
 

@@ -29,13 +29,13 @@ CONFIRM_TRIES = 3
 # A server that is idle on its source while its migration record has not moved for this long
 # has been rolled back without Nova marking the record (defensive; Nova normally does).
 STALL_SECONDS = 60.0
-# Tries (a second apart) for Nova's reason once a migration is seen failed.
-REASON_TRIES = 5
 # How long the watcher keeps polling through an unreachable API (a restart, a load balancer
 # reload) before it gives up: the move itself goes on in Nova meanwhile.
 READ_PATIENCE = 120.0
 
-LANDED, VERIFY, FAILED = "landed", "verify", "failed"
+# The one judge of a move's outcome, shared with drains (engine/lifecycle.py).
+from novamove.engine import lifecycle  # noqa: E402
+from novamove.engine.lifecycle import ELSEWHERE, FAILED, LANDED, VERIFY, judge  # noqa: E402,F401
 
 
 @dataclass
@@ -46,29 +46,6 @@ class Outcome:
     error: Optional[str] = None
     exit_code: int = errors.EXIT_OK
     confirmed: bool = False
-
-
-def judge(mode: str, server: Server, migration: Optional[Migration], target: str) -> Optional[str]:
-    """LANDED / VERIFY (cold, awaiting confirmation) / FAILED, or None to keep waiting."""
-    if server.status == "ERROR":
-        return FAILED
-    if migration is None:
-        return None
-    if migration.failed:
-        # Nova's resource tracker can mark a record "error" while the move goes on (a stale
-        # migration context from an earlier move: "Current instance migration X doesn't match
-        # migration Y"); the move is over only once Nova has let go of the server.
-        return None if server.task_state else FAILED
-    if mode == LIVE:
-        if migration.status == "completed" and not server.task_state:
-            return LANDED if server.host == target else FAILED
-        return None
-    # cold
-    if migration.status == "finished" and server.status == "VERIFY_RESIZE" and not server.task_state:
-        return VERIFY if server.host == target else FAILED
-    if migration.status == "confirmed" and not server.task_state:
-        return LANDED if server.host == target else FAILED
-    return None
 
 
 class MoveWatcher:
@@ -147,12 +124,12 @@ class MoveWatcher:
         last_status = None
         while True:
             server, migration = self._poll("migrating")
-            verdict = judge(ctx.mode, server, migration, ctx.target.name)
+            verdict = judge(ctx.mode, server, migration, ctx.target.name, source=ctx.server.host)
             if verdict == LANDED:
                 return self._landed(server, migration)
             if verdict == VERIFY:
                 return self._confirm(server, migration) if self.confirm else Outcome(True, server, migration)
-            if verdict == FAILED and self._elsewhere(server, migration):
+            if verdict == ELSEWHERE:
                 return self._wrong_host(server, migration)
             if verdict == FAILED:
                 return self._failed(server, migration)
@@ -222,11 +199,6 @@ class MoveWatcher:
             # next says whether it went through; the caller reads it back.
             log.warning("confirm of %s: %s (reading back)", server.name, exc)
 
-    def _elsewhere(self, server: Server, migration: Optional[Migration]) -> bool:
-        """The scheduler chose another host than the target (isolate after its window closed)."""
-        return (migration is not None and not migration.failed and not server.task_state
-                and server.host not in (self.ctx.target.name, self.ctx.server.host))
-
     def _wrong_host(self, server: Server, migration: Migration) -> Outcome:
         """A move that landed on another host than the target: a cold one is reverted to its
         source (journaled); a live one cannot be taken back and is reported with the host."""
@@ -259,19 +231,18 @@ class MoveWatcher:
         return Outcome(False, server, migration, error=text + where, exit_code=errors.EXIT_FAILED)
 
     def _reason(self, server: Server) -> Optional[str]:
-        """Nova's reason for the failure. Nova marks the migration failed a moment before it
-        records the instance fault and the action event, so a few tries are allowed."""
+        """Nova's reason for the failure, waited for as lifecycle.reason_due says (Nova marks
+        the migration failed a moment before it records why)."""
         ctx = self.ctx
-        for attempt in range(REASON_TRIES):
+        seen = ctx.clock()
+        while True:
             try:
                 reason = self.cloud.server_fault(server.id, since=ctx.started_at) or server.fault
             except errors.NovamoveError:
                 reason = server.fault
-            if reason:
+            if reason or lifecycle.reason_due(seen, ctx.clock(), reason):
                 return reason
-            if attempt + 1 < REASON_TRIES:
-                ctx.sleep(1.0)
-        return None
+            ctx.sleep(1.0)
 
     def _timed_out(self, server: Server, migration: Optional[Migration]) -> Optional[Outcome]:
         """Apply --on-timeout; None means "keep waiting" (after force-complete)."""

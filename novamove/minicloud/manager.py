@@ -420,25 +420,31 @@ class Minicloud:
         order = [n for n in self.components() if n in affected]   # start order
         starter = _Starter(lay, os_venv, self.log)
         t0 = time.monotonic()
+        # The nova services' last reports, to wait for fresh ones from the restarted processes.
+        before = {n: self._service_reports(n) for n in order
+                  if self._service_binary_host(n)}
         try:
             starter.prepare()
             self._save_layout(lay, os_venv)
             run = self.state / "run"
-            for name in sorted(order, key=lambda n: (STOP_ORDER + computes).index(n)
-                               if n in STOP_ORDER + computes else 99):
+            stop = sorted(order, key=lambda n: (STOP_ORDER + computes).index(n)
+                          if n in STOP_ORDER + computes else 99)
+            front = [n for n in stop if n not in computes]
+            for name in front:
                 procs.stop_one(run, self.state, name)
+            with ThreadPoolExecutor(max_workers=4) as pool:   # computes: TERM may take seconds
+                list(pool.map(lambda n: procs.stop_one(run, self.state, n),
+                              [n for n in stop if n in computes]))
             for name in order:
                 starter.launch(name)
-                if name not in computes:
+                if not self._service_binary_host(name):
                     starter.ready(name, 120)
                 if name == "keystone" and "tls" in changed:
                     starter.provision_keystone()      # catalog URLs http <-> https
-            started_computes = [n for n in order if n in computes]
-            if started_computes:
-                from novamove.cloud import provision
-                provision.wait_for_computes(
-                    self.connection(), [n[len(COMPUTE_PREFIX):] for n in started_computes],
-                    120, tick=starter._check_alive)
+            deadline = time.monotonic() + 120
+            for name, last in before.items():
+                if last is not None:
+                    self._wait_service_reported(starter, name, last, deadline)
         except BaseException:
             lay.options = old       # leave the saved options as they were before the attempt
             self._save_layout(lay, os_venv)
@@ -752,7 +758,9 @@ class _Starter:
     def provision_keystone(self) -> None:
         lay = self.lay
         from novamove.cloud import provision
-        conn = _connect(lay, "admin", "admin")
+        # The identity endpoint straight from the layout, not from the catalog: after a switch
+        # of --tls the catalog still has the old scheme until fix_catalog() below.
+        conn = _connect(lay, "admin", "admin", identity_endpoint_override=lay.auth_url)
         provision.provision_identity(
             conn, configs.REGION,
             endpoints={
@@ -803,10 +811,11 @@ def http_answers(lay: Layout, port: int, path: str = "/") -> bool:
         return False
 
 
-def _connect(lay: Layout, user: str, project: str):
+def _connect(lay: Layout, user: str, project: str, **kwargs):
     """An openstacksdk connection as `user` (admin or member), trusting the minicloud's CA."""
     import openstack
-    kwargs = {"cacert": str(lay.ca_cert)} if lay.tls else {}
+    if lay.tls:
+        kwargs["cacert"] = str(lay.ca_cert)
     return openstack.connect(
         auth_url=lay.auth_url, username=user, password=lay.secrets[user], project_name=project,
         user_domain_name="Default", project_domain_name="Default", region_name=configs.REGION,

@@ -17,6 +17,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from ansible_collections.novamove.openstack.plugins.modules import host_drain  # noqa: E402
+from novamove import cloud as novamove_cloud  # noqa: E402
+from novamove.engine import drain as engine  # noqa: E402
 from test_planner_drain import Clock, typical_cloud  # noqa: E402
 
 
@@ -24,8 +26,8 @@ from test_planner_drain import Clock, typical_cloud  # noqa: E402
 def nova(monkeypatch):
     fake = typical_cloud()
     fake.close = lambda: None
-    monkeypatch.setattr(host_drain.novamove_cloud, "connect", lambda **kw: fake)
-    engine = host_drain.novamove_drain
+    # The module goes through novamove.api, which connects with novamove.cloud.connect.
+    monkeypatch.setattr(novamove_cloud, "connect", lambda *a, **kw: fake)
 
     class FastRunner(engine.BatchRunner):
         def __init__(self, *args, **kwargs):
@@ -49,9 +51,11 @@ def test_check_mode_plans_and_changes_nothing(nova, tmp_path, capsys):
 
 
 def test_drain_then_idempotent_then_undrain_move_back(nova, tmp_path, capsys):
-    args = {"host": "c1", "journal": str(tmp_path / "j"), "reason": "kernel"}
+    args = {"host": "c1", "journal": str(tmp_path / "j"), "reason": "kernel", "allow_unmovable": True}
     failed, res = run(args, capsys)
-    assert not failed and res["changed"] and res["summary"] == "drain c1: 10 moved, 1 skipped"
+    assert not failed and res["changed"]
+    assert res["summary"] == "drain c1: 10 moved, 1 skipped, 1 still on c1 (vm-err)"
+    assert [(x["name"], x["accepted"]) for x in res["left"]] == [("vm-err", True)]
     failed, res = run(args, capsys)
     assert not failed and not res["changed"]
     failed, res = run(dict(args, state="undrained", move_back=True), capsys)
@@ -68,3 +72,9 @@ def test_a_failed_move_fails_the_task(nova, tmp_path, capsys):
 def test_library_errors_are_one_line(nova, tmp_path, capsys):
     failed, res = run({"host": "nope", "journal": str(tmp_path / "j")}, capsys)
     assert failed and "no compute host 'nope'" in res["msg"] and res["exit_code"] == 3
+
+
+def test_a_server_left_on_the_host_fails_the_task_unless_allowed(nova, tmp_path, capsys):
+    failed, res = run({"host": "c1", "journal": str(tmp_path / "j")}, capsys)
+    assert failed and res["exit_code"] == 8 and "1 still on c1 (vm-err)" in res["msg"]
+    assert [x["name"] for x in res["left"]] == ["vm-err"]

@@ -398,7 +398,7 @@ def test_killed_drain_is_continued_by_the_same_drain(journal, monkeypatch):
     monkeypatch.undo()
     first = journal.runs()[0]
     assert first["status"] == "running"
-    monkeypatch.setattr(drainmod, "run_alive", lambda run: False)   # the killed process is gone
+    monkeypatch.setattr("novamove.engine.claim.run_alive", lambda run: False)   # the killed process is gone
     in_flight = [m for m in nova.migrations if m["status"] not in ("completed", "confirmed")]
     assert in_flight                                                # it died with moves in flight
     nova.on_list = None
@@ -426,7 +426,7 @@ def test_rerun_confirms_a_cold_move_left_in_verify_resize(journal, monkeypatch):
     with pytest.raises(Killed):
         drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
     monkeypatch.undo()
-    monkeypatch.setattr(drainmod, "run_alive", lambda run: False)
+    monkeypatch.setattr("novamove.engine.claim.run_alive", lambda run: False)
     nova.on_list = None
     report = drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
     assert nova.servers["off"].status == "SHUTOFF" and nova.servers["off"].host == "c2"
@@ -437,7 +437,7 @@ def test_a_drain_still_running_elsewhere_is_not_raced(journal, monkeypatch):
     nova = typical_cloud()
     journal.start_run("other", "drain", source="c1")
     monkeypatch.setattr(journal, "runs", lambda limit=50: [dict(journal.get_run("other"), pid=1)])
-    monkeypatch.setattr(drainmod, "run_alive", lambda run: True)
+    monkeypatch.setattr("novamove.engine.claim.run_alive", lambda run: True)
     with pytest.raises(errors.PreconditionFailed, match="still running"):
         drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
     assert nova.migrations == []
@@ -750,3 +750,23 @@ def test_the_lease_is_renewed_while_the_drain_runs_and_dropped_at_the_end(journa
     assert sum(1 for e in journal.events(report.run_id) if e.kind == "drain.lease") >= 2
     assert tags.lease_of(seen[0]) is not None and tags.lease_of(seen[-1]) is None
     assert tags.lease_of(nova.services["c1"].disabled_reason) is None
+
+
+@pytest.mark.parametrize("fault", ["drain.move:before:error:1", "drain.move:after:timeout:1",
+                                   "drain.move:before:timeout:1", "drain.confirm:before:error:1",
+                                   "drain.confirm:after:timeout:1", "drain.disable:after:timeout:1"])
+def test_a_fault_at_a_journaled_step_is_ridden_out_or_reported_cleanly(journal, monkeypatch, fault):
+    from novamove.engine import faults
+    faults.reset()
+    monkeypatch.setenv("NOVAMOVE_FAULT", fault)
+    nova = typical_cloud()
+    try:
+        report = drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
+    except errors.NovamoveError as exc:
+        # Only the disable may stop the drain, with the way on in its message.
+        assert fault.startswith("drain.disable") and "novamove drain c1" in str(exc)
+        report = drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
+    assert report.ok and report.count(MOVED) == 10
+    for sid, s in nova.servers.items():
+        assert s.status != "VERIFY_RESIZE" and not s.task_state
+    faults.reset()

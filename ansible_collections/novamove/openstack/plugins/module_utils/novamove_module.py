@@ -11,6 +11,7 @@ options, calls ``novamove.api`` and reports the result. It never talks to OpenSt
 
 from __future__ import annotations
 
+import re
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -35,25 +36,117 @@ else:
     NOVAMOVE_IMPORT_ERROR = None
 
 
-# The openstack.cloud connection options (minus the SDK tuning knobs the library owns).
+# The openstack.cloud connection options: the same names, aliases, types and no_log, so that
+# playbooks can share module_defaults (group/novamove.openstack.openstack) with openstack.cloud.
+# Unlike openstack.cloud, `interface` has no default: unset, the clouds.yaml entry decides.
 CONNECTION_ARGUMENT_SPEC = dict(
-    cloud=dict(type='str'),
+    cloud=dict(type='raw'),
     auth=dict(type='dict', no_log=True),
+    auth_type=dict(type='str'),
     region_name=dict(type='str'),
     interface=dict(type='str', choices=['admin', 'internal', 'public'], aliases=['endpoint_type']),
     validate_certs=dict(type='bool', aliases=['verify']),
+    ca_cert=dict(type='str', aliases=['cacert']),
+    client_cert=dict(type='str', aliases=['cert']),
+    client_key=dict(type='str', no_log=True, aliases=['key']),
+    api_timeout=dict(type='int'),
+    sdk_log_path=dict(type='str'),
+    sdk_log_level=dict(type='str', default='INFO', choices=['INFO', 'DEBUG']),
 )
 
 CONNECTION_OPTIONS = tuple(CONNECTION_ARGUMENT_SPEC)
 
+# Module option -> novamove.api.ConnectionSpec field (the sdk_log_* options are not connection
+# settings: they configure openstacksdk's logging, see configure_sdk_logging).
+SPEC_FIELDS = dict(
+    auth='auth',
+    auth_type='auth_type',
+    region_name='region_name',
+    interface='interface',
+    validate_certs='verify',
+    ca_cert='cacert',
+    client_cert='cert',
+    client_key='key',
+    api_timeout='api_timeout',
+)
 
-def connection_kwargs(params):
-    """Turn the module's connection options into the library's keyword arguments.
+SDK_LOGGERS = ('openstack', 'keystoneauth')
+
+# Keys whose values are secrets in a dict `cloud` (a clouds.yaml entry inline): `cloud` cannot be
+# no_log as a whole (a cloud *name* would then be masked in every message), so these values are
+# hidden the way no_log hides option values.
+SECRET_KEY = re.compile(r'pass|secret|token|key|credential|otp', re.IGNORECASE)
+
+
+def cloud_secrets(cloud):
+    """The secret string values inside a dict ``cloud`` (by key name, at any depth)."""
+    found = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(value, (dict, list)):
+                    walk(value)
+                elif isinstance(value, str) and value and SECRET_KEY.search(str(key)):
+                    found.add(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    if isinstance(cloud, dict):
+        walk(cloud)
+    return found
+
+
+class _AnsibleModule(AnsibleModule):
+    """AnsibleModule that also hides the secrets of a dict ``cloud`` from the invocation it
+    logs on the managed node (its results are masked by NovamoveModule)."""
+
+    def _log_invocation(self):
+        self.no_log_values.update(cloud_secrets(self.params.get('cloud')))
+        super(_AnsibleModule, self)._log_invocation()
+
+
+def connection_spec(params):
+    """The module's connection options as one ``novamove.api.ConnectionSpec``.
 
     The one place that does it, so every module connects the same way. Unset options stay
-    None, which lets openstacksdk fall back to clouds.yaml and the OS_* variables.
+    None, which lets openstacksdk fall back to clouds.yaml and the OS_* variables; options set
+    next to a dict ``cloud`` override what the dict says. Raises ValueError for a ``cloud``
+    that is neither a name nor a dict.
     """
-    return dict((name, params.get(name)) for name in CONNECTION_OPTIONS)
+    cloud = params.get('cloud')
+    if cloud is not None and not isinstance(cloud, (str, dict)):
+        raise ValueError('cloud must be the name of a clouds.yaml entry or a cloud config dict, '
+                         'not %s' % type(cloud).__name__)
+    options = dict((field, params.get(name)) for name, field in SPEC_FIELDS.items()
+                   if params.get(name) is not None)
+    return novamove_api.ConnectionSpec(cloud=cloud or None, **options)
+
+
+def configure_sdk_logging(params):
+    """With ``sdk_log_path``, log openstacksdk and keystoneauth to that file at
+    ``sdk_log_level`` (DEBUG includes their HTTP request/response lines, secrets redacted by
+    them), as openstack.cloud does. Returns the handler (None when not asked)."""
+    import logging
+    import os
+
+    path = params.get('sdk_log_path')
+    if not path:
+        return None
+    path = os.path.expanduser(path)
+    if not os.path.exists(path):
+        # Created private: request logs name the cloud's endpoints and projects.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    level = logging.DEBUG if params.get('sdk_log_level') == 'DEBUG' else logging.INFO
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s: %(name)s %(message)s'))
+    handler.setLevel(level)
+    for name in SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        logger.addHandler(handler)
+    return handler
 
 
 class NovamoveModule(object):
@@ -70,12 +163,14 @@ class NovamoveModule(object):
     def __init__(self):
         spec = dict(CONNECTION_ARGUMENT_SPEC)
         spec.update(self.argument_spec)
-        self.ansible = AnsibleModule(argument_spec=spec, **self.module_kwargs)
+        self.ansible = _AnsibleModule(argument_spec=spec, **self.module_kwargs)
+        self.ansible.no_log_values.update(cloud_secrets(self.ansible.params.get('cloud')))
         self.params = self.ansible.params
 
     @property
     def connection(self):
-        return connection_kwargs(self.params)
+        """Keyword arguments for any novamove.api call: ``cloud=`` one ConnectionSpec."""
+        return dict(cloud=connection_spec(self.params))
 
     def run(self):
         raise NotImplementedError
@@ -84,6 +179,14 @@ class NovamoveModule(object):
         if not HAS_NOVAMOVE:
             self.ansible.fail_json(msg=missing_required_lib('novamove'),
                                    exception=NOVAMOVE_IMPORT_ERROR)
+        try:
+            connection_spec(self.params)
+        except ValueError as exc:
+            self.ansible.fail_json(msg=str(exc), exit_code=2, error='UsageError')
+        try:
+            configure_sdk_logging(self.params)
+        except OSError as exc:
+            self.ansible.fail_json(msg='sdk_log_path: %s' % exc, exit_code=2, error='UsageError')
         try:
             result = self.run()
         except NovamoveError as exc:

@@ -72,6 +72,13 @@ options:
       - At most this many moves in flight from one source host and into one destination host.
     type: int
     default: 2
+  allow_unmovable:
+    description:
+      - With O(state=drained), succeed even if servers that Nova cannot move (C(ERROR),
+        C(SHELVED_OFFLOADED), ...) stay on the host; they are listed in RV(left).
+      - By default the task fails when the host, read back after the drain, still holds a server.
+    type: bool
+    default: false
   move_back:
     description:
       - With O(state=undrained), also move back the servers that the drains of O(host) moved away.
@@ -162,6 +169,18 @@ results:
       mode: live
       result: moved
       detail: live migration completed
+left:
+  description: Servers still on the host when the drain ended (read back from the cloud).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - server_id: 5f0c6f1e-2c0a-4a53-9a55-0d6d3a5b6f01
+      name: broken-1
+      host: compute1
+      status: ERROR
+      reason: "status ERROR: Nova cannot migrate it"
+      accepted: true
 plan:
   description: The plan (what C(novamove plan drain) writes).
   returned: always
@@ -170,16 +189,9 @@ plan:
 '''
 
 from ansible_collections.novamove.openstack.plugins.module_utils.novamove_module import (
-    HAS_NOVAMOVE,
     NovamoveModule,
+    novamove_api,
 )
-
-if HAS_NOVAMOVE:
-    from novamove import cloud as novamove_cloud
-    from novamove.engine import drain as novamove_drain
-    from novamove.engine.journal import Journal
-else:  # the base class reports the missing library
-    novamove_cloud = novamove_drain = Journal = None
 
 
 class HostDrainModule(NovamoveModule):
@@ -192,6 +204,7 @@ class HostDrainModule(NovamoveModule):
         reason=dict(type='str'),
         max_parallel=dict(type='int', default=4),
         max_per_host=dict(type='int', default=2),
+        allow_unmovable=dict(type='bool', default=False),
         move_back=dict(type='bool', default=False),
         timeout=dict(type='int', default=1800),
         journal=dict(type='path'),
@@ -200,23 +213,19 @@ class HostDrainModule(NovamoveModule):
 
     def run(self):
         p = self.params
-        conn = novamove_cloud.connect(**self.connection)
-        try:
-            journal = Journal(p['journal'])
-            caps = dict(max_parallel=p['max_parallel'], max_per_host=p['max_per_host'],
-                        step_timeout=p['timeout'])
-            if p['state'] == 'drained':
-                report = novamove_drain.drain(conn, p['host'], journal=journal, targets=p['targets'],
-                                              mode=p['mode'], order=p['order'], reason=p['reason'],
-                                              dry_run=self.ansible.check_mode, **caps)
-            else:
-                report = novamove_drain.undrain(conn, p['host'], journal=journal, move_back=p['move_back'],
-                                                dry_run=self.ansible.check_mode, **caps)
-        finally:
-            conn.close()
+        common = dict(journal_path=p['journal'], max_parallel=p['max_parallel'],
+                      max_per_host=p['max_per_host'], step_timeout=p['timeout'],
+                      dry_run=self.ansible.check_mode, **self.connection)
+        if p['state'] == 'drained':
+            report = novamove_api.drain(p['host'], targets=p['targets'], mode=p['mode'],
+                                        order=p['order'], reason=p['reason'],
+                                        allow_unmovable=p['allow_unmovable'], **common)
+        else:
+            report = novamove_api.undrain(p['host'], move_back=p['move_back'], **common)
         data = report.to_dict()
         result = dict(changed=bool(report.changed), summary=data['summary'], service=data['service'],
-                      run_id=data['run_id'], results=data['results'], plan=data['plan'] or {})
+                      run_id=data['run_id'], results=data['results'], left=data.get('left') or [],
+                      plan=data['plan'] or {})
         if self.ansible.check_mode:
             plan = report.plan
             result['changed'] = bool(plan and plan.moves) or 'would ' in (report.service or '')

@@ -1,0 +1,664 @@
+"""Many moves at once under caps, followed with shared listings: the runner drains, undrains
+and later batch verbs share, and what it reports.
+
+`BatchRunner` starts moves while the caps allow (global, per source host, per destination
+host: a step waits in the queue, it is never dropped), checks each step's pre-condition again
+just before it starts, and follows all in-flight moves with one shared /os-migrations listing
+per poll instead of one polling loop per server; cold moves are confirmed once Nova says
+VERIFY_RESIZE; a move counts as done only when the server is seen on its destination, settled.
+One move's trouble fails that step only. Ctrl-C, SIGTERM and SIGHUP start nothing new and
+finish (or abort) what is in flight; a second one leaves at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Optional, Sequence
+
+from novamove import errors
+from novamove.engine import lifecycle
+from novamove.model import COLD, LIVE, Migration, Server, Service
+from novamove.planner import COLD_STATUSES, LIVE_STATUSES, DrainPlan, DrainStep, move_mode, plan_to_dict
+from novamove.retry import patiently
+
+log = logging.getLogger("novamove.drain")
+
+# Seconds between the shared /os-migrations listings that follow every in-flight move. One
+# listing serves all moves, so polling often is cheap; at 1 s each move lost ~0.5 s on average
+# to the wait (bench/drain_speed.py: caps 2 went from 2.6x to 3.2x the sequential loop at 0.3 s).
+POLL_INTERVAL = 0.5
+REASON_PATIENCE = lifecycle.REASON_PATIENCE   # kept for importers; the rule is lifecycle's
+
+DRAIN_VERB = "drain"
+UNDRAIN_VERB = "undrain"
+
+# Journal event kinds of the drain engine (its own, so that recovery code written for single
+# moves does not mistake a drained host's disabled service for a temporary isolation toggle).
+EV_PLAN = "drain.plan"
+EV_DISABLE = "drain.disable"
+EV_ENABLE = "drain.enable"
+EV_MOVE = "drain.move"
+EV_CONFIRM = "drain.confirm"
+EV_ABORT = "drain.abort"
+EV_REVERT = "drain.revert"
+
+ON_INTERRUPT = ("finish", "abort")
+
+# Step outcomes in reports.
+MOVED = "moved"
+SKIPPED = "skipped"
+FAILED = "failed"
+ABORTED = "aborted"            # stopped on purpose (Ctrl-C with --on-interrupt abort): still on source
+NOT_STARTED = "not-started"    # interrupted before its turn
+IN_FLIGHT = "in-flight"        # left running by a hard exit: `novamove recover` / rerun picks it up
+GONE = "gone"                  # deleted while the drain ran (by its owner): nothing left to move
+# Not final: the step could not start for a reason that passes (its destination disabled for a
+# moment, the server busy); the drain plans it again with fresh facts while its patience lasts.
+RETRY = "retry"
+
+# How long a drain keeps re-planning servers whose steps could not start for a passing reason
+# (a destination disabled for an isolate window, a task state) before it reports them left.
+REPLAN_PATIENCE = 120.0
+REPLAN_PAUSE = 2.0
+# Consecutive API errors one in-flight move tolerates (other than "unreachable", which the
+# shared listing rides out) before its step is failed; the rest of the drain goes on.
+STEP_ERRORS = 5
+# After a live move's abort was refused, how long it may still run before it is reported
+# in flight (never waited on forever).
+ABORT_GRACE = 120.0
+
+SETTLED = LIVE_STATUSES | COLD_STATUSES
+# How far back (beyond the run start) the shared migration listing looks: covers clock skew
+# between this machine and the API servers.
+SKEW_MARGIN = timedelta(minutes=10)
+
+
+
+# ---------------------------------------------------------------------------------- results
+
+@dataclass
+class StepResult:
+    server_id: str
+    server_name: str
+    source: str
+    dest: Optional[str]
+    mode: str
+    result: str                  # moved | skipped | failed | aborted | not-started | in-flight
+    detail: str = ""
+    migration_id: Optional[str] = None
+    host: Optional[str] = None   # where the server was last seen
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["seconds"] = round(self.seconds, 1)
+        return out
+
+
+@dataclass
+class BatchReport:
+    verb: str                    # drain | apply | undrain | plan
+    hosts: list[str]
+    run_id: Optional[str] = None
+    dry_run: bool = False
+    plan: Optional[DrainPlan] = None
+    results: list[StepResult] = field(default_factory=list)
+    service: str = ""            # what happened to the compute service(s)
+    changed: bool = False        # anything changed in the cloud (service toggled, move started)
+    interrupted: bool = False
+    peak_in_flight: int = 0
+    api_requests: int = 0
+    elapsed_seconds: float = 0.0
+    # Servers still on the drained host(s) when the drain ended, read back from the cloud:
+    # [{server_id, name, host, status, reason, accepted}]. `accepted`: one Nova cannot move
+    # (ERROR, SHELVED, ...) left there because the operator allowed it (allow_unmovable).
+    left: list[dict] = field(default_factory=list)
+    checked_empty: bool = False  # the final re-listing of the source(s) was made
+
+    def count(self, result: str) -> int:
+        return sum(r.result == result for r in self.results)
+
+    @property
+    def left_unaccepted(self) -> list[dict]:
+        return [x for x in self.left if not x.get("accepted")]
+
+    @property
+    def ok(self) -> bool:
+        return (not self.interrupted and not any(r.result in (FAILED, IN_FLIGHT) for r in self.results)
+                and not self.left_unaccepted)
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return errors.EXIT_INTERRUPTED
+        if any(r.result in (FAILED, IN_FLIGHT) for r in self.results):
+            return errors.EXIT_FAILED
+        return errors.EXIT_INCOMPLETE if self.left_unaccepted else errors.EXIT_OK
+
+    @property
+    def summary(self) -> str:
+        if self.dry_run:
+            moves = len(self.plan.moves) if self.plan else 0
+            skipped = len(self.plan.skipped) if self.plan else 0
+            return (f"plan for {', '.join(self.hosts)}: {moves} to move, {skipped} skipped "
+                    "(dry run: nothing changed)")
+        parts = [f"{self.count(MOVED)} moved"]
+        for label in (SKIPPED, FAILED, ABORTED, NOT_STARTED, IN_FLIGHT, GONE):
+            if self.count(label):
+                parts.append(f"{self.count(label)} {label}")
+        if self.checked_empty:
+            if self.left:
+                names = ", ".join(x["name"] for x in self.left[:5]) + (" ..." if len(self.left) > 5 else "")
+                parts.append(f"{len(self.left)} still on {', '.join(self.hosts)} ({names})")
+            else:
+                parts.append(f"{', '.join(self.hosts)} empty")
+        head = "interrupted: " if self.interrupted else ""
+        return f"{head}{self.verb} {', '.join(self.hosts)}: " + ", ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verb": self.verb, "hosts": self.hosts, "run_id": self.run_id, "dry_run": self.dry_run,
+            "ok": self.ok, "changed": self.changed, "exit_code": self.exit_code, "summary": self.summary, "service": self.service,
+            "interrupted": self.interrupted, "peak_in_flight": self.peak_in_flight,
+            "api_requests": self.api_requests, "elapsed_seconds": round(self.elapsed_seconds, 1),
+            "left": self.left,
+            "plan": plan_to_dict(self.plan) if self.plan is not None else None,
+            "results": [r.to_dict() for r in self.results],
+        }
+
+
+# ---------------------------------------------------------------------------------- the runner
+
+@dataclass
+class _InFlight:
+    step: DrainStep
+    event_id: Optional[int]
+    started: float
+    known_migrations: set[str]
+    migration: Optional[Migration] = None
+    phase: str = "submitted"        # submitted | migrating | confirming | reverting | verifying
+    aborting: bool = False
+    confirm_sent: bool = False
+    revert_sent: bool = False
+    abort_sent: bool = False
+    submitted_at: str = ""
+    failed_at: Optional[float] = None   # when the migration was first seen failed
+    errors_in_a_row: int = 0            # API errors while following it (reset by a good poll)
+    abort_tries: int = 0
+
+
+class BatchRunner:
+    """Runs the moves of a plan under caps, following them all with shared listings.
+
+    `cloud` needs the adapter verbs get_server, list_servers_on_host, list_compute_services,
+    live_migrate_server, migrate_server, confirm_resize, revert_resize, abort_migration,
+    list_migrations_changed_since (and server_fault for failure reasons).
+    """
+
+    def __init__(self, cloud: Any, journal: Any, run_id: str, steps: Sequence[DrainStep], *,
+                 max_parallel: int, max_per_host: int, on_interrupt: str = "finish",
+                 poll_interval: float = POLL_INTERVAL, step_timeout: float = 1800.0, since: Optional[str] = None,
+                 adapt_mode: bool = True, adopted: Sequence[_InFlight] = (),
+                 progress: Optional[Callable[[str], None]] = None,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 retries: int = 4, backoff: float = 1.0, heartbeat: Optional[Callable[[], bool]] = None):
+        if on_interrupt not in ON_INTERRUPT:
+            raise errors.UsageError(f"--on-interrupt must be one of {', '.join(ON_INTERRUPT)}")
+        if max_parallel < 1 or max_per_host < 1:
+            raise errors.UsageError("--max-parallel and --max-per-host must be at least 1")
+        self.cloud, self.journal, self.run_id = cloud, journal, run_id
+        self.pending: list[DrainStep] = [s for s in steps if s.dest]
+        self.results: dict[str, StepResult] = {}
+        self.order = [s.server_id for s in steps] + [a.step.server_id for a in adopted]
+        for s in steps:
+            if not s.dest:
+                self.results[s.server_id] = _result(s, SKIPPED, s.skip_reason or "no destination")
+        self.inflight: dict[str, _InFlight] = {a.step.server_id: a for a in adopted}
+        self.max_parallel, self.max_per_host = max_parallel, max_per_host
+        self.on_interrupt = on_interrupt
+        self.poll_interval, self.step_timeout = poll_interval, step_timeout
+        self.since = since or _iso(datetime.now(timezone.utc) - SKEW_MARGIN)
+        self.adapt_mode = adapt_mode
+        self.progress = progress or (lambda line: None)
+        self.clock, self.sleep = clock, sleep
+        self.backoff = backoff
+        # Seconds of pauses _call spends riding out an unreachable API (1, 2, 4, 8 ... s).
+        self.patience = float(sum(min(backoff * 2 ** i, 15.0) for i in range(retries)))
+        # Called every loop: keeps the drain's lease fresh; False means "stop starting moves".
+        self.heartbeat = heartbeat
+        self.stop_requested = False
+        self.interrupted = False
+        self.actions = 0                 # changes made: moves started, confirms, reverts, aborts
+        self.peak_in_flight = len(self.inflight)
+        self._migrations: dict[str, list[Migration]] = {}
+
+    # -------------------------------------------------------------- public
+
+    def request_stop(self) -> None:
+        """What Ctrl-C does: start nothing new; finish (or abort) what is in flight."""
+        if not self.stop_requested:
+            self.stop_requested = True
+            self.interrupted = True
+            self.progress(f"interrupt: starting nothing new; {self.on_interrupt}ing "
+                          f"{len(self.inflight)} in-flight move(s) (Ctrl-C again to leave now)")
+
+    def run(self) -> list[StepResult]:
+        restore = self._install_sigint()
+        try:
+            self._loop()
+        except KeyboardInterrupt:
+            self.interrupted = True
+            for f in self.inflight.values():
+                self.results[f.step.server_id] = _result(
+                    f.step, IN_FLIGHT, "left in flight by a second Ctrl-C: rerun the drain or run "
+                    "`novamove recover`", f.migration)
+            self.inflight.clear()
+            raise
+        finally:
+            restore()
+            for s in self.pending:
+                self.results.setdefault(s.server_id, _result(s, NOT_STARTED, "interrupted before its turn"))
+        return [self.results[sid] for sid in dict.fromkeys(self.order) if sid in self.results]
+
+    # -------------------------------------------------------------- loop
+
+    def _loop(self) -> None:
+        while self.pending or self.inflight:
+            if self.heartbeat is not None and not self.heartbeat() and not self.stop_requested:
+                self.request_stop()
+            if self.inflight:
+                self._poll()
+            if self.stop_requested:
+                for s in self.pending:
+                    self.results[s.server_id] = _result(s, NOT_STARTED, "interrupted before its turn")
+                self.pending = []
+                if self.on_interrupt == "abort":
+                    for f in self.inflight.values():
+                        f.aborting = True
+            else:
+                self._start_what_fits()
+            self.peak_in_flight = max(self.peak_in_flight, len(self.inflight))
+            if self.inflight:
+                self._pause(self.poll_interval)
+            elif self.pending:
+                # Nothing in flight yet nothing could start: every pending step waits for a
+                # cap that cannot free up; that cannot happen, but never spin.
+                self._pause(self.poll_interval)
+
+    def _pause(self, seconds: float) -> None:
+        end = self.clock() + seconds
+        while not self.stop_requested or self.inflight:
+            left = end - self.clock()
+            if left <= 0:
+                return
+            self.sleep(min(left, 0.2))
+            if self.stop_requested and not self.inflight:
+                return
+
+    def _install_sigint(self) -> Callable[[], None]:
+        """Ctrl-C, SIGTERM (systemd, kill, a CI runner) and SIGHUP (a closed terminal) all mean
+        "stop gracefully"; the second one means "leave now"."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        wanted = [sig for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None),
+                                  getattr(signal, "SIGHUP", None)) if sig is not None]
+
+        def on_signal(signum, frame):
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.request_stop()
+
+        previous = {}
+        try:
+            for sig in wanted:
+                previous[sig] = signal.signal(sig, on_signal)
+        except ValueError:
+            pass
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return restore
+
+    # -------------------------------------------------------------- starting moves
+
+    def _load(self) -> tuple[dict[str, int], dict[str, int]]:
+        per_source: dict[str, int] = {}
+        per_dest: dict[str, int] = {}
+        for f in self.inflight.values():
+            per_source[f.step.source] = per_source.get(f.step.source, 0) + 1
+            per_dest[f.step.dest] = per_dest.get(f.step.dest, 0) + 1
+        return per_source, per_dest
+
+    def _start_what_fits(self) -> None:
+        if not self.pending or len(self.inflight) >= self.max_parallel:
+            return
+        per_source, per_dest = self._load()
+        startable = [s for s in self.pending
+                     if per_source.get(s.source, 0) < self.max_per_host
+                     and per_dest.get(s.dest, 0) < self.max_per_host]
+        if not startable:
+            return
+        # Fresh facts for the pre-conditions: one listing per source host, one of services.
+        services = {s.host: s for s in self._call(self.cloud.list_compute_services, "compute services")}
+        on_host: dict[str, dict[str, Server]] = {}
+        for step in list(self.pending):
+            if len(self.inflight) >= self.max_parallel:
+                break
+            if (per_source.get(step.source, 0) >= self.max_per_host
+                    or per_dest.get(step.dest, 0) >= self.max_per_host):
+                continue            # queued: its turn comes when a slot on its hosts frees up
+            if step.source not in on_host:
+                on_host[step.source] = {s.id: s for s in self._call(
+                    lambda: self.cloud.list_servers_on_host(step.source), f"servers on {step.source}")}
+            self.pending.remove(step)
+            if self._start(step, on_host[step.source], services):
+                per_source[step.source] = per_source.get(step.source, 0) + 1
+                per_dest[step.dest] = per_dest.get(step.dest, 0) + 1
+
+    def _pre_condition(self, step: DrainStep, listed: dict[str, Server],
+                       services: dict[str, Service]) -> tuple[Optional[Server], Optional[StepResult]]:
+        """(server, None) when the step can start now; (None, result) when it must not."""
+        server = listed.get(step.server_id)
+        if server is None:
+            try:
+                server = self._call(lambda: self.cloud.get_server(step.server_id), f"server {step.server_name}")
+            except errors.NotFound:
+                return None, _result(step, GONE, "the server no longer exists")
+            if server.host == step.dest and server.status in SETTLED and not server.task_state:
+                return None, _result(step, MOVED, f"already on {step.dest}", host=server.host)
+            if server.host != step.source:
+                return None, _result(step, SKIPPED, f"no longer on {step.source} (now on {server.host or 'no host'})",
+                                     host=server.host)
+        mode, why = move_mode(server, "auto" if self.adapt_mode else step.mode)
+        if why:
+            outcome = RETRY if is_passing(server) else SKIPPED
+            return None, _result(step, outcome, f"changed since planned: {why}", host=server.host)
+        if mode != step.mode:
+            if not self.adapt_mode:
+                return None, _result(step, SKIPPED, f"changed since planned: now {server.status}", host=server.host)
+            self.progress(f"{step.server_name}: now {server.status}, moving it {mode} instead of {step.mode}")
+            step.mode = mode
+        # A destination that went away, off or down is not the server's fault: the drain plans
+        # it again (another destination, or this one once it is back) instead of giving up.
+        dest = services.get(step.dest)
+        if dest is None:
+            return None, _result(step, RETRY, f"destination {step.dest} is no longer a compute host")
+        if not dest.enabled:
+            return None, _result(step, RETRY, f"destination {step.dest} is now disabled"
+                                 + (f" ({dest.disabled_reason})" if dest.disabled_reason else ""))
+        if not dest.up:
+            return None, _result(step, RETRY, f"destination {step.dest} is now down")
+        return server, None
+
+    def _start(self, step: DrainStep, listed: dict[str, Server], services: dict[str, Service]) -> bool:
+        server, outcome = self._pre_condition(step, listed, services)
+        if outcome is not None:
+            self.results[step.server_id] = outcome
+            self.progress(f"{step.server_name}: {outcome.result}: {outcome.detail}")
+            return False
+        known = {m.id for m in self._migrations.get(step.server_id, [])}
+        submit = (self.cloud.live_migrate_server if step.mode == LIVE else self.cloud.migrate_server)
+        submitted_at = _iso(datetime.now(timezone.utc) - timedelta(seconds=1))
+        change = self.journal.change(self.run_id, EV_MOVE, step.server_id, keep_open=True,
+                                     name=step.server_name, source=step.source, dest=step.dest,
+                                     mode=step.mode)
+        try:
+            with change:
+                submit(step.server_id, host=step.dest)
+        except errors.NotFound:
+            self.journal._merge(change.id, {"result": GONE})
+            self.results[step.server_id] = _result(step, GONE, "the server no longer exists")
+            return False
+        except errors.PreconditionFailed as exc:
+            # Nova refused it (409 task state, 400 no valid host for that destination, ...):
+            # nothing was started. A busy server or a refused destination may pass: plan again.
+            self.results[step.server_id] = _result(step, RETRY, str(exc), host=server.host)
+            self.progress(f"{step.server_name}: not started ({exc}); will plan it again")
+            return False
+        except errors.NovamoveError as exc:
+            if not errors.is_ambiguous(exc):
+                raise
+            # Timeout, lost connection or 5xx: Nova may have accepted it. Read the cloud back
+            # instead of guessing; the request itself is never repeated blindly.
+            if not self._accepted_after_all(step, known, submitted_at):
+                self.journal._merge(change.id, {"read_back": "not started"})
+                self.results[step.server_id] = _result(step, RETRY, f"{exc} (read back: not started)",
+                                                       host=server.host)
+                self.progress(f"{step.server_name}: {exc}; Nova did not start it, will plan it again")
+                return False
+            # It is Nova's now: the intent is open again for the watcher (and a rerun) to settle.
+            self.journal._mark(change.id, "intent", {"read_back": "accepted"})
+            self.progress(f"{step.server_name}: {exc}; read back: Nova accepted it, following it")
+        self.actions += 1
+        self.inflight[step.server_id] = _InFlight(step, change.id, self.clock(), known,
+                                                  submitted_at=submitted_at)
+        self.progress(f"{step.server_name}: {step.mode} {step.source} -> {step.dest} started "
+                      f"({len(self.inflight)} in flight)")
+        return True
+
+    # -------------------------------------------------------------- following moves
+
+    def _accepted_after_all(self, step: DrainStep, known: set[str], since: str) -> bool:
+        """After an ambiguous answer to a move request: did Nova take it? A task state on the
+        server or a new migration record of it says yes."""
+        for _ in range(3):
+            try:
+                server = self._call(lambda: self.cloud.get_server(step.server_id), f"server {step.server_name}")
+                if server.task_state or server.host != step.source:
+                    return True
+                rows = self._call(lambda: self.cloud.list_migrations_changed_since(since), "migrations")
+                return any(m.server_id == step.server_id and m.id not in known for m in rows)
+            except errors.NotFound:
+                return False
+            except errors.NovamoveError:
+                self.sleep(self.backoff)
+        # The cloud does not answer: follow it as if accepted; the watcher settles it either
+        # way (no migration recorded within the step timeout is reported).
+        return True
+
+    def _poll(self) -> None:
+        rows = self._call(lambda: self.cloud.list_migrations_changed_since(self.since), "migrations")
+        by_server: dict[str, list[Migration]] = {}
+        for m in rows:
+            by_server.setdefault(m.server_id, []).append(m)
+        self._migrations = by_server
+        for sid, f in list(self.inflight.items()):
+            mine = [m for m in by_server.get(sid, []) if m.id not in f.known_migrations]
+            if mine:
+                f.migration = max(mine, key=lambda m: int(m.id) if m.id.isdigit() else 0)
+            try:
+                self._advance(f)
+                f.errors_in_a_row = 0
+            except errors.Unreachable as exc:
+                log.warning("%s: %s (will retry)", f.step.server_name, exc)
+            except errors.NotFound:
+                # Deleted by its owner mid-drain: nothing left to move, not a failure.
+                self._finish(f, GONE, "the server was deleted during the drain", f.migration)
+            except (errors.AuthError, errors.UsageError):
+                raise
+            except errors.NovamoveError as exc:
+                # One move's trouble (409 on confirm, a 500) is retried on the next polls and
+                # then fails that step only; the other moves go on.
+                f.errors_in_a_row += 1
+                if f.errors_in_a_row >= STEP_ERRORS:
+                    self._finish(f, FAILED, f"{exc} ({f.errors_in_a_row} times in a row)", f.migration)
+                else:
+                    self.progress(f"{f.step.server_name}: {exc} (will retry)")
+
+    def _advance(self, f: _InFlight) -> None:
+        step, m = f.step, f.migration
+        if f.aborting and not f.abort_sent and m is not None and m.in_progress and step.mode == LIVE:
+            f.abort_tries += 1
+            try:
+                with self.journal.change(self.run_id, EV_ABORT, step.server_id, migration_id=m.id):
+                    self._call(lambda: self.cloud.abort_migration(step.server_id, m.id), "abort migration")
+                self.actions += 1
+                f.abort_sent = True
+            except errors.NovamoveError as exc:   # e.g. already past the point of no return
+                if f.abort_tries >= 3:
+                    f.abort_sent = True
+                    self.progress(f"{step.server_name}: could not abort ({exc}); letting it finish")
+            return
+        limit = self.step_timeout + (ABORT_GRACE if f.abort_sent or step.mode == COLD else 0)
+        if m is not None and m.in_progress and self.clock() - f.started > limit:
+            # A live move whose abort did not take, or a cold copy that outlived its timeout:
+            # never wait forever. The journal keeps it in flight for a rerun or `recover`.
+            self._finish(f, IN_FLIGHT, f"still {m.status} after {self.clock() - f.started:.0f} s; "
+                         f"rerun the drain or `novamove wait {step.server_id}` to follow it", m)
+            return
+        if m is None:
+            if self.clock() - f.started > self.step_timeout:
+                self._finish(f, FAILED, f"Nova recorded no migration within {self.step_timeout:.0f} s")
+            return
+        if m.failed:
+            if f.revert_sent or (f.abort_sent and m.status in ("cancelled", "aborted")):
+                self._finish(f, ABORTED, f"aborted on request: migration {m.status}", m)
+                return
+            server = self._call(lambda: self.cloud.get_server(step.server_id), f"server {step.server_name}")
+            if not lifecycle.over(m, server) and self.clock() - f.started <= self.step_timeout:
+                return                  # a stale "error" mid-move (engine/lifecycle.py)
+            reason = self._fault(step, f.submitted_at)
+            f.failed_at = self.clock() if f.failed_at is None else f.failed_at
+            if not lifecycle.reason_due(f.failed_at, self.clock(), reason):
+                return
+            self._finish(f, FAILED, f"migration {m.status}" + (f": {reason}" if reason else ""), m)
+            return
+        if m.in_progress:
+            f.phase = "migrating"
+            if self.clock() - f.started > self.step_timeout and step.mode == LIVE and not f.abort_sent:
+                self.progress(f"{step.server_name}: over {self.step_timeout:.0f} s, aborting it")
+                f.aborting = True
+            return
+        # Nova says the migration is over (completed / finished / confirmed): check the server.
+        if step.mode == COLD and m.status == "finished":
+            server = self._call(lambda: self.cloud.get_server(step.server_id), f"server {step.server_name}")
+            if server.status != "VERIFY_RESIZE":
+                return              # Nova still settling it; look again next poll
+            if f.aborting:
+                if not f.revert_sent:
+                    self._resize_action(EV_REVERT, step, m, self.cloud.revert_resize, "revert resize")
+                    f.revert_sent = True
+                    f.phase = "reverting"
+                return
+            if not f.confirm_sent:
+                self._resize_action(EV_CONFIRM, step, m, self.cloud.confirm_resize, "confirm resize")
+                f.confirm_sent = True
+                f.phase = "confirming"
+            return
+        self._post_condition(f)
+
+    def _resize_action(self, kind: str, step, m, call, what: str) -> None:
+        """Confirm or revert a cold move in VERIFY_RESIZE, journaled before it is sent."""
+        with self.journal.change(self.run_id, kind, step.server_id, migration_id=m.id):
+            self._call(lambda: call(step.server_id), what)
+        self.actions += 1
+
+    def _post_condition(self, f: _InFlight) -> None:
+        step = f.step
+        server = self._call(lambda: self.cloud.get_server(step.server_id), f"server {step.server_name}")
+        verdict = lifecycle.judge(step.mode, server, f.migration, step.dest)
+        if server.status not in SETTLED and verdict != lifecycle.FAILED:
+            verdict = lifecycle.WAIT        # moved, but not back in the state it was in yet
+        if verdict == lifecycle.WAIT:
+            if self.clock() - f.started > self.step_timeout:
+                self._finish(f, FAILED, f"not settled after {self.step_timeout:.0f} s: {server.status}"
+                             f"/{server.task_state}", f.migration, server.host)
+            return
+        if verdict == lifecycle.LANDED:
+            self._finish(f, MOVED, f"{step.mode} migration {f.migration.status}", f.migration, server.host)
+        elif (f.abort_sent or f.revert_sent) and server.host == step.source:
+            self._finish(f, ABORTED, f"aborted on request: still on {server.host}", f.migration, server.host)
+        else:
+            self._finish(f, FAILED, f"Nova reported the migration {f.migration.status} but the server is on "
+                         f"{server.host} ({server.status}), not on {step.dest}", f.migration, server.host)
+
+    def _finish(self, f: _InFlight, outcome: str, detail: str, m: Optional[Migration] = None,
+                host: Optional[str] = None) -> None:
+        step = f.step
+        res = _result(step, outcome, detail, m, host=host)
+        res.seconds = self.clock() - f.started
+        self.results[step.server_id] = res
+        if f.event_id is not None and outcome != IN_FLIGHT:
+            # An in-flight move keeps its intent open: a rerun or `recover` follows it.
+            data = {"result": outcome, "detail": detail, "migration_id": m.id if m else None, "host": host}
+            (self.journal.done if outcome == MOVED else self.journal.failed)(f.event_id, **data)
+        del self.inflight[step.server_id]
+        self.progress(f"{step.server_name}: {outcome} ({detail}) in {res.seconds:.0f} s")
+
+    def _fault(self, step: DrainStep, since: str) -> Optional[str]:
+        try:
+            return self.cloud.server_fault(step.server_id, since=since or None)
+        except Exception:  # a reason is nice to have; the failure is reported either way
+            return None
+
+    # -------------------------------------------------------------- API calls with retries
+
+    def _call(self, fn: Callable[[], Any], what: str) -> Any:
+        """Ride out an API that is briefly unreachable (502/503/504, lost connection): reads
+        only, or writes that set a state. The one retry helper, with this runner's clock."""
+        def pause(seconds: float) -> None:
+            self.progress(f"{what}: transient error, retrying in {seconds:.0f} s")
+            self.sleep(seconds)
+        return patiently(fn, what, patience=self.patience, sleep=pause)
+
+
+# Statuses a server passes through: a drain that meets one waits and plans it again.
+PASSING_STATUSES = {"BUILD", "MIGRATING", "RESIZE", "VERIFY_RESIZE", "REBUILD", "REBOOT", "HARD_REBOOT",
+                    "PASSWORD", "UNKNOWN"}
+
+
+def is_passing(server: Server) -> bool:
+    """Whether what keeps `server` from moving now is likely to pass by itself (a task state,
+    a build or another move under way), as opposed to a state only an operator changes
+    (ERROR, SHELVED, SUSPENDED, RESCUE...)."""
+    return bool(server.task_state) or (server.status or "").upper() in PASSING_STATUSES
+
+
+def _result(step: DrainStep, outcome: str, detail: str, m: Optional[Migration] = None,
+            host: Optional[str] = None) -> StepResult:
+    return StepResult(step.server_id, step.server_name, step.source, step.dest, step.mode, outcome,
+                      detail, m.id if m else None, host)
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+def _validate_options(*, on_interrupt: str = "finish", poll_interval: float = POLL_INTERVAL,
+                      step_timeout: float = 1800.0, max_parallel: Optional[int] = None,
+                      max_per_host: Optional[int] = None, replan_patience: float = REPLAN_PATIENCE) -> None:
+    """Bad numbers are one-line usage errors before anything is read or changed."""
+    import math
+    if on_interrupt not in ON_INTERRUPT:
+        raise errors.UsageError(f"on_interrupt must be one of {', '.join(ON_INTERRUPT)}")
+    for name, value in (("timeout", step_timeout), ("poll_interval", poll_interval)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
+                or value <= 0:
+            raise errors.UsageError(f"{name} must be a positive number of seconds, not {value!r}")
+    if not isinstance(replan_patience, (int, float)) or not math.isfinite(replan_patience) or replan_patience < 0:
+        raise errors.UsageError(f"replan_patience must be zero or more seconds, not {replan_patience!r}")
+    for name, value in (("max_parallel", max_parallel), ("max_per_host", max_per_host)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise errors.UsageError(f"{name} must be a whole number of at least 1, not {value!r}")
+
+
+def _requests(cloud: Any) -> int:
+    return getattr(getattr(cloud, "requests", None), "count", 0)
+
+
+def _since(previous_start: Optional[str]) -> str:
+    start = datetime.now(timezone.utc)
+    if previous_start:
+        try:
+            prev = datetime.fromisoformat(previous_start)
+            start = min(start, prev if prev.tzinfo else prev.replace(tzinfo=timezone.utc))
+        except ValueError:
+            pass
+    return _iso(start - SKEW_MARGIN)

@@ -1,0 +1,195 @@
+"""A drain's hold on its host(s): the tagged disabled_reason with its lease, written and read
+back, and the journal's view of other drains of the same host (see novamove.engine.tags)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from datetime import datetime
+from typing import Any, Callable, Optional
+
+from novamove import errors
+from novamove.engine import tags
+from novamove.engine.batch import DRAIN_VERB, EV_DISABLE, DrainPlan
+from novamove.engine.journal import run_alive
+from novamove.engine.poll import poll_until
+from novamove.engine.tags import LEASE_SECONDS, is_drain_tag, is_isolation_tag, reason_run_id
+from novamove.model import Service
+
+log = logging.getLogger("novamove.drain")
+
+def drain_reason(run_id: str, reason: Optional[str], lease_until: Optional[datetime] = None) -> str:
+    """The disabled_reason a drain writes: tagged, so undrain only re-enables its own; with a
+    lease while the drain runs (see novamove.engine.tags)."""
+    return tags.drain_reason(run_id, reason, lease_until)
+
+
+def is_our_drain_reason(disabled_reason: Optional[str]) -> bool:
+    return is_drain_tag(disabled_reason)
+
+
+# How long a drain waits for another run's isolation window on its source to close.
+ISOLATION_WAIT = 90.0
+# Pause before reading a tag back (the other writer's PUT, if any, lands meanwhile).
+READ_BACK_PAUSE = 1.0
+EV_LEASE = "drain.lease"
+
+
+def _refuse_down_sources(plan: DrainPlan, services: dict[str, Service]) -> None:
+    """Nova moves a server only while the compute it is on is up (cold and live alike): with a
+    down source every move would fail, so refuse before anything is changed."""
+    with_moves = {s.source for s in plan.moves}
+    for name in plan.sources:
+        svc = services.get(name)
+        if svc is not None and not svc.up and name in with_moves:
+            count = sum(1 for s in plan.moves if s.source == name)
+            raise errors.PreconditionFailed(
+                f"cannot drain {name}: its nova-compute is down, and Nova moves no server off a "
+                f"down compute ({count} to move); bring it back up, or evacuate them")
+
+
+def _drain_runs(journal: Any, source_key: str, limit: int = 100000) -> list[dict]:
+    return [r for r in journal.runs(limit=limit) if r["verb"] == DRAIN_VERB and r["source"] == source_key]
+
+
+def _unfinished_drains(journal: Any, source_key: str) -> list[dict]:
+    """Earlier drains of the same host(s) that a new run continues: every one since the last
+    that ended ok, except those already continued (`recover` marks a run recovered, but its
+    leftover moves are still the drain's business)."""
+    out: list[dict] = []
+    for r in reversed(_drain_runs(journal, source_key)):     # oldest first
+        if r["status"] == "ok":
+            out = []
+        elif not (r.get("summary") or "").startswith("continued by"):
+            out.append(r)
+    return out
+
+
+def _refuse_concurrent_drain(journal: Any, source_key: str, doing: str = "drain") -> None:
+    for r in _unfinished_drains(journal, source_key):
+        if r["status"] == "running" and r.get("pid") != os.getpid() and run_alive(r):
+            raise errors.PreconditionFailed(
+                f"cannot {doing} {source_key}: drain run {r['id']} of it is still running "
+                f"(pid {r['pid']}); wait for it or stop it first")
+
+
+def _service(cloud: Any, name: str) -> Service:
+    svc = next((s for s in cloud.list_compute_services() if s.host == name), None)
+    if svc is None:
+        raise errors.NotFound(f"no nova-compute service on {name!r}")
+    return svc
+
+
+def _dead_drains(journal: Any) -> set[str]:
+    """Drain runs this journal knows are over (finished, or their process is gone): their
+    lease on a host no longer means anything."""
+    return {r["id"] for r in _all_drain_runs(journal)
+            if r["status"] != "running" or not run_alive(r)}
+
+
+def _all_drain_runs(journal: Any, limit: int = 100000) -> list[dict]:
+    return [r for r in journal.runs(limit=limit) if r["verb"] == DRAIN_VERB]
+
+
+def _disable_sources(cloud: Any, journal: Any, run_id: str, plan: DrainPlan,
+                     say: Callable[[str], None], own_runs: set[str],
+                     sleep: Callable[[float], None] = time.sleep,
+                     clock: Callable[[], float] = time.monotonic) -> tuple[str, bool]:
+    """Disable each source first (so nothing new lands there) with our tag and a lease,
+    journaled before the call, then read the tag back: the last writer wins, so a run that
+    reads back another drain's live tag has lost the race and stops (nothing of its own is
+    left there). An isolation window open on the source is waited out first (its run
+    re-enables the host when it closes). Returns (what happened, whether a service changed)."""
+    notes = []
+    changed = False
+    dead = _dead_drains(journal)
+    for name in plan.sources:
+        for _ in range(4):
+            svc = _service(cloud, name)
+            tags.refuse_if_drained_elsewhere(name, svc.disabled_reason, own_runs, "drain", dead)
+            if not svc.enabled and is_isolation_tag(svc.disabled_reason):
+                _wait_isolation_over(cloud, name, svc.disabled_reason, say, sleep, clock)
+                continue
+            if not svc.enabled and not is_drain_tag(svc.disabled_reason):
+                notes.append(f"{name} already disabled by someone else ({svc.disabled_reason or 'no reason'}): "
+                             "left as is, undrain will not re-enable it")
+                journal.note(run_id, EV_DISABLE, name, already=True, reason=svc.disabled_reason)
+                say(notes[-1])
+                break
+            reason = drain_reason(run_id, plan.reason, tags.lease_from_now())
+            with journal.change(run_id, EV_DISABLE, name, service_id=svc.id, reason=reason,
+                                previous_status=svc.status, previous_reason=svc.disabled_reason):
+                cloud.disable_service(svc, reason)
+            changed = changed or svc.enabled
+            sleep(READ_BACK_PAUSE)
+            now = _service(cloud, name)
+            if reason_run_id(now.disabled_reason) == run_id and not now.enabled:
+                notes.append(f"{name} disabled ({tags.tagged_reason(run_id, 'drain: ' + (plan.reason or 'maintenance'))})"
+                             if svc.enabled else f"{name} already disabled by a novamove drain; this run's now")
+                say(notes[-1])
+                break
+            # Someone wrote after us: another drain (refused above on the next pass), an
+            # isolation window (waited out), a person (left alone), or it is enabled again.
+            journal.note(run_id, "drain.lost_race", name, found=now.disabled_reason, status=now.status)
+        else:
+            raise errors.PreconditionFailed(f"could not disable {name}: its status kept changing under "
+                                            "novamove (another operator at work?); nothing else was changed")
+    return "; ".join(notes), changed
+
+
+def _wait_isolation_over(cloud: Any, name: str, reason: Optional[str], say: Callable[[str], None],
+                         sleep: Callable[[float], None], clock: Callable[[], float]) -> None:
+    """Another novamove run disabled `name` for an isolation window (seconds, normally): once
+    it closes that run re-enables the host, so disabling it now would be undone under us."""
+    say(f"{name} is disabled for another novamove run's isolation window ({reason}); waiting for it")
+    _, over = poll_until(lambda: _service(cloud, name),
+                         lambda now: now.enabled or not is_isolation_tag(now.disabled_reason),
+                         timeout=ISOLATION_WAIT, interval=1.0, clock=clock, sleep=sleep)
+    if over:
+        return
+    raise errors.PreconditionFailed(
+        f"cannot drain {name}: it has been disabled for novamove run {reason_run_id(reason)}'s isolation "
+        f"window for over {ISOLATION_WAIT:.0f} s (if that run died, `novamove recover` re-enables it)")
+
+
+class _Lease:
+    """Keeps the drain's lease on its source(s) fresh while it runs, and drops it at the end
+    (the host stays disabled, marked as drained). A renewal that finds another live drain's
+    tag means this run lost the host: it stops starting moves."""
+
+    def __init__(self, cloud: Any, journal: Any, run_id: str, plan: DrainPlan, say: Callable[[str], None],
+                 clock: Callable[[], float]):
+        self.cloud, self.journal, self.run_id, self.plan, self.say, self.clock = cloud, journal, run_id, plan, say, clock
+        self.last = clock()
+        self.lost_to: Optional[str] = None
+
+    def __call__(self) -> bool:
+        """Renew when due; False once the host was lost to another drain."""
+        if self.lost_to:
+            return False
+        if self.clock() - self.last >= LEASE_SECONDS / 3:
+            self.last = self.clock()
+            self._write(release=False)
+        return self.lost_to is None
+
+    def release(self) -> None:
+        self._write(release=True)
+
+    def _write(self, release: bool) -> None:
+        try:
+            services = {s.host: s for s in self.cloud.list_compute_services()}
+            for name in self.plan.sources:
+                svc = services.get(name)
+                if svc is None or svc.enabled or reason_run_id(svc.disabled_reason) != self.run_id:
+                    other = tags.live_drain(svc.disabled_reason) if svc is not None else None
+                    if other and other != self.run_id and not release:
+                        self.lost_to = other
+                        self.say(f"{name}: novamove run {other} took the host over; starting nothing new")
+                    continue
+                reason = drain_reason(self.run_id, self.plan.reason, None if release else tags.lease_from_now())
+                with self.journal.change(self.run_id, EV_LEASE, name, service_id=svc.id, reason=reason):
+                    self.cloud.disable_service(svc, reason)
+        except errors.NovamoveError as exc:
+            # The lease has time left: a blip is ridden out; the next renewal tries again.
+            log.warning("lease of %s: %s", self.run_id, exc)

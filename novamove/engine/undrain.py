@@ -1,0 +1,108 @@
+"""`undrain HOST [--move-back]`: give a drained host back, and with it exactly the servers of
+the drain being undone."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Callable, Optional
+
+from novamove import errors
+from novamove.engine import tags
+from novamove.engine.batch import (EV_ENABLE, EV_MOVE, DRAIN_VERB, LIVE, POLL_INTERVAL, UNDRAIN_VERB,
+                                   BatchReport, BatchRunner, _requests, _result, _validate_options)
+from novamove.engine.claim import _dead_drains, _refuse_concurrent_drain, is_our_drain_reason
+from novamove.engine.resolve import pick_host
+from novamove.planner import DrainPlan, DrainStep
+
+def moves_of_drain(journal: Any, host: str) -> list[dict]:
+    """Servers the drain being undone moved away from `host`: the drain runs of `host` since
+    its last undrain (a drain killed and rerun is several runs of one drain). A drain already
+    closed by an undrain, with or without move-back, is never pulled back by a later one.
+    [{server_id, name, dest, mode}] (latest move of each server)."""
+    runs = list(reversed(journal.runs(limit=100000)))      # oldest first (time, then insertion)
+    last_back = max((i for i, r in enumerate(runs) if r["verb"] == UNDRAIN_VERB and r["source"] == host
+                     and r["status"] == "ok"), default=-1)
+    moved: dict[str, dict] = {}
+    for r in runs[last_back + 1:]:
+        if r["verb"] != DRAIN_VERB or r["source"] != host:
+            continue
+        for ev in journal.events(r["id"]):
+            if ev.kind == EV_MOVE and ev.state == "done" and ev.data.get("source") == host:
+                moved[ev.target] = {"server_id": ev.target, "name": ev.data.get("name") or ev.target,
+                                    "dest": ev.data.get("dest"), "mode": ev.data.get("mode")}
+    return list(moved.values())
+
+
+def undrain(cloud: Any, host: str, *, journal: Any, move_back: bool = False, max_parallel: int = 4,
+            max_per_host: int = 2, on_interrupt: str = "finish", poll_interval: float = POLL_INTERVAL,
+            step_timeout: float = 1800.0, dry_run: bool = False,
+            progress: Optional[Callable[[str], None]] = None, **runner_kwargs: Any) -> BatchReport:
+    """Re-enable `host` if a novamove drain disabled it; with move_back, bring back what it moved."""
+    _validate_options(on_interrupt=on_interrupt, poll_interval=poll_interval, step_timeout=step_timeout,
+                      max_parallel=max_parallel, max_per_host=max_per_host)
+    say = progress or (lambda line: None)
+    t0, requests0 = time.monotonic(), _requests(cloud)
+    hosts = cloud.compute_hosts(with_resources=False)
+    name = pick_host(host, hosts).name
+    # Re-enabling a host its drain is still emptying would let the scheduler refill it: here
+    # (the journal) or anywhere else (the drain's lease on the service).
+    _refuse_concurrent_drain(journal, name, doing="undrain")
+    svc_now = next(h.service for h in hosts if h.name == name)
+    tags.refuse_if_drained_elsewhere(name, svc_now.disabled_reason, set(), "undrain", _dead_drains(journal))
+    svc = next(h.service for h in hosts if h.name == name)
+    if not svc.enabled and not is_our_drain_reason(svc.disabled_reason):
+        raise errors.PreconditionFailed(
+            f"{name} was disabled by someone else ({svc.disabled_reason or 'no reason given'}); "
+            "novamove re-enables only the services its drains disabled")
+    back = moves_of_drain(journal, name) if move_back else []
+    steps = [DrainStep(server_id=m["server_id"], server_name=m["name"], source=m["dest"], dest=name,
+                       mode=m.get("mode") or LIVE) for m in back if m.get("dest")]
+    report = BatchReport("undrain", [name], dry_run=dry_run)
+    if dry_run:
+        report.service = f"would enable {name}" if not svc.enabled else f"{name} is already enabled"
+        report.results = [_result(s, "planned", "move back") for s in steps]
+        report.plan = DrainPlan(kind="drain", source=name, steps=steps, sources=(name,), mode="auto",
+                                max_parallel=max_parallel, max_per_host=max_per_host)
+        return report
+    run_id = uuid.uuid4().hex[:12]
+    report.run_id = run_id
+    journal.start_run(run_id, UNDRAIN_VERB, cloud=getattr(cloud, "cloud_name", None), source=name,
+                      mode="move-back" if move_back else "enable", strategy="native")
+    try:
+        if svc.enabled:
+            report.service = f"{name} already enabled"
+            journal.note(run_id, EV_ENABLE, name, already=True)
+        else:
+            with journal.change(run_id, EV_ENABLE, name, service_id=svc.id, reason=svc.disabled_reason):
+                cloud.enable_service(svc)
+            report.changed = True
+            report.service = f"{name} enabled (was: {svc.disabled_reason})"
+        say(report.service)
+        if steps:
+            runner = BatchRunner(cloud, journal, run_id, steps, max_parallel=max_parallel,
+                                 max_per_host=max_per_host, on_interrupt=on_interrupt,
+                                 poll_interval=poll_interval, step_timeout=step_timeout,
+                                 adapt_mode=True, progress=say, **runner_kwargs)
+            try:
+                report.results = runner.run()
+            finally:
+                report.interrupted = runner.interrupted
+                report.peak_in_flight = runner.peak_in_flight
+                report.changed = report.changed or runner.actions > 0
+    except KeyboardInterrupt:
+        journal.finish_run(run_id, "interrupted", summary=report.summary)
+        raise
+    except BaseException as exc:
+        journal.finish_run(run_id, "failed", summary=report.summary, error=str(exc)[:500])
+        raise
+    report.api_requests = _requests(cloud) - requests0
+    report.elapsed_seconds = time.monotonic() - t0
+    journal.finish_run(run_id, "interrupted" if report.interrupted else ("ok" if report.ok else "failed"),
+                       summary=report.summary)
+    if report.ok:
+        # Earlier undrains of this host that died or stopped are done with now.
+        for r in journal.unfinished_runs():
+            if r["verb"] == UNDRAIN_VERB and r["source"] == name and r["id"] != run_id:
+                journal.finish_run(r["id"], "recovered", summary=f"continued by undrain run {run_id}")
+    return report
