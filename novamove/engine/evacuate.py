@@ -57,7 +57,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional, Sequence
 
 from novamove import errors
-from novamove.engine.drain import BatchRunner, StepResult, gather_state, resolve_hosts
+from novamove.engine.batch import EV_MOVE, BatchRunner, StepResult
+from novamove.engine.drain import gather_state, resolve_hosts
 from novamove.engine.journal import run_alive
 from novamove.engine.resolve import pick_host
 from novamove.model import COLD, LIVE, Host, Migration, Server, Service
@@ -1156,7 +1157,7 @@ def unfence(cloud: Any, host: str, *, journal: Any, move_back: bool = False,
 def _settle_unfence_runs(cloud: Any, journal: Any, name: str, run_id: str) -> None:
     """Earlier unfence runs of `name` that died: their open intents get the outcome read back
     from the cloud, and the runs are marked continued by this one."""
-    from novamove.engine.drain import EV_MOVE
+
     svc = None
     for r in _runs(journal, UNFENCE_VERB, name):
         if r["id"] == run_id or r["status"] in ("ok", "failed", "recovered", "noop", "checked"):

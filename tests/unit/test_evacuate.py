@@ -188,19 +188,22 @@ class FakeNova:
         self.alive = getattr(self, "alive", set()) | {host}
 
     # live migrations for unfence --move-back (drain's BatchRunner)
-    def live_migrate_server(self, sid, host=None):
-        self.calls.append(f"live {sid} -> {host}")
+    def live_migrate_server(self, sid, host=None, kind="live"):
+        self.calls.append(f"{kind} {sid} -> {host}")
         self.moves = getattr(self, "moves", [])
         self.moves.append({"id": f"m{len(self.moves) + 1}", "server": sid, "source": self.servers[sid].host,
-                           "dest": host})
+                           "dest": host, "kind": kind})
         self.servers[sid] = self.servers[sid].replace(host=host)
 
     def migrate_server(self, sid, host=None):
-        self.live_migrate_server(sid, host)
+        # instant and confirmed (the drain engine's own tests cover VERIFY_RESIZE)
+        self.live_migrate_server(sid, host, kind="cold")
 
     def list_migrations_changed_since(self, since, host=None):
         return [Migration(id=m["id"], server_id=m["server"], source_host=m["source"], dest_host=m["dest"],
-                          status="completed", migration_type="live-migration") for m in getattr(self, "moves", [])]
+                          status="completed" if m["kind"] == "live" else "confirmed",
+                          migration_type="live-migration" if m["kind"] == "live" else "migration")
+                for m in getattr(self, "moves", [])]
 
     def server_fault(self, sid, since=None):
         return None
