@@ -5,16 +5,17 @@ ACTIVE servers, one SHUTOFF, one member of an anti-affinity group (the other mem
 compute1) and one tagged novamove:maintenance=skip. Then:
   1. refusals, each one line, exit 4, nothing changed: compute3 up and not fenced; a fence
      command that fails; the stop-loss (two of three computes down); `--dry-run` shows the plan;
-  2. compute3's nova-compute is killed; `evacuate --fenced --max-parallel 1` is SIGKILLed while an
+  2. (one test, as each test must leave the cloud as it found it) compute3's nova-compute is
+     killed; `evacuate --fenced --max-parallel 1` is SIGKILLed while an
      evacuation is in flight, rerun and SIGKILLed again, then `novamove recover` finishes it:
      every server is on another host in the state it had, the group is still anti-affine, each
      evacuation record is `done` and there is exactly one per server (nothing evacuated twice),
      compute3 is forced down and disabled with novamove's tag, the skip-tagged server untouched;
-  3. `unfence` is refused while compute3's nova-compute is stopped; once it runs again (it
+     then `unfence` is refused while compute3's nova-compute is stopped; once it runs again (it
      cleans up the evacuated servers: records `completed`), `unfence --move-back` clears
      forced_down, enables compute3 and brings the servers back live (SHUTOFF ones cold), none
      duplicated;
-  4. the host_evacuate Ansible module: check mode plans only, a real run evacuates.
+  3. the host_evacuate Ansible module: check mode plans only, a real run evacuates.
 
 Run it alone:  NOVAMOVE_MINICLOUD_DIR=... pytest tests/acceptance/test_evacuate.py
 """
@@ -149,24 +150,11 @@ def fleet(minicloud):
         minicloud.set_fakevirt(evacuation_seconds=0, evacuation_fail=0)
         # Put compute3 back whatever happened: running, cleaned up, not forced down, enabled.
         try:
-            _start_compute(minicloud, HOST)
-            wait_until(lambda: not [m for m in _evacuations(conn) if m.status == "done"], 90, 1,
-                       "compute3 to clean up its evacuations")
+            _bring_back(minicloud)
         except Exception as exc:  # best effort: report, keep cleaning
             print(f"cleanup: {exc}", file=sys.stderr)
-        for host in (HOST, SECOND):
-            svc = _service(conn, host)
-            if svc.is_forced_down:
-                _force(conn, host, False)
-            if svc.status == "disabled" and is_our_evacuate_reason(svc.disabled_reason):
-                conn.compute.enable_service(svc)
-        try:    # schedulable again for the tests after this one (placement's disabled trait gone)
-            [rp] = list(conn.placement.resource_providers(name=f"{HOST}.fake.local"))
-            wait_until(lambda: "COMPUTE_STATUS_DISABLED" not in conn.placement.get(
-                f"/resource_providers/{rp.id}/traits", microversion="1.6").json()["traits"], 120, 1,
-                f"{HOST} schedulable")
-        except Exception as exc:
-            print(f"cleanup: {exc}", file=sys.stderr)
+        if _service(conn, SECOND).is_forced_down:
+            _force(conn, SECOND, False)
         for s in created:
             conn.compute.delete_server(s.id, ignore_missing=True)
         for s in created:
@@ -212,7 +200,36 @@ def test_refusals_change_nothing(minicloud, fleet):
     assert _snapshot(minicloud, fleet) == before
 
 
-def test_killed_twice_then_recover_finishes_with_nothing_evacuated_twice(minicloud, fleet):
+def _bring_back(minicloud) -> None:
+    """compute3 running again, cleaned up, not forced down, enabled (what each test must leave:
+    the conftest checks it after every test)."""
+    conn = minicloud.conn()
+    _start_compute(minicloud, HOST)
+    wait_until(lambda: not [m for m in _evacuations(conn) if m.status == "done"], 120, 1,
+               "compute3 to clean up its evacuations")
+    svc = _service(conn, HOST)
+    if svc.is_forced_down:
+        _force(conn, HOST, False)
+    if svc.status == "disabled" and is_our_evacuate_reason(svc.disabled_reason):
+        conn.compute.enable_service(svc)
+    [rp] = list(conn.placement.resource_providers(name=f"{HOST}.fake.local"))
+    wait_until(lambda: "COMPUTE_STATUS_DISABLED" not in conn.placement.get(
+        f"/resource_providers/{rp.id}/traits", microversion="1.6").json()["traits"], 120, 1,
+        f"{HOST} schedulable")
+
+
+def test_killed_twice_recover_finishes_then_unfence_brings_everything_back(minicloud, fleet):
+    """One story: the host dies, evacuate is SIGKILLed twice and `recover` finishes it; then
+    unfence is refused until nova-compute runs again, and brings the servers back."""
+    try:
+        _killed_twice_then_recover(minicloud, fleet)
+        _unfence(minicloud, fleet)
+    except BaseException:
+        _bring_back(minicloud)
+        raise
+
+
+def _killed_twice_then_recover(minicloud, fleet):
     conn = minicloud.conn()
     minicloud.manager.stop_compute(HOST, kill=True)         # the host "dies"
     minicloud.set_fakevirt(evacuation_seconds=3)
@@ -256,7 +273,7 @@ def test_killed_twice_then_recover_finishes_with_nothing_evacuated_twice(miniclo
     assert len([m for m in _evacuations(conn) if m.server_id in ids]) == 4
 
 
-def test_unfence_refuses_until_nova_compute_runs_then_brings_everything_back(minicloud, fleet):
+def _unfence(minicloud, fleet):
     conn = minicloud.conn()
     servers = fleet["servers"]
     before = _snapshot(minicloud, fleet)
@@ -285,10 +302,18 @@ def test_host_evacuate_module_check_mode_then_real_run(minicloud, fleet, tmp_pat
     ansible = Path(sys.executable).parent / "ansible-playbook"
     if not ansible.exists():
         pytest.skip("ansible-playbook is not installed next to this Python")
-    conn = minicloud.conn()
-    servers = fleet["servers"]
     minicloud.set_fakevirt(evacuation_seconds=0)
     minicloud.manager.stop_compute(HOST, kill=True)
+    try:
+        _module_runs(minicloud, fleet, tmp_path, ansible)
+    except BaseException:
+        _bring_back(minicloud)
+        raise
+
+
+def _module_runs(minicloud, fleet, tmp_path, ansible):
+    conn = minicloud.conn()
+    servers = fleet["servers"]
     playbook = tmp_path / "evacuate.yml"
     playbook.write_text(f"""---
 - hosts: localhost
@@ -319,7 +344,10 @@ def test_host_evacuate_module_check_mode_then_real_run(minicloud, fleet, tmp_pat
     assert real.returncode == 0, real.stdout + real.stderr
     done = json.loads((tmp_path / "real.json").read_text())
     assert done["changed"] and done["summary"] == f"evacuate {HOST}: 4 evacuated, 1 skipped"
-    for name in ("act1", "act2", "off1", "anti-src"):
-        s = conn.compute.get_server(servers[name].id)
-        assert s.compute_host in (FIRST, SECOND) and s.status == fleet["status"][name]
-    assert _service(conn, HOST).is_forced_down
+    try:
+        for name in ("act1", "act2", "off1", "anti-src"):
+            s = conn.compute.get_server(servers[name].id)
+            assert s.compute_host in (FIRST, SECOND) and s.status == fleet["status"][name]
+        assert _service(conn, HOST).is_forced_down
+    finally:
+        _bring_back(minicloud)
