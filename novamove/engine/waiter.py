@@ -255,6 +255,14 @@ class MoveWatcher:
                                  f"{server.name} is {server.status} on {server.host}; "
                                  "the move continues in Nova")
         if self.on_timeout == "force-complete" and not self.forced:
+            if migration.status != "running":
+                # Nova accepts force-complete only once the transfer runs (queued/preparing:
+                # 409). Act on the observed state, not on the clock: look again shortly, for
+                # as long as a migration may reasonably take to start.
+                self.force_waited = getattr(self, "force_waited", 0.0) + ctx.poll_interval
+                if self.force_waited <= SETTLE_SECONDS:
+                    self.deadline = ctx.clock() + ctx.poll_interval
+                    return None
             with ctx.journal.change(ctx.run_id, "migration.force_complete", migration.id):
                 self.cloud.force_complete_migration(server.id, migration.id)
             self.forced = True
