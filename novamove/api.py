@@ -228,3 +228,38 @@ def load_plan(path):
 def save_plan(plan, path) -> None:
     from novamove.planner import save_plan as save
     save(plan, path)
+
+
+# ------------------------------------------------------------------------------ evacuation
+
+def evacuate(host: str, *, cloud=None, journal_path=None, targets=(), fence_cmd: Optional[str] = None,
+             fenced: bool = False, power: str = "restore", reason: Optional[str] = None, max_parallel: int = 4,
+             max_per_host: int = 2, max_down_percent: float = 50.0, dry_run: bool = False,
+             poll_interval: float = 0.5, timeout: float = 1800.0,
+             progress: Optional[Callable[[str], None]] = None, **connection: Any):
+    """Evacuate every server of the failed compute `host` (novamove.engine.evacuate).
+
+    Refusals (host up and not fenced, fence command failed, stop-loss, bad input) raise a
+    NovamoveError before anything is changed; otherwise an EvacuateReport (`ok`, `exit_code`,
+    `results`) says what landed where.
+    """
+    from novamove.engine import evacuate as evac
+    with _connected(cloud, **connection) as c:
+        return evac.evacuate(c, host, journal=_journal(journal_path), targets=targets, fence_cmd=fence_cmd,
+                             fenced=fenced, power=power, reason=reason, max_parallel=max_parallel,
+                             max_per_host=max_per_host, max_down_percent=max_down_percent, dry_run=dry_run,
+                             poll_interval=poll_interval, step_timeout=timeout, progress=progress)
+
+
+def unfence(host: str, *, cloud=None, journal_path=None, move_back: bool = False, wait: float = 90.0,
+            dry_run: bool = False, max_parallel: int = 4, max_per_host: int = 2, poll_interval: float = 0.5,
+            timeout: float = 1800.0, progress: Optional[Callable[[str], None]] = None, **connection: Any):
+    """Put a repaired, evacuated host back in service (see novamove.engine.evacuate.unfence)."""
+    from novamove.engine import evacuate as evac
+    with _connected(cloud, **connection) as c:
+        return evac.unfence(c, host, journal=_journal(journal_path), move_back=move_back, wait=wait,
+                            dry_run=dry_run, max_parallel=max_parallel, max_per_host=max_per_host,
+                            poll_interval=poll_interval, step_timeout=timeout, progress=progress)
+
+
+__all__ += ["evacuate", "unfence"]

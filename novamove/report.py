@@ -462,3 +462,50 @@ class ProgressDisplay:
         if key != self._last_key:
             self._last_key = key
             print(f"novamove: {text}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------ evacuation
+
+_EVAC_STYLE = {"evacuated": "green", "moved": "green", "planned": "cyan", "skipped": "yellow",
+               "not-evacuated": "red", "failed": "red", "not-started": "yellow", "in-flight": "red"}
+
+
+def evacuation_table(rep) -> Table:
+    """One row per server of an EvacuateReport (novamove.engine.evacuate)."""
+    title = f"{'plan: ' if rep.dry_run else ''}{rep.verb} {rep.host}"
+    table = Table(title=title, header_style="bold")
+    for col in ("server", "status", "from", "to", "result", "seconds", "detail"):
+        table.add_column(col)
+    status_of = {s.server_id: getattr(s, "status", "") for s in (rep.plan.steps if rep.plan else [])}
+    for r in rep.results:
+        style = _EVAC_STYLE.get(r.result, "")
+        table.add_row(r.server_name, status_of.get(r.server_id, "") or "", r.source or "-", r.dest or "-",
+                      f"[{style}]{r.result}[/]" if style else r.result,
+                      f"{r.seconds:.0f}" if r.seconds else "", r.detail)
+    return table
+
+
+def print_evacuation(rep, fmt: str, console: Optional[Console] = None) -> None:
+    """Table (or JSON/YAML) of an evacuate/unfence report, then its summary line."""
+    if fmt != "table":
+        print(dump(rep.to_dict(), fmt))
+        return
+    console = console or make_console()
+    if rep.results:
+        console.print(evacuation_table(rep))
+    if rep.dry_run and rep.plan is not None and rep.plan.checks:
+        checks = Table(title="pre-checks", header_style="bold")
+        for col in ("check", "result", "detail"):
+            checks.add_column(col)
+        for c in rep.plan.checks:
+            checks.add_row(c.name, "[green]ok[/]" if c.ok else "[yellow]warn[/]", c.detail)
+        console.print(checks)
+    for line in (rep.fence if rep.verb == "evacuate" else "", rep.service):
+        if line:
+            console.print(f"[dim]{line}[/]", highlight=False)
+    extra = [f"run {rep.run_id}" if rep.run_id else None,
+             f"power policy {rep.power}" if rep.verb == "evacuate" else None,
+             None if rep.dry_run else f"peak {rep.peak_in_flight} in flight",
+             f"{rep.api_requests} API requests", f"{rep.elapsed_seconds:.0f} s"]
+    console.print(f"[dim]{', '.join(e for e in extra if e)}[/]", highlight=False)
+    print(rep.summary)

@@ -488,6 +488,144 @@ class Cloud:
         return sorted(rows, key=lambda m: int(m.id) if m.id.isdigit() else 0, reverse=True)
 
 
+    # ------------------------------------------------------------------ added for evacuation (engine/evacuate.py)
+    # Evacuate is Nova's rebuild of a server on another host after its own host failed. novamove
+    # always names the destination (2.29+, checked by the scheduler) and never sends `force`.
+    MV_FORCE_DOWN = "2.11"           # PUT /os-services/force-down (before 2.53's service PUT)
+    MV_TAGS = "2.26"                 # server tags, ?tags= filter
+    MV_EVACUATE_HOST = "2.29"        # evacuate to a host checked by the scheduler (force optional)
+    MV_EVACUATE_NO_FORCE = "2.68"    # `force` removed from evacuate
+    MV_EVACUATE_KEEP_STATE = "2.94"  # the last microversion that rebuilds in the previous state
+    MV_EVACUATE_STOPPED = "2.95"     # evacuated servers land stopped
+
+    def evacuate_server(self, server_id: str, host: str, *, target_state: Optional[str] = None) -> None:
+        """Evacuate to `host` (compute API 2.29+, never forced).
+
+        target_state None: pinned below 2.95, where Nova rebuilds the server in its previous
+        state (ACTIVE stays ACTIVE, SHUTOFF stays SHUTOFF). "stopped": 2.95+, where Nova leaves
+        every evacuated server stopped on the destination.
+        """
+        if target_state not in (None, "stopped"):
+            raise errors.UsageError(f"unknown target state {target_state!r}")
+        if target_state == "stopped":
+            if not self.supports(self.MV_EVACUATE_STOPPED):
+                raise errors.PreconditionFailed(
+                    f"leaving evacuated servers stopped needs compute API {self.MV_EVACUATE_STOPPED}; this "
+                    f"cloud offers {self.microversion} (use --power restore)")
+            mv = self.MV_EVACUATE_STOPPED
+        else:
+            if not self.supports(self.MV_EVACUATE_HOST):
+                raise errors.PreconditionFailed(
+                    f"evacuation to a named host checked by the scheduler needs compute API "
+                    f"{self.MV_EVACUATE_HOST}; this cloud offers {self.microversion}")
+            mv = self._pick(self.MV_EVACUATE_KEEP_STATE, self.MV_EVACUATE_NO_FORCE, self.MV_EVACUATE_HOST)
+        self._compute("POST", f"/servers/{server_id}/action", microversion=mv,
+                      json={"evacuate": {"host": host}}, what="evacuation")
+
+    def set_service_forced_down(self, service: Service, forced_down: bool) -> Service:
+        """Mark a nova-compute forced down (Nova then treats it as down at once) or clear it.
+
+        2.53+: PUT /os-services/{uuid}; 2.11-2.52: PUT /os-services/force-down.
+        """
+        what = f"{'force down' if forced_down else 'clear forced_down of'} service on {service.host}"
+        if self.supports(MV_SERVICE_UUID) and not service.id.isdigit():
+            body = self._compute("PUT", f"/os-services/{service.id}", microversion=MV_SERVICE_UUID,
+                                 json={"forced_down": forced_down}, what=what)
+            return convert.service_from_api(body["service"])
+        if not self.supports(self.MV_FORCE_DOWN):
+            raise errors.PreconditionFailed(
+                f"forcing a service down needs compute API {self.MV_FORCE_DOWN}; this cloud offers {self.microversion}")
+        self._compute("PUT", "/os-services/force-down", microversion=self.MV_FORCE_DOWN,
+                      json={"host": service.host, "binary": service.binary, "forced_down": forced_down},
+                      what=what)
+        return _replace_service(service, forced_down=forced_down,
+                                state="down" if forced_down else service.state)
+
+    def compute_service_heartbeat(self, host: str) -> Optional[str]:
+        """`updated_at` of the nova-compute service on `host`: it keeps moving while the service
+        reports, even when the service is forced down (the API then shows it down)."""
+        body = self._compute("GET", "/os-services", params={"binary": "nova-compute", "host": host},
+                             microversion=self._pick(MV_SERVICE_UUID), what=f"compute service on {host}")
+        for s in body.get("services", []):
+            if s.get("host") == host and s.get("binary") == "nova-compute":
+                return s.get("updated_at")
+        return None
+
+    def list_evacuations(self, source_host: Optional[str] = None, since: Optional[str] = None,
+                         server_id: Optional[str] = None) -> list[Migration]:
+        """Evacuation migration records (optionally from one source host, changed since an ISO
+        time, of one server), newest first: one request, all pages."""
+        params: dict[str, Any] = {"migration_type": "evacuation"}
+        if source_host:
+            params["source_compute"] = source_host
+        if server_id:
+            params["instance_uuid"] = server_id
+        paged = self.supports(MV_MIGRATION_UUID)
+        if since and paged:
+            params["changes-since"] = since
+        mv = self._pick(MV_MIGRATIONS_MAX, MV_MIGRATION_UUID, "2.23")
+        rows: list[dict] = []
+        while True:
+            body = self._compute("GET", "/os-migrations", params=params, microversion=mv,
+                                 what="evacuation records")
+            page = body.get("migrations", [])
+            rows.extend(page)
+            # 2.59+: a full page ([api] max_limit) comes with a "next" link; follow its marker.
+            more = any(link.get("rel") == "next" for link in body.get("migrations_links", []) or [])
+            if not (paged and more and page and page[-1].get("uuid")):
+                break
+            params["marker"] = page[-1]["uuid"]
+        out = [convert.migration_from_api(m) for m in rows
+               if m.get("migration_type", "evacuation") == "evacuation"
+               and (not since or (m.get("updated_at") or m.get("created_at") or "")[:19] >= since[:19])]
+        uniq = {m.id: m for m in out}
+        return sorted(uniq.values(), key=lambda m: int(m.id) if m.id.isdigit() else 0, reverse=True)
+
+    def server_ids_tagged(self, host: str, tag: str) -> set[str]:
+        """Ids of the servers (all projects) on `host` that carry server tag `tag` (2.26+; an
+        older cloud has no tags: empty set)."""
+        if not self.supports(self.MV_TAGS):
+            return set()
+        out: set[str] = set()
+        params: dict[str, Any] = {"all_tenants": "1", "host": host, "tags": tag, "limit": 1000}
+        while True:
+            body = self._compute("GET", "/servers", params=params, microversion=self.MV_TAGS,
+                                 what=f"servers tagged {tag} on {host}")
+            page = body.get("servers", [])
+            out.update(s["id"] for s in page)
+            if len(page) < params["limit"]:
+                return out
+            params["marker"] = page[-1]["id"]
+
+    def provider_traits(self, hypervisor_hostname: str) -> set[str]:
+        """Placement traits of a compute node (COMPUTE_STATUS_DISABLED: the scheduler skips it)."""
+        rp = self._provider_uuid(hypervisor_hostname)
+        if rp is None:
+            return set()
+        body = self._placement("GET", f"/resource_providers/{rp}/traits", microversion="1.6",
+                               what=f"traits of {hypervisor_hostname}")
+        return set(body.get("traits", []))
+
+    def evacuation_fault(self, server_id: str, since: Optional[str] = None) -> Optional[str]:
+        """Nova's reason for the latest failed evacuation of a server: the error event of its
+        `evacuate` instance action (since `since`), else the server's fault."""
+        mv = self._pick(MV_ACTION_DETAILS, "2.51")
+        body = self._compute("GET", f"/servers/{server_id}/os-instance-actions", microversion=mv,
+                             what="instance actions")
+        actions = [a for a in body.get("instanceActions", []) if a.get("action") == "evacuate"
+                   and (since is None or (a.get("start_time") or "") >= since[:19])]
+        for action in sorted(actions, key=lambda a: a.get("start_time") or "", reverse=True):
+            detail = self._compute("GET", f"/servers/{server_id}/os-instance-actions/{action['request_id']}",
+                                   microversion=mv, what="instance action")
+            for event in detail.get("instanceAction", {}).get("events", []) or []:
+                if (event.get("result") or "").lower() == "error":
+                    reason = event.get("details") or _last_line(event.get("traceback"))
+                    return f"{event.get('event')}: {reason}" if reason else event.get("event")
+            if action.get("message"):
+                return action["message"]
+        return self.get_server(server_id).fault
+
+
 # ---------------------------------------------------------------------- helpers
 
 def _next_marker(links: Any) -> Optional[str]:

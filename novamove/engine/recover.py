@@ -141,6 +141,10 @@ def recover(cloud, journal: Journal, run_id: Optional[str] = None, *, confirm: b
         runs += [r for r in journal.recent_final_runs(MOVE_VERBS) if unsettled(journal, r)]
     reports = []
     for run in runs:
+        if run["verb"] in ("evacuate", "unfence"):      # novamove.engine.evacuate finishes its own
+            from novamove.engine.evacuate import recover_run as recover_evacuation
+            reports.append(recover_evacuation(cloud, journal, run))
+            continue
         if run["verb"] not in MOVE_VERBS:
             # Drains own their leftovers: rerunning the drain adopts them (and marks this run).
             reports.append({"run_id": run["id"], "verb": run["verb"], "server": run.get("server_name"),
@@ -170,7 +174,8 @@ def _sweep_tags(cloud, journal: Journal, handled: set[str]) -> list[dict]:
     tagged: dict[str, list[Service]] = {}
     for svc in cloud.list_compute_services():
         run_id = None if svc.enabled else reason_run_id(svc.disabled_reason)
-        if run_id and run_id not in handled and ": drain:" not in (svc.disabled_reason or ""):
+        if run_id and run_id not in handled and ": drain:" not in (svc.disabled_reason or "") \
+                and ": evacuate:" not in (svc.disabled_reason or ""):      # a failed host: unfence's
             tagged.setdefault(run_id, []).append(svc)
     reports = []
     for run_id, services in sorted(tagged.items()):

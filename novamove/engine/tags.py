@@ -46,8 +46,14 @@ def is_drain_tag(disabled_reason: Optional[str]) -> bool:
     return reason_run_id(disabled_reason) is not None and ": drain:" in (disabled_reason or "")
 
 
+def is_evacuate_tag(disabled_reason: Optional[str]) -> bool:
+    """A failed host fenced by `novamove evacuate` (only `unfence` re-enables it)."""
+    return reason_run_id(disabled_reason) is not None and ": evacuate:" in (disabled_reason or "")
+
+
 def is_isolation_tag(disabled_reason: Optional[str]) -> bool:
-    return reason_run_id(disabled_reason) is not None and not is_drain_tag(disabled_reason)
+    return (reason_run_id(disabled_reason) is not None and not is_drain_tag(disabled_reason)
+            and not is_evacuate_tag(disabled_reason))
 
 
 def drain_reason(run_id: str, reason: Optional[str], lease_until: Optional[datetime] = None) -> str:

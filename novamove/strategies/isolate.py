@@ -43,7 +43,7 @@ def isolating_runs(hosts: Iterable[Host], own_run: str) -> dict[str, list[str]]:
     for h in hosts:
         reason = h.service.disabled_reason
         run_id = None if h.service.enabled else reason_run_id(reason)
-        if run_id and run_id != own_run and not is_drain_tag(reason):
+        if run_id and run_id != own_run and is_isolation_tag(reason):
             runs.setdefault(run_id, []).append(h.name)
     return runs
 

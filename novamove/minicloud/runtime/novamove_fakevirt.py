@@ -21,6 +21,8 @@ run time by a JSON control file, so a test can make migrations slow without rest
   NOVAMOVE_FAKE_COLD_MIGRATION_ROLLBACK      1: every cold migration fails on the source while
                                              copying the disk; Nova puts the server back as it
                                              was (migration status "error", an instance fault)
+  NOVAMOVE_FAKE_EVACUATION_SECONDS           time an evacuation spends on the destination
+  NOVAMOVE_FAKE_EVACUATION_FAIL              1: every evacuation fails on the destination
   NOVAMOVE_FAKEVIRT_CONTROL                  path of the JSON control file with the same keys
                                              in lower case without the prefix, e.g.
                                              {"live_migration_seconds": 8}
@@ -124,6 +126,20 @@ class NovamoveFakeDriver(fake.FakeDriver):
         return super().migrate_disk_and_power_off(
             context, instance, dest, flavor, network_info, block_device_info,
             timeout, retry_interval)
+
+    # -- evacuation (rebuild on a new host) -------------------------------------------
+    def rebuild(self, **kwargs):
+        """Evacuations take `evacuation_seconds` on the destination (default 0); with
+        `evacuation_fail` 1 they fail there (Nova: migration "failed", server ERROR, a fault).
+        Then Nova's default rebuild (spawn) runs, as for FakeDriver."""
+        if kwargs.get("evacuate"):
+            delay = _setting("evacuation_seconds", 0)
+            if delay > 0:
+                time.sleep(delay)
+            if _setting("evacuation_fail", 0):
+                raise exception.VirtualInterfaceCreateException(
+                    "guest spawn on the destination failed (injected by the fakevirt control file)")
+        raise NotImplementedError()
 
     # -- live migration ---------------------------------------------------------------
     def live_migration(self, context, instance, dest, post_method, recover_method,
