@@ -10,26 +10,13 @@ left on the host, compute not reporting); 5 credentials; 6 API unreachable; 130 
 from __future__ import annotations
 
 import sys
-import time
 
 import click
-from rich.console import Console
 
-from novamove import api
 from novamove import report as render
-from novamove.cli import main
+from novamove.cli import conn, journal_path, main, output_options
 
 POWER_POLICIES = ("restore", "stopped")
-
-
-def _progress(quiet: bool):
-    if quiet:
-        return None
-    console = Console(stderr=True, highlight=False, soft_wrap=True)   # one line per event
-
-    def say(line: str) -> None:
-        console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {line}")
-    return say
 
 
 def _common(f):
@@ -43,8 +30,7 @@ def _common(f):
         click.option("--timeout", type=click.FloatRange(min=10), default=1800, show_default=True,
                      metavar="SECONDS", help="Give up following one server after this long."),
         click.option("--quiet", "-q", is_flag=True, help="No progress lines."),
-        click.option("-f", "--format", "fmt", type=click.Choice(render.FORMATS), default="table",
-                     show_default=True, help="Output format."),
+        output_options,
     ]
     for option in reversed(options):
         f = option(f)
@@ -82,7 +68,8 @@ See docs/evacuate.md."""
 @click.option("--max-down-percent", type=click.FloatRange(0, 100), default=50, show_default=True,
               metavar="PCT", help="Stop-loss: refuse when more than PCT% of the computes would be down.")
 @click.option("--reason", metavar="TEXT", help="Added to the disabled reason of HOST.")
-@click.option("--dry-run", is_flag=True, help="Check the preconditions and print the plan; change nothing.")
+@click.option("--dry-run", "--check", "dry_run", is_flag=True,
+              help="Check the preconditions and print the plan; change nothing (--check is an alias).")
 @_common
 @click.pass_context
 def evacuate(ctx, host, targets, fence_cmd, fenced, power, max_down_percent, reason, dry_run, max_parallel,
@@ -95,11 +82,11 @@ def evacuate(ctx, host, targets, fence_cmd, fenced, power, max_down_percent, rea
     novamove:maintenance=skip are left alone. Rerun it (or `novamove recover`) after an
     interruption: evacuations already started are followed, never posted twice.
     """
-    rep = api.evacuate(host, cloud=ctx.obj.os_cloud, region_name=ctx.obj.region, journal_path=ctx.obj.journal,
-                       targets=targets, fence_cmd=fence_cmd, fenced=fenced, power=power, reason=reason,
+    from novamove import api
+    rep = api.evacuate(host, journal_path=journal_path(ctx), targets=targets, fence_cmd=fence_cmd, fenced=fenced, power=power, reason=reason,
                        max_parallel=max_parallel, max_per_host=max_per_host,
                        max_down_percent=max_down_percent, dry_run=dry_run, poll_interval=poll_interval,
-                       timeout=timeout, progress=_progress(quiet))
+                       timeout=timeout, progress=render.progress_lines(not quiet), **conn(ctx))
     _finish(rep, fmt)
 
 
@@ -108,7 +95,7 @@ def evacuate(ctx, host, targets, fence_cmd, fenced, power, max_down_percent, rea
 @click.option("--move-back", is_flag=True, help="Also bring the evacuated servers back (live when ACTIVE).")
 @click.option("--wait", type=click.FloatRange(min=0), default=90, show_default=True, metavar="SECONDS",
               help="How long to wait for HOST's nova-compute to report.")
-@click.option("--dry-run", is_flag=True, help="Say what would happen; change nothing.")
+@click.option("--dry-run", "--check", "dry_run", is_flag=True, help="Say what would happen; change nothing (--check is an alias).")
 @_common
 @click.pass_context
 def unfence(ctx, host, move_back, wait, dry_run, max_parallel, max_per_host, poll_interval, timeout, quiet, fmt):
@@ -119,8 +106,8 @@ def unfence(ctx, host, move_back, wait, dry_run, max_parallel, max_per_host, pol
     forced_down, enables HOST if a novamove evacuation disabled it, and with --move-back brings
     its servers home.
     """
-    rep = api.unfence(host, cloud=ctx.obj.os_cloud, region_name=ctx.obj.region, journal_path=ctx.obj.journal,
-                      move_back=move_back, wait=wait, dry_run=dry_run, max_parallel=max_parallel,
+    from novamove import api
+    rep = api.unfence(host, journal_path=journal_path(ctx), move_back=move_back, wait=wait, dry_run=dry_run, max_parallel=max_parallel,
                       max_per_host=max_per_host, poll_interval=poll_interval, timeout=timeout,
-                      progress=_progress(quiet))
+                      progress=render.progress_lines(not quiet), **conn(ctx))
     _finish(rep, fmt)

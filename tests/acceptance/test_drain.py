@@ -410,7 +410,7 @@ def test_saved_plan_is_applied_with_each_step_checked_again(minicloud, servers, 
         assert results[keep.id]["result"] == "moved" and minicloud.host_of(keep.id) == OTHER
         assert results[moved_away.id]["result"] == "skipped"
         assert f"no longer on {THIRD} (now on {SOURCE})" in results[moved_away.id]["detail"]
-        assert results[deleted.id]["result"] == "skipped"
+        assert results[deleted.id]["result"] == "gone"
         assert "no longer exists" in results[deleted.id]["detail"]
         assert minicloud.host_of(moved_away.id) == SOURCE
         svc = _service(conn, THIRD)
