@@ -72,6 +72,9 @@ STEP_ERRORS = 5
 # After a live move's abort was refused, how long it may still run before it is reported
 # in flight (never waited on forever).
 ABORT_GRACE = 120.0
+# How long a move request Nova accepted may go without a migration record (it normally has one
+# within seconds) before the request counts as lost inside the control plane.
+NO_RECORD_GRACE = 120.0
 
 SETTLED = LIVE_STATUSES | COLD_STATUSES
 # How far back (beyond the run start) the shared migration listing looks: covers clock skew
@@ -514,8 +517,18 @@ class BatchRunner:
                          f"rerun the drain or `novamove wait {step.server_id}` to follow it", m)
             return
         if m is None:
-            if self.clock() - f.started > self.step_timeout:
-                self._finish(f, FAILED, f"Nova recorded no migration within {self.step_timeout:.0f} s")
+            # Nova's conductor writes the record within seconds of accepting the request; none
+            # after NO_RECORD_GRACE means the request was lost inside the control plane (a
+            # message broker restart, say): the server may be left in a task state only an
+            # administrator can clear.
+            if self.clock() - f.started > min(self.step_timeout, NO_RECORD_GRACE):
+                server = self._call(lambda: self.cloud.get_server(step.server_id), f"server {step.server_name}")
+                stuck = (f"; {step.server_name} is stuck {server.status}/{server.task_state} on {server.host}: "
+                         f"`openstack server set --state active {step.server_id}` clears it"
+                         if server.task_state else "")
+                self._finish(f, FAILED, f"Nova accepted the move but recorded no migration within "
+                             f"{min(self.step_timeout, NO_RECORD_GRACE):.0f} s (lost in the control plane)"
+                             + stuck, host=server.host)
             return
         if m.failed:
             if f.revert_sent or (f.abort_sent and m.status in ("cancelled", "aborted")):

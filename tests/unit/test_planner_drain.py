@@ -770,3 +770,16 @@ def test_a_fault_at_a_journaled_step_is_ridden_out_or_reported_cleanly(journal, 
     for sid, s in nova.servers.items():
         assert s.status != "VERIFY_RESIZE" and not s.task_state
     faults.reset()
+
+
+def test_a_move_request_lost_inside_nova_is_reported_with_what_clears_it(journal):
+    nova = FakeNova()
+    nova.add("lost", "c1")
+    # Nova took the request (task state set) and the broker lost it: no migration record, ever.
+    nova.live_migrate_server = lambda sid, host=None: nova.servers.__setitem__(
+        sid, nova.servers[sid].replace(task_state="migrating", status="MIGRATING"))
+    report = drain(nova, "c1", journal=journal, replan_patience=0, **fast())
+    r = report.results[0]
+    assert r.result == FAILED and "recorded no migration" in r.detail
+    assert "openstack server set --state active" in r.detail
+    assert report.exit_code == errors.EXIT_FAILED
