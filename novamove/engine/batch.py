@@ -254,6 +254,10 @@ class BatchRunner:
     def run(self) -> list[StepResult]:
         restore = self._install_sigint()
         try:
+            if self.pending:
+                # The records that exist before this runner starts a move are not that move's
+                # (an earlier round's, an earlier drain's): know them before the first start.
+                self._list_migrations()
             self._loop()
         except KeyboardInterrupt:
             self.interrupted = True
@@ -466,12 +470,16 @@ class BatchRunner:
         # way (no migration recorded within the step timeout is reported).
         return True
 
-    def _poll(self) -> None:
+    def _list_migrations(self) -> dict[str, list[Migration]]:
         rows = self._call(lambda: self.cloud.list_migrations_changed_since(self.since), "migrations")
         by_server: dict[str, list[Migration]] = {}
         for m in rows:
             by_server.setdefault(m.server_id, []).append(m)
         self._migrations = by_server
+        return by_server
+
+    def _poll(self) -> None:
+        by_server = self._list_migrations()
         for sid, f in list(self.inflight.items()):
             mine = [m for m in by_server.get(sid, []) if m.id not in f.known_migrations]
             if mine:

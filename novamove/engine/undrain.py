@@ -9,7 +9,8 @@ from typing import Any, Callable, Optional
 
 from novamove import errors
 from novamove.engine import tags
-from novamove.engine.batch import (EV_ENABLE, EV_MOVE, DRAIN_VERB, LIVE, POLL_INTERVAL, UNDRAIN_VERB,
+from novamove.engine.batch import (EV_ENABLE, EV_MOVE, DRAIN_VERB, FAILED, LIVE, POLL_INTERVAL, REPLAN_PATIENCE,
+                                   REPLAN_PAUSE, RETRY, UNDRAIN_VERB,
                                    BatchReport, BatchRunner, _requests, _result, _validate_options)
 from novamove.engine.claim import _dead_drains, _refuse_concurrent_drain, is_our_drain_reason
 from novamove.engine.resolve import pick_host
@@ -36,7 +37,7 @@ def moves_of_drain(journal: Any, host: str) -> list[dict]:
 
 def undrain(cloud: Any, host: str, *, journal: Any, move_back: bool = False, max_parallel: int = 4,
             max_per_host: int = 2, on_interrupt: str = "finish", poll_interval: float = POLL_INTERVAL,
-            step_timeout: float = 1800.0, dry_run: bool = False,
+            step_timeout: float = 1800.0, dry_run: bool = False, replan_patience: float = REPLAN_PATIENCE,
             progress: Optional[Callable[[str], None]] = None, **runner_kwargs: Any) -> BatchReport:
     """Re-enable `host` if a novamove drain disabled it; with move_back, bring back what it moved."""
     _validate_options(on_interrupt=on_interrupt, poll_interval=poll_interval, step_timeout=step_timeout,
@@ -79,17 +80,34 @@ def undrain(cloud: Any, host: str, *, journal: Any, move_back: bool = False, max
             report.changed = True
             report.service = f"{name} enabled (was: {svc.disabled_reason})"
         say(report.service)
-        if steps:
+        clock = runner_kwargs.get("clock", time.monotonic)
+        sleep = runner_kwargs.get("sleep", time.sleep)
+        patience_ends = clock() + replan_patience
+        results: dict = {}
+        while steps:
             runner = BatchRunner(cloud, journal, run_id, steps, max_parallel=max_parallel,
                                  max_per_host=max_per_host, on_interrupt=on_interrupt,
                                  poll_interval=poll_interval, step_timeout=step_timeout,
                                  adapt_mode=True, progress=say, **runner_kwargs)
             try:
-                report.results = runner.run()
+                for r in runner.run():
+                    results[r.server_id] = r
             finally:
-                report.interrupted = runner.interrupted
-                report.peak_in_flight = runner.peak_in_flight
+                report.results = list(results.values())
+                report.interrupted = report.interrupted or runner.interrupted
+                report.peak_in_flight = max(report.peak_in_flight, runner.peak_in_flight)
                 report.changed = report.changed or runner.actions > 0
+            # A move back that could not start for a passing reason (the server busy, a lost
+            # answer read back as "not started") is tried again while the patience lasts.
+            again = {sid for sid, r in results.items() if r.result == RETRY}
+            if not again or report.interrupted or clock() >= patience_ends:
+                break
+            sleep(REPLAN_PAUSE)
+            steps = [s for s in steps if s.server_id in again]
+        for r in report.results:
+            if r.result == RETRY:
+                # Not moved back: a failure of this undrain, so a later one tries again.
+                r.result = FAILED
     except KeyboardInterrupt:
         journal.finish_run(run_id, "interrupted", summary=report.summary)
         raise

@@ -388,7 +388,7 @@ def test_killed_drain_is_continued_by_the_same_drain(journal, monkeypatch):
 
     def die():
         polls["n"] += 1
-        if polls["n"] == 5:
+        if polls["n"] == 4:      # the first listing is the runner's look before it starts
             raise Killed()
     nova.on_list = die
     # A real SIGKILL leaves the run "running"; make finish_run a no-op during the "killed" run.
@@ -783,3 +783,24 @@ def test_a_move_request_lost_inside_nova_is_reported_with_what_clears_it(journal
     assert r.result == FAILED and "recorded no migration" in r.detail
     assert "openstack server set --state active" in r.detail
     assert report.exit_code == errors.EXIT_FAILED
+
+
+@pytest.mark.parametrize("fault", ["drain.move:before:error:1", "drain.move:before:timeout:1",
+                                   "drain.move:after:timeout:1", "drain.enable:after:timeout:1"])
+def test_a_fault_in_undrain_move_back_is_ridden_out_or_reported(journal, monkeypatch, fault):
+    from novamove.engine import faults
+    nova = typical_cloud()
+    original = {sid: s.host for sid, s in nova.servers.items()}
+    drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
+    faults.reset()
+    monkeypatch.setenv("NOVAMOVE_FAULT", fault)
+    try:
+        report = undrain(nova, "c1", journal=journal, move_back=True, **fast())
+        assert report.ok, report.summary
+    except errors.NovamoveError:
+        assert fault.startswith("drain.enable")
+        monkeypatch.delenv("NOVAMOVE_FAULT")
+        report = undrain(nova, "c1", journal=journal, move_back=True, **fast())
+        assert report.ok, report.summary
+    assert {sid: s.host for sid, s in nova.servers.items()} == original
+    faults.reset()
