@@ -12,7 +12,9 @@ from novamove.engine import tags
 from novamove.engine.batch import (EV_ENABLE, EV_MOVE, DRAIN_VERB, FAILED, LIVE, POLL_INTERVAL, REPLAN_PATIENCE,
                                    REPLAN_PAUSE, RETRY, UNDRAIN_VERB,
                                    BatchReport, BatchRunner, _requests, _result, _validate_options)
+from novamove.engine.batch import _adopt_leftovers, _since
 from novamove.engine.claim import _dead_drains, _refuse_concurrent_drain, is_our_drain_reason
+from novamove.engine.journal import run_alive
 from novamove.engine.resolve import pick_host
 from novamove.planner import DrainPlan, DrainStep
 
@@ -52,6 +54,9 @@ def undrain(cloud: Any, host: str, *, journal: Any, move_back: bool = False, max
     svc_now = next(h.service for h in hosts if h.name == name)
     tags.refuse_if_drained_elsewhere(name, svc_now.disabled_reason, set(), "undrain", _dead_drains(journal))
     svc = next(h.service for h in hosts if h.name == name)
+    previous = [r for r in journal.unfinished_runs() if r["verb"] == UNDRAIN_VERB and r["source"] == name]
+    if any(r["status"] == "running" and run_alive(r) for r in previous):
+        raise errors.PreconditionFailed(f"cannot undrain {name}: another undrain of it is still running")
     if not svc.enabled and not is_our_drain_reason(svc.disabled_reason):
         raise errors.PreconditionFailed(
             f"{name} was disabled by someone else ({svc.disabled_reason or 'no reason given'}); "
@@ -83,12 +88,20 @@ def undrain(cloud: Any, host: str, *, journal: Any, move_back: bool = False, max
         clock = runner_kwargs.get("clock", time.monotonic)
         sleep = runner_kwargs.get("sleep", time.sleep)
         patience_ends = clock() + replan_patience
-        results: dict = {}
-        while steps:
+        # An earlier undrain of this host that was killed: follow what it left in flight (a
+        # move back under way, a cold one awaiting confirmation) instead of skipping it.
+        adopted, done_before = _adopt_leftovers(cloud, journal, previous, say, clock) if move_back else ([], [])
+        results: dict = {r.server_id: r for r in done_before}
+        taken = set(results) | {a.step.server_id for a in adopted}
+        steps = [s for s in steps if s.server_id not in taken]
+        since = _since(min([r["started_at"] for r in previous], default=None))
+        while steps or adopted:
             runner = BatchRunner(cloud, journal, run_id, steps, max_parallel=max_parallel,
                                  max_per_host=max_per_host, on_interrupt=on_interrupt,
                                  poll_interval=poll_interval, step_timeout=step_timeout,
-                                 adapt_mode=True, progress=say, **runner_kwargs)
+                                 adapt_mode=True, progress=say, adopted=adopted, since=since,
+                                 **runner_kwargs)
+            adopted = []
             try:
                 for r in runner.run():
                     results[r.server_id] = r

@@ -804,3 +804,28 @@ def test_a_fault_in_undrain_move_back_is_ridden_out_or_reported(journal, monkeyp
         assert report.ok, report.summary
     assert {sid: s.host for sid, s in nova.servers.items()} == original
     faults.reset()
+
+
+def test_a_killed_undrain_move_back_is_finished_by_the_next_one(journal, monkeypatch):
+    nova = typical_cloud()
+    original = {sid: s.host for sid, s in nova.servers.items()}
+    drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
+    polls = {"n": 0}
+
+    def die():
+        polls["n"] += 1
+        if polls["n"] == 4:
+            raise Killed()
+    nova.on_list = die
+    monkeypatch.setattr(journal, "finish_run", lambda *a, **k: None)     # SIGKILL: no end written
+    with pytest.raises(Killed):
+        undrain(nova, "c1", journal=journal, move_back=True, max_parallel=4, max_per_host=4, **fast())
+    monkeypatch.undo()
+    monkeypatch.setattr("novamove.engine.undrain.run_alive", lambda run: False)
+    nova.on_list = None
+    assert any(m["status"] not in ("completed", "confirmed") for m in nova.migrations)   # left in flight
+    report = undrain(nova, "c1", journal=journal, move_back=True, **fast())
+    assert report.ok, report.summary
+    assert {sid: s.host for sid, s in nova.servers.items()} == original
+    assert all(s.status != "VERIFY_RESIZE" and not s.task_state for s in nova.servers.values())
+    assert not [r for r in journal.unfinished_runs() if r["verb"] == "undrain"]
