@@ -1,4 +1,5 @@
-"""`novamove minicloud up|down|status|env|boot`: the embedded cloud for trying and testing."""
+"""`novamove minicloud up|down|status|env|boot|stop-compute|start-compute|restart-compute|
+restart`: the embedded cloud for trying and testing (docs/minicloud.md)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,20 @@ from pathlib import Path
 import click
 
 from novamove.cli import main
-from novamove.errors import NovamoveError
+from novamove.errors import NotFound, NovamoveError, UsageError
 
 
 class MinicloudFailed(NovamoveError):
     pass
+
+
+def _fail(exc: Exception) -> NovamoveError:
+    """A MinicloudError as the CLI's one-line error (unknown host/component: exit 3)."""
+    from novamove.minicloud.manager import UnknownComponent
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, UnknownComponent):
+        return NotFound(first)
+    return MinicloudFailed(first)
 
 
 def _cloud(state_dir: str | None):
@@ -39,13 +49,35 @@ def minicloud():
 @click.option("--servers", default=0, show_default=True, type=click.IntRange(0, 200),
               help="Boot this many small servers spread over the computes.")
 @click.option("--base-port", type=int, default=None, help="First of 9 consecutive ports (default 17000).")
-def up(state_dir, computes, servers, base_port):
-    """Start the minicloud (succeeds, doing nothing, if it is already running)."""
+@click.option("--tls/--no-tls", default=None,
+              help="Serve Keystone, Nova, Placement, Glance over HTTPS with a CA of the "
+                   "minicloud's own (kept: the state directory remembers it).")
+@click.option("--max-limit", type=click.IntRange(1), default=None, metavar="N",
+              help="Nova [api] max_limit: the most items one list page returns (default 1000).")
+@click.option("--report-interval", type=click.IntRange(1), default=None, metavar="S",
+              help="Nova [DEFAULT] report_interval: seconds between service reports (default 5).")
+@click.option("--service-down-time", type=click.IntRange(1), default=None, metavar="S",
+              help="Nova [DEFAULT] service_down_time: a service silent this long is down "
+                   "(default 20).")
+@click.option("--token-expiration", type=click.IntRange(1), default=None, metavar="S",
+              help="Keystone [token] expiration: token lifetime in seconds (default 3600).")
+def up(state_dir, computes, servers, base_port, tls, max_limit, report_interval,
+       service_down_time, token_expiration):
+    """Start the minicloud (succeeds, doing nothing, if it is already running).
+
+    The options after --base-port are kept in the state directory, so a later `up` without them
+    keeps them; given to a running minicloud they are applied at once, restarting only the
+    components they affect."""
     from novamove.minicloud import MinicloudError
     try:
-        _cloud(state_dir).up(computes=computes, servers=servers, base_port=base_port)
+        _cloud(state_dir).up(computes=computes, servers=servers, base_port=base_port, tls=tls,
+                             max_limit=max_limit, report_interval=report_interval,
+                             service_down_time=service_down_time,
+                             token_expiration=token_expiration)
     except MinicloudError as exc:
-        raise MinicloudFailed(str(exc).splitlines()[0]) from exc
+        raise _fail(exc) from exc
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     except Exception as exc:
         raise MinicloudFailed(f"minicloud start failed: {exc}") from exc
     click.echo(_exports(_cloud(state_dir).env()))
@@ -93,6 +125,73 @@ def env(state_dir):
 def boot(state_dir, count):
     """Boot COUNT more small servers spread over the computes."""
     _cloud(state_dir).boot(count)
+
+
+def _component_command(state_dir: str | None, action: str, name: str, compute: bool) -> None:
+    from novamove.minicloud import MinicloudError
+    cloud = _cloud(state_dir)
+    try:
+        name = cloud.compute_component(name) if compute else cloud.component_name(name)
+        if action == "stop":
+            if not cloud.stop_component(name):
+                click.echo(f"{name} was not running", err=True)
+        elif action == "start":
+            if not cloud.start_component(name):
+                click.echo(f"{name} is already running", err=True)
+        else:
+            cloud.restart_component(name)
+    except MinicloudError as exc:
+        raise _fail(exc) from exc
+
+
+@minicloud.command("stop-compute")
+@state_dir_option
+@click.argument("host")
+def stop_compute(state_dir, host):
+    """Stop HOST's nova-compute process (its servers stay as they are; Nova sees the service
+    down after service_down_time)."""
+    _component_command(state_dir, "stop", host, compute=True)
+
+
+@minicloud.command("start-compute")
+@state_dir_option
+@click.argument("host")
+def start_compute(state_dir, host):
+    """Start HOST's nova-compute again and wait until its service reports up."""
+    _component_command(state_dir, "start", host, compute=True)
+
+
+@minicloud.command("restart-compute")
+@state_dir_option
+@click.argument("host")
+def restart_compute(state_dir, host):
+    """Stop and start HOST's nova-compute; waits until its service reports up again."""
+    _component_command(state_dir, "restart", host, compute=True)
+
+
+@minicloud.command("stop")
+@state_dir_option
+@click.argument("component")
+def stop(state_dir, component):
+    """Stop one COMPONENT (nova-api, nova-conductor, nova-scheduler, keystone, placement, glance,
+    network, rabbitmq, epmd, mariadb, nova-compute-HOST or HOST)."""
+    _component_command(state_dir, "stop", component, compute=False)
+
+
+@minicloud.command("start")
+@state_dir_option
+@click.argument("component")
+def start(state_dir, component):
+    """Start one stopped COMPONENT and wait until it serves."""
+    _component_command(state_dir, "start", component, compute=False)
+
+
+@minicloud.command("restart")
+@state_dir_option
+@click.argument("component")
+def restart(state_dir, component):
+    """Restart one COMPONENT and wait until it serves."""
+    _component_command(state_dir, "restart", component, compute=False)
 
 
 def _exports(env: dict[str, str]) -> str:

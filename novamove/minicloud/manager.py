@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from novamove.minicloud import configs, procs, venv
+from novamove.minicloud import configs, procs, tls, venv
 from novamove.minicloud.configs import Layout
 
 DEFAULT_BASE_PORT = 17000
@@ -33,10 +33,18 @@ DEBIAN_PACKAGES = ("rabbitmq-server", "mariadb-server")
 # Stop order: front doors first, so nothing new arrives while the back end goes away.
 STOP_ORDER = ["nova-api", "glance", "placement", "keystone", "network", "nova-scheduler",
               "nova-conductor"]
+# Components other than the computes, in the order they can be started one by one.
+BASE_COMPONENTS = ["mariadb", "epmd", "rabbitmq", "network", "keystone", "placement", "glance",
+                   "nova-conductor", "nova-scheduler", "nova-api"]
+COMPUTE_PREFIX = "nova-compute-"
 
 
 class MinicloudError(RuntimeError):
     """A component failed; the message names it and carries the tail of its log."""
+
+
+class UnknownComponent(MinicloudError):
+    """A component or compute host name the minicloud does not have."""
 
 
 def default_state_dir() -> Path:
@@ -65,13 +73,18 @@ class Minicloud:
         if not self._settings_path.exists():
             return None
         data = json.loads(self._settings_path.read_text())
-        return Layout(self.state, data["base_port"], data["computes"], data["secrets"])
+        return Layout(self.state, data["base_port"], data["computes"], data["secrets"],
+                      data.get("options", {}))
+
+    def _saved_venv(self) -> Path:
+        data = json.loads(self._settings_path.read_text())
+        return Path(data.get("os_venv") or venv.default_path())
 
     def _save_layout(self, lay: Layout, os_venv: Path) -> None:
         self.state.mkdir(parents=True, exist_ok=True)
         os.chmod(self.state, 0o700)
         data = {"base_port": lay.base_port, "computes": lay.computes, "secrets": lay.secrets,
-                "os_venv": str(os_venv)}
+                "options": lay.options, "os_venv": str(os_venv)}
         fd = os.open(self._settings_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=1)
@@ -89,28 +102,40 @@ class Minicloud:
     # -- environment for clients ---------------------------------------------------------
     def env(self) -> dict[str, str]:
         lay = self.layout
-        return {"OS_CLIENT_CONFIG_FILE": str(lay.clouds_yaml), "OS_CLOUD": "minicloud"}
+        out = {"OS_CLIENT_CONFIG_FILE": str(lay.clouds_yaml), "OS_CLOUD": "minicloud"}
+        if lay.tls:
+            out["OS_CACERT"] = str(lay.ca_cert)
+        return out
 
     def connection(self, cloud: str = "minicloud"):
-        from novamove.cloud.provision import admin_connection
         lay = self.layout
         if cloud == "minicloud":
-            return admin_connection(lay.auth_url, lay.secrets["admin"], configs.REGION)
-        return admin_connection(lay.auth_url, lay.secrets["member"], configs.REGION,
-                                user="member", project="demo")
+            return _connect(lay, "admin", "admin")
+        return _connect(lay, "member", "demo")
+
+    @property
+    def options(self) -> dict:
+        """Every option of `up` (OPTION_DEFAULTS keys) with the value this minicloud uses."""
+        return self.layout.all_options
 
     # -- up --------------------------------------------------------------------------------
     def up(self, computes: int | None = None, servers: int = 0, base_port: int | None = None,
-           os_venv: Path | None = None, clean: bool = False) -> float:
+           os_venv: Path | None = None, clean: bool = False, **options) -> float:
         """Start everything (or nothing, if already running). Returns seconds taken.
 
-        An existing state directory keeps its shape (computes, ports) and its servers unless
-        asked otherwise; `clean` starts from an empty state directory.
+        An existing state directory keeps its shape (computes, ports), its options and its
+        servers unless asked otherwise; `clean` starts from an empty state directory.
+        `options` are configs.OPTION_DEFAULTS keys (tls, max_limit, report_interval,
+        service_down_time, token_expiration); None values mean "keep". Given to a running
+        minicloud, they are applied with reconfigure().
         """
+        options = configs.check_options({k: v for k, v in options.items() if v is not None})
         if self.is_running():
             lay = self.layout
             self.log(f"minicloud already running at {self.state} "
                      f"({lay.computes} computes, keystone {lay.auth_url})")
+            if options:
+                self.reconfigure(**options)
             if servers:
                 self.boot(servers)
             return 0.0
@@ -127,6 +152,8 @@ class Minicloud:
         lay = old or Layout(self.state, base_port, computes, {
             name: secrets.token_urlsafe(18)
             for name in ("mysql", "rabbit", "admin", "member", *configs.SERVICE_USERS)})
+        lay.options.update(options)
+        _check_option_pair(lay)
         self._check_ports_free(lay)
         self._save_layout(lay, os_venv)
         starter = _Starter(lay, os_venv, self.log)
@@ -143,8 +170,10 @@ class Minicloud:
             self.down(quiet=True)
             raise
         took = time.monotonic() - t0
-        self.log(f"minicloud up in {took:.1f}s: {computes} computes; "
-                 f"clouds.yaml at {lay.clouds_yaml}")
+        extra = ", ".join(f"{k}={v}" for k, v in lay.options.items()
+                          if v != configs.OPTION_DEFAULTS[k])
+        self.log(f"minicloud up in {took:.1f}s: {computes} computes"
+                 f"{f' ({extra})' if extra else ''}; clouds.yaml at {lay.clouds_yaml}")
         return took
 
     def boot(self, count: int) -> None:
@@ -209,8 +238,13 @@ class Minicloud:
             "keystone": lay.keystone_port, "placement": lay.placement_port,
             "glance": lay.glance_port, "nova-api": lay.nova_port,
         }
-        out = [ComponentStatus(n, alive.get(n), n in alive and procs.port_open(p), f"127.0.0.1:{p}")
+        web = {"network", "keystone", "placement", "glance", "nova-api"}
+        out = [ComponentStatus(n, alive.get(n), n in alive and procs.port_open(p),
+                               lay.url(p) if n in web else f"127.0.0.1:{p}")
                for n, p in checks.items()]
+        out.insert(2, ComponentStatus("epmd", alive.get("epmd"),
+                                      "epmd" in alive and procs.port_open(lay.epmd_port),
+                                      f"127.0.0.1:{lay.epmd_port}"))
         for name in ["nova-conductor", "nova-scheduler"] + [
                 f"nova-compute-{lay.compute_host(i)}" for i in range(1, lay.computes + 1)]:
             out.append(ComponentStatus(name, alive.get(name), name in alive, "process"))
@@ -233,6 +267,196 @@ class Minicloud:
         current.update(settings)
         path.write_text(json.dumps(current))
 
+    # -- one component at a time -------------------------------------------------------------
+    def components(self) -> list[str]:
+        """Every component name: BASE_COMPONENTS, then nova-compute-<host> for each compute."""
+        return BASE_COMPONENTS + [COMPUTE_PREFIX + h for h in self.compute_hosts()]
+
+    def component_name(self, name: str) -> str:
+        """`name` as a component name; a compute host (compute1) stands for its nova-compute."""
+        known = self.components()
+        if name in known:
+            return name
+        if COMPUTE_PREFIX + name in known:
+            return COMPUTE_PREFIX + name
+        raise UnknownComponent(f"no component {name!r} in the minicloud at {self.state} "
+                               f"(components: {', '.join(known)})")
+
+    def compute_component(self, host: str) -> str:
+        if host not in self.compute_hosts():
+            raise UnknownComponent(f"no compute host {host!r} in the minicloud at {self.state} "
+                                   f"(hosts: {', '.join(self.compute_hosts())})")
+        return COMPUTE_PREFIX + host
+
+    def running_components(self) -> list[str]:
+        alive = procs.running(self.state / "run", self.state)
+        return [n for n in self.components() if n in alive]
+
+    def stopped_components(self) -> list[str]:
+        """Components without their process while the rest of the minicloud runs."""
+        if not self.is_running():
+            return []
+        alive = procs.running(self.state / "run", self.state)
+        return [n for n in self.components() if n not in alive]
+
+    def stop_component(self, name: str, kill: bool = False) -> bool:
+        """Stop one component's processes (TERM, then KILL after 10 s; `kill`: KILL at once, like
+        a crash). Servers on a stopped compute stay as they are. False if it was not running."""
+        name = self.component_name(name)
+        if not self.is_running():
+            raise MinicloudError(f"the minicloud at {self.state} is not running")
+        stopped = procs.stop_one(self.state / "run", self.state, name, kill=kill)
+        self.log(f"{name} {'killed' if kill else 'stopped'}" if stopped
+                 else f"{name} was not running")
+        return stopped
+
+    def start_component(self, name: str, timeout: float = 120) -> bool:
+        """Start one stopped component and wait until it serves: APIs answer; a nova service
+        (conductor, scheduler, compute) has reported in afresh and is up. False if it was
+        already running."""
+        name = self.component_name(name)
+        if name in procs.running(self.state / "run", self.state):
+            return False
+        if not self.is_running():
+            raise MinicloudError(f"the minicloud at {self.state} is not running "
+                                 f"(`novamove minicloud up` starts all of it)")
+        lay = self.layout
+        starter = _Starter(lay, self._saved_venv(), self.log)
+        t0 = time.monotonic()
+        before = self._service_reports(name)
+        starter.launch(name)
+        try:
+            starter.ready(name, timeout)
+            if before is not None:
+                self._wait_service_reported(starter, name, before, t0 + timeout)
+        except _ComponentFailed as exc:
+            raise MinicloudError(f"{exc}\n--- last lines of {name}'s log ---\n"
+                                 + procs.log_tail(lay.logs, name)) from exc
+        self.log(f"{name} started in {time.monotonic() - t0:.1f}s")
+        return True
+
+    def restart_component(self, name: str, timeout: float = 120) -> None:
+        name = self.component_name(name)
+        self.stop_component(name)
+        self.start_component(name, timeout)
+
+    def stop_compute(self, host: str, kill: bool = False) -> bool:
+        return self.stop_component(self.compute_component(host), kill=kill)
+
+    def start_compute(self, host: str, timeout: float = 120) -> bool:
+        return self.start_component(self.compute_component(host), timeout)
+
+    def restart_compute(self, host: str, timeout: float = 120) -> None:
+        self.restart_component(self.compute_component(host), timeout)
+
+    def _service_binary_host(self, name: str) -> tuple[str, str] | None:
+        if name.startswith(COMPUTE_PREFIX):
+            return "nova-compute", name[len(COMPUTE_PREFIX):]
+        if name in ("nova-conductor", "nova-scheduler"):
+            return name, "controller"
+        return None
+
+    def _service_reports(self, name: str):
+        """(updated_at, state) of the nova service record of `name` now; None when `name` is no
+        nova service or the API cannot tell (then only the process is waited for)."""
+        key = self._service_binary_host(name)
+        if key is None or "nova-api" not in procs.running(self.state / "run", self.state):
+            return None
+        try:
+            for svc in self.connection().compute.services():
+                if (svc.binary, svc.host) == key:
+                    return (svc.updated_at, svc.state)
+            return ("", "new")
+        except Exception:
+            return None
+
+    def _wait_service_reported(self, starter, name: str, before, deadline: float) -> None:
+        binary, host = self._service_binary_host(name)
+        conn = self.connection()
+        last = None
+        while time.monotonic() < deadline:
+            if name not in procs.running(self.state / "run", self.state):
+                raise _ComponentFailed(name, f"{name} exited during start-up")
+            try:
+                for svc in conn.compute.services():
+                    if (svc.binary, svc.host) == (binary, host):
+                        last = (svc.updated_at, svc.state, svc.status)
+                        if svc.updated_at != before[0] and svc.state == "up":
+                            return
+            except Exception as exc:
+                last = str(exc)
+            time.sleep(0.5)
+        raise _ComponentFailed(name, f"{binary} on {host} did not report in as up: {last}")
+
+    # -- options of a running minicloud ------------------------------------------------------
+    def reconfigure(self, **options) -> list[str]:
+        """Change options of `up` (tls, max_limit, report_interval, service_down_time,
+        token_expiration), save them, rewrite the configuration and restart only the components
+        they affect (max_limit: nova-api; token_expiration: keystone; report_interval and
+        service_down_time: the nova services and computes; tls: every API and nova service).
+        Returns the restarted components; nothing is restarted when nothing changed or the
+        minicloud is stopped (the next `up` uses the saved options)."""
+        options = configs.check_options({k: v for k, v in options.items() if v is not None})
+        lay = self.layout
+        changed = {k: v for k, v in options.items() if lay.option(k) != v}
+        if not changed:
+            return []
+        old = dict(lay.options)
+        lay.options.update(changed)
+        _check_option_pair(lay)
+        os_venv = self._saved_venv()
+        running = self.is_running()
+        if not running:
+            self._save_layout(lay, os_venv)
+            self.log(f"minicloud options saved ({_fmt(changed)}); used at the next `up`")
+            return []
+        affected: set[str] = set()
+        for key in changed:
+            affected.update(configs.OPTION_AFFECTS[key])
+        computes = [COMPUTE_PREFIX + h for h in self.compute_hosts()]
+        if "computes" in affected:
+            affected.discard("computes")
+            affected.update(computes)
+        order = [n for n in self.components() if n in affected]   # start order
+        starter = _Starter(lay, os_venv, self.log)
+        t0 = time.monotonic()
+        # The nova services' last reports, to wait for fresh ones from the restarted processes.
+        before = {n: self._service_reports(n) for n in order
+                  if self._service_binary_host(n)}
+        try:
+            starter.prepare()
+            self._save_layout(lay, os_venv)
+            run = self.state / "run"
+            stop = sorted(order, key=lambda n: (STOP_ORDER + computes).index(n)
+                          if n in STOP_ORDER + computes else 99)
+            front = [n for n in stop if n not in computes]
+            for name in front:
+                procs.stop_one(run, self.state, name)
+            with ThreadPoolExecutor(max_workers=4) as pool:   # computes: TERM may take seconds
+                list(pool.map(lambda n: procs.stop_one(run, self.state, n),
+                              [n for n in stop if n in computes]))
+            for name in order:
+                starter.launch(name)
+                if not self._service_binary_host(name):
+                    starter.ready(name, 120)
+                if name == "keystone" and "tls" in changed:
+                    starter.provision_keystone()      # catalog URLs http <-> https
+            deadline = time.monotonic() + 120
+            for name, last in before.items():
+                if last is not None:
+                    self._wait_service_reported(starter, name, last, deadline)
+        except BaseException:
+            lay.options = old       # leave the saved options as they were before the attempt
+            self._save_layout(lay, os_venv)
+            raise
+        self.log(f"minicloud reconfigured ({_fmt(changed)}) in {time.monotonic() - t0:.1f}s; "
+                 f"restarted {', '.join(order)}")
+        return order
+
+
+def _fmt(options: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in options.items())
+
 
 def check_system_packages() -> None:
     missing = [p for p, binary in (("mariadb-server", "mariadbd"),
@@ -251,7 +475,8 @@ class _ComponentFailed(MinicloudError):
 
 
 class _Starter:
-    """One start-up of every component, with the ordering described in the module docstring."""
+    """Starting components: all of them in the order of the module docstring (start_all), or
+    one at a time (launch + ready) for restarts and reconfiguration."""
 
     def __init__(self, lay: Layout, os_venv: Path, log: Callable[[str], None]):
         self.lay = lay
@@ -264,8 +489,14 @@ class _Starter:
 
     # helpers
     def _env(self, **extra: str) -> dict[str, str]:
-        return {"PYTHONPATH": str(self.lay.pylib), "NOVAMOVE_FAKEVIRT_CONTROL":
-                str(self.lay.fakevirt_control), **extra}
+        env = {"PYTHONPATH": str(self.lay.pylib), "NOVAMOVE_FAKEVIRT_CONTROL":
+               str(self.lay.fakevirt_control), **extra}
+        if self.lay.tls:
+            # Every OpenStack client in the services (keystoneauth sessions, i.e. requests)
+            # trusts the minicloud's CA, besides the cafile options in each config file.
+            env["REQUESTS_CA_BUNDLE"] = str(self.lay.ca_cert)
+            env["OS_CACERT"] = str(self.lay.ca_cert)
+        return env
 
     def _start(self, name: str, argv: list[str], **env: str) -> None:
         procs.start(name, argv, self._env(**env), self.lay.run, self.lay.logs, self.lay.state)
@@ -294,22 +525,15 @@ class _Starter:
         raise _ComponentFailed(name, f"{name} not ready after {timeout:.0f}s")
 
     def _wait_http(self, name: str, port: int, path: str = "/", timeout: float = 90) -> None:
-        def ok() -> bool:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2):
-                    return True
-            except urllib.error.HTTPError as e:   # 300/401 still means "answering"
-                return e.code < 500
-            except OSError:
-                return False
-        self._wait(name, ok, timeout)
+        self._wait(name, lambda: http_answers(self.lay, port, path), timeout)
 
     def _step(self, msg: str) -> None:
         with self._lock:
             self.log(f"[{time.monotonic() - self.t0:5.1f}s] {msg}")
 
     # the plan
-    def start_all(self) -> None:
+    def prepare(self) -> None:
+        """Directories, runtime files, TLS material and config files (before any start)."""
         lay = self.lay
         for d in (lay.etc, lay.logs, lay.run, lay.pylib, lay.state / "keystone",
                   lay.state / "glance", lay.state / "nova"):
@@ -320,13 +544,18 @@ class _Starter:
         # that package of the minicloud's own venv.
         for virt in self.venv.glob("lib/python3*/site-packages/nova/virt"):
             shutil.copy(RUNTIME / "novamove_fakevirt.py", virt / "novamove_fakevirt.py")
+        if lay.tls and tls.ensure(lay.ca_cert, lay.ca_key, lay.server_cert, lay.server_key):
+            self._step(f"TLS: CA and server certificate created in {lay.tls_dir}")
         self._write_configs()
 
-        self._start_mariadb()
-        self._start_rabbitmq()
-        self._start("network", [self.python, str(lay.pylib / "novamove_network.py"),
-                                str(lay.network_port)])
-        self._wait("mariadb", lambda: self._mysql_ok(), 60)
+    def start_all(self) -> None:
+        lay = self.lay
+        self.prepare()
+        self.launch("mariadb")
+        self.launch("epmd")
+        self.launch("rabbitmq")
+        self.launch("network")
+        self.ready("mariadb")
         self._run("mariadb", ["mariadb", "--no-defaults", f"--socket={lay.mysql_socket}", "-uroot"],
                   stdin=configs.mysql_setup_sql(lay))
         self._step("mariadb ready")
@@ -338,26 +567,93 @@ class _Starter:
             glance = pool.submit(self._glance_chain)
             for fut in (keystone, nova, placement, glance):
                 fut.result()
-        self._wait("rabbitmq", lambda: procs.port_open(lay.rabbit_port), 60)
+        self.ready("rabbitmq")
         self._step("rabbitmq ready")
-        self._start_nova()
-        self._wait_http("nova-api", lay.nova_port, "/", 90)
-        self._wait_http("placement", lay.placement_port, "/", 60)
-        self._wait_http("glance", lay.glance_port, "/", 60)
+        for name in ("nova-conductor", "nova-scheduler", "nova-api", *self.computes()):
+            self.launch(name)
+        self._step(f"{lay.computes} nova-compute processes started")
+        for name in ("nova-api", "placement", "glance", "network"):
+            self.ready(name)
         self._step("APIs answering")
         from novamove.cloud import provision
-        conn = provision.admin_connection(lay.auth_url, lay.secrets["admin"], configs.REGION)
+        conn = _connect(lay, "admin", "admin")
         hosts = [lay.compute_host(i) for i in range(1, lay.computes + 1)]
         provision.wait_for_computes(conn, hosts, 120, tick=self._check_alive)
         provision.ensure_flavors(conn)
         provision.ensure_image(conn)
         self._step(f"{len(hosts)} computes up and discovered; flavors and image ready")
 
+    def computes(self) -> list[str]:
+        return [COMPUTE_PREFIX + self.lay.compute_host(i) for i in range(1, self.lay.computes + 1)]
+
+    def launch(self, name: str) -> None:
+        """Start one component's process (no waiting)."""
+        lay = self.lay
+        tls_env = ({"NOVAMOVE_TLS_CERT": str(lay.server_cert),
+                    "NOVAMOVE_TLS_KEY": str(lay.server_key)} if lay.tls else {})
+        wsgi = {"keystone": ("keystone.wsgi.api:application", lay.keystone_port,
+                             "OS_KEYSTONE_CONFIG_DIR", "keystone"),
+                "placement": ("placement.wsgi.api:application", lay.placement_port,
+                              "OS_PLACEMENT_CONFIG_DIR", "placement"),
+                "glance": ("glance.wsgi.api:application", lay.glance_port,
+                           "OS_GLANCE_CONFIG_DIR", "glance"),
+                "nova-api": ("nova.wsgi.osapi_compute:application", lay.nova_port,
+                             "OS_NOVA_CONFIG_DIR", "nova")}
+        conf = ["--config-file", str(lay.etc / "nova" / "nova.conf")]
+        if name == "mariadb":
+            self._start_mariadb()
+        elif name in ("epmd", "rabbitmq"):
+            self._start_rabbitmq(name)
+        elif name == "network":
+            self._start("network", [self.python, str(lay.pylib / "novamove_network.py"),
+                                    str(lay.network_port)], **tls_env)
+        elif name in wsgi:
+            app, port, env_name, sub = wsgi[name]
+            self._start(name, [self.python, str(lay.pylib / "novamove_wsgi.py"), app, str(port)],
+                        **{env_name: str(lay.etc / sub)}, **tls_env)
+        elif name in ("nova-conductor", "nova-scheduler"):
+            self._start(name, [str(self.bin / name)] + conf)
+        elif name in self.computes():
+            i = self.computes().index(name) + 1
+            self._start(name, [str(self.bin / "nova-compute")] + conf
+                        + ["--config-file", str(lay.etc / "nova" / f"compute{i}.conf")])
+        else:
+            raise UnknownComponent(f"unknown minicloud component {name!r}")
+
+    def ready(self, name: str, timeout: float = 90) -> None:
+        """Wait until a launched component serves (ports, HTTP; processes for nova services)."""
+        lay = self.lay
+        http = {"keystone": (lay.keystone_port, "/v3"), "placement": (lay.placement_port, "/"),
+                "glance": (lay.glance_port, "/"), "nova-api": (lay.nova_port, "/"),
+                "network": (lay.network_port, "/")}
+        if name == "mariadb":
+            self._wait(name, self._mysql_ok, timeout)
+        elif name == "rabbitmq":
+            self._wait(name, lambda: procs.port_open(lay.rabbit_port), timeout)
+        elif name == "epmd":
+            self._wait(name, lambda: procs.port_open(lay.epmd_port), timeout)
+        elif name in http:
+            self._wait_http(name, *http[name], timeout=timeout)
+        else:
+            self._wait(name, lambda: True, timeout)
+
+    def fix_catalog(self, conn) -> None:
+        """Point every catalog endpoint at this layout's URLs (http <-> https after --tls)."""
+        want = {"identity": self.lay.url(self.lay.keystone_port, "/v3"),
+                "compute": self.lay.url(self.lay.nova_port, "/v2.1"),
+                "placement": self.lay.url(self.lay.placement_port),
+                "image": self.lay.url(self.lay.glance_port),
+                "network": self.lay.url(self.lay.network_port)}
+        types = {s.id: s.type for s in conn.identity.services()}
+        for ep in conn.identity.endpoints():
+            url = want.get(types.get(ep.service_id))
+            if url and ep.url != url:
+                conn.identity.update_endpoint(ep, url=url)
+
     def _check_alive(self) -> None:
         alive = procs.running(self.lay.run, self.lay.state)
         for name in ("nova-api", "nova-conductor", "nova-scheduler", "placement", "keystone",
-                     *[f"nova-compute-{self.lay.compute_host(i)}"
-                       for i in range(1, self.lay.computes + 1)]):
+                     *self.computes()):
             if name not in alive:
                 raise _ComponentFailed(name, f"{name} exited")
 
@@ -407,12 +703,15 @@ class _Starter:
             "--max-connections=500", "--performance-schema=OFF"])
 
     # RabbitMQ
-    def _start_rabbitmq(self) -> None:
+    def _start_rabbitmq(self, which: str) -> None:
         lay = self.lay
         r = lay.state / "rabbitmq"
         r.mkdir(exist_ok=True)
         (r / "enabled_plugins").write_text("[].\n")
-        conf = (f"listeners.tcp.default = {lay.rabbit_port}\n"
+        # Loopback only: an explicit address for AMQP ("listeners.tcp.default = PORT" would bind
+        # every interface), the distribution listener pinned to 127.0.0.1 below, and epmd
+        # started by us with -address 127.0.0.1.
+        conf = (f"listeners.tcp.1 = 127.0.0.1:{lay.rabbit_port}\n"
                 f"default_user = novamove\ndefault_pass = {lay.secrets['rabbit']}\n"
                 "loopback_users = none\n")
         fd = os.open(r / "rabbitmq.conf", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -426,6 +725,7 @@ class _Starter:
             "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
             "RABBITMQ_NODE_PORT": str(lay.rabbit_port),
             "RABBITMQ_DIST_PORT": str(lay.rabbit_dist_port),
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
             "RABBITMQ_CONFIG_FILE": str(r / "rabbitmq.conf"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(r / "enabled_plugins"),
             "RABBITMQ_MNESIA_BASE": str(r / "mnesia"),
@@ -435,10 +735,12 @@ class _Starter:
             "RABBITMQ_CONF_ENV_FILE": str(r / "rabbitmq-env.conf"),
         }
         (r / "rabbitmq-env.conf").write_text("")
-        # epmd as our own foreground process, so it ends with the minicloud.
-        self._start("epmd", ["epmd", "-port", str(lay.epmd_port), "-address", "127.0.0.1"],
-                    **env)
-        self._start("rabbitmq", [RABBIT_SERVER], **env)
+        if which == "epmd":
+            # epmd as our own foreground process, so it ends with the minicloud.
+            self._start("epmd", ["epmd", "-port", str(lay.epmd_port), "-address", "127.0.0.1"],
+                        **env)
+        else:
+            self._start("rabbitmq", [RABBIT_SERVER], **env)
 
     # Keystone
     def _keystone_chain(self) -> None:
@@ -448,12 +750,17 @@ class _Starter:
                                lay.url(lay.keystone_port, "/v3"), configs.REGION],
                   OS_BOOTSTRAP_PASSWORD=lay.secrets["admin"])   # env, never argv
         self._step("keystone database and bootstrap ready")
-        self._start("keystone", [self.python, str(lay.pylib / "novamove_wsgi.py"),
-                                 "keystone.wsgi.api:application", str(lay.keystone_port)],
-                    OS_KEYSTONE_CONFIG_DIR=str(lay.etc / "keystone"))
-        self._wait_http("keystone", lay.keystone_port, "/v3", 60)
+        self.launch("keystone")
+        self.ready("keystone", 60)
+        self.provision_keystone()
+        self._step("keystone ready: users and catalog provisioned")
+
+    def provision_keystone(self) -> None:
+        lay = self.lay
         from novamove.cloud import provision
-        conn = provision.admin_connection(lay.auth_url, lay.secrets["admin"], configs.REGION)
+        # The identity endpoint straight from the layout, not from the catalog: after a switch
+        # of --tls the catalog still has the old scheme until fix_catalog() below.
+        conn = _connect(lay, "admin", "admin", identity_endpoint_override=lay.auth_url)
         provision.provision_identity(
             conn, configs.REGION,
             endpoints={
@@ -464,7 +771,7 @@ class _Starter:
             },
             service_passwords={u: lay.secrets[u] for u in configs.SERVICE_USERS},
             member_password=lay.secrets["member"])
-        self._step("keystone ready: users and catalog provisioned")
+        self.fix_catalog(conn)
 
     # Nova control plane
     def _nova_chain(self) -> None:
@@ -473,32 +780,13 @@ class _Starter:
                                   str(lay.etc / "nova" / "nova.conf")])
         self._step("nova databases ready")
 
-    def _start_nova(self) -> None:
-        """Conductor, scheduler, API and computes: they authenticate at start, so after keystone."""
-        lay = self.lay
-        conf = ["--config-file", str(lay.etc / "nova" / "nova.conf")]
-        self._start("nova-conductor", [str(self.bin / "nova-conductor")] + conf)
-        self._start("nova-scheduler", [str(self.bin / "nova-scheduler")] + conf)
-        self._start("nova-api", [self.python, str(lay.pylib / "novamove_wsgi.py"),
-                                 "nova.wsgi.osapi_compute:application", str(lay.nova_port)],
-                    OS_NOVA_CONFIG_DIR=str(lay.etc / "nova"))
-        for i in range(1, lay.computes + 1):
-            host = lay.compute_host(i)
-            self._start(f"nova-compute-{host}", [
-                str(self.bin / "nova-compute"),
-                "--config-file", str(lay.etc / "nova" / "nova.conf"),
-                "--config-file", str(lay.etc / "nova" / f"compute{i}.conf")])
-        self._step(f"{lay.computes} nova-compute processes started")
-
     # Placement and Glance
     def _placement_chain(self) -> None:
         lay = self.lay
         self._run("placement", [str(self.bin / "placement-manage"), "--config-file",
                                 str(lay.etc / "placement" / "placement.conf"), "db", "sync"])
         self._step("placement database ready")
-        self._start("placement", [self.python, str(lay.pylib / "novamove_wsgi.py"),
-                                  "placement.wsgi.api:application", str(lay.placement_port)],
-                    OS_PLACEMENT_CONFIG_DIR=str(lay.etc / "placement"))
+        self.launch("placement")
 
     def _glance_chain(self) -> None:
         lay = self.lay
@@ -507,7 +795,35 @@ class _Starter:
         self._run("glance", [str(self.bin / "glance-manage"), "--config-file",
                              str(lay.etc / "glance" / "glance-api.conf"), "db_sync"])
         self._step("glance database ready")
-        self._start("glance", [self.python, str(lay.pylib / "novamove_wsgi.py"),
-                               "glance.wsgi.api:application", str(lay.glance_port)],
-                    OS_GLANCE_CONFIG_DIR=str(lay.etc / "glance"))
+        self.launch("glance")
 
+
+def http_answers(lay: Layout, port: int, path: str = "/") -> bool:
+    """Whether the API on `port` answers (any status below 500), over https with our CA."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=str(lay.ca_cert)) if lay.tls else None
+    try:
+        with urllib.request.urlopen(lay.url(port, path), timeout=2, context=ctx):
+            return True
+    except urllib.error.HTTPError as e:   # 300/401 still means "answering"
+        return e.code < 500
+    except OSError:
+        return False
+
+
+def _connect(lay: Layout, user: str, project: str, **kwargs):
+    """An openstacksdk connection as `user` (admin or member), trusting the minicloud's CA."""
+    import openstack
+    if lay.tls:
+        kwargs["cacert"] = str(lay.ca_cert)
+    return openstack.connect(
+        auth_url=lay.auth_url, username=user, password=lay.secrets[user], project_name=project,
+        user_domain_name="Default", project_domain_name="Default", region_name=configs.REGION,
+        identity_api_version="3", load_yaml_config=False, load_envvars=False, **kwargs)
+
+
+def _check_option_pair(lay: Layout) -> None:
+    ri, sdt = lay.option("report_interval"), lay.option("service_down_time")
+    if sdt <= ri:
+        raise MinicloudError(f"service_down_time ({sdt}) must be longer than report_interval "
+                             f"({ri}), or every service is routinely seen down")

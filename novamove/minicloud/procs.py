@@ -83,13 +83,24 @@ def running(run: Path, state: Path) -> dict[str, int]:
 
 
 def _group_alive(pgid: int) -> bool:
+    """Whether any live (non-zombie) process is left in the group. A group leader that this
+    process started and that has exited stays a zombie until reaped: reap it here."""
+    try:
+        os.waitpid(pgid, os.WNOHANG)
+    except (ChildProcessError, OSError):
+        pass
     try:
         os.killpg(pgid, 0)
-        return True
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            fields = _stat(int(p.name))
+            if fields and fields[0] != "Z" and int(fields[2]) == pgid:
+                return True
+    return False
 
 
 def stop_all(run: Path, state: Path, order: list[str], grace: float = 10.0) -> list[str]:
@@ -119,6 +130,43 @@ def stop_all(run: Path, state: Path, order: list[str], grace: float = 10.0) -> l
     for pidfile in run.glob("*.pid"):
         pidfile.unlink(missing_ok=True)
     return names
+
+
+def stop_one(run: Path, state: Path, name: str, grace: float = 10.0, kill: bool = False) -> bool:
+    """TERM (or, with `kill`, KILL at once, like a crash) one component's process group and wait
+    for all of it to end; KILL what is left after `grace`. False if it was not running."""
+    pid = running(run, state).get(name)
+    if pid is None:
+        (run / f"{name}.pid").unlink(missing_ok=True)
+        return False
+    session = session_of(pid)
+    try:
+        os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        pass
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _group_alive(pid):
+        time.sleep(0.1)
+    if _group_alive(pid):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    # Children that left its process group but not its session (it was started in its own).
+    deadline = time.monotonic() + 5
+    while True:
+        left = [p for p in leftover(state, {session} if session else set())
+                if session_of(p) == session]
+        if not left or time.monotonic() > deadline:
+            break
+        for p in left:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.1)
+    (run / f"{name}.pid").unlink(missing_ok=True)
+    return True
 
 
 def leftover(state: Path, sessions: set[int]) -> list[int]:

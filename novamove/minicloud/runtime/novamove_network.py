@@ -17,6 +17,8 @@ import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
+from novamove_wsgi import TLSMixin, tls_context   # HTTPS with the minicloud's --tls
+
 VERSIONS = {"versions": [{"id": "v2.0", "status": "CURRENT",
                           "links": [{"rel": "self", "href": "/v2.0/"}]}]}
 
@@ -54,11 +56,16 @@ class Handler(BaseHTTPRequestHandler):
         sys.stderr.write("%s\n" % (fmt % args))
 
 
+class Server(TLSMixin, ThreadingHTTPServer):
+    daemon_threads = True
+
+
 def main() -> None:
     port = int(sys.argv[1])
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
-    sys.stderr.write("network endpoint on 127.0.0.1:%d\n" % port)
+    server = Server(("127.0.0.1", port), Handler)
+    server.ssl_context = tls_context()
+    sys.stderr.write("network endpoint on %s://127.0.0.1:%d\n"
+                     % ("https" if server.ssl_context else "http", port))
     sys.stderr.flush()
     server.serve_forever()
 
