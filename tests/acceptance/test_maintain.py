@@ -240,3 +240,55 @@ def test_capacity_refusal_dry_run_and_run(minicloud, servers):
     assert "MB RAM" in run.stderr and "Traceback" not in run.stderr
     assert minicloud.services()[hosts[0]][0] == "enabled"
     assert last_migration_id(minicloud) == first_mig
+
+
+def test_rolling_maintenance_playbook(minicloud, servers, tmp_path):
+    """playbooks/rolling_maintenance.yml with the collection from this checkout: serial 1,
+    host_drain delegated to localhost, the operator's task (restart the compute), the wait
+    module, undrain."""
+    bin_dir = Path(sys.executable).parent
+    if not (bin_dir / "ansible-playbook").exists():
+        pytest.skip("ansible-playbook is not installed next to this Python")
+    c1, c2 = minicloud.computes[:2]
+    vms = servers(1, host=c1, prefix="mt-ans1") + servers(1, host=c2, prefix="mt-ans2")
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(f"""all:
+  children:
+    computes:
+      hosts:
+        {c1}:
+        {c2}:
+      vars:
+        ansible_connection: local
+        ansible_python_interpreter: {sys.executable}
+  hosts:
+    localhost:
+      ansible_connection: local
+      ansible_python_interpreter: {sys.executable}
+""")
+    tasks = tmp_path / "restart.yml"
+    tasks.write_text(f"""---
+- name: Restart this compute (the minicloud's stand-in for a reboot)
+  ansible.builtin.command: {bin_dir / 'novamove'} minicloud restart-compute {{{{ inventory_hostname }}}}
+  delegate_to: localhost
+  changed_when: true
+- name: Record how many servers the host holds now
+  ansible.builtin.shell: >-
+    {sys.executable} -c "import openstack; c = openstack.connect(cloud='minicloud');
+    print(len(list(c.compute.servers(all_projects=True, compute_host='{{{{ inventory_hostname }}}}'))))"
+    >> {tmp_path}/held-{{{{ inventory_hostname }}}}
+  delegate_to: localhost
+  changed_when: false
+""")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(minicloud.env, OS_CLOUD="minicloud", ANSIBLE_COLLECTIONS_PATH=str(REPO), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_HOME=str(tmp_path / "ansible-home"), ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"))
+    playbook = REPO / "ansible_collections/novamove/openstack/playbooks/rolling_maintenance.yml"
+    proc = subprocess.run([str(bin_dir / "ansible-playbook"), str(playbook), "-i", str(inventory),
+                           "-e", "cloud=minicloud", "-e", f"novamove_tasks={tasks}"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    for h in (c1, c2):
+        assert (tmp_path / f"held-{h}").read_text().strip() == "0"     # empty while maintained
+        assert minicloud.services()[h][0] == "enabled"
+    assert all(minicloud.server(v.id).status == "ACTIVE" for v in vms)
