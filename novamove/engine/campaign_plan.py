@@ -265,13 +265,16 @@ def estimate(per_host_drain: Sequence[float], max_hosts: int, hook_seconds: floa
 
 class _Sim:
     """The cloud as the stages leave it: servers indexed by host, hosts' usage updated as
-    moves land. Each stage is planned over a small CloudState (the stage's servers, their
-    group mates, and every host), not the whole server list."""
+    moves land, and per zone a lazily updated max-heap of free RAM over the hosts that can
+    receive (enabled, up). Each stage is planned over a small CloudState: the stage's servers,
+    their group mates, and the candidate destinations (the most free RAM first, which is what
+    the planner's spread placement picks from), not the whole cloud."""
 
     def __init__(self, state: CloudState):
         self.hosts: dict[str, Host] = {h.name: h for h in state.hosts}
         self.on_host: dict[str, dict[str, Server]] = {}
         self.where: dict[str, Server] = {}
+        self.moved_to: dict[str, str] = {}     # server id -> host, for servers moved by the plan
         for s in state.servers:
             self.where[s.id] = s
             if s.host:
@@ -281,44 +284,158 @@ class _Sim:
         for g in self.groups:
             for m in g.members:
                 self.groups_of.setdefault(m, []).append(g)
-        self._host_list: Optional[list[Host]] = None
+        self.version: dict[str, int] = {}
+        self.heaps: dict[Optional[str], list] = {}
+        self.receiving = 0
+        total = [0.0, 0.0, 0.0, 0.0]
+        for h in state.hosts:
+            if h.service.enabled and h.service.up:
+                self.receiving += 1
+                f = h.free
+                for i, v in enumerate((f.vcpus, f.memory_mb, f.disk_gb, f.pcpus)):
+                    total[i] += max(v, 0)
+                self.version[h.name] = 0
+                self.heaps.setdefault(h.zone, []).append((-f.memory_mb, h.name, 0))
+        for heap in self.heaps.values():
+            heapq.heapify(heap)
+        self.total = total
+
+    def current(self, s: Server) -> Server:
+        """The server with the host the plan so far put it on (built only when needed)."""
+        host = self.moved_to.get(s.id)
+        return s if host is None or host == s.host else s.replace(host=host)
 
     def servers_on(self, host: str) -> list[Server]:
-        return list(self.on_host.get(host, {}).values())
+        return [self.current(s) for s in self.on_host.get(host, {}).values()]
 
-    def sub_state(self, hosts: Sequence[str], leave: set[str]) -> CloudState:
+    def free_total(self, out: Sequence[str]) -> tuple[int, Resources]:
+        """Hosts that can receive with `out` out of service, and their free space in all."""
+        t = list(self.total)
+        n = self.receiving
+        for name in out:
+            if name in self.version:
+                n -= 1
+                f = self.hosts[name].free
+                for i, v in enumerate((f.vcpus, f.memory_mb, f.disk_gb, f.pcpus)):
+                    t[i] -= max(v, 0)
+        return n, Resources(*t)
+
+    def top(self, zone: Optional[str], count: int, exclude: set[str]) -> list[str]:
+        """The `count` receiving hosts of `zone` (None: every zone) with the most free RAM."""
+        zones = [zone] if zone in self.heaps else (list(self.heaps) if zone is None else [])
+        out: list[str] = []
+        for z in zones:
+            heap = self.heaps[z]
+            aside = []
+            got = 0
+            while heap and got < count:
+                entry = heapq.heappop(heap)
+                if entry[2] != self.version[entry[1]]:
+                    continue                 # stale: the host's free space changed
+                aside.append(entry)
+                if entry[1] not in exclude:
+                    out.append(entry[1])
+                    got += 1
+            for entry in aside:
+                heapq.heappush(heap, entry)
+        return out
+
+    def sub_state(self, hosts: Sequence[str], leave: set[str], candidates: Optional[set[str]] = None) -> CloudState:
         servers: dict[str, Server] = {}
         groups: dict[str, ServerGroup] = {}
         for h in hosts:
             for s in self.on_host.get(h, {}).values():
                 if s.id in leave:
                     continue
-                servers[s.id] = s
+                servers[s.id] = self.current(s)
                 for g in self.groups_of.get(s.id, ()):
                     groups[g.id] = g
         for g in groups.values():
             for m in g.members:
                 if m not in servers and m in self.where:
-                    servers[m] = self.where[m]
-        if self._host_list is None:
-            self._host_list = list(self.hosts.values())
-        return CloudState(hosts=self._host_list, servers=list(servers.values()), groups=list(groups.values()))
+                    servers[m] = self.current(self.where[m])
+        if candidates is None:
+            host_list = list(self.hosts.values())
+        else:
+            # Hosts of group mates stay in view (affinity can only go there).
+            names = set(candidates) | set(hosts) | {s.host for s in servers.values() if s.host in self.hosts}
+            host_list = [self.hosts[n] for n in names]
+        return CloudState(hosts=host_list, servers=list(servers.values()), groups=list(groups.values()))
+
+    def zone_counts(self, hosts: Sequence[str], leave: set[str]) -> dict[Optional[str], int]:
+        counts: dict[Optional[str], int] = {}
+        for h in hosts:
+            z = self.hosts[h].zone
+            counts[z] = counts.get(z, 0) + sum(1 for sid in self.on_host.get(h, {}) if sid not in leave)
+        return counts
 
     def apply(self, moves: Sequence[DrainStep]) -> None:
-        delta: dict[str, Resources] = {}
+        delta: dict[str, list[float]] = {}
+        on_host, moved_to = self.on_host, self.moved_to
         for st in moves:
-            s = self.where[st.server_id]
-            self.on_host.get(s.host, {}).pop(s.id, None)
-            moved = s.replace(host=st.dest)
-            self.where[s.id] = moved
-            self.on_host.setdefault(st.dest, {})[s.id] = moved
-            delta[st.source] = delta.get(st.source, Resources()) - st.need
-            delta[st.dest] = delta.get(st.dest, Resources()) + st.need
+            sid = st.server_id
+            s = on_host.get(st.source, {}).pop(sid, None) or self.where[sid]
+            moved_to[sid] = st.dest
+            on_host.setdefault(st.dest, {})[sid] = s
+            n = st.need
+            src = delta.get(st.source)
+            if src is None:
+                src = delta[st.source] = [0.0, 0.0, 0.0, 0.0]
+            dst = delta.get(st.dest)
+            if dst is None:
+                dst = delta[st.dest] = [0.0, 0.0, 0.0, 0.0]
+            src[0] -= n.vcpus
+            src[1] -= n.memory_mb
+            src[2] -= n.disk_gb
+            src[3] -= n.pcpus
+            dst[0] += n.vcpus
+            dst[1] += n.memory_mb
+            dst[2] += n.disk_gb
+            dst[3] += n.pcpus
+        total = self.total
         for name, d in delta.items():
             h = self.hosts[name]
-            self.hosts[name] = dataclasses.replace(h, used=h.used + d)
-        if delta:
-            self._host_list = None
+            c, u = h.capacity, h.used
+            old = (c.vcpus - u.vcpus, c.memory_mb - u.memory_mb, c.disk_gb - u.disk_gb, c.pcpus - u.pcpus)
+            used = Resources(u.vcpus + d[0], u.memory_mb + d[1], u.disk_gb + d[2], u.pcpus + d[3])
+            self.hosts[name] = Host(h.name, h.service, h.hypervisor_hostname, c, used)
+            if name in self.version:
+                for i in range(4):
+                    total[i] += max(old[i] - d[i], 0) - max(old[i], 0)
+                self.version[name] += 1
+                heapq.heappush(self.heaps[h.zone], (d[1] - old[1], name, self.version[name]))
+
+
+# Reasons of unplaced servers that a wider choice of destinations might cure.
+_CAPACITY_REASONS = ("no capacity", "no eligible destination", "anti-affinity group")
+
+
+def _needs_wider(plan, where: Mapping[str, Server]) -> bool:
+    return any(move_mode(where[st.server_id], "auto")[1] is None
+               and (st.skip_reason or "").startswith(_CAPACITY_REASONS) for st in plan.skipped)
+
+
+def _plan_stage(sim: _Sim, group: Sequence[str], later: set[str], leave: set[str], max_parallel: int,
+                max_per_host: int):
+    """The stage's drain plan: first among the hosts the campaign will not empty again (a server
+    moved onto a later stage's host would move twice), the most free RAM first; wider when
+    something does not fit; the whole cloud before a stage is declared not to fit."""
+    counts = sim.zone_counts(group, leave)
+    out = set(group)
+    tries = []
+    if later:
+        tries.append(out | later)
+    tries.append(out)
+    for exclude in tries:
+        cand: set[str] = set()
+        for z, n in counts.items():
+            cand.update(sim.top(z, n + 32, exclude))
+        plan = plan_drain(sim.sub_state(group, leave, cand), group, mode="auto", max_parallel=max_parallel,
+                          max_per_host=max_per_host)
+        if not _needs_wider(plan, sim.where):
+            return plan
+    return plan_drain(sim.sub_state(group, leave), group, mode="auto", max_parallel=max_parallel,
+                      max_per_host=max_per_host)
 
 
 def plan_campaign(state: CloudState, hosts: Sequence[str], *, max_hosts: int = 1, order: str = "fewest",
@@ -355,7 +472,11 @@ def plan_campaign(state: CloudState, hosts: Sequence[str], *, max_hosts: int = 1
         svc = sim.hosts[h].service
         if not svc.enabled and (run_id is None or reason_run_id(svc.disabled_reason) != run_id):
             hp.serviced = False
-            hp.why_not = (f"disabled by someone else ({svc.disabled_reason or 'no reason given'}): "
+            other = reason_run_id(svc.disabled_reason)
+            hp.why_not = (f"disabled by novamove run {other} ({svc.disabled_reason}): finish that run first "
+                          f"(`novamove maintain --resume {other}` for a campaign, `novamove undrain {h}` "
+                          "for a drain)" if other else
+                          f"disabled by someone else ({svc.disabled_reason or 'no reason given'}): "
                           "left as it is")
         elif not svc.up and hp.moves:
             hp.serviced = False
@@ -369,20 +490,7 @@ def plan_campaign(state: CloudState, hosts: Sequence[str], *, max_hosts: int = 1
     for k in range(0, len(serviced), max_hosts):
         group = serviced[k:k + max_hosts]
         stage = Stage(len(stages) + 1, group)
-        sub = sim.sub_state(group, leave)
-        # Prefer destinations the campaign will not empty again (serviced already, or not in it):
-        # a server moved onto a host of a later stage would move twice.
-        later = set(serviced[k + max_hosts:])
-        plan = None
-        if later:
-            targets = [x for x in sim.hosts if x not in later and x not in set(group)]
-            if targets:
-                plan = plan_drain(sub, group, targets=targets, mode="auto", max_parallel=max_parallel,
-                                  max_per_host=max_per_host)
-                if any(move_mode(sim.where[st.server_id], "auto")[1] is None for st in plan.skipped):
-                    plan = None
-        if plan is None:
-            plan = plan_drain(sub, group, mode="auto", max_parallel=max_parallel, max_per_host=max_per_host)
+        plan = _plan_stage(sim, group, set(serviced[k + max_hosts:]), leave, max_parallel, max_per_host)
         for st in plan.steps:
             intent = intents.get(st.server_id)
             if intent in (LIVE, COLD) and st.dest:
@@ -396,12 +504,7 @@ def plan_campaign(state: CloudState, hosts: Sequence[str], *, max_hosts: int = 1
         stage.unplaced = [st for st in plan.skipped
                           if move_mode(sim.where[st.server_id], intents.get(st.server_id, "auto")
                                        if intents.get(st.server_id) in (LIVE, COLD) else "auto")[1] is None]
-        eligible = [x for x in sim.hosts.values() if x.name not in set(group) and x.service.enabled and x.service.up]
-        stage.eligible = len(eligible)
-        total = Resources()
-        for x in eligible:
-            f = x.free
-            total = total + Resources(max(f.vcpus, 0), max(f.memory_mb, 0), max(f.disk_gb, 0), max(f.pcpus, 0))
+        stage.eligible, total = sim.free_total(group)
         stage.free_total = total
         for hname in group:
             host_plans[hname].stage = stage.index
