@@ -58,6 +58,8 @@ def main() -> int:
     os.environ.update(minicloud_env())
     os.environ["NOVAMOVE_JOURNAL"] = f"/tmp/novamove-bench-drain-scale-{uuid.uuid4().hex[:6]}.sqlite"
     from novamove import api
+    from novamove.engine.journal import Journal
+    from novamove.engine.mover import move
     from novamove import cloud as novamove_cloud
     from novamove.cloud.provision import ensure_image
     from novamove.minicloud import Minicloud, default_state_dir
@@ -89,7 +91,7 @@ def main() -> int:
         for i in range(3):
             dest = others[i % len(others)]
             t = time.monotonic()
-            r = api.migrate(spare.id, dest, cloud=c, mode="live", poll_interval=0.2)
+            r = move(c, Journal(os.environ["NOVAMOVE_JOURNAL"]), spare.id, dest, mode="live", poll_interval=0.2)
             t1s.append(time.monotonic() - t)
             assert r.ok, r.summary
         t1 = statistics.median(t1s)

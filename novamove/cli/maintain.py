@@ -13,7 +13,6 @@ import signal
 import sys
 
 import click
-from rich.console import Console
 
 from novamove import api
 from novamove import errors

@@ -21,7 +21,6 @@ Server groups: at most `group_budget` members of one group moving or powered off
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -36,7 +35,7 @@ from typing import Any, Callable, Optional, Sequence
 from novamove import errors
 from novamove.engine import drain as drains
 from novamove.engine.campaign_plan import (COLD, LIVE, SKIP, STOP, CampaignPlan, intents_of,
-                                           order_hosts, plan_campaign, select_hosts)
+                                           plan_campaign, select_hosts)
 from novamove.engine.journal import FINAL, pid_alive
 from novamove.model import Service
 from novamove.planner import CloudState, move_mode, plan_drain
@@ -453,6 +452,11 @@ class Campaign:
                     self.sleep(POLL)
         except KeyboardInterrupt:
             self.interrupted = True
+            if self.current:
+                r = self.results[self.current]
+                r.outcome = INTERRUPTED
+                r.detail = (f"left while draining (disabled, moves maybe in flight): "
+                            f"`novamove maintain --resume {self.run_id}` continues it")
             for o in self.out.values():
                 r = o.result
                 r.outcome = INTERRUPTED

@@ -11,11 +11,13 @@ module: host_maintain
 short_description: Rolling maintenance of compute hosts in one task (novamove maintain)
 version_added: 0.2.0
 description:
-  - Runs a whole maintenance campaign over O(hosts) (or O(zone), O(aggregate), O(all)) as
-    C(novamove maintain) does: per host, disable with a tagged reason, drain (the host must end
-    empty), run O(hook) on the controller, wait until the host's nova-compute reports up after
-    the hook (then O(check)), re-enable (and O(move_back)); at most O(max_hosts) out of service
-    at once, the N+K capacity checked before each host, server groups' disruption budget held.
+  - Runs a whole maintenance campaign over O(hosts) (or O(zone), O(aggregate), O(all)) the way
+    C(novamove maintain) does. Per host, it disables the service with a tagged reason, drains
+    the host (which must end empty), runs O(hook) on the controller, waits until the host's
+    nova-compute reports up after the hook (then runs O(check)), re-enables the service (and
+    with O(move_back) brings the servers back). At most O(max_hosts) hosts are out of service
+    at once, the N+K capacity is checked before each host, and server groups' disruption
+    budget is held.
   - Servers tagged C(novamove:maintenance=live|cold|stop|skip) are handled as the tag says.
   - In check mode the campaign's plan is returned (stages, moves, capacity left, estimate).
   - Rerunning the task after an interruption continues the same campaign (O(resume) names one).
