@@ -329,3 +329,24 @@ def test_aggregate_selection_and_status(journal):
     rows = camp.status(journal)
     assert rows[0]["run_id"] == rep.run_id and rows[0]["hosts"] == ["c1", "c2"]
     assert rows[0]["host_state"]["c1"]["outcome"] == "done"
+
+
+def test_live_view_on_a_terminal_and_plain_lines_when_piped(journal, capsys):
+    from novamove.report import CampaignView, campaign_plan_tables, campaign_table
+    f = fleet_with_servers()
+    with CampaignView(force_terminal=True) as view:
+        assert view.live
+        rep = run_campaign(f, journal, ["c2", "c3"], options=opts(max_hosts=2), progress=view.line,
+                           on_update=view.update)
+    assert rep.ok
+    err = capsys.readouterr().err
+    assert "hosts" in err and "servers moved" in err and "in flight" in err
+    with CampaignView(force_terminal=False) as view:
+        assert not view.live
+        view.line("compute1: hook started")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.endswith("compute1: hook started\n")
+    # the final table and the dry-run tables render from to_dict()
+    assert campaign_table(rep.to_dict()).row_count == 2
+    dry = run_campaign(f, journal, ["c1"], options=opts(), dry_run=True)
+    assert len(campaign_plan_tables(dry.to_dict()["plan"])) == 2
