@@ -103,7 +103,8 @@ def main() -> int:
         cpu = time.process_time() - cpu0
         requests = c.requests.count - req0
         moves = rep.count("moved")
-        bound = math.ceil(n / args.cap) * t1
+        # the bound counts what the drain found on the host (N booted, plus any server already there)
+        bound = math.ceil(max(moves, n) / args.cap) * t1
         figures = {
             "servers": n, "limited_by": limit_key if limited else None, "wanted": args.servers,
             "boot_s": round(boot_s, 1), "live_migration_seconds": args.seconds, "cap": args.cap,
