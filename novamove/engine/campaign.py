@@ -408,6 +408,11 @@ class Campaign:
                 self.results[h].detail = "done by an earlier part of this run"
                 continue
             self.queue.append(h)
+        # Hosts an earlier part of this run took out of service (still disabled by it) go
+        # first: they are out already, and K counts them.
+        held = [h for h in self.queue if self.prior.get(h, {}).get("disabled")
+                and not self.prior.get(h, {}).get("enabled")]
+        self.queue = held + [h for h in self.queue if h not in held]
         restore = self._install_signals()
         waiting_note = ""
         try:

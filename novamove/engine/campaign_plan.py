@@ -221,7 +221,7 @@ def host_plan(name: str, servers: Sequence[Server], intents: Mapping[str, str], 
             hp.stop.append(s.name)
             continue
         _, why = move_mode(s, intent if intent in (LIVE, COLD) else "auto")
-        if why:
+        if why and not _passing(s):
             hp.unmovable.append(f"{s.name}: {why}")
         else:
             hp.moves += 1
@@ -234,6 +234,15 @@ def host_plan(name: str, servers: Sequence[Server], intents: Mapping[str, str], 
         hp.why_not = (f"holds {len(hp.unmovable)} server(s) Nova cannot move ({'; '.join(hp.unmovable[:2])}); "
                       "fix them, tag them stop, or allow it with --allow-unmovable")
     return hp
+
+
+# Statuses a server passes through (a move in flight, a build): the drain waits for them.
+_PASSING = {"BUILD", "MIGRATING", "RESIZE", "VERIFY_RESIZE", "REBUILD", "REBOOT", "HARD_REBOOT", "PASSWORD",
+            "UNKNOWN"}
+
+
+def _passing(server: Server) -> bool:
+    return bool(server.task_state) or (server.status or "").upper() in _PASSING
 
 
 def drain_seconds(moves: int, max_parallel: int, max_per_host: int, move_seconds: float) -> float:

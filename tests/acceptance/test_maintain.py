@@ -220,7 +220,8 @@ def test_sigkill_during_drain_and_during_hook_then_rerun(minicloud, servers, tmp
     data = json.loads(done.stdout)
     assert [r["outcome"] for r in data["results"]] == ["done", "done"] and data["resumed"]
     assert max(moved_count(minicloud, ids, first_mig).values()) == 1
-    assert all(minicloud.host_of(i) != c2 for i in ids)          # c2 emptied, nobody moved back
+    where = {v.name: minicloud.host_of(v.id) for v in vms}
+    assert all(h != c2 for h in where.values()), (where, data["results"])   # c2 emptied, nothing back
     assert minicloud.services()[c1][0] == "enabled" and minicloud.services()[c2][0] == "enabled"
 
 

@@ -350,3 +350,21 @@ def test_live_view_on_a_terminal_and_plain_lines_when_piped(journal, capsys):
     assert campaign_table(rep.to_dict()).row_count == 2
     dry = run_campaign(f, journal, ["c1"], options=opts(), dry_run=True)
     assert len(campaign_plan_tables(dry.to_dict()["plan"])) == 2
+
+
+def test_resume_takes_hosts_already_out_first(journal, hooks_seen):
+    seen, popen = hooks_seen
+    f = fleet_with_servers()
+    popen.cloud = f
+    rid = "deadbeef0002"
+    journal.start_run(rid, "maintain", source="c1,c2", strategy="campaign")
+    journal.note(rid, camp.EV_CAMPAIGN, None, options=opts(order="given").to_dict(), hosts=["c1", "c2"])
+    eid = journal.intent(rid, camp.EV_DISABLE, "c2", service_id="svc-c2")
+    journal.done(eid)
+    f.services["c2"] = dataclasses.replace(f.services["c2"], status="disabled",
+                                           disabled_reason=camp.reason_text(rid, "draining"))
+    journal._write("UPDATE runs SET pid=? WHERE id=?", (999999, rid))
+    rep = run_campaign(f, journal, ["c1", "c2"], options=opts(order="given"))
+    assert rep.run_id == rid and rep.ok, rep.summary
+    assert [h for h, *_ in seen] == ["c2", "c1"]      # c2 was out already: it goes first (K=1 held)
+    assert all(len(out) == 1 for *_, out, _, _ in seen)

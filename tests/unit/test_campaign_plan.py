@@ -173,3 +173,11 @@ def test_bad_max_hosts_and_unknown_host():
         plan_campaign(st, ["c1"], max_hosts=0)
     with pytest.raises(NotFound):
         plan_campaign(st, ["zz"])
+
+
+def test_server_in_flight_is_not_unmovable():
+    # A server a killed drain left moving is the drain's to finish, not a reason to skip the host.
+    hs = [host("c1"), host("c2")]
+    moving = Server(id="m", name="m", status="MIGRATING", host="c1", flavor=NANO, task_state="migrating")
+    plan = plan_campaign(state(hs, [moving]), ["c1"])
+    assert plan.host_plans["c1"].serviced and plan.hosts == ["c1"]
