@@ -47,9 +47,10 @@ def migrations(minicloud):
 
 
 def moved_count(minicloud, ids, since_id=0):
+    """Moves that happened (requests Nova refused leave "error" records: not moves)."""
     out = {}
     for m in migrations(minicloud):
-        if m["instance_uuid"] in ids and int(m["id"]) > since_id:
+        if m["instance_uuid"] in ids and int(m["id"]) > since_id and m["status"] in ("completed", "confirmed"):
             out[m["instance_uuid"]] = out.get(m["instance_uuid"], 0) + 1
     return out
 
@@ -87,6 +88,7 @@ def test_campaign_restarts_each_compute_empty(minicloud, servers, tmp_path):
     c1, c2, c3, c4 = minicloud.computes[:4]
     conn = minicloud.conn()
     group = conn.compute.create_server_group(name="aa-maint", policy="anti-affinity")
+    pair = []
     try:
         a = servers(2, host=c1, prefix="mt-a")
         off = servers(1, host=c1, prefix="mt-off")[0]
@@ -96,13 +98,12 @@ def test_campaign_restarts_each_compute_empty(minicloud, servers, tmp_path):
         sk = servers(1, host=c4, prefix="mt-skip")[0]
         image = conn.image.find_image("cirros-fake") or next(iter(conn.image.images()))
         flavor = conn.compute.find_flavor("m1.nano")
-        pair = []
         for i, h in enumerate((c1, c2)):
             s = conn.compute.create_server(name=f"mt-pair-{i}", image_id=image.id, flavor_id=flavor.id,
                                            networks="none", availability_zone=f"nova:{h}",
                                            scheduler_hints={"group": group.id})
             pair.append(s)
-        pair = [conn.compute.wait_for_server(s, wait=120, interval=1) for s in pair]
+        pair[:] = [conn.compute.wait_for_server(s, wait=120, interval=1) for s in pair]
         conn.compute.wait_for_server(off, status="SHUTOFF", wait=60, interval=1)
         tag(minicloud, st, "stop")
         tag(minicloud, sk, "skip")
@@ -138,10 +139,13 @@ def test_campaign_restarts_each_compute_empty(minicloud, servers, tmp_path):
             assert x["run"] == data["run_id"]
         assert data["peak_out"] <= 2
         # group members never moved at the same time (drains run one at a time)
+        # (a request Nova refused -- NoValidHost from a stale scheduler view of a compute just
+        # restarted -- leaves an "error" record: only the moves that happened count)
         pair_ids = {p.id for p in pair}
         spans = [(m["created_at"], m["updated_at"]) for m in migrations(minicloud)
-                 if m["instance_uuid"] in pair_ids and int(m["id"]) > first_mig]
-        assert len(spans) == 2 and (spans[0][1] <= spans[1][0] or spans[1][1] <= spans[0][0])
+                 if m["instance_uuid"] in pair_ids and int(m["id"]) > first_mig
+                 and m["status"] in ("completed", "confirmed", "finished")]
+        assert len(spans) == 2 and (spans[0][1] <= spans[1][0] or spans[1][1] <= spans[0][0]), spans
         hosts_of_pair = {minicloud.host_of(p.id) for p in pair}
         assert len(hosts_of_pair) == 2                         # still anti-affine
         # all hosts enabled and up at the end, every server as it was
@@ -152,6 +156,7 @@ def test_campaign_restarts_each_compute_empty(minicloud, servers, tmp_path):
         assert max(moved_count(minicloud, set(before), first_mig).values()) == 1    # nothing moved twice
         print(f"campaign of 3 hosts took {time.monotonic() - t0:.0f} s")
     finally:
+        minicloud.delete(pair)
         conn.compute.delete_server_group(group, ignore_missing=True)
 
 
