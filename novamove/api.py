@@ -263,3 +263,102 @@ def unfence(host: str, *, cloud=None, journal_path=None, move_back: bool = False
 
 
 __all__ += ["evacuate", "unfence"]
+# ------------------------------------------------------------------------------ maintenance campaigns
+
+def maintain(hosts=(), *, cloud=None, journal_path=None, zone: Optional[str] = None,
+             aggregate: Optional[str] = None, all_hosts: bool = False, hook: Optional[str] = None,
+             check: Optional[str] = None, max_hosts: int = 1, max_failed_hosts: int = 1, group_budget: int = 1,
+             order: str = "fewest", move_back: bool = False, allow_skip: bool = False,
+             allow_unmovable: bool = False, hook_timeout: float = 3600, gate_timeout: float = 900,
+             check_timeout: float = 600, max_parallel: int = 4, max_per_host: int = 2,
+             step_timeout: float = 1800.0, poll_interval: Optional[float] = None, reason: Optional[str] = None,
+             dry_run: bool = False, resume: Optional[str] = None, rerun_hook: bool = False,
+             hook_done: bool = False, on_interrupt: str = "finish",
+             progress: Optional[Callable[[str], None]] = None, on_update: Optional[Callable[[Any], None]] = None,
+             move_seconds: Optional[float] = None, hook_seconds: Optional[float] = None, **connection: Any):
+    """A rolling maintenance campaign over `hosts` (names; or zone / aggregate / all_hosts): each
+    host is disabled, drained, handed to `hook`, gated (its nova-compute reports up after the
+    hook; then `check`), re-enabled (and refilled with move_back), at most `max_hosts` out at
+    once. Returns a CampaignReport (`ok`, `exit_code`, `results` per host); `dry_run` returns the
+    plan (stages, moves, capacity left, estimate) without changing anything. A campaign whose
+    N+K check fails raises NoCapacity before any change; `resume` continues a run by id."""
+    from novamove.engine import campaign as engine
+    from novamove.engine import drain as drains
+    if isinstance(hosts, str):
+        hosts = [hosts]
+    options = engine.Options(hook=hook, check=check, max_hosts=max_hosts, max_failed_hosts=max_failed_hosts,
+                             group_budget=group_budget, order=order, move_back=move_back, allow_skip=allow_skip,
+                             allow_unmovable=allow_unmovable, hook_timeout=hook_timeout, gate_timeout=gate_timeout,
+                             check_timeout=check_timeout, max_parallel=max_parallel, max_per_host=max_per_host,
+                             step_timeout=step_timeout, poll_interval=poll_interval or drains.POLL_INTERVAL,
+                             reason=reason)
+    options.validate()          # bad numbers: one-line error before connecting
+    with _connected(cloud, **connection) as c:
+        return engine.run_campaign(c, _journal(journal_path), list(hosts), zone=zone, aggregate=aggregate,
+                                   all_hosts=all_hosts, options=options, dry_run=dry_run, resume=resume,
+                                   rerun_hooks=rerun_hook, hook_done=hook_done, on_interrupt=on_interrupt,
+                                   progress=progress, on_update=on_update, move_seconds=move_seconds,
+                                   hook_seconds=hook_seconds)
+
+
+def campaign_stop(run_id: str, *, journal_path=None) -> dict:
+    """Ask the running campaign `run_id` (of this journal, on this machine) to stop gracefully,
+    as Ctrl-C would: no new host starts, the hosts in flight finish. Returns its run."""
+    import os
+    import signal
+    from novamove import errors
+    from novamove.engine.journal import run_alive
+    run = _journal(journal_path).get_run(run_id)
+    if run is None or run["verb"] != "maintain":
+        raise errors.NotFound(f"no maintain run {run_id!r} in the journal")
+    if run["status"] != "running" or not run_alive(run):
+        raise errors.PreconditionFailed(f"campaign {run['id']} is not running ({run['status']}); "
+                                        f"`novamove maintain --resume {run['id']}` continues it")
+    os.kill(run["pid"], signal.SIGTERM)
+    return run
+
+
+def campaign_status(run_id: Optional[str] = None, *, journal_path=None) -> list[dict]:
+    """Maintenance campaigns in the local journal (newest first), or one, with each host's state."""
+    from novamove.engine import campaign as engine
+    return engine.status(_journal(journal_path), run_id)
+
+
+def compute_service_up(host: str, *, since: Optional[str] = None, timeout: float = 600, poll_interval: float = 2.0,
+                       cloud=None, **connection: Any) -> dict:
+    """Wait until `host`'s nova-compute is up, not forced down, and (with `since`, an ISO UTC time)
+    has reported after `since`. Returns {host, up, state, status, updated_at, waited}; raises
+    Timeout (exit 7) when it is not within `timeout` seconds."""
+    import time as _time
+    from datetime import datetime as _dt, timezone as _tz
+    from novamove import errors
+    from novamove.engine.campaign import _parse
+    from novamove.engine.resolve import pick_host
+    if since is not None and _parse(since) is None:
+        raise errors.UsageError(f"since must be an ISO time (e.g. 2026-01-31T12:00:00), not {since!r}")
+    limit = _parse(since)
+    t0 = _time.monotonic()
+    with _connected(cloud, **connection) as c:
+        name = pick_host(host, c.compute_hosts(with_resources=False)).name
+        while True:
+            svc = next(s for s in c.list_compute_services() if s.host == name)
+            reported = _parse(svc.updated_at)
+            fresh = limit is None or (reported is not None and reported > limit)
+            if svc.up and not svc.forced_down and fresh:
+                return {"host": name, "up": True, "state": svc.state, "status": svc.status,
+                        "updated_at": svc.updated_at, "waited": round(_time.monotonic() - t0, 1)}
+            if _time.monotonic() - t0 > timeout:
+                raise errors.Timeout(
+                    f"nova-compute on {name} is not up after {timeout:.0f} s (state {svc.state}"
+                    f"{', forced down' if svc.forced_down else ''}, last report {svc.updated_at}"
+                    f"{', wanted after ' + since if since else ''})")
+            _time.sleep(poll_interval)
+
+
+def utcnow_iso() -> str:
+    """The current UTC time as compute_service_up's `since` takes it."""
+    from datetime import datetime as _dt, timezone as _tz
+    return _dt.now(_tz.utc).replace(tzinfo=None).isoformat()
+
+
+__all__ += ["maintain", "campaign_status", "compute_service_up", "utcnow_iso"]

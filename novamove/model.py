@@ -89,6 +89,7 @@ class Service:
     state: str = UP                # up | down
     disabled_reason: Optional[str] = None
     forced_down: bool = False
+    updated_at: Optional[str] = None   # the service's last report (campaign gates read it)
 
     @property
     def enabled(self) -> bool:
@@ -137,6 +138,7 @@ class Server:
     server_groups: tuple[str, ...] = ()
     fault: Optional[str] = None
     volume_backed: bool = False    # booted from volume: no local root disk on the host
+    tags: tuple[str, ...] = ()     # server tags (microversion >= 2.26): campaign intents
 
     POWER_STATES = {0: "NOSTATE", 1: "RUNNING", 3: "PAUSED", 4: "SHUTDOWN", 6: "CRASHED", 7: "SUSPENDED"}
 

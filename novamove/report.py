@@ -472,6 +472,7 @@ _EVAC_STYLE = {"evacuated": "green", "moved": "green", "planned": "cyan", "skipp
 
 def evacuation_table(rep) -> Table:
     """One row per server of an EvacuateReport (novamove.engine.evacuate)."""
+    from rich.table import Table
     title = f"{'plan: ' if rep.dry_run else ''}{rep.verb} {rep.host}"
     table = Table(title=title, header_style="bold")
     for col in ("server", "status", "from", "to", "result", "seconds", "detail"):
@@ -487,6 +488,7 @@ def evacuation_table(rep) -> Table:
 
 def print_evacuation(rep, fmt: str, console: Optional[Console] = None) -> None:
     """Table (or JSON/YAML) of an evacuate/unfence report, then its summary line."""
+    from rich.table import Table
     if fmt != "table":
         print(dump(rep.to_dict(), fmt))
         return
@@ -509,3 +511,113 @@ def print_evacuation(rep, fmt: str, console: Optional[Console] = None) -> None:
              f"{rep.api_requests} API requests", f"{rep.elapsed_seconds:.0f} s"]
     console.print(f"[dim]{', '.join(e for e in extra if e)}[/]", highlight=False)
     print(rep.summary)
+# ------------------------------------------------------------------------------ maintenance campaigns
+
+OUTCOME_STYLE = {"done": "green", "failed": "red", "refused": "red", "skipped": "yellow",
+                 "not-started": "yellow", "interrupted": "yellow"}
+
+
+def _res_text(r: dict) -> str:
+    return f"{r.get('vcpus', 0):g} vCPU / {r.get('memory_mb', 0):g} MB / {r.get('disk_gb', 0):g} GB"
+
+
+def campaign_plan_tables(plan: dict) -> list[Table]:
+    """The dry run of a campaign (CampaignPlan.to_dict()): stages, then hosts."""
+    from rich.table import Table
+    stages = Table(title=f"campaign plan: stages of at most {plan['max_hosts']} host(s) out", header_style="bold")
+    for col in ("stage", "hosts out", "moves", "capacity left (destinations)", "N+K"):
+        stages.add_column(col)
+    for st in plan["stages"]:
+        moves = "\n".join(f"{m['server']}: {m['from']} -> {m['to']} ({m['mode']})" for m in st["moves"][:8])
+        if len(st["moves"]) > 8:
+            moves += f"\n... {len(st['moves']) - 8} more"
+        left = "\n".join(f"{h}: {_res_text(r)}" for h, r in list(st["free_after"].items())[:8])
+        if len(st["free_after"]) > 8:
+            left += f"\n... {len(st['free_after']) - 8} more"
+        verdict = "[green]fits[/]" if st["ok"] else f"[red]does not fit[/]: {st['problem']}"
+        stages.add_row(str(st["stage"]), ", ".join(st["hosts"]), moves or "-", left or "-", verdict)
+    hosts = Table(title="hosts in order", header_style="bold")
+    for col in ("host", "stage", "servers", "moves", "stop", "skip", "estimate", "note"):
+        hosts.add_column(col)
+    for hp in plan["host_plans"]:
+        hosts.add_row(hp["name"], str(hp["stage"] or "-"), str(hp["servers"]), str(hp["moves"]),
+                      ", ".join(hp["stop"]) or "-", ", ".join(hp["skip"]) or "-",
+                      f"{hp['estimate_seconds']:.0f} s" if hp["serviced"] else "-",
+                      f"[yellow]not serviced[/]: {hp['why_not']}" if not hp["serviced"] else "")
+    return [stages, hosts]
+
+
+def campaign_table(report: dict) -> Table:
+    """The final per-host table of a campaign run (CampaignReport.to_dict())."""
+    from rich.table import Table
+    table = Table(title=f"maintain (run {report['run_id']})", header_style="bold")
+    for col in ("host", "result", "moved", "stopped", "hook", "gate", "check", "back", "seconds", "detail"):
+        table.add_column(col)
+    for r in report["results"]:
+        style = OUTCOME_STYLE.get(r["outcome"], "")
+        hook = "-" if r["hook_exit"] is None else f"exit {r['hook_exit']} ({r['hook_seconds']:.0f} s)"
+        table.add_row(r["host"], f"[{style}]{r['outcome']}[/]" if style else r["outcome"], str(r["moved"]),
+                      ", ".join(r["stopped"]) or "-", hook, r["gate"] or "-",
+                      "-" if r["check_exit"] is None else f"exit {r['check_exit']}", str(r["moved_back"] or "-"),
+                      f"{r['seconds']:.0f}" if r["seconds"] else "-", r["detail"] or "")
+    return table
+
+
+class CampaignView:
+    """The live view of a campaign on stderr. On a terminal: an overall progress bar (hosts and
+    servers done / total, in flight, failed, ETA) and one line per host in flight, under the
+    scrolling event log. Elsewhere (pipes, CI): one plain line per event."""
+
+    def __init__(self, enabled: bool = True, force_terminal: Optional[bool] = None):
+        from rich.console import Console as _Console
+        self.console = _Console(stderr=True, highlight=False, force_terminal=force_terminal)
+        self.enabled = enabled
+        self.live = enabled and self.console.is_terminal
+        self._progress = None
+        self._hosts_task = self._servers_task = None
+        self._inflight_task = None
+
+    def __enter__(self) -> "CampaignView":
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TimeRemainingColumn(), console=self.console, transient=False)
+            self._progress.__enter__()
+            self._hosts_task = self._progress.add_task("hosts", total=None)
+            self._servers_task = self._progress.add_task("servers moved", total=None)
+            self._inflight_task = self._progress.add_task("", total=None, start=False)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def line(self, text: str) -> None:
+        if not self.enabled:
+            return
+        import time as _time
+        stamp = _time.strftime("%H:%M:%S")
+        if self._progress is not None:
+            self._progress.console.print(f"[dim]{stamp}[/] {text}")
+        else:
+            print(f"{stamp} {text}", file=sys.stderr, flush=True)
+
+    def update(self, campaign) -> None:
+        """Called by the campaign engine after every change of state."""
+        if self._progress is None:
+            return
+        results = campaign.results.values()
+        done = sum(r.outcome == "done" for r in results)
+        failed = sum(r.outcome in ("failed", "refused") for r in results)
+        self._progress.update(self._hosts_task, total=len(campaign.results), completed=done,
+                              description=f"hosts (failed {failed})")
+        self._progress.update(self._servers_task, total=max(campaign.servers_total, campaign.servers_done),
+                              completed=campaign.servers_done)
+        now = campaign.clock()
+        parts = []
+        if campaign.current:
+            parts.append(f"{campaign.current}: drain")
+        for o in campaign.out.values():
+            extra = f" {now - o.hook_t0:.0f} s" if o.phase == "hook" and o.hook_t0 else ""
+            parts.append(f"{o.host}: {o.phase}{extra}")
+        self._progress.update(self._inflight_task, description="in flight: " + (", ".join(parts) or "none"))

@@ -346,3 +346,4 @@ from novamove.cli import move as _move  # noqa: E402,F401
 from novamove.cli import drain as _drain  # noqa: E402,F401
 from novamove.cli import hosts as _hosts  # noqa: E402,F401
 from novamove.cli import evacuate as _evacuate  # noqa: E402,F401
+from novamove.cli import maintain as _maintain  # noqa: E402,F401

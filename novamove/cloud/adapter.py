@@ -487,6 +487,24 @@ class Cloud:
                 if (m.get("updated_at") or m.get("created_at") or "")[:19] >= since[:19]]
         return sorted(rows, key=lambda m: int(m.id) if m.id.isdigit() else 0, reverse=True)
 
+    # ------------------------------------------------------------------ added for campaigns (engine/campaign.py)
+
+    def stop_server(self, server_id: str) -> None:
+        """Power a server off in place (os-stop)."""
+        self._compute("POST", f"/servers/{server_id}/action", json={"os-stop": None}, what="stop server")
+
+    def start_server(self, server_id: str) -> None:
+        """Power a stopped server on (os-start)."""
+        self._compute("POST", f"/servers/{server_id}/action", json={"os-start": None}, what="start server")
+
+    def aggregate_hosts(self, name: str) -> list[str]:
+        """The compute hosts of host aggregate `name` (NotFound if there is no such aggregate)."""
+        body = self._compute("GET", "/os-aggregates", what="aggregates")
+        for agg in body.get("aggregates", []):
+            if agg.get("name") == name:
+                return list(agg.get("hosts") or [])
+        raise errors.NotFound(f"no host aggregate named {name!r}")
+
 
     # ------------------------------------------------------------------ added for evacuation (engine/evacuate.py)
     # Evacuate is Nova's rebuild of a server on another host after its own host failed. novamove

@@ -48,6 +48,7 @@ def server_from_api(body: dict[str, Any], flavor: Optional[Flavor] = None) -> Se
         fault=fault.get("message") if isinstance(fault, dict) else None,
         # Nova shows "" (not an image) for a server booted from a volume.
         volume_backed=not body.get("image"),
+        tags=tuple(body.get("tags") or ()),
     )
 
 
@@ -61,6 +62,7 @@ def service_from_api(body: dict[str, Any]) -> Service:
         state=body.get("state") or "up",
         disabled_reason=body.get("disabled_reason"),
         forced_down=bool(body.get("forced_down")),
+        updated_at=body.get("updated_at"),
     )
 
 

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Collection, Optional, Sequence
 
 from novamove import errors
 from novamove.engine import lifecycle
@@ -210,7 +210,8 @@ class BatchRunner:
                  adapt_mode: bool = True, adopted: Sequence[_InFlight] = (),
                  progress: Optional[Callable[[str], None]] = None,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-                 retries: int = 4, backoff: float = 1.0, heartbeat: Optional[Callable[[], bool]] = None):
+                 retries: int = 4, backoff: float = 1.0, heartbeat: Optional[Callable[[], bool]] = None,
+                 pinned: Collection[str] = ()):
         if on_interrupt not in ON_INTERRUPT:
             raise errors.UsageError(f"--on-interrupt must be one of {', '.join(ON_INTERRUPT)}")
         if max_parallel < 1 or max_per_host < 1:
@@ -228,6 +229,7 @@ class BatchRunner:
         self.poll_interval, self.step_timeout = poll_interval, step_timeout
         self.since = since or _iso(datetime.now(timezone.utc) - SKEW_MARGIN)
         self.adapt_mode = adapt_mode
+        self.pinned = frozenset(pinned)     # servers whose mode was chosen for them (campaign intents)
         self.progress = progress or (lambda line: None)
         self.clock, self.sleep = clock, sleep
         self.backoff = backoff
@@ -383,7 +385,8 @@ class BatchRunner:
             if server.host != step.source:
                 return None, _result(step, SKIPPED, f"no longer on {step.source} (now on {server.host or 'no host'})",
                                      host=server.host)
-        mode, why = move_mode(server, "auto" if self.adapt_mode else step.mode)
+        mode, why = move_mode(server, step.mode if step.server_id in self.pinned
+                              else "auto" if self.adapt_mode else step.mode)
         if why:
             outcome = RETRY if is_passing(server) else SKIPPED
             return None, _result(step, outcome, f"changed since planned: {why}", host=server.host)

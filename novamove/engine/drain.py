@@ -31,7 +31,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from novamove import errors
 from novamove.engine.batch import (  # noqa: F401  (re-exported: the drain engine's public names)
@@ -94,12 +94,16 @@ def drain(cloud: Any, host: str | Sequence[str], *, journal: Any, targets: Seque
           max_parallel: int = 4, max_per_host: int = 2, dry_run: bool = False,
           on_interrupt: str = "finish", poll_interval: float = POLL_INTERVAL, step_timeout: float = 1800.0,
           allow_unmovable: bool = False, replan_patience: float = REPLAN_PATIENCE,
-          progress: Optional[Callable[[str], None]] = None, **runner_kwargs: Any) -> BatchReport:
+          progress: Optional[Callable[[str], None]] = None, keep: Optional[Mapping[str, str]] = None,
+          modes: Optional[Mapping[str, str]] = None, **runner_kwargs: Any) -> BatchReport:
     """Disable `host`, then plan a destination for each server on it and move them (caps held),
     planning again what could not start, until the host is empty or nothing more can move.
 
     The plan is made after the host is disabled, so nothing scheduled onto it meanwhile is
-    missed; the report's `left` is the source re-listed at the end."""
+    missed; the report's `left` is the source re-listed at the end.
+
+    `keep` {server id: why}: servers never moved (left on the host, reported as accepted);
+    `modes` {server id: live|cold}: servers moved in that mode only (campaign intents)."""
     sources = [host] if isinstance(host, str) else list(host)
     _validate_options(on_interrupt=on_interrupt, poll_interval=poll_interval, step_timeout=step_timeout,
                       max_parallel=max_parallel, max_per_host=max_per_host, replan_patience=replan_patience)
@@ -107,6 +111,7 @@ def drain(cloud: Any, host: str | Sequence[str], *, journal: Any, targets: Seque
     requests0 = _requests(cloud)
     plan = make_plan(cloud, sources, targets=targets, mode=mode, order=order, reason=reason,
                      max_parallel=max_parallel, max_per_host=max_per_host)
+    _pin(plan, keep, modes)
     if dry_run:
         status = {s.host: s for s in cloud.list_compute_services()}
         _refuse_down_sources(plan, status)
@@ -121,7 +126,7 @@ def drain(cloud: Any, host: str | Sequence[str], *, journal: Any, targets: Seque
     return _execute(cloud, plan, journal=journal, verb="drain", on_interrupt=on_interrupt,
                     poll_interval=poll_interval, step_timeout=step_timeout, progress=progress,
                     t0=t0, requests0=requests0, replan_first=True, allow_unmovable=allow_unmovable,
-                    replan_patience=replan_patience, **runner_kwargs)
+                    replan_patience=replan_patience, keep=keep, modes=modes, **runner_kwargs)
 
 
 def apply_plan(cloud: Any, plan: DrainPlan, *, journal: Any, max_parallel: Optional[int] = None,
@@ -177,8 +182,10 @@ class _Rounds:
 def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interrupt: str,
              poll_interval: float, step_timeout: float, progress: Optional[Callable[[str], None]],
              t0: float, requests0: int, replan_first: bool = False, allow_unmovable: bool = False,
-             replan_patience: float = REPLAN_PATIENCE, **runner_kwargs: Any) -> BatchReport:
+             replan_patience: float = REPLAN_PATIENCE, keep: Optional[Mapping[str, str]] = None,
+             modes: Optional[Mapping[str, str]] = None, **runner_kwargs: Any) -> BatchReport:
     say = progress or (lambda line: None)
+    keep, modes = dict(keep or {}), dict(modes or {})
     clock = runner_kwargs.get("clock", time.monotonic)
     sleep = runner_kwargs.get("sleep", time.sleep)
     _refuse_down_sources(plan, {s.host: s for s in cloud.list_compute_services()})
@@ -198,6 +205,7 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
         if replan_first:
             plan = _replan(cloud, plan)
             report.plan = plan
+        _pin(plan, keep, modes)
         journal.note(run_id, EV_PLAN, source_key, plan=plan_to_dict(plan), via=verb,
                      continues=[r["id"] for r in previous])
         since = _since(min([r["started_at"] for r in previous], default=None))
@@ -211,7 +219,7 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
                                  max_per_host=plan.max_per_host, on_interrupt=on_interrupt,
                                  poll_interval=poll_interval, step_timeout=step_timeout,
                                  since=since, adapt_mode=plan.mode == "auto", adopted=adopted,
-                                 progress=say, heartbeat=lease, **runner_kwargs)
+                                 progress=say, heartbeat=lease, pinned=modes, **runner_kwargs)
             adopted = ()
             try:
                 rounds.add(runner.run())
@@ -231,16 +239,18 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
                 break
             # Read the source back: what is still there decides the next round and the verdict.
             remaining = [srv for name in plan.sources for srv in cloud.list_servers_on_host(name)]
-            again = [srv for srv in remaining if _worth_another_round(srv, rounds.results.get(srv.id), plan.mode)]
+            again = [srv for srv in remaining if srv.id not in keep
+                     and _worth_another_round(srv, rounds.results.get(srv.id), modes.get(srv.id, plan.mode))]
             if not again or clock() >= patience_ends:
                 break
             say(f"{len(again)} server(s) still on {source_key} to move: planning them again")
             sleep(REPLAN_PAUSE)
             fresh = _replan(cloud, plan)
+            _pin(fresh, keep, modes)
             wanted = {srv.id for srv in again}
             steps = [s for s in fresh.steps if s.server_id in wanted]
             journal.note(run_id, EV_PLAN, source_key, plan=plan_to_dict(fresh), via="replan")
-        report.left = _left_on_sources(cloud, plan, rounds.results, allow_unmovable)
+        report.left = _left_on_sources(cloud, plan, rounds.results, allow_unmovable, keep, modes)
         report.checked_empty = True
         # What a round only postponed and no later round moved is reported as left, not as
         # "retry" (an internal state).
@@ -295,18 +305,35 @@ def _worth_another_round(server: Server, last: Optional[StepResult], mode: str) 
 
 
 def _left_on_sources(cloud: Any, plan: DrainPlan, results: dict[str, StepResult],
-                     allow_unmovable: bool) -> list[dict]:
+                     allow_unmovable: bool, keep: Optional[Mapping[str, str]] = None,
+                     modes: Optional[Mapping[str, str]] = None) -> list[dict]:
     """The servers still on the drained host(s), all projects, every page."""
+    keep, modes = keep or {}, modes or {}
     left = []
     for name in plan.sources:
         for srv in cloud.list_servers_on_host(name):
             last = results.get(srv.id)
-            _, why = move_mode(srv, plan.mode)
+            _, why = move_mode(srv, modes.get(srv.id, plan.mode))
             unmovable = bool(why) and not is_passing(srv)
-            reason = (last.detail if last and last.detail else None) or why or "not moved"
+            reason = keep.get(srv.id) or (last.detail if last and last.detail else None) or why or "not moved"
             left.append({"server_id": srv.id, "name": srv.name, "host": srv.host, "status": srv.status,
-                         "reason": reason, "accepted": allow_unmovable and unmovable})
+                         "reason": reason, "accepted": srv.id in keep or (allow_unmovable and unmovable)})
     return left
+
+
+def _pin(plan: DrainPlan, keep: Optional[Mapping[str, str]], modes: Optional[Mapping[str, str]]) -> None:
+    """Apply per-server intents to a plan: `keep` servers get no destination; `modes` servers
+    move in their mode or not at all (the reason says why)."""
+    for step in plan.steps:
+        if keep and step.server_id in keep:
+            step.dest, step.skip_reason = None, keep[step.server_id]
+        elif modes and step.server_id in modes and step.dest:
+            mode, why = move_mode(Server(step.server_id, step.server_name, step.status, step.source),
+                                  modes[step.server_id])
+            if why:
+                step.dest, step.skip_reason = None, f"maintenance intent {modes[step.server_id]}: {why}"
+            else:
+                step.mode = mode
 
 
 # undrain lives in its own module; its names stay importable from here.

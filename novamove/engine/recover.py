@@ -145,6 +145,14 @@ def recover(cloud, journal: Journal, run_id: Optional[str] = None, *, confirm: b
             from novamove.engine.evacuate import recover_run as recover_evacuation
             reports.append(recover_evacuation(cloud, journal, run))
             continue
+        if run["verb"] == "maintain":
+            # Campaigns continue from their journal: hosts done are skipped, the rest resumed.
+            reports.append({"run_id": run["id"], "verb": run["verb"], "server": None,
+                            "status_before": run["status"],
+                            "summary": f"maintenance campaign over {run.get('source') or '?'} did not finish: "
+                                       f"`novamove maintain --resume {run['id']}` continues it "
+                                       f"(`novamove campaign status {run['id']}` shows each host)"})
+            continue
         if run["verb"] not in MOVE_VERBS:
             # Drains own their leftovers: rerunning the drain adopts them (and marks this run).
             reports.append({"run_id": run["id"], "verb": run["verb"], "server": run.get("server_name"),

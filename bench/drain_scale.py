@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Drain scale on the minicloud: one host holding N m1.nano servers (default 200) drained by
+novamove in-process, fake live migrations of --seconds (0-1 s).
+
+Figures, all from this one run:
+- API requests per move (goal <= 6 amortized): the adapter's request counter over the drain;
+- novamove CPU per move (goal <= 20 ms): this process's CPU time over the drain (novamove,
+  openstacksdk and keystoneauth: everything the client spends), divided by the moves;
+- wall time against the bound ceil(N / cap) x T1 (goal <= 1.3x), T1 being one live migration's
+  own time measured here (median of 3 single `novamove migrate` runs of a spare server, request
+  to settled) and cap the drain's per-source cap (Nova runs up to
+  max_concurrent_live_migrations = 4 per compute in the minicloud).
+If compute1 cannot hold N servers, the limiting resource is printed and the largest N it can
+hold is measured.
+
+Usage (alone on a minicloud with >= 4 computes):
+  .venv/bin/python bench/drain_scale.py [--servers 200] [--seconds 1] [--cap 4] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+BIN = Path(sys.executable).parent
+SOURCE = "compute1"
+
+
+def minicloud_env() -> dict:
+    out = subprocess.run([str(BIN / "novamove"), "minicloud", "env"], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit("the minicloud is not running (novamove minicloud up)")
+    env = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("export ") and "=" in line:
+            k, _, v = line[7:].partition("=")
+            env[k] = v.strip("'\"")
+    return env
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--servers", type=int, default=200)
+    ap.add_argument("--seconds", type=float, default=1.0)
+    ap.add_argument("--cap", type=int, default=4)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    os.environ.update(minicloud_env())
+    os.environ["NOVAMOVE_JOURNAL"] = f"/tmp/novamove-bench-drain-scale-{uuid.uuid4().hex[:6]}.sqlite"
+    from novamove import api
+    from novamove.engine.journal import Journal
+    from novamove.engine.mover import move
+    from novamove import cloud as novamove_cloud
+    from novamove.cloud.provision import ensure_image
+    from novamove.minicloud import Minicloud, default_state_dir
+    mc = Minicloud(Path(os.environ.get("NOVAMOVE_MINICLOUD_DIR") or default_state_dir()))
+    conn = mc.connection("minicloud")
+    c = novamove_cloud.connect(cloud="minicloud")
+    computes = mc.compute_hosts()
+    others = [h for h in computes if h != SOURCE]
+    flavor = conn.compute.find_flavor("m1.nano", ignore_missing=False)
+    need = {"vcpus": flavor.vcpus, "memory_mb": flavor.ram, "disk_gb": flavor.disk}
+    host = next(h for h in c.compute_hosts() if h.name == SOURCE)
+    fits = {k: int(getattr(host.free, k) // v) if v else 10**9 for k, v in need.items()}
+    limit_key = min(fits, key=fits.get)
+    n = min(args.servers, fits[limit_key] - 1)       # one spare for T1
+    limited = n < args.servers
+    image = ensure_image(conn)
+    made, spare = [], None
+    try:
+        t0 = time.monotonic()
+        for i in range(n + 1):
+            made.append(conn.compute.create_server(name=f"dscale-{i}", image_id=image, flavor_id=flavor.id,
+                                                   networks="none", availability_zone=f"nova:{SOURCE}"))
+        made = [conn.compute.wait_for_server(s, wait=900, interval=2) for s in made]
+        boot_s = time.monotonic() - t0
+        spare, made = made[0], made[1:]
+        mc.set_fakevirt(live_migration_seconds=args.seconds)
+        # T1: one live migration on its own, request to settled (novamove migrate, in-process)
+        t1s = []
+        for i in range(3):
+            dest = others[i % len(others)]
+            t = time.monotonic()
+            r = move(c, Journal(os.environ["NOVAMOVE_JOURNAL"]), spare.id, dest, mode="live", poll_interval=0.2)
+            t1s.append(time.monotonic() - t)
+            assert r.ok, r.summary
+        t1 = statistics.median(t1s)
+        # the drain
+        req0 = c.requests.count
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        rep = api.drain(SOURCE, cloud=c, max_parallel=args.cap, max_per_host=args.cap, poll_interval=0.5)
+        wall = time.monotonic() - wall0
+        cpu = time.process_time() - cpu0
+        requests = c.requests.count - req0
+        moves = rep.count("moved")
+        # the bound counts what the drain found on the host (N booted, plus any server already there)
+        bound = math.ceil(max(moves, n) / args.cap) * t1
+        figures = {
+            "servers": n, "limited_by": limit_key if limited else None, "wanted": args.servers,
+            "boot_s": round(boot_s, 1), "live_migration_seconds": args.seconds, "cap": args.cap,
+            "t1_s": round(t1, 2), "moved": moves, "ok": rep.ok, "wall_s": round(wall, 1),
+            "bound_s": round(bound, 1), "wall_over_bound": round(wall / bound, 2),
+            "requests": requests, "requests_per_move": round(requests / max(moves, 1), 2),
+            "cpu_s": round(cpu, 2), "cpu_ms_per_move": round(cpu / max(moves, 1) * 1000, 1),
+            "load_1min": round(os.getloadavg()[0], 1),
+        }
+        figures["goal_requests_ok"] = figures["requests_per_move"] <= 6
+        figures["goal_cpu_ok"] = figures["cpu_ms_per_move"] <= 20
+        figures["goal_wall_ok"] = figures["wall_over_bound"] <= 1.3
+        api.undrain(SOURCE, cloud=c)
+    finally:
+        mc.set_fakevirt(live_migration_seconds=0.5)
+        for s in made + ([spare] if spare else []):
+            conn.compute.delete_server(s, ignore_missing=True)
+        c.close()
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        if limited:
+            print(f"{SOURCE} holds at most {fits[limit_key]} m1.nano servers ({limit_key} is the limit): "
+                  f"measured N = {n} (+1 spare for T1) instead of {args.servers}")
+        print(f"drain of {n} servers from {SOURCE} (booted in {boot_s:.0f} s), caps {args.cap}, "
+              f"live migrations {args.seconds:g} s: {moves} moved, ok={rep.ok}")
+        print(f"wall {wall:.1f} s vs bound ceil(N/cap) x T1 = {bound:.1f} s (T1 {t1:.2f} s): "
+              f"{figures['wall_over_bound']}x (goal <= 1.3)")
+        print(f"API requests {requests}: {figures['requests_per_move']} per move (goal <= 6)")
+        print(f"novamove CPU {cpu:.2f} s: {figures['cpu_ms_per_move']} ms per move (goal <= 20; load average "
+              f"{figures['load_1min']})")
+    return 0 if figures["goal_requests_ok"] and figures["goal_cpu_ok"] and figures["goal_wall_ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,583 @@
+"""The pure part of a maintenance campaign: which hosts, in which order, in which stages, and
+whether the cloud can absorb each stage (N+K). No API calls, no clock: tests and the
+`--dry-run` of `novamove maintain` use the same functions as the runner's pre-flight check.
+
+    plan = plan_campaign(state, ["c1", "c2", "c3"], max_hosts=2)
+    plan.ok, plan.stages[0].hosts, plan.estimate_seconds
+
+Per-server intent comes from a server tag `novamove:maintenance=<intent>`:
+- `live` / `cold`: the server is moved in that mode only (a live intent on a SHUTOFF server
+  cannot be honoured: the host is then not serviced);
+- `stop`: the server is not moved; it is powered off in place before the hook and started
+  again after the gate (for servers that cannot move);
+- `skip`: the server is never touched, and the host holding it is not serviced unless the
+  operator allows it (`allow_skip`), in which case it stays on the host, running, during the hook.
+
+Stages: the ordered hosts are cut into stages of at most `max_hosts`; every stage is planned
+with `novamove.planner.plan_drain` over the state as the earlier stages left it (their servers
+moved), with the stage's own hosts out of service: a stage whose servers do not all find a
+destination fails the N+K check with the numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Optional, Sequence
+
+from novamove.errors import NotFound, UsageError
+from novamove.model import COLD, LIVE, Host, Resources, Server, ServerGroup
+from novamove.planner import CloudState, DrainStep, move_mode, need_of, plan_drain
+from novamove.strategies.isolate import reason_run_id
+
+INTENT_KEY = "novamove:maintenance"
+INTENTS = (LIVE, COLD, "stop", "skip")
+STOP, SKIP = "stop", "skip"
+ORDERS = ("fewest", "name", "given")
+
+# Estimate defaults (seconds): a move, a hook (a reboot), the gate after it.
+MOVE_SECONDS = 30.0
+HOOK_SECONDS = 300.0
+GATE_SECONDS = 30.0
+
+
+def server_intent(server: Server) -> tuple[Optional[str], Optional[str]]:
+    """(intent, None) from the server's `novamove:maintenance=...` tag, (None, None) without
+    one, (None, problem) for a value novamove does not know (the server is then treated as
+    untagged and the problem reported)."""
+    for tag in server.tags or ():
+        key, sep, value = tag.partition("=")
+        if key.strip() == INTENT_KEY and sep:
+            value = value.strip().lower()
+            if value in INTENTS:
+                return value, None
+            return None, (f"{server.name}: unknown {INTENT_KEY} value {value!r} "
+                          f"(expected {', '.join(INTENTS)}); treated as untagged")
+    return None, None
+
+
+def intents_of(servers: Iterable[Server]) -> tuple[dict[str, str], list[str]]:
+    """{server id: intent} of the tagged servers, and the problems with unknown values."""
+    out: dict[str, str] = {}
+    problems: list[str] = []
+    for s in servers:
+        intent, problem = server_intent(s)
+        if intent:
+            out[s.id] = intent
+        if problem:
+            problems.append(problem)
+    return out, problems
+
+
+def select_hosts(hosts: Sequence[Host], names: Sequence[str] = (), *, zone: Optional[str] = None,
+                 aggregate_hosts: Optional[Sequence[str]] = None, all_hosts: bool = False) -> list[str]:
+    """The service host names a campaign covers, in the order given (names first, then the
+    selection by name). Hypervisor hostnames are accepted for names. Bad input raises."""
+    if not names and zone is None and aggregate_hosts is None and not all_hosts:
+        raise UsageError("name the hosts to maintain, or select them with --zone, --aggregate or --all")
+    by_name = {h.name: h for h in hosts}
+    by_node = {h.hypervisor_hostname: h.name for h in hosts if h.hypervisor_hostname}
+    chosen: list[str] = []
+    for n in names:
+        if n in by_name:
+            chosen.append(n)
+        elif n in by_node:
+            chosen.append(by_node[n])
+        else:
+            raise NotFound(f"no compute host named {n!r}")
+    selected = list(by_name) if all_hosts else None
+    if zone is not None:
+        in_zone = [h.name for h in hosts if h.zone == zone]
+        if not in_zone:
+            raise NotFound(f"no compute host in availability zone {zone!r}")
+        selected = [n for n in (selected or in_zone) if n in set(in_zone)]
+    if aggregate_hosts is not None:
+        agg = [by_node.get(a, a) for a in aggregate_hosts]
+        agg = [a for a in agg if a in by_name]
+        if not agg:
+            raise NotFound("the aggregate holds no compute host of this cloud")
+        selected = [n for n in (selected if selected is not None else sorted(agg)) if n in set(agg)]
+    if selected is not None:
+        chosen.extend(sorted(selected))
+    out = list(dict.fromkeys(chosen))
+    if not out:
+        raise UsageError("the selection holds no host")
+    return out
+
+
+def order_hosts(hosts: Sequence[str], counts: Mapping[str, int], order: str = "fewest") -> list[str]:
+    """Empty hosts first (nothing to move, the quickest win), then by `order`: fewest servers
+    first, by name, or as given. Stable: ties keep the given order."""
+    if order not in ORDERS:
+        raise UsageError(f"unknown order {order!r}: expected one of {', '.join(ORDERS)}")
+    pos = {h: i for i, h in enumerate(hosts)}
+    if order == "fewest":
+        key = lambda h: (counts.get(h, 0) > 0, counts.get(h, 0), pos[h])  # noqa: E731
+    elif order == "name":
+        key = lambda h: (counts.get(h, 0) > 0, h)  # noqa: E731
+    else:
+        key = lambda h: (counts.get(h, 0) > 0, pos[h])  # noqa: E731
+    return sorted(hosts, key=key)
+
+
+# ------------------------------------------------------------------------------- results
+
+@dataclass
+class HostPlan:
+    name: str
+    servers: int = 0
+    moves: int = 0
+    stop: list[str] = field(default_factory=list)          # server names powered off in place
+    skip: list[str] = field(default_factory=list)          # server names never touched
+    unmovable: list[str] = field(default_factory=list)     # "name: why" Nova cannot move
+    serviced: bool = True
+    why_not: str = ""                                      # when not serviced
+    stage: Optional[int] = None
+    estimate_seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Stage:
+    index: int
+    hosts: list[str]
+    moves: list[DrainStep] = field(default_factory=list)
+    unplaced: list[DrainStep] = field(default_factory=list)   # movable, no destination: N+K fails
+    free_after: dict[str, Resources] = field(default_factory=dict)   # destinations' free space left
+    eligible: int = 0                                          # hosts that could receive
+    free_total: Resources = Resources()                        # free space of those, before the stage
+    ok: bool = True
+    problem: str = ""
+
+    def to_dict(self) -> dict:
+        return {
+            "stage": self.index, "hosts": self.hosts, "ok": self.ok, "problem": self.problem,
+            "moves": [{"server_id": s.server_id, "server": s.server_name, "from": s.source, "to": s.dest,
+                       "mode": s.mode} for s in self.moves],
+            "unplaced": [{"server_id": s.server_id, "server": s.server_name, "from": s.source,
+                          "need": _res(s.need), "why": s.skip_reason} for s in self.unplaced],
+            "eligible_hosts": self.eligible, "free_before": _res(self.free_total),
+            "free_after": {h: _res(r) for h, r in sorted(self.free_after.items())},
+        }
+
+
+@dataclass
+class CampaignPlan:
+    hosts: list[str]                       # the ordered hosts that will be serviced
+    host_plans: dict[str, HostPlan]
+    stages: list[Stage]
+    max_hosts: int
+    problems: list[str] = field(default_factory=list)     # what refuses the campaign
+    warnings: list[str] = field(default_factory=list)
+    estimate_seconds: float = 0.0
+    intents: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def not_serviced(self) -> list[HostPlan]:
+        return [p for p in self.host_plans.values() if not p.serviced]
+
+    def to_dict(self) -> dict:
+        return {
+            "ok": self.ok, "max_hosts": self.max_hosts, "hosts": self.hosts,
+            "estimate_seconds": round(self.estimate_seconds), "problems": self.problems,
+            "warnings": self.warnings,
+            "host_plans": [p.to_dict() for p in self.host_plans.values()],
+            "stages": [s.to_dict() for s in self.stages],
+        }
+
+
+def _res(r: Resources) -> dict:
+    out = {"vcpus": r.vcpus, "memory_mb": r.memory_mb, "disk_gb": r.disk_gb}
+    if r.pcpus:
+        out["pcpus"] = r.pcpus
+    return out
+
+
+def _fmt(r: Resources) -> str:
+    return f"{r.vcpus:g} vCPU, {r.memory_mb:g} MB RAM, {r.disk_gb:g} GB disk" + (
+        f", {r.pcpus:g} PCPU" if r.pcpus else "")
+
+
+# ------------------------------------------------------------------------------- per host
+
+def host_plan(name: str, servers: Sequence[Server], intents: Mapping[str, str], *,
+              allow_skip: bool = False, allow_unmovable: bool = False) -> HostPlan:
+    """What servicing one host means for its servers (pure)."""
+    hp = HostPlan(name, servers=len(servers))
+    for s in servers:
+        intent = intents.get(s.id)
+        if intent == SKIP:
+            hp.skip.append(s.name)
+            continue
+        if intent == STOP:
+            hp.stop.append(s.name)
+            continue
+        _, why = move_mode(s, intent if intent in (LIVE, COLD) else "auto")
+        if why and not _passing(s):
+            hp.unmovable.append(f"{s.name}: {why}")
+        else:
+            hp.moves += 1
+    if hp.skip and not allow_skip:
+        hp.serviced = False
+        hp.why_not = (f"holds {len(hp.skip)} server(s) tagged {INTENT_KEY}=skip ({', '.join(hp.skip[:3])}); "
+                      "allow it with --allow-skip")
+    elif hp.unmovable and not allow_unmovable:
+        hp.serviced = False
+        hp.why_not = (f"holds {len(hp.unmovable)} server(s) Nova cannot move ({'; '.join(hp.unmovable[:2])}); "
+                      "fix them, tag them stop, or allow it with --allow-unmovable")
+    return hp
+
+
+# Statuses a server passes through (a move in flight, a build): the drain waits for them.
+_PASSING = {"BUILD", "MIGRATING", "RESIZE", "VERIFY_RESIZE", "REBUILD", "REBOOT", "HARD_REBOOT", "PASSWORD",
+            "UNKNOWN"}
+
+
+def _passing(server: Server) -> bool:
+    return bool(server.task_state) or (server.status or "").upper() in _PASSING
+
+
+def drain_seconds(moves: int, max_parallel: int, max_per_host: int, move_seconds: float) -> float:
+    """One host's drain: moves leave a single source, so the per-host cap binds."""
+    return math.ceil(moves / max(1, min(max_parallel, max_per_host))) * move_seconds if moves else 0.0
+
+
+def estimate(per_host_drain: Sequence[float], max_hosts: int, hook_seconds: float,
+             gate_seconds: float, back_seconds: Sequence[float] = ()) -> float:
+    """The campaign's length as the runner schedules it: one drain at a time (the caps hold
+    across hosts), hooks and gates overlapping with later drains, at most `max_hosts` out."""
+    drain_free = 0.0
+    out: list[float] = []          # end times of hosts out of service (heap)
+    end = 0.0
+    for i, d in enumerate(per_host_drain):
+        start = drain_free
+        while len(out) >= max_hosts:
+            start = max(start, heapq.heappop(out))
+        back = back_seconds[i] if i < len(back_seconds) else 0.0
+        drained = start + d
+        drain_free = drained
+        done = drained + hook_seconds + gate_seconds + back
+        heapq.heappush(out, done)
+        end = max(end, done)
+    return end
+
+
+# ------------------------------------------------------------------------------- the campaign
+
+class _Sim:
+    """The cloud as the stages leave it: servers indexed by host, hosts' usage updated as
+    moves land, and per zone a lazily updated max-heap of free RAM over the hosts that can
+    receive (enabled, up). Each stage is planned over a small CloudState: the stage's servers,
+    their group mates, and the candidate destinations (the most free RAM first, which is what
+    the planner's spread placement picks from), not the whole cloud."""
+
+    def __init__(self, state: CloudState):
+        self.hosts: dict[str, Host] = {h.name: h for h in state.hosts}
+        self.on_host: dict[str, dict[str, Server]] = {}
+        self.where: dict[str, Server] = {}
+        self.moved_to: dict[str, str] = {}     # server id -> host, for servers moved by the plan
+        for s in state.servers:
+            self.where[s.id] = s
+            if s.host:
+                self.on_host.setdefault(s.host, {})[s.id] = s
+        self.groups = list(state.groups)
+        self.groups_of: dict[str, list[ServerGroup]] = {}
+        for g in self.groups:
+            for m in g.members:
+                self.groups_of.setdefault(m, []).append(g)
+        self.version: dict[str, int] = {}
+        self.heaps: dict[Optional[str], list] = {}
+        self.receiving = 0
+        total = [0.0, 0.0, 0.0, 0.0]
+        for h in state.hosts:
+            if h.service.enabled and h.service.up:
+                self.receiving += 1
+                f = h.free
+                for i, v in enumerate((f.vcpus, f.memory_mb, f.disk_gb, f.pcpus)):
+                    total[i] += max(v, 0)
+                self.version[h.name] = 0
+                self.heaps.setdefault(h.zone, []).append((-f.memory_mb, h.name, 0))
+        for heap in self.heaps.values():
+            heapq.heapify(heap)
+        self.total = total
+
+    def current(self, s: Server) -> Server:
+        """The server with the host the plan so far put it on (built only when needed)."""
+        host = self.moved_to.get(s.id)
+        return s if host is None or host == s.host else s.replace(host=host)
+
+    def servers_on(self, host: str) -> list[Server]:
+        return [self.current(s) for s in self.on_host.get(host, {}).values()]
+
+    def free_total(self, out: Sequence[str]) -> tuple[int, Resources]:
+        """Hosts that can receive with `out` out of service, and their free space in all."""
+        t = list(self.total)
+        n = self.receiving
+        for name in out:
+            if name in self.version:
+                n -= 1
+                f = self.hosts[name].free
+                for i, v in enumerate((f.vcpus, f.memory_mb, f.disk_gb, f.pcpus)):
+                    t[i] -= max(v, 0)
+        return n, Resources(*t)
+
+    def top(self, zone: Optional[str], count: int, exclude: set[str]) -> list[str]:
+        """The `count` receiving hosts of `zone` (None: every zone) with the most free RAM."""
+        zones = [zone] if zone in self.heaps else (list(self.heaps) if zone is None else [])
+        out: list[str] = []
+        for z in zones:
+            heap = self.heaps[z]
+            aside = []
+            got = 0
+            while heap and got < count:
+                entry = heapq.heappop(heap)
+                if entry[2] != self.version[entry[1]]:
+                    continue                 # stale: the host's free space changed
+                aside.append(entry)
+                if entry[1] not in exclude:
+                    out.append(entry[1])
+                    got += 1
+            for entry in aside:
+                heapq.heappush(heap, entry)
+        return out
+
+    def sub_state(self, hosts: Sequence[str], leave: set[str], candidates: Optional[set[str]] = None) -> CloudState:
+        servers: dict[str, Server] = {}
+        groups: dict[str, ServerGroup] = {}
+        for h in hosts:
+            for s in self.on_host.get(h, {}).values():
+                if s.id in leave:
+                    continue
+                servers[s.id] = self.current(s)
+                for g in self.groups_of.get(s.id, ()):
+                    groups[g.id] = g
+        for g in groups.values():
+            for m in g.members:
+                if m not in servers and m in self.where:
+                    servers[m] = self.current(self.where[m])
+        if candidates is None:
+            host_list = list(self.hosts.values())
+        else:
+            # Hosts of group mates stay in view (affinity can only go there).
+            names = set(candidates) | set(hosts) | {s.host for s in servers.values() if s.host in self.hosts}
+            host_list = [self.hosts[n] for n in names]
+        return CloudState(hosts=host_list, servers=list(servers.values()), groups=list(groups.values()))
+
+    def zone_counts(self, hosts: Sequence[str], leave: set[str]) -> dict[Optional[str], int]:
+        counts: dict[Optional[str], int] = {}
+        for h in hosts:
+            z = self.hosts[h].zone
+            counts[z] = counts.get(z, 0) + sum(1 for sid in self.on_host.get(h, {}) if sid not in leave)
+        return counts
+
+    def apply(self, moves: Sequence[DrainStep]) -> None:
+        delta: dict[str, list[float]] = {}
+        on_host, moved_to = self.on_host, self.moved_to
+        for st in moves:
+            sid = st.server_id
+            s = on_host.get(st.source, {}).pop(sid, None) or self.where[sid]
+            moved_to[sid] = st.dest
+            on_host.setdefault(st.dest, {})[sid] = s
+            n = st.need
+            src = delta.get(st.source)
+            if src is None:
+                src = delta[st.source] = [0.0, 0.0, 0.0, 0.0]
+            dst = delta.get(st.dest)
+            if dst is None:
+                dst = delta[st.dest] = [0.0, 0.0, 0.0, 0.0]
+            src[0] -= n.vcpus
+            src[1] -= n.memory_mb
+            src[2] -= n.disk_gb
+            src[3] -= n.pcpus
+            dst[0] += n.vcpus
+            dst[1] += n.memory_mb
+            dst[2] += n.disk_gb
+            dst[3] += n.pcpus
+        total = self.total
+        for name, d in delta.items():
+            h = self.hosts[name]
+            c, u = h.capacity, h.used
+            old = (c.vcpus - u.vcpus, c.memory_mb - u.memory_mb, c.disk_gb - u.disk_gb, c.pcpus - u.pcpus)
+            used = Resources(u.vcpus + d[0], u.memory_mb + d[1], u.disk_gb + d[2], u.pcpus + d[3])
+            self.hosts[name] = Host(h.name, h.service, h.hypervisor_hostname, c, used)
+            if name in self.version:
+                for i in range(4):
+                    total[i] += max(old[i] - d[i], 0) - max(old[i], 0)
+                self.version[name] += 1
+                heapq.heappush(self.heaps[h.zone], (d[1] - old[1], name, self.version[name]))
+
+
+# Reasons of unplaced servers that a wider choice of destinations might cure.
+_CAPACITY_REASONS = ("no capacity", "no eligible destination", "anti-affinity group")
+
+
+def _needs_wider(plan, where: Mapping[str, Server]) -> bool:
+    return any(move_mode(where[st.server_id], "auto")[1] is None
+               and (st.skip_reason or "").startswith(_CAPACITY_REASONS) for st in plan.skipped)
+
+
+def _plan_stage(sim: _Sim, group: Sequence[str], later: set[str], leave: set[str], max_parallel: int,
+                max_per_host: int):
+    """The stage's drain plan: first among the hosts the campaign will not empty again (a server
+    moved onto a later stage's host would move twice), the most free RAM first; wider when
+    something does not fit; the whole cloud before a stage is declared not to fit."""
+    counts = sim.zone_counts(group, leave)
+    out = set(group)
+    tries = []
+    if later:
+        tries.append(out | later)
+    tries.append(out)
+    for exclude in tries:
+        cand: set[str] = set()
+        for z, n in counts.items():
+            cand.update(sim.top(z, n + 32, exclude))
+        plan = plan_drain(sim.sub_state(group, leave, cand), group, mode="auto", max_parallel=max_parallel,
+                          max_per_host=max_per_host)
+        if not _needs_wider(plan, sim.where):
+            return plan
+    return plan_drain(sim.sub_state(group, leave), group, mode="auto", max_parallel=max_parallel,
+                      max_per_host=max_per_host)
+
+
+def plan_campaign(state: CloudState, hosts: Sequence[str], *, max_hosts: int = 1, order: str = "fewest",
+                  intents: Optional[Mapping[str, str]] = None, allow_skip: bool = False,
+                  allow_unmovable: bool = False, move_back: bool = False, max_parallel: int = 4,
+                  max_per_host: int = 2, move_seconds: float = MOVE_SECONDS,
+                  hook_seconds: float = HOOK_SECONDS, gate_seconds: float = GATE_SECONDS,
+                  detail_limit: int = 0, run_id: Optional[str] = None) -> CampaignPlan:
+    """The whole campaign over `state` (pure): order, per-host intents, stages of at most
+    `max_hosts`, the N+K check of every stage and an estimate of the time.
+
+    `intents` {server id: live|cold|stop|skip}; None reads them from the servers' tags.
+    `detail_limit` > 0 keeps at most that many destinations' free space per stage (big clouds).
+    `run_id`: the campaign being continued (hosts disabled by it are still serviced; a host
+    disabled by anyone else is not: their state is theirs).
+    """
+    if not isinstance(max_hosts, int) or isinstance(max_hosts, bool) or max_hosts < 1:
+        raise UsageError(f"max_hosts must be a whole number of at least 1, not {max_hosts!r}")
+    known = {h.name for h in state.hosts}
+    for h in hosts:
+        if h not in known:
+            raise NotFound(f"no compute host named {h!r}")
+    sim = _Sim(state)
+    warnings: list[str] = []
+    if intents is None:
+        wanted = [s for h in hosts for s in sim.servers_on(h)]
+        intents, warnings = intents_of(wanted)
+    counts = {h: len(sim.on_host.get(h, {})) for h in hosts}
+    ordered = order_hosts(list(dict.fromkeys(hosts)), counts, order)
+    host_plans: dict[str, HostPlan] = {}
+    problems: list[str] = []
+    for h in ordered:
+        hp = host_plan(h, sim.servers_on(h), intents, allow_skip=allow_skip, allow_unmovable=allow_unmovable)
+        svc = sim.hosts[h].service
+        if not svc.enabled and (run_id is None or reason_run_id(svc.disabled_reason) != run_id):
+            hp.serviced = False
+            other = reason_run_id(svc.disabled_reason)
+            hp.why_not = (f"disabled by novamove run {other} ({svc.disabled_reason}): finish that run first "
+                          f"(`novamove maintain --resume {other}` for a campaign, `novamove undrain {h}` "
+                          "for a drain)" if other else
+                          f"disabled by someone else ({svc.disabled_reason or 'no reason given'}): "
+                          "left as it is")
+        elif not svc.up and hp.moves:
+            hp.serviced = False
+            hp.why_not = "its nova-compute is down and Nova moves no server off a down compute"
+        host_plans[h] = hp
+        if not hp.serviced:
+            warnings.append(f"{h} not serviced: {hp.why_not}")
+    serviced = [h for h in ordered if host_plans[h].serviced]
+    leave = {sid for sid, i in intents.items() if i in (STOP, SKIP)}
+    stages: list[Stage] = []
+    for k in range(0, len(serviced), max_hosts):
+        group = serviced[k:k + max_hosts]
+        stage = Stage(len(stages) + 1, group)
+        plan = _plan_stage(sim, group, set(serviced[k + max_hosts:]), leave, max_parallel, max_per_host)
+        for st in plan.steps:
+            intent = intents.get(st.server_id)
+            if intent in (LIVE, COLD) and st.dest:
+                _, why = move_mode(sim.where[st.server_id], intent)
+                if why:
+                    st.dest, st.skip_reason = None, f"intent {intent}: {why}"
+                    continue
+                st.mode = intent
+        stage.moves = plan.moves
+        # Servers Nova could move but that found no destination: the stage does not fit.
+        stage.unplaced = [st for st in plan.skipped
+                          if move_mode(sim.where[st.server_id], intents.get(st.server_id, "auto")
+                                       if intents.get(st.server_id) in (LIVE, COLD) else "auto")[1] is None]
+        stage.eligible, total = sim.free_total(group)
+        stage.free_total = total
+        for hname in group:
+            host_plans[hname].stage = stage.index
+        if stage.unplaced:
+            stage.ok = False
+            need = Resources()
+            for st in stage.unplaced:
+                need = need + st.need
+            names = "; ".join(f"{st.server_name} ({st.skip_reason})" for st in stage.unplaced[:3])
+            more = f"; and {len(stage.unplaced) - 3} more" if len(stage.unplaced) > 3 else ""
+            stage.problem = (f"stage {stage.index} ({', '.join(group)} out of service): "
+                             f"{len(stage.unplaced)} of {len(plan.steps)} server(s) find no destination, "
+                             f"needing {_fmt(need)} in all; {stage.eligible} host(s) can receive, "
+                             f"{_fmt(total)} free in all: {names}{more}")
+            problems.append(stage.problem)
+        sim.apply(stage.moves)
+        dests = {st.dest for st in stage.moves}
+        if detail_limit and len(dests) > detail_limit:
+            dests = set(sorted(dests)[:detail_limit])
+        stage.free_after = {d: sim.hosts[d].free for d in dests}
+        if move_back:
+            sim.apply([dataclasses.replace(st, source=st.dest, dest=st.source) for st in stage.moves])
+        stages.append(stage)
+    per_drain = []
+    backs = []
+    for h in serviced:
+        d = drain_seconds(host_plans[h].moves, max_parallel, max_per_host, move_seconds)
+        host_plans[h].estimate_seconds = d + hook_seconds + gate_seconds + (d if move_back else 0.0)
+        per_drain.append(d)
+        backs.append(d if move_back else 0.0)
+    est = estimate(per_drain, max_hosts, hook_seconds, gate_seconds, backs)
+    return CampaignPlan(hosts=serviced, host_plans=host_plans, stages=stages, max_hosts=max_hosts,
+                        problems=problems, warnings=warnings, estimate_seconds=est, intents=dict(intents))
+
+
+def naive_plan_campaign(state: CloudState, hosts: Sequence[str], *, max_hosts: int = 1) -> list[bool]:
+    """The baseline the benchmark compares with: every stage planned with plan_drain over the
+    whole cloud rebuilt from scratch (every server, every group). Returns each stage's fit."""
+    servers = list(state.servers)
+    host_objs = {h.name: h for h in state.hosts}
+    oks = []
+    for k in range(0, len(hosts), max_hosts):
+        group = list(hosts[k:k + max_hosts])
+        plan = plan_drain(CloudState(list(host_objs.values()), servers, state.groups), group)
+        oks.append(not any(move_mode(s_, "auto")[1] is None for s_ in
+                           (x for x in servers if x.id in {st.server_id for st in plan.skipped})))
+        moved = {st.server_id: st for st in plan.moves}
+        delta: dict[str, Resources] = {}
+        new = []
+        for s in servers:
+            st = moved.get(s.id)
+            if st:
+                new.append(s.replace(host=st.dest))
+                delta[st.source] = delta.get(st.source, Resources()) - st.need
+                delta[st.dest] = delta.get(st.dest, Resources()) + st.need
+            else:
+                new.append(s)
+        servers = new
+        for name, d in delta.items():
+            h = host_objs[name]
+            host_objs[name] = dataclasses.replace(h, used=h.used + d)
+    return oks
+
+
+__all__ = ["INTENT_KEY", "INTENTS", "ORDERS", "CampaignPlan", "HostPlan", "Stage", "drain_seconds",
+           "estimate", "host_plan", "intents_of", "naive_plan_campaign", "need_of", "order_hosts",
+           "plan_campaign", "select_hosts", "server_intent"]

@@ -1,0 +1,370 @@
+"""The campaign runner (engine/campaign.py) against the in-memory Nova of the drain tests."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+from datetime import datetime, timezone
+
+import pytest
+
+from novamove import errors
+from novamove.engine import campaign as camp
+from novamove.engine import drain as drainmod
+from novamove.engine.campaign import Options, run_campaign
+from novamove.engine.campaign_plan import INTENT_KEY
+from novamove.engine.journal import Journal
+from test_planner_drain import FakeNova
+
+
+class FakeFleet(FakeNova):
+    """Adds what campaigns use: service reports, power actions, aggregates, tags."""
+
+    def __init__(self, hosts=("c1", "c2", "c3", "c4")):
+        super().__init__(hosts)
+        self.actions: list[tuple] = []
+        self.down: set[str] = set()
+
+    def list_compute_services(self):
+        now = datetime.now(timezone.utc).replace(tzinfo=None).isoformat()
+        out = []
+        for h, s in self.list_compute_services_raw().items():
+            out.append(dataclasses.replace(s, updated_at=None if h in self.down else now,
+                                           state="down" if h in self.down else "up"))
+        return out
+
+    def list_compute_services_raw(self):
+        self._maybe_fail("list_compute_services")
+        return dict(self.services)
+
+    def compute_hosts(self, with_resources=True):
+        svcs = {s.host: s for s in self.list_compute_services()}
+        return [dataclasses.replace(h, service=svcs[h.name]) for h in super().compute_hosts(with_resources)]
+
+    def stop_server(self, sid):
+        self.actions.append(("stop", sid))
+        self.servers[sid] = self.servers[sid].replace(status="SHUTOFF")
+
+    def start_server(self, sid):
+        self.actions.append(("start", sid))
+        self.servers[sid] = self.servers[sid].replace(status="ACTIVE")
+
+    def aggregate_hosts(self, name):
+        if name != "rack1":
+            raise errors.NotFound(f"no host aggregate named {name!r}")
+        return ["c1", "c2"]
+
+    def tag(self, sid, intent):
+        self.servers[sid] = self.servers[sid].replace(tags=(f"{INTENT_KEY}={intent}",))
+
+
+@pytest.fixture(autouse=True)
+def fast(monkeypatch):
+    monkeypatch.setattr(camp, "POLL", 0.01)
+    monkeypatch.setattr(drainmod, "REPLAN_PAUSE", 0.01)
+
+
+@pytest.fixture
+def journal(tmp_path):
+    return Journal(tmp_path / "j.sqlite")
+
+
+@pytest.fixture
+def hooks_seen(monkeypatch):
+    """Every hook start: (host, servers on it then, their statuses, hosts out of service)."""
+    seen = []
+    real = subprocess.Popen
+
+    def popen(cmd, *a, env=None, **kw):
+        cloud = popen.cloud
+        host = env["NOVAMOVE_HOST"]
+        on = cloud.list_servers_on_host(host)
+        out = sorted(s.host for s in cloud.services.values() if not s.enabled)
+        seen.append((host, len(on), sorted(s.status for s in on), out, env["NOVAMOVE_RUN_ID"],
+                     env["NOVAMOVE_HYPERVISOR"]))
+        return real(cmd, *a, env=env, **kw)
+    monkeypatch.setattr(camp.subprocess, "Popen", popen)
+    return seen, popen
+
+
+def opts(**kw):
+    base = dict(hook="true", max_hosts=1, poll_interval=0.01, gate_timeout=5)
+    base.update(kw)
+    return Options(**base)
+
+
+def fleet_with_servers():
+    f = FakeFleet()
+    for i in range(3):
+        f.add(f"a{i}", "c1")
+    f.add("b0", "c2")
+    f.add("b1", "c2", status="SHUTOFF")
+    f.add("d0", "c3")
+    return f
+
+
+def moves_per_server(f):
+    out: dict[str, int] = {}
+    for m in f.migrations:
+        out[m["server"]] = out.get(m["server"], 0) + 1
+    return out
+
+
+def test_campaign_services_every_host_empty_during_its_hook(journal, hooks_seen):
+    seen, popen = hooks_seen
+    f = fleet_with_servers()
+    popen.cloud = f
+    rep = run_campaign(f, journal, ["c1", "c2", "c3"], options=opts(max_hosts=2))
+    assert rep.ok and rep.exit_code == 0, rep.summary
+    assert [r.outcome for r in rep.results] == ["done"] * 3
+    assert sorted(h for h, *_ in seen) == ["c1", "c2", "c3"]
+    assert all(n == 0 for _, n, *_ in seen)               # every hook ran on an empty host
+    assert all(len(out) <= 2 for *_, out, _, _ in seen)    # at most K out at once
+    assert rep.peak_out <= 2
+    assert seen[0][4] == rep.run_id and seen[0][5].endswith(".fake")
+    assert all(s.enabled for s in f.services.values())
+    assert max(moves_per_server(f).values()) == 1         # nothing moved twice (c4 is free)
+    assert {s.status for s in f.servers.values()} == {"ACTIVE", "SHUTOFF"}
+    assert f.servers["b1"].status == "SHUTOFF"
+    run = journal.get_run(rep.run_id)
+    assert run["verb"] == "maintain" and run["status"] == "ok"
+
+
+def test_order_empty_first_then_fewest(journal, hooks_seen):
+    seen, popen = hooks_seen
+    f = fleet_with_servers()
+    popen.cloud = f
+    rep = run_campaign(f, journal, ["c1", "c2", "c3", "c4"], options=opts())
+    assert [h for h, *_ in seen] == ["c4", "c3", "c2", "c1"]
+    assert rep.ok
+
+
+def test_failing_hook_stops_campaign_and_leaves_host_disabled_with_reason(journal, hooks_seen):
+    seen, popen = hooks_seen
+    f = fleet_with_servers()
+    popen.cloud = f
+    rep = run_campaign(f, journal, ["c3", "c2", "c1"], options=opts(order="given", hook='test "$NOVAMOVE_HOST" != c2'))
+    outcomes = {r.host: r.outcome for r in rep.results}
+    assert outcomes == {"c3": "done", "c2": "failed", "c1": "not-started"}
+    assert rep.exit_code == errors.EXIT_FAILED and "stop-loss" in rep.summary
+    c2 = f.services["c2"]
+    assert not c2.enabled and "FAILED hook" in c2.disabled_reason and rep.run_id in c2.disabled_reason
+    assert f.services["c1"].enabled and not any(m["source"] == "c1" for m in f.migrations)   # untouched
+    failed = next(r for r in rep.results if r.host == "c2")
+    assert failed.hook_exit == 1 and failed.log and open(failed.log).read().startswith("# ")
+
+
+def test_resume_runs_stored_hook_and_skips_done_hosts(journal, hooks_seen, tmp_path):
+    seen, popen = hooks_seen
+    f = fleet_with_servers()
+    popen.cloud = f
+    flag = tmp_path / "broken"
+    flag.write_text("x")
+    hook = f'test "$NOVAMOVE_HOST" != c2 || test ! -e {flag}'
+    rep = run_campaign(f, journal, ["c3", "c2", "c1"], options=opts(order="given", hook=hook))
+    assert [r.outcome for r in rep.results] == ["done", "failed", "not-started"]
+    flag.unlink()                                 # the operator repaired c2
+    n = len(seen)
+    rep2 = run_campaign(f, journal, resume=rep.run_id)
+    assert rep2.ok and [r.outcome for r in rep2.results] == ["done", "done", "done"]
+    assert [h for h, *_ in seen[n:]] == ["c2", "c1"]
+    assert max(moves_per_server(f).values()) == 1
+    assert all(s.enabled for s in f.services.values())
+    assert journal.get_run(rep.run_id)["status"] == "ok"
+
+
+def test_rerun_same_hosts_continues_a_killed_campaign_and_unfinished_hook_needs_a_flag(journal, hooks_seen):
+    seen, popen = hooks_seen
+    f = fleet_with_servers()
+    popen.cloud = f
+    rep = run_campaign(f, journal, ["c3", "c2"], options=opts(order="given"))
+    assert rep.ok
+    # Pretend a second campaign was SIGKILLed during c1's hook.
+    rid = "deadbeef0001"
+    journal.start_run(rid, "maintain", source="c1,c4", strategy="campaign")
+    journal.note(rid, camp.EV_CAMPAIGN, None, options=opts().to_dict(), hosts=["c1", "c4"])
+    journal.note(rid, camp.EV_HOST, "c4", outcome="done")
+    svc = f.services["c1"]
+    f.services["c1"] = dataclasses.replace(svc, status="disabled", disabled_reason=camp.reason_text(rid, "draining"))
+    journal.intent(rid, camp.EV_HOOK, "c1", started=datetime(2020, 1, 1).isoformat(), log="/tmp/x.log")
+    journal._write("UPDATE runs SET pid=? WHERE id=?", (999999, rid))
+    with pytest.raises(errors.PreconditionFailed, match="--rerun-hook"):
+        run_campaign(f, journal, ["c1", "c4"], options=opts())
+    assert not f.services["c1"].enabled             # nothing changed
+    n = len(seen)
+    rep2 = run_campaign(f, journal, ["c1", "c4"], options=opts(), rerun_hooks=True)
+    assert rep2.run_id == rid and rep2.ok, rep2.summary
+    assert [h for h, *_ in seen[n:]] == ["c1"]      # c4 done before: not again
+    assert f.services["c1"].enabled
+
+
+def test_capacity_refusal_changes_nothing(journal):
+    f = FakeFleet(hosts=("c1", "c2"))
+    for i in range(3):
+        f.add(f"x{i}", "c1")
+    f.compute_hosts_orig = f.compute_hosts
+
+    def tiny(with_resources=True):
+        return [dataclasses.replace(h, capacity=dataclasses.replace(h.capacity, memory_mb=1024))
+                for h in f.compute_hosts_orig(with_resources)]
+    f.compute_hosts = tiny
+    dry = run_campaign(f, journal, ["c1"], options=opts(), dry_run=True)
+    assert not dry.ok and dry.exit_code == errors.EXIT_PRECONDITION
+    assert "find no destination" in dry.summary and "MB RAM" in dry.summary
+    with pytest.raises(errors.NoCapacity, match="nothing changed"):
+        run_campaign(f, journal, ["c1"], options=opts())
+    assert "disable_service" not in f.calls and not f.migrations
+    assert journal.runs() == []
+
+
+def test_stop_intent_powered_off_for_hook_and_started_after(journal, hooks_seen):
+    seen, popen = hooks_seen
+    f = fleet_with_servers()
+    popen.cloud = f
+    f.tag("a0", "stop")
+    rep = run_campaign(f, journal, ["c1"], options=opts())
+    assert rep.ok, rep.summary
+    host, n, statuses, *_ = seen[0]
+    assert host == "c1" and n == 1 and statuses == ["SHUTOFF"]
+    assert f.actions == [("stop", "a0"), ("start", "a0")]
+    assert f.servers["a0"].host == "c1" and f.servers["a0"].status == "ACTIVE"
+    assert rep.results[0].stopped == ["vm-a0"]
+
+
+def test_skip_intent_host_not_serviced_unless_allowed(journal, hooks_seen):
+    seen, popen = hooks_seen
+    f = fleet_with_servers()
+    popen.cloud = f
+    f.tag("d0", "skip")
+    rep = run_campaign(f, journal, ["c3", "c4"], options=opts())
+    assert {r.host: r.outcome for r in rep.results} == {"c4": "done", "c3": "skipped"}
+    assert rep.exit_code == errors.EXIT_INCOMPLETE
+    assert f.services["c3"].enabled and "d0" not in moves_per_server(f)
+    rep2 = run_campaign(f, journal, ["c3"], options=opts(allow_skip=True))
+    assert rep2.ok and "d0" not in moves_per_server(f)
+    assert seen[-1][0] == "c3" and seen[-1][1] == 1
+
+
+def test_cold_intent_moves_active_server_cold(journal, hooks_seen):
+    seen, popen = hooks_seen
+    f = fleet_with_servers()
+    popen.cloud = f
+    f.tag("d0", "cold")
+    rep = run_campaign(f, journal, ["c3"], options=opts())
+    assert rep.ok, rep.summary
+    assert [m["kind"] for m in f.migrations if m["server"] == "d0"] == ["cold"]
+
+
+def test_group_budget_serialises_stopped_members(journal, hooks_seen):
+    from novamove.model import ServerGroup
+    seen, popen = hooks_seen
+    f = FakeFleet()
+    f.add("g1", "c1", groups=("grp",))
+    f.add("g2", "c2", groups=("grp",))
+    f.groups = [ServerGroup("grp", "grp", "soft-anti-affinity", ("g1", "g2"))]
+    popen.cloud = f
+    f.tag("g1", "stop")
+    f.tag("g2", "stop")
+    rep = run_campaign(f, journal, ["c1", "c2"], options=opts(max_hosts=2, hook="sleep 0.3"))
+    assert rep.ok, rep.summary
+    assert rep.peak_group == 1                      # never both powered off at once
+    assert all(len(out) == 1 for *_, out, _, _ in seen)
+
+
+def test_gate_waits_for_a_report_after_the_hook(journal, hooks_seen, monkeypatch):
+    seen, popen = hooks_seen
+    f = FakeFleet()
+    popen.cloud = f
+    f.down.add("c1")           # never reports: the gate times out, the host fails
+    rep = run_campaign(f, journal, ["c1"], options=opts(gate_timeout=0.3))
+    assert rep.results[0].outcome == "failed" and "not back up" in rep.results[0].detail
+    assert not f.services["c1"].enabled and "FAILED gate" in f.services["c1"].disabled_reason
+
+
+def test_check_command_failure_fails_host(journal, hooks_seen):
+    seen, popen = hooks_seen
+    f = FakeFleet()
+    popen.cloud = f
+    rep = run_campaign(f, journal, ["c1"], options=opts(check="exit 3"))
+    assert rep.results[0].outcome == "failed" and rep.results[0].check_exit == 3
+
+
+def test_hook_timeout_kills_it(journal, hooks_seen):
+    seen, popen = hooks_seen
+    f = FakeFleet()
+    popen.cloud = f
+    rep = run_campaign(f, journal, ["c1"], options=opts(hook="sleep 30", hook_timeout=0.3))
+    r = rep.results[0]
+    assert r.outcome == "failed" and "timed out" in r.detail and r.hook_seconds < 10
+
+
+def test_host_disabled_by_someone_else_is_left_alone(journal):
+    f = FakeFleet()
+    f.services["c2"] = dataclasses.replace(f.services["c2"], status="disabled", disabled_reason="RMA ticket 42")
+    rep = run_campaign(f, journal, ["c1", "c2"], options=opts())
+    outcomes = {r.host: r.outcome for r in rep.results}
+    assert outcomes == {"c1": "done", "c2": "skipped"}
+    assert f.services["c2"].disabled_reason == "RMA ticket 42"
+
+
+def test_bad_input_one_line_errors(journal):
+    f = FakeFleet()
+    with pytest.raises(errors.UsageError):
+        run_campaign(f, journal, ["c1"], options=opts(max_hosts=0))
+    with pytest.raises(errors.NotFound):
+        run_campaign(f, journal, ["nope"], options=opts())
+    with pytest.raises(errors.NotFound):
+        run_campaign(f, journal, [], aggregate="nope", options=opts())
+    with pytest.raises(errors.UsageError):
+        run_campaign(f, journal, [], options=opts())
+    with pytest.raises(errors.NotFound):
+        run_campaign(f, journal, resume="nosuchrun")
+    assert journal.runs() == []
+
+
+def test_aggregate_selection_and_status(journal):
+    f = FakeFleet()
+    rep = run_campaign(f, journal, [], aggregate="rack1", options=opts())
+    assert [r.host for r in rep.results] == ["c1", "c2"] and rep.ok
+    rows = camp.status(journal)
+    assert rows[0]["run_id"] == rep.run_id and rows[0]["hosts"] == ["c1", "c2"]
+    assert rows[0]["host_state"]["c1"]["outcome"] == "done"
+
+
+def test_live_view_on_a_terminal_and_plain_lines_when_piped(journal, capsys):
+    from novamove.report import CampaignView, campaign_plan_tables, campaign_table
+    f = fleet_with_servers()
+    with CampaignView(force_terminal=True) as view:
+        assert view.live
+        rep = run_campaign(f, journal, ["c2", "c3"], options=opts(max_hosts=2), progress=view.line,
+                           on_update=view.update)
+    assert rep.ok
+    err = capsys.readouterr().err
+    assert "hosts" in err and "servers moved" in err and "in flight" in err
+    with CampaignView(force_terminal=False) as view:
+        assert not view.live
+        view.line("compute1: hook started")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.endswith("compute1: hook started\n")
+    # the final table and the dry-run tables render from to_dict()
+    assert campaign_table(rep.to_dict()).row_count == 2
+    dry = run_campaign(f, journal, ["c1"], options=opts(), dry_run=True)
+    assert len(campaign_plan_tables(dry.to_dict()["plan"])) == 2
+
+
+def test_resume_takes_hosts_already_out_first(journal, hooks_seen):
+    seen, popen = hooks_seen
+    f = fleet_with_servers()
+    popen.cloud = f
+    rid = "deadbeef0002"
+    journal.start_run(rid, "maintain", source="c1,c2", strategy="campaign")
+    journal.note(rid, camp.EV_CAMPAIGN, None, options=opts(order="given").to_dict(), hosts=["c1", "c2"])
+    eid = journal.intent(rid, camp.EV_DISABLE, "c2", service_id="svc-c2")
+    journal.done(eid)
+    f.services["c2"] = dataclasses.replace(f.services["c2"], status="disabled",
+                                           disabled_reason=camp.reason_text(rid, "draining"))
+    journal._write("UPDATE runs SET pid=? WHERE id=?", (999999, rid))
+    rep = run_campaign(f, journal, ["c1", "c2"], options=opts(order="given"))
+    assert rep.run_id == rid and rep.ok, rep.summary
+    assert [h for h, *_ in seen] == ["c2", "c1"]      # c2 was out already: it goes first (K=1 held)
+    assert all(len(out) == 1 for *_, out, _, _ in seen)
