@@ -38,6 +38,7 @@ def test_demo_moves_demo_1_to_another_host(minicloud):
     # demo-2 and demo-3 were not touched by the move: they are where the demo booted them.
     demo = minicloud.manager.demo_servers()
     assert {"demo-1", "demo-2", "demo-3"} <= set(demo), demo
+    assert (demo["demo-2"], demo["demo-3"]) == (minicloud.computes[1], minicloud.computes[2]), demo
 
 
 def test_demo_reboots_only_missing_demo_servers(minicloud):
