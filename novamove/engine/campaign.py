@@ -34,7 +34,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from novamove import errors
 from novamove.engine import drain as drains
-from novamove.engine.campaign_plan import (COLD, LIVE, SKIP, STOP, CampaignPlan, intents_of,
+from novamove.engine.campaign_plan import (COLD, LIVE, SKIP, STOP, CampaignPlan, campaign_owns, intents_of,
                                            plan_campaign, select_hosts)
 from novamove.engine.journal import FINAL, pid_alive
 from novamove.model import Service
@@ -554,7 +554,7 @@ class Campaign:
                 self.journal.done(eid)
                 self.changed = True
                 self.say(f"{host}: disabled ({reason})")
-            elif reason_run_id(svc.disabled_reason) != self.run_id:
+            elif not campaign_owns(svc.disabled_reason, self.run_id):
                 self.current = ""
                 self._note_host(host, SKIPPED, f"disabled by someone else meanwhile ({svc.disabled_reason})")
                 return
@@ -777,7 +777,7 @@ class Campaign:
         if not svc.enabled:
             # The campaign's tag, or the one its drain of this host wrote over it (a drain holds
             # its host under its own run id and lease while it works).
-            if reason_run_id(svc.disabled_reason) == self.run_id:
+            if campaign_owns(svc.disabled_reason, self.run_id):
                 eid = self.journal.intent(self.run_id, EV_ENABLE, host, service_id=svc.id,
                                           reason=svc.disabled_reason)
                 self.cloud.enable_service(svc)
@@ -821,7 +821,7 @@ class Campaign:
     def _give_back(self, host: str, r: HostResult, outcome: str, why: str) -> None:
         """An interrupted host that did not reach its hook goes back into service."""
         svc = self._service(host)
-        if not svc.enabled and reason_run_id(svc.disabled_reason) == self.run_id:
+        if not svc.enabled and campaign_owns(svc.disabled_reason, self.run_id):
             eid = self.journal.intent(self.run_id, EV_ENABLE, host, service_id=svc.id, reason=svc.disabled_reason)
             self.cloud.enable_service(svc)
             self.journal.done(eid)
@@ -833,7 +833,7 @@ class Campaign:
         r.stage = stage
         try:
             svc = self._service(host)
-            if not svc.enabled and reason_run_id(svc.disabled_reason) == self.run_id:
+            if not svc.enabled and campaign_owns(svc.disabled_reason, self.run_id):
                 reason = reason_text(self.run_id, f"FAILED {stage}: {why[:120]}; novamove maintain --resume "
                                                   f"{self.run_id}")
                 eid = self.journal.intent(self.run_id, EV_REASON, host, service_id=svc.id, reason=reason)

@@ -107,6 +107,12 @@ def select_hosts(hosts: Sequence[Host], names: Sequence[str] = (), *, zone: Opti
     return out
 
 
+def campaign_owns(disabled_reason: Optional[str], run_id: str) -> bool:
+    """The campaign's own tag, or that of a drain it ran on the host (the drain holds the host
+    under its own run id and lease, and names the campaign in its reason: `maintain <run>`)."""
+    return reason_run_id(disabled_reason) == run_id or f"maintain {run_id}" in (disabled_reason or "")
+
+
 def order_hosts(hosts: Sequence[str], counts: Mapping[str, int], order: str = "fewest") -> list[str]:
     """Empty hosts first (nothing to move, the quickest win), then by `order`: fewest servers
     first, by name, or as given. Stable: ties keep the given order."""
@@ -479,7 +485,7 @@ def plan_campaign(state: CloudState, hosts: Sequence[str], *, max_hosts: int = 1
     for h in ordered:
         hp = host_plan(h, sim.servers_on(h), intents, allow_skip=allow_skip, allow_unmovable=allow_unmovable)
         svc = sim.hosts[h].service
-        if not svc.enabled and (run_id is None or reason_run_id(svc.disabled_reason) != run_id):
+        if not svc.enabled and (run_id is None or not campaign_owns(svc.disabled_reason, run_id)):
             hp.serviced = False
             other = reason_run_id(svc.disabled_reason)
             hp.why_not = (f"disabled by novamove run {other} ({svc.disabled_reason}): finish that run first "

@@ -31,10 +31,36 @@ pytestmark = pytest.mark.acceptance
 TAG_KEY = "novamove:maintenance"
 
 
+@pytest.fixture(scope="module")
+def minicloud(minicloud, tmp_path_factory):
+    """The session cloud when it has 4 computes (NOVAMOVE_TEST_COMPUTES=4); else a 4-compute
+    minicloud of this module's own (base port + 120), taken down afterwards. Campaigns need
+    N+K room: with K=2 out, two other hosts must absorb their servers."""
+    if len(minicloud.computes) >= 4:
+        yield minicloud
+        return
+    from novamove.minicloud import Minicloud
+    state = tmp_path_factory.mktemp("maintain") / "mc"
+    base = int(os.environ.get("NOVAMOVE_MINICLOUD_BASE_PORT") or 17000) + 120
+    manager = Minicloud(state, log=lambda m: print(f"[maintain minicloud] {m}", file=sys.stderr))
+    manager.up(computes=4, base_port=base, clean=True, report_interval=2, service_down_time=8)
+    lay = manager.layout
+    handle = type(minicloud)(manager, manager.env(), [lay.compute_host(i) for i in range(1, 5)])
+    previous = os.environ.get("NOVAMOVE_MINICLOUD_DIR")
+    os.environ["NOVAMOVE_MINICLOUD_DIR"] = str(state)
+    handle._refresh()
+    try:
+        yield handle
+    finally:
+        if previous is not None:
+            os.environ["NOVAMOVE_MINICLOUD_DIR"] = previous
+        minicloud._refresh()
+        manager.down()
+
+
 @pytest.fixture(scope="module", autouse=True)
 def four_computes(minicloud):
-    if len(minicloud.computes) < 4:
-        pytest.skip("needs a minicloud with 4 computes (NOVAMOVE_TEST_COMPUTES=4)")
+    assert len(minicloud.computes) >= 4, minicloud.computes
 
 
 def tag(minicloud, server, intent):
