@@ -163,11 +163,14 @@ def drain(host, *, cloud=None, journal_path=None, targets=(), mode: str = "auto"
           reason: Optional[str] = None, max_parallel: int = 4, max_per_host: int = 2,
           dry_run: bool = False, on_interrupt: str = "finish", poll_interval: Optional[float] = None,
           step_timeout: float = 1800.0, allow_unmovable: bool = False,
-          progress: Optional[Callable[[str], None]] = None, **connection: Any):
+          progress: Optional[Callable[[str], None]] = None, status: Optional[Callable[[Any], None]] = None,
+          **connection: Any):
     """Empty compute `host` (or a list of hosts): disable it with a tagged reason, plan and move
     every server off it under the caps. Returns a BatchReport (`ok`, `exit_code`, `results`,
     `left`): ok only when the host, read back, holds no server (`allow_unmovable`: except
-    servers Nova cannot move, such as ERROR ones, which are then reported and left)."""
+    servers Nova cannot move, such as ERROR ones, which are then reported and left).
+    `progress` gets one line per event; `status`, about every half second, a BatchProgress
+    (moved/total, in flight, failed, ETA) for a progress bar."""
     from novamove.engine import drain as engine
     with _connected(cloud, **connection) as c:
         return engine.drain(c, host, journal=_journal(journal_path), targets=targets, mode=mode,
@@ -175,20 +178,22 @@ def drain(host, *, cloud=None, journal_path=None, targets=(), mode: str = "auto"
                             max_per_host=max_per_host, dry_run=dry_run, on_interrupt=on_interrupt,
                             poll_interval=poll_interval or engine.POLL_INTERVAL,
                             step_timeout=step_timeout, allow_unmovable=allow_unmovable,
-                            progress=progress)
+                            progress=progress, status=status)
 
 
 def undrain(host: str, *, cloud=None, journal_path=None, move_back: bool = False, max_parallel: int = 4,
             max_per_host: int = 2, on_interrupt: str = "finish", poll_interval: Optional[float] = None,
             step_timeout: float = 1800.0, dry_run: bool = False,
-            progress: Optional[Callable[[str], None]] = None, **connection: Any):
+            progress: Optional[Callable[[str], None]] = None, status: Optional[Callable[[Any], None]] = None,
+            **connection: Any):
     """Re-enable `host` if a novamove drain disabled it; `move_back` returns that drain's servers."""
     from novamove.engine import drain as engine
     with _connected(cloud, **connection) as c:
         return engine.undrain(c, host, journal=_journal(journal_path), move_back=move_back,
                               max_parallel=max_parallel, max_per_host=max_per_host,
                               on_interrupt=on_interrupt, poll_interval=poll_interval or engine.POLL_INTERVAL,
-                              step_timeout=step_timeout, dry_run=dry_run, progress=progress)
+                              step_timeout=step_timeout, dry_run=dry_run, progress=progress,
+                              status=status)
 
 
 def plan_drain(hosts, *, cloud=None, targets=(), mode: str = "auto", order: str = "largest",
@@ -206,7 +211,7 @@ def apply_plan(plan, *, cloud=None, journal_path=None, max_parallel: Optional[in
                max_per_host: Optional[int] = None, on_interrupt: str = "finish",
                poll_interval: Optional[float] = None, step_timeout: float = 1800.0,
                allow_unmovable: bool = False, progress: Optional[Callable[[str], None]] = None,
-               **connection: Any):
+               status: Optional[Callable[[Any], None]] = None, **connection: Any):
     """Run a saved plan (a DrainPlan or a plan file path); each step is re-checked as it runs."""
     from novamove.engine import drain as engine
     if not hasattr(plan, "steps"):
@@ -216,7 +221,7 @@ def apply_plan(plan, *, cloud=None, journal_path=None, max_parallel: Optional[in
                                  max_per_host=max_per_host, on_interrupt=on_interrupt,
                                  poll_interval=poll_interval or engine.POLL_INTERVAL,
                                  step_timeout=step_timeout, allow_unmovable=allow_unmovable,
-                                 progress=progress)
+                                 progress=progress, status=status)
 
 
 def load_plan(path):

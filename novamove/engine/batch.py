@@ -176,6 +176,44 @@ class BatchReport:
         }
 
 
+@dataclass(frozen=True)
+class BatchProgress:
+    """Where a drain, undrain or apply stands, for a progress bar (display-free; report.BatchView
+    draws it). Counts add up over the drain's rounds; `total` grows when a round plans again."""
+    verb: str
+    hosts: tuple[str, ...]
+    total: int                   # moves planned so far
+    moved: int
+    failed: int                  # failed or left in flight
+    in_flight: int
+    waiting: int                 # queued behind the caps
+    other: int                   # skipped, gone, aborted, not started
+    elapsed: float
+    eta: Optional[float]         # seconds, once a move has finished
+    in_flight_names: tuple[str, ...] = ()
+
+
+def batch_progress(verb: str, hosts: Sequence[str], earlier: dict[str, "StepResult"],
+                   runner: Optional["BatchRunner"], elapsed: float) -> BatchProgress:
+    """One snapshot from the results of earlier rounds plus the round running now."""
+    results = dict(earlier)
+    inflight: dict[str, _InFlight] = {}
+    pending: list[DrainStep] = []
+    if runner is not None:
+        results.update(runner.results)
+        inflight, pending = runner.inflight, runner.pending
+    final = [r for sid, r in results.items() if sid not in inflight and r.result != RETRY]
+    moved = sum(r.result == MOVED for r in final)
+    failed = sum(r.result in (FAILED, IN_FLIGHT) for r in final)
+    other = sum(r.result not in (MOVED, FAILED, IN_FLIGHT) and r.dest is not None for r in final)
+    total = moved + failed + other + len(inflight) + len(pending)
+    done = moved + failed + other
+    eta = elapsed / done * (total - done) if done and elapsed > 0 else None
+    names = tuple(sorted(f.step.server_name or f.step.server_id for f in inflight.values()))
+    return BatchProgress(verb, tuple(hosts), total, moved, failed, len(inflight), len(pending), other,
+                         elapsed, eta, names)
+
+
 # ---------------------------------------------------------------------------------- the runner
 
 @dataclass
@@ -211,7 +249,7 @@ class BatchRunner:
                  progress: Optional[Callable[[str], None]] = None,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
                  retries: int = 4, backoff: float = 1.0, heartbeat: Optional[Callable[[], bool]] = None,
-                 pinned: Collection[str] = ()):
+                 pinned: Collection[str] = (), on_tick: Optional[Callable[["BatchRunner"], None]] = None):
         if on_interrupt not in ON_INTERRUPT:
             raise errors.UsageError(f"--on-interrupt must be one of {', '.join(ON_INTERRUPT)}")
         if max_parallel < 1 or max_per_host < 1:
@@ -237,6 +275,8 @@ class BatchRunner:
         self.patience = float(sum(min(backoff * 2 ** i, 15.0) for i in range(retries)))
         # Called every loop: keeps the drain's lease fresh; False means "stop starting moves".
         self.heartbeat = heartbeat
+        # Called every loop with this runner (a progress bar reads its queues).
+        self.on_tick = on_tick
         self.stop_requested = False
         self.interrupted = False
         self.actions = 0                 # changes made: moves started, confirms, reverts, aborts
@@ -293,6 +333,8 @@ class BatchRunner:
             else:
                 self._start_what_fits()
             self.peak_in_flight = max(self.peak_in_flight, len(self.inflight))
+            if self.on_tick is not None:
+                self.on_tick(self)
             if self.inflight:
                 self._pause(self.poll_interval)
             elif self.pending:

@@ -38,7 +38,7 @@ from novamove.engine.batch import (  # noqa: F401  (re-exported: the drain engin
     ABORT_GRACE, ABORTED, DRAIN_VERB, EV_ABORT, EV_CONFIRM, EV_DISABLE, EV_ENABLE, EV_MOVE, EV_PLAN,
     EV_REVERT, FAILED, GONE, IN_FLIGHT, MOVED, NOT_STARTED, ON_INTERRUPT, PASSING_STATUSES, POLL_INTERVAL,
     REASON_PATIENCE, REPLAN_PATIENCE, REPLAN_PAUSE, RETRY, SETTLED, SKEW_MARGIN, SKIPPED, STEP_ERRORS,
-    UNDRAIN_VERB, BatchReport, BatchRunner, StepResult, _adopt_leftovers, _InFlight, _iso, _requests,
+    UNDRAIN_VERB, BatchProgress, BatchReport, BatchRunner, StepResult, batch_progress, _adopt_leftovers, _InFlight, _iso, _requests,
     _result, _since, _step_from_event, _validate_options, is_passing)
 from novamove.engine.claim import (  # noqa: F401
     EV_LEASE, ISOLATION_WAIT, READ_BACK_PAUSE, _Lease, _dead_drains, _disable_sources, _refuse_concurrent_drain,
@@ -183,7 +183,8 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
              poll_interval: float, step_timeout: float, progress: Optional[Callable[[str], None]],
              t0: float, requests0: int, replan_first: bool = False, allow_unmovable: bool = False,
              replan_patience: float = REPLAN_PATIENCE, keep: Optional[Mapping[str, str]] = None,
-             modes: Optional[Mapping[str, str]] = None, **runner_kwargs: Any) -> BatchReport:
+             modes: Optional[Mapping[str, str]] = None,
+             status: Optional[Callable[[BatchProgress], None]] = None, **runner_kwargs: Any) -> BatchReport:
     say = progress or (lambda line: None)
     keep, modes = dict(keep or {}), dict(modes or {})
     clock = runner_kwargs.get("clock", time.monotonic)
@@ -198,6 +199,11 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
     report = BatchReport(verb, list(plan.sources), run_id=run_id, plan=plan)
     rounds = _Rounds()
     lease = _Lease(cloud, journal, run_id, plan, say, clock)
+    started = clock()
+
+    def tick(runner: Optional[BatchRunner]) -> None:
+        if status is not None:
+            status(batch_progress(verb, plan.sources, rounds.results, runner, clock() - started))
     try:
         report.service, report.changed = _disable_sources(
             cloud, journal, run_id, plan, say, own_runs={run_id} | {r["id"] for r in previous},
@@ -219,7 +225,8 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
                                  max_per_host=plan.max_per_host, on_interrupt=on_interrupt,
                                  poll_interval=poll_interval, step_timeout=step_timeout,
                                  since=since, adapt_mode=plan.mode == "auto", adopted=adopted,
-                                 progress=say, heartbeat=lease, pinned=modes, **runner_kwargs)
+                                 progress=say, heartbeat=lease, pinned=modes, on_tick=tick,
+                                 **runner_kwargs)
             adopted = ()
             try:
                 rounds.add(runner.run())
@@ -250,6 +257,7 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
             wanted = {srv.id for srv in again}
             steps = [s for s in fresh.steps if s.server_id in wanted]
             journal.note(run_id, EV_PLAN, source_key, plan=plan_to_dict(fresh), via="replan")
+        tick(None)
         report.left = _left_on_sources(cloud, plan, rounds.results, allow_unmovable, keep, modes)
         report.checked_empty = True
         # What a round only postponed and no later round moved is reported as left, not as

@@ -11,7 +11,7 @@ from novamove import errors
 from novamove.engine import tags
 from novamove.engine.batch import (EV_ENABLE, EV_MOVE, DRAIN_VERB, FAILED, LIVE, POLL_INTERVAL, REPLAN_PATIENCE,
                                    REPLAN_PAUSE, RETRY, UNDRAIN_VERB,
-                                   BatchReport, BatchRunner, _requests, _result, _validate_options)
+                                   BatchReport, BatchRunner, _requests, batch_progress, _result, _validate_options)
 from novamove.engine.batch import _adopt_leftovers, _since
 from novamove.engine.claim import _dead_drains, _refuse_concurrent_drain, is_our_drain_reason
 from novamove.engine.journal import run_alive
@@ -40,7 +40,8 @@ def moves_of_drain(journal: Any, host: str) -> list[dict]:
 def undrain(cloud: Any, host: str, *, journal: Any, move_back: bool = False, max_parallel: int = 4,
             max_per_host: int = 2, on_interrupt: str = "finish", poll_interval: float = POLL_INTERVAL,
             step_timeout: float = 1800.0, dry_run: bool = False, replan_patience: float = REPLAN_PATIENCE,
-            progress: Optional[Callable[[str], None]] = None, **runner_kwargs: Any) -> BatchReport:
+            progress: Optional[Callable[[str], None]] = None,
+            status: Optional[Callable[[Any], None]] = None, **runner_kwargs: Any) -> BatchReport:
     """Re-enable `host` if a novamove drain disabled it; with move_back, bring back what it moved."""
     _validate_options(on_interrupt=on_interrupt, poll_interval=poll_interval, step_timeout=step_timeout,
                       max_parallel=max_parallel, max_per_host=max_per_host)
@@ -95,12 +96,17 @@ def undrain(cloud: Any, host: str, *, journal: Any, move_back: bool = False, max
         taken = set(results) | {a.step.server_id for a in adopted}
         steps = [s for s in steps if s.server_id not in taken]
         since = _since(min([r["started_at"] for r in previous], default=None))
+        started = clock()
+
+        def tick(runner: Optional[BatchRunner]) -> None:
+            if status is not None:
+                status(batch_progress(UNDRAIN_VERB, [name], results, runner, clock() - started))
         while steps or adopted:
             runner = BatchRunner(cloud, journal, run_id, steps, max_parallel=max_parallel,
                                  max_per_host=max_per_host, on_interrupt=on_interrupt,
                                  poll_interval=poll_interval, step_timeout=step_timeout,
                                  adapt_mode=True, progress=say, adopted=adopted, since=since,
-                                 **runner_kwargs)
+                                 on_tick=tick, **runner_kwargs)
             adopted = []
             try:
                 for r in runner.run():
@@ -117,6 +123,7 @@ def undrain(cloud: Any, host: str, *, journal: Any, move_back: bool = False, max
                 break
             sleep(REPLAN_PAUSE)
             steps = [s for s in steps if s.server_id in again]
+        tick(None)
         for r in report.results:
             if r.result == RETRY:
                 # Not moved back: a failure of this undrain, so a later one tries again.
