@@ -218,20 +218,30 @@ def batch_progress(verb: str, hosts: Sequence[str], earlier: dict[str, "StepResu
 
 @dataclass
 class _InFlight:
+    """One move this runner follows: its step and journal entry, and the lifecycle's view of it
+    (`move`: phase, migration record, what was sent)."""
     step: DrainStep
     event_id: Optional[int]
     started: float
     known_migrations: set[str]
-    migration: Optional[Migration] = None
-    phase: str = "submitted"        # submitted | migrating | confirming | reverting | verifying
-    aborting: bool = False
-    confirm_sent: bool = False
-    revert_sent: bool = False
-    abort_sent: bool = False
+    move: lifecycle.Move = None     # type: ignore[assignment]  (made from the step)
     submitted_at: str = ""
     failed_at: Optional[float] = None   # when the migration was first seen failed
     errors_in_a_row: int = 0            # API errors while following it (reset by a good poll)
     abort_tries: int = 0
+    wrong_host: Optional[str] = None    # a cold move Nova put elsewhere, being reverted
+
+    def __post_init__(self) -> None:
+        if self.move is None:
+            self.move = lifecycle.Move(self.step.mode, self.step.dest or "", self.step.source)
+
+    @property
+    def migration(self) -> Optional[Migration]:
+        return self.move.migration
+
+    @migration.setter
+    def migration(self, value: Optional[Migration]) -> None:
+        self.move.migration = value
 
 
 class BatchRunner:
@@ -329,7 +339,7 @@ class BatchRunner:
                 self.pending = []
                 if self.on_interrupt == "abort":
                     for f in self.inflight.values():
-                        f.aborting = True
+                        f.move.abort_wanted = True
             else:
                 self._start_what_fits()
             self.peak_in_flight = max(self.peak_in_flight, len(self.inflight))
@@ -549,101 +559,107 @@ class BatchRunner:
                     self.progress(f"{f.step.server_name}: {exc} (will retry)")
 
     def _advance(self, f: _InFlight) -> None:
-        step, m = f.step, f.migration
-        if f.aborting and not f.abort_sent and m is not None and m.in_progress and step.mode == LIVE:
-            f.abort_tries += 1
-            try:
-                with self.journal.change(self.run_id, EV_ABORT, step.server_id, migration_id=m.id):
-                    self._call(lambda: self.cloud.abort_migration(step.server_id, m.id), "abort migration")
-                self.actions += 1
-                f.abort_sent = True
-            except errors.NovamoveError as exc:   # e.g. already past the point of no return
-                if f.abort_tries >= 3:
-                    f.abort_sent = True
-                    self.progress(f"{step.server_name}: could not abort ({exc}); letting it finish")
+        """One look at one move: lifecycle.next_step decides, this runner carries it out under
+        its bounds (step timeout, abort grace, no-record grace, reason patience)."""
+        step, move, m = f.step, f.move, f.migration
+        if (m is not None and m.in_progress and step.mode == LIVE and not move.abort_wanted
+                and self.clock() - f.started > self.step_timeout):
+            self.progress(f"{step.server_name}: over {self.step_timeout:.0f} s, aborting it")
+            move.abort_wanted = True
+        action = lifecycle.next_step(move)
+        if action is lifecycle.Next.ABORT:
+            self._abort(f)
             return
-        limit = self.step_timeout + (ABORT_GRACE if f.abort_sent or step.mode == COLD else 0)
+        limit = self.step_timeout + (ABORT_GRACE if move.abort_sent or step.mode == COLD else 0)
         if m is not None and m.in_progress and self.clock() - f.started > limit:
             # A live move whose abort did not take, or a cold copy that outlived its timeout:
             # never wait forever. The journal keeps it in flight for a rerun or `recover`.
             self._finish(f, IN_FLIGHT, f"still {m.status} after {self.clock() - f.started:.0f} s; "
                          f"rerun the drain or `novamove wait {step.server_id}` to follow it", m)
             return
-        if m is None:
-            # Nova's conductor writes the record within seconds of accepting the request; none
-            # after NO_RECORD_GRACE means the request was lost inside the control plane (a
-            # message broker restart, say): the server may be left in a task state only an
-            # administrator can clear.
-            if self.clock() - f.started > min(self.step_timeout, NO_RECORD_GRACE):
-                server = self._call(lambda: self.cloud.get_server(step.server_id), f"server {step.server_name}")
-                stuck = (f"; {step.server_name} is stuck {server.status}/{server.task_state} on {server.host}: "
-                         f"`openstack server set --state active {step.server_id}` clears it"
-                         if server.task_state else "")
-                self._finish(f, FAILED, f"Nova accepted the move but recorded no migration within "
-                             f"{min(self.step_timeout, NO_RECORD_GRACE):.0f} s (lost in the control plane)"
-                             + stuck, host=server.host)
-            return
-        if m.failed:
-            if f.revert_sent or (f.abort_sent and m.status in ("cancelled", "aborted")):
-                self._finish(f, ABORTED, f"aborted on request: migration {m.status}", m)
-                return
+        server: Optional[Server] = None
+        if action is lifecycle.Next.READ_SERVER:
             server = self._call(lambda: self.cloud.get_server(step.server_id), f"server {step.server_name}")
-            if not lifecycle.over(m, server) and self.clock() - f.started <= self.step_timeout:
-                return                  # a stale "error" mid-move (engine/lifecycle.py)
-            reason = self._fault(step, f.submitted_at)
-            f.failed_at = self.clock() if f.failed_at is None else f.failed_at
-            if not lifecycle.reason_due(f.failed_at, self.clock(), reason):
-                return
-            self._finish(f, FAILED, f"migration {m.status}" + (f": {reason}" if reason else ""), m)
+            action = lifecycle.next_step(move, server)
+        if action is lifecycle.Next.CONFIRM:
+            self._resize_action(EV_CONFIRM, step, m, self.cloud.confirm_resize, "confirm resize")
+            move.sent(action)
+        elif action is lifecycle.Next.REVERT:
+            if server is not None and server.host != step.dest and not move.abort_wanted:
+                f.wrong_host = server.host
+                self.progress(f"{step.server_name}: Nova put it on {server.host}, not {step.dest}: reverting")
+            self._resize_action(EV_REVERT, step, m, self.cloud.revert_resize, "revert resize")
+            move.sent(action)
+        elif action is lifecycle.Next.LANDED:
+            move.phase = lifecycle.Phase.DONE
+            self._finish(f, MOVED, f"{step.mode} migration {m.status}", m, server.host)
+        elif action is lifecycle.Next.ABORTED:
+            host = server.host if server is not None else None
+            if f.wrong_host:
+                self._finish(f, FAILED, f"Nova put it on {f.wrong_host}, not on {step.dest}; reverted", m, host)
+            else:
+                self._finish(f, ABORTED, f"aborted on request: migration {m.status}"
+                             + (f", still on {host}" if host else ""), m, host)
+        elif action is lifecycle.Next.FAILED and not (m is not None and m.done and server.status != "ERROR"):
+            self._failed(f, server)
+        elif action in (lifecycle.Next.FAILED, lifecycle.Next.ELSEWHERE):
+            # Nova says the migration is over, yet the server, read back, is not on the target.
+            self._finish(f, FAILED, f"Nova reported the migration {m.status} but the server is on "
+                         f"{server.host} ({server.status}), not on {step.dest}", m, server.host)
+        elif m is None:
+            self._no_record(f)
+        elif server is not None and not m.in_progress and not m.failed \
+                and self.clock() - f.started > self.step_timeout:
+            self._finish(f, FAILED, f"not settled after {self.step_timeout:.0f} s: {server.status}"
+                         f"/{server.task_state}", m, server.host)
+        elif server is not None and m.failed and self.clock() - f.started > self.step_timeout:
+            self._failed(f, server)     # a "stale error" that never ends is an error after all
+
+    def _abort(self, f: _InFlight) -> None:
+        step, m = f.step, f.migration
+        f.abort_tries += 1
+        try:
+            with self.journal.change(self.run_id, EV_ABORT, step.server_id, migration_id=m.id):
+                self._call(lambda: self.cloud.abort_migration(step.server_id, m.id), "abort migration")
+            self.actions += 1
+            f.move.sent(lifecycle.Next.ABORT)
+        except errors.NovamoveError as exc:   # e.g. already past the point of no return
+            if f.abort_tries >= 3:
+                f.move.abort_sent = True
+                self.progress(f"{step.server_name}: could not abort ({exc}); letting it finish")
+
+    def _no_record(self, f: _InFlight) -> None:
+        """Nova's conductor writes the record within seconds of accepting the request; none
+        after NO_RECORD_GRACE means the request was lost inside the control plane (a message
+        broker restart, say): the server may be left in a task state only an administrator
+        can clear."""
+        step = f.step
+        grace = min(self.step_timeout, NO_RECORD_GRACE)
+        if self.clock() - f.started <= grace:
             return
-        if m.in_progress:
-            f.phase = "migrating"
-            if self.clock() - f.started > self.step_timeout and step.mode == LIVE and not f.abort_sent:
-                self.progress(f"{step.server_name}: over {self.step_timeout:.0f} s, aborting it")
-                f.aborting = True
+        server = self._call(lambda: self.cloud.get_server(step.server_id), f"server {step.server_name}")
+        stuck = (f"; {step.server_name} is stuck {server.status}/{server.task_state} on {server.host}: "
+                 f"`openstack server set --state active {step.server_id}` clears it"
+                 if server.task_state else "")
+        self._finish(f, FAILED, f"Nova accepted the move but recorded no migration within "
+                     f"{grace:.0f} s (lost in the control plane)" + stuck, host=server.host)
+
+    def _failed(self, f: _InFlight, server: Optional[Server]) -> None:
+        """Over and not on the target: reported with Nova's reason, waited for briefly."""
+        step, m = f.step, f.migration
+        reason = self._fault(step, f.submitted_at)
+        f.failed_at = self.clock() if f.failed_at is None else f.failed_at
+        if not lifecycle.reason_due(f.failed_at, self.clock(), reason):
             return
-        # Nova says the migration is over (completed / finished / confirmed): check the server.
-        if step.mode == COLD and m.status == "finished":
-            server = self._call(lambda: self.cloud.get_server(step.server_id), f"server {step.server_name}")
-            if server.status != "VERIFY_RESIZE":
-                return              # Nova still settling it; look again next poll
-            if f.aborting:
-                if not f.revert_sent:
-                    self._resize_action(EV_REVERT, step, m, self.cloud.revert_resize, "revert resize")
-                    f.revert_sent = True
-                    f.phase = "reverting"
-                return
-            if not f.confirm_sent:
-                self._resize_action(EV_CONFIRM, step, m, self.cloud.confirm_resize, "confirm resize")
-                f.confirm_sent = True
-                f.phase = "confirming"
-            return
-        self._post_condition(f)
+        status = m.status if m is not None else (server.status if server is not None else "?")
+        self._finish(f, FAILED, f"migration {status}" + (f": {reason}" if reason else ""), m,
+                     server.host if server is not None else None)
 
     def _resize_action(self, kind: str, step, m, call, what: str) -> None:
         """Confirm or revert a cold move in VERIFY_RESIZE, journaled before it is sent."""
         with self.journal.change(self.run_id, kind, step.server_id, migration_id=m.id):
             self._call(lambda: call(step.server_id), what)
         self.actions += 1
-
-    def _post_condition(self, f: _InFlight) -> None:
-        step = f.step
-        server = self._call(lambda: self.cloud.get_server(step.server_id), f"server {step.server_name}")
-        verdict = lifecycle.judge(step.mode, server, f.migration, step.dest)
-        if server.status not in SETTLED and verdict != lifecycle.FAILED:
-            verdict = lifecycle.WAIT        # moved, but not back in the state it was in yet
-        if verdict == lifecycle.WAIT:
-            if self.clock() - f.started > self.step_timeout:
-                self._finish(f, FAILED, f"not settled after {self.step_timeout:.0f} s: {server.status}"
-                             f"/{server.task_state}", f.migration, server.host)
-            return
-        if verdict == lifecycle.LANDED:
-            self._finish(f, MOVED, f"{step.mode} migration {f.migration.status}", f.migration, server.host)
-        elif (f.abort_sent or f.revert_sent) and server.host == step.source:
-            self._finish(f, ABORTED, f"aborted on request: still on {server.host}", f.migration, server.host)
-        else:
-            self._finish(f, FAILED, f"Nova reported the migration {f.migration.status} but the server is on "
-                         f"{server.host} ({server.status}), not on {step.dest}", f.migration, server.host)
 
     def _finish(self, f: _InFlight, outcome: str, detail: str, m: Optional[Migration] = None,
                 host: Optional[str] = None) -> None:
@@ -778,7 +794,7 @@ def _adopt_leftovers(cloud: Any, journal: Any, previous: Sequence[dict], say: Ca
         busy = server.task_state or server.status in ("MIGRATING", "RESIZE", "VERIFY_RESIZE")
         if busy:
             say(f"{step.server_name}: left in flight by run {ev.run_id}; following it")
-            adopted.append(_InFlight(step, ev.id, clock(), set(), phase="adopted"))
+            adopted.append(_InFlight(step, ev.id, clock(), set()))
         elif server.host == step.dest:
             journal.done(ev.id, result=MOVED, detail="landed while no drain was watching", host=server.host)
             landed.append(_result(step, MOVED, f"landed (started by run {ev.run_id})", host=server.host))

@@ -35,7 +35,7 @@ READ_PATIENCE = 120.0
 
 # The one judge of a move's outcome, shared with drains (engine/lifecycle.py).
 from novamove.engine import lifecycle  # noqa: E402
-from novamove.engine.lifecycle import ELSEWHERE, FAILED, LANDED, VERIFY, judge  # noqa: E402,F401
+from novamove.engine.lifecycle import ELSEWHERE, FAILED, LANDED, VERIFY, Next, judge  # noqa: E402,F401
 
 
 @dataclass
@@ -119,35 +119,64 @@ class MoveWatcher:
     # ------------------------------------------------------------------ waiting
 
     def run(self) -> Outcome:
+        """Observe, ask lifecycle.next_step what now, carry it out; bounded by the deadline."""
         ctx = self.ctx
+        move = lifecycle.Move(ctx.mode, ctx.target.name, ctx.server.host, migration=self.migration)
         stalled_since: Optional[float] = None
+        quiet_since: Optional[float] = None
         last_status = None
+        confirms = 0
         while True:
-            server, migration = self._poll("migrating")
-            verdict = judge(ctx.mode, server, migration, ctx.target.name, source=ctx.server.host)
-            if verdict == LANDED:
+            shown = "migrating" if move.phase is lifecycle.Phase.SUBMITTED else move.phase.value
+            server, migration = self._poll(shown)
+            move.migration = migration
+            action = lifecycle.next_step(move, server)
+            if action is Next.LANDED:
                 return self._landed(server, migration)
-            if verdict == VERIFY:
-                return self._confirm(server, migration) if self.confirm else Outcome(True, server, migration)
-            if verdict == ELSEWHERE:
+            if action is Next.CONFIRM:
+                if not self.confirm:
+                    return Outcome(True, server, migration)
+                self._send_confirm(server, migration)
+                move.sent(action)
+                confirms += 1
+                # Confirmation is asynchronous: give it time to settle beyond the deadline.
+                self.deadline = max(self.deadline, ctx.clock() + SETTLE_SECONDS)
+            elif action in (Next.REVERT, Next.ELSEWHERE):
                 return self._wrong_host(server, migration)
-            if verdict == FAILED:
+            elif action in (Next.FAILED, Next.ABORTED):
                 return self._failed(server, migration)
-            # defensive: idle on the source and the record frozen -> rolled back
-            status = migration.status if migration else None
-            idle_on_source = (not server.task_state and server.host == ctx.server.host
-                              and server.status in ("ACTIVE", "SHUTOFF", "PAUSED"))
-            if idle_on_source and status == last_status:
-                stalled_since = stalled_since if stalled_since is not None else ctx.clock()
-                if ctx.clock() - stalled_since > STALL_SECONDS:
-                    return self._failed(server, migration)
+            elif move.phase is lifecycle.Phase.CONFIRMING:
+                if server.status == "VERIFY_RESIZE" and not server.task_state:
+                    # Still waiting with nothing under way: the confirmation did not reach Nova
+                    # (an error or timeout before it applied). Asking again is safe: Nova refuses
+                    # a confirmation of a server no longer awaiting one.
+                    quiet_since = quiet_since if quiet_since is not None else ctx.clock()
+                    if ctx.clock() - quiet_since > CONFIRM_RETRY_SECONDS and confirms < CONFIRM_TRIES:
+                        self._send_confirm(server, migration)
+                        quiet_since, confirms = None, confirms + 1
+                else:
+                    quiet_since = None
+                if ctx.clock() > self.deadline:
+                    return Outcome(False, server, migration, exit_code=errors.EXIT_TIMEOUT,
+                                   error=f"confirmation of {server.name} did not finish in time "
+                                         f"(migration {migration.status if migration else '?'}); "
+                                         f"`novamove confirm {server.id}` or `novamove recover` finishes it")
             else:
-                stalled_since = None
-            last_status = status
-            if ctx.clock() > self.deadline:
-                outcome = self._timed_out(server, migration)
-                if outcome is not None:
-                    return outcome
+                # defensive: idle on the source and the record frozen -> rolled back
+                status = migration.status if migration else None
+                idle_on_source = (not server.task_state and server.host == ctx.server.host
+                                  and server.status in ("ACTIVE", "SHUTOFF", "PAUSED"))
+                if idle_on_source and status == last_status:
+                    stalled_since = stalled_since if stalled_since is not None else ctx.clock()
+                    if ctx.clock() - stalled_since > STALL_SECONDS:
+                        return self._failed(server, migration)
+                else:
+                    stalled_since = None
+                last_status = status
+                if ctx.clock() > self.deadline:
+                    outcome = self._timed_out(server, migration)
+                    if outcome is not None:
+                        return outcome
             ctx.sleep(ctx.poll_interval)
 
     def _landed(self, server: Server, migration: Optional[Migration]) -> Outcome:
@@ -156,36 +185,6 @@ class MoveWatcher:
                            error=f"{server.name} landed on {server.host} but is {server.status}, "
                                  f"not {self.original_status} as before")
         return Outcome(True, server, migration, confirmed=self.ctx.mode == COLD)
-
-    def _confirm(self, server: Server, migration: Migration) -> Outcome:
-        ctx = self.ctx
-        self._send_confirm(server, migration)
-        # Confirmation is asynchronous: wait for the record and the server to settle.
-        settle = max(self.deadline, ctx.clock() + SETTLE_SECONDS)
-        untouched_since, sent = None, 1
-        while True:
-            server, migration = self._poll("confirming")
-            if migration is not None and migration.status == "confirmed" and not server.task_state \
-                    and server.status != "VERIFY_RESIZE":
-                return self._landed(server, migration)
-            if server.status == "ERROR" or (migration is not None and migration.failed):
-                return self._failed(server, migration)
-            if server.status == "VERIFY_RESIZE" and not server.task_state:
-                # Still waiting with nothing under way: the confirmation did not reach Nova (an
-                # error or timeout before it applied). Asking again is safe: Nova refuses a
-                # confirmation of a server no longer awaiting one.
-                untouched_since = untouched_since if untouched_since is not None else ctx.clock()
-                if ctx.clock() - untouched_since > CONFIRM_RETRY_SECONDS and sent < CONFIRM_TRIES:
-                    self._send_confirm(server, migration)
-                    untouched_since, sent = None, sent + 1
-            else:
-                untouched_since = None
-            if ctx.clock() > settle:
-                return Outcome(False, server, migration, exit_code=errors.EXIT_TIMEOUT,
-                               error=f"confirmation of {server.name} did not finish in time "
-                                     f"(migration {migration.status if migration else '?'}); "
-                                     f"`novamove confirm {server.id}` or `novamove recover` finishes it")
-            ctx.sleep(ctx.poll_interval)
 
     def _send_confirm(self, server: Server, migration: Migration) -> None:
         ctx = self.ctx
