@@ -549,9 +549,8 @@ class Campaign:
             svc = self._service(host)
             if svc.enabled:
                 reason = reason_text(self.run_id, self.o.reason or "draining")
-                eid = self.journal.intent(self.run_id, EV_DISABLE, host, service_id=svc.id, reason=reason)
-                self.cloud.disable_service(svc, reason)
-                self.journal.done(eid)
+                with self.journal.change(self.run_id, EV_DISABLE, host, service_id=svc.id, reason=reason):
+                    self.cloud.disable_service(svc, reason)
                 self.changed = True
                 self.say(f"{host}: disabled ({reason})")
             elif not campaign_owns(svc.disabled_reason, self.run_id):
@@ -606,10 +605,9 @@ class Campaign:
                             continue           # was off already: not ours to start again
                     else:
                         r.stage = "stop"
-                        eid = self.journal.intent(self.run_id, EV_STOP, s.id, host=host, name=s.name)
-                        self.cloud.stop_server(s.id)
+                        with self.journal.change(self.run_id, EV_STOP, s.id, host=host, name=s.name):
+                            self.cloud.stop_server(s.id)
                         self._wait_status(s.id, "SHUTOFF")
-                        self.journal.done(eid)
                         self.changed = True
                         self.say(f"{host}: {s.name} powered off for the hook")
             self.current = ""
@@ -661,14 +659,18 @@ class Campaign:
         r.log = str(log)
         r.stage = "hook"
         o.hook_started = _utcnow()
-        o.hook_event = self.journal.intent(self.run_id, EV_HOOK, o.host, command=self.o.hook, log=str(log),
-                                           started=o.hook_started.isoformat())
         o.log_fh = open(log, "ab")
         o.log_fh.write(f"# {o.hook_started.isoformat()} UTC: {self.o.hook}\n".encode())
         o.log_fh.flush()
-        # Its own session: a Ctrl-C meant for novamove does not cut a reboot in half.
-        o.proc = subprocess.Popen(self.o.hook, shell=True, env=self._env(o.host), stdout=o.log_fh,
-                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        # The intent stays open while the hook runs: a run killed now leaves a hook whose end
+        # nobody saw (reported on resume, rerun only when the operator says so).
+        with self.journal.change(self.run_id, EV_HOOK, o.host, keep_open=True, command=self.o.hook,
+                                 log=str(log), started=o.hook_started.isoformat()) as change:
+            o.hook_event = change.id
+            # Its own session: a Ctrl-C meant for novamove does not cut a reboot in half.
+            o.proc = subprocess.Popen(self.o.hook, shell=True, env=self._env(o.host), stdout=o.log_fh,
+                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                      start_new_session=True)
         o.hook_t0 = self.clock()
         self.changed = True
         self.say(f"{o.host}: hook started (pid {o.proc.pid}, log {log})")
@@ -766,10 +768,9 @@ class Campaign:
         for sid in o.stopped_ids:
             s = self.cloud.get_server(sid)
             if s.status == "SHUTOFF":
-                eid = self.journal.intent(self.run_id, EV_START, sid, host=host, name=s.name)
-                self.cloud.start_server(sid)
+                with self.journal.change(self.run_id, EV_START, sid, host=host, name=s.name):
+                    self.cloud.start_server(sid)
                 self._wait_status(sid, "ACTIVE")
-                self.journal.done(eid)
                 self.say(f"{host}: {s.name} started again")
             for g, members in self.disrupted.items():
                 members.discard(sid)
@@ -778,10 +779,9 @@ class Campaign:
             # The campaign's tag, or the one its drain of this host wrote over it (a drain holds
             # its host under its own run id and lease while it works).
             if campaign_owns(svc.disabled_reason, self.run_id):
-                eid = self.journal.intent(self.run_id, EV_ENABLE, host, service_id=svc.id,
-                                          reason=svc.disabled_reason)
-                self.cloud.enable_service(svc)
-                self.journal.done(eid)
+                with self.journal.change(self.run_id, EV_ENABLE, host, service_id=svc.id,
+                                         reason=svc.disabled_reason):
+                    self.cloud.enable_service(svc)
                 self.say(f"{host}: enabled")
             else:
                 del self.out[host]
@@ -822,9 +822,8 @@ class Campaign:
         """An interrupted host that did not reach its hook goes back into service."""
         svc = self._service(host)
         if not svc.enabled and campaign_owns(svc.disabled_reason, self.run_id):
-            eid = self.journal.intent(self.run_id, EV_ENABLE, host, service_id=svc.id, reason=svc.disabled_reason)
-            self.cloud.enable_service(svc)
-            self.journal.done(eid)
+            with self.journal.change(self.run_id, EV_ENABLE, host, service_id=svc.id, reason=svc.disabled_reason):
+                self.cloud.enable_service(svc)
             why += "; enabled again (servers moved off it stay where they are)"
         self._note_host(host, outcome, why)
 
@@ -836,9 +835,8 @@ class Campaign:
             if not svc.enabled and campaign_owns(svc.disabled_reason, self.run_id):
                 reason = reason_text(self.run_id, f"FAILED {stage}: {why[:120]}; novamove maintain --resume "
                                                   f"{self.run_id}")
-                eid = self.journal.intent(self.run_id, EV_REASON, host, service_id=svc.id, reason=reason)
-                self.cloud.disable_service(svc, reason)
-                self.journal.done(eid)
+                with self.journal.change(self.run_id, EV_REASON, host, service_id=svc.id, reason=reason):
+                    self.cloud.disable_service(svc, reason)
         except errors.NovamoveError as exc:
             why += f" (its disabled reason could not be updated: {exc})"
         self.out.pop(host, None)
