@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
+from novamove import requestids
 from novamove.engine import faults
 
 SCHEMA = """
@@ -226,6 +227,10 @@ class Journal:
         return [Event.from_row(r) for r in
                 self._read("SELECT * FROM events WHERE run_id=? ORDER BY id", (run_id,))]
 
+    def request_ids(self, run_id: str) -> list[str]:
+        """Nova's request ids of the run's changes, in order (for reports and error texts)."""
+        return [e.data["request_id"] for e in self.events(run_id) if e.data.get("request_id")]
+
 
 class Change:
     """A journaled change in progress (see Journal.change): `record(...)` adds facts stored
@@ -239,6 +244,7 @@ class Change:
         self.data.update(data)
 
     def __enter__(self) -> "Change":
+        requestids.take()          # an id from before this change is not this change's
         try:
             faults.hit(self.kind, "before")
         except BaseException as exc:
@@ -247,6 +253,9 @@ class Change:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        rid = requestids.take() or getattr(exc, "request_id", None)
+        if rid:
+            self.data.setdefault("request_id", rid)
         if exc is None:
             try:
                 faults.hit(self.kind, "after")
