@@ -77,6 +77,9 @@ ABORT_GRACE = 120.0
 NO_RECORD_GRACE = 120.0
 
 SETTLED = LIVE_STATUSES | COLD_STATUSES
+# More moves than this to start at once: one listing of their source host serves them all;
+# fewer: each server is read on its own (cheaper than listing a host of hundreds).
+LIST_AT_ONCE = 2
 # How far back (beyond the run start) the shared migration listing looks: covers clock skew
 # between this machine and the API servers.
 SKEW_MARGIN = timedelta(minutes=10)
@@ -406,8 +409,12 @@ class BatchRunner:
                      and per_dest.get(s.dest, 0) < self.max_per_host]
         if not startable:
             return
-        # Fresh facts for the pre-conditions: one listing per source host, one of services.
+        # Fresh facts for the pre-conditions: one listing of services; the servers read one by
+        # one when a slot or two freed up (the usual refill), or with one listing of their
+        # source when many start at once. Listing a host of hundreds of servers for every refill
+        # made a big drain's refills slow and its CPU grow with N (bench/drain_scale.py).
         services = {s.host: s for s in self._call(self.cloud.list_compute_services, "compute services")}
+        slots = self.max_parallel - len(self.inflight)
         on_host: dict[str, dict[str, Server]] = {}
         for step in list(self.pending):
             if len(self.inflight) >= self.max_parallel:
@@ -417,7 +424,8 @@ class BatchRunner:
                 continue            # queued: its turn comes when a slot on its hosts frees up
             if step.source not in on_host:
                 on_host[step.source] = {s.id: s for s in self._call(
-                    lambda: self.cloud.list_servers_on_host(step.source), f"servers on {step.source}")}
+                    lambda: self.cloud.list_servers_on_host(step.source), f"servers on {step.source}")
+                } if slots > LIST_AT_ONCE else {}
             self.pending.remove(step)
             if self._start(step, on_host[step.source], services):
                 per_source[step.source] = per_source.get(step.source, 0) + 1
