@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from novamove import errors
+from novamove.engine.poll import poll_until
 from novamove.engine import drain as drains
 from novamove.engine.campaign_plan import (COLD, LIVE, SKIP, STOP, CampaignPlan, campaign_owns, intents_of,
                                            plan_campaign, select_hosts)
@@ -635,15 +636,12 @@ class Campaign:
             raise
 
     def _wait_status(self, server_id: str, status: str) -> None:
-        deadline = self.clock() + POWER_TIMEOUT
-        while True:
-            s = self.cloud.get_server(server_id)
-            if s.status == status and not s.task_state:
-                return
-            if s.status == "ERROR" or self.clock() > deadline:
-                raise errors.Timeout(f"{s.name} did not become {status} (it is {s.status}"
-                                     f"{', ' + s.task_state if s.task_state else ''})")
-            self._tick_sleep(POLL)
+        s, _ = poll_until(lambda: self.cloud.get_server(server_id),
+                          lambda s: (s.status == status and not s.task_state) or s.status == "ERROR",
+                          timeout=POWER_TIMEOUT, interval=POLL, clock=self.clock, sleep=self._tick_sleep)
+        if s.status != status or s.task_state:
+            raise errors.Timeout(f"{s.name} did not become {status} (it is {s.status}"
+                                 f"{', ' + s.task_state if s.task_state else ''})")
 
     # -------------------------------------------------------------- hook, gate, check, return
 

@@ -10,6 +10,7 @@ from typing import Any, Callable, Optional
 
 from novamove import errors, strategies
 from novamove.engine import checks
+from novamove.engine.poll import poll_until
 from novamove.engine.journal import Journal, now
 from novamove.engine.resolve import pick_host, resolve_server
 from novamove.engine.result import MoveResult, Snapshot, server_facts, summary_line
@@ -306,14 +307,16 @@ def _current_move(cloud, server: Server) -> Migration:
 
 def _wait_destination(ctx: MoveContext) -> Migration:
     """A move still being scheduled has no destination yet: wait for the scheduler."""
-    migration = ctx.migration
-    while not migration.dest_host:
-        if migration.failed:
-            return migration
-        if ctx.clock() > ctx.deadline:
-            raise errors.Timeout(f"migration {migration.id} of {ctx.server.name} was not scheduled "
-                                  f"within {ctx.timeout:g}s")
-        ctx.sleep(ctx.poll_interval)
-        migration = next((m for m in ctx.cloud.list_migrations(server_id=ctx.server.id)
-                          if m.id == migration.id), migration)
+    first = ctx.migration
+
+    def look() -> Migration:
+        return next((m for m in ctx.cloud.list_migrations(server_id=ctx.server.id) if m.id == first.id), first)
+    if first.dest_host or first.failed:
+        return first
+    migration, decided = poll_until(look, lambda m: bool(m.dest_host) or m.failed,
+                                    timeout=max(ctx.deadline - ctx.clock(), 0.0), interval=ctx.poll_interval,
+                                    clock=ctx.clock, sleep=ctx.sleep)
+    if not decided:
+        raise errors.Timeout(f"migration {first.id} of {ctx.server.name} was not scheduled "
+                             f"within {ctx.timeout:g}s")
     return migration

@@ -14,6 +14,7 @@ from typing import Optional
 
 from novamove import errors
 from novamove.model import COLD, LIVE, Migration, Server
+from novamove.engine.poll import poll_until
 from novamove.retry import patiently
 from novamove.strategies.base import MoveContext
 
@@ -208,12 +209,11 @@ class MoveWatcher:
             with ctx.journal.change(ctx.run_id, "server.revert", server.id, migration=migration.id,
                                     why="wrong host"):
                 self.cloud.revert_resize(server.id)
-            settle = ctx.clock() + SETTLE_SECONDS
-            while ctx.clock() < settle:
-                ctx.sleep(ctx.poll_interval)
-                server, migration = self._poll("reverting")
-                if not server.task_state and server.status != "VERIFY_RESIZE":
-                    break
+            ctx.sleep(ctx.poll_interval)
+            (server, migration), _ = poll_until(
+                lambda: self._poll("reverting"),
+                lambda seen: not seen[0].task_state and seen[0].status != "VERIFY_RESIZE",
+                timeout=SETTLE_SECONDS, interval=ctx.poll_interval, clock=ctx.clock, sleep=ctx.sleep)
             text += f"; reverted: it is {server.status} on {server.host}"
         else:
             text += f" (it is {server.status} there; `novamove migrate {server.id} --to {ctx.target.name}` moves it)"
@@ -274,12 +274,10 @@ class MoveWatcher:
             except errors.NovamoveError as exc:
                 return Outcome(False, server, migration, exit_code=errors.EXIT_TIMEOUT,
                                error=f"gave up waiting after {waited} and could not abort: {exc}")
-            settle = ctx.clock() + SETTLE_SECONDS
-            while ctx.clock() < settle:
-                ctx.sleep(ctx.poll_interval)
-                server, migration = self._poll("aborting")
-                if migration is None or not migration.in_progress:
-                    break
+            ctx.sleep(ctx.poll_interval)
+            (server, migration), _ = poll_until(
+                lambda: self._poll("aborting"), lambda seen: seen[1] is None or not seen[1].in_progress,
+                timeout=SETTLE_SECONDS, interval=ctx.poll_interval, clock=ctx.clock, sleep=ctx.sleep)
             final = migration.status if migration else "unknown"
             if migration is not None and migration.status == "completed" and server.host == ctx.target.name:
                 # The migration finished before the abort reached it: it landed after all.
