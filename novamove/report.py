@@ -70,12 +70,41 @@ def move_fields(result_class) -> tuple[str, ...]:
     return tuple(MOVE_KEYS.get(f.name, f.name) for f in dataclasses.fields(result_class))
 
 
+def _node(facts: Mapping, host: Optional[str]) -> Optional[str]:
+    """The hypervisor hostname in a before/after view, if that view is on `host`."""
+    if host and facts.get("host") == host:
+        return facts.get("hypervisor_hostname") or None
+    return None
+
+
 def move_document(result) -> dict:
-    doc = renamed(result.to_dict(), MOVE_KEYS)
+    """A MoveResult as JSON-ready data with openstacksdk key names: the one place that makes it
+    (MoveResult.to_dict() returns this; the CLI, the Ansible modules and OSC show it).
+    `source_node` / `dest_node` (hypervisor hostnames, as Nova's migration record names them)
+    come from the before/after views when the engine did not set them."""
+    import dataclasses
+    data = dataclasses.asdict(result)
+    for key in ("isolation_seconds", "elapsed_seconds"):
+        if isinstance(data.get(key), float):
+            data[key] = round(data[key], 2)
+    before, after = data.get("before") or {}, data.get("after") or {}
+    if data.get("source_node") is None and "source_node" in data:
+        data["source_node"] = _node(before, data.get("source"))
+    if data.get("dest_node") is None and "dest_node" in data:
+        data["dest_node"] = _node(after, data.get("dest"))
+    doc = renamed(data, MOVE_KEYS)
     for side in ("before", "after"):
         if isinstance(doc.get(side), dict):
             doc[side] = renamed(doc[side], FACT_KEYS)
     return doc
+
+
+def error_line(result) -> str:
+    """The one-line error of a failed move, with Nova's request ID of the last call it made
+    (x-openstack-request-id, what to look for in Nova's logs) when there is one."""
+    text = result.error or result.summary or "failed"
+    ids = [i for i in (getattr(result, "request_ids", None) or []) if i]
+    return f"{text} (request ID {ids[-1]})" if ids else text
 
 
 def host_rows(rows: Iterable[Mapping]) -> list[dict]:
@@ -106,8 +135,10 @@ def plan_step_rows(plan_dict: Mapping) -> list[dict]:
 
 
 def batch_document(report) -> dict:
-    """A BatchReport (drain, undrain, plan, apply) as JSON-ready data with SDK key names."""
-    doc = report.to_dict()
+    """A BatchReport (drain, undrain, apply) or an EvacuateReport (evacuate, unfence) as
+    JSON-ready data with SDK key names: what the CLI's -f json, the Ansible modules and OSC show.
+    Takes the report or its to_dict()."""
+    doc = dict(report) if isinstance(report, Mapping) else report.to_dict()
     doc["results"] = [renamed(r, STEP_KEYS) for r in doc.get("results", [])]
     if "left" in doc:
         doc["left"] = [renamed(x, LEFT_KEYS) for x in doc.get("left") or []]
@@ -490,7 +521,7 @@ def print_evacuation(rep, fmt: str, console: Optional[Console] = None) -> None:
     """Table (or JSON/YAML) of an evacuate/unfence report, then its summary line."""
     from rich.table import Table
     if fmt != "table":
-        print(dump(rep.to_dict(), fmt))
+        print(dump(batch_document(rep), fmt))
         return
     console = console or make_console()
     if rep.results:

@@ -120,6 +120,39 @@ def test_move_fields_are_the_move_result_fields():
     assert set(report.move_fields(MoveResult)) == set(report.move_document(move_result()))
 
 
+def test_the_library_document_is_the_cli_document(capsys):
+    """MoveResult.to_dict() is what `-f json` prints: one schema, made in novamove.report."""
+    result = move_result(request_ids=["req-1"])
+    assert result.to_dict() == report.move_document(result)
+    doc = result.to_dict()
+    assert doc["source_compute"] == "c1" and doc["dest_compute"] == LONG_HOST
+    assert doc["source_node"] == "c1" and doc["dest_node"] == LONG_HOST and doc["request_ids"] == ["req-1"]
+    assert doc["before"]["compute_host"] == "c1" and not {"source", "dest"} & set(doc)
+    assert result.source == "c1" and result.before["host"] == "c1"        # the attributes stay
+
+
+def test_nodes_are_only_derived_from_a_view_on_that_host():
+    # check mode: `after` is still the source; the destination's node is not known
+    doc = move_result(check_mode=True, after={"host": "c1", "hypervisor_hostname": "c1.hv"}).to_dict()
+    assert doc["dest_node"] is None and doc["source_node"] == "c1"
+    doc = move_result(source_node="n1", dest_node="n2").to_dict()
+    assert (doc["source_node"], doc["dest_node"]) == ("n1", "n2")
+
+
+def test_migrate_json_shows_request_ids_and_a_failure_names_the_last(capsys, monkeypatch):
+    code, out, _ = invoke(capsys, "migrate", "vm1", "--to", LONG_HOST, "-q", "-f", "json")
+    assert json.loads(out)["request_ids"] == []
+    failed = move_result(ok=False, error="live migration of vm1 failed: rolled back to c1",
+                         exit_code=errors.EXIT_FAILED, request_ids=["req-aa", "req-bb"])
+    monkeypatch.setattr(api, "migrate", lambda *a, **k: failed)
+    code, out, err = invoke(capsys, "migrate", "vm1", "--to", LONG_HOST, "-q", "-f", "json")
+    assert code == errors.EXIT_FAILED and json.loads(out)["request_ids"] == ["req-aa", "req-bb"]
+    assert err == "novamove: error: live migration of vm1 failed: rolled back to c1 (request ID req-bb)\n"
+    monkeypatch.setattr(api, "migrate", lambda *a, **k: dataclasses.replace(failed, request_ids=[]))
+    code, out, err = invoke(capsys, "migrate", "vm1", "--to", LONG_HOST, "-q", "-f", "json")
+    assert err == "novamove: error: live migration of vm1 failed: rolled back to c1\n"
+
+
 # ---------------------------------------------------------------------------- no truncation
 
 @pytest.mark.parametrize("tty", [False, True])
