@@ -249,3 +249,36 @@ def test_drain_table_does_not_truncate(capsys, nova, monkeypatch):
     code, out, _ = invoke(capsys, "drain", "c1", "--dry-run")
     assert code == 0 and "…" not in out
     assert "status ERROR: Nova refuses to move it; repair or reset its state first" in out
+
+
+# ---------------------------------------------------------------------------- batch progress
+
+def test_drain_piped_prints_one_plain_line_per_event_and_feeds_the_view(capsys, nova, monkeypatch):
+    import re
+    seen = []
+    original = report.BatchView.update
+    monkeypatch.setattr(report.BatchView, "update", lambda self, p: seen.append(p) or original(self, p))
+    code, out, err = invoke(capsys, "drain", "c1", "-f", "json", "--poll-interval", "0.2")
+    assert code == errors.EXIT_INCOMPLETE and json.loads(out)["verb"] == "drain"
+    lines = err.splitlines()
+    assert lines and all(re.fullmatch(r"\d\d:\d\d:\d\d \S.*", line) for line in lines), err
+    assert "█" not in err and "\x1b" not in err
+    assert seen and seen[-1].verb == "drain" and seen[-1].moved == 10 and seen[-1].in_flight == 0
+
+
+def test_drain_on_a_terminal_draws_the_bar_under_the_events(capsys, nova, monkeypatch):
+    from rich.console import Console
+    console = Console(file=io.StringIO(), record=True, force_terminal=True, width=200)
+
+    class OnATerminal(report.BatchView):
+        def __init__(self, enabled=True, **_):
+            super().__init__(enabled=enabled, console=console)
+    monkeypatch.setattr(report, "BatchView", OnATerminal)
+    code, out, err = invoke(capsys, "drain", "c1", "-f", "json", "--poll-interval", "0.2")
+    assert code == errors.EXIT_INCOMPLETE and err == ""
+    text = console.export_text()
+    final = "drain c1  " + text.rsplit("drain c1  ", 1)[1]
+    assert " 10/10 moved · 0 in flight · " in final.splitlines()[0] and "█" in final
+    assert "vm-a1: live c1 -> " in text.split("drain c1  ")[0]          # events above the bar
+    code, out, err = invoke(capsys, "undrain", "c1", "-q", "-f", "json", "--poll-interval", "0.2")
+    assert code == 0
