@@ -159,7 +159,7 @@ results:
       description: V(live) or V(cold).
       type: str
     result:
-      description: V(moved), V(skipped), V(failed), V(aborted), V(not-started), V(in-flight) or V(gone).
+      description: V(moved), V(skipped), V(failed), V(aborted), V(not-started), V(in-flight), V(gone) or V(planned) (check mode).
       type: str
     detail:
       description: Why, in one line.
