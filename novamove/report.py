@@ -70,12 +70,41 @@ def move_fields(result_class) -> tuple[str, ...]:
     return tuple(MOVE_KEYS.get(f.name, f.name) for f in dataclasses.fields(result_class))
 
 
+def _node(facts: Mapping, host: Optional[str]) -> Optional[str]:
+    """The hypervisor hostname in a before/after view, if that view is on `host`."""
+    if host and facts.get("host") == host:
+        return facts.get("hypervisor_hostname") or None
+    return None
+
+
 def move_document(result) -> dict:
-    doc = renamed(result.to_dict(), MOVE_KEYS)
+    """A MoveResult as JSON-ready data with openstacksdk key names: the one place that makes it
+    (MoveResult.to_dict() returns this; the CLI, the Ansible modules and OSC show it).
+    `source_node` / `dest_node` (hypervisor hostnames, as Nova's migration record names them)
+    come from the before/after views when the engine did not set them."""
+    import dataclasses
+    data = dataclasses.asdict(result)
+    for key in ("isolation_seconds", "elapsed_seconds"):
+        if isinstance(data.get(key), float):
+            data[key] = round(data[key], 2)
+    before, after = data.get("before") or {}, data.get("after") or {}
+    if data.get("source_node") is None and "source_node" in data:
+        data["source_node"] = _node(before, data.get("source"))
+    if data.get("dest_node") is None and "dest_node" in data:
+        data["dest_node"] = _node(after, data.get("dest"))
+    doc = renamed(data, MOVE_KEYS)
     for side in ("before", "after"):
         if isinstance(doc.get(side), dict):
             doc[side] = renamed(doc[side], FACT_KEYS)
     return doc
+
+
+def error_line(result) -> str:
+    """The one-line error of a failed move, with Nova's request ID of the last call it made
+    (x-openstack-request-id, what to look for in Nova's logs) when there is one."""
+    text = result.error or result.summary or "failed"
+    ids = [i for i in (getattr(result, "request_ids", None) or []) if i]
+    return f"{text} (request ID {ids[-1]})" if ids else text
 
 
 def host_rows(rows: Iterable[Mapping]) -> list[dict]:
@@ -106,8 +135,10 @@ def plan_step_rows(plan_dict: Mapping) -> list[dict]:
 
 
 def batch_document(report) -> dict:
-    """A BatchReport (drain, undrain, plan, apply) as JSON-ready data with SDK key names."""
-    doc = report.to_dict()
+    """A BatchReport (drain, undrain, apply) or an EvacuateReport (evacuate, unfence) as
+    JSON-ready data with SDK key names: what the CLI's -f json, the Ansible modules and OSC show.
+    Takes the report or its to_dict()."""
+    doc = dict(report) if isinstance(report, Mapping) else report.to_dict()
     doc["results"] = [renamed(r, STEP_KEYS) for r in doc.get("results", [])]
     if "left" in doc:
         doc["left"] = [renamed(x, LEFT_KEYS) for x in doc.get("left") or []]
@@ -427,6 +458,122 @@ def progress_lines(enabled: bool = True):
     return say
 
 
+def duration(seconds: Optional[float]) -> str:
+    """A short duration for progress lines: 45s, 1m12s, 2h05m."""
+    if seconds is None:
+        return "?"
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class BatchView:
+    """The live view of a drain, undrain or apply on stderr. On a terminal: the event lines
+    scroll above a progress bar and the servers moving now:
+
+        drain compute3  ████░░░░ 12/40 moved · 3 in flight · 1 failed · 25 waiting · 1m12s · ETA 2m30s
+        in flight: web-1, web-2, db-1
+
+    Elsewhere (pipes, CI, logs): one plain timestamped line per event, no bar. `line` is the
+    batch's `progress` callback, `update` its `status` callback; `update` takes a snapshot with
+    verb, hosts, total, moved, failed, in_flight, waiting, other, elapsed, eta and
+    in_flight_names (novamove.engine.batch.BatchProgress; read by attribute only)."""
+
+    BAR_WIDTH = 24
+    MAX_NAMES = 6           # servers named under the bar; the rest are counted
+
+    def __init__(self, enabled: bool = True, force_terminal: Optional[bool] = None, console=None):
+        from rich.console import Console as _Console
+        self.console = console or _Console(stderr=True, highlight=False, force_terminal=force_terminal)
+        self.enabled = enabled
+        self.live = enabled and self.console.is_terminal
+        self.snapshot = None
+        self._live = None
+
+    def __enter__(self) -> "BatchView":
+        if self.live:
+            from rich.live import Live
+            self._live = Live(self.render(), console=self.console, auto_refresh=False, transient=False,
+                              redirect_stdout=False, redirect_stderr=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._live is not None:
+            live, self._live = self._live, None
+            live.__exit__(*exc)
+
+    def line(self, text: str) -> None:
+        """One event (the batch's `progress` callback)."""
+        if not self.enabled:
+            return
+        import time as _time
+        stamp = _time.strftime("%H:%M:%S")
+        if self._live is not None:
+            from rich.text import Text
+            self.console.print(Text.assemble((stamp, "dim"), " ", str(text)))
+        else:
+            print(f"{stamp} {text}", file=sys.stderr, flush=True)
+
+    def update(self, progress) -> None:
+        """Where the batch stands (the batch's `status` callback): redraws the bar."""
+        self.snapshot = progress
+        if self._live is not None:
+            self._live.update(self.render(), refresh=True)
+
+    def bar(self, progress, width: Optional[int] = None):
+        """The bar: moved (green), failed (red), other outcomes (yellow), the rest to do."""
+        from rich.text import Text
+        width = width or self.BAR_WIDTH
+        total = max(progress.total, progress.moved + progress.failed + progress.other, 1)
+        bar = Text()
+        used = 0
+        for count, style in ((progress.moved, "green"), (progress.failed, "red"), (progress.other, "yellow")):
+            cells = min(width - used, round(width * count / total))
+            if count and not cells and used < width:
+                cells = 1                       # a failure is never too small to show
+            bar.append("█" * cells, style=style)
+            used += cells
+        bar.append("░" * (width - used), style="dim")
+        return bar
+
+    def status_line(self, progress) -> str:
+        """The counts after the bar, as plain text."""
+        parts = [f"{progress.moved}/{progress.total} moved", f"{progress.in_flight} in flight"]
+        if progress.failed:
+            parts.append(f"{progress.failed} failed")
+        if progress.waiting:
+            parts.append(f"{progress.waiting} waiting")
+        if progress.other:
+            parts.append(f"{progress.other} other")
+        parts.append(duration(progress.elapsed))
+        if progress.eta is not None:
+            parts.append(f"ETA {duration(progress.eta)}")
+        return " · ".join(parts)
+
+    def render(self):
+        from rich.console import Group
+        from rich.text import Text
+        p = self.snapshot
+        if p is None:
+            return Group()
+        title, counts = f"{p.verb} {', '.join(p.hosts)}", self.status_line(p)
+        # A narrow terminal gets a shorter bar (at least 8 cells), not a cut-off ETA.
+        width = max(8, min(self.BAR_WIDTH, self.console.width - len(title) - len(counts) - 3))
+        rows = [Text.assemble((title, "bold"), "  ", self.bar(p, width), " ", counts)]
+        names = list(p.in_flight_names)
+        if names:
+            shown = ", ".join(names[:self.MAX_NAMES])
+            more = len(names) - self.MAX_NAMES
+            tail = Text(f"in flight: {shown}" + (f" and {more} more" if more > 0 else ""), style="dim")
+            tail.no_wrap, tail.overflow = True, "ellipsis"
+            rows.append(tail)
+        return Group(*rows)
+
+
 class ProgressDisplay:
     """The live display of a move on stderr: an updating line on a terminal, a line per change
     otherwise (logs, CI)."""
@@ -490,7 +637,7 @@ def print_evacuation(rep, fmt: str, console: Optional[Console] = None) -> None:
     """Table (or JSON/YAML) of an evacuate/unfence report, then its summary line."""
     from rich.table import Table
     if fmt != "table":
-        print(dump(rep.to_dict(), fmt))
+        print(dump(batch_document(rep), fmt))
         return
     console = console or make_console()
     if rep.results:

@@ -41,7 +41,9 @@ def _cap_options(f):
                      metavar="SECONDS", help="How often the in-flight moves are listed (default 0.5)."),
         click.option("--timeout", "step_timeout", type=click.FloatRange(min=10), default=1800,
                      show_default=True, metavar="SECONDS", help="Give up on one move after this long."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress lines."),
+        click.option("--quiet", "-q", is_flag=True,
+                     help="No progress (on a terminal a progress bar under the event lines; "
+                          "elsewhere one line per event)."),
         output_options,
     ]
     for option in reversed(options):
@@ -93,11 +95,12 @@ def drain(ctx, host, targets, mode, order, reason, dry_run, allow_unmovable, max
     """
     from novamove import api
     out = _batch_output(fmt)
-    rep = api.drain(host, journal_path=journal_path(ctx), targets=targets, mode=mode, order=order,
-                    reason=reason, max_parallel=max_parallel or 4, max_per_host=max_per_host or 2,
-                    dry_run=dry_run, on_interrupt=on_interrupt, poll_interval=poll_interval,
-                    step_timeout=step_timeout, allow_unmovable=allow_unmovable,
-                    progress=report.progress_lines(not quiet), **conn(ctx))
+    with report.BatchView(enabled=not quiet) as view:
+        rep = api.drain(host, journal_path=journal_path(ctx), targets=targets, mode=mode, order=order,
+                        reason=reason, max_parallel=max_parallel or 4, max_per_host=max_per_host or 2,
+                        dry_run=dry_run, on_interrupt=on_interrupt, poll_interval=poll_interval,
+                        step_timeout=step_timeout, allow_unmovable=allow_unmovable,
+                        progress=view.line, status=view.update, **conn(ctx))
     show(rep, out)
 
 
@@ -113,10 +116,11 @@ def undrain(ctx, host, move_back, dry_run, max_parallel, max_per_host, on_interr
     """Re-enable HOST if a novamove drain disabled it (and, with --move-back, refill it)."""
     from novamove import api
     out = _batch_output(fmt)
-    rep = api.undrain(host, journal_path=journal_path(ctx), move_back=move_back,
-                      max_parallel=max_parallel or 4, max_per_host=max_per_host or 2,
-                      on_interrupt=on_interrupt, poll_interval=poll_interval, step_timeout=step_timeout,
-                      dry_run=dry_run, progress=report.progress_lines(not quiet), **conn(ctx))
+    with report.BatchView(enabled=not quiet) as view:
+        rep = api.undrain(host, journal_path=journal_path(ctx), move_back=move_back,
+                          max_parallel=max_parallel or 4, max_per_host=max_per_host or 2,
+                          on_interrupt=on_interrupt, poll_interval=poll_interval, step_timeout=step_timeout,
+                          dry_run=dry_run, progress=view.line, status=view.update, **conn(ctx))
     show(rep, out)
 
 
@@ -156,8 +160,9 @@ def apply(ctx, plan_file, allow_unmovable, max_parallel, max_per_host, on_interr
     from novamove import api
     out = _batch_output(fmt)
     the_plan = api.load_plan(plan_file)       # bad file: one-line error before connecting
-    rep = api.apply_plan(the_plan, journal_path=journal_path(ctx), max_parallel=max_parallel,
-                         max_per_host=max_per_host, on_interrupt=on_interrupt, poll_interval=poll_interval,
-                         step_timeout=step_timeout, allow_unmovable=allow_unmovable,
-                         progress=report.progress_lines(not quiet), **conn(ctx))
+    with report.BatchView(enabled=not quiet) as view:
+        rep = api.apply_plan(the_plan, journal_path=journal_path(ctx), max_parallel=max_parallel,
+                             max_per_host=max_per_host, on_interrupt=on_interrupt, poll_interval=poll_interval,
+                             step_timeout=step_timeout, allow_unmovable=allow_unmovable,
+                             progress=view.line, status=view.update, **conn(ctx))
     show(rep, out)

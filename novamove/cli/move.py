@@ -29,7 +29,7 @@ def _move_output(fmt: str):
 def _exit_for(result) -> None:
     if result.exit_code:
         if result.error:
-            click.echo(f"novamove: error: {result.error}", err=True)
+            click.echo(f"novamove: error: {report.error_line(result)}", err=True)
         sys.exit(result.exit_code)
 
 

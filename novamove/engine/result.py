@@ -36,8 +36,10 @@ class MoveResult:
     server_name: str = ""
     before: dict = field(default_factory=dict)
     after: dict = field(default_factory=dict)
-    source: Optional[str] = None
-    dest: Optional[str] = None
+    source: Optional[str] = None        # service host (source_compute in documents)
+    dest: Optional[str] = None          # service host (dest_compute in documents)
+    source_node: Optional[str] = None   # hypervisor hostnames, as Nova's migration record names
+    dest_node: Optional[str] = None     # them (from before/after when not set)
     mode: Optional[str] = None          # live | cold
     strategy: Optional[str] = None      # native | isolate
     run_id: Optional[str] = None
@@ -51,12 +53,14 @@ class MoveResult:
     isolation_seconds: float = 0.0      # how long other computes were disabled (isolate)
     disabled_services: list = field(default_factory=list)
     elapsed_seconds: float = 0.0
+    # Nova's x-openstack-request-id of each mutating call (migrate, confirm, abort...), in order.
+    request_ids: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["isolation_seconds"] = round(self.isolation_seconds, 2)
-        out["elapsed_seconds"] = round(self.elapsed_seconds, 2)
-        return out
+        """The result with openstacksdk key names (source_compute, dest_compute, source_node,
+        dest_node; before/after compute_host): the document the CLI, Ansible and OSC show."""
+        from novamove.report import move_document
+        return move_document(self)
 
     @classmethod
     def failure(cls, error: str, exit_code: int = EXIT_FAILED, **kwargs: Any) -> "MoveResult":

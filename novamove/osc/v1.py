@@ -32,8 +32,11 @@ def migration_type(mode):
 
 
 def move_row(result) -> tuple:
-    """One MoveResult as (columns, values) for a ShowOne."""
-    after = result.after or {}
+    """One MoveResult as (columns, values) for a ShowOne (from report.move_document, the
+    schema the CLI and Ansible show)."""
+    from novamove import report
+    doc = report.move_document(result)
+    after = doc.get("after") or {}
     if not result.ok:
         outcome = "failed"
     elif result.check_mode:
@@ -44,30 +47,32 @@ def move_row(result) -> tuple:
                                                               "accepted") else "in progress"
     else:
         outcome = "unchanged"
-    values = (result.server_id, result.server_name, result.source, result.dest,
-              after.get("host"), after.get("hypervisor_hostname"), after.get("status"),
-              after.get("power_state"), migration_type(result.mode), result.migration_id,
-              result.migration_status, result.strategy, result.run_id, outcome, result.summary)
+    values = (doc.get("server_id"), doc.get("server_name"), doc.get("source_compute"),
+              doc.get("dest_compute"), after.get("compute_host"), after.get("hypervisor_hostname"),
+              after.get("status"), after.get("power_state"), migration_type(doc.get("mode")),
+              doc.get("migration_id"), doc.get("migration_status"), doc.get("strategy"),
+              doc.get("run_id"), outcome, doc.get("summary"))
     return MOVE_COLUMNS, values
 
 
 def batch_rows(report) -> tuple:
     """A drain/undrain BatchReport as (columns, rows) for a Lister: the per-server results, or
-    the planned steps of a dry run."""
-    data = report.to_dict()
+    the planned steps of a dry run (from report.batch_document, the CLI's and Ansible's schema)."""
+    from novamove import report as render
+    data = render.batch_document(report)
     rows = []
     if data.get("dry_run") and not data.get("results"):
         for step in (data.get("plan") or {}).get("steps", []):
-            planned = step.get("dest") is not None
-            rows.append((step.get("server_id"), step.get("server_name"), step.get("source"),
-                         step.get("dest"), migration_type(step.get("mode")),
+            planned = step.get("dest_compute") is not None
+            rows.append((step.get("server_id"), step.get("server_name"), step.get("source_compute"),
+                         step.get("dest_compute"), migration_type(step.get("mode")),
                          "planned" if planned else "skipped", None,
                          "" if planned else step.get("skip_reason") or ""))
     else:
         for r in data.get("results", []):
-            rows.append((r.get("server_id"), r.get("server_name"), r.get("source"), r.get("dest"),
-                         migration_type(r.get("mode")), r.get("result"), r.get("seconds"),
-                         r.get("detail")))
+            rows.append((r.get("server_id"), r.get("server_name"), r.get("source_compute"),
+                         r.get("dest_compute"), migration_type(r.get("mode")), r.get("result"),
+                         r.get("seconds"), r.get("detail")))
     return BATCH_COLUMNS, rows
 
 
@@ -177,7 +182,7 @@ class MoveServer(_NovamoveCommand, command.ShowOne):
         return parser
 
     def take_action(self, parsed_args):
-        from novamove import api, errors
+        from novamove import api, errors, report
 
         result = api.migrate(parsed_args.server, parsed_args.host, cloud=self._cloud,
                              mode=parsed_args.mode, strategy=parsed_args.strategy,
@@ -191,7 +196,7 @@ class MoveServer(_NovamoveCommand, command.ShowOne):
             raise errors.PreconditionFailed(result.summary.replace(" and has a status of", ", status"))
         if not result.ok:
             self._exit_code = result.exit_code or errors.EXIT_FAILED
-            self._error(result.error or result.summary)
+            self._error(report.error_line(result))
         return move_row(result)
 
 
@@ -218,14 +223,14 @@ class WaitServerMigration(_NovamoveCommand, command.ShowOne):
         return parser
 
     def take_action(self, parsed_args):
-        from novamove import api, errors
+        from novamove import api, errors, report
 
         result = api.wait(parsed_args.server, cloud=self._cloud, confirm=parsed_args.confirm,
                           timeout=parsed_args.timeout, on_timeout=parsed_args.on_timeout,
                           progress=self._progress_snapshot)
         if not result.ok:
             self._exit_code = result.exit_code or errors.EXIT_FAILED
-            self._error(result.error or result.summary)
+            self._error(report.error_line(result))
         return move_row(result)
 
 

@@ -49,8 +49,8 @@ def test_dict_cloud_with_api_timeout_and_sdk_log(minicloud, servers, ansible_env
     assert proc.returncode == 0, proc.output
     assert recap(proc)["changed"] == 2          # the move and the copy
     out = json.loads((tmp_path / "out.json").read_text())
-    assert set(minicloud.computes) <= {h["name"] for h in out["hosts"]}
-    assert out["moved"]["dest"] == target and out["moved"]["changed"] is True
+    assert set(minicloud.computes) <= {h["host"] for h in out["hosts"]}
+    assert out["moved"]["dest_compute"] == target and out["moved"]["changed"] is True
     assert minicloud.host_of(vm.id) == target
 
     # The SDK log at DEBUG has the HTTP requests; no password anywhere.

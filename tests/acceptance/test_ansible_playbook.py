@@ -187,13 +187,13 @@ def test_info_modules_report_hosts_and_migrations(minicloud, server, ansible_env
     proc = run_playbook(env, collections_path, playbook=str(playbook), inventory=False)
     assert proc.returncode == 0, proc.output
     info = json.loads((tmp_path / "info.json").read_text())
-    hosts = {h["name"]: h for h in info["hosts"]}
+    hosts = {h["host"]: h for h in info["hosts"]}
     assert set(minicloud.computes) <= set(hosts)
     for name in minicloud.computes:
         assert hosts[name]["hypervisor_hostname"].split(".")[0] == name
         assert hosts[name]["status"] in ("enabled", "disabled") and hosts[name]["state"] in ("up", "down")
     assert hosts[target]["vcpus_used"] >= 1
-    assert any(m["server_id"] == server.id and m["dest"] == target for m in info["migrations"])
+    assert any(m["server_id"] == server.id and m["dest_compute"] == target for m in info["migrations"])
 
 
 def test_role_rejects_missing_variables_before_touching_the_cloud(ansible_env, collections_path):

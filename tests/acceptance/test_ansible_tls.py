@@ -129,7 +129,7 @@ def test_ansible_ca_cert_and_validate_certs_false(tls_cloud, ansible_env, collec
     out = json.loads((tmp_path / "tls.json").read_text())
     for name in ("ca_cert", "cacert", "insecure"):
         assert not out[name].get("failed"), (name, out[name].get("msg"))
-        assert set(mc.computes) <= {h["name"] for h in out[name]["compute_hosts"]}
+        assert set(mc.computes) <= {h["host"] for h in out[name]["compute_hosts"]}
     assert out["no_ca"]["failed"] is True
     message = out["no_ca"]["msg"]
     assert ("certificate" in message.lower() or "ssl" in message.lower()) and "\n" not in message

@@ -196,7 +196,7 @@ def test_refusals_change_nothing(minicloud, fleet):
     by_name = {r["server_name"].split("-", 2)[-1]: r for r in rep["results"]}
     assert {n for n, r in by_name.items() if r["result"] == "planned"} == {"act1", "act2", "off1", "anti-src"}
     assert by_name["keep"]["result"] == "skipped"
-    assert by_name["anti-src"]["dest"] != FIRST             # anti-affinity in the plan
+    assert by_name["anti-src"]["dest_compute"] != FIRST             # anti-affinity in the plan
     assert _snapshot(minicloud, fleet) == before
 
 

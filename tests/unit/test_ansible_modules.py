@@ -28,7 +28,8 @@ from ansible_collections.novamove.openstack.plugins.modules import (  # noqa: E4
     instance_migrate,
     migration_info,
 )
-from novamove import api, errors  # noqa: E402
+from novamove import api, errors, report  # noqa: E402
+from novamove.engine.result import MoveResult  # noqa: E402
 
 BEFORE = {"host": "compute1", "hypervisor_hostname": "compute1.fake.local", "status": "ACTIVE",
           "power_state": "RUNNING", "flavor": "m1.tiny"}
@@ -42,7 +43,7 @@ def move_result(**overrides):
                   strategy="native", run_id="run-1", migration_id="7", migration_status="completed",
                   error=None, exit_code=0)
     fields.update(overrides)
-    return SimpleNamespace(**fields)
+    return MoveResult(**fields)
 
 
 class FakeApi:
@@ -238,7 +239,7 @@ def test_modules_call_only_the_library_front_door():
                 names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
             for name in names:
                 if name.startswith("novamove") and not name.startswith("novamove.openstack"):
-                    assert name in ("novamove", "novamove.api", "novamove.errors",
+                    assert name in ("novamove", "novamove.api", "novamove.report", "novamove.errors",
                                     "novamove.errors.NovamoveError"), f"{path.name} imports {name}"
 
 
@@ -249,7 +250,8 @@ def test_instance_migrate_calls_the_library_and_reports_the_summary(fake, capsys
         "mode": "live", "strategy": "native", "endpoint_type": "admin"}, capsys)
     assert not failed and result["changed"] is True
     assert result["summary"] == "web1 was migrated from compute1 to compute2 and has a status of ACTIVE"
-    assert result["before"]["host"] == "compute1" and result["after"]["host"] == "compute2"
+    assert result["before"]["compute_host"] == "compute1" and result["after"]["compute_host"] == "compute2"
+    assert result["source_compute"] == "compute1" and result["dest_compute"] == "compute2"
     [(name, args, kwargs)] = api.calls
     assert name == "migrate" and args == ("web1", "compute2")
     assert kwargs == dict(cloud=spec(cloud="mycloud", interface="admin"), mode="live",
@@ -289,7 +291,7 @@ def test_a_move_that_did_not_land_fails_with_its_error_and_the_facts(fake, capsy
         exit_code=errors.EXIT_FAILED)))
     failed, result = run_module(instance_migrate, {"server": "web1", "host": "compute2"}, capsys)
     assert failed and result["msg"] == "live migration of web1 failed: rolled back to compute1"
-    assert result["after"]["host"] == "compute1" and result["exit_code"] == errors.EXIT_FAILED
+    assert result["after"]["compute_host"] == "compute1" and result["exit_code"] == errors.EXIT_FAILED
 
 
 def test_compute_host_info_filters_by_either_host_name(fake, capsys):
@@ -298,16 +300,18 @@ def test_compute_host_info_filters_by_either_host_name(fake, capsys):
     fake(compute_host_info, FakeApi(hosts))
     failed, result = run_module(compute_host_info, {"name": "compute2.fake.local"}, capsys)
     assert not failed and result["changed"] is False
-    assert [h["name"] for h in result["compute_hosts"]] == ["compute2"]
+    assert [h["host"] for h in result["compute_hosts"]] == ["compute2"]
     failed, result = run_module(compute_host_info, {}, capsys)
     assert len(result["compute_hosts"]) == 2
 
 
 def test_migration_info_passes_the_filters(fake, capsys):
-    api = fake(migration_info, FakeApi([{"id": "7", "type": "live-migration"}]))
+    api = fake(migration_info, FakeApi([{"id": "7", "type": "live-migration", "source": "compute1",
+                                         "dest": "compute2"}]))
     failed, result = run_module(migration_info, {"server": "web1", "host": "compute1",
                                                  "status": "completed", "type": "live-migration"}, capsys)
-    assert not failed and result["migrations"] == [{"id": "7", "type": "live-migration"}]
+    assert not failed and result["migrations"] == [{"id": "7", "migration_type": "live-migration",
+                                                    "source_compute": "compute1", "dest_compute": "compute2"}]
     assert api.calls[0][2] == dict(server="web1", host="compute1", status="completed",
                                    migration_type="live-migration", cloud=spec())
 
@@ -329,3 +333,52 @@ def test_the_invocation_logged_on_the_managed_node_hides_dict_cloud_secrets(fake
     failed, _ = run_module(migration_info, {"cloud": cloud}, capsys)
     assert not failed and logged and "auth_url" in logged[0]
     assert "s3cr3t-pw" not in " ".join(logged)
+
+
+# ------------------------------------------------------------------ one schema: the CLI's
+
+def test_instance_migrate_returns_the_cli_document_keys(fake, capsys):
+    move = move_result(request_ids=["req-1", "req-2"])
+    fake(instance_migrate, FakeApi(move))
+    failed, result = run_module(instance_migrate, {"server": "web1", "host": "compute2"}, capsys)
+    doc = report.move_document(move)
+    assert not failed
+    assert {k: result[k] for k in instance_migrate.RESULT_FIELDS} == json.loads(json.dumps(
+        {k: doc[k] for k in instance_migrate.RESULT_FIELDS}))
+    assert result["source_node"] == "compute1.fake.local" and result["dest_node"] == "compute2.fake.local"
+    assert result["request_ids"] == ["req-1", "req-2"]
+    assert not {"source", "dest"} & set(result) and "host" not in result["before"]
+
+
+def test_a_failed_move_names_the_last_request_id(fake, capsys):
+    fake(instance_migrate, FakeApi(move_result(
+        ok=False, after=BEFORE, error="live migration of web1 failed: rolled back to compute1",
+        exit_code=errors.EXIT_FAILED, request_ids=["req-a", "req-b"])))
+    failed, result = run_module(instance_migrate, {"server": "web1", "host": "compute2"}, capsys)
+    assert failed and result["msg"] == ("live migration of web1 failed: rolled back to compute1 "
+                                        "(request ID req-b)")
+    assert result["request_ids"] == ["req-a", "req-b"] and result["dest_node"] is None
+
+
+def _documented(module, key):
+    import yaml
+    return yaml.safe_load(module.RETURN)[key]
+
+
+def test_return_docs_name_what_the_modules_return():
+    """Every key a module returns is in its RETURN documentation (and the novamove names are gone)."""
+    import yaml
+    doc = yaml.safe_load(instance_migrate.RETURN)
+    assert set(instance_migrate.RESULT_FIELDS) <= set(doc)
+    assert set(doc["before"]["contains"]) == set(report.MOVE_TABLE_FACTS)
+    assert not {"source", "dest"} & set(doc)
+    hosts = _documented(compute_host_info, "compute_hosts")["contains"]
+    assert set(hosts) == set(report.HOST_COLUMNS)
+    migrations = _documented(migration_info, "migrations")["contains"]
+    assert set(migrations) == set(report.MIGRATION_COLUMNS)
+    from ansible_collections.novamove.openstack.plugins.modules import host_drain, host_evacuate
+    steps = _documented(host_drain, "results")["contains"]
+    assert set(steps) == set(report.STEP_COLUMNS)
+    left = _documented(host_drain, "left")["sample"][0]
+    assert set(left) == set(report.LEFT_COLUMNS)
+    assert set(_documented(host_evacuate, "results")["contains"]) <= set(report.STEP_COLUMNS)

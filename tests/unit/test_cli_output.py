@@ -120,6 +120,39 @@ def test_move_fields_are_the_move_result_fields():
     assert set(report.move_fields(MoveResult)) == set(report.move_document(move_result()))
 
 
+def test_the_library_document_is_the_cli_document(capsys):
+    """MoveResult.to_dict() is what `-f json` prints: one schema, made in novamove.report."""
+    result = move_result(request_ids=["req-1"])
+    assert result.to_dict() == report.move_document(result)
+    doc = result.to_dict()
+    assert doc["source_compute"] == "c1" and doc["dest_compute"] == LONG_HOST
+    assert doc["source_node"] == "c1" and doc["dest_node"] == LONG_HOST and doc["request_ids"] == ["req-1"]
+    assert doc["before"]["compute_host"] == "c1" and not {"source", "dest"} & set(doc)
+    assert result.source == "c1" and result.before["host"] == "c1"        # the attributes stay
+
+
+def test_nodes_are_only_derived_from_a_view_on_that_host():
+    # check mode: `after` is still the source; the destination's node is not known
+    doc = move_result(check_mode=True, after={"host": "c1", "hypervisor_hostname": "c1.hv"}).to_dict()
+    assert doc["dest_node"] is None and doc["source_node"] == "c1"
+    doc = move_result(source_node="n1", dest_node="n2").to_dict()
+    assert (doc["source_node"], doc["dest_node"]) == ("n1", "n2")
+
+
+def test_migrate_json_shows_request_ids_and_a_failure_names_the_last(capsys, monkeypatch):
+    code, out, _ = invoke(capsys, "migrate", "vm1", "--to", LONG_HOST, "-q", "-f", "json")
+    assert json.loads(out)["request_ids"] == []
+    failed = move_result(ok=False, error="live migration of vm1 failed: rolled back to c1",
+                         exit_code=errors.EXIT_FAILED, request_ids=["req-aa", "req-bb"])
+    monkeypatch.setattr(api, "migrate", lambda *a, **k: failed)
+    code, out, err = invoke(capsys, "migrate", "vm1", "--to", LONG_HOST, "-q", "-f", "json")
+    assert code == errors.EXIT_FAILED and json.loads(out)["request_ids"] == ["req-aa", "req-bb"]
+    assert err == "novamove: error: live migration of vm1 failed: rolled back to c1 (request ID req-bb)\n"
+    monkeypatch.setattr(api, "migrate", lambda *a, **k: dataclasses.replace(failed, request_ids=[]))
+    code, out, err = invoke(capsys, "migrate", "vm1", "--to", LONG_HOST, "-q", "-f", "json")
+    assert err == "novamove: error: live migration of vm1 failed: rolled back to c1\n"
+
+
 # ---------------------------------------------------------------------------- no truncation
 
 @pytest.mark.parametrize("tty", [False, True])
@@ -216,3 +249,36 @@ def test_drain_table_does_not_truncate(capsys, nova, monkeypatch):
     code, out, _ = invoke(capsys, "drain", "c1", "--dry-run")
     assert code == 0 and "…" not in out
     assert "status ERROR: Nova refuses to move it; repair or reset its state first" in out
+
+
+# ---------------------------------------------------------------------------- batch progress
+
+def test_drain_piped_prints_one_plain_line_per_event_and_feeds_the_view(capsys, nova, monkeypatch):
+    import re
+    seen = []
+    original = report.BatchView.update
+    monkeypatch.setattr(report.BatchView, "update", lambda self, p: seen.append(p) or original(self, p))
+    code, out, err = invoke(capsys, "drain", "c1", "-f", "json", "--poll-interval", "0.2")
+    assert code == errors.EXIT_INCOMPLETE and json.loads(out)["verb"] == "drain"
+    lines = err.splitlines()
+    assert lines and all(re.fullmatch(r"\d\d:\d\d:\d\d \S.*", line) for line in lines), err
+    assert "█" not in err and "\x1b" not in err
+    assert seen and seen[-1].verb == "drain" and seen[-1].moved == 10 and seen[-1].in_flight == 0
+
+
+def test_drain_on_a_terminal_draws_the_bar_under_the_events(capsys, nova, monkeypatch):
+    from rich.console import Console
+    console = Console(file=io.StringIO(), record=True, force_terminal=True, width=200)
+
+    class OnATerminal(report.BatchView):
+        def __init__(self, enabled=True, **_):
+            super().__init__(enabled=enabled, console=console)
+    monkeypatch.setattr(report, "BatchView", OnATerminal)
+    code, out, err = invoke(capsys, "drain", "c1", "-f", "json", "--poll-interval", "0.2")
+    assert code == errors.EXIT_INCOMPLETE and err == ""
+    text = console.export_text()
+    final = "drain c1  " + text.rsplit("drain c1  ", 1)[1]
+    assert " 10/10 moved · 0 in flight · " in final.splitlines()[0] and "█" in final
+    assert "vm-a1: live c1 -> " in text.split("drain c1  ")[0]          # events above the bar
+    code, out, err = invoke(capsys, "undrain", "c1", "-q", "-f", "json", "--poll-interval", "0.2")
+    assert code == 0

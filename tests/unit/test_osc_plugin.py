@@ -307,6 +307,14 @@ def test_migration_wait_judges_like_move(monkeypatch):
     assert code == errors.EXIT_TIMEOUT and err == "gave up after 9s: migration still running\n"
 
 
+def test_a_failed_move_names_nova_s_last_request_id(monkeypatch):
+    monkeypatch.setattr(api, "migrate", Calls(result(ok=False, exit_code=errors.EXIT_FAILED,
+                                                     error="live migration of vm1 failed",
+                                                     request_ids=["req-1", "req-2"])))
+    code, _, err = run_command(v1.MoveServer, ["web1", "--to", "compute2"])
+    assert code == errors.EXIT_FAILED and err == "live migration of vm1 failed (request ID req-2)\n"
+
+
 def test_drain_lists_the_results_and_passes_the_caps(monkeypatch):
     row = dict(server_id="u1", server_name="vm1", source="c1", dest="c2", mode="cold",
                result="moved", seconds=3.2, detail="cold migration confirmed")

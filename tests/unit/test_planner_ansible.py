@@ -55,7 +55,7 @@ def test_drain_then_idempotent_then_undrain_move_back(nova, tmp_path, capsys):
     failed, res = run(args, capsys)
     assert not failed and res["changed"]
     assert res["summary"] == "drain c1: 10 moved, 1 skipped, 1 still on c1 (vm-err)"
-    assert [(x["name"], x["accepted"]) for x in res["left"]] == [("vm-err", True)]
+    assert [(x["server_name"], x["accepted"]) for x in res["left"]] == [("vm-err", True)]
     failed, res = run(args, capsys)
     assert not failed and not res["changed"]
     failed, res = run(dict(args, state="undrained", move_back=True), capsys)
@@ -77,4 +77,4 @@ def test_library_errors_are_one_line(nova, tmp_path, capsys):
 def test_a_server_left_on_the_host_fails_the_task_unless_allowed(nova, tmp_path, capsys):
     failed, res = run({"host": "c1", "journal": str(tmp_path / "j")}, capsys)
     assert failed and res["exit_code"] == 8 and "1 still on c1 (vm-err)" in res["msg"]
-    assert [x["name"] for x in res["left"]] == ["vm-err"]
+    assert [x["server_name"] for x in res["left"]] == ["vm-err"]

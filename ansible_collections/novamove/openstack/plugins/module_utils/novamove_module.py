@@ -19,13 +19,17 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 # The import is guarded so that ansible-test's import sanity test (which runs without the
 # library) and ansible-doc work; a module that actually runs reports the missing library.
 try:
-    # novamove_api is used by the modules, which import it from here.
+    # novamove_api and novamove_report are used by the modules, which import them from here.
+    # Results are shaped by novamove.report (the CLI's -f json schema: openstacksdk key names),
+    # never by the modules themselves.
     from novamove import api as novamove_api  # pylint: disable=unused-import
+    from novamove import report as novamove_report  # pylint: disable=unused-import
     from novamove.errors import NovamoveError
 except ImportError:
     HAS_NOVAMOVE = False
     NOVAMOVE_IMPORT_ERROR = traceback.format_exc()
     novamove_api = None
+    novamove_report = None
 
     class NovamoveError(Exception):  # type: ignore[no-redef]
         """Stand-in so `except NovamoveError` stays valid when the library is missing."""

@@ -54,12 +54,16 @@ EXAMPLES = r'''
 
 RETURN = r'''
 compute_hosts:
-  description: One entry per compute host, sorted as the library returns them.
+  description:
+    - One entry per compute host, sorted as the library returns them (the rows of
+      C(novamove hosts -f json)).
+    - Changed after 0.1.0, keys follow openstacksdk names; C(name) is now C(host)
+      and C(zone) C(availability_zone).
   returned: always
   type: list
   elements: dict
   contains:
-    name:
+    host:
       description: Service host name (what O(novamove.openstack.instance_migrate#module:host) takes).
       type: str
       sample: compute1
@@ -67,7 +71,7 @@ compute_hosts:
       description: Hypervisor (node) hostname of the host.
       type: str
       sample: compute1.example.org
-    zone:
+    availability_zone:
       description: Availability zone of the compute service.
       type: str
       sample: nova
@@ -108,9 +112,9 @@ compute_hosts:
       type: float
       sample: 80
   sample:
-    - name: compute1
+    - host: compute1
       hypervisor_hostname: compute1.example.org
-      zone: nova
+      availability_zone: nova
       status: enabled
       state: up
       disabled_reason: null
@@ -125,6 +129,7 @@ compute_hosts:
 from ansible_collections.novamove.openstack.plugins.module_utils.novamove_module import (
     NovamoveModule,
     novamove_api,
+    novamove_report,
 )
 
 
@@ -135,10 +140,10 @@ class ComputeHostInfoModule(NovamoveModule):
     module_kwargs = dict(supports_check_mode=True)
 
     def run(self):
-        hosts = novamove_api.compute_hosts(**self.connection)
+        hosts = novamove_report.host_rows(novamove_api.compute_hosts(**self.connection))
         name = self.params['name']
         if name:
-            hosts = [h for h in hosts if name in (h.get('name'), h.get('hypervisor_hostname'))]
+            hosts = [h for h in hosts if name in (h.get('host'), h.get('hypervisor_hostname'))]
         return dict(changed=False, compute_hosts=hosts)
 
 

@@ -135,7 +135,10 @@ run_id:
   type: str
   sample: ab12cd34ef56
 results:
-  description: One entry per server of the host.
+  description:
+    - One entry per server of the host (the rows of C(novamove drain -f json)).
+    - Changed after 0.1.0, keys follow openstacksdk names; C(source) is now C(source_compute),
+      C(dest) C(dest_compute), C(host) C(compute_host).
   returned: always
   type: list
   elements: dict
@@ -146,43 +149,61 @@ results:
     server_name:
       description: Server name.
       type: str
-    source:
+    source_compute:
       description: Host the server was on.
       type: str
-    dest:
+    dest_compute:
       description: Planned destination (null when skipped).
       type: str
     mode:
       description: V(live) or V(cold).
       type: str
     result:
-      description: V(moved), V(skipped), V(failed), V(aborted), V(not-started) or V(planned) (check mode).
+      description: V(moved), V(skipped), V(failed), V(aborted), V(not-started), V(in-flight), V(gone) or V(planned) (check mode).
       type: str
     detail:
       description: Why, in one line.
       type: str
+    migration_id:
+      description: ID of the Nova migration record of the move.
+      type: str
+    compute_host:
+      description: Where the server was last seen.
+      type: str
+    seconds:
+      description: How long the move took.
+      type: float
   sample:
     - server_id: 5f0c6f1e-2c0a-4a53-9a55-0d6d3a5b6f00
       server_name: web-1
-      source: compute1
-      dest: compute2
+      source_compute: compute1
+      dest_compute: compute2
       mode: live
       result: moved
       detail: live migration completed
+      migration_id: "42"
+      compute_host: compute2
+      seconds: 21.4
 left:
-  description: Servers still on the host when the drain ended (read back from the cloud).
+  description:
+    - Servers still on the host when the drain ended (read back from the cloud).
+    - Changed after 0.1.0, C(name) is now C(server_name) and C(host) C(compute_host).
   returned: always
   type: list
   elements: dict
   sample:
     - server_id: 5f0c6f1e-2c0a-4a53-9a55-0d6d3a5b6f01
-      name: broken-1
-      host: compute1
+      server_name: broken-1
+      compute_host: compute1
       status: ERROR
       reason: "status ERROR: Nova cannot migrate it"
       accepted: true
 plan:
-  description: The plan (what C(novamove plan drain) writes).
+  description:
+    - The plan, as C(novamove plan drain -f json) shows it (its C(checks), caps and options).
+    - Its C(steps) are rows like RV(results) (C(step), C(server_id), C(server_name), C(status),
+      C(mode), C(source_compute), C(dest_compute), C(vcpus), C(memory_mb), C(disk_gb), C(groups),
+      C(skip_reason)), not the plan file's format.
   returned: always
   type: dict
   sample: {}
@@ -191,6 +212,7 @@ plan:
 from ansible_collections.novamove.openstack.plugins.module_utils.novamove_module import (
     NovamoveModule,
     novamove_api,
+    novamove_report,
 )
 
 
@@ -222,7 +244,7 @@ class HostDrainModule(NovamoveModule):
                                         allow_unmovable=p['allow_unmovable'], **common)
         else:
             report = novamove_api.undrain(p['host'], move_back=p['move_back'], **common)
-        data = report.to_dict()
+        data = novamove_report.batch_document(report)
         result = dict(changed=bool(report.changed), summary=data['summary'], service=data['service'],
                       run_id=data['run_id'], results=data['results'], left=data.get('left') or [],
                       plan=data['plan'] or {})

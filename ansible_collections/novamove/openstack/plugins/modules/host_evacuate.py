@@ -153,7 +153,10 @@ run_id:
   type: str
   sample: ab12cd34ef56
 results:
-  description: One entry per server of the host.
+  description:
+    - One entry per server of the host (the rows of C(novamove evacuate -f json)).
+    - Changed after 0.1.0, keys follow openstacksdk names; C(source) is now
+      C(source_compute), C(dest) C(dest_compute), C(host) C(compute_host).
   returned: always
   type: list
   elements: dict
@@ -164,10 +167,10 @@ results:
     server_name:
       description: Server name.
       type: str
-    source:
+    source_compute:
       description: The failed host (for moves back, where the server was).
       type: str
-    dest:
+    dest_compute:
       description: Planned destination (null when not evacuated).
       type: str
     result:
@@ -176,15 +179,20 @@ results:
     detail:
       description: Why, in one line.
       type: str
+    compute_host:
+      description: Where the server was last seen.
+      type: str
   sample:
     - server_id: 5f0c6f1e-2c0a-4a53-9a55-0d6d3a5b6f00
       server_name: web-1
-      source: compute3
-      dest: compute1
+      source_compute: compute3
+      dest_compute: compute1
       result: evacuated
       detail: evacuation done, ACTIVE
 plan:
-  description: The plan of the evacuation (or of the moves back).
+  description:
+    - The plan of the evacuation (or of the moves back); its C(steps) are rows with
+      C(source_compute) and C(dest_compute), as in C(novamove evacuate --dry-run -f json).
   returned: always
   type: dict
   sample: {}
@@ -193,6 +201,7 @@ plan:
 from ansible_collections.novamove.openstack.plugins.module_utils.novamove_module import (
     NovamoveModule,
     novamove_api,
+    novamove_report,
 )
 
 
@@ -226,7 +235,7 @@ class HostEvacuateModule(NovamoveModule):
                                            max_down_percent=p['max_down_percent'], **common)
         else:
             report = novamove_api.unfence(p['host'], move_back=p['move_back'], wait=p['wait'], **common)
-        data = report.to_dict()
+        data = novamove_report.batch_document(report)
         result = dict(changed=bool(report.changed), summary=data['summary'], fence=data['fence'],
                       service=data['service'], run_id=data['run_id'], results=data['results'],
                       plan=data['plan'] or {})

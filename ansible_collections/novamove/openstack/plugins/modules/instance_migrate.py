@@ -132,8 +132,10 @@ before:
   returned: always
   type: dict
   contains:
-    host:
-      description: Service host of the server.
+    compute_host:
+      description:
+        - Service host of the server (openstacksdk's C(compute_host)).
+        - Changed after 0.1.0, was C(host).
       type: str
       sample: compute1
     hypervisor_hostname:
@@ -152,7 +154,7 @@ before:
       description: Flavor name.
       type: str
       sample: m1.small
-  sample: {"host": "compute1", "hypervisor_hostname": "compute1.example.org", "status": "ACTIVE",
+  sample: {"compute_host": "compute1", "hypervisor_hostname": "compute1.example.org", "status": "ACTIVE",
            "power_state": "RUNNING", "flavor": "m1.small"}
 after:
   description:
@@ -160,18 +162,40 @@ after:
     - In check mode, and when the server was already on the host, the same as RV(before).
   returned: always
   type: dict
-  sample: {"host": "compute2", "hypervisor_hostname": "compute2.example.org", "status": "ACTIVE",
+  sample: {"compute_host": "compute2", "hypervisor_hostname": "compute2.example.org", "status": "ACTIVE",
            "power_state": "RUNNING", "flavor": "m1.small"}
-source:
-  description: Service host the server was on.
+source_compute:
+  description:
+    - Service host the server was on (openstacksdk's migration C(source_compute)).
+    - Changed after 0.1.0, was C(source).
   returned: always
   type: str
   sample: compute1
-dest:
-  description: Service host the server was moved to (or would be, in check mode).
+dest_compute:
+  description:
+    - Service host the server was moved to (or would be, in check mode).
+    - Changed after 0.1.0, was C(dest).
   returned: always
   type: str
   sample: compute2
+source_node:
+  description: Hypervisor hostname the server was on (the migration record's C(source_node)).
+  returned: always
+  type: str
+  sample: compute1.example.org
+dest_node:
+  description: Hypervisor hostname the server landed on (null until it has landed).
+  returned: always
+  type: str
+  sample: compute2.example.org
+request_ids:
+  description:
+    - Nova's request ID (C(x-openstack-request-id)) of each call that changed something, in
+      order; the one to look for in Nova's logs when a move failed is the last.
+  returned: always
+  type: list
+  elements: str
+  sample: ["req-6c0c1f5e-2a3b-4c5d-8e9f-0a1b2c3d4e5f"]
 mode:
   description: How the server was (or would be) moved.
   returned: always
@@ -212,11 +236,14 @@ migration_id:
 from ansible_collections.novamove.openstack.plugins.module_utils.novamove_module import (
     NovamoveModule,
     novamove_api,
+    novamove_report,
 )
 
-# What the module reports of the library's MoveResult, besides `changed`.
-RESULT_FIELDS = ('summary', 'server_id', 'server_name', 'before', 'after', 'source', 'dest',
-                 'mode', 'strategy', 'run_id', 'migration_id', 'migration_status')
+# What the module reports of the move's document (novamove.report.move_document, the keys of
+# `novamove migrate -f json`), besides `changed`.
+RESULT_FIELDS = ('summary', 'server_id', 'server_name', 'before', 'after', 'source_compute',
+                 'dest_compute', 'source_node', 'dest_node', 'mode', 'strategy', 'run_id',
+                 'migration_id', 'migration_status', 'request_ids')
 
 
 class InstanceMigrateModule(NovamoveModule):
@@ -242,17 +269,18 @@ class InstanceMigrateModule(NovamoveModule):
             wait=p['wait'], timeout=p['timeout'], on_timeout=p['on_timeout'], journal_path=p['journal'],
             check_mode=self.ansible.check_mode,
             **self.connection)
-        result = dict((name, getattr(move, name, None)) for name in RESULT_FIELDS)
+        doc = novamove_report.move_document(move)
+        result = dict((name, doc.get(name)) for name in RESULT_FIELDS)
         result['changed'] = bool(move.changed)
         if not move.ok:
             # The move was tried and did not land: the library already rolled back what it
             # could; report its one-line error (what the CLI prints) with everything we know.
-            self.ansible.fail_json(msg=move.error or move.summary,
+            self.ansible.fail_json(msg=novamove_report.error_line(move),
                                    exit_code=getattr(move, 'exit_code', 1), **result)
         if self.ansible._diff:
             # In check mode `after` is still the current server: the diff shows the target.
-            source = (move.before or {}).get('host') or move.source
-            target = move.dest if move.changed else source
+            source = (doc.get('before') or {}).get('compute_host') or doc.get('source_compute')
+            target = doc.get('dest_compute') if move.changed else source
             result['diff'] = dict(before=dict(host=source), after=dict(host=target))
         return result
 

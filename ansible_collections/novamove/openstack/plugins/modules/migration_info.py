@@ -65,7 +65,11 @@ EXAMPLES = r'''
 
 RETURN = r'''
 migrations:
-  description: The matching migrations, newest first.
+  description:
+    - The matching migrations, newest first (the rows of C(novamove migrations -f json); keys
+      are openstacksdk's C(compute.v2.migration.Migration) attribute names).
+    - Changed after 0.1.0, C(type) is now C(migration_type), C(source)
+      C(source_compute) and C(dest) C(dest_compute).
   returned: always
   type: list
   elements: dict
@@ -82,15 +86,15 @@ migrations:
       description: ID of the migrated server.
       type: str
       sample: 9c6c2f7e-5d0e-4a53-9d1b-2f7c0f8f2c11
-    type:
+    migration_type:
       description: One of V(migration), V(live-migration), V(resize), V(evacuation).
       type: str
       sample: migration
-    source:
+    source_compute:
       description: Service host the server left.
       type: str
       sample: compute1
-    dest:
+    dest_compute:
       description: Service host the server went to.
       type: str
       sample: compute2
@@ -110,9 +114,9 @@ migrations:
     - id: "42"
       uuid: 0e3a4b9c-6a44-4b8e-8f8f-5b2f6d3b3b11
       server_id: 9c6c2f7e-5d0e-4a53-9d1b-2f7c0f8f2c11
-      type: migration
-      source: compute1
-      dest: compute2
+      migration_type: migration
+      source_compute: compute1
+      dest_compute: compute2
       status: confirmed
       created_at: "2024-01-01T10:15:00.000000"
       updated_at: "2024-01-01T10:15:42.000000"
@@ -121,6 +125,7 @@ migrations:
 from ansible_collections.novamove.openstack.plugins.module_utils.novamove_module import (
     NovamoveModule,
     novamove_api,
+    novamove_report,
 )
 
 
@@ -139,7 +144,7 @@ class MigrationInfoModule(NovamoveModule):
         migrations = novamove_api.migrations(
             server=p['server'], host=p['host'], status=p['status'],
             migration_type=p['migration_type'], **self.connection)
-        return dict(changed=False, migrations=migrations)
+        return dict(changed=False, migrations=novamove_report.migration_rows(migrations))
 
 
 def main():
