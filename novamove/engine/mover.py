@@ -108,7 +108,7 @@ def move(cloud, journal: Journal, server_ref: str, host_ref: str, *, mode: str =
     requests_before = cloud.requests.count
 
     def finish(result: MoveResult) -> MoveResult:
-        return _stamped(cloud, result, started, requests_before)
+        return _stamped(cloud, result, started, requests_before, journal)
 
     plan = prepare(cloud, server_ref, host_ref, mode=mode, strategy=strategy)
     if isinstance(plan, MoveResult):
@@ -282,11 +282,15 @@ def follow(cloud, journal: Journal, server_ref: str, *, confirm: bool = False, t
                         error=outcome.error, exit_code=outcome.exit_code, summary=summary, **common)
     journal.finish_run(ctx.run_id, "ok" if outcome.ok else "failed", summary=summary,
                        error=outcome.error)
-    return _stamped(cloud, result, started, requests_before)
+    return _stamped(cloud, result, started, requests_before, journal)
 
 
-def _stamped(cloud, result: MoveResult, started: float, requests_before: int) -> MoveResult:
-    """The cost of a verb on its result: API requests, seconds, the microversion used."""
+def _stamped(cloud, result: MoveResult, started: float, requests_before: int,
+             journal: Optional[Journal] = None) -> MoveResult:
+    """The cost of a verb on its result: API requests, seconds, the microversion used; and
+    Nova's request ids of the changes it made (to grep the cloud's logs)."""
+    if journal is not None and result.run_id:
+        result.request_ids = journal.request_ids(result.run_id)
     result.api_requests = cloud.requests.count - requests_before
     result.elapsed_seconds = time.monotonic() - started
     result.microversion = cloud.microversion

@@ -61,6 +61,7 @@ def _act(cloud, journal: Journal, server_ref: str, verb: str, action, *,
                f"{verb} of {server.name} requested; it is {after.status} on {after.host}")
     journal.finish_run(run_id, "failed" if error else "ok", summary=summary, error=error)
     return MoveResult(ok=error is None, changed=True, summary=summary, server_id=server.id,
+                      request_ids=journal.request_ids(run_id),
                       server_name=server.name, before=server_facts(server), after=server_facts(after),
                       source=server.host, dest=after.host, run_id=run_id, error=error, exit_code=code,
                       migration_id=target_id if target_id != server.id else None)
