@@ -136,7 +136,11 @@ class Cloud:
 
         try:
             return call()
-        except (ksa.ConnectFailure, ksa.ConnectTimeout, ksa.SSLError, ksa.UnknownConnectionError) as exc:
+        except ksa.SSLError as exc:
+            if _untrusted_certificate(exc):
+                raise errors.Unreachable(_untrusted_message(exc)) from exc
+            raise errors.Unreachable(f"cannot reach the cloud API ({what}): {_connect_reason(exc)}") from exc
+        except (ksa.ConnectFailure, ksa.ConnectTimeout, ksa.UnknownConnectionError) as exc:
             raise errors.Unreachable(f"cannot reach the cloud API ({what}): {_connect_reason(exc)}") from exc
         except ksa.DiscoveryFailure as exc:
             raise errors.Unreachable(f"cannot discover the {what}: {_first_line(exc)}") from exc
@@ -148,13 +152,37 @@ class Cloud:
         except ksa.Unauthorized as exc:
             raise errors.AuthError(f"the cloud rejected the credentials: {_first_line(exc)}") from exc
         except (ksa.EndpointNotFound, ksa.EmptyCatalog, sdk.EndpointNotFound) as exc:
-            raise errors.Unreachable(f"no {what} in the service catalog: {_first_line(exc)}") from exc
+            raise errors.Unreachable(self._no_endpoint_message(exc, what)) from exc
+        except sdk.ServiceDisabledException as exc:
+            # openstacksdk defers "no endpoint for this interface/region in the catalog" until
+            # the service is first used, as a ServiceDisabledException (a ConfigException).
+            if "catalog" in str(exc):
+                raise errors.Unreachable(self._no_endpoint_message(exc, what)) from exc
+            raise errors.AuthError(f"cloud configuration: {_first_line(exc)}") from exc
         except ksa.HttpError as exc:
             raise _http_error(getattr(exc, "http_status", None), str(exc), what) from exc
         except sdk.HttpException as exc:
             raise _http_error(exc.status_code, str(exc), what) from exc
         except sdk.ConfigException as exc:
             raise errors.AuthError(f"cloud configuration: {_first_line(exc)}") from exc
+
+    def _no_endpoint_message(self, exc: BaseException, what: str) -> str:
+        """'no compute endpoint for interface 'admin' in region R1 was found in the service
+        catalog' (keystoneauth's EndpointNotFound, or openstacksdk's deferred form of it)."""
+        config = getattr(self.conn, "config", None)
+        interface = region = None
+        try:
+            interface = config.get_interface()
+            region = config.get_region_name()
+        except Exception:   # a message, not a reason to fail differently
+            pass
+        match = re.search(r"Service '([\w-]+)'", str(exc)) or re.search(r"(\w+) service in", str(exc))
+        service = match.group(1) if match else what
+        where = f" for interface '{interface}'" if interface else ""
+        where += f" in region {region}" if region else ""
+        detail = _first_line(exc).split("service catalog: ")[-1]
+        return (f"no {service} endpoint{where} was found in the service catalog ({detail}); "
+                f"choose another with --os-interface/OS_INTERFACE or --os-region-name/OS_REGION_NAME")
 
     def _request(self, service: str, method: str, url: str, *, microversion: Optional[str] = None,
                  json: Any = None, params: Optional[dict] = None, what: str = "",
@@ -680,6 +708,22 @@ def _connect_reason(exc: BaseException) -> str:
         if marker in text:
             return f"{head} ({short})"
     return head
+
+
+def _untrusted_certificate(exc: BaseException) -> bool:
+    text = str(exc)
+    return "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text
+
+
+def _untrusted_message(exc: BaseException) -> str:
+    """One line: whose certificate was not trusted, why, and the fix."""
+    text = _first_line(exc)
+    url = re.search(r"https://[^\s:/]+(?::\d+)?", text)
+    why = re.search(r"certificate verify failed: ([^(']+)", text)
+    return (f"the TLS certificate of {url.group(0) if url else 'the cloud API'} is not trusted"
+            + (f" ({why.group(1).strip()})" if why else "")
+            + ": give its CA with --os-cacert, OS_CACERT or cacert in clouds.yaml (library: "
+              "cacert=PATH), or turn verification off with --insecure / insecure: true")
 
 
 def _last_line(text: Optional[str]) -> Optional[str]:
