@@ -15,6 +15,9 @@ novamove.errors subclass with a one-line message.
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import itertools
 import re
 import threading
 import uuid as uuidlib
@@ -52,13 +55,37 @@ def is_uuid(value: str) -> bool:
     return bool(UUID_RE.match(value))
 
 
+MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _response_request_id(response: Any) -> Optional[str]:
+    headers = getattr(response, "headers", None) or {}
+    try:
+        return headers.get("x-openstack-request-id") or headers.get("x-compute-request-id")
+    except Exception:   # an odd headers object: no id rather than no answer
+        return None
+
+
 class RequestCounter:
-    """Counts HTTP requests on a keystoneauth session (for the benchmark and --debug)."""
+    """Counts HTTP requests on a keystoneauth session (for the benchmark and --debug) and keeps
+    the request id Nova/Placement gave each mutating request (POST/PUT/PATCH/DELETE).
+
+    Ids are recorded per thread (the engine calls the adapter from threads): `last_mutating`
+    is the id of this thread's latest mutating request; `mark()` and `mutations_since(mark)`
+    give the ids of the mutating requests made after a point (a bounded history).
+    """
+
+    HISTORY = 10000
 
     def __init__(self) -> None:
         self.count = 0
         self.by_method: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._local = threading.local()
+        self._seq = 0
+        self._tokens = itertools.count(1)
+        # (seq, thread token, method, request id), mutating requests only
+        self._mutations: collections.deque = collections.deque(maxlen=self.HISTORY)
 
     def hook(self, session: Any) -> None:
         original = session.request
@@ -67,9 +94,60 @@ class RequestCounter:
             with self._lock:
                 self.count += 1
                 self.by_method[method] = self.by_method.get(method, 0) + 1
-            return original(url, method, *args, **kwargs)
+            try:
+                response = original(url, method, *args, **kwargs)
+            except Exception as exc:
+                # keystoneauth raises HttpError (raise_exc=True) with the answer's request id;
+                # a connection failure has none.
+                self._record(method, getattr(exc, "request_id", None)
+                             or _response_request_id(getattr(exc, "response", None)))
+                raise
+            self._record(method, _response_request_id(response))
+            return response
 
         session.request = counted
+
+    def _record(self, method: Any, request_id: Optional[str]) -> None:
+        mutating = str(method).upper() in MUTATING_METHODS
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+            if mutating:
+                self._mutations.append((seq, self._thread_token(), str(method).upper(), request_id))
+        self._local.last = (seq, mutating, request_id)
+        if mutating:
+            self._local.last_mutating = request_id
+
+    def _thread_token(self) -> int:
+        """This thread's own number (thread idents are reused once a thread has ended)."""
+        token = getattr(self._local, "token", None)
+        if token is None:
+            token = self._local.token = next(self._tokens)
+        return token
+
+    @property
+    def last_mutating(self) -> Optional[str]:
+        """The request id of this thread's latest mutating request (None: none yet, or it got
+        no answer)."""
+        return getattr(self._local, "last_mutating", None)
+
+    def mark(self) -> int:
+        with self._lock:
+            return self._seq
+
+    def mutations_since(self, mark: int, *, this_thread: bool = True) -> list[str]:
+        """Request ids of the mutating requests after `mark` (this thread's only, by default),
+        oldest first; requests that got no answer have no id and are left out."""
+        me = self._thread_token()
+        with self._lock:
+            return [rid for seq, thread, _, rid in self._mutations
+                    if seq > mark and rid and (not this_thread or thread == me)]
+
+    def failed_mutation_id(self, mark: int) -> Optional[str]:
+        """The request id of this thread's latest request if it came after `mark` and was a
+        mutating one: the request a failing call just made."""
+        seq, mutating, request_id = getattr(self._local, "last", (0, False, None))
+        return request_id if seq > mark and mutating else None
 
 
 class Cloud:
@@ -129,8 +207,44 @@ class Cloud:
                 return version
         return None
 
+    # ------------------------------------------------------------------ request ids
+
+    @property
+    def last_request_id(self) -> Optional[str]:
+        """The cloud's request id (x-openstack-request-id) of the latest mutating request this
+        thread made through the adapter: what to grep for in the cloud's logs."""
+        return self.requests.last_mutating
+
+    def request_mark(self) -> int:
+        """A point in the adapter's request history, for `request_ids_since`."""
+        return self.requests.mark()
+
+    def request_ids_since(self, mark: int, *, this_thread: bool = True) -> list[str]:
+        """Request ids of the mutating requests made since `mark` (by this thread unless
+        `this_thread` is False), oldest first: e.g. every id of one move's steps."""
+        return self.requests.mutations_since(mark, this_thread=this_thread)
+
+    @contextlib.contextmanager
+    def _request_id_on_error(self):
+        """A NovamoveError raised inside gets the request id of the mutating request that just
+        failed (if the cloud answered it): `.request_id` and " (request ID req-...)"."""
+        mark = self.requests.mark()
+        try:
+            yield
+        except errors.NovamoveError as exc:
+            request_id = self.requests.failed_mutation_id(mark)
+            if request_id and exc.request_id is None:
+                exc.request_id = request_id
+                exc.args = (f"{exc.args[0] if exc.args else ''} (request ID {request_id})",)
+            raise
+
     def _guard(self, call: Callable[[], Any], what: str) -> Any:
-        """Run `call`, turning transport and auth failures into novamove errors."""
+        """Run `call`, turning transport, auth and HTTP failures into novamove errors (with the
+        request id of a failed mutating request)."""
+        with self._request_id_on_error():
+            return self._guard_errors(call, what)
+
+    def _guard_errors(self, call: Callable[[], Any], what: str) -> Any:
         from keystoneauth1 import exceptions as ksa
         from openstack import exceptions as sdk
 
@@ -196,9 +310,10 @@ class Cloud:
             kwargs["json"] = json
         if params:
             kwargs["params"] = params
-        response = self._guard(lambda: proxy.request(url, method, **kwargs), what)
-        if response.status_code not in ok:
-            raise _http_error(response.status_code, _nova_message(response), what)
+        with self._request_id_on_error():
+            response = self._guard(lambda: proxy.request(url, method, **kwargs), what)
+            if response.status_code not in ok:
+                raise _http_error(response.status_code, _nova_message(response), what)
         if response.status_code == 204 or not response.content:
             return None
         try:
