@@ -7,7 +7,7 @@ is chosen here explicitly: the behaviour novamove relies on (migrate with a host
 UUIDs, migration UUIDs, ...) is tied to specific microversions. Each verb runs on a copy of
 `conn.compute` pinned at the microversion chosen here (`_nova(mv)`), so openstacksdk never
 negotiates one of its own, and never one above the ceiling (--os-compute-api-version).
-A few calls stay raw REST (`_compute`, `_placement`): each says why.
+A few calls stay raw REST (`_compute`): each says why.
 
 Verbs read like the API: get_server, find_servers, list_compute_services, disable_service,
 enable_service, migrate_server, live_migrate_server, list_migrations, list_server_migrations,
