@@ -6,6 +6,8 @@ operator can act on; the CLI prints it and exits with ``exit_code``.
 
 from __future__ import annotations
 
+from typing import Optional
+
 # Documented exit codes (docs/cli.md "Exit codes", and `novamove --help`).
 EXIT_OK = 0
 EXIT_FAILED = 1          # the move was attempted and did not land (rolled back, error, aborted)
@@ -21,10 +23,17 @@ EXIT_INTERRUPTED = 130   # Ctrl-C
 
 class NovamoveError(Exception):
     exit_code = EXIT_FAILED
+    # The cloud's x-openstack-request-id of the failed mutating request, when there was an
+    # answer (the message then ends with " (request ID req-...)", to grep the cloud's logs).
+    request_id: Optional[str] = None
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, request_id: Optional[str] = None):
         # One line, always: multi-line API messages are folded.
-        super().__init__(" ".join(str(message).split()))
+        text = " ".join(str(message).split())
+        if request_id:
+            text += f" (request ID {request_id})"
+        super().__init__(text)
+        self.request_id = request_id
 
 
 class UsageError(NovamoveError):

@@ -173,6 +173,8 @@ class Migration:
     memory_remaining_bytes: Optional[int] = None
     disk_total_bytes: Optional[int] = None
     disk_remaining_bytes: Optional[int] = None
+    source_node: Optional[str] = None     # hypervisor hostnames (compute nodes), when Nova says
+    dest_node: Optional[str] = None
 
     @property
     def done(self) -> bool:

@@ -1,10 +1,13 @@
 """The cloud adapter: every request novamove makes to OpenStack goes through `Cloud`.
 
-It speaks the Nova and Placement REST APIs through openstacksdk's service adapters
-(`conn.compute`, `conn.placement`) so that authentication, the service catalog and
-microversion negotiation stay openstacksdk's business, while the microversion of each call
+It speaks Nova and Placement through openstacksdk: the compute proxy's verbs (migrate_server,
+live_migrate_server, servers, migrations, ...) so that authentication, the service catalog,
+request bodies and paging stay openstacksdk's business, while the microversion of each call
 is chosen here explicitly: the behaviour novamove relies on (migrate with a host, service
-UUIDs, migration UUIDs, ...) is tied to specific microversions.
+UUIDs, migration UUIDs, ...) is tied to specific microversions. Each verb runs on a copy of
+`conn.compute` pinned at the microversion chosen here (`_nova(mv)`), so openstacksdk never
+negotiates one of its own, and never one above the ceiling (--os-compute-api-version).
+A few calls stay raw REST (`_compute`): each says why.
 
 Verbs read like the API: get_server, find_servers, list_compute_services, disable_service,
 enable_service, migrate_server, live_migrate_server, list_migrations, list_server_migrations,
@@ -15,6 +18,10 @@ novamove.errors subclass with a one-line message.
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import copy
+import itertools
 import re
 import threading
 import uuid as uuidlib
@@ -52,13 +59,37 @@ def is_uuid(value: str) -> bool:
     return bool(UUID_RE.match(value))
 
 
+MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _response_request_id(response: Any) -> Optional[str]:
+    headers = getattr(response, "headers", None) or {}
+    try:
+        return headers.get("x-openstack-request-id") or headers.get("x-compute-request-id")
+    except Exception:   # an odd headers object: no id rather than no answer
+        return None
+
+
 class RequestCounter:
-    """Counts HTTP requests on a keystoneauth session (for the benchmark and --debug)."""
+    """Counts HTTP requests on a keystoneauth session (for the benchmark and --debug) and keeps
+    the request id Nova/Placement gave each mutating request (POST/PUT/PATCH/DELETE).
+
+    Ids are recorded per thread (the engine calls the adapter from threads): `last_mutating`
+    is the id of this thread's latest mutating request; `mark()` and `mutations_since(mark)`
+    give the ids of the mutating requests made after a point (a bounded history).
+    """
+
+    HISTORY = 10000
 
     def __init__(self) -> None:
         self.count = 0
         self.by_method: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._local = threading.local()
+        self._seq = 0
+        self._tokens = itertools.count(1)
+        # (seq, thread token, method, request id), mutating requests only
+        self._mutations: collections.deque = collections.deque(maxlen=self.HISTORY)
 
     def hook(self, session: Any) -> None:
         original = session.request
@@ -67,9 +98,60 @@ class RequestCounter:
             with self._lock:
                 self.count += 1
                 self.by_method[method] = self.by_method.get(method, 0) + 1
-            return original(url, method, *args, **kwargs)
+            try:
+                response = original(url, method, *args, **kwargs)
+            except Exception as exc:
+                # keystoneauth raises HttpError (raise_exc=True) with the answer's request id;
+                # a connection failure has none.
+                self._record(method, getattr(exc, "request_id", None)
+                             or _response_request_id(getattr(exc, "response", None)))
+                raise
+            self._record(method, _response_request_id(response))
+            return response
 
         session.request = counted
+
+    def _record(self, method: Any, request_id: Optional[str]) -> None:
+        mutating = str(method).upper() in MUTATING_METHODS
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+            if mutating:
+                self._mutations.append((seq, self._thread_token(), str(method).upper(), request_id))
+        self._local.last = (seq, mutating, request_id)
+        if mutating:
+            self._local.last_mutating = request_id
+
+    def _thread_token(self) -> int:
+        """This thread's own number (thread idents are reused once a thread has ended)."""
+        token = getattr(self._local, "token", None)
+        if token is None:
+            token = self._local.token = next(self._tokens)
+        return token
+
+    @property
+    def last_mutating(self) -> Optional[str]:
+        """The request id of this thread's latest mutating request (None: none yet, or it got
+        no answer)."""
+        return getattr(self._local, "last_mutating", None)
+
+    def mark(self) -> int:
+        with self._lock:
+            return self._seq
+
+    def mutations_since(self, mark: int, *, this_thread: bool = True) -> list[str]:
+        """Request ids of the mutating requests after `mark` (this thread's only, by default),
+        oldest first; requests that got no answer have no id and are left out."""
+        me = self._thread_token()
+        with self._lock:
+            return [rid for seq, thread, _, rid in self._mutations
+                    if seq > mark and rid and (not this_thread or thread == me)]
+
+    def failed_mutation_id(self, mark: int) -> Optional[str]:
+        """The request id of this thread's latest request if it came after `mark` and was a
+        mutating one: the request a failing call just made."""
+        seq, mutating, request_id = getattr(self._local, "last", (0, False, None))
+        return request_id if seq > mark and mutating else None
 
 
 class Cloud:
@@ -87,6 +169,7 @@ class Cloud:
         self._cap = _version_tuple(max_microversion) if max_microversion else None
         self._compute_max: Optional[tuple[int, int]] = None
         self._providers: dict[str, str] = {}
+        self._pinned: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -129,14 +212,107 @@ class Cloud:
                 return version
         return None
 
+    # ------------------------------------------------------------------ request ids
+
+    @property
+    def last_request_id(self) -> Optional[str]:
+        """The cloud's request id (x-openstack-request-id) of the latest mutating request this
+        thread made through the adapter: what to grep for in the cloud's logs."""
+        return self.requests.last_mutating
+
+    def request_mark(self) -> int:
+        """A point in the adapter's request history, for `request_ids_since`."""
+        return self.requests.mark()
+
+    def request_ids_since(self, mark: int, *, this_thread: bool = True) -> list[str]:
+        """Request ids of the mutating requests made since `mark` (by this thread unless
+        `this_thread` is False), oldest first: e.g. every id of one move's steps."""
+        return self.requests.mutations_since(mark, this_thread=this_thread)
+
+    @contextlib.contextmanager
+    def _request_id_on_error(self):
+        """A NovamoveError raised inside gets the request id of the mutating request that just
+        failed (if the cloud answered it): `.request_id` and " (request ID req-...)"."""
+        mark = self.requests.mark()
+        try:
+            yield
+        except errors.NovamoveError as exc:
+            request_id = self.requests.failed_mutation_id(mark)
+            if request_id and exc.request_id is None:
+                exc.request_id = request_id
+                exc.args = (f"{exc.args[0] if exc.args else ''} (request ID {request_id})",)
+            raise
+
+    def _nova(self, microversion: Optional[str]) -> Any:
+        """openstacksdk's compute proxy pinned at `microversion` (None: the base 2.1).
+
+        openstacksdk takes the proxy's `default_microversion` as the microversion of every call
+        it makes through it (Resource._get_microversion) and as the ceiling of its own version
+        checks (utils.supports_microversion), so a verb run on this copy sends exactly the
+        microversion chosen here: never one the SDK negotiates itself (its resources go up to
+        their own _max_microversion, e.g. 2.100 for servers), never one above the ceiling.
+        A copy per microversion, so threads never change each other's.
+        """
+        version = microversion or "2.1"
+        if not self.supports(version):   # a novamove bug: every caller picks within the cap
+            raise errors.PreconditionFailed(
+                f"compute API {version} is above what this cloud and novamove allow ({self.microversion})")
+        proxy = self._pinned.get(version)
+        if proxy is None:
+            proxy = self._guard(lambda: copy.copy(self.conn.compute), "compute API")
+            proxy.default_microversion = version
+            self._pinned[version] = proxy
+        return proxy
+
+    def _placement_sdk(self, microversion: Optional[str], what: str, call: Callable[[Any], Any]) -> Any:
+        """Run `call(proxy)` on openstacksdk's placement proxy pinned at `microversion` (None:
+        the base 1.0, what novamove has always read placement at), errors mapped."""
+        version = microversion or "1.0"
+        key = f"placement {version}"
+
+        def pinned():
+            proxy = copy.copy(self.conn.placement)
+            proxy.default_microversion = version
+            return proxy
+        proxy = self._pinned.get(key)
+        if proxy is None:
+            proxy = self._pinned[key] = self._guard(pinned, "placement API")
+        return self._guard(lambda: call(proxy), what)
+
+    def _sdk(self, microversion: Optional[str], what: str, call: Callable[[Any], Any]) -> Any:
+        """Run `call(proxy)` on the compute proxy pinned at `microversion`, errors mapped."""
+        proxy = self._nova(microversion)
+        return self._guard(lambda: call(proxy), what)
+
+    def _sdk_list(self, microversion: Optional[str], what: str, call: Callable[[Any], Any],
+                  limit: Optional[int] = None) -> list[dict]:
+        """Every item of an openstacksdk listing generator (it follows Nova's "next" links),
+        as Nova's own JSON names (`_raw`); with `limit`, only the first `limit` items, without
+        asking for the next page."""
+        def collect(proxy):
+            items = call(proxy)
+            if limit is not None:
+                items = itertools.islice(items, limit)
+            return [_raw(item) for item in items]
+        return self._sdk(microversion, what, collect)
+
     def _guard(self, call: Callable[[], Any], what: str) -> Any:
-        """Run `call`, turning transport and auth failures into novamove errors."""
+        """Run `call`, turning transport, auth and HTTP failures into novamove errors (with the
+        request id of a failed mutating request)."""
+        with self._request_id_on_error():
+            return self._guard_errors(call, what)
+
+    def _guard_errors(self, call: Callable[[], Any], what: str) -> Any:
         from keystoneauth1 import exceptions as ksa
         from openstack import exceptions as sdk
 
         try:
             return call()
-        except (ksa.ConnectFailure, ksa.ConnectTimeout, ksa.SSLError, ksa.UnknownConnectionError) as exc:
+        except ksa.SSLError as exc:
+            if _untrusted_certificate(exc):
+                raise errors.Unreachable(_untrusted_message(exc)) from exc
+            raise errors.Unreachable(f"cannot reach the cloud API ({what}): {_connect_reason(exc)}") from exc
+        except (ksa.ConnectFailure, ksa.ConnectTimeout, ksa.UnknownConnectionError) as exc:
             raise errors.Unreachable(f"cannot reach the cloud API ({what}): {_connect_reason(exc)}") from exc
         except ksa.DiscoveryFailure as exc:
             raise errors.Unreachable(f"cannot discover the {what}: {_first_line(exc)}") from exc
@@ -148,13 +324,40 @@ class Cloud:
         except ksa.Unauthorized as exc:
             raise errors.AuthError(f"the cloud rejected the credentials: {_first_line(exc)}") from exc
         except (ksa.EndpointNotFound, ksa.EmptyCatalog, sdk.EndpointNotFound) as exc:
-            raise errors.Unreachable(f"no {what} in the service catalog: {_first_line(exc)}") from exc
+            raise errors.Unreachable(self._no_endpoint_message(exc, what)) from exc
+        except sdk.ServiceDisabledException as exc:
+            # openstacksdk defers "no endpoint for this interface/region in the catalog" until
+            # the service is first used, as a ServiceDisabledException (a ConfigException).
+            if "catalog" in str(exc):
+                raise errors.Unreachable(self._no_endpoint_message(exc, what)) from exc
+            raise errors.AuthError(f"cloud configuration: {_first_line(exc)}") from exc
         except ksa.HttpError as exc:
             raise _http_error(getattr(exc, "http_status", None), str(exc), what) from exc
         except sdk.HttpException as exc:
-            raise _http_error(exc.status_code, str(exc), what) from exc
+            # `details` is Nova's own message ({"badRequest": {"message": ...}}), without the URL.
+            raise _http_error(exc.status_code, exc.details or str(exc), what) from exc
         except sdk.ConfigException as exc:
             raise errors.AuthError(f"cloud configuration: {_first_line(exc)}") from exc
+        except sdk.SDKException as exc:
+            raise errors.NovamoveError(f"{what}: {_first_line(exc)}") from exc
+
+    def _no_endpoint_message(self, exc: BaseException, what: str) -> str:
+        """'no compute endpoint for interface 'admin' in region R1 was found in the service
+        catalog' (keystoneauth's EndpointNotFound, or openstacksdk's deferred form of it)."""
+        config = getattr(self.conn, "config", None)
+        interface = region = None
+        try:
+            interface = config.get_interface()
+            region = config.get_region_name()
+        except Exception:   # a message, not a reason to fail differently
+            pass
+        match = re.search(r"Service '([\w-]+)'", str(exc)) or re.search(r"(\w+) service in", str(exc))
+        service = match.group(1) if match else what
+        where = f" for interface '{interface}'" if interface else ""
+        where += f" in region {region}" if region else ""
+        detail = _first_line(exc).split("service catalog: ")[-1]
+        return (f"no {service} endpoint{where} was found in the service catalog ({detail}); "
+                f"choose another with --os-interface/OS_INTERFACE or --os-region-name/OS_REGION_NAME")
 
     def _request(self, service: str, method: str, url: str, *, microversion: Optional[str] = None,
                  json: Any = None, params: Optional[dict] = None, what: str = "",
@@ -168,9 +371,10 @@ class Cloud:
             kwargs["json"] = json
         if params:
             kwargs["params"] = params
-        response = self._guard(lambda: proxy.request(url, method, **kwargs), what)
-        if response.status_code not in ok:
-            raise _http_error(response.status_code, _nova_message(response), what)
+        with self._request_id_on_error():
+            response = self._guard(lambda: proxy.request(url, method, **kwargs), what)
+            if response.status_code not in ok:
+                raise _http_error(response.status_code, _nova_message(response), what)
         if response.status_code == 204 or not response.content:
             return None
         try:
@@ -181,26 +385,6 @@ class Cloud:
     def _compute(self, method: str, url: str, **kwargs: Any) -> Any:
         return self._request("compute", method, url, **kwargs)
 
-    def _compute_pages(self, url: str, key: str, *, params: Optional[dict] = None,
-                       microversion: Optional[str] = None, what: str = "") -> list[dict]:
-        """Every item of a paged Nova listing: follows the `<key>_links` "next" marker that Nova
-        adds whenever a page is full, whatever `[api] max_limit` the cloud caps pages at."""
-        params = dict(params or {})
-        items: list[dict] = []
-        seen: set[str] = set()
-        while True:
-            body = self._compute("GET", url, params=params, microversion=microversion, what=what) or {}
-            page = body.get(key, [])
-            items.extend(page)
-            marker = _next_marker(body.get(f"{key}_links"))
-            if not page or not marker or marker in seen:
-                return items
-            seen.add(marker)
-            params["marker"] = marker
-
-    def _placement(self, method: str, url: str, **kwargs: Any) -> Any:
-        return self._request("placement", method, url, **kwargs)
-
     # ------------------------------------------------------------------ servers
 
     def _server_mv(self) -> Optional[str]:
@@ -208,14 +392,16 @@ class Cloud:
 
     def _server(self, body: dict) -> Server:
         flavor = None
-        if not convert.flavor_from_api(body.get("flavor")) and isinstance(body.get("flavor"), dict):
+        if not self.supports(MV_FLAVOR_EMBED) and isinstance(body.get("flavor"), dict):
+            # Before 2.47 a server names its flavor by id (openstacksdk then fills the flavor's
+            # other fields with defaults: zeros, not numbers to reason about).
             flavor = self.get_flavor(body["flavor"].get("id"))
         return convert.server_from_api(body, flavor)
 
     def get_server(self, server_id: str) -> Server:
-        body = self._compute("GET", f"/servers/{server_id}", microversion=self._server_mv(),
-                             what=f"server {server_id}")
-        return self._server(body["server"])
+        body = self._sdk(self._server_mv(), f"server {server_id}",
+                         lambda nova: _raw(nova.get_server(server_id)))
+        return self._server(body)
 
     def find_servers(self, name_or_id: str) -> list[Server]:
         """Servers whose UUID or exact name is `name_or_id`, across all projects."""
@@ -225,19 +411,19 @@ class Cloud:
             except errors.NotFound:
                 pass  # a server may be *named* like a UUID
         # Nova's name filter is a regular expression: anchor and escape it, then compare exactly.
-        params = {"all_tenants": "1", "name": f"^{re.escape(name_or_id)}$"}
-        rows = self._compute_pages("/servers/detail", "servers", params=params,
-                                   microversion=self._server_mv(), what="server list")
+        pattern = f"^{re.escape(name_or_id)}$"
+        rows = self._sdk_list(self._server_mv(), "server list",
+                              lambda nova: nova.servers(details=True, all_projects=True, name=pattern))
         return [self._server(s) for s in rows if s.get("name") == name_or_id]
 
     def get_flavor(self, flavor_id: Optional[str]) -> Optional[Flavor]:
         if not flavor_id:
             return None
         try:
-            body = self._compute("GET", f"/flavors/{flavor_id}", what=f"flavor {flavor_id}")
+            body = self._sdk(None, f"flavor {flavor_id}", lambda nova: _raw(nova.get_flavor(flavor_id)))
         except errors.NotFound:
             return None
-        return convert.flavor_from_api(body["flavor"])
+        return convert.flavor_from_api(body)
 
     def server_fault(self, server_id: str, since: Optional[str] = None) -> Optional[str]:
         """Nova's reason for the latest failed move of a server: instance action events, then fault.
@@ -245,6 +431,8 @@ class Cloud:
         `since` (ISO time) skips actions started before this run.
         """
         mv = self._pick(MV_ACTION_DETAILS, "2.51")
+        # Raw REST, not yet openstacksdk's server_actions()/get_server_action(): left as it was
+        # for now (reads only; the events' `details` (2.84) and `traceback` as Nova sends them).
         body = self._compute("GET", f"/servers/{server_id}/os-instance-actions", microversion=mv,
                              what="instance actions")
         actions = [a for a in body.get("instanceActions", [])
@@ -267,35 +455,35 @@ class Cloud:
     # ------------------------------------------------------------------ services and hosts
 
     def list_compute_services(self) -> list[Service]:
-        body = self._compute("GET", "/os-services", params={"binary": "nova-compute"},
-                             microversion=self._pick(MV_SERVICE_UUID), what="compute services")
-        return [convert.service_from_api(s) for s in body.get("services", [])
-                if s.get("binary") == "nova-compute"]
+        rows = self._sdk_list(self._pick(MV_SERVICE_UUID), "compute services",
+                              lambda nova: nova.services(binary="nova-compute"))
+        return [convert.service_from_api(s) for s in rows if s.get("binary") == "nova-compute"]
+
+    def _by_uuid(self, service: Service) -> bool:
+        return self.supports(MV_SERVICE_UUID) and not service.id.isdigit()
 
     def disable_service(self, service: Service, reason: str) -> Service:
-        if self.supports(MV_SERVICE_UUID) and not service.id.isdigit():
-            body = self._compute("PUT", f"/os-services/{service.id}", microversion=MV_SERVICE_UUID,
-                                 json={"status": "disabled", "disabled_reason": reason},
-                                 what=f"disable service on {service.host}")
-            return convert.service_from_api(body["service"])
-        self._compute("PUT", "/os-services/disable-log-reason",
-                      json={"host": service.host, "binary": service.binary, "disabled_reason": reason},
-                      what=f"disable service on {service.host}")
+        what = f"disable service on {service.host}"
+        if self._by_uuid(service):   # 2.53: PUT /os-services/{uuid}
+            return convert.service_from_api(_raw(self._sdk(MV_SERVICE_UUID, what, lambda nova: nova.disable_service(
+                service.id, disabled_reason=reason))))
+        # Before 2.53: PUT /os-services/disable-log-reason {host, binary, disabled_reason}.
+        self._sdk(None, what, lambda nova: nova.disable_service(None, host=service.host, binary=service.binary,
+                                                                 disabled_reason=reason))
         return _replace_service(service, status="disabled", disabled_reason=reason)
 
     def enable_service(self, service: Service) -> Service:
-        if self.supports(MV_SERVICE_UUID) and not service.id.isdigit():
-            body = self._compute("PUT", f"/os-services/{service.id}", microversion=MV_SERVICE_UUID,
-                                 json={"status": "enabled"}, what=f"enable service on {service.host}")
-            return convert.service_from_api(body["service"])
-        self._compute("PUT", "/os-services/enable", json={"host": service.host, "binary": service.binary},
-                      what=f"enable service on {service.host}")
+        what = f"enable service on {service.host}"
+        if self._by_uuid(service):
+            return convert.service_from_api(_raw(self._sdk(MV_SERVICE_UUID, what,
+                                                           lambda nova: nova.enable_service(service.id))))
+        self._sdk(None, what, lambda nova: nova.enable_service(None, host=service.host, binary=service.binary))
         return _replace_service(service, status="enabled", disabled_reason=None)
 
     def hypervisors(self) -> list[dict]:
         """[{id, hypervisor_hostname, host (service host), state, status}], every page."""
-        rows = self._compute_pages("/os-hypervisors/detail", "hypervisors",
-                                   microversion=self._pick(MV_SERVICE_UUID), what="hypervisors")
+        rows = self._sdk_list(self._pick(MV_SERVICE_UUID), "hypervisors",
+                              lambda nova: nova.hypervisors(details=True))
         out = []
         for h in rows:
             out.append({
@@ -309,29 +497,29 @@ class Cloud:
 
     def _provider_uuid(self, hypervisor_hostname: str) -> Optional[str]:
         if hypervisor_hostname not in self._providers:
-            body = self._placement("GET", "/resource_providers", params={"name": hypervisor_hostname},
-                                   what=f"resource provider {hypervisor_hostname}")
-            providers = body.get("resource_providers", [])
+            providers = self._placement_sdk(None, f"resource provider {hypervisor_hostname}", lambda placement: [
+                p.id for p in placement.resource_providers(name=hypervisor_hostname)])
             if not providers:
                 return None
-            self._providers[hypervisor_hostname] = providers[0]["uuid"]
+            self._providers[hypervisor_hostname] = providers[0]
         return self._providers[hypervisor_hostname]
 
     def provider_inventories(self, hypervisor_hostname: str) -> dict[str, dict]:
         rp = self._provider_uuid(hypervisor_hostname)
         if rp is None:
             return {}
-        body = self._placement("GET", f"/resource_providers/{rp}/inventories",
-                               what=f"inventories of {hypervisor_hostname}")
-        return body.get("inventories", {})
+        rows = self._placement_sdk(None, f"inventories of {hypervisor_hostname}", lambda placement: [
+            {k: v for k, v in _raw(inv).items() if v is not None}
+            for inv in placement.resource_provider_inventories(rp)])
+        return {row["resource_class"]: row for row in rows if row.get("resource_class")}
 
     def provider_usages(self, hypervisor_hostname: str) -> dict[str, float]:
         rp = self._provider_uuid(hypervisor_hostname)
         if rp is None:
             return {}
-        body = self._placement("GET", f"/resource_providers/{rp}/usages",
-                               what=f"usages of {hypervisor_hostname}")
-        return body.get("usages", {})
+        provider = self._placement_sdk(None, f"usages of {hypervisor_hostname}",
+                                       lambda placement: placement.fetch_resource_provider_usages(rp))
+        return dict(provider.usages or {})
 
     def host_resources(self, hypervisor_hostname: str) -> tuple[Resources, Resources, Resources]:
         """(capacity, used, max_unit) of one compute node from placement."""
@@ -366,11 +554,9 @@ class Cloud:
                 raise errors.PreconditionFailed(
                     f"cold migration to a named host needs compute API {MV_COLD_HOST}; "
                     f"this cloud offers {self.microversion} (use --strategy isolate)")
-            self._compute("POST", f"/servers/{server_id}/action", microversion=MV_COLD_HOST,
-                          json={"migrate": {"host": host}}, what="cold migration")
+            self._sdk(MV_COLD_HOST, "cold migration", lambda nova: nova.migrate_server(server_id, host=host))
         else:
-            self._compute("POST", f"/servers/{server_id}/action", json={"migrate": None},
-                          microversion=self._pick(MV_COLD_HOST), what="cold migration")
+            self._sdk(self._pick(MV_COLD_HOST), "cold migration", lambda nova: nova.migrate_server(server_id))
 
     def live_migrate_server(self, server_id: str, host: Optional[str] = None) -> None:
         """Live migrate; with `host` (needs 2.30) the scheduler still validates the target.
@@ -381,22 +567,19 @@ class Cloud:
             raise errors.PreconditionFailed(
                 f"live migration to a named host without bypassing the scheduler needs compute "
                 f"API {MV_LIVE_HOST}; this cloud offers {self.microversion} (use --strategy isolate)")
+        # openstacksdk sends 2.30 / 2.25 / the base version by the same rule, on the pinned
+        # proxy: {"host", "block_migration": "auto"} from 2.25, {"host", "block_migration": false,
+        # "disk_over_commit": false} before. force=False: no `force` key, ever.
         mv = self._pick(MV_LIVE_HOST, MV_BLOCK_AUTO)
-        body: dict[str, Any] = {"host": host}
-        if mv:
-            body["block_migration"] = "auto"
-        else:
-            body.update(block_migration=False, disk_over_commit=False)
-        self._compute("POST", f"/servers/{server_id}/action", microversion=mv,
-                      json={"os-migrateLive": body}, what="live migration")
+        self._sdk(mv, "live migration", lambda nova: nova.live_migrate_server(
+            server_id, host=host, force=False, block_migration="auto" if mv else False,
+            disk_over_commit=None if mv else False))
 
     def confirm_resize(self, server_id: str) -> None:
-        self._compute("POST", f"/servers/{server_id}/action", json={"confirmResize": None},
-                      what="confirm resize")
+        self._sdk(None, "confirm resize", lambda nova: nova.confirm_server_resize(server_id))
 
     def revert_resize(self, server_id: str) -> None:
-        self._compute("POST", f"/servers/{server_id}/action", json={"revertResize": None},
-                      what="revert resize")
+        self._sdk(None, "revert resize", lambda nova: nova.revert_server_resize(server_id))
 
     # ------------------------------------------------------------------ migrations
 
@@ -406,7 +589,7 @@ class Cloud:
         """/os-migrations, newest first."""
         params: dict[str, Any] = {}
         if server_id:
-            params["instance_uuid"] = server_id
+            params["server_id"] = server_id          # openstacksdk's name for instance_uuid
         if host:
             params["host"] = host
         if status:
@@ -414,31 +597,28 @@ class Cloud:
         if migration_type:
             params["migration_type"] = migration_type
         mv = self._pick(MV_MIGRATIONS_MAX, MV_MIGRATION_UUID, "2.23")
+        first = None
         if limit and mv and _version_tuple(mv) >= _version_tuple(MV_MIGRATION_UUID):
-            params["limit"] = limit
-            body = self._compute("GET", "/os-migrations", params=params, microversion=mv, what="migrations")
-            raw = body.get("migrations", [])
-        else:
-            raw = self._compute_pages("/os-migrations", "migrations", params=params, microversion=mv,
-                                      what="migrations")
+            params["limit"] = limit                  # one page of the newest `limit` (2.59+)
+            first = limit
+        raw = self._sdk_list(mv, "migrations", lambda nova: nova.migrations(**params), limit=first)
         rows = [convert.migration_from_api(m) for m in raw]
         return sorted(rows, key=lambda m: int(m.id) if m.id.isdigit() else 0, reverse=True)
 
     def list_server_migrations(self, server_id: str) -> list[Migration]:
         """In-progress live migrations of a server, with memory/disk progress."""
-        body = self._compute("GET", f"/servers/{server_id}/migrations",
-                             microversion=self._pick(MV_MIGRATIONS_MAX, MV_MIGRATION_UUID, "2.23"),
-                             what="server migrations")
-        return [convert.migration_from_api(m, server_id) for m in body.get("migrations", [])]
+        rows = self._sdk_list(self._pick(MV_MIGRATIONS_MAX, MV_MIGRATION_UUID, "2.23"), "server migrations",
+                              lambda nova: nova.server_migrations(server_id))
+        return [convert.migration_from_api(m, server_id) for m in rows]
 
     def abort_migration(self, server_id: str, migration_id: str) -> None:
-        self._compute("DELETE", f"/servers/{server_id}/migrations/{migration_id}",
-                      microversion=self._pick(MV_ABORT_QUEUED, "2.24"), what="abort migration")
+        # ignore_missing=False: a migration that is gone is NotFound, not a silent success.
+        self._sdk(self._pick(MV_ABORT_QUEUED, "2.24"), "abort migration",
+                  lambda nova: nova.abort_server_migration(migration_id, server_id, ignore_missing=False))
 
     def force_complete_migration(self, server_id: str, migration_id: str) -> None:
-        self._compute("POST", f"/servers/{server_id}/migrations/{migration_id}/action",
-                      microversion=self._pick(MV_MIGRATIONS_MAX, "2.22"), json={"force_complete": None},
-                      what="force-complete migration")
+        self._sdk(self._pick(MV_MIGRATIONS_MAX, "2.22"), "force-complete migration",
+                  lambda nova: nova.force_complete_server_migration(migration_id, server_id))
 
     def close(self) -> None:
         try:
@@ -451,12 +631,17 @@ class Cloud:
 
     def list_servers_on_host(self, host: str) -> list[Server]:
         """Every server (all projects) whose compute service host is `host`, all pages."""
-        rows = self._compute_pages("/servers/detail", "servers", params={"all_tenants": "1", "host": host},
-                                   microversion=self._server_mv(), what=f"servers on {host}")
+        # compute_host is openstacksdk's name for the `host` filter (its `host` is a client-side
+        # filter on a field Nova does not return).
+        rows = self._sdk_list(self._server_mv(), f"servers on {host}",
+                              lambda nova: nova.servers(details=True, all_projects=True, compute_host=host))
         return [self._server(s) for s in rows]
 
     def list_server_groups(self) -> list[ServerGroup]:
         """Server groups of all projects (policy as one string, members as server ids)."""
+        # Raw REST: Nova pages server groups by offset, without "next" links, and
+        # openstacksdk's server_groups() stops after the first page (then [api] max_limit
+        # groups at most).
         out: list[ServerGroup] = []
         offset, limit = 0, 1000
         while True:
@@ -479,10 +664,9 @@ class Cloud:
         filter (older clouds: everything, filtered here by updated_at/created_at)."""
         params: dict[str, Any] = {"host": host} if host else {}
         if self.supports(MV_MIGRATION_UUID):
-            params["changes-since"] = since
-        raw = self._compute_pages("/os-migrations", "migrations", params=params,
-                                  microversion=self._pick(MV_MIGRATIONS_MAX, MV_MIGRATION_UUID, "2.23"),
-                                  what="migrations")
+            params["changes_since"] = since
+        raw = self._sdk_list(self._pick(MV_MIGRATIONS_MAX, MV_MIGRATION_UUID, "2.23"), "migrations",
+                             lambda nova: nova.migrations(**params))
         rows = [convert.migration_from_api(m) for m in raw
                 if (m.get("updated_at") or m.get("created_at") or "")[:19] >= since[:19]]
         return sorted(rows, key=lambda m: int(m.id) if m.id.isdigit() else 0, reverse=True)
@@ -491,16 +675,15 @@ class Cloud:
 
     def stop_server(self, server_id: str) -> None:
         """Power a server off in place (os-stop)."""
-        self._compute("POST", f"/servers/{server_id}/action", json={"os-stop": None}, what="stop server")
+        self._sdk(None, "stop server", lambda nova: nova.stop_server(server_id))
 
     def start_server(self, server_id: str) -> None:
         """Power a stopped server on (os-start)."""
-        self._compute("POST", f"/servers/{server_id}/action", json={"os-start": None}, what="start server")
+        self._sdk(None, "start server", lambda nova: nova.start_server(server_id))
 
     def aggregate_hosts(self, name: str) -> list[str]:
         """The compute hosts of host aggregate `name` (NotFound if there is no such aggregate)."""
-        body = self._compute("GET", "/os-aggregates", what="aggregates")
-        for agg in body.get("aggregates", []):
+        for agg in self._sdk_list(None, "aggregates", lambda nova: nova.aggregates()):
             if agg.get("name") == name:
                 return list(agg.get("hosts") or [])
         raise errors.NotFound(f"no host aggregate named {name!r}")
@@ -537,8 +720,9 @@ class Cloud:
                     f"evacuation to a named host checked by the scheduler needs compute API "
                     f"{self.MV_EVACUATE_HOST}; this cloud offers {self.microversion}")
             mv = self._pick(self.MV_EVACUATE_KEEP_STATE, self.MV_EVACUATE_NO_FORCE, self.MV_EVACUATE_HOST)
-        self._compute("POST", f"/servers/{server_id}/action", microversion=mv,
-                      json={"evacuate": {"host": host}}, what="evacuation")
+        # {"evacuate": {"host": host}} at exactly `mv` (2.95 leaves the server stopped): no
+        # `force`, no adminPass, no onSharedStorage.
+        self._sdk(mv, "evacuation", lambda nova: nova.evacuate_server(server_id, host=host))
 
     def set_service_forced_down(self, service: Service, forced_down: bool) -> Service:
         """Mark a nova-compute forced down (Nova then treats it as down at once) or clear it.
@@ -546,25 +730,23 @@ class Cloud:
         2.53+: PUT /os-services/{uuid}; 2.11-2.52: PUT /os-services/force-down.
         """
         what = f"{'force down' if forced_down else 'clear forced_down of'} service on {service.host}"
-        if self.supports(MV_SERVICE_UUID) and not service.id.isdigit():
-            body = self._compute("PUT", f"/os-services/{service.id}", microversion=MV_SERVICE_UUID,
-                                 json={"forced_down": forced_down}, what=what)
-            return convert.service_from_api(body["service"])
+        if self._by_uuid(service):
+            return convert.service_from_api(_raw(self._sdk(MV_SERVICE_UUID, what, lambda nova: nova.update_service(
+                service.id, forced_down=forced_down))))
         if not self.supports(self.MV_FORCE_DOWN):
             raise errors.PreconditionFailed(
                 f"forcing a service down needs compute API {self.MV_FORCE_DOWN}; this cloud offers {self.microversion}")
-        self._compute("PUT", "/os-services/force-down", microversion=self.MV_FORCE_DOWN,
-                      json={"host": service.host, "binary": service.binary, "forced_down": forced_down},
-                      what=what)
+        # openstacksdk pins 2.11 itself for PUT /os-services/force-down {host, binary, forced_down}.
+        self._sdk(self.MV_FORCE_DOWN, what, lambda nova: nova.update_service_forced_down(
+            None, host=service.host, binary=service.binary, forced=forced_down))
         return _replace_service(service, forced_down=forced_down,
                                 state="down" if forced_down else service.state)
 
     def compute_service_heartbeat(self, host: str) -> Optional[str]:
         """`updated_at` of the nova-compute service on `host`: it keeps moving while the service
         reports, even when the service is forced down (the API then shows it down)."""
-        body = self._compute("GET", "/os-services", params={"binary": "nova-compute", "host": host},
-                             microversion=self._pick(MV_SERVICE_UUID), what=f"compute service on {host}")
-        for s in body.get("services", []):
+        for s in self._sdk_list(self._pick(MV_SERVICE_UUID), f"compute service on {host}",
+                                lambda nova: nova.services(binary="nova-compute", host=host)):
             if s.get("host") == host and s.get("binary") == "nova-compute":
                 return s.get("updated_at")
         return None
@@ -577,22 +759,12 @@ class Cloud:
         if source_host:
             params["source_compute"] = source_host
         if server_id:
-            params["instance_uuid"] = server_id
-        paged = self.supports(MV_MIGRATION_UUID)
-        if since and paged:
-            params["changes-since"] = since
-        mv = self._pick(MV_MIGRATIONS_MAX, MV_MIGRATION_UUID, "2.23")
-        rows: list[dict] = []
-        while True:
-            body = self._compute("GET", "/os-migrations", params=params, microversion=mv,
-                                 what="evacuation records")
-            page = body.get("migrations", [])
-            rows.extend(page)
-            # 2.59+: a full page ([api] max_limit) comes with a "next" link; follow its marker.
-            more = any(link.get("rel") == "next" for link in body.get("migrations_links", []) or [])
-            if not (paged and more and page and page[-1].get("uuid")):
-                break
-            params["marker"] = page[-1]["uuid"]
+            params["server_id"] = server_id          # openstacksdk's name for instance_uuid
+        if since and self.supports(MV_MIGRATION_UUID):
+            params["changes_since"] = since
+        # 2.59+: a full page ([api] max_limit) comes with a "next" link; openstacksdk follows it.
+        rows = self._sdk_list(self._pick(MV_MIGRATIONS_MAX, MV_MIGRATION_UUID, "2.23"), "evacuation records",
+                              lambda nova: nova.migrations(**params))
         out = [convert.migration_from_api(m) for m in rows
                if m.get("migration_type", "evacuation") == "evacuation"
                and (not since or (m.get("updated_at") or m.get("created_at") or "")[:19] >= since[:19])]
@@ -604,30 +776,25 @@ class Cloud:
         older cloud has no tags: empty set)."""
         if not self.supports(self.MV_TAGS):
             return set()
-        out: set[str] = set()
-        params: dict[str, Any] = {"all_tenants": "1", "host": host, "tags": tag, "limit": 1000}
-        while True:
-            body = self._compute("GET", "/servers", params=params, microversion=self.MV_TAGS,
-                                 what=f"servers tagged {tag} on {host}")
-            page = body.get("servers", [])
-            out.update(s["id"] for s in page)
-            if len(page) < params["limit"]:
-                return out
-            params["marker"] = page[-1]["id"]
+        rows = self._sdk_list(self.MV_TAGS, f"servers tagged {tag} on {host}",
+                              lambda nova: nova.servers(details=False, all_projects=True, compute_host=host,
+                                                        tags=tag))
+        return {s["id"] for s in rows}
 
     def provider_traits(self, hypervisor_hostname: str) -> set[str]:
         """Placement traits of a compute node (COMPUTE_STATUS_DISABLED: the scheduler skips it)."""
         rp = self._provider_uuid(hypervisor_hostname)
         if rp is None:
             return set()
-        body = self._placement("GET", f"/resource_providers/{rp}/traits", microversion="1.6",
-                               what=f"traits of {hypervisor_hostname}")
-        return set(body.get("traits", []))
+        found = self._placement_sdk("1.6", f"traits of {hypervisor_hostname}",
+                                    lambda placement: placement.get_resource_provider_trait(rp))
+        return set(found.traits or [])
 
     def evacuation_fault(self, server_id: str, since: Optional[str] = None) -> Optional[str]:
         """Nova's reason for the latest failed evacuation of a server: the error event of its
         `evacuate` instance action (since `since`), else the server's fault."""
         mv = self._pick(MV_ACTION_DETAILS, "2.51")
+        # Raw REST, as in server_fault (not yet openstacksdk's server_actions()).
         body = self._compute("GET", f"/servers/{server_id}/os-instance-actions", microversion=mv,
                              what="instance actions")
         actions = [a for a in body.get("instanceActions", []) if a.get("action") == "evacuate"
@@ -646,15 +813,11 @@ class Cloud:
 
 # ---------------------------------------------------------------------- helpers
 
-def _next_marker(links: Any) -> Optional[str]:
-    """The marker of a Nova listing's "next" link, if the page was full."""
-    from urllib.parse import parse_qs, urlparse
-    for link in links or ():
-        if isinstance(link, dict) and link.get("rel") == "next" and link.get("href"):
-            marker = parse_qs(urlparse(link["href"]).query).get("marker")
-            if marker:
-                return marker[0]
-    return None
+def _raw(resource: Any) -> dict:
+    """An openstacksdk resource as Nova's own JSON names (what novamove.cloud.convert reads)."""
+    if isinstance(resource, dict) and not hasattr(resource, "to_dict"):
+        return resource
+    return resource.to_dict(body=True, headers=False, computed=False, original_names=True)
 
 
 def _replace_service(service: Service, **changes: Any) -> Service:
@@ -680,6 +843,22 @@ def _connect_reason(exc: BaseException) -> str:
         if marker in text:
             return f"{head} ({short})"
     return head
+
+
+def _untrusted_certificate(exc: BaseException) -> bool:
+    text = str(exc)
+    return "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text
+
+
+def _untrusted_message(exc: BaseException) -> str:
+    """One line: whose certificate was not trusted, why, and the fix."""
+    text = _first_line(exc)
+    url = re.search(r"https://[^\s:/]+(?::\d+)?", text)
+    why = re.search(r"certificate verify failed: ([^(']+)", text)
+    return (f"the TLS certificate of {url.group(0) if url else 'the cloud API'} is not trusted"
+            + (f" ({why.group(1).strip()})" if why else "")
+            + ": give its CA with --os-cacert, OS_CACERT or cacert in clouds.yaml (library: "
+              "cacert=PATH), or turn verification off with --insecure / insecure: true")
 
 
 def _last_line(text: Optional[str]) -> Optional[str]:

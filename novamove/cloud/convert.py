@@ -74,7 +74,8 @@ def migration_from_api(body: dict[str, Any], server_id: Optional[str] = None) ->
     """A row of /os-migrations or /servers/{id}/migrations.
 
     `source_host`/`dest_host` carry Nova's *compute* names (source_compute/dest_compute: the
-    service hosts), not its dest_host field, which is an IP address.
+    service hosts), not its dest_host field, which is an IP address; `source_node`/`dest_node`
+    are the hypervisor hostnames (compute nodes) Nova records beside them.
     """
     return Migration(
         id=str(body["id"]),
@@ -91,6 +92,8 @@ def migration_from_api(body: dict[str, Any], server_id: Optional[str] = None) ->
         memory_remaining_bytes=_int_or_none(body.get("memory_remaining_bytes")),
         disk_total_bytes=_int_or_none(body.get("disk_total_bytes")),
         disk_remaining_bytes=_int_or_none(body.get("disk_remaining_bytes")),
+        source_node=body.get("source_node") or None,
+        dest_node=body.get("dest_node") or None,
     )
 
 
