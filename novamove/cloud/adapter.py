@@ -27,7 +27,7 @@ import threading
 import uuid as uuidlib
 from typing import Any, Callable, Iterable, Optional
 
-from novamove import errors
+from novamove import errors, requestids
 from novamove.cloud import convert
 from novamove.model import Flavor, Host, Migration, Resources, Server, ServerGroup, Service
 
@@ -121,6 +121,7 @@ class RequestCounter:
         self._local.last = (seq, mutating, request_id)
         if mutating:
             self._local.last_mutating = request_id
+            requestids.note(request_id)      # the journal stores it with the change
 
     def _thread_token(self) -> int:
         """This thread's own number (thread idents are reused once a thread has ended)."""
