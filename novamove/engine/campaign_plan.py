@@ -22,10 +22,12 @@ destination fails the N+K check with the numbers.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import heapq
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Optional, Sequence
+from typing import Iterable, Iterator, Mapping, Optional, Sequence
 
 from novamove.errors import NotFound, UsageError
 from novamove.model import COLD, LIVE, Host, Resources, Server, ServerGroup
@@ -321,7 +323,10 @@ class _Sim:
         return s if host is None or host == s.host else s.replace(host=host)
 
     def servers_on(self, host: str) -> list[Server]:
-        return [self.current(s) for s in self.on_host.get(host, {}).values()]
+        servers = self.on_host.get(host, {}).values()
+        if not self.moved_to:            # before the first stage: every server is where it was
+            return list(servers)
+        return [self.current(s) for s in servers]
 
     def free_total(self, out: Sequence[str]) -> tuple[int, Resources]:
         """Hosts that can receive with `out` out of service, and their free space in all."""
@@ -453,6 +458,26 @@ def _plan_stage(sim: _Sim, group: Sequence[str], later: set[str], leave: set[str
                       max_per_host=max_per_host)
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a campaign is planned.
+
+    Planning a big cloud allocates about a million small objects (steps, heap entries, the
+    per-stage views) that live until the plan is returned. Each burst of allocations starts a
+    collection, and the oldest generation's walk the whole cloud model every time: about a
+    third of the planning time at 200,000 servers, for nothing, since planning makes no
+    reference cycles. Reference counting still frees everything as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@_gc_paused()
 def plan_campaign(state: CloudState, hosts: Sequence[str], *, max_hosts: int = 1, order: str = "fewest",
                   intents: Optional[Mapping[str, str]] = None, allow_skip: bool = False,
                   allow_unmovable: bool = False, move_back: bool = False, max_parallel: int = 4,
