@@ -221,6 +221,8 @@ class _Placer:
         return best[2] if best else None
 
     def _choose_in(self, heap: list, need: Resources, banned: set[str]) -> Optional[str]:
+        # Entries are unique (name, version), so the heap's pop order depends only on their
+        # keys: the entries set aside can be pushed back in any order.
         aside = []
         found = None
         while heap:
@@ -230,11 +232,10 @@ class _Placer:
                 continue
             if -neg_mem < need.memory_mb:
                 break                        # max-heap on RAM: nothing further down fits
-            entry = heapq.heappop(heap)
-            aside.append(entry)
             if name not in banned and self.fits(name, need):
-                found = name
+                found = name                 # left in the heap: take() makes the entry stale
                 break
+            aside.append(heapq.heappop(heap))
         for entry in aside:
             heapq.heappush(heap, entry)
         return found

@@ -390,40 +390,42 @@ class _Sim:
         return counts
 
     def apply(self, moves: Sequence[DrainStep]) -> None:
+        """Move the servers of `moves` and update the hosts' usage and free-RAM heaps."""
         delta: dict[str, list[float]] = {}
-        on_host, moved_to = self.on_host, self.moved_to
+        on_host, moved_to, where = self.on_host, self.moved_to, self.where
         for st in moves:
-            sid = st.server_id
-            s = on_host.get(st.source, {}).pop(sid, None) or self.where[sid]
-            moved_to[sid] = st.dest
-            on_host.setdefault(st.dest, {})[sid] = s
-            n = st.need
-            src = delta.get(st.source)
+            sid, source, dest, n = st.server_id, st.source, st.dest, st.need
+            here = on_host.get(source)
+            s = here.pop(sid, None) if here is not None else None
+            moved_to[sid] = dest
+            on_host.setdefault(dest, {})[sid] = s if s is not None else where[sid]
+            src = delta.get(source)
             if src is None:
-                src = delta[st.source] = [0.0, 0.0, 0.0, 0.0]
-            dst = delta.get(st.dest)
+                src = delta[source] = [0.0, 0.0, 0.0, 0.0]
+            dst = delta.get(dest)
             if dst is None:
-                dst = delta[st.dest] = [0.0, 0.0, 0.0, 0.0]
-            src[0] -= n.vcpus
-            src[1] -= n.memory_mb
-            src[2] -= n.disk_gb
-            src[3] -= n.pcpus
-            dst[0] += n.vcpus
-            dst[1] += n.memory_mb
-            dst[2] += n.disk_gb
-            dst[3] += n.pcpus
-        total = self.total
+                dst = delta[dest] = [0.0, 0.0, 0.0, 0.0]
+            vcpus, mem, disk, pcpus = n.vcpus, n.memory_mb, n.disk_gb, n.pcpus
+            src[0] -= vcpus
+            src[1] -= mem
+            src[2] -= disk
+            src[3] -= pcpus
+            dst[0] += vcpus
+            dst[1] += mem
+            dst[2] += disk
+            dst[3] += pcpus
+        total, hosts, version = self.total, self.hosts, self.version
         for name, d in delta.items():
-            h = self.hosts[name]
+            h = hosts[name]
             c, u = h.capacity, h.used
             old = (c.vcpus - u.vcpus, c.memory_mb - u.memory_mb, c.disk_gb - u.disk_gb, c.pcpus - u.pcpus)
             used = Resources(u.vcpus + d[0], u.memory_mb + d[1], u.disk_gb + d[2], u.pcpus + d[3])
-            self.hosts[name] = Host(h.name, h.service, h.hypervisor_hostname, c, used)
-            if name in self.version:
+            hosts[name] = Host(h.name, h.service, h.hypervisor_hostname, c, used)
+            if name in version:
                 for i in range(4):
                     total[i] += max(old[i] - d[i], 0) - max(old[i], 0)
-                self.version[name] += 1
-                heapq.heappush(self.heaps[h.zone], (d[1] - old[1], name, self.version[name]))
+                version[name] += 1
+                heapq.heappush(self.heaps[h.service.zone], (d[1] - old[1], name, version[name]))
 
 
 # Reasons of unplaced servers that a wider choice of destinations might cure.
@@ -435,16 +437,19 @@ def _needs_wider(plan, where: Mapping[str, Server]) -> bool:
                and (st.skip_reason or "").startswith(_CAPACITY_REASONS) for st in plan.skipped)
 
 
-def _plan_stage(sim: _Sim, group: Sequence[str], later: set[str], leave: set[str], max_parallel: int,
+def _plan_stage(sim: _Sim, group: Sequence[str], pending: set[str], leave: set[str], max_parallel: int,
                 max_per_host: int):
     """The stage's drain plan: first among the hosts the campaign will not empty again (a server
     moved onto a later stage's host would move twice), the most free RAM first; wider when
-    something does not fit; the whole cloud before a stage is declared not to fit."""
+    something does not fit; the whole cloud before a stage is declared not to fit.
+
+    `pending`: this stage's hosts and every later stage's (the caller keeps it up to date
+    rather than building a set of all later hosts per stage)."""
     counts = sim.zone_counts(group, leave)
     out = set(group)
     tries = []
-    if later:
-        tries.append(out | later)
+    if len(pending) > len(out):          # later stages exist: keep off their hosts first
+        tries.append(pending)
     tries.append(out)
     for exclude in tries:
         cand: set[str] = set()
@@ -527,10 +532,12 @@ def plan_campaign(state: CloudState, hosts: Sequence[str], *, max_hosts: int = 1
     serviced = [h for h in ordered if host_plans[h].serviced]
     leave = {sid for sid, i in intents.items() if i in (STOP, SKIP)}
     stages: list[Stage] = []
+    pending = set(serviced)              # hosts of this stage and the later ones
     for k in range(0, len(serviced), max_hosts):
         group = serviced[k:k + max_hosts]
         stage = Stage(len(stages) + 1, group)
-        plan = _plan_stage(sim, group, set(serviced[k + max_hosts:]), leave, max_parallel, max_per_host)
+        plan = _plan_stage(sim, group, pending, leave, max_parallel, max_per_host)
+        pending.difference_update(group)
         for st in plan.steps:
             intent = intents.get(st.server_id)
             if intent in (LIVE, COLD) and st.dest:
