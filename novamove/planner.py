@@ -356,10 +356,10 @@ def _validate(state: CloudState, sources: Sequence[str], targets: Sequence[str],
     if max_parallel < 1 or max_per_host < 1:
         raise UsageError("--max-parallel and --max-per-host must be at least 1")
     names = {h.name for h in state.hosts}
-    # Operators often type the hypervisor hostname; say which name to use instead.
-    by_node = {h.hypervisor_hostname: h.name for h in state.hosts if h.hypervisor_hostname}
     for name in list(sources) + list(targets):
         if name not in names:
+            # Operators often type the hypervisor hostname; say which name to use instead.
+            by_node = {h.hypervisor_hostname: h.name for h in state.hosts if h.hypervisor_hostname}
             hint = f" (its compute service host is {by_node[name]!r})" if name in by_node else ""
             raise NotFound(f"no compute host named {name!r}{hint}")
     both = set(sources) & set(targets)

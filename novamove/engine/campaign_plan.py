@@ -303,6 +303,8 @@ class _Sim:
                 self.groups_of.setdefault(m, []).append(g)
         self.version: dict[str, int] = {}
         self.heaps: dict[Optional[str], list] = {}
+        self.neg_mem: dict[str, float] = {}              # the key of each host's current heap entry
+        self.zone_hosts: dict[Optional[str], set[str]] = {}   # receiving hosts per zone
         self.receiving = 0
         total = [0.0, 0.0, 0.0, 0.0]
         for h in state.hosts:
@@ -312,7 +314,9 @@ class _Sim:
                 for i, v in enumerate((f.vcpus, f.memory_mb, f.disk_gb, f.pcpus)):
                     total[i] += max(v, 0)
                 self.version[h.name] = 0
+                self.neg_mem[h.name] = -f.memory_mb
                 self.heaps.setdefault(h.zone, []).append((-f.memory_mb, h.name, 0))
+                self.zone_hosts.setdefault(h.zone, set()).add(h.name)
         for heap in self.heaps.values():
             heapq.heapify(heap)
         self.total = total
@@ -345,6 +349,14 @@ class _Sim:
         zones = [zone] if zone in self.heaps else (list(self.heaps) if zone is None else [])
         out: list[str] = []
         for z in zones:
+            allowed = self.zone_hosts[z] - exclude
+            if len(allowed) <= 2 * count:
+                # Few hosts to choose from (the early stages, when most hosts are still to be
+                # emptied): rank them directly instead of popping the heap through all the
+                # excluded ones and pushing them back. Same keys as the heap, same answer.
+                ranked = heapq.nsmallest(count, ((self.neg_mem[n], n) for n in allowed))
+                out.extend(n for _, n in ranked)
+                continue
             heap = self.heaps[z]
             aside = []
             got = 0
@@ -425,7 +437,8 @@ class _Sim:
                 for i in range(4):
                     total[i] += max(old[i] - d[i], 0) - max(old[i], 0)
                 version[name] += 1
-                heapq.heappush(self.heaps[h.service.zone], (d[1] - old[1], name, version[name]))
+                neg_mem = self.neg_mem[name] = d[1] - old[1]
+                heapq.heappush(self.heaps[h.service.zone], (neg_mem, name, version[name]))
 
 
 # Reasons of unplaced servers that a wider choice of destinations might cure.
