@@ -133,6 +133,32 @@ def need_of(server: Server) -> Resources:
     return server.flavor.resources_for(server.volume_backed) if server.flavor else Resources()
 
 
+_NO_NEED = Resources()
+
+
+class _NeedMemo:
+    """need_of with one Resources per (flavor, volume-backed) instead of one per server.
+
+    Building a frozen Resources costs microseconds and a big drain has thousands of servers of
+    a handful of flavors. Keyed by the flavor object's id, so the memo must not outlive the
+    servers it was filled from (one per plan_drain call); Resources are immutable, so servers
+    of one flavor can share one.
+    """
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple[int, bool], Resources] = {}
+
+    def __call__(self, server: Server) -> Resources:
+        flavor = server.flavor
+        if flavor is None:
+            return _NO_NEED
+        key = (id(flavor), server.volume_backed)
+        need = self._memo.get(key)
+        if need is None:
+            need = self._memo[key] = flavor.resources_for(server.volume_backed)
+        return need
+
+
 @dataclass
 class _Unit:
     """Servers that must land on one host together (a hard-affinity group's members), or one."""
@@ -158,11 +184,14 @@ class _Placer:
         self.version: dict[str, int] = {}
         self.heaps: dict[Optional[str], list[tuple[float, float, str, int]]] = {}
         for h in hosts:
-            f = h.free
-            self.free[h.name] = [f.vcpus, f.memory_mb, f.disk_gb, f.pcpus]
-            self.zone_of[h.name] = h.zone
+            # Host.free, without building a Resources per host (the same subtractions).
+            c, u = h.capacity, h.used
+            vcpus, mem = c.vcpus - u.vcpus, c.memory_mb - u.memory_mb
+            self.free[h.name] = [vcpus, mem, c.disk_gb - u.disk_gb, c.pcpus - u.pcpus]
+            zone = h.service.zone
+            self.zone_of[h.name] = zone
             self.version[h.name] = 0
-            self.heaps.setdefault(h.zone, []).append((-f.memory_mb, -f.vcpus, h.name, 0))
+            self.heaps.setdefault(zone, []).append((-mem, -vcpus, h.name, 0))
         for heap in self.heaps.values():
             heapq.heapify(heap)
 
@@ -192,6 +221,8 @@ class _Placer:
         return best[2] if best else None
 
     def _choose_in(self, heap: list, need: Resources, banned: set[str]) -> Optional[str]:
+        # Entries are unique (name, version), so the heap's pop order depends only on their
+        # keys: the entries set aside can be pushed back in any order.
         aside = []
         found = None
         while heap:
@@ -201,11 +232,10 @@ class _Placer:
                 continue
             if -neg_mem < need.memory_mb:
                 break                        # max-heap on RAM: nothing further down fits
-            entry = heapq.heappop(heap)
-            aside.append(entry)
             if name not in banned and self.fits(name, need):
-                found = name
+                found = name                 # left in the heap: take() makes the entry stale
                 break
+            aside.append(heapq.heappop(heap))
         for entry in aside:
             heapq.heappush(heap, entry)
         return found
@@ -249,18 +279,24 @@ def plan_drain(state: CloudState, sources: Sequence[str], *, targets: Sequence[s
     steps: dict[str, DrainStep] = {}
     units: list[_Unit] = []
     affinity_units: dict[str, _Unit] = {}
+    need_of_server = _NeedMemo()
+    unmovable_mode = LIVE if mode == LIVE else COLD
     for server in on_sources:
         step_mode, why = move_mode(server, mode)
         gids = hard_groups_of.get(server.id, ())
         step = DrainStep(server_id=server.id, server_name=server.name, source=server.host or "",
-                         dest=None, mode=step_mode or (LIVE if mode == LIVE else COLD),
-                         skip_reason=why, need=need_of(server), status=server.status, groups=gids)
+                         dest=None, mode=step_mode or unmovable_mode,
+                         skip_reason=why, need=need_of_server(server), status=server.status, groups=gids)
         steps[server.id] = step
         if why:
             continue
-        zone = hosts[server.host].zone if server.host in hosts else server.zone
-        anti = tuple(g for g in gids if groups[g].policy == HARD_ANTI_AFFINITY)
-        aff = next((g for g in gids if groups[g].policy == HARD_AFFINITY), None)
+        src = hosts.get(server.host)
+        zone = src.service.zone if src is not None else server.zone
+        anti: tuple[str, ...] = ()
+        aff: Optional[str] = None
+        if gids:                  # most servers are in no hard group: skip the scans
+            anti = tuple(g for g in gids if groups[g].policy == HARD_ANTI_AFFINITY)
+            aff = next((g for g in gids if groups[g].policy == HARD_AFFINITY), None)
         if aff is not None and aff in affinity_units:
             u = affinity_units[aff]
             u.servers.append(server)
@@ -320,10 +356,10 @@ def _validate(state: CloudState, sources: Sequence[str], targets: Sequence[str],
     if max_parallel < 1 or max_per_host < 1:
         raise UsageError("--max-parallel and --max-per-host must be at least 1")
     names = {h.name for h in state.hosts}
-    # Operators often type the hypervisor hostname; say which name to use instead.
-    by_node = {h.hypervisor_hostname: h.name for h in state.hosts if h.hypervisor_hostname}
     for name in list(sources) + list(targets):
         if name not in names:
+            # Operators often type the hypervisor hostname; say which name to use instead.
+            by_node = {h.hypervisor_hostname: h.name for h in state.hosts if h.hypervisor_hostname}
             hint = f" (its compute service host is {by_node[name]!r})" if name in by_node else ""
             raise NotFound(f"no compute host named {name!r}{hint}")
     both = set(sources) & set(targets)
