@@ -553,6 +553,11 @@ def plan_campaign(state: CloudState, hosts: Sequence[str], *, max_hosts: int = 1
         pending.difference_update(group)
         for st in plan.steps:
             intent = intents.get(st.server_id)
+            if st.server_id in leave:
+                # Brought into the stage's view as a group mate (its group binds the others'
+                # destinations); a stop/skip server itself never moves.
+                st.dest, st.skip_reason = None, f"intent {intent}: stays on its host"
+                continue
             if intent in (LIVE, COLD) and st.dest:
                 _, why = move_mode(sim.where[st.server_id], intent)
                 if why:
@@ -561,8 +566,8 @@ def plan_campaign(state: CloudState, hosts: Sequence[str], *, max_hosts: int = 1
                 st.mode = intent
         stage.moves = plan.moves
         # Servers Nova could move but that found no destination: the stage does not fit.
-        stage.unplaced = [st for st in plan.skipped
-                          if move_mode(sim.where[st.server_id], intents.get(st.server_id, "auto")
+        stage.unplaced = [st for st in plan.skipped if st.server_id not in leave
+                          and move_mode(sim.where[st.server_id], intents.get(st.server_id, "auto")
                                        if intents.get(st.server_id) in (LIVE, COLD) else "auto")[1] is None]
         stage.eligible, total = sim.free_total(group)
         stage.free_total = total

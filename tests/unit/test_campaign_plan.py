@@ -181,3 +181,16 @@ def test_server_in_flight_is_not_unmovable():
     moving = Server(id="m", name="m", status="MIGRATING", host="c1", flavor=NANO, task_state="migrating")
     plan = plan_campaign(state(hs, [moving]), ["c1"])
     assert plan.host_plans["c1"].serviced and plan.hosts == ["c1"]
+
+
+def test_a_stop_or_skip_server_brought_in_as_a_group_mate_is_never_planned_to_move():
+    # "keep" stays on c1 (stop); its anti-affinity mate "mate" on c2 is serviced in the same
+    # stage: the group brings "keep" into the stage's view, which must not make it a move.
+    hs = [host(f"c{i}") for i in range(1, 5)]
+    g = ServerGroup("g", "g", "anti-affinity", ("keep", "mate"))
+    servers = [srv("keep", "c1", tags=[f"{INTENT_KEY}=stop"], groups=["g"]), srv("mate", "c2", groups=["g"]),
+               srv("other", "c1")]
+    plan = plan_campaign(state(hs, servers, [g]), ["c1", "c2"], max_hosts=2)
+    moved = [m.server_id for s in plan.stages for m in s.moves]
+    assert "keep" not in moved and sorted(moved) == ["mate", "other"]
+    assert plan.ok, plan.problems
