@@ -675,7 +675,7 @@ def campaign_plan_tables(plan: dict) -> list[Table]:
     for col in ("stage", "hosts out", "moves", "capacity left (destinations)", "N+K"):
         stages.add_column(col)
     for st in plan["stages"]:
-        moves = "\n".join(f"{m['server']}: {m['from']} -> {m['to']} ({m['mode']})" for m in st["moves"][:8])
+        moves = "\n".join(f"{m['server_name']}: {m['source_compute']} -> {m['dest_compute']} ({m['mode']})" for m in st["moves"][:8])
         if len(st["moves"]) > 8:
             moves += f"\n... {len(st['moves']) - 8} more"
         left = "\n".join(f"{h}: {_res_text(r)}" for h, r in list(st["free_after"].items())[:8])

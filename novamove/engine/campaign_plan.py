@@ -164,9 +164,10 @@ class Stage:
     def to_dict(self) -> dict:
         return {
             "stage": self.index, "hosts": self.hosts, "ok": self.ok, "problem": self.problem,
-            "moves": [{"server_id": s.server_id, "server": s.server_name, "from": s.source, "to": s.dest,
-                       "mode": s.mode} for s in self.moves],
-            "unplaced": [{"server_id": s.server_id, "server": s.server_name, "from": s.source,
+            # Keys as openstacksdk names them (as in every other novamove document).
+            "moves": [{"server_id": s.server_id, "server_name": s.server_name, "source_compute": s.source,
+                       "dest_compute": s.dest, "mode": s.mode} for s in self.moves],
+            "unplaced": [{"server_id": s.server_id, "server_name": s.server_name, "source_compute": s.source,
                           "need": _res(s.need), "why": s.skip_reason} for s in self.unplaced],
             "eligible_hosts": self.eligible, "free_before": _res(self.free_total),
             "free_after": {h: _res(r) for h, r in sorted(self.free_after.items())},
