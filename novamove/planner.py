@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Sequence
+from typing import Collection, Iterable, Mapping, Optional, Sequence
 
 from novamove.errors import NotFound, UsageError
 from novamove.model import COLD, LIVE, Host, Plan, PlanStep, Resources, Server, ServerGroup
@@ -244,8 +244,12 @@ class _Placer:
 def plan_drain(state: CloudState, sources: Sequence[str], *, targets: Sequence[str] = (),
                mode: str = "auto", order: str = "largest", reason: Optional[str] = None,
                max_parallel: int = 4, max_per_host: int = 2,
-               created_at: Optional[str] = None) -> DrainPlan:
+               created_at: Optional[str] = None,
+               avoid: Optional[Mapping[str, Collection[str]]] = None) -> DrainPlan:
     """Plan a destination for every server on `sources` (the hosts being emptied).
+
+    `avoid` {server id: hosts}: destinations not to choose for that server (Nova refused them
+    for it earlier in the same drain).
 
     Bad input (unknown host, a source named in --to, bad mode/order/caps) raises before any
     planning; a server that cannot be placed becomes a step with `dest=None` and a reason.
@@ -315,11 +319,11 @@ def plan_drain(state: CloudState, sources: Sequence[str], *, targets: Sequence[s
     units.sort(key=lambda u: (u.affinity_group is None, -u.need.memory_mb, -u.need.vcpus,
                               -u.need.disk_gb, u.servers[0].name, u.servers[0].id))
     for u in units:
-        dest = _place(u, placer, eligible, group_hosts)
+        dest = _place(u, placer, eligible, group_hosts, avoid)
         for server in u.servers:
             step = steps[server.id]
             if dest is None:
-                step.skip_reason = _why_unplaced(u, placer, eligible, group_hosts, hosts, source_set)
+                step.skip_reason = _why_unplaced(u, placer, eligible, group_hosts, hosts, source_set, avoid)
             else:
                 step.dest = dest
         if dest is not None:
@@ -415,10 +419,14 @@ def _hard_groups_by_server(servers: Sequence[Server], groups: dict[str, ServerGr
     return {k: tuple(sorted(v)) for k, v in out.items()}
 
 
-def _place(u: _Unit, placer: _Placer, eligible: list[str], group_hosts: dict[str, set[str]]) -> Optional[str]:
+def _place(u: _Unit, placer: _Placer, eligible: list[str], group_hosts: dict[str, set[str]],
+           avoid: Optional[Mapping[str, Collection[str]]] = None) -> Optional[str]:
     banned: set[str] = set()
     for gid in u.anti_groups:
         banned |= group_hosts[gid]
+    if avoid:
+        for server in u.servers:
+            banned |= set(avoid.get(server.id, ()))
     if u.affinity_group is not None:
         # Only hosts already holding members pass Nova's affinity filter: choose among them.
         allowed = [h for h in group_hosts[u.affinity_group] if h in placer.free
@@ -431,7 +439,8 @@ def _place(u: _Unit, placer: _Placer, eligible: list[str], group_hosts: dict[str
 
 
 def _why_unplaced(u: _Unit, placer: _Placer, eligible: list[str], group_hosts: dict[str, set[str]],
-                  hosts: dict[str, Host], sources: set[str]) -> str:
+                  hosts: dict[str, Host], sources: set[str],
+                  avoid: Optional[Mapping[str, Collection[str]]] = None) -> str:
     """Explain a failed placement (runs only on failure, so a full scan is fine)."""
     need = u.need
     want = (f"needs {need.vcpus:g} vCPU, {need.memory_mb:g} MB RAM, {need.disk_gb:g} GB disk"
@@ -452,6 +461,10 @@ def _why_unplaced(u: _Unit, placer: _Placer, eligible: list[str], group_hosts: d
     for gid in u.anti_groups:
         banned |= group_hosts[gid]
     fitting = [h for h in in_zone if placer.fits(h, need)]
+    refused = {h for server in u.servers for h in (avoid or {}).get(server.id, ())}
+    if fitting and refused and all(h in banned or h in refused for h in fitting):
+        return (f"Nova refused the destinations with room for it ({', '.join(sorted(refused & set(fitting)))}) "
+                "earlier in this drain")
     if fitting and all(h in banned for h in fitting):
         return (f"anti-affinity group {', '.join(u.anti_groups)}: every host with room already holds "
                 f"a member")

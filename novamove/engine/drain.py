@@ -31,7 +31,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Collection, Iterable, Mapping, Optional, Sequence
 
 from novamove import errors
 from novamove.engine.batch import (  # noqa: F401  (re-exported: the drain engine's public names)
@@ -75,14 +75,14 @@ def resolve_hosts(names: Iterable[str], hosts: Sequence[Host]) -> list[str]:
 
 def make_plan(cloud: Any, sources: Sequence[str], *, targets: Sequence[str] = (), mode: str = "auto",
               order: str = "largest", reason: Optional[str] = None, max_parallel: int = 4,
-              max_per_host: int = 2) -> DrainPlan:
+              max_per_host: int = 2, avoid: Optional[Mapping[str, Collection[str]]] = None) -> DrainPlan:
     hosts = cloud.compute_hosts(with_resources=True)
     sources = resolve_hosts(sources, hosts)
     targets = resolve_hosts(targets, hosts)
     state = gather_state(cloud, sources, hosts)
     plan = plan_drain(state, sources, targets=targets, mode=mode, order=order, reason=reason,
                       max_parallel=max_parallel, max_per_host=max_per_host,
-                      created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                      created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), avoid=avoid)
     plan.cloud = getattr(cloud, "identity", None)
     return plan
 
@@ -220,6 +220,8 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
         done_ids = {r.server_id for r in done_before} | {a.step.server_id for a in adopted}
         steps = [s for s in plan.steps if s.server_id not in done_ids]
         patience_ends = clock() + replan_patience
+        # Destinations Nova refused for a server in this drain: its next plan avoids them.
+        refused: dict[str, set[str]] = {}
         while True:
             runner = BatchRunner(cloud, journal, run_id, steps, max_parallel=plan.max_parallel,
                                  max_per_host=plan.max_per_host, on_interrupt=on_interrupt,
@@ -246,16 +248,24 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
                 break
             # Read the source back: what is still there decides the next round and the verdict.
             remaining = [srv for name in plan.sources for srv in cloud.list_servers_on_host(name)]
+            for r in rounds.results.values():
+                if _refused_destination(r):
+                    refused.setdefault(r.server_id, set()).add(r.dest)
             again = [srv for srv in remaining if srv.id not in keep
-                     and _worth_another_round(srv, rounds.results.get(srv.id), modes.get(srv.id, plan.mode))]
+                     and _worth_another_round(srv, rounds.results.get(srv.id), modes.get(srv.id, plan.mode),
+                                              refused.get(srv.id, ()))]
             if not again or clock() >= patience_ends:
                 break
             say(f"{len(again)} server(s) still on {source_key} to move: planning them again")
             sleep(REPLAN_PAUSE)
-            fresh = _replan(cloud, plan)
+            fresh = _replan(cloud, plan, avoid=refused)
             _pin(fresh, keep, modes)
             wanted = {srv.id for srv in again}
-            steps = [s for s in fresh.steps if s.server_id in wanted]
+            # A failed move with no other destination keeps its failure (not "skipped").
+            steps = [s for s in fresh.steps if s.server_id in wanted
+                     and (s.dest or getattr(rounds.results.get(s.server_id), "result", None) != FAILED)]
+            if not steps:
+                break
             journal.note(run_id, EV_PLAN, source_key, plan=plan_to_dict(fresh), via="replan")
         tick(None)
         report.left = _left_on_sources(cloud, plan, rounds.results, allow_unmovable, keep, modes)
@@ -291,19 +301,38 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
     return report
 
 
-def _replan(cloud: Any, plan: DrainPlan) -> DrainPlan:
+def _replan(cloud: Any, plan: DrainPlan, avoid: Optional[Mapping[str, Collection[str]]] = None) -> DrainPlan:
     """The same drain planned again from the cloud as it is now."""
     fresh = make_plan(cloud, plan.sources, targets=plan.targets, mode=plan.mode, order=plan.order,
-                      reason=plan.reason, max_parallel=plan.max_parallel, max_per_host=plan.max_per_host)
+                      reason=plan.reason, max_parallel=plan.max_parallel, max_per_host=plan.max_per_host,
+                      avoid=avoid)
     return fresh
 
 
-def _worth_another_round(server: Server, last: Optional[StepResult], mode: str) -> bool:
+# Nova's words when it will not take a server on a destination (the scheduler's filters or the
+# destination's pre-checks disagree with novamove's plan): that server is planned again
+# elsewhere, never sent to the same host twice in one drain.
+DEST_REFUSALS = ("no valid host", "novalidhost", "not suitable", "precheck", "pre-check",
+                 "unable to migrate", "is not up")
+
+
+def _refused_destination(r: StepResult) -> bool:
+    if r.result not in (RETRY, FAILED) or not r.dest:
+        return False
+    text = (r.detail or "").lower()
+    return any(words in text for words in DEST_REFUSALS)
+
+
+def _worth_another_round(server: Server, last: Optional[StepResult], mode: str,
+                         refused: Collection[str] = ()) -> bool:
     """A server still on the source is planned again unless its last answer is final."""
     if last is None:
         return True                      # arrived after the plan was made
     if last.result == RETRY:
         return True
+    if last.result == FAILED and last.dest in refused and server.status in ("ACTIVE", "SHUTOFF", "PAUSED") \
+            and not server.task_state:
+        return True                      # Nova refused that destination: another may do
     if last.result == SKIPPED:
         # Skipped for a passing state (a build, a task state) or for want of a destination
         # (a host that was disabled for a moment): try again; an ERROR server: no.

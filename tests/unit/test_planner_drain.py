@@ -31,6 +31,7 @@ class FakeNova:
         self.ids = itertools.count(1)
         self.calls: list[str] = []
         self.fail_servers: set[str] = set()        # their migrations end in error
+        self.refuse: dict[str, set[str]] = {}      # server -> destinations whose moves end in error
         self.flicker_servers: set[str] = set()     # "error" for a poll mid-move, then fine
         self.lie_servers: set[str] = set()         # Nova says completed, server stays
         self.transient: dict[str, int] = {}        # verb -> how many Unreachable to raise first
@@ -158,7 +159,7 @@ class FakeNova:
                 continue
             steps = self.LIVE_STEPS if m["kind"] == "live" else self.COLD_STEPS
             m["step"] += 1
-            if sid in self.fail_servers and m["step"] == 2:
+            if (sid in self.fail_servers or m["dest"] in self.refuse.get(sid, ())) and m["step"] == 2:
                 m["status"] = "error"
                 self.servers[sid] = self.servers[sid].replace(status=m["orig_status"], task_state=None)
                 continue
@@ -291,6 +292,19 @@ def test_failed_migration_is_reported_with_novas_reason(journal):
     assert v0.result == FAILED and "NoValidHost" in v0.detail
     assert not report.ok and report.exit_code == errors.EXIT_FAILED
     assert journal.get_run(report.run_id)["status"] == "failed"
+
+
+def test_a_destination_nova_refused_is_avoided_when_the_server_is_planned_again(journal):
+    nova = typical_cloud()
+    first = drain(nova, "c1", journal=journal, dry_run=True, **fast()).plan
+    dest = next(s.dest for s in first.steps if s.server_id == "v0")
+    nova.refuse = {"v0": {dest}}
+    report = drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
+    v0 = next(r for r in report.results if r.server_id == "v0")
+    assert v0.result == MOVED and v0.dest != dest and nova.servers["v0"].host == v0.dest
+    tried = [m["dest"] for m in nova.migrations if m["server"] == "v0"]
+    assert tried[0] == dest and dest not in tried[1:]            # never sent there twice
+    assert report.ok
 
 
 def test_failed_migration_waits_a_little_for_novas_late_reason(journal):
