@@ -33,6 +33,7 @@ from novamove.model import Flavor, Host, Migration, Resources, Server, ServerGro
 
 # Microversions whose behaviour novamove depends on (Nova API reference).
 MV_LIVE_HOST = "2.30"          # live migrate with host, checked by the scheduler (no force)
+MV_LIVE_ASYNC = "2.34"         # live migration pre-checks after the API answered (asynchronous)
 MV_BLOCK_AUTO = "2.25"         # block_migration "auto"
 MV_SERVICE_UUID = "2.53"       # services/hypervisors by UUID, PUT /os-services/{id}
 MV_COLD_HOST = "2.56"          # cold migrate with host
@@ -571,6 +572,15 @@ class Cloud:
         # openstacksdk sends 2.30 / 2.25 / the base version by the same rule, on the pinned
         # proxy: {"host", "block_migration": "auto"} from 2.25, {"host", "block_migration": false,
         # "disk_over_commit": false} before. force=False: no `force` key, ever.
+        if self.supports(MV_LIVE_ASYNC):
+            # Raw, because openstacksdk pins 2.30 for live migration, where Nova runs the
+            # scheduler and the pre-checks inside the API request: a stopped or slow scheduler
+            # then holds the POST for the RPC timeout (and an isolate window open with it).
+            # From 2.34 Nova answers first and records a failed pre-check on the migration.
+            body: dict[str, Any] = {"host": host, "block_migration": "auto"}
+            self._compute("POST", f"/servers/{server_id}/action", json={"os-migrateLive": body},
+                          microversion=MV_LIVE_ASYNC, what="live migration")
+            return
         mv = self._pick(MV_LIVE_HOST, MV_BLOCK_AUTO)
         self._sdk(mv, "live migration", lambda nova: nova.live_migrate_server(
             server_id, host=host, force=False, block_migration="auto" if mv else False,

@@ -89,7 +89,10 @@ LEGACY = Service(id="7", host="c1", binary="nova-compute", zone="nova", status="
      ("POST", "/servers/s1/action", {"migrate": {"host": "c2"}}, "compute 2.56")),
     (None, lambda c: c.migrate_server("s1"), ("POST", "/servers/s1/action", {"migrate": None}, "compute 2.56")),
     ("2.40", lambda c: c.migrate_server("s1"), ("POST", "/servers/s1/action", {"migrate": None}, "compute 2.1")),
+    # 2.34: Nova answers before it schedules (a stopped scheduler does not hold the request).
     (None, lambda c: c.live_migrate_server("s1", host="c2"),
+     ("POST", "/servers/s1/action", {"os-migrateLive": {"host": "c2", "block_migration": "auto"}}, "compute 2.34")),
+    ("2.33", lambda c: c.live_migrate_server("s1", host="c2"),
      ("POST", "/servers/s1/action", {"os-migrateLive": {"host": "c2", "block_migration": "auto"}}, "compute 2.30")),
     ("2.27", lambda c: c.live_migrate_server("s1"),
      ("POST", "/servers/s1/action", {"os-migrateLive": {"host": None, "block_migration": "auto"}}, "compute 2.25")),
@@ -169,6 +172,9 @@ def test_the_ceiling_holds_for_the_sdk_too():
         cloud.migrate_server("s1", host="c2")
     with pytest.raises(errors.PreconditionFailed):
         cloud._nova("2.60")
+    cloud.live_migrate_server("s1", host="c2")
+    assert nova.mutations[-1][3] == "compute 2.34"
+    cloud = cloud_on(nova, max_microversion="2.32")
     cloud.live_migrate_server("s1", host="c2")
     assert nova.mutations[-1][3] == "compute 2.30"
     # A cloud older than the ceiling: its own maximum counts.
