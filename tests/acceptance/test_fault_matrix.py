@@ -13,6 +13,7 @@ unsettled run, and a second `recover` with nothing to do.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -70,11 +71,15 @@ def table(request):
     if reporter is None or not OUTCOMES:
         return
     passed = sum(o.startswith("ok") for _, o in OUTCOMES)
-    reporter.write_line("")
-    reporter.write_line(f"crash-point matrix: {passed}/{len(OUTCOMES)} points end clean after recover "
-                        f"({'full' if FULL else 'subset'} of {len(POINTS)})")
-    for point, outcome in OUTCOMES:
-        reporter.write_line(f"  {point:<58} {outcome}")
+    # Output of a fixture's teardown is captured (and dropped for a passing test): write the
+    # table past the capture, or it only shows with -s.
+    capman = request.config.pluginmanager.get_plugin("capturemanager")
+    with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+        reporter.write_line("")
+        reporter.write_line(f"crash-point matrix: {passed}/{len(OUTCOMES)} points end clean after recover "
+                            f"({'full' if FULL else 'subset'} of {len(POINTS)})")
+        for point, outcome in OUTCOMES:
+            reporter.write_line(f"  {point:<58} {outcome}")
 
 
 def _services(minicloud):
