@@ -52,7 +52,7 @@ package-check: install
 # The whole crash-point matrix (make test runs a subset of it): every journaled step x
 # kill/error/timeout x before/after, each followed by recover and the invariants, then the
 # control-plane faults during a drain (RabbitMQ, nova-conductor, nova-api, keystone restarted;
-# nova-scheduler stopped in an isolate window) (~45 min on 2 cores).
+# nova-scheduler stopped in an isolate window) (~2 h on 2 cores).
 faults: install system-deps os-venv
 	NOVAMOVE_FAULT_MATRIX=full $(BIN)/python -m pytest -ra tests/acceptance/test_fault_matrix.py \
 		tests/acceptance/test_drain_under_stress.py
