@@ -13,6 +13,9 @@ journaled and before the API call; `after` acts once the call has been applied b
 fail (an HTTP 500), `timeout` makes it look timed out (the client gave up; with `after` the
 cloud did apply it). Without a count every occurrence is hit, retries included.
 
+`NOVAMOVE_FAULT_LOG=FILE` appends one line per fault that fired (before it acts), so a test
+can tell a fault novamove absorbed from one that never fired.
+
 Unset (always, outside tests) it costs one dictionary lookup per journaled change.
 """
 
@@ -27,6 +30,7 @@ from typing import Optional
 from novamove import errors
 
 ENV = "NOVAMOVE_FAULT"
+LOG_ENV = "NOVAMOVE_FAULT_LOG"
 MOMENTS = ("before", "after")
 ACTIONS = ("kill", "error", "timeout")
 
@@ -84,6 +88,11 @@ def hit(kind: str, moment: str) -> None:
 
 def _act(f: Fault) -> None:
     where = f"{f.kind} {f.moment} the call"
+    log = os.environ.get(LOG_ENV)
+    if log:
+        # Written and flushed before acting: a kill must not lose it.
+        with open(log, "a") as fh:
+            fh.write(f"{f.kind}:{f.moment}:{f.action} pid {os.getpid()}\n")
     if f.action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     if f.action == "timeout":

@@ -108,6 +108,9 @@ def _cli(minicloud, journal, *args, fault=None, timeout=600):
     env = {"NOVAMOVE_JOURNAL": str(journal)}
     if fault:
         env["NOVAMOVE_FAULT"] = fault
+        # Each fault that fires leaves a line here: the point proves its fault fired, also
+        # when novamove absorbed it (an error retried, a timeout read back) and exited 0.
+        env["NOVAMOVE_FAULT_LOG"] = str(journal.parent / "faults.log")
     return minicloud.cli(*args, env=env, timeout=timeout)
 
 
@@ -175,6 +178,8 @@ def test_fault_point(minicloud, servers, services_put_back, tmp_path, table, sce
         code = _drain_point(minicloud, servers, journal, verb, args, fault)
     if action == "kill":
         assert code == -9, f"the fault at {point} never fired (exit {code})"
+    fired = (tmp_path / "faults.log").read_text() if (tmp_path / "faults.log").exists() else ""
+    assert f"{step}:{moment}:{action}" in fired, f"the fault at {point} never fired (exit {code})"
     OUTCOMES[-1] = (point, f"ok (run exit {code})")
 
 

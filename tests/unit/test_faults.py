@@ -198,3 +198,16 @@ def test_a_compute_disabled_by_someone_between_listing_and_writing_keeps_their_r
     assert result.ok
     assert cloud.services["compute2"].disabled_reason == "ops: bad DIMM"
     assert cloud.services["compute2"].status == "disabled"
+
+
+def test_a_fault_that_fires_is_logged_before_it_acts(tmp_path, monkeypatch):
+    from novamove.engine import faults as f
+    log = tmp_path / "faults.log"
+    monkeypatch.setenv("NOVAMOVE_FAULT", "service.enable:before:error")
+    monkeypatch.setenv("NOVAMOVE_FAULT_LOG", str(log))
+    f.reset()
+    f.hit("service.disable", "before")                  # not named: nothing happens, nothing logged
+    assert not log.exists()
+    with pytest.raises(Exception):
+        f.hit("service.enable", "before")
+    assert log.read_text().startswith("service.enable:before:error")
