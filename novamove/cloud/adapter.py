@@ -400,10 +400,15 @@ class Cloud:
             flavor = self.get_flavor(body["flavor"].get("id"))
         return convert.server_from_api(body, flavor)
 
+    # Raw REST on the hot read paths (a server, the servers of a host): openstacksdk builds a
+    # Resource per server, measured at 1.6 ms of CPU to build plus 1.1 ms to read back as Nova's
+    # JSON; a drain reads servers several times per move, which took novamove's CPU per move
+    # from 11 to 53 ms in bench/drain_scale.py (the goal is <= 20 ms). Nova's JSON is what
+    # novamove.cloud.convert reads anyway.
     def get_server(self, server_id: str) -> Server:
-        body = self._sdk(self._server_mv(), f"server {server_id}",
-                         lambda nova: _raw(nova.get_server(server_id)))
-        return self._server(body)
+        body = self._compute("GET", f"/servers/{server_id}", microversion=self._server_mv() or "2.1",
+                             what=f"server {server_id}") or {}
+        return self._server(body.get("server") or {})
 
     def find_servers(self, name_or_id: str) -> list[Server]:
         """Servers whose UUID or exact name is `name_or_id`, across all projects."""
@@ -642,11 +647,26 @@ class Cloud:
 
     def list_servers_on_host(self, host: str) -> list[Server]:
         """Every server (all projects) whose compute service host is `host`, all pages."""
-        # compute_host is openstacksdk's name for the `host` filter (its `host` is a client-side
-        # filter on a field Nova does not return).
-        rows = self._sdk_list(self._server_mv(), f"servers on {host}",
-                              lambda nova: nova.servers(details=True, all_projects=True, compute_host=host))
+        rows = self._compute_pages("/servers/detail", "servers", params={"all_tenants": "1", "host": host},
+                                   microversion=self._server_mv() or "2.1", what=f"servers on {host}")
         return [self._server(s) for s in rows]
+
+    def _compute_pages(self, url: str, key: str, *, params: Optional[dict] = None,
+                       microversion: Optional[str] = None, what: str = "") -> list[dict]:
+        """Every item of a paged Nova listing: follows the `<key>_links` "next" marker that Nova
+        adds whenever a page is full, whatever `[api] max_limit` the cloud caps pages at."""
+        params = dict(params or {})
+        items: list[dict] = []
+        seen: set[str] = set()
+        while True:
+            body = self._compute("GET", url, params=params, microversion=microversion, what=what) or {}
+            page = body.get(key, [])
+            items.extend(page)
+            marker = _next_marker(body.get(f"{key}_links"))
+            if not page or not marker or marker in seen:
+                return items
+            seen.add(marker)
+            params["marker"] = marker
 
     def list_server_groups(self) -> list[ServerGroup]:
         """Server groups of all projects (policy as one string, members as server ids)."""
@@ -676,8 +696,12 @@ class Cloud:
         params: dict[str, Any] = {"host": host} if host else {}
         if self.supports(MV_MIGRATION_UUID):
             params["changes_since"] = since
-        raw = self._sdk_list(self._pick(MV_MIGRATIONS_MAX, MV_MIGRATION_UUID, "2.23"), "migrations",
-                             lambda nova: nova.migrations(**params))
+        # Raw REST: the listing a drain makes every half second, of every record since it began;
+        # an openstacksdk Resource per record (0.3 ms of CPU each, measured) added up to tens of
+        # ms per move on a big drain (bench/drain_scale.py).
+        raw = self._compute_pages("/os-migrations", "migrations", params=params,
+                                  microversion=self._pick(MV_MIGRATIONS_MAX, MV_MIGRATION_UUID, "2.23") or "2.1",
+                                  what="migrations")
         rows = [convert.migration_from_api(m) for m in raw
                 if (m.get("updated_at") or m.get("created_at") or "")[:19] >= since[:19]]
         return sorted(rows, key=lambda m: int(m.id) if m.id.isdigit() else 0, reverse=True)
@@ -828,7 +852,20 @@ def _raw(resource: Any) -> dict:
     """An openstacksdk resource as Nova's own JSON names (what novamove.cloud.convert reads)."""
     if isinstance(resource, dict) and not hasattr(resource, "to_dict"):
         return resource
-    return resource.to_dict(body=True, headers=False, computed=False, original_names=True)
+    # The body as Nova sent it (the attributes openstacksdk knows): to_dict() rebuilds it at
+    # about a millisecond per server.
+    return dict(resource._body.attributes)
+
+
+def _next_marker(links: Any) -> Optional[str]:
+    """The marker of a Nova listing's "next" link, if the page was full."""
+    from urllib.parse import parse_qs, urlparse
+    for link in links or ():
+        if isinstance(link, dict) and link.get("rel") == "next" and link.get("href"):
+            marker = parse_qs(urlparse(link["href"]).query).get("marker")
+            if marker:
+                return marker[0]
+    return None
 
 
 def _replace_service(service: Service, **changes: Any) -> Service:
