@@ -695,7 +695,7 @@ class Cloud:
         filter (older clouds: everything, filtered here by updated_at/created_at)."""
         params: dict[str, Any] = {"host": host} if host else {}
         if self.supports(MV_MIGRATION_UUID):
-            params["changes_since"] = since
+            params["changes-since"] = since
         # Raw REST: the listing a drain makes every half second, of every record since it began;
         # an openstacksdk Resource per record (0.3 ms of CPU each, measured) added up to tens of
         # ms per move on a big drain (bench/drain_scale.py).

@@ -219,3 +219,17 @@ def test_http_errors_map_to_one_line_novamove_errors():
     nova = Nova(fail={("GET", "/servers/nope"): (404, {"itemNotFound": {"message": "Instance nope could not be found."}})})
     with pytest.raises(errors.NotFound, match="could not be found"):
         cloud_on(nova).get_server("nope")
+
+
+def test_the_hot_read_paths_send_novas_own_query_names():
+    """Raw on purpose (CPU): the drain's shared listing, a host's servers, one server."""
+    nova = Nova(fail={("GET", "/os-migrations"): (200, {"migrations": []}),
+                      ("GET", "/servers/detail"): (200, {"servers": []}),
+                      ("GET", "/servers/s1"): (200, {"server": SERVER})})
+    cloud = cloud_on(nova)
+    cloud.list_migrations_changed_since("2026-11-26T10:00:00")
+    assert nova.queries[-1] == {"changes-since": "2026-11-26T10:00:00"}
+    assert nova.calls[-1][3] == "compute 2.80"
+    cloud.list_servers_on_host("c1")
+    assert nova.queries[-1] == {"all_tenants": "1", "host": "c1"}
+    assert cloud.get_server("s1").host == "c1"
