@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -25,7 +23,7 @@ from novamove import errors
 from novamove.engine import lifecycle
 from novamove.model import COLD, LIVE, Migration, Server, Service
 from novamove.planner import COLD_STATUSES, LIVE_STATUSES, DrainPlan, DrainStep, move_mode, plan_to_dict
-from novamove.retry import patiently
+from novamove.engine.runner import IN_FLIGHT, NOT_STARTED, CappedRunner
 
 log = logging.getLogger("novamove.drain")
 
@@ -55,8 +53,6 @@ MOVED = "moved"
 SKIPPED = "skipped"
 FAILED = "failed"
 ABORTED = "aborted"            # stopped on purpose (Ctrl-C with --on-interrupt abort): still on source
-NOT_STARTED = "not-started"    # interrupted before its turn
-IN_FLIGHT = "in-flight"        # left running by a hard exit: `novamove recover` / rerun picks it up
 GONE = "gone"                  # deleted while the drain ran (by its owner): nothing left to move
 # Not final: the step could not start for a reason that passes (its destination disabled for a
 # moment, the server busy); the drain plans it again with fresh facts while its patience lasts.
@@ -247,7 +243,7 @@ class _InFlight:
         self.move.migration = value
 
 
-class BatchRunner:
+class BatchRunner(CappedRunner):
     """Runs the moves of a plan under caps, following them all with shared listings.
 
     `cloud` needs the adapter verbs get_server, list_servers_on_host, list_compute_services,
@@ -277,118 +273,37 @@ class BatchRunner:
         self.inflight: dict[str, _InFlight] = {a.step.server_id: a for a in adopted}
         self.max_parallel, self.max_per_host = max_parallel, max_per_host
         self.on_interrupt = on_interrupt
-        self.poll_interval, self.step_timeout = poll_interval, step_timeout
+        self.step_timeout = step_timeout
         self.since = since or _iso(datetime.now(timezone.utc) - SKEW_MARGIN)
         self.adapt_mode = adapt_mode
         self.pinned = frozenset(pinned)     # servers whose mode was chosen for them (campaign intents)
-        self.progress = progress or (lambda line: None)
-        self.clock, self.sleep = clock, sleep
-        self.backoff = backoff
-        # Seconds of pauses _call spends riding out an unreachable API (1, 2, 4, 8 ... s).
-        self.patience = float(sum(min(backoff * 2 ** i, 15.0) for i in range(retries)))
         # Called every loop: keeps the drain's lease fresh; False means "stop starting moves".
         self.heartbeat = heartbeat
-        # Called every loop with this runner (a progress bar reads its queues).
-        self.on_tick = on_tick
-        self.stop_requested = False
-        self.interrupted = False
-        self.actions = 0                 # changes made: moves started, confirms, reverts, aborts
-        self.peak_in_flight = len(self.inflight)
+        self._init_loop(poll_interval=poll_interval, progress=progress, clock=clock, sleep=sleep,
+                        retries=retries, backoff=backoff, on_tick=on_tick)
         self._migrations: dict[str, list[Migration]] = {}
 
-    # -------------------------------------------------------------- public
+    # -------------------------------------------------------------- the shared loop's hooks
 
-    def request_stop(self) -> None:
-        """What Ctrl-C does: start nothing new; finish (or abort) what is in flight."""
-        if not self.stop_requested:
-            self.stop_requested = True
-            self.interrupted = True
-            self.progress(f"interrupt: starting nothing new; {self.on_interrupt}ing "
-                          f"{len(self.inflight)} in-flight move(s) (Ctrl-C again to leave now)")
+    def _outcome(self, step: DrainStep, outcome: str, detail: str, m: Optional[Migration] = None) -> StepResult:
+        return _result(step, outcome, detail, m)
 
-    def run(self) -> list[StepResult]:
-        restore = self._install_sigint()
-        try:
-            if self.pending:
-                # The records that exist before this runner starts a move are not that move's
-                # (an earlier round's, an earlier drain's): know them before the first start.
-                self._list_migrations()
-            self._loop()
-        except KeyboardInterrupt:
-            self.interrupted = True
+    def _stop_message(self) -> str:
+        return f"{self.on_interrupt}ing {len(self.inflight)} in-flight move(s)"
+
+    def _before_loop(self) -> None:
+        if self.pending:
+            # The records that exist before this runner starts a move are not that move's
+            # (an earlier round's, an earlier drain's): know them before the first start.
+            self._list_migrations()
+
+    def _keep_going(self) -> bool:
+        return self.heartbeat is None or self.heartbeat()
+
+    def _on_stop(self) -> None:
+        if self.on_interrupt == "abort":
             for f in self.inflight.values():
-                self.results[f.step.server_id] = _result(
-                    f.step, IN_FLIGHT, "left in flight by a second Ctrl-C: rerun the drain or run "
-                    "`novamove recover`", f.migration)
-            self.inflight.clear()
-            raise
-        finally:
-            restore()
-            for s in self.pending:
-                self.results.setdefault(s.server_id, _result(s, NOT_STARTED, "interrupted before its turn"))
-        return [self.results[sid] for sid in dict.fromkeys(self.order) if sid in self.results]
-
-    # -------------------------------------------------------------- loop
-
-    def _loop(self) -> None:
-        while self.pending or self.inflight:
-            if self.heartbeat is not None and not self.heartbeat() and not self.stop_requested:
-                self.request_stop()
-            if self.inflight:
-                self._poll()
-            if self.stop_requested:
-                for s in self.pending:
-                    self.results[s.server_id] = _result(s, NOT_STARTED, "interrupted before its turn")
-                self.pending = []
-                if self.on_interrupt == "abort":
-                    for f in self.inflight.values():
-                        f.move.abort_wanted = True
-            else:
-                self._start_what_fits()
-            self.peak_in_flight = max(self.peak_in_flight, len(self.inflight))
-            if self.on_tick is not None:
-                self.on_tick(self)
-            if self.inflight:
-                self._pause(self.poll_interval)
-            elif self.pending:
-                # Nothing in flight yet nothing could start: every pending step waits for a
-                # cap that cannot free up; that cannot happen, but never spin.
-                self._pause(self.poll_interval)
-
-    def _pause(self, seconds: float) -> None:
-        end = self.clock() + seconds
-        while not self.stop_requested or self.inflight:
-            left = end - self.clock()
-            if left <= 0:
-                return
-            self.sleep(min(left, 0.2))
-            if self.stop_requested and not self.inflight:
-                return
-
-    def _install_sigint(self) -> Callable[[], None]:
-        """Ctrl-C, SIGTERM (systemd, kill, a CI runner) and SIGHUP (a closed terminal) all mean
-        "stop gracefully"; the second one means "leave now"."""
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        wanted = [sig for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None),
-                                  getattr(signal, "SIGHUP", None)) if sig is not None]
-
-        def on_signal(signum, frame):
-            if self.stop_requested:
-                raise KeyboardInterrupt
-            self.request_stop()
-
-        previous = {}
-        try:
-            for sig in wanted:
-                previous[sig] = signal.signal(sig, on_signal)
-        except ValueError:
-            pass
-
-        def restore() -> None:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        return restore
+                f.move.abort_wanted = True
 
     # -------------------------------------------------------------- starting moves
 
@@ -687,16 +602,6 @@ class BatchRunner:
             return self.cloud.server_fault(step.server_id, since=since or None)
         except Exception:  # a reason is nice to have; the failure is reported either way
             return None
-
-    # -------------------------------------------------------------- API calls with retries
-
-    def _call(self, fn: Callable[[], Any], what: str) -> Any:
-        """Ride out an API that is briefly unreachable (502/503/504, lost connection): reads
-        only, or writes that set a state. The one retry helper, with this runner's clock."""
-        def pause(seconds: float) -> None:
-            self.progress(f"{what}: transient error, retrying in {seconds:.0f} s")
-            self.sleep(seconds)
-        return patiently(fn, what, patience=self.patience, sleep=pause)
 
 
 # Statuses a server passes through: a drain that meets one waits and plans it again.

@@ -44,12 +44,9 @@ evacuated servers home (live for ACTIVE ones).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-import signal
 import subprocess
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -60,6 +57,7 @@ from novamove import errors
 from novamove.engine.batch import EV_MOVE, BatchRunner, StepResult
 from novamove.engine.drain import gather_state, resolve_hosts
 from novamove.engine.journal import run_alive
+from novamove.engine.runner import IN_FLIGHT, NOT_STARTED, CappedRunner
 from novamove.engine.resolve import pick_host
 from novamove.model import COLD, LIVE, Host, Migration, Server, Service
 from novamove.planner import Check, CloudState, DrainPlan, DrainStep, plan_drain, plan_to_dict
@@ -101,8 +99,6 @@ EVACUATED = "evacuated"
 SKIPPED = "skipped"            # on purpose: tagged skip
 UNPLACED = "not-evacuated"     # cannot be evacuated or placed: the server stays down
 FAILED = "failed"
-NOT_STARTED = "not-started"
-IN_FLIGHT = "in-flight"
 PLANNED = "planned"
 MOVED = "moved"                # unfence --move-back
 SKEW_MARGIN = timedelta(minutes=10)
@@ -228,7 +224,7 @@ class _Evac:
     failed_at: Optional[float] = None
 
 
-class EvacuationRunner:
+class EvacuationRunner(CappedRunner):
     """Starts evacuations while the caps allow and follows them all with one listing per poll.
 
     Evacuations cannot be aborted: Ctrl-C starts nothing new and waits for those in flight; a
@@ -251,83 +247,31 @@ class EvacuationRunner:
         self.order = [a.step.server_id for a in adopted] + [s.server_id for s in steps]
         self.inflight: dict[str, _Evac] = {a.step.server_id: a for a in adopted}
         self.max_parallel, self.max_per_host = max_parallel, max_per_host
-        self.poll_interval, self.step_timeout = poll_interval, step_timeout
+        self.step_timeout = step_timeout
         self.since = since or _iso(datetime.now(timezone.utc) - SKEW_MARGIN)
-        self.progress = progress or (lambda line: None)
-        self.clock, self.sleep = clock, sleep
-        self.retries, self.backoff = retries, backoff
-        self.stop_requested = False
-        self.interrupted = False
-        self.actions = 0
-        self.peak_in_flight = len(self.inflight)
+        self._init_loop(poll_interval=poll_interval, progress=progress, clock=clock, sleep=sleep,
+                        retries=retries, backoff=backoff)
         self._records: dict[str, list[Migration]] = {}
+
+    # -------------------------------------------------------------- the shared loop's hooks
+
+    rerun = "rerun the evacuation"
+
+    def _outcome(self, step: DrainStep, outcome: str, detail: str, m: Optional[Migration] = None) -> StepResult:
+        return _result(step, outcome, detail, m)
+
+    def _stop_message(self) -> str:
+        # Evacuations cannot be aborted: those in flight are waited for.
+        return f"waiting for {len(self.inflight)} evacuation(s) in flight"
 
     # -------------------------------------------------------------- public
 
-    def request_stop(self) -> None:
-        if not self.stop_requested:
-            self.stop_requested = True
-            self.interrupted = True
-            self.progress(f"interrupt: starting nothing new; waiting for {len(self.inflight)} "
-                          "evacuation(s) in flight (Ctrl-C again to leave now)")
 
-    def run(self) -> list[StepResult]:
-        restore = self._install_sigint()
-        try:
-            self._loop()
-        except KeyboardInterrupt:
-            self.interrupted = True
-            for f in self.inflight.values():
-                self.results[f.step.server_id] = _result(
-                    f.step, IN_FLIGHT, "left in flight by a second Ctrl-C: rerun the evacuation or run "
-                    "`novamove recover`", f.migration)
-            self.inflight.clear()
-            raise
-        finally:
-            restore()
-            for s in self.pending:
-                self.results.setdefault(s.server_id, _result(s, NOT_STARTED, "interrupted before its turn"))
-        return [self.results[sid] for sid in dict.fromkeys(self.order) if sid in self.results]
 
     # -------------------------------------------------------------- loop
 
-    def _loop(self) -> None:
-        while self.pending or self.inflight:
-            if self.inflight:
-                self._poll()
-            if self.stop_requested:
-                for s in self.pending:
-                    self.results[s.server_id] = _result(s, NOT_STARTED, "interrupted before its turn")
-                self.pending = []
-            else:
-                self._start_what_fits()
-            self.peak_in_flight = max(self.peak_in_flight, len(self.inflight))
-            if self.inflight or self.pending:
-                self._pause(self.poll_interval)
 
-    def _pause(self, seconds: float) -> None:
-        end = self.clock() + seconds
-        while True:
-            left = end - self.clock()
-            if left <= 0 or (self.stop_requested and not self.inflight):
-                return
-            self.sleep(min(left, 0.2))
 
-    def _install_sigint(self) -> Callable[[], None]:
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        previous = signal.getsignal(signal.SIGINT)
-
-        def on_sigint(signum, frame):
-            if self.stop_requested:
-                raise KeyboardInterrupt
-            self.request_stop()
-
-        try:
-            signal.signal(signal.SIGINT, on_sigint)
-        except ValueError:
-            return lambda: None
-        return lambda: signal.signal(signal.SIGINT, previous)
 
     # -------------------------------------------------------------- starting
 
@@ -522,17 +466,6 @@ class EvacuationRunner:
         except Exception:  # a reason is nice to have; the failure is reported either way
             return None
 
-    def _call(self, fn: Callable[[], Any], what: str) -> Any:
-        delay = self.backoff
-        for attempt in range(self.retries + 1):
-            try:
-                return fn()
-            except errors.Unreachable as exc:
-                if attempt == self.retries:
-                    raise
-                self.progress(f"{what}: transient error, retrying in {delay:.0f} s ({exc})")
-                self.sleep(delay)
-                delay = min(delay * 2, 30)
 
 
 # ---------------------------------------------------------------------------------- planning
