@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,12 @@ def test_restart_control_plane_components_then_a_server_still_boots(minicloud, s
         assert after[name] != pids[name], name
     assert after["nova-api"] == pids["nova-api"]          # only what was asked
     minicloud._conn = None   # a fresh login through the restarted keystone
+    # The computes reconnect to the restarted broker with a backoff of their own; until each has
+    # reported again the scheduler may count it down (NoValidHost). Wait as an operator would.
+    restarted = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")
+    wait_until(lambda: all(s.state == "up" and (s.updated_at or "")[:19] > restarted
+                           for s in minicloud.conn().compute.services(binary="nova-compute")),
+               timeout=180, what="every nova-compute reporting again after the restarts")
     [server] = servers(1, host=minicloud.computes[1])
     assert server.status == "ACTIVE"
 
