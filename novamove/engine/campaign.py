@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from novamove import errors
 from novamove.engine.poll import poll_until
+from novamove.engine.runner import install_stop_signals
 from novamove.engine import drain as drains
 from novamove.engine.campaign_plan import (COLD, LIVE, SKIP, STOP, CampaignPlan, campaign_owns, intents_of,
                                            plan_campaign, select_hosts)
@@ -369,26 +369,11 @@ class Campaign:
     # -------------------------------------------------------------- signals
 
     def _install_signals(self) -> Callable[[], None]:
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-
         def on_signal(signum, frame):
             if self.stop_requested and self.interrupted:
                 raise KeyboardInterrupt
             self.request_stop("interrupted")
-
-        previous = {}
-        for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)):
-            if sig is not None:
-                try:
-                    previous[sig] = signal.signal(sig, on_signal)
-                except ValueError:
-                    pass
-
-        def restore() -> None:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        return restore
+        return install_stop_signals(on_signal)
 
     def request_stop(self, why: str) -> None:
         if why == "interrupted":

@@ -127,27 +127,11 @@ class CappedRunner:
 
     def _install_signals(self) -> Callable[[], None]:
         """Ctrl-C, SIGTERM and SIGHUP all mean "stop gracefully"; the second one "leave now"."""
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        wanted = [sig for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None),
-                                  getattr(signal, "SIGHUP", None)) if sig is not None]
-
         def on_signal(signum, frame):
             if self.stop_requested:
                 raise KeyboardInterrupt
             self.request_stop()
-
-        previous = {}
-        try:
-            for sig in wanted:
-                previous[sig] = signal.signal(sig, on_signal)
-        except ValueError:
-            pass
-
-        def restore() -> None:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        return restore
+        return install_stop_signals(on_signal)
 
     # -------------------------------------------------------------- API calls with retries
 
@@ -158,3 +142,22 @@ class CappedRunner:
             self.progress(f"{what}: transient error, retrying in {seconds:.0f} s")
             self.sleep(seconds)
         return patiently(fn, what, patience=self.patience, sleep=pause)
+
+
+def install_stop_signals(handler: Callable[[int, Any], None]) -> Callable[[], None]:
+    """`handler` for SIGINT, SIGTERM and SIGHUP (a long verb stops the same way on each), in
+    the main thread only; returns what puts the previous handlers back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {}
+    for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            try:
+                previous[sig] = signal.signal(sig, handler)
+            except ValueError:
+                pass
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    return restore
