@@ -2,9 +2,9 @@
 of every change novamove makes is journaled with it, returned as `request_ids` (-f json), and
 named at the end of a failure's message; each one is the id Nova itself logged and recorded.
 
-One server, three moves: a live migration that lands, one Nova rolls back (a failure after the
-request, on the hypervisor), and one refused by novamove's own pre-check (no request was made,
-so no id is named).
+One server, three moves: a live migration that lands, a cold one Nova accepts and then rolls
+back (the source fails to copy the disk), and one refused by novamove's own pre-check (no
+request was made, so no id is named).
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ def _migrate(minicloud, journal, *args):
     return minicloud.cli("migrate", *args, "-f", "json", env={"NOVAMOVE_JOURNAL": str(journal)})
 
 
-def _live_actions(minicloud, server_id) -> dict:
-    """Nova's own record of the server's live migrations: request id -> instance action."""
+def _move_actions(minicloud, server_id) -> dict:
+    """Nova's own record of the server's moves: request id -> instance action."""
     conn = minicloud.conn()
     return {a.request_id: a for a in conn.compute.server_actions(server_id)
-            if a.action == "live-migration"}
+            if a.action in ("live-migration", "migrate")}
 
 
 def _api_log_lines(minicloud, request_id: str) -> list[str]:
@@ -58,17 +58,18 @@ def test_request_ids_of_a_move_are_nova_s_and_journaled(minicloud, vm, tmp_path)
     assert len(ids) == 1 and REQ.fullmatch(ids[0]), ids
     assert Journal(journal).request_ids(doc["run_id"]) == ids
     # Nova recorded the live migration under that request id, and nova-api logged the POST.
-    assert list(_live_actions(minicloud, vm.id)) == ids
+    actions = _move_actions(minicloud, vm.id)
+    assert list(actions) == ids and actions[ids[0]].action == "live-migration"
     [line] = _api_log_lines(minicloud, ids[0])
     assert f'"POST /v2.1/servers/{vm.id}/action" status: 202' in line, line
 
-    # 2. Nova accepts the next one, then the hypervisor fails it and rolls the server back: the
-    # error names the request that started it, the one Nova recorded the attempt under.
-    minicloud.set_fakevirt(live_migration_rollback=1)
+    # 2. Nova accepts the next one, then the source fails it and puts the server back: the
+    # error names the request that started it, the one Nova recorded the failed action under.
+    minicloud.set_fakevirt(cold_migration_rollback=1)
     try:
-        failed = _migrate(minicloud, journal, vm.id, "--to", THIRD)
+        failed = _migrate(minicloud, journal, vm.id, "--to", THIRD, "--cold")
     finally:
-        minicloud.set_fakevirt(live_migration_rollback=0)
+        minicloud.set_fakevirt(cold_migration_rollback=0)
     assert failed.returncode == 1, failed.stdout + failed.stderr
     doc2 = json.loads(failed.stdout)
     assert not doc2["ok"] and minicloud.host_of(vm.id) == SECOND
@@ -76,15 +77,17 @@ def test_request_ids_of_a_move_are_nova_s_and_journaled(minicloud, vm, tmp_path)
     assert REQ.fullmatch(rid) and rid not in ids
     assert Journal(journal).request_ids(doc2["run_id"]) == [rid]
     error = failed.stderr.strip().splitlines()[-1]          # after the progress lines
-    assert error.startswith("novamove: error: live migration of "), failed.stderr
+    assert error.startswith("novamove: error: cold migration of ") and "disk copy to" in error, failed.stderr
     assert error.endswith(f" (request ID {rid})"), error
-    assert set(_live_actions(minicloud, vm.id)) == {ids[0], rid}
+    actions = _move_actions(minicloud, vm.id)
+    assert set(actions) == {ids[0], rid}
+    assert (actions[rid].action, actions[rid].message) == ("migrate", "Error")
     [line] = _api_log_lines(minicloud, rid)
     assert f'"POST /v2.1/servers/{vm.id}/action" status: 202' in line, line
-    # The source's nova-compute rolled it back in the context of that same request.
+    # The source's nova-compute logged the failure in the context of that same request.
     compute_log = (minicloud.manager.layout.logs / f"nova-compute-{SECOND}.out").read_text(errors="replace")
-    assert any(rid in line and "fake live migration of" in line and "rolling back" in line
-               for line in compute_log.splitlines()), f"{rid} not in the rollback lines of {SECOND}"
+    assert any(f" {rid} " in line and " ERROR " in line for line in compute_log.splitlines()), \
+        f"no ERROR line of {rid} in nova-compute-{SECOND}.out"
 
     # 3. Refused by novamove's pre-check (target disabled): no request was made, none is named.
     conn = minicloud.conn()
@@ -97,4 +100,4 @@ def test_request_ids_of_a_move_are_nova_s_and_journaled(minicloud, vm, tmp_path)
     assert refused.returncode == 4, refused.stdout + refused.stderr
     assert "is disabled" in refused.stderr and "request ID" not in refused.stderr, refused.stderr
     assert minicloud.host_of(vm.id) == SECOND
-    assert set(_live_actions(minicloud, vm.id)) == {ids[0], rid}
+    assert set(_move_actions(minicloud, vm.id)) == {ids[0], rid}
