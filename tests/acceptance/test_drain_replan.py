@@ -23,6 +23,7 @@ from novamove.engine.journal import Journal
 pytestmark = pytest.mark.acceptance
 
 SOURCE = "compute1"
+REFUSED, OTHER = "compute3", "compute2"      # the planner's first choice (no trait); the other one
 
 
 def _placement(conn, method: str, url: str, **kwargs):
@@ -81,34 +82,33 @@ def test_a_destination_nova_refused_is_avoided_when_the_drain_plans_again(minicl
                                                                           tmp_path):
     conn = minicloud.conn()
     flavor, trait, given = trait_flavor
-    nodes = {r["host"]: r["hypervisor_hostname"]
-             for r in json.loads(minicloud.cli("hosts", "-f", "json", check=True).stdout)}
-    rp = {host: _provider(conn, node) for host, node in nodes.items()}
+    hosts = {r["host"]: r for r in json.loads(minicloud.cli("hosts", "-f", "json", check=True).stdout)}
+    rp = {host: _provider(conn, row["hypervisor_hostname"]) for host, row in hosts.items()}
+    # The planner sends a server where the most RAM is free: make that REFUSED, by a clear margin
+    # (a filler on OTHER if need be), so no allocation coming or going meanwhile changes it.
+    free = {h: row["memory_mb"] - row["memory_mb_used"] for h, row in hosts.items()}
+    short = free[OTHER] - free[REFUSED] + 1024
+    if short > 0:
+        size = min((f for f in conn.compute.flavors() if f.ram >= short), key=lambda f: f.ram)
+        servers(1, host=OTHER, flavor=size.name, prefix="replan-filler")
     _change_traits(conn, rp[SOURCE], add=trait)
     given.append(rp[SOURCE])
+    _change_traits(conn, rp[OTHER], add=trait)
+    given.append(rp[OTHER])
     [vm] = servers(1, host=SOURCE, flavor=flavor.name, prefix="replan")
     journal = tmp_path / "journal.sqlite"
     env = {"NOVAMOVE_JOURNAL": str(journal)}
 
-    # The planner's choice for it (the most free RAM) gets no trait; the other compute does.
-    dry = minicloud.cli("drain", SOURCE, "--dry-run", "-f", "json", env=env, check=True)
-    [step] = [s for s in json.loads(dry.stdout)["plan"]["steps"] if s["server_id"] == vm.id]
-    refused = step["dest_compute"]
-    [other] = [h for h in nodes if h not in (SOURCE, refused)]
-    assert refused and refused != SOURCE
-    _change_traits(conn, rp[other], add=trait)
-    given.append(rp[other])
-
     try:
-        out = minicloud.cli("drain", SOURCE, "-f", "json", "--max-parallel", "1", env=env)
+        out = minicloud.cli("drain", SOURCE, "-f", "json", env=env)
     finally:
         undrain = minicloud.cli("undrain", SOURCE, "-q", env=env)
     assert out.returncode == 0, out.stdout + out.stderr
     assert undrain.returncode == 0, undrain.stdout + undrain.stderr
     report = json.loads(out.stdout)
     [result] = [r for r in report["results"] if r["server_id"] == vm.id]
-    assert result["result"] == "moved" and result["dest_compute"] == other, result
-    assert minicloud.host_of(vm.id) == other
+    assert result["result"] == "moved" and result["dest_compute"] == OTHER, result
+    assert minicloud.host_of(vm.id) == OTHER
     # The refusal was Nova's (its words in the event lines), then a second plan.
     assert "No valid host" in out.stderr, out.stderr
     assert "planning them again" in out.stderr, out.stderr
@@ -116,7 +116,7 @@ def test_a_destination_nova_refused_is_avoided_when_the_drain_plans_again(minicl
     # novamove sent the server to the refused host once, then to the other one once.
     moves = [e for e in Journal(journal).events(report["run_id"])
              if e.kind == EV_MOVE and e.target == vm.id]
-    assert [(e.data["dest"], e.state) for e in moves] == [(refused, "failed"), (other, "done")], \
+    assert [(e.data["dest"], e.state) for e in moves] == [(REFUSED, "failed"), (OTHER, "done")], \
         [(e.data, e.state) for e in moves]
     # Nova's side: two live migrations of the server, under the request ids novamove journaled;
     # the refused one never ran (error, no destination chosen), the other completed; nothing
@@ -124,8 +124,8 @@ def test_a_destination_nova_refused_is_avoided_when_the_drain_plans_again(minicl
     migrations = sorted(conn.compute.migrations(instance_uuid=vm.id), key=lambda m: m.id)
     assert [m.status for m in migrations] == ["error", "completed"], \
         [(m.status, m.dest_compute) for m in migrations]
-    assert migrations[1].dest_compute == other
-    assert sum(m.dest_compute == refused for m in migrations) <= 1
-    assert not any(m.dest_compute == refused and m.status != "error" for m in migrations)
+    assert migrations[1].dest_compute == OTHER
+    assert sum(m.dest_compute == REFUSED for m in migrations) <= 1
+    assert not any(m.dest_compute == REFUSED and m.status != "error" for m in migrations)
     actions = [a for a in conn.compute.server_actions(vm.id) if a.action == "live-migration"]
     assert sorted(a.request_id for a in actions) == sorted(e.data["request_id"] for e in moves)
