@@ -7,8 +7,8 @@ Figures, all from this one run:
 - novamove CPU per move (goal <= 20 ms): this process's CPU time over the drain (novamove,
   openstacksdk and keystoneauth: everything the client spends), divided by the moves;
 - wall time against the bound ceil(N / cap) x T1 (goal <= 1.3x), T1 being one live migration's
-  own time measured here (median of 3 single `novamove migrate` runs of a spare server, request
-  to settled) and cap the drain's per-source cap (Nova runs up to
+  own time measured here (median of 3 single `novamove migrate` runs of a spare server off the
+  source, which holds the N servers as the drain's moves do; request to settled) and cap the drain's per-source cap (Nova runs up to
   max_concurrent_live_migrations = 4 per compute in the minicloud).
 If compute1 cannot hold N servers, the limiting resource is printed and the largest N it can
 hold is measured.
@@ -23,6 +23,7 @@ import argparse
 import json
 import math
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -48,12 +49,93 @@ def minicloud_env() -> dict:
     return env
 
 
+def _process_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) of every process on this machine, summed by program (the
+    minicloud's services by state directory and name: mc-bench/nova-api, ...; a worker process
+    counts for its parent's service)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    procs: dict[str, tuple[str, str, float]] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+        except OSError:
+            continue
+        procs[pid] = (fields[1], _program(argv), (int(fields[11]) + int(fields[12])) / tick)
+    out: dict[str, float] = {}
+    for pid, (ppid, name, cpu) in procs.items():
+        if "/" not in name and ppid in procs and "/" in procs[ppid][1]:
+            name = procs[ppid][1]
+        out[name] = out.get(name, 0.0) + cpu
+    return out
+
+
+def _program(argv: list) -> str:
+    """A short name for a process: the minicloud's services as `<state dir>/<service>`
+    (mc-bench/nova-api, mc-bench/nova-compute:compute1), anything else by its program."""
+    text = " ".join(argv)
+    m = re.search(r"/state/novamove/([^/ ]+)/", text)
+    where = m.group(1) + "/" if m else ""
+    if "novamove_wsgi.py" in text:
+        module = argv[argv.index(next(a for a in argv if a.endswith("novamove_wsgi.py"))) + 1]
+        return where + {"nova": "nova-api"}.get(module.split(".")[0], module.split(".")[0])
+    for a in argv[:3]:
+        base = os.path.basename(a.split(":")[0])
+        if base.startswith("nova-"):
+            conf = re.search(r"/(compute\d+)\.conf", text)
+            return where + base + (":" + conf.group(1) if conf and base == "nova-compute" else "")
+        if base in ("mariadbd", "mysqld", "beam.smp") or base.startswith("novamove_"):
+            return where + base
+    words = [os.path.basename(a) for a in argv[:2]]
+    return words[1] if len(words) > 1 and words[0].startswith("python") else (words[0] if words else "?")
+
+
+class _Trace:
+    """Times of every request the drain makes and of its progress lines (JSON lines)."""
+
+    def __init__(self, cloud, path: str):
+        self.out = open(path, "w")
+        self.t0 = time.monotonic()
+        self.cpu0 = _process_cpu()
+        session = cloud.conn.session
+        original = session.request
+
+        def timed(url, method, *a, **kw):
+            t = time.monotonic()
+            try:
+                return original(url, method, *a, **kw)
+            finally:
+                self._write(kind="request", t=t - self.t0, s=time.monotonic() - t, method=method,
+                            path=url.split("?")[0][-60:])
+        session.request = timed
+
+    def progress(self, line: str) -> None:
+        self._write(kind="event", t=time.monotonic() - self.t0, line=line)
+
+    def _write(self, **row) -> None:
+        if self.out is not None:      # (after the drain: the undrain is not traced)
+            self.out.write(json.dumps(row) + "\n")
+
+    def close(self) -> None:
+        cpu = _process_cpu()
+        used = {name: round(cpu[name] - self.cpu0.get(name, 0.0), 2) for name in cpu}
+        self._write(kind="cpu", t=time.monotonic() - self.t0,
+                    seconds=dict(sorted(used.items(), key=lambda kv: -kv[1])))
+        self.out.close()
+        self.out = None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--servers", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=1.0)
     ap.add_argument("--cap", type=int, default=4)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--trace", metavar="FILE", help="write the drain's timeline (every API request "
+                    "and progress line, with times) to FILE as JSON lines, for finding where wall "
+                    "time goes")
     args = ap.parse_args()
     os.environ.update(minicloud_env())
     os.environ["NOVAMOVE_JOURNAL"] = f"/tmp/novamove-bench-drain-scale-{uuid.uuid4().hex[:6]}.sqlite"
@@ -86,20 +168,32 @@ def main() -> int:
         boot_s = time.monotonic() - t0
         spare, made = made[0], made[1:]
         mc.set_fakevirt(live_migration_seconds=args.seconds)
-        # T1: one live migration on its own, request to settled (novamove migrate, in-process)
+        # T1: one live migration on its own, request to settled (novamove migrate, in-process),
+        # in the drain's own setting: from the source, which holds the N servers (Nova's resource
+        # tracker work on a host grows with the servers on it, so a move off an emptier host is
+        # faster). Between timed moves the spare goes back to the source untimed; the last one
+        # leaves it on a destination, out of the drain.
+        journal = Journal(os.environ["NOVAMOVE_JOURNAL"])
         t1s = []
         for i in range(3):
             dest = others[i % len(others)]
             t = time.monotonic()
-            r = move(c, Journal(os.environ["NOVAMOVE_JOURNAL"]), spare.id, dest, mode="live", poll_interval=0.2)
+            r = move(c, journal, spare.id, dest, mode="live", poll_interval=0.2)
             t1s.append(time.monotonic() - t)
             assert r.ok, r.summary
+            if i < 2:
+                r = move(c, journal, spare.id, SOURCE, mode="live", poll_interval=0.2)
+                assert r.ok, r.summary
         t1 = statistics.median(t1s)
         # the drain
+        trace = _Trace(c, args.trace) if args.trace else None
         req0 = c.requests.count
         cpu0, wall0 = time.process_time(), time.monotonic()
-        rep = api.drain(SOURCE, cloud=c, max_parallel=args.cap, max_per_host=args.cap, poll_interval=0.5)
+        rep = api.drain(SOURCE, cloud=c, max_parallel=args.cap, max_per_host=args.cap, poll_interval=0.5,
+                        progress=trace.progress if trace else None)
         wall = time.monotonic() - wall0
+        if trace:
+            trace.close()
         cpu = time.process_time() - cpu0
         requests = c.requests.count - req0
         moves = rep.count("moved")
@@ -108,7 +202,7 @@ def main() -> int:
         figures = {
             "servers": n, "limited_by": limit_key if limited else None, "wanted": args.servers,
             "boot_s": round(boot_s, 1), "live_migration_seconds": args.seconds, "cap": args.cap,
-            "t1_s": round(t1, 2), "moved": moves, "ok": rep.ok, "wall_s": round(wall, 1),
+            "t1_s": round(t1, 2), "t1_samples_s": [round(x, 2) for x in t1s], "moved": moves, "ok": rep.ok, "wall_s": round(wall, 1),
             "bound_s": round(bound, 1), "wall_over_bound": round(wall / bound, 2),
             "requests": requests, "requests_per_move": round(requests / max(moves, 1), 2),
             "cpu_s": round(cpu, 2), "cpu_ms_per_move": round(cpu / max(moves, 1) * 1000, 1),

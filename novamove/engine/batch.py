@@ -76,6 +76,10 @@ SETTLED = LIVE_STATUSES | COLD_STATUSES
 # More moves than this to start at once: one listing of their source host serves them all;
 # fewer: each server is read on its own (cheaper than listing a host of hundreds).
 LIST_AT_ONCE = 2
+# How old the compute services listing a step's pre-condition reads may be: refills within a
+# second of each other share one (the race it leaves is the one between any read and the POST,
+# which Nova's scheduler settles by refusing a disabled host).
+SERVICES_FRESH = 1.0
 # How far back (beyond the run start) the shared migration listing looks: covers clock skew
 # between this machine and the API servers.
 SKEW_MARGIN = timedelta(minutes=10)
@@ -229,6 +233,7 @@ class _InFlight:
     errors_in_a_row: int = 0            # API errors while following it (reset by a good poll)
     abort_tries: int = 0
     wrong_host: Optional[str] = None    # a cold move Nova put elsewhere, being reverted
+    adopted: bool = False               # an earlier run started it (`started`: when adopted)
 
     def __post_init__(self) -> None:
         if self.move is None:
@@ -282,6 +287,7 @@ class BatchRunner(CappedRunner):
         self._init_loop(poll_interval=poll_interval, progress=progress, clock=clock, sleep=sleep,
                         retries=retries, backoff=backoff, on_tick=on_tick)
         self._migrations: dict[str, list[Migration]] = {}
+        self._services_read: Optional[tuple[float, dict[str, Service]]] = None
 
     # -------------------------------------------------------------- the shared loop's hooks
 
@@ -328,7 +334,7 @@ class BatchRunner(CappedRunner):
         # one when a slot or two freed up (the usual refill), or with one listing of their
         # source when many start at once. Listing a host of hundreds of servers for every refill
         # made a big drain's refills slow and its CPU grow with N (bench/drain_scale.py).
-        services = {s.host: s for s in self._call(self.cloud.list_compute_services, "compute services")}
+        services = self._services()
         slots = self.max_parallel - len(self.inflight)
         on_host: dict[str, dict[str, Server]] = {}
         for step in list(self.pending):
@@ -345,6 +351,13 @@ class BatchRunner(CappedRunner):
             if self._start(step, on_host[step.source], services):
                 per_source[step.source] = per_source.get(step.source, 0) + 1
                 per_dest[step.dest] = per_dest.get(step.dest, 0) + 1
+
+    def _services(self) -> dict[str, Service]:
+        now = self.clock()
+        if self._services_read is None or now - self._services_read[0] > SERVICES_FRESH:
+            listed = self._call(self.cloud.list_compute_services, "compute services")
+            self._services_read = (now, {s.host: s for s in listed})
+        return self._services_read[1]
 
     def _pre_condition(self, step: DrainStep, listed: dict[str, Server],
                        services: dict[str, Service]) -> tuple[Optional[Server], Optional[StepResult]]:
@@ -590,6 +603,8 @@ class BatchRunner(CappedRunner):
         res = _result(step, outcome, detail, m, host=host)
         res.seconds = self.clock() - f.started
         self.results[step.server_id] = res
+        if outcome == MOVED:
+            self._record_duration(f, res.seconds)
         if f.event_id is not None and outcome != IN_FLIGHT:
             # An in-flight move keeps its intent open: a rerun or `recover` follows it.
             data = {"result": outcome, "detail": detail, "migration_id": m.id if m else None, "host": host}
@@ -707,7 +722,7 @@ def _adopt_leftovers(cloud: Any, journal: Any, previous: Sequence[dict], say: Ca
         busy = server.task_state or server.status in ("MIGRATING", "RESIZE", "VERIFY_RESIZE")
         if busy:
             say(f"{step.server_name}: left in flight by run {ev.run_id}; following it")
-            adopted.append(_InFlight(step, ev.id, clock(), set()))
+            adopted.append(_InFlight(step, ev.id, clock(), set(), adopted=True))
         elif server.host == step.dest:
             journal.done(ev.id, result=MOVED, detail="landed while no drain was watching", host=server.host)
             landed.append(_result(step, MOVED, f"landed (started by run {ev.run_id})", host=server.host))

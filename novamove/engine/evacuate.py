@@ -222,6 +222,7 @@ class _Evac:
     submitted_at: str = ""
     migration: Optional[Migration] = None
     failed_at: Optional[float] = None
+    adopted: bool = False            # an earlier run started it (`started`: when adopted)
 
 
 class EvacuationRunner(CappedRunner):
@@ -454,6 +455,8 @@ class EvacuationRunner(CappedRunner):
         res = _result(step, outcome, detail, m, host=host)
         res.seconds = self.clock() - f.started
         self.results[step.server_id] = res
+        if outcome == EVACUATED:
+            self._record_duration(f, res.seconds)
         if f.event_id is not None:
             data = {"result": outcome, "detail": detail, "migration_id": m.id if m else None, "host": host}
             (self.journal.done if outcome == EVACUATED else self.journal.failed)(f.event_id, **data)
@@ -686,7 +689,7 @@ def _adopt(cloud: Any, journal: Any, previous: Sequence[dict], source: str, say:
                            detail="read back: no evacuation record, server untouched (planned again)")
             continue
         say(f"{step.server_name}: evacuation started by run {ev.run_id}; following it (not posted again)")
-        f = _Evac(step, ev.id, clock(), known, d.get("expected") or "ACTIVE", submitted_at=since)
+        f = _Evac(step, ev.id, clock(), known, d.get("expected") or "ACTIVE", submitted_at=since, adopted=True)
         f.migration = records[0] if records else None
         adopted.append(f)
     return adopted, landed
