@@ -51,3 +51,54 @@ def test_every_runner_rides_out_an_unreachable_api_with_the_one_retry_helper(kin
     assert runner._call(flaky, "servers") == "ok" and pauses == [1.0, 2.0]
     with pytest.raises(errors.Unreachable):
         runner._call(lambda: (_ for _ in ()).throw(errors.Unreachable("down")), "servers")
+
+
+class _Step:
+    def __init__(self, started, adopted=False):
+        self.started, self.adopted = started, adopted
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+def test_a_runner_polls_sooner_when_a_move_is_due_and_later_when_none_is(kind):
+    runner = RUNNERS[kind]()
+    now = [100.0]
+    runner.clock = lambda: now[0]
+    runner.poll_interval = 0.5
+    runner.inflight = {"a": _Step(started=99.0)}
+    assert runner._next_pause() == 0.5               # nothing finished yet: the plain interval
+    runner.durations = [3.0, 3.2, 3.4, 6.0]          # the quickest quarter: 3.2 s
+    # due at 99 + 0.9 x 3.2 = 101.88: not yet, and further than the idle bound
+    assert runner._next_pause() == pytest.approx(0.5 * 2.0)
+    now[0] = 101.5                                   # due in 0.38 s: wait exactly that
+    assert runner._next_pause() == pytest.approx(0.38)
+    now[0] = 102.5                                   # due (overdue): poll often until seen
+    assert runner._next_pause() == pytest.approx(0.5 * 0.4)
+    # a step adopted from an earlier run has no known start: it does not make anything due
+    runner.inflight = {"b": _Step(started=102.5, adopted=True)}
+    assert runner._next_pause() == 0.5
+
+
+def test_a_finished_move_teaches_the_runner_its_duration_but_an_adopted_one_does_not():
+    runner = RUNNERS["drain"]()
+    runner._record_duration(_Step(0.0), 3.5)
+    runner._record_duration(_Step(0.0, adopted=True), 0.4)
+    assert runner.durations == [3.5]
+
+
+def test_refills_within_a_second_share_one_services_listing():
+    listed = []
+
+    class Cloud:
+        def list_compute_services(self):
+            listed.append(1)
+            return []
+    runner = BatchRunner(Cloud(), None, "r1", [], max_parallel=1, max_per_host=1)
+    now = [10.0]
+    runner.clock = lambda: now[0]
+    runner._services()
+    now[0] = 10.9
+    runner._services()
+    assert len(listed) == 1
+    now[0] = 11.5                                    # older than SERVICES_FRESH: read again
+    runner._services()
+    assert len(listed) == 2
