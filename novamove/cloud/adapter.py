@@ -462,9 +462,13 @@ class Cloud:
     # ------------------------------------------------------------------ services and hosts
 
     def list_compute_services(self) -> list[Service]:
-        rows = self._sdk_list(self._pick(MV_SERVICE_UUID), "compute services",
-                              lambda nova: nova.services(binary="nova-compute"))
-        return [convert.service_from_api(s) for s in rows if s.get("binary") == "nova-compute"]
+        # Raw REST: a drain reads it before its refills (engine/batch.py); through openstacksdk's
+        # Resources a listing cost 3.8 ms of CPU, raw 1.9 ms (measured on the minicloud).
+        # Nova does not page /os-services.
+        body = self._compute("GET", "/os-services", params={"binary": "nova-compute"},
+                             microversion=self._pick(MV_SERVICE_UUID) or "2.1", what="compute services") or {}
+        return [convert.service_from_api(s) for s in body.get("services") or []
+                if s.get("binary") == "nova-compute"]
 
     def _by_uuid(self, service: Service) -> bool:
         return self.supports(MV_SERVICE_UUID) and not service.id.isdigit()

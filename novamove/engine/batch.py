@@ -76,10 +76,10 @@ SETTLED = LIVE_STATUSES | COLD_STATUSES
 # More moves than this to start at once: one listing of their source host serves them all;
 # fewer: each server is read on its own (cheaper than listing a host of hundreds).
 LIST_AT_ONCE = 2
-# How old the compute services listing a step's pre-condition reads may be: refills within a
-# second of each other share one (the race it leaves is the one between any read and the POST,
+# How old the compute services listing a step's pre-condition reads may be: refills within two
+# seconds of each other share one (the race it leaves is the one between any read and the POST,
 # which Nova's scheduler settles by refusing a disabled host).
-SERVICES_FRESH = 1.0
+SERVICES_FRESH = 2.0
 # How far back (beyond the run start) the shared migration listing looks: covers clock skew
 # between this machine and the API servers.
 SKEW_MARGIN = timedelta(minutes=10)

@@ -66,13 +66,13 @@ def test_a_runner_polls_sooner_when_a_move_is_due_and_later_when_none_is(kind):
     runner.poll_interval = 0.5
     runner.inflight = {"a": _Step(started=99.0)}
     assert runner._next_pause() == 0.5               # nothing finished yet: the plain interval
-    runner.durations = [3.0, 3.2, 3.4, 6.0]          # the quickest quarter: 3.2 s
+    runner.durations = [3.0, 6.0, 3.2, 2.0, 3.4]     # the median: 3.2 s
     # due at 99 + 0.9 x 3.2 = 101.88: not yet, and further than the idle bound
     assert runner._next_pause() == pytest.approx(0.5 * 2.0)
     now[0] = 101.5                                   # due in 0.38 s: wait exactly that
     assert runner._next_pause() == pytest.approx(0.38)
     now[0] = 102.5                                   # due (overdue): poll often until seen
-    assert runner._next_pause() == pytest.approx(0.5 * 0.4)
+    assert runner._next_pause() == pytest.approx(0.5 * 0.5)
     # a step adopted from an earlier run has no known start: it does not make anything due
     runner.inflight = {"b": _Step(started=102.5, adopted=True)}
     assert runner._next_pause() == 0.5
@@ -96,9 +96,9 @@ def test_refills_within_a_second_share_one_services_listing():
     now = [10.0]
     runner.clock = lambda: now[0]
     runner._services()
-    now[0] = 10.9
+    now[0] = 11.9
     runner._services()
     assert len(listed) == 1
-    now[0] = 11.5                                    # older than SERVICES_FRESH: read again
+    now[0] = 12.5                                    # older than SERVICES_FRESH: read again
     runner._services()
     assert len(listed) == 2
