@@ -238,6 +238,10 @@ def main() -> int:
         cpu = time.process_time() - cpu0
         requests = c.requests.count - req0
         moves = rep.count("moved")
+        # How much of the wall the cap's slots were busy: the sum of the moves' own times (start
+        # to seen landed) over cap x wall. Near 1, what is left of the wall over the bound is the
+        # moves themselves taking longer side by side than T1 alone (Nova on these cores).
+        move_s = [r.seconds for r in rep.results if r.result == "moved"]
         # the bound counts what the drain found on the host (N booted, plus any server already there)
         bound = math.ceil(max(moves, n) / args.cap) * t1
         figures = {
@@ -247,6 +251,8 @@ def main() -> int:
             "t1_s": round(t1, 2), "t1_samples_s": [round(x, 2) for x in t1s], "moved": moves, "ok": rep.ok, "wall_s": round(wall, 1),
             "bound_s": round(bound, 1), "wall_over_bound": round(wall / bound, 2),
             "requests": requests, "requests_per_move": round(requests / max(moves, 1), 2),
+            "mean_move_s": round(statistics.mean(move_s), 2) if move_s else None,
+            "slots_busy": round(sum(move_s) / (args.cap * wall), 2) if wall else None,
             "cpu_s": round(cpu, 2), "cpu_ms_per_move": round(cpu / max(moves, 1) * 1000, 1),
             "load_1min": round(os.getloadavg()[0], 1),
         }
@@ -273,6 +279,8 @@ def main() -> int:
               f"live migrations {args.seconds:g} s: {moves} moved, ok={rep.ok}")
         print(f"wall {wall:.1f} s vs bound ceil(N/cap) x T1 = {bound:.1f} s (T1 {t1:.2f} s): "
               f"{figures['wall_over_bound']}x (goal <= 1.3)")
+        print(f"moves took {figures['mean_move_s']} s on average side by side (T1 {t1:.2f} s alone); the "
+              f"{args.cap} slots were busy {figures['slots_busy']:.0%} of the wall")
         print(f"API requests {requests}: {figures['requests_per_move']} per move (goal <= 6)")
         print(f"novamove CPU {cpu:.2f} s: {figures['cpu_ms_per_move']} ms per move (goal <= 20; load average "
               f"{figures['load_1min']})")
