@@ -169,7 +169,7 @@ def drain(host, *, cloud=None, journal_path=None, targets=(), mode: str = "auto"
     every server off it under the caps. Returns a BatchReport (`ok`, `exit_code`, `results`,
     `left`): ok only when the host, read back, holds no server (`allow_unmovable`: except
     servers Nova cannot move, such as ERROR ones, which are then reported and left).
-    `progress` gets one line per event; `status`, about every half second, a BatchProgress
+    `progress` gets one line per event; `status`, at every poll (0.25 to 1 s apart), a BatchProgress
     (moved/total, in flight, failed, ETA) for a progress bar."""
     from novamove.engine import drain as engine
     with _connected(cloud, **connection) as c:

@@ -38,7 +38,9 @@ def _cap_options(f):
                      show_default=True, help="On Ctrl-C, start nothing new and finish or abort the "
                                              "in-flight moves."),
         click.option("--poll-interval", type=click.FloatRange(min=0.2), default=None,
-                     metavar="SECONDS", help="How often the in-flight moves are listed (default 0.5)."),
+                     metavar="SECONDS", help="How often the in-flight moves are listed (default 0.5; "
+                                                   "half that while one is due to finish, up to twice "
+                                                   "it while none is)."),
         click.option("--timeout", "step_timeout", type=click.FloatRange(min=10), default=1800,
                      show_default=True, metavar="SECONDS", help="Give up on one move after this long."),
         click.option("--quiet", "-q", is_flag=True,

@@ -26,7 +26,8 @@ def _common(f):
         click.option("--max-per-host", type=click.IntRange(min=1), default=2, show_default=True, metavar="M",
                      help="At most M in flight into one destination host."),
         click.option("--poll-interval", type=click.FloatRange(min=0.2), default=0.5, show_default=True,
-                     metavar="SECONDS", help="How often the in-flight evacuations are listed (one request)."),
+                     metavar="SECONDS", help="How often the in-flight evacuations are listed, one request each "
+                          "(half that while one is due to finish, up to twice it while none is)."),
         click.option("--timeout", type=click.FloatRange(min=10), default=1800, show_default=True,
                      metavar="SECONDS", help="Give up following one server after this long."),
         click.option("--quiet", "-q", is_flag=True, help="No progress lines."),
