@@ -700,7 +700,7 @@ class Cloud:
         params: dict[str, Any] = {"host": host} if host else {}
         if self.supports(MV_MIGRATION_UUID):
             params["changes-since"] = since
-        # Raw REST: the listing a drain makes every half second, of every record since it began;
+        # Raw REST: the listing a drain makes at every poll, of every record since it began;
         # an openstacksdk Resource per record (0.3 ms of CPU each, measured) added up to tens of
         # ms per move on a big drain (bench/drain_scale.py).
         raw = self._compute_pages("/os-migrations", "migrations", params=params,
