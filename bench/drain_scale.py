@@ -14,6 +14,8 @@ If compute1 cannot hold N servers (the minicloud's fake hypervisors have 16 vCPU
 Nova's default allocation ratio of 4), the run gives every fake hypervisor room for them (its
 vCPUs, memory and disk in the fake driver's control file, each nova-compute restarted) and puts
 them back at the end; with --no-grow it measures the largest N the minicloud holds as it is.
+(Killed midway, it leaves them grown: remove vcpus/memory_mb/disk_gb from the state directory's
+fakevirt.json and `novamove minicloud restart-compute` each host.)
 
 Usage (alone on a minicloud with >= 4 computes):
   .venv/bin/python bench/drain_scale.py [--servers 200] [--seconds 1] [--cap 4] [--json]
