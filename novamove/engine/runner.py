@@ -11,6 +11,7 @@ what an interrupt does to it (`_on_stop`) and how a step's outcome is written (`
 from __future__ import annotations
 
 import signal
+import statistics
 import threading
 from typing import Any, Callable, Optional
 
@@ -31,8 +32,8 @@ IDLE_POLL = 2.0
 
 
 class CappedRunner:
-    """State and loop of a runner: `pending` steps, `inflight` work keyed by server id,
-    `results` by server id in `order`."""
+    """State and loop of a runner: `pending` steps, `inflight` work keyed by server id (each
+    with `step`, `started` and `adopted`), `results` by server id in `order`."""
 
     rerun = "rerun the drain"        # the way on after a second Ctrl-C, in the in-flight detail
 
@@ -131,17 +132,17 @@ class CappedRunner:
     def _next_pause(self) -> float:
         """Seconds until the next poll: sooner while a step is due to finish, later while none
         is (see DUE_FRACTION); poll_interval until the runner has seen one finish."""
-        started = [f.started for f in self.inflight.values() if not getattr(f, "adopted", False)]
+        started = [f.started for f in self.inflight.values() if not f.adopted]
         if not self.durations or not started:
             return self.poll_interval
-        typical = sorted(self.durations)[len(self.durations) // 2]
+        typical = statistics.median_high(self.durations)
         due_in = min(started) + DUE_FRACTION * typical - self.clock()
         return min(self.poll_interval * IDLE_POLL, max(self.poll_interval * DUE_POLL, due_in))
 
     def _record_duration(self, f: Any, seconds: float) -> None:
         """A step this runner started finished as planned after `seconds` (adopted ones, whose
         start is not known, do not count)."""
-        if not getattr(f, "adopted", False):
+        if not f.adopted:
             self.durations.append(seconds)
 
     def _pause(self, seconds: float) -> None:
