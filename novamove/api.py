@@ -240,7 +240,7 @@ def save_plan(plan, path) -> None:
 def evacuate(host: str, *, cloud=None, journal_path=None, targets=(), fence_cmd: Optional[str] = None,
              fenced: bool = False, power: str = "restore", reason: Optional[str] = None, max_parallel: int = 4,
              max_per_host: int = 2, max_down_percent: float = 50.0, dry_run: bool = False,
-             poll_interval: float = 0.5, timeout: float = 1800.0,
+             poll_interval: float = 0.5, timeout: float = 1800.0, quiet_period: Optional[float] = None,
              progress: Optional[Callable[[str], None]] = None, **connection: Any):
     """Evacuate every server of the failed compute `host` (novamove.engine.evacuate).
 
@@ -253,7 +253,8 @@ def evacuate(host: str, *, cloud=None, journal_path=None, targets=(), fence_cmd:
         return evac.evacuate(c, host, journal=_journal(journal_path), targets=targets, fence_cmd=fence_cmd,
                              fenced=fenced, power=power, reason=reason, max_parallel=max_parallel,
                              max_per_host=max_per_host, max_down_percent=max_down_percent, dry_run=dry_run,
-                             poll_interval=poll_interval, step_timeout=timeout, progress=progress)
+                             poll_interval=poll_interval, step_timeout=timeout, progress=progress,
+                             quiet_period=quiet_period)
 
 
 def unfence(host: str, *, cloud=None, journal_path=None, move_back: bool = False, wait: float = 90.0,

@@ -3,7 +3,7 @@
 Exit codes: 0 every server evacuated (or moved back) as the policy says; 1 a server failed or was
 left in flight; 8 servers that cannot be evacuated or placed are left on the host; 2 bad
 arguments; 3 unknown host; 4 refused
-before anything changed (host up and not fenced, fence command failed, stop-loss, duplicates
+before anything changed (host not fenced, still reporting, fence command failed, stop-loss, duplicates
 left on the host, compute not reporting); 5 credentials; 6 API unreachable; 130 interrupted.
 """
 
@@ -47,7 +47,8 @@ def _finish(rep, fmt: str) -> None:
 EVACUATE_EPILOG = """\b
 Exit codes: 0 all evacuated; 1 an evacuation failed; 8 servers that cannot be
 evacuated or placed are left; 2 usage; 3 unknown host; 4 refused, nothing
-changed (up and not fenced, fence command failed, stop-loss); 130 interrupted.
+changed (not fenced, still reporting after the fence, fence command failed,
+stop-loss); 130 interrupted.
 See docs/evacuate.md."""
 
 UNFENCE_EPILOG = """\b
@@ -68,16 +69,22 @@ See docs/evacuate.md."""
                    "server lands stopped (compute API 2.95+).")
 @click.option("--max-down-percent", type=click.FloatRange(0, 100), default=50, show_default=True,
               metavar="PCT", help="Stop-loss: refuse when more than PCT% of the computes would be down.")
+@click.option("--quiet-period", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+              help="How long HOST's nova-compute must not have reported (its updated_at, in Nova's "
+                   "clock) before it counts as fenced  [default: NOVAMOVE_QUIET_PERIOD, else 25].")
 @click.option("--reason", metavar="TEXT", help="Added to the disabled reason of HOST.")
 @click.option("--dry-run", "--check", "dry_run", is_flag=True,
               help="Check the preconditions and print the plan; change nothing (--check is an alias).")
 @_common
 @click.pass_context
-def evacuate(ctx, host, targets, fence_cmd, fenced, power, max_down_percent, reason, dry_run, max_parallel,
-             max_per_host, poll_interval, timeout, quiet, fmt):
+def evacuate(ctx, host, targets, fence_cmd, fenced, power, max_down_percent, quiet_period, reason, dry_run,
+             max_parallel, max_per_host, poll_interval, timeout, quiet, fmt):
     """Rebuild every server of the failed compute HOST on other hosts (nova evacuate).
 
-    HOST's nova-compute must be down per Nova, or fenced (--fence-cmd / --fenced); novamove then
+    HOST must be fenced: --fence-cmd (exits 0), --fenced (you powered it off), or already
+    forced down; "down per Nova" alone is not enough (a crashed nova-compute or a network
+    partition leaves its guests running). In every case its nova-compute must also have
+    stopped reporting for --quiet-period. novamove then
     forces it down and disables it (tagged), plans a destination per server (capacity, server
     groups, zone, --to) and evacuates them under the caps. Servers tagged
     novamove:maintenance=skip are left alone. Rerun it (or `novamove recover`) after an
@@ -87,7 +94,7 @@ def evacuate(ctx, host, targets, fence_cmd, fenced, power, max_down_percent, rea
     rep = api.evacuate(host, journal_path=journal_path(ctx), targets=targets, fence_cmd=fence_cmd, fenced=fenced, power=power, reason=reason,
                        max_parallel=max_parallel, max_per_host=max_per_host,
                        max_down_percent=max_down_percent, dry_run=dry_run, poll_interval=poll_interval,
-                       timeout=timeout, progress=render.progress_lines(not quiet), **conn(ctx))
+                       timeout=timeout, quiet_period=quiet_period, progress=render.progress_lines(not quiet), **conn(ctx))
     _finish(rep, fmt)
 
 

@@ -21,10 +21,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import copy
+import email.utils
 import itertools
 import re
 import threading
+import time
 import uuid as uuidlib
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Optional
 
 from novamove import errors, requestids
@@ -91,6 +94,9 @@ class RequestCounter:
         self._tokens = itertools.count(1)
         # (seq, thread token, method, request id), mutating requests only
         self._mutations: collections.deque = collections.deque(maxlen=self.HISTORY)
+        # The cloud's clock: the latest answer's `Date` header and this machine's monotonic time
+        # when it arrived (fencing and gates compare Nova's timestamps with Nova's time).
+        self.server_date: Optional[tuple[datetime, float]] = None
 
     def hook(self, session: Any) -> None:
         original = session.request
@@ -108,9 +114,26 @@ class RequestCounter:
                              or _response_request_id(getattr(exc, "response", None)))
                 raise
             self._record(method, _response_request_id(response))
+            self._note_date(response)
             return response
 
         session.request = counted
+
+    def _note_date(self, response: Any) -> None:
+        try:
+            raw = (getattr(response, "headers", None) or {}).get("Date")
+            when = email.utils.parsedate_to_datetime(raw) if raw else None
+        except Exception:   # no or an odd Date header: the cloud's time stays unknown
+            return
+        if when is not None:
+            self.server_date = (when.astimezone(timezone.utc), time.monotonic())
+
+    def cloud_now(self) -> Optional[datetime]:
+        """The cloud's time now (UTC), from the latest answer's Date header, or None."""
+        seen = self.server_date
+        if seen is None:
+            return None
+        return seen[0] + timedelta(seconds=time.monotonic() - seen[1])
 
     def _record(self, method: Any, request_id: Optional[str]) -> None:
         mutating = str(method).upper() in MUTATING_METHODS
@@ -780,6 +803,10 @@ class Cloud:
             None, host=service.host, binary=service.binary, forced=forced_down))
         return _replace_service(service, forced_down=forced_down,
                                 state="down" if forced_down else service.state)
+
+    def cloud_now(self) -> Optional[datetime]:
+        """The cloud's time (UTC) as its latest answer's Date header put it, or None."""
+        return self.requests.cloud_now()
 
     def compute_service_heartbeat(self, host: str) -> Optional[str]:
         """`updated_at` of the nova-compute service on `host`: it keeps moving while the service

@@ -35,6 +35,7 @@ from novamove import errors
 from novamove.engine.poll import poll_until
 from novamove.engine.runner import install_stop_signals
 from novamove.engine import drain as drains
+from novamove.engine.commands import command_env, validate_command
 from novamove.engine.campaign_plan import (COLD, LIVE, SKIP, STOP, CampaignPlan, campaign_owns, intents_of,
                                            plan_campaign, select_hosts)
 from novamove.engine.journal import FINAL, pid_alive
@@ -242,9 +243,7 @@ class Options:
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
                 raise errors.UsageError(f"{name.replace('_', '-')} must be a positive number of seconds, not {v!r}")
         for name in ("hook", "check"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, str) or not v.strip()):
-                raise errors.UsageError(f"--{name} must be a command line, not {v!r}")
+            validate_command(getattr(self, name), f"--{name}")
 
 
 # ---------------------------------------------------------------------------------- gathering
@@ -345,10 +344,8 @@ class Campaign:
         raise errors.NotFound(f"no nova-compute service on {host!r}")
 
     def _env(self, host: str) -> dict:
-        env = dict(os.environ)
-        env.update(NOVAMOVE_HOST=host, NOVAMOVE_HYPERVISOR=self.hypervisors.get(host) or host,
-                   NOVAMOVE_RUN_ID=self.run_id)
-        return env
+        return command_env({"NOVAMOVE_HOST": host, "NOVAMOVE_HYPERVISOR": self.hypervisors.get(host) or host,
+                            "NOVAMOVE_RUN_ID": self.run_id})
 
     def _tick(self) -> None:
         """Follow the hooks that run (also called from inside a drain's waits)."""
@@ -584,12 +581,14 @@ class Campaign:
                     for g in s.server_groups:
                         self.disrupted.setdefault(g, set()).add(s.id)
                     self.peak_group = max([self.peak_group] + [len(v) for v in self.disrupted.values()])
-                    o.stopped_ids.append(s.id)
-                    r.stopped.append(s.name)
                     if s.status == "SHUTOFF":
                         if not any(x.get("id") == s.id for x in prior.get("stopped", [])):
                             continue           # was off already: not ours to start again
+                        o.stopped_ids.append(s.id)      # this run powered it off before a kill
+                        r.stopped.append(s.name)
                     else:
+                        o.stopped_ids.append(s.id)
+                        r.stopped.append(s.name)
                         r.stage = "stop"
                         with self.journal.change(self.run_id, EV_STOP, s.id, host=host, name=s.name):
                             self.cloud.stop_server(s.id)

@@ -25,6 +25,7 @@ import dataclasses
 import gc
 import heapq
 import math
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping, Optional, Sequence
@@ -32,7 +33,9 @@ from typing import Iterable, Iterator, Mapping, Optional, Sequence
 from novamove.errors import NotFound, UsageError
 from novamove.model import COLD, LIVE, Host, Resources, Server, ServerGroup
 from novamove.planner import CloudState, DrainStep, move_mode, need_of, plan_drain
-from novamove.strategies.isolate import reason_run_id
+from novamove.engine.tags import is_drain_tag, reason_run_id
+
+_LEASE_SUFFIX = re.compile(r" \[lease [^\]]*\]$")
 
 INTENT_KEY = "novamove:maintenance"
 INTENTS = (LIVE, COLD, "stop", "skip")
@@ -112,7 +115,18 @@ def select_hosts(hosts: Sequence[Host], names: Sequence[str] = (), *, zone: Opti
 def campaign_owns(disabled_reason: Optional[str], run_id: str) -> bool:
     """The campaign's own tag, or that of a drain it ran on the host (the drain holds the host
     under its own run id and lease, and names the campaign in its reason: `maintain <run>`)."""
-    return reason_run_id(disabled_reason) == run_id or f"maintain {run_id}" in (disabled_reason or "")
+    if not run_id:
+        return False
+    if reason_run_id(disabled_reason) == run_id:
+        return True
+    # Exactly a drain's tag whose reason is this campaign ("novamove:<drain>: drain: maintain <run>
+    # [lease ...]"), never a substring: another run id that starts with ours, or an operator's
+    # own words that happen to mention the run, is not ours.
+    if not is_drain_tag(disabled_reason):
+        return False
+    text = (disabled_reason or "").split(": drain: ", 1)[1]
+    text = _LEASE_SUFFIX.sub("", text)
+    return text == f"maintain {run_id}"
 
 
 def order_hosts(hosts: Sequence[str], counts: Mapping[str, int], order: str = "fewest") -> list[str]:

@@ -4,10 +4,11 @@
 
 How an evacuation runs (every change is journaled *before* it is made):
 1. preconditions, each refused with one line before anything is changed:
-   - partition safety: the host's nova-compute must be down per Nova (or already forced down),
-     or fenced: `fence_cmd` (e.g. an IPMI power-off) is run and must exit 0, or the operator
-     asserts `fenced=True`; a compute that is up and not fenced is refused (its guests may still
-     be running: evacuating them makes two copies writing to the same disks);
+   - fencing is proven, never inferred: `fence_cmd` (e.g. an IPMI power-off) is run and must
+     exit 0, or the operator asserts `fenced=True`, or forced_down is set already; "down per
+     Nova" alone is refused (a crashed nova-compute or a partition: its guests may still run,
+     and evacuating them makes two copies writing to the same disks); and in every case the
+     compute must have stopped reporting for `quiet_period` (`prove_quiet`);
    - stop-loss: refused when more than `max_down_percent` of the computes would be down at once
      (a network or control-plane problem, not host failures);
    - microversions: 2.29 to name the destination (novamove never sends `force`), 2.95 for
@@ -56,6 +57,7 @@ from typing import Any, Callable, Optional, Sequence
 from novamove import errors
 from novamove.engine.batch import EV_MOVE, BatchRunner, StepResult
 from novamove.engine.drain import gather_state, resolve_hosts
+from novamove.engine.commands import command_env, validate_command
 from novamove.engine.journal import run_alive
 from novamove.engine.runner import IN_FLIGHT, NOT_STARTED, CappedRunner
 from novamove.engine.resolve import pick_host
@@ -83,6 +85,10 @@ POLL_INTERVAL = 0.5
 REASON_PATIENCE = 10.0
 FENCE_TIMEOUT = 300.0
 HEARTBEAT_WAIT = 90.0                  # unfence: how long to wait for nova-compute to report
+# evacuate: how long a fenced compute's updated_at must stand still before it counts as stopped
+# reporting; longer than two of Nova's default report_interval (10 s). NOVAMOVE_QUIET_PERIOD or
+# --quiet-period change it (a cloud with a longer report_interval needs more).
+QUIET_PERIOD = 25.0
 
 # Nova evacuates ACTIVE, STOPPED (SHUTOFF) and ERROR servers with no task in progress
 # (nova/compute/api.py evacuate: check_instance_state).
@@ -574,25 +580,91 @@ def check_stop_loss(services: Sequence[Service], name: str, max_down_percent: fl
     return f"{len(down)} of {total} computes down ({share:.0f}%, limit {max_down_percent:g}%)"
 
 
+def quiet_period_default(value: Optional[float] = None) -> float:
+    """--quiet-period, else NOVAMOVE_QUIET_PERIOD, else QUIET_PERIOD (a rerun by `recover` reads
+    the same variable)."""
+    if value is not None:
+        return float(value)
+    env = os.environ.get("NOVAMOVE_QUIET_PERIOD")
+    if not env:
+        return QUIET_PERIOD
+    try:
+        return float(env)
+    except ValueError:
+        raise errors.UsageError(f"NOVAMOVE_QUIET_PERIOD={env!r} is not a number of seconds") from None
+
+
 def check_fencing(svc: Service, *, fenced: bool, fence_cmd: Optional[str]) -> str:
-    """How the host is known not to run its guests any more; refuses an up, unfenced compute."""
+    """How the host is known fenced; refuses a compute that is not.
+
+    "Down per Nova" is no proof: a crashed nova-compute or a host cut off from RabbitMQ is
+    down to Nova while its guests still run, and evacuating them starts them twice on shared
+    storage. Only the operator's word (`fenced`), a fence command that exits 0, or a forced_down
+    already set counts; `prove_quiet` then checks that the compute has stopped reporting."""
     if svc.forced_down:
-        return f"{svc.host} is already forced down (fenced)"
+        return f"{svc.host} is already forced down"
     if fence_cmd:
         return f"{svc.host} will be fenced by the fence command"
     if fenced:
         return f"{svc.host} fenced (asserted by the operator)"
-    if svc.state != "up":
-        return f"{svc.host}'s nova-compute is down per Nova"
+    state = "down per Nova" if svc.state != "up" else "up"
     raise errors.PreconditionFailed(
-        f"{svc.host}'s nova-compute is up and the host is not fenced: refusing to evacuate (if it is "
-        "only cut off, its guests still run and would run twice); fence it with --fence-cmd CMD, or "
-        "power it off and pass --fenced; nothing changed")
+        f"{svc.host} is not fenced ({state}{', its guests may still run' if state != 'up' else ''}): "
+        "refusing to evacuate, they would run twice; fence it with --fence-cmd CMD, or power it off "
+        "and pass --fenced; nothing changed")
+
+
+def _parse_time(ts: Optional[str]) -> Optional[datetime]:
+    if not ts:
+        return None
+    try:
+        t = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t.astimezone(timezone.utc) if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def prove_quiet(cloud: Any, name: str, quiet_period: float, *, clock: Callable[[], float] = time.monotonic,
+                sleep: Callable[[float], None] = time.sleep) -> str:
+    """Proof that the compute has stopped reporting, or PreconditionFailed.
+
+    Nova's view counts when it is its own: a service that is not forced down and shows down has
+    not reported for service_down_time. Otherwise (up, or forced down, which hides the state)
+    the service's `updated_at` must not advance for `quiet_period` seconds, measured in Nova's
+    clock (the answers' Date header) where the cloud gives it, so a report from long ago is
+    proof at once and a fresh one is waited out. Call it before novamove changes the service:
+    its own PUTs move updated_at too."""
+    svc = _service(cloud, name)
+    if not svc.forced_down and svc.state != "up":
+        return f"Nova shows it down (last report {svc.updated_at or 'never'})"
+    first = cloud.compute_service_heartbeat(name)
+    now_fn = getattr(cloud, "cloud_now", None)
+    waited = 0.0
+    t0 = clock()
+    while True:
+        nova_now = now_fn() if now_fn else None
+        last = _parse_time(first)
+        if nova_now is not None and last is not None:
+            quiet_for = (nova_now - last).total_seconds()
+        else:
+            quiet_for = waited
+        if quiet_for >= quiet_period:
+            return (f"no report for {quiet_for:.0f} s (last {first or 'never'}"
+                    f"{', in Nova clock' if nova_now is not None else ''}; quiet period {quiet_period:g} s)")
+        sleep(min(1.0, quiet_period - quiet_for + 0.1))
+        waited = clock() - t0
+        now = cloud.compute_service_heartbeat(name)
+        if now != first:
+            how = "forced down but" if svc.forced_down else "fenced but"
+            raise errors.PreconditionFailed(
+                f"{name} is {how} its nova-compute still reports (updated_at {first} -> {now}): "
+                "it is not fenced, its guests may still run; refusing to evacuate; power the host off "
+                "(check the fence command) and run evacuate again; nothing changed in the cloud")
 
 
 def run_fence(cmd: str, host: Host, timeout: float = FENCE_TIMEOUT) -> str:
     """Run the operator's fence command (shell) with NOVAMOVE_HOST/NOVAMOVE_HYPERVISOR set."""
-    env = {**os.environ, "NOVAMOVE_HOST": host.name, "NOVAMOVE_HYPERVISOR": host.hypervisor_hostname or host.name}
+    env = command_env({"NOVAMOVE_HOST": host.name, "NOVAMOVE_HYPERVISOR": host.hypervisor_hostname or host.name})
     try:
         proc = subprocess.run(cmd, shell=True, env=env, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)
@@ -702,6 +774,7 @@ def evacuate(cloud: Any, host: str, *, journal: Any, targets: Sequence[str] = ()
              reason: Optional[str] = None, max_parallel: int = 4, max_per_host: int = 2,
              max_down_percent: float = 50.0, dry_run: bool = False, poll_interval: float = POLL_INTERVAL,
              step_timeout: float = 1800.0, fence_timeout: float = FENCE_TIMEOUT,
+             quiet_period: Optional[float] = None,
              progress: Optional[Callable[[str], None]] = None, **runner_kwargs: Any) -> EvacuateReport:
     """Evacuate every server of the failed compute `host` (see the module docstring)."""
     say = progress or (lambda line: None)
@@ -710,10 +783,14 @@ def evacuate(cloud: Any, host: str, *, journal: Any, targets: Sequence[str] = ()
         raise errors.UsageError(f"--power must be one of {', '.join(POWER_POLICIES)}")
     if fence_cmd and fenced:
         raise errors.UsageError("give either --fence-cmd or --fenced, not both")
+    validate_command(fence_cmd, "--fence-cmd")
     if max_parallel < 1 or max_per_host < 1:
         raise errors.UsageError("--max-parallel and --max-per-host must be at least 1")
     if not 0 <= max_down_percent <= 100:
         raise errors.UsageError("--max-down-percent must be between 0 and 100")
+    quiet_period = quiet_period_default(quiet_period)
+    if not quiet_period > 0:
+        raise errors.UsageError("--quiet-period must be more than 0 seconds")
     hosts = cloud.compute_hosts(with_resources=True)
     name = pick_host(host, hosts).name
     targets = resolve_hosts(targets, hosts)
@@ -730,6 +807,11 @@ def evacuate(cloud: Any, host: str, *, journal: Any, targets: Sequence[str] = ()
     stop_loss = check_stop_loss(services, name, max_down_percent)
     previous = unfinished_evacuations(journal, name)
     _refuse_concurrent(journal, previous, name)
+    quiet = {k: v for k, v in runner_kwargs.items() if k in ("sleep", "clock")}
+    if not fence_cmd and not dry_run:
+        # Asserted fenced, or forced down already (by us or someone): it must have stopped
+        # reporting before anything changes, also on a rerun or `recover`.
+        fence_note += "; " + prove_quiet(cloud, name, quiet_period, **quiet)
 
     # In-flight evacuations of earlier runs are followed, not planned again.
     open_, _ = _leftovers(journal, previous)
@@ -744,6 +826,7 @@ def evacuate(cloud: Any, host: str, *, journal: Any, targets: Sequence[str] = ()
         notes = []
         if fence_cmd:
             notes.append(f"would run the fence command for {name}")
+        notes.append(f"would check that {name} stopped reporting (quiet period {quiet_period:g} s)")
         notes.append(f"would force {name} down" if not svc.forced_down else f"{name} already forced down")
         notes.append(f"would disable {name}" if svc.enabled else f"{name} already disabled")
         report.service = "; ".join(notes)
@@ -762,6 +845,10 @@ def evacuate(cloud: Any, host: str, *, journal: Any, targets: Sequence[str] = ()
         if fence_cmd:
             with journal.change(run_id, EV_FENCE, name, command=fence_cmd):
                 report.fence = run_fence(fence_cmd, next(h for h in hosts if h.name == name), fence_timeout)
+            say(f"{name}: {report.fence}")
+            # An exit 0 proves nothing while the compute keeps reporting (wrong host, a BMC that
+            # lied): nothing in the cloud is changed until it is quiet.
+            report.fence += "; " + prove_quiet(cloud, name, quiet_period, **quiet)
             say(f"{name}: {report.fence}")
         report.service, changed = _fence_service(cloud, journal, run_id, name, reason, say)
         _settle_service_intents(cloud, journal, previous, name)
@@ -1063,6 +1150,16 @@ def unfence(cloud: Any, host: str, *, journal: Any, move_back: bool = False,
                 notes.append(f"placement still marks {node} disabled; moves back may be refused")
         report.service = "; ".join(notes)
         say(report.service)
+        if steps and not now.enabled:
+            # Someone else's disabled host is not ours to fill: nothing moves back, and a move
+            # back that did not happen is not success (exit 1, the servers listed).
+            why = (f"not moved back: {name} is disabled by someone else "
+                   f"({now.disabled_reason or 'no reason'}); enable it and run unfence --move-back again")
+            report.results = [StepResult(s.server_id, s.server_name, s.source, s.dest, s.mode, FAILED, why)
+                              for s in steps]
+            for s in steps:
+                journal.note(run_id, EV_MOVE, s.server_id, result=FAILED, detail=why)
+            steps = []
         if steps:
             runner = BatchRunner(cloud, journal, run_id, steps, max_parallel=max_parallel,
                                  max_per_host=max_per_host, poll_interval=poll_interval,
@@ -1134,10 +1231,11 @@ def recover_run(cloud: Any, journal: Any, run: dict, **kwargs: Any) -> dict:
     if not svc.forced_down:
         return {**base, "summary": f"evacuation of {host} stopped before the host was forced down: run "
                                    f"`novamove evacuate {host} --fence-cmd CMD` (or --fenced) again"}
+
     rep = evacuate(cloud, host, journal=journal, targets=opts.get("targets") or (),
                    power=opts.get("power") or "restore", reason=opts.get("reason"),
                    max_parallel=int(opts.get("max_parallel") or 4), max_per_host=int(opts.get("max_per_host") or 2),
-                   max_down_percent=100.0, **kwargs)
+                   max_down_percent=float(opts.get("max_down_percent", 50.0)), **kwargs)
     return {**base, "summary": f"continued by evacuate run {rep.run_id}: {rep.summary}",
             "results": [r.to_dict() for r in rep.results], "ok": rep.ok}
 

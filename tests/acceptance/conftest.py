@@ -273,6 +273,9 @@ def minicloud(tmp_path_factory) -> MiniCloudHandle:
     os.environ.setdefault("NOVAMOVE_JOURNAL",
                           str(tmp_path_factory.mktemp("journal") / "journal.sqlite"))
     lay = manager.layout
+    # The test minicloud's computes report every TEST_OPTIONS["report_interval"] s, not Nova's
+    # default 10 s: an evacuation's quiet period (docs/evacuate.md) of three reports is enough.
+    os.environ.setdefault("NOVAMOVE_QUIET_PERIOD", str(3 * float(lay.option("report_interval"))))
     handle = MiniCloudHandle(manager, manager.env(),
                              [lay.compute_host(i) for i in range(1, lay.computes + 1)])
     handle._refresh()

@@ -181,8 +181,14 @@ def _one_line_refusal(proc, needle: str) -> None:
 
 def test_refusals_change_nothing(minicloud, fleet):
     before = _snapshot(minicloud, fleet)
-    _one_line_refusal(minicloud.cli("evacuate", HOST), "is up and the host is not fenced")
+    _one_line_refusal(minicloud.cli("evacuate", HOST), "compute3 is not fenced (up)")
     _one_line_refusal(minicloud.cli("evacuate", HOST, "--fence-cmd", "false"), "fence command exited 1")
+    # Fencing is proven: a fence command that exits 0 (the wrong host, a BMC that lied), or the
+    # operator's word, while compute3's nova-compute keeps reporting changes nothing.
+    _one_line_refusal(minicloud.cli("evacuate", HOST, "--fence-cmd", "true", "-q"),
+                      "compute3 is fenced but its nova-compute still reports")
+    _one_line_refusal(minicloud.cli("evacuate", HOST, "--fenced"),
+                      "compute3 is fenced but its nova-compute still reports")
     conn = minicloud.conn()
     _force(conn, SECOND, True)           # someone else's host is down too: 2 of 3
     try:
@@ -234,6 +240,10 @@ def _killed_twice_then_recover(minicloud, fleet):
     minicloud.manager.stop_compute(HOST, kill=True)         # the host "dies"
     minicloud.set_fakevirt(evacuation_seconds=3)
     journal = Journal(os.environ["NOVAMOVE_JOURNAL"])
+    # Down per Nova is not fenced (a crashed nova-compute, a partition): refused, nothing changed.
+    wait_until(lambda: _service(conn, HOST).state == "down", 60, 1, f"{HOST} down per Nova")
+    _one_line_refusal(minicloud.cli("evacuate", HOST), "compute3 is not fenced (down per Nova")
+    assert not _service(conn, HOST).is_forced_down and not _evacuations(conn)
     # 1st run: killed while its first evacuation is in flight
     _kill_when(_novamove(minicloud, "evacuate", HOST, "--fenced", "--max-parallel", "1"),
                "started (1 in flight)")

@@ -76,6 +76,8 @@ def hooks_seen(monkeypatch):
     real = subprocess.Popen
 
     def popen(cmd, *a, env=None, **kw):
+        if not env or "NOVAMOVE_HOST" not in env:      # not a hook (e.g. the `sh -n` check)
+            return real(cmd, *a, env=env, **kw)
         cloud = popen.cloud
         host = env["NOVAMOVE_HOST"]
         on = cloud.list_servers_on_host(host)
@@ -368,3 +370,66 @@ def test_resume_takes_hosts_already_out_first(journal, hooks_seen):
     assert rep.run_id == rid and rep.ok, rep.summary
     assert [h for h, *_ in seen] == ["c2", "c1"]      # c2 was out already: it goes first (K=1 held)
     assert all(len(out) == 1 for *_, out, _, _ in seen)
+
+
+# ------------------------------------------------------------------ other people's state
+
+def test_campaign_ownership_is_an_exact_parse_of_the_tag():
+    from novamove.engine.campaign_plan import campaign_owns
+    from novamove.engine.tags import drain_reason, lease_from_now
+    run = "abc123"
+    assert campaign_owns(camp.reason_text(run, "x"), run)
+    assert campaign_owns(drain_reason("d1", f"maintain {run}"), run)
+    assert campaign_owns(drain_reason("d1", f"maintain {run}", lease_from_now()), run)
+    # a longer run id that starts with ours, or an operator's words mentioning it, is not ours
+    assert not campaign_owns(drain_reason("d1", f"maintain {run}def"), run)
+    assert not campaign_owns(f"ops: will maintain {run} later", run)
+    assert not campaign_owns(drain_reason("d1", f"kernel: maintain {run}"), run)
+    assert not campaign_owns(None, run) and not campaign_owns(camp.reason_text(run, "x"), "")
+
+
+def test_stop_server_already_shutoff_is_not_powered_on_after_the_hook(journal, hooks_seen):
+    seen, popen = hooks_seen
+    f = fleet_with_servers()
+    popen.cloud = f
+    f.tag("a0", "stop")
+    f.servers["a0"] = f.servers["a0"].replace(status="SHUTOFF")     # its owner had it off
+    rep = run_campaign(f, journal, ["c1"], options=opts())
+    assert rep.ok, rep.summary
+    assert ("start", "a0") not in f.actions and ("stop", "a0") not in f.actions
+    assert f.servers["a0"].status == "SHUTOFF" and f.servers["a0"].host == "c1"
+    assert rep.results[0].stopped == []
+
+
+def test_hooks_run_without_novamoves_secrets(journal, tmp_path, monkeypatch):
+    f = fleet_with_servers()
+    out = tmp_path / "env"
+    monkeypatch.setenv("OS_PASSWORD", "hunter2")
+    monkeypatch.setenv("OS_APPLICATION_CREDENTIAL_SECRET", "s3cr3t")
+    monkeypatch.setenv("OS_TOKEN", "gAAAA")
+    monkeypatch.setenv("OS_CLOUD", "prod")
+    rep = run_campaign(f, journal, ["c1"], options=opts(hook=f"env > {out}"))
+    assert rep.ok, rep.summary
+    env = out.read_text()
+    assert "hunter2" not in env and "s3cr3t" not in env and "gAAAA" not in env
+    assert "OS_CLOUD=prod" in env and "NOVAMOVE_HOST=c1" in env
+
+
+@pytest.mark.parametrize("hook, why", [
+    ("/nonexistent/patch.sh", "does not exist"),
+    ("NOTEXEC", "is not an executable file"),
+    ("ssh {host} reboot", 'use "$NOVAMOVE_HOST"'),
+    ("echo 'unterminated", "sh rejects the command"),
+    ("if true; then", "sh rejects the command"),
+    ("   ", "must be a command line"),
+])
+def test_unusable_hook_is_refused_before_anything_changes(journal, tmp_path, hook, why):
+    f = fleet_with_servers()
+    if hook == "NOTEXEC":
+        hook = str(tmp_path / "patch.sh")
+        (tmp_path / "patch.sh").write_text("#!/bin/sh\n")     # mode 0644
+    with pytest.raises(errors.UsageError, match=why.replace("$", r"\$").replace("(", r"\(")):
+        run_campaign(f, journal, ["c1"], options=opts(hook=hook))
+    assert "disable_service" not in f.calls and not f.migrations and journal.runs() == []
+    with pytest.raises(errors.UsageError, match="--check"):
+        run_campaign(f, journal, ["c1"], options=opts(check="/nonexistent/check"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -42,6 +43,12 @@ class FakeNova:
         self.lost_answer: set[str] = set()        # evacuate POST applied but the answer is lost
         self.lost_before: set[str] = set()        # evacuate POST never reached Nova (503)
         self.heartbeat = {h: 0 for h in hosts}
+        # Nova's clock, one second a read; a host's last report is now while it reports. A host
+        # not forced down whose state is "up" reports, unless `silent` (powered off, but Nova has
+        # not noticed yet); `alive` ones report whatever Nova shows.
+        self.now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        self.last_report = {h: self.now - timedelta(hours=1) for h in hosts}
+        self.silent: set[str] = set()
         self.max_in_flight = 0
         self.max_per_dest: dict[str, int] = {}
         self.on_list = None
@@ -106,9 +113,18 @@ class FakeNova:
                                                       disabled_reason=None)
         return self.services[svc.host]
 
+    def reporting(self, host):
+        return host in getattr(self, "alive", ()) or (self.services[host].state == "up" and host not in self.silent)
+
+    def cloud_now(self):
+        return self.now
+
     def compute_service_heartbeat(self, host):
-        self.heartbeat[host] += 1 if self.services[host].state == "up" or host in getattr(self, "alive", ()) else 0
-        return str(self.heartbeat[host])
+        self.now += timedelta(seconds=1)
+        if self.reporting(host):
+            self.heartbeat[host] += 1
+            self.last_report[host] = self.now
+        return self.last_report[host].isoformat()
 
     def list_servers_on_host(self, host):
         return [s for s in self.servers.values() if s.host == host]
@@ -274,7 +290,7 @@ def assert_clean(nova, journal, host="c3"):
 
 def test_evacuates_every_evacuable_server_under_caps(journal):
     nova = failed_host_cloud()
-    report = evacuate(nova, "c3", journal=journal, max_parallel=3, max_per_host=1, **fast())
+    report = evacuate(nova, "c3", journal=journal, fenced=True, max_parallel=3, max_per_host=1, **fast())
     by = {r.server_id: r for r in report.results}
     assert {s for s, r in by.items() if r.result == EVACUATED} == set(EVACUABLE)
     assert by["keep"].result == SKIPPED and "novamove:maintenance=skip" in by["keep"].detail
@@ -294,7 +310,7 @@ def test_ok_when_everything_evacuable_landed(journal):
     nova.add("a", "c3")
     nova.add("b", "c3", "SHUTOFF")
     nova.down("c3")
-    report = evacuate(nova, "c3", journal=journal, **fast())
+    report = evacuate(nova, "c3", journal=journal, fenced=True, **fast())
     assert report.ok and report.exit_code == 0 and report.changed
     assert nova.servers["b"].status == "SHUTOFF" and nova.servers["a"].status == "ACTIVE"
     assert report.to_dict()["results"][0]["result"] == EVACUATED
@@ -304,7 +320,7 @@ def test_power_stopped_lands_everything_stopped_at_2_95(journal):
     nova = FakeNova()
     nova.add("a", "c3")
     nova.down("c3")
-    report = evacuate(nova, "c3", journal=journal, power="stopped", **fast())
+    report = evacuate(nova, "c3", journal=journal, fenced=True, power="stopped", **fast())
     assert report.ok and nova.servers["a"].status == "SHUTOFF"
 
 
@@ -313,7 +329,7 @@ def test_power_stopped_is_refused_below_2_95_before_any_change(journal):
     nova.add("a", "c3")
     nova.down("c3")
     with pytest.raises(errors.PreconditionFailed, match="2.95"):
-        evacuate(nova, "c3", journal=journal, power="stopped", **fast())
+        evacuate(nova, "c3", journal=journal, fenced=True, power="stopped", **fast())
     assert nova.calls == [] and journal.runs() == []
 
 
@@ -322,7 +338,7 @@ def test_unplaceable_server_is_reported_with_the_reason(journal):
     nova.add("huge", "c3", flavor=BIG)
     nova.add("ok", "c3")
     nova.down("c3")
-    report = evacuate(nova, "c3", journal=journal, max_down_percent=100, **fast())
+    report = evacuate(nova, "c3", journal=journal, fenced=True, max_down_percent=100, **fast())
     by = {r.server_id: r for r in report.results}
     assert by["huge"].result == UNPLACED and "capacity" in by["huge"].detail
     assert by["ok"].result == EVACUATED
@@ -335,14 +351,14 @@ def test_failed_evacuation_carries_novas_reason(journal):
     nova.add("b", "c3")
     nova.fail_servers = {"a"}
     nova.down("c3")
-    report = evacuate(nova, "c3", journal=journal, **fast())
+    report = evacuate(nova, "c3", journal=journal, fenced=True, **fast())
     by = {r.server_id: r for r in report.results}
     assert by["a"].result == FAILED and "late group check" in by["a"].detail
     assert by["b"].result == EVACUATED
     assert report.exit_code == 1
     # a rerun tries the failed one again (it is still on the failed host), nothing else
     nova.fail_servers = set()
-    again = evacuate(nova, "c3", journal=journal, **fast())
+    again = evacuate(nova, "c3", journal=journal, fenced=True, **fast())
     assert again.ok and nova.servers["a"].host != "c3"
     assert len(nova.evacuations_of("b")) == 1
 
@@ -372,7 +388,7 @@ def _nothing_changed(nova, journal):
 def test_up_and_unfenced_is_refused(journal):
     nova = FakeNova()
     nova.add("a", "c3")
-    with pytest.raises(errors.PreconditionFailed, match="is up and the host is not fenced"):
+    with pytest.raises(errors.PreconditionFailed, match="c3 is not fenced \\(up\\)"):
         evacuate(nova, "c3", journal=journal, **fast())
     _nothing_changed(nova, journal)
 
@@ -388,18 +404,73 @@ def test_failing_fence_command_is_refused(journal):
 def test_fence_command_gets_the_host_and_then_the_service_is_forced_down(journal, tmp_path):
     nova = FakeNova()
     nova.add("a", "c3")
+    nova.silent = {"c3"}            # powered off; Nova still shows it up (service_down_time)
+    nova.last_report["c3"] = nova.now
     out = tmp_path / "fenced"
     report = evacuate(nova, "c3", journal=journal, fence_cmd=f"echo $NOVAMOVE_HOST $NOVAMOVE_HYPERVISOR > {out}",
-                      **fast())
+                      quiet_period=20, **fast())
     assert out.read_text().split() == ["c3", "c3.fake"]
     assert report.ok and nova.services["c3"].forced_down
+    assert "no report for 2" in report.fence and "in Nova clock" in report.fence
 
 
-def test_fenced_assertion_accepts_an_up_compute(journal):
+def test_fenced_assertion_accepts_an_up_compute_that_stopped_reporting(journal):
     nova = FakeNova()
     nova.add("a", "c3")
+    nova.silent = {"c3"}
     report = evacuate(nova, "c3", journal=journal, fenced=True, **fast())
     assert report.ok and nova.servers["a"].host != "c3"
+
+
+def test_down_per_nova_alone_is_not_fenced(journal):
+    nova = FakeNova()
+    nova.add("a", "c3")
+    nova.down("c3")                 # a crashed nova-compute or a partition: guests may still run
+    with pytest.raises(errors.PreconditionFailed, match="not fenced \\(down per Nova, its guests may still run\\)"):
+        evacuate(nova, "c3", journal=journal, **fast())
+    _nothing_changed(nova, journal)
+
+
+def test_fence_command_exiting_0_while_the_compute_keeps_reporting_changes_nothing(journal):
+    nova = FakeNova()
+    nova.add("a", "c3")             # c3 up and reporting: the fence command hit the wrong host
+    with pytest.raises(errors.PreconditionFailed, match="fenced but its nova-compute still reports"):
+        evacuate(nova, "c3", journal=journal, fence_cmd="true", **fast())
+    _nothing_changed(nova, journal)
+    [run] = journal.runs()
+    assert run["status"] == "failed"
+    assert [(e.kind, e.state) for e in journal.events(run["id"]) if e.kind == evac.EV_FENCE] == [
+        (evac.EV_FENCE, "done")]
+
+
+def test_operator_assertion_on_a_compute_that_keeps_reporting_is_refused(journal):
+    nova = FakeNova()
+    nova.add("a", "c3")
+    with pytest.raises(errors.PreconditionFailed, match="still reports"):
+        evacuate(nova, "c3", journal=journal, fenced=True, **fast())
+    _nothing_changed(nova, journal)
+    assert journal.runs() == []
+
+
+def test_forced_down_compute_that_still_reports_is_refused(journal):
+    nova = FakeNova()
+    nova.add("a", "c3")
+    nova.services["c3"] = dataclasses.replace(nova.services["c3"], forced_down=True, state="down")
+    nova.alive = {"c3"}             # someone forced it down without fencing it
+    with pytest.raises(errors.PreconditionFailed, match="forced down but its nova-compute still reports"):
+        evacuate(nova, "c3", journal=journal, **fast())
+    assert nova.records == [] and journal.runs() == []
+
+
+def test_quiet_period_is_waited_out_without_the_clouds_clock(journal):
+    nova = FakeNova()
+    nova.add("a", "c3")
+    nova.silent = {"c3"}
+    nova.last_report["c3"] = nova.now       # it reported a moment ago
+    nova.cloud_now = lambda: None           # a cloud whose answers carry no Date header
+    t = fast()
+    report = evacuate(nova, "c3", journal=journal, fenced=True, quiet_period=30, **t)
+    assert report.ok and t["clock"]() >= 30 and "no report for 30 s" in report.fence
 
 
 def test_stop_loss_refuses_when_too_many_computes_are_down(journal):
@@ -408,9 +479,9 @@ def test_stop_loss_refuses_when_too_many_computes_are_down(journal):
     nova.down("c3")
     nova.down("c2")
     with pytest.raises(errors.PreconditionFailed, match="stop-loss: 2 of 3 computes"):
-        evacuate(nova, "c3", journal=journal, **fast())
+        evacuate(nova, "c3", journal=journal, fenced=True, **fast())
     _nothing_changed(nova, journal)
-    report = evacuate(nova, "c3", journal=journal, max_down_percent=70, **fast())
+    report = evacuate(nova, "c3", journal=journal, fenced=True, max_down_percent=70, **fast())
     assert report.ok
 
 
@@ -440,7 +511,7 @@ def test_someone_elses_disabled_reason_is_kept(journal):
     nova.add("a", "c3")
     nova.down("c3")
     nova.services["c3"] = dataclasses.replace(nova.services["c3"], status="disabled", disabled_reason="RMA 42")
-    report = evacuate(nova, "c3", journal=journal, **fast())
+    report = evacuate(nova, "c3", journal=journal, fenced=True, **fast())
     assert report.ok and nova.services["c3"].disabled_reason == "RMA 42"
     assert "someone else" in report.service
 
@@ -452,7 +523,7 @@ def test_lost_answer_is_read_back_and_never_posted_twice(journal):
     nova.add("a", "c3")
     nova.lost_answer = {"a"}
     nova.down("c3")
-    report = evacuate(nova, "c3", journal=journal, **fast())
+    report = evacuate(nova, "c3", journal=journal, fenced=True, **fast())
     assert report.ok
     assert sum(c.startswith("evacuate a") for c in nova.calls) == 1
     assert len(nova.evacuations_of("a")) == 1
@@ -463,10 +534,10 @@ def test_post_that_never_reached_nova_is_failed_and_retried_by_a_rerun(journal):
     nova.add("a", "c3")
     nova.lost_before = {"a"}
     nova.down("c3")
-    report = evacuate(nova, "c3", journal=journal, **fast())
+    report = evacuate(nova, "c3", journal=journal, fenced=True, **fast())
     [r] = report.results
     assert r.result == FAILED and "did not start it" in r.detail
-    again = evacuate(nova, "c3", journal=journal, **fast())
+    again = evacuate(nova, "c3", journal=journal, fenced=True, **fast())
     assert again.ok and len(nova.evacuations_of("a")) == 1
 
 
@@ -547,7 +618,7 @@ def test_recover_continues_a_killed_evacuation_and_follows_what_is_in_flight(tmp
     with pytest.raises(Killed):
         j_finish = j.finish_run
         j.finish_run = lambda *a, **k: None          # a SIGKILL writes nothing on the way out
-        evacuate(nova, "c3", journal=j, max_parallel=3, **fast())
+        evacuate(nova, "c3", journal=j, fenced=True, max_parallel=3, **fast())
     nova.on_list = None
     in_flight = {r["server"] for r in nova.records if r["status"] != "done"}
     assert in_flight
@@ -567,7 +638,7 @@ def _evacuated(journal):
     nova.add("a", "c3")
     nova.add("b", "c3", "SHUTOFF")
     nova.down("c3")
-    assert evacuate(nova, "c3", journal=journal, **fast()).ok
+    assert evacuate(nova, "c3", journal=journal, fenced=True, **fast()).ok
     return nova
 
 
@@ -609,6 +680,19 @@ def test_unfence_leaves_someone_elses_disabled_host_disabled(journal):
     assert nova.services["c3"].status == "disabled" and "someone else" in rep.service
 
 
+def test_unfence_move_back_to_a_host_someone_else_disabled_fails_with_what_is_left(journal):
+    nova = _evacuated(journal)
+    nova.restart_compute("c3")
+    nova.services["c3"] = dataclasses.replace(nova.services["c3"], disabled_reason="RMA 42")
+    rep = unfence(nova, "c3", journal=journal, wait=5, move_back=True, **fast())
+    assert not rep.ok and rep.exit_code == errors.EXIT_FAILED
+    assert rep.results and {r.result for r in rep.results} == {FAILED}
+    assert all("disabled by someone else (RMA 42)" in r.detail for r in rep.results)
+    assert all(s.host != "c3" for s in nova.servers.values())          # nothing moved
+    assert nova.services["c3"].status == "disabled" and nova.services["c3"].disabled_reason == "RMA 42"
+    assert journal.runs()[0]["status"] == "failed"
+
+
 def test_unfence_dry_run_changes_nothing(journal):
     nova = _evacuated(journal)
     nova.restart_compute("c3")
@@ -627,7 +711,7 @@ class _Unfence:
         nova.add("a", "c3")
         nova.add("b", "c3", "SHUTOFF")
         nova.down("c3")
-        assert evacuate(nova, "c3", journal=Journal(path), **fast()).ok
+        assert evacuate(nova, "c3", journal=Journal(path), fenced=True, **fast()).ok
         nova.restart_compute("c3")
         return nova
 
@@ -673,13 +757,13 @@ def test_injected_lost_answers_are_read_back(journal, monkeypatch, fault):
     nova.add("a", "c3")
     nova.add("b", "c3")
     nova.down("c3")
-    report = evacuate(nova, "c3", journal=journal, **fast())
+    report = evacuate(nova, "c3", journal=journal, fenced=True, **fast())
     monkeypatch.delenv("NOVAMOVE_FAULT")
     faults.reset()
     if fault.endswith("before:timeout:1"):
         # the POST never left: read back as not started, failed; a rerun evacuates it
         assert report.exit_code == 1
-        report = evacuate(nova, "c3", journal=journal, **fast())
+        report = evacuate(nova, "c3", journal=journal, fenced=True, **fast())
     assert report.ok, report.to_dict()
     assert all(len(nova.evacuations_of(s)) == 1 for s in ("a", "b"))
     svc = nova.services["c3"]

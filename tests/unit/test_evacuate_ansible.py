@@ -44,14 +44,15 @@ def run(args, capsys):
 
 
 def test_check_mode_plans_and_changes_nothing(nova, tmp_path, capsys):
-    failed, res = run({"host": "c3", "journal": str(tmp_path / "j"), "_ansible_check_mode": True}, capsys)
+    failed, res = run({"host": "c3", "journal": str(tmp_path / "j"), "fenced": True, "_ansible_check_mode": True},
+                      capsys)
     assert not failed and res["changed"] and nova.records == []
     assert sum(r["result"] == "planned" for r in res["results"]) == len(EVACUABLE)
     assert not nova.services["c3"].forced_down and res["plan"]["steps"]
 
 
 def test_evacuate_reports_what_stays_down_and_fails_the_task(nova, tmp_path, capsys):
-    failed, res = run({"host": "c3", "journal": str(tmp_path / "j"), "max_parallel": 3}, capsys)
+    failed, res = run({"host": "c3", "journal": str(tmp_path / "j"), "fenced": True, "max_parallel": 3}, capsys)
     # PAUSED and busy servers cannot be evacuated: the task says so and fails
     assert failed and res["changed"] and res["exit_code"] == 8
     assert res["summary"].startswith("evacuate c3: 8 evacuated, 1 skipped, 2 not-evacuated")

@@ -15,10 +15,12 @@ description:
     hosts (Nova's evacuate), each to a planned destination (capacity, server groups,
     availability zone, disabled and down hosts excluded), holding the concurrency caps.
     This is the same code as C(novamove evacuate).
-  - The host's nova-compute must be down per Nova, or fenced, by O(fence_cmd) (which must exit
-    0) or by the operator's word (O(fenced=true)). An up, unfenced host is refused, and so is an
-    evacuation while more than O(max_down_percent) of the computes are down (stop-loss). The
-    host is then forced down and disabled with novamove's tagged reason.
+  - The host must be fenced, by O(fence_cmd) (which must exit 0), by the operator's word
+    (O(fenced=true)), or by a forced_down already set; "down per Nova" alone is not fenced (its
+    guests may still run). In every case its nova-compute must also have stopped reporting for
+    the quiet period (25 s, or E(NOVAMOVE_QUIET_PERIOD)). An unfenced or still reporting host is
+    refused, and so is an evacuation while more than O(max_down_percent) of the computes are
+    down (stop-loss). The host is then forced down and disabled with novamove's tagged reason.
   - Servers tagged C(novamove:maintenance=skip) are left alone. Servers Nova cannot evacuate or
     that fit nowhere are reported and fail the task (they are still down).
   - With O(state=unfenced), checks that the host's nova-compute reports again and cleaned up the
