@@ -39,6 +39,10 @@ BASE_COMPONENTS = ["mariadb", "epmd", "rabbitmq", "network", "keystone", "placem
 COMPUTE_PREFIX = "nova-compute-"
 
 
+# Written into every state directory `up` makes: only such a directory is ever deleted.
+STATE_MARKER = ".novamove-minicloud"
+
+
 class MinicloudError(RuntimeError):
     """A component failed; the message names it and carries the tail of its log."""
 
@@ -80,9 +84,23 @@ class Minicloud:
         data = json.loads(self._settings_path.read_text())
         return Path(data.get("os_venv") or venv.default_path())
 
+    def _made_here(self) -> bool:
+        """The state directory is one `up` made (its marker, or the settings of an older one)."""
+        return (self.state / STATE_MARKER).exists() or self._settings_path.exists()
+
+    def _refuse_foreign_dir(self) -> None:
+        """`up --dir D` never uses, and so never deletes, a directory it did not make: D must be
+        new, empty, or an earlier minicloud's."""
+        if not self.state.exists() or self._made_here():
+            return
+        if not self.state.is_dir() or any(self.state.iterdir()):
+            raise MinicloudError(f"{self.state} is not empty and was not made by `novamove minicloud up`: "
+                                 "refusing to use it (nothing was changed); give --dir a new or empty directory")
+
     def _save_layout(self, lay: Layout, os_venv: Path) -> None:
         self.state.mkdir(parents=True, exist_ok=True)
         os.chmod(self.state, 0o700)
+        (self.state / STATE_MARKER).touch()
         data = {"base_port": lay.base_port, "computes": lay.computes, "secrets": lay.secrets,
                 "options": lay.options, "os_venv": str(os_venv)}
         fd = os.open(self._settings_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -139,6 +157,7 @@ class Minicloud:
             if servers:
                 self.boot(servers)
             return 0.0
+        self._refuse_foreign_dir()
         check_system_packages()
         os_venv = venv.ensure(Path(os_venv) if os_venv else venv.default_path(), self.log)
         t0 = time.monotonic()
@@ -146,9 +165,11 @@ class Minicloud:
         computes = computes or (old.computes if old else 3)
         base_port = base_port or (old.base_port if old else DEFAULT_BASE_PORT)
         fresh = clean or old is None or old.computes != computes or old.base_port != base_port
-        if fresh and self.state.exists():
+        if fresh and self.state.exists() and self._made_here():
             shutil.rmtree(self.state)   # a different shape: start clean rather than half-reuse
             old = None
+        elif fresh:
+            old = None                  # a new or empty directory: used as it is, never deleted
         lay = old or Layout(self.state, base_port, computes, {
             name: secrets.token_urlsafe(18)
             for name in ("mysql", "rabbit", "admin", "member", *configs.SERVICE_USERS)})

@@ -227,3 +227,26 @@ def test_constraints_pin_every_requirement_and_enter_the_venv_hash():
     assert pinned["nova"] == "34.0.0" and pinned["keystone"] == "30.0.0"
     assert len(pinned) > 100                     # the whole stack, not just the top level
     assert venv.CONSTRAINTS.read_bytes() in venv.pins()
+
+
+def test_up_never_uses_or_deletes_a_directory_it_did_not_make(tmp_path, monkeypatch):
+    import novamove.minicloud.manager as mgr
+    mine = tmp_path / "photos"
+    mine.mkdir()
+    (mine / "holiday.jpg").write_text("precious")
+    reached = []
+    monkeypatch.setattr(mgr, "check_system_packages", lambda: reached.append("packages"))
+    with pytest.raises(MinicloudError, match="not made by `novamove minicloud up`: refusing"):
+        Minicloud(mine, log=lambda m: None).up(computes=2, clean=True)
+    assert (mine / "holiday.jpg").read_text() == "precious" and reached == []
+    # an earlier minicloud's directory (its marker) is one it may clear
+    ours = tmp_path / "mc"
+    ours.mkdir()
+    (ours / mgr.STATE_MARKER).touch()
+    (ours / "old.log").write_text("x")
+    cloud = Minicloud(ours, log=lambda m: None)
+    assert cloud._made_here()
+    cloud._refuse_foreign_dir()                     # no refusal
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    Minicloud(empty, log=lambda m: None)._refuse_foreign_dir()
