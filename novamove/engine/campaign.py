@@ -35,7 +35,7 @@ from novamove import errors
 from novamove.engine.poll import poll_until
 from novamove.engine.runner import install_stop_signals
 from novamove.engine import drain as drains
-from novamove.engine.commands import command_env, validate_command
+from novamove.engine.commands import command_env, run_in_group, validate_command
 from novamove.engine.campaign_plan import (COLD, LIVE, SKIP, STOP, CampaignPlan, campaign_owns, intents_of,
                                            plan_campaign, select_hosts)
 from novamove.engine.journal import FINAL, pid_alive
@@ -677,8 +677,8 @@ class Campaign:
                 o.proc = None
                 o.log_fh.close()
                 o.phase = "failed"
-                self._fail(o.host, r, "hook", f"hook timed out after {self.o.hook_timeout:.0f} s "
-                                              f"(killed; log {r.log})")
+                self._fail(o.host, r, "hook", f"hook timed out after {self.o.hook_timeout:.0f} s (killed)",
+                           log=r.log)
             return
         o.hook_ended = _utcnow()
         r.hook_exit = code
@@ -694,7 +694,7 @@ class Campaign:
         else:
             self.journal.failed(o.hook_event, exit=code, ended=o.hook_ended.isoformat())
             o.phase = "failed"
-            self._fail(o.host, r, "hook", f"hook exited {code} after {r.hook_seconds:.0f} s (log {r.log})")
+            self._fail(o.host, r, "hook", f"hook exited {code} after {r.hook_seconds:.0f} s", log=r.log)
         self.on_update(self)
 
     def _advance(self, o: _Out) -> bool:
@@ -724,17 +724,14 @@ class Campaign:
             self.rundir.mkdir(parents=True, exist_ok=True, mode=0o700)
             log = self.rundir / f"{o.host}.check.log"
             with open(log, "ab") as fh:
-                try:
-                    proc = subprocess.run(self.o.check, shell=True, env=self._env(o.host), stdout=fh,
-                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                          timeout=self.o.check_timeout, start_new_session=True)
-                    r.check_exit = proc.returncode
-                except subprocess.TimeoutExpired:
-                    r.check_exit = -1
+                # Its own process group, killed whole on timeout (not only the shell).
+                code, _ = run_in_group(self.o.check, self._env(o.host), self.o.check_timeout,
+                                       stdout=fh, stderr=subprocess.STDOUT)
+                r.check_exit = -1 if code is None else code
             self.journal.note(self.run_id, EV_CHECK, o.host, exit=r.check_exit, log=str(log))
             if r.check_exit != 0:
                 o.phase = "failed"
-                self._fail(o.host, r, "check", f"--check exited {r.check_exit} (log {log})")
+                self._fail(o.host, r, "check", f"--check exited {r.check_exit}", log=str(log))
                 return True
             o.phase = "return"
             return True
@@ -809,8 +806,10 @@ class Campaign:
             why += "; enabled again (servers moved off it stay where they are)"
         self._note_host(host, outcome, why)
 
-    def _fail(self, host: str, r: HostResult, stage: str, why: str) -> None:
-        """The host stays disabled, its reason saying why; counted for the stop-loss."""
+    def _fail(self, host: str, r: HostResult, stage: str, why: str, log: Optional[str] = None) -> None:
+        """The host stays disabled, its reason saying why; counted for the stop-loss. The reason
+        is seen by every admin of the cloud: it names no local path (the log is in the journal
+        and the report only)."""
         r.stage = stage
         try:
             svc = self._service(host)
@@ -823,6 +822,8 @@ class Campaign:
             why += f" (its disabled reason could not be updated: {exc})"
         self.out.pop(host, None)
         self.failed_out.add(host)
+        if log:
+            why += f" (log {log})"
         if r.stopped:
             why += f"; powered-off server(s) left off: {', '.join(r.stopped)}"
         self._note_host(host, FAILED, why)

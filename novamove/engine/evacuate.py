@@ -57,7 +57,7 @@ from typing import Any, Callable, Optional, Sequence
 from novamove import errors
 from novamove.engine.batch import EV_MOVE, BatchRunner, StepResult
 from novamove.engine.drain import gather_state, resolve_hosts
-from novamove.engine.commands import command_env, validate_command
+from novamove.engine.commands import command_env, run_in_group, validate_command
 from novamove.engine.journal import run_alive
 from novamove.engine.runner import IN_FLIGHT, NOT_STARTED, CappedRunner
 from novamove.engine.resolve import pick_host
@@ -663,18 +663,21 @@ def prove_quiet(cloud: Any, name: str, quiet_period: float, *, clock: Callable[[
 
 
 def run_fence(cmd: str, host: Host, timeout: float = FENCE_TIMEOUT) -> str:
-    """Run the operator's fence command (shell) with NOVAMOVE_HOST/NOVAMOVE_HYPERVISOR set."""
+    """Run the operator's fence command (shell) with NOVAMOVE_HOST/NOVAMOVE_HYPERVISOR set and
+    novamove's secrets left out, in its own process group (killed whole on timeout)."""
+    import tempfile
     env = command_env({"NOVAMOVE_HOST": host.name, "NOVAMOVE_HYPERVISOR": host.hypervisor_hostname or host.name})
-    try:
-        proc = subprocess.run(cmd, shell=True, env=env, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
+    with tempfile.TemporaryFile(mode="w+") as out:
+        code, _ = run_in_group(cmd, env, timeout, stdout=out, stderr=subprocess.STDOUT)
+        out.seek(0)
+        text = out.read()
+    if code is None:
         raise errors.PreconditionFailed(f"fence command did not finish within {timeout:.0f} s: "
                                         f"{host.name} is not known fenced; nothing changed in the cloud")
-    if proc.returncode != 0:
-        last = next((line for line in reversed((proc.stderr or proc.stdout or "").splitlines()) if line.strip()), "")
+    if code != 0:
+        last = next((line for line in reversed(text.splitlines()) if line.strip()), "")
         raise errors.PreconditionFailed(
-            f"fence command exited {proc.returncode}" + (f" ({last.strip()[:200]})" if last else "")
+            f"fence command exited {code}" + (f" ({last.strip()[:200]})" if last else "")
             + f": {host.name} is not known fenced; nothing changed in the cloud")
     return "fence command exited 0"
 

@@ -151,6 +151,9 @@ def test_failing_hook_stops_campaign_and_leaves_host_disabled_with_reason(journa
     assert rep.exit_code == errors.EXIT_FAILED and "stop-loss" in rep.summary
     c2 = f.services["c2"]
     assert not c2.enabled and "FAILED hook" in c2.disabled_reason and rep.run_id in c2.disabled_reason
+    # every admin of the cloud reads the reason: no local path in it; the report keeps the log
+    assert "/" not in c2.disabled_reason and ".log" not in c2.disabled_reason
+    assert "c2.hook.log" in next(r for r in rep.results if r.host == "c2").detail
     assert f.services["c1"].enabled and not any(m["source"] == "c1" for m in f.migrations)   # untouched
     failed = next(r for r in rep.results if r.host == "c2")
     assert failed.hook_exit == 1 and failed.log and open(failed.log).read().startswith("# ")

@@ -796,3 +796,29 @@ def test_unfence_waits_for_placement_to_drop_the_disabled_trait_before_moving_ba
     nova.provider_traits = traits
     rep = unfence(nova, "c3", journal=journal, move_back=True, wait=5, **fast())
     assert rep.ok and seen["n"] == 4 and rep.count("moved") == 2
+
+
+def test_fence_command_is_killed_whole_on_timeout_and_gets_no_secrets(journal, tmp_path, monkeypatch):
+    nova = FakeNova()
+    nova.add("a", "c3")
+    nova.silent = {"c3"}
+    child = tmp_path / "child.pid"
+    monkeypatch.setenv("OS_PASSWORD", "hunter2")
+    with pytest.raises(errors.PreconditionFailed, match="did not finish within 1 s"):
+        evacuate(nova, "c3", journal=journal, fence_timeout=1,
+                 fence_cmd=f"sleep 60 & echo $! > {child}; wait", **fast())
+    import os
+    import time
+    pid = int(child.read_text())
+    for _ in range(50):                      # the shell's child went with the group
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the fence command's child outlived its timeout")
+    assert not nova.services["c3"].forced_down
+    seen = tmp_path / "env"
+    evacuate(nova, "c3", journal=journal, fence_cmd=f"env > {seen}", **fast())
+    assert "hunter2" not in seen.read_text() and "NOVAMOVE_HOST=c3" in seen.read_text()
