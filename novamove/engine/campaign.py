@@ -725,7 +725,7 @@ class Campaign:
             log = self.rundir / f"{o.host}.check.log"
             with open(log, "ab") as fh:
                 # Its own process group, killed whole on timeout (not only the shell).
-                code, _ = run_in_group(self.o.check, self._env(o.host), self.o.check_timeout,
+                code = run_in_group(self.o.check, self._env(o.host), self.o.check_timeout,
                                        stdout=fh, stderr=subprocess.STDOUT)
                 r.check_exit = -1 if code is None else code
             self.journal.note(self.run_id, EV_CHECK, o.host, exit=r.check_exit, log=str(log))

@@ -35,16 +35,16 @@ def command_env(extra: Mapping[str, str], base: Optional[Mapping[str, str]] = No
 
 
 def run_in_group(cmd: str, env: Mapping[str, str], timeout: float, stdout=None,
-                 stderr=None) -> tuple[Optional[int], int]:
+                 stderr=None) -> Optional[int]:
     """Run `cmd` (shell) in a process group of its own; on timeout the whole group is killed
     (TERM, then KILL), not only the shell, so a `sleep` or `ssh` under it cannot outlive it.
-    Returns (exit code or None when it timed out, pid)."""
+    Returns the exit code, or None when it timed out."""
     import signal
     import subprocess
     proc = subprocess.Popen(cmd, shell=True, env=dict(env), stdout=stdout, stderr=stderr,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     try:
-        return proc.wait(timeout=timeout), proc.pid
+        return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         kill_group(proc.pid, signal.SIGTERM)
         try:
@@ -52,7 +52,7 @@ def run_in_group(cmd: str, env: Mapping[str, str], timeout: float, stdout=None,
         except subprocess.TimeoutExpired:
             kill_group(proc.pid, signal.SIGKILL)
             proc.wait()
-        return None, proc.pid
+        return None
 
 
 def kill_group(pid: int, sig: int) -> None:
@@ -88,9 +88,10 @@ def validate_command(cmd: Optional[str], option: str) -> None:
         why = next((ln for ln in reversed(check.stderr.splitlines()) if ln.strip()), "syntax error")
         raise errors.UsageError(f"{option}: sh rejects the command: {why.strip()[:200]}")
     try:
-        first = shlex.split(cmd, comments=True)[0] if shlex.split(cmd, comments=True) else ""
+        words = shlex.split(cmd, comments=True)
     except ValueError:
-        first = ""
+        words = []
+    first = words[0] if words else ""
     if "/" in first and "=" not in first:
         path = os.path.expanduser(first)
         if not os.path.exists(path):

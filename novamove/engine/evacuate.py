@@ -668,7 +668,7 @@ def run_fence(cmd: str, host: Host, timeout: float = FENCE_TIMEOUT) -> str:
     import tempfile
     env = command_env({"NOVAMOVE_HOST": host.name, "NOVAMOVE_HYPERVISOR": host.hypervisor_hostname or host.name})
     with tempfile.TemporaryFile(mode="w+") as out:
-        code, _ = run_in_group(cmd, env, timeout, stdout=out, stderr=subprocess.STDOUT)
+        code = run_in_group(cmd, env, timeout, stdout=out, stderr=subprocess.STDOUT)
         out.seek(0)
         text = out.read()
     if code is None:
@@ -851,8 +851,9 @@ def evacuate(cloud: Any, host: str, *, journal: Any, targets: Sequence[str] = ()
             say(f"{name}: {report.fence}")
             # An exit 0 proves nothing while the compute keeps reporting (wrong host, a BMC that
             # lied): nothing in the cloud is changed until it is quiet.
-            report.fence += "; " + prove_quiet(cloud, name, quiet_period, **quiet)
-            say(f"{name}: {report.fence}")
+            quiet_note = prove_quiet(cloud, name, quiet_period, **quiet)
+            report.fence += "; " + quiet_note
+            say(f"{name}: {quiet_note}")
         report.service, changed = _fence_service(cloud, journal, run_id, name, reason, say)
         _settle_service_intents(cloud, journal, previous, name)
         report.changed = report.changed or changed
