@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Collection, Optional, Sequence
 
 from novamove import errors
-from novamove.engine import lifecycle
+from novamove.engine import events, lifecycle
 from novamove.model import COLD, LIVE, Migration, Server, Service
 from novamove.planner import COLD_STATUSES, LIVE_STATUSES, DrainPlan, DrainStep, move_mode, plan_to_dict
 from novamove.engine.runner import IN_FLIGHT, NOT_STARTED, CappedRunner
@@ -33,30 +33,26 @@ log = logging.getLogger("novamove.drain")
 POLL_INTERVAL = 0.5
 REASON_PATIENCE = lifecycle.REASON_PATIENCE   # kept for importers; the rule is lifecycle's
 
-DRAIN_VERB = "drain"
-UNDRAIN_VERB = "undrain"
+DRAIN_VERB = events.VERB_DRAIN
+UNDRAIN_VERB = events.VERB_UNDRAIN
 
 # Journal event kinds of the drain engine (its own, so that recovery code written for single
 # moves does not mistake a drained host's disabled service for a temporary isolation toggle).
-EV_PLAN = "drain.plan"
-EV_DISABLE = "drain.disable"
-EV_ENABLE = "drain.enable"
-EV_MOVE = "drain.move"
-EV_CONFIRM = "drain.confirm"
-EV_ABORT = "drain.abort"
-EV_REVERT = "drain.revert"
+EV_PLAN = events.DRAIN_PLAN
+EV_DISABLE = events.DRAIN_DISABLE
+EV_ENABLE = events.DRAIN_ENABLE
+EV_MOVE = events.DRAIN_MOVE
+EV_CONFIRM = events.DRAIN_CONFIRM
+EV_ABORT = events.DRAIN_ABORT
+EV_REVERT = events.DRAIN_REVERT
 
 ON_INTERRUPT = ("finish", "abort")
 
 # Step outcomes in reports.
-MOVED = "moved"
-SKIPPED = "skipped"
-FAILED = "failed"
-ABORTED = "aborted"            # stopped on purpose (Ctrl-C with --on-interrupt abort): still on source
-GONE = "gone"                  # deleted while the drain ran (by its owner): nothing left to move
+MOVED, SKIPPED, FAILED, ABORTED, GONE = events.MOVED, events.SKIPPED, events.FAILED, events.ABORTED, events.GONE
 # Not final: the step could not start for a reason that passes (its destination disabled for a
 # moment, the server busy); the drain plans it again with fresh facts while its patience lasts.
-RETRY = "retry"
+RETRY = events.RETRY
 
 # How long a drain keeps re-planning servers whose steps could not start for a passing reason
 # (a destination disabled for an isolate window, a task state) before it reports them left.

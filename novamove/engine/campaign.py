@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from novamove import errors
+from novamove.engine import events
 from novamove.engine.poll import poll_until
 from novamove.engine.runner import install_stop_signals
 from novamove.engine import drain as drains
@@ -43,28 +44,24 @@ from novamove.model import Service
 from novamove.planner import CloudState, move_mode, plan_drain
 from novamove.strategies.isolate import reason_run_id, tagged_reason
 
-VERB = "maintain"
+VERB = events.VERB_MAINTAIN
 
-EV_CAMPAIGN = "maintain.campaign"   # note: the campaign's options and ordered hosts
-EV_HOST = "maintain.host"           # note: a host's outcome (done | failed | skipped | refused | interrupted)
-EV_DISABLE = "maintain.disable"     # intent/done
-EV_DRAIN = "maintain.drain"         # note: the drain run and its verdict
-EV_STOP = "maintain.stop"           # intent/done, per server
-EV_HOOK = "maintain.hook"           # intent (started) -> done (exit 0) | failed (exit code, timeout)
-EV_GATE = "maintain.gate"           # note
-EV_CHECK = "maintain.check"         # note
-EV_START = "maintain.start"         # intent/done, per server
-EV_ENABLE = "maintain.enable"       # intent/done
-EV_REASON = "maintain.reason"       # intent/done: a failed host's disabled reason says why
-EV_BACK = "maintain.back"           # note: the move-back (undrain) run
+EV_CAMPAIGN = events.MAINTAIN_CAMPAIGN
+EV_HOST = events.MAINTAIN_HOST
+EV_DISABLE = events.MAINTAIN_DISABLE
+EV_DRAIN = events.MAINTAIN_DRAIN
+EV_STOP = events.MAINTAIN_STOP
+EV_HOOK = events.MAINTAIN_HOOK
+EV_GATE = events.MAINTAIN_GATE
+EV_CHECK = events.MAINTAIN_CHECK
+EV_START = events.MAINTAIN_START
+EV_ENABLE = events.MAINTAIN_ENABLE
+EV_REASON = events.MAINTAIN_REASON
+EV_BACK = events.MAINTAIN_BACK
 
 # Host outcomes.
-DONE = "done"
-FAILED = "failed"
-SKIPPED = "skipped"        # not serviced (skip-tagged server, disabled by someone else, down...)
-REFUSED = "refused"        # N+K or group budget cannot be met: nothing changed on it
-NOT_STARTED = "not-started"
-INTERRUPTED = "interrupted"
+DONE, FAILED, SKIPPED, REFUSED = events.HOST_DONE, events.HOST_FAILED, events.HOST_SKIPPED, events.HOST_REFUSED
+NOT_STARTED, INTERRUPTED = events.HOST_NOT_STARTED, events.HOST_INTERRUPTED
 
 HOOK_TIMEOUT = 3600.0
 GATE_TIMEOUT = 900.0

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Callable, Optional
 
 from novamove import errors
-from novamove.engine import tags
+from novamove.engine import events, tags
 from novamove.engine.batch import DRAIN_VERB, EV_DISABLE, DrainPlan
 from novamove.engine.journal import run_alive
 from novamove.engine.poll import poll_until
@@ -33,7 +33,7 @@ def is_our_drain_reason(disabled_reason: Optional[str]) -> bool:
 ISOLATION_WAIT = 90.0
 # Pause before reading a tag back (the other writer's PUT, if any, lands meanwhile).
 READ_BACK_PAUSE = 1.0
-EV_LEASE = "drain.lease"
+EV_LEASE = events.DRAIN_LEASE
 
 
 def _refuse_down_sources(plan: DrainPlan, services: dict[str, Service]) -> None:
@@ -131,7 +131,7 @@ def _disable_sources(cloud: Any, journal: Any, run_id: str, plan: DrainPlan,
                 break
             # Someone wrote after us: another drain (refused above on the next pass), an
             # isolation window (waited out), a person (left alone), or it is enabled again.
-            journal.note(run_id, "drain.lost_race", name, found=now.disabled_reason, status=now.status)
+            journal.note(run_id, events.DRAIN_LOST_RACE, name, found=now.disabled_reason, status=now.status)
         else:
             raise errors.PreconditionFailed(f"could not disable {name}: its status kept changing under "
                                             "novamove (another operator at work?); nothing else was changed")

@@ -55,6 +55,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional, Sequence
 
 from novamove import errors
+from novamove.engine import events
 from novamove.engine.batch import EV_MOVE, BatchRunner, StepResult
 from novamove.engine.drain import gather_state, resolve_hosts
 from novamove.engine.commands import command_env, run_in_group, validate_command
@@ -67,17 +68,16 @@ from novamove.strategies.isolate import reason_run_id, tagged_reason
 
 log = logging.getLogger("novamove.evacuate")
 
-EVACUATE_VERB = "evacuate"
-UNFENCE_VERB = "unfence"
+EVACUATE_VERB = events.VERB_EVACUATE
+UNFENCE_VERB = events.VERB_UNFENCE
 
-# Journal event kinds.
-EV_PLAN = "evacuate.plan"              # note: the plan and the options (recover reruns with them)
-EV_FENCE = "evacuate.fence"            # the fence command (intent before it runs)
-EV_FORCE_DOWN = "evacuate.force-down"  # service forced_down=true
-EV_DISABLE = "evacuate.disable"        # service disabled with our tag
-EV_EVACUATE = "evacuate.server"        # one server's evacuate POST
-EV_FORCE_UP = "unfence.force-up"       # service forced_down=false
-EV_ENABLE = "unfence.enable"           # service enabled (only with our tag on it)
+EV_PLAN = events.EVACUATE_PLAN
+EV_FENCE = events.EVACUATE_FENCE
+EV_FORCE_DOWN = events.EVACUATE_FORCE_DOWN
+EV_DISABLE = events.EVACUATE_DISABLE
+EV_EVACUATE = events.EVACUATE_SERVER
+EV_FORCE_UP = events.UNFENCE_FORCE_UP
+EV_ENABLE = events.UNFENCE_ENABLE
 
 SKIP_TAG = "novamove:maintenance=skip"
 POWER_POLICIES = ("restore", "stopped")
@@ -101,12 +101,12 @@ EVAC_FAILED = frozenset({"failed", "error", "cancelled"})
 EVAC_NOT_CLEANED = frozenset({"accepted", "pre-migrating", "done"})
 
 # Step outcomes.
-EVACUATED = "evacuated"
-SKIPPED = "skipped"            # on purpose: tagged skip
-UNPLACED = "not-evacuated"     # cannot be evacuated or placed: the server stays down
-FAILED = "failed"
-PLANNED = "planned"
-MOVED = "moved"                # unfence --move-back
+EVACUATED = events.EVACUATED
+SKIPPED = events.SKIPPED       # on purpose: tagged skip
+UNPLACED = events.UNPLACED     # cannot be evacuated or placed: the server stays down
+FAILED = events.FAILED
+PLANNED = events.PLANNED
+MOVED = events.MOVED           # unfence --move-back
 SKEW_MARGIN = timedelta(minutes=10)
 
 

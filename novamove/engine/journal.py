@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from novamove import requestids
-from novamove.engine import faults
+from novamove.engine import events, faults
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -52,7 +52,7 @@ CREATE INDEX IF NOT EXISTS events_run ON events(run_id);
 """
 
 # Run statuses that mean "this run is over and left nothing behind on purpose".
-FINAL = {"ok", "failed", "noop", "recovered", "checked"}
+FINAL = events.FINAL
 
 
 def default_path() -> Path:
@@ -196,7 +196,7 @@ class Journal:
         change done (or failed with the error, which is re-raised). The one way novamove
         changes the cloud: a change without its journal entry cannot be written.
 
-            with journal.change(run_id, "service.disable", host, service_id=sid) as change:
+            with journal.change(run_id, events.SERVICE_DISABLE, host, service_id=sid) as change:
                 cloud.disable_service(service, reason)
                 change.record(request_id=...)
 

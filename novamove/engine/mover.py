@@ -8,6 +8,7 @@ import math
 import time
 from typing import Any, Callable, Optional
 
+from novamove.engine import events
 from novamove import errors, strategies
 from novamove.engine import checks
 from novamove.engine.poll import poll_until
@@ -219,7 +220,7 @@ def _accepted(journal: Journal, ctx: MoveContext, common: dict[str, Any], finish
 
 
 def _disabled_hosts(journal: Journal, run_id: str) -> list[str]:
-    return [e.target for e in journal.events(run_id) if e.kind == "service.disable" and e.state == "done"]
+    return [e.target for e in journal.events(run_id) if e.kind == events.SERVICE_DISABLE and e.state == "done"]
 
 
 # ----------------------------------------------------------------------------- wait

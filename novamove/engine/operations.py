@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from novamove.engine import events
 from novamove import errors
 from novamove.cloud.adapter import new_run_id
 from novamove.engine.journal import Journal
@@ -35,7 +36,7 @@ def _act(cloud, journal: Journal, server_ref: str, verb: str, action, *,
     run_id = new_run_id()
     journal.start_run(run_id, verb, cloud=cloud.cloud_name, server_id=server.id, server_name=server.name,
                       source=server.host)
-    kind = {"abort": "migration.abort", "force-complete": "migration.force_complete"}.get(verb, f"server.{verb}")
+    kind = {"abort": events.MIGRATION_ABORT, "force-complete": events.MIGRATION_FORCE_COMPLETE}.get(verb, f"server.{verb}")
     try:
         with journal.change(run_id, kind, target_id):
             action(server, target_id)

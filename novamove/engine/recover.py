@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from novamove.engine import events
 from novamove import errors
 from novamove.engine.journal import Journal, run_alive
 from novamove.engine.poll import poll_until
@@ -27,18 +28,18 @@ CONFIRM_SECONDS = 120.0
 MOVE_VERBS = {"migrate", "back", "abort", "force-complete", "confirm", "revert"}
 
 
-def services_left_disabled(events) -> list[Service]:
+def services_left_disabled(evs) -> list[Service]:
     """Services a run disabled (or may have: intent without outcome) and did not re-enable."""
     pending: dict[str, Service] = {}
-    for e in events:
+    for e in evs:
         sid = e.data.get("service_id")
         if not sid:
             continue
         # A disable marked failed may still have been applied (the answer was lost): restore
         # checks the tag in the cloud before touching anything, so looking costs nothing.
-        if e.kind == "service.disable" and e.state in ("intent", "done", "failed"):
+        if e.kind == events.SERVICE_DISABLE and e.state in ("intent", "done", "failed"):
             pending[sid] = Service(id=sid, host=e.target or "?")
-        elif e.kind == "service.enable" and e.state == "done":
+        elif e.kind == events.SERVICE_ENABLE and e.state == "done":
             pending.pop(sid, None)
     return list(pending.values())
 
@@ -48,8 +49,8 @@ def recover_run(cloud, journal: Journal, run: dict, *, confirm: bool = True) -> 
     report: dict = {"run_id": run_id, "verb": run["verb"], "server": run.get("server_name"),
                     "status_before": run["status"], "services_enabled": [], "services_left": [],
                     "server_action": None, "in_flight": [], "notes": []}
-    events = journal.events(run_id)
-    pending = services_left_disabled(events)
+    evs = journal.events(run_id)
+    pending = services_left_disabled(evs)
     if pending:
         report["services_enabled"] = restore_services(cloud, journal, run_id, pending,
                                                       left=report["services_left"])
@@ -65,7 +66,7 @@ def recover_run(cloud, journal: Journal, run: dict, *, confirm: bool = True) -> 
             if server.status == "VERIFY_RESIZE" and not server.task_state:
                 if confirm and server.host == run.get("dest"):
                     try:
-                        with journal.change(run_id, "server.confirm", server_id, by="recover"):
+                        with journal.change(run_id, events.SERVER_CONFIRM, server_id, by="recover"):
                             cloud.confirm_resize(server_id)
                     except errors.NovamoveError as exc:
                         # A lost answer may hide a confirmation that went through: read back.
@@ -110,14 +111,14 @@ def _settled(cloud, server_id: str, timeout: float = CONFIRM_SECONDS):
 def unsettled(journal: Journal, run: dict) -> bool:
     """Whether a finished run may have left a change behind: a service it disabled and did not
     re-enable, or a cold move it requested and neither confirmed nor reverted."""
-    events = journal.events(run["id"])
-    if services_left_disabled(events):
+    evs = journal.events(run["id"])
+    if services_left_disabled(evs):
         return True
     if run["status"] != "failed":
         return False
-    asked = any(e.kind == "server.migrate" and e.data.get("mode") == "cold" and e.state in ("done", "failed")
-                for e in events)
-    settled = any(e.kind in ("server.confirm", "server.revert") and e.state == "done" for e in events)
+    asked = any(e.kind == events.SERVER_MIGRATE and e.data.get("mode") == "cold" and e.state in ("done", "failed")
+                for e in evs)
+    settled = any(e.kind in (events.SERVER_CONFIRM, events.SERVER_REVERT) and e.state == "done" for e in evs)
     return asked and not settled
 
 
@@ -214,10 +215,10 @@ def _break_lock(cloud, journal: Journal, run_id: str) -> dict:
                       mode="break-lock")
     services = [s for s in cloud.list_compute_services()
                 if not s.enabled and reason_run_id(s.disabled_reason) == run_id]
-    journal.note(own, "lock.break", run_id, services=[s.host for s in services])
+    journal.note(own, events.LOCK_BREAK, run_id, services=[s.host for s in services])
     enabled = []
     for svc in services:
-        with journal.change(own, "service.enable", svc.host, service_id=svc.id, broke_lock_of=run_id):
+        with journal.change(own, events.SERVICE_ENABLE, svc.host, service_id=svc.id, broke_lock_of=run_id):
             cloud.enable_service(svc)
         enabled.append(svc.host)
     summary = (f"broke run {run_id}'s lock: re-enabled {', '.join(enabled)}" if enabled

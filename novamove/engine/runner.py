@@ -15,10 +15,11 @@ import statistics
 import threading
 from typing import Any, Callable, Optional
 
+from novamove.engine import events
 from novamove.retry import patiently
 
-NOT_STARTED = "not-started"    # interrupted before its turn
-IN_FLIGHT = "in-flight"        # left running by a hard exit: `novamove recover` / rerun picks it up
+NOT_STARTED = events.NOT_STARTED    # interrupted before its turn
+IN_FLIGHT = events.IN_FLIGHT        # left running by a hard exit: `novamove recover` / rerun picks it up
 
 # Polling when a move is due. Once some steps have finished, a runner knows how long one takes
 # here (the median of them); when an in-flight step reaches DUE_FRACTION of that, it polls every

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Optional
 
+from novamove.engine import events
 from novamove import errors
 from novamove.model import COLD, LIVE, Migration, Server
 from novamove.engine.poll import poll_until
@@ -190,7 +191,7 @@ class MoveWatcher:
     def _send_confirm(self, server: Server, migration: Migration) -> None:
         ctx = self.ctx
         try:
-            with ctx.journal.change(ctx.run_id, "server.confirm", server.id, migration=migration.id):
+            with ctx.journal.change(ctx.run_id, events.SERVER_CONFIRM, server.id, migration=migration.id):
                 self.cloud.confirm_resize(server.id)
         except errors.NovamoveError as exc:
             if not (errors.is_ambiguous(exc) or isinstance(exc, errors.PreconditionFailed)):
@@ -206,7 +207,7 @@ class MoveWatcher:
         wrong = server.host
         text = f"Nova put {server.name} on {wrong}, not on {ctx.target.name}"
         if ctx.mode == COLD and server.status == "VERIFY_RESIZE":
-            with ctx.journal.change(ctx.run_id, "server.revert", server.id, migration=migration.id,
+            with ctx.journal.change(ctx.run_id, events.SERVER_REVERT, server.id, migration=migration.id,
                                     why="wrong host"):
                 self.cloud.revert_resize(server.id)
             ctx.sleep(ctx.poll_interval)
@@ -262,14 +263,14 @@ class MoveWatcher:
                 if self.force_waited <= SETTLE_SECONDS:
                     self.deadline = ctx.clock() + ctx.poll_interval
                     return None
-            with ctx.journal.change(ctx.run_id, "migration.force_complete", migration.id):
+            with ctx.journal.change(ctx.run_id, events.MIGRATION_FORCE_COMPLETE, migration.id):
                 self.cloud.force_complete_migration(server.id, migration.id)
             self.forced = True
             self.deadline = ctx.clock() + max(ctx.timeout, SETTLE_SECONDS)
             return None
         if self.on_timeout == "abort":
             try:
-                with ctx.journal.change(ctx.run_id, "migration.abort", migration.id):
+                with ctx.journal.change(ctx.run_id, events.MIGRATION_ABORT, migration.id):
                     self.cloud.abort_migration(server.id, migration.id)
             except errors.NovamoveError as exc:
                 return Outcome(False, server, migration, exit_code=errors.EXIT_TIMEOUT,

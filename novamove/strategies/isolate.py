@@ -13,6 +13,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Iterable, Optional
 
+from novamove.engine import events
 from novamove import errors
 from novamove.model import Host, Service
 from novamove.retry import patiently
@@ -86,7 +87,7 @@ def restore_services(cloud, journal, run_id: str, disabled: list[Service],
         if reason_run_id(now.disabled_reason) != run_id:
             if left is not None:
                 left.append(service.host)
-            journal.note(run_id, "service.left", service.host, status=now.status,
+            journal.note(run_id, events.SERVICE_LEFT, service.host, status=now.status,
                          disabled_reason=now.disabled_reason,
                          why="disabled by someone else after novamove disabled it")
             continue
@@ -95,7 +96,7 @@ def restore_services(cloud, journal, run_id: str, disabled: list[Service],
 
     def enable(service: Service):
         def call() -> None:
-            with journal.change(run_id, "service.enable", service.host, service_id=service.id):
+            with journal.change(run_id, events.SERVICE_ENABLE, service.host, service_id=service.id):
                 patiently(lambda: cloud.enable_service(service), f"re-enabling {service.host}")
             enabled.append(service.host)
         return call
@@ -130,7 +131,7 @@ class DisableOthers(Step):
 
         def disable(service: Service):
             def call() -> None:
-                with ctx.journal.change(ctx.run_id, "service.disable", service.host,
+                with ctx.journal.change(ctx.run_id, events.SERVICE_DISABLE, service.host,
                                         service_id=service.id, previous_status=service.status,
                                         previous_reason=service.disabled_reason, reason=reason):
                     # Recorded before the call: if the PUT lands but its answer is lost,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from novamove.engine import events
 from novamove import errors
 from novamove.model import LIVE, Migration
 from novamove.strategies.base import MoveContext, Step
@@ -28,7 +29,7 @@ class RequestMove(Step):
 
     def execute(self, ctx: MoveContext) -> None:
         try:
-            with ctx.journal.change(ctx.run_id, "server.migrate", ctx.server.id, mode=ctx.mode,
+            with ctx.journal.change(ctx.run_id, events.SERVER_MIGRATE, ctx.server.id, mode=ctx.mode,
                                     host=self.host, dest=ctx.target.name, source=ctx.server.host):
                 if ctx.mode == LIVE:
                     ctx.cloud.live_migrate_server(ctx.server.id, host=self.host)
@@ -89,7 +90,7 @@ class WaitScheduled(Step):
             if ctx.disabled and ctx.clock() - asked > ctx.schedule_timeout:
                 # The isolation window closes at its own deadline; the move, if Nova still
                 # carries it out, is watched and judged like any other (a wrong host included).
-                ctx.journal.note(ctx.run_id, "migration.schedule_timeout", ctx.server.id,
+                ctx.journal.note(ctx.run_id, events.MIGRATION_SCHEDULE_TIMEOUT, ctx.server.id,
                                  seconds=round(ctx.clock() - asked, 2),
                                  status=migration.status if migration else None)
                 self._observe(ctx, migration)
@@ -107,7 +108,7 @@ class WaitScheduled(Step):
             ctx.sleep(ctx.schedule_poll_interval)
         ctx.scheduled = bool(ctx.migration.dest_host) and not ctx.migration.failed
         self._observe(ctx, ctx.migration)
-        ctx.journal.note(ctx.run_id, "migration.scheduled", ctx.migration.id,
+        ctx.journal.note(ctx.run_id, events.MIGRATION_SCHEDULED, ctx.migration.id,
                          dest=ctx.migration.dest_host, status=ctx.migration.status,
                          seconds=round(ctx.clock() - asked, 2))
 

@@ -1,0 +1,102 @@
+"""The run frame: one run's life in the journal, for every verb.
+
+A verb opens a frame; the frame starts the run (id, verb, process, start time), counts its
+requests and time, and, however the block ends, finishes the run exactly once:
+
+- normal end: "ok", "failed" or "interrupted" from the report the verb filled in, and the earlier
+  runs this one continued (`frame.continues`) are marked "recovered";
+- a second Ctrl-C (KeyboardInterrupt): "interrupted", the report's summary kept;
+- any other exception: "failed" with the error (what the run changed stays journaled for
+  `novamove recover` or a rerun).
+
+So "started and finished by hand" exists in one place, and a verb cannot forget either.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Callable, Optional
+
+from novamove.engine import events
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def requests_made(cloud: Any) -> int:
+    """Requests the adapter has sent so far (0 for fakes that do not count)."""
+    counter = getattr(cloud, "requests", None)
+    return int(getattr(counter, "count", 0) or 0) if counter is not None else 0
+
+
+class RunFrame:
+    """`with RunFrame(journal, verb, cloud=cloud, source=...) as frame:` ... `frame.report = r`.
+
+    `report` is any object with `summary`, `ok` and `interrupted` (and, when it has them,
+    `api_requests` and `elapsed_seconds`, filled in at the end)."""
+
+    def __init__(self, journal: Any, verb: str, *, cloud: Any, run_id: Optional[str] = None,
+                 report: Any = None, interrupt_error: Optional[str] = None,
+                 clock: Callable[[], float] = time.monotonic, **fields: Any) -> None:
+        self.journal, self.verb, self.cloud = journal, verb, cloud
+        self.run_id = run_id or new_run_id()
+        self.report = report
+        self.fields = fields
+        self.interrupt_error = interrupt_error
+        self.clock = clock
+        self.continues: list[str] = []      # earlier runs this one finishes (marked recovered)
+        self.on_exit: list[Callable[[], None]] = []   # e.g. a lease's release
+        self.status: Optional[str] = None
+        self.t0 = clock()
+        self.requests0 = requests_made(cloud)
+
+    def __enter__(self) -> "RunFrame":
+        self.journal.start_run(self.run_id, self.verb, cloud=getattr(self.cloud, "cloud_name", None),
+                               **self.fields)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            for release in self.on_exit:
+                release()
+        finally:
+            if exc_type is None:
+                self._finish_normally()
+            elif issubclass(exc_type, KeyboardInterrupt):
+                self._finish(events.RUN_INTERRUPTED, error=self.interrupt_error)
+            else:
+                self._finish(events.RUN_FAILED, error=str(exc)[:500])
+        return False
+
+    @property
+    def elapsed(self) -> float:
+        return self.clock() - self.t0
+
+    def _finish_normally(self) -> None:
+        r = self.report
+        if r is not None:
+            if hasattr(r, "api_requests"):
+                r.api_requests = requests_made(self.cloud) - self.requests0
+            if hasattr(r, "elapsed_seconds"):
+                r.elapsed_seconds = self.elapsed
+        self._finish(run_status(r))
+        for earlier in dict.fromkeys(self.continues):
+            if earlier != self.run_id:
+                self.journal.finish_run(earlier, events.RUN_RECOVERED,
+                                        summary=f"continued by {self.verb} run {self.run_id}")
+
+    def _finish(self, status: str, error: Optional[str] = None) -> None:
+        self.status = status
+        summary = getattr(self.report, "summary", None) if self.report is not None else None
+        self.journal.finish_run(self.run_id, status, summary=summary, error=error)
+
+
+def run_status(report: Any) -> str:
+    """The journal status of a run that ended normally: interrupted, ok or failed."""
+    if report is None:
+        return events.RUN_OK
+    if getattr(report, "interrupted", False):
+        return events.RUN_INTERRUPTED
+    return events.RUN_OK if report.ok else events.RUN_FAILED
