@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Collection, Iterable, Mapping, Optional, Sequence
@@ -44,6 +43,7 @@ from novamove.engine.claim import (  # noqa: F401
     EV_LEASE, ISOLATION_WAIT, READ_BACK_PAUSE, _Lease, _dead_drains, _disable_sources, _refuse_concurrent_drain,
     _refuse_down_sources, _unfinished_drains, drain_reason, is_our_drain_reason)
 from novamove.engine.journal import FINAL  # noqa: F401
+from novamove.engine.frame import RunFrame
 from novamove.engine.resolve import pick_host
 from novamove.model import LIVE, Host, Resources, Server  # noqa: F401
 from novamove.planner import CloudState, DrainPlan, DrainStep, move_mode, plan_drain, plan_to_dict
@@ -193,111 +193,96 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
     source_key = ",".join(plan.sources)
     _refuse_concurrent_drain(journal, source_key)
     previous = _unfinished_drains(journal, source_key)
-    run_id = uuid.uuid4().hex[:12]
-    journal.start_run(run_id, DRAIN_VERB, cloud=getattr(cloud, "cloud_name", None), source=source_key,
-                      mode=plan.mode, strategy="native")
-    report = BatchReport(verb, list(plan.sources), run_id=run_id, plan=plan)
+    frame = RunFrame(journal, DRAIN_VERB, cloud=cloud, source=source_key, mode=plan.mode, strategy="native",
+                     interrupt_error="left by a second Ctrl-C with moves in flight", t0=t0, requests0=requests0)
+    run_id = frame.run_id
+    report = frame.report = BatchReport(verb, list(plan.sources), run_id=run_id, plan=plan)
     rounds = _Rounds()
     lease = _Lease(cloud, journal, run_id, plan, say, clock)
+    frame.on_exit.append(lease.release)
     started = clock()
 
     def tick(runner: Optional[BatchRunner]) -> None:
         if status is not None:
             status(batch_progress(verb, plan.sources, rounds.results, runner, clock() - started))
-    try:
-        report.service, report.changed = _disable_sources(
-            cloud, journal, run_id, plan, say, own_runs={run_id} | {r["id"] for r in previous},
-            sleep=sleep, clock=clock)
-        if replan_first:
-            plan = _replan(cloud, plan)
-            report.plan = plan
-        _pin(plan, keep, modes)
-        journal.note(run_id, EV_PLAN, source_key, plan=plan_to_dict(plan), via=verb,
-                     continues=[r["id"] for r in previous])
-        since = _since(min([r["started_at"] for r in previous], default=None))
-        adopted, done_before = _adopt_leftovers(cloud, journal, previous, say, clock)
-        rounds.add(done_before)
-        done_ids = {r.server_id for r in done_before} | {a.step.server_id for a in adopted}
-        steps = [s for s in plan.steps if s.server_id not in done_ids]
-        patience_ends = clock() + replan_patience
-        # Destinations Nova refused for a server in this drain: its next plan avoids them.
-        refused: dict[str, set[str]] = {}
-        while True:
-            runner = BatchRunner(cloud, journal, run_id, steps, max_parallel=plan.max_parallel,
-                                 max_per_host=plan.max_per_host, on_interrupt=on_interrupt,
-                                 poll_interval=poll_interval, step_timeout=step_timeout,
-                                 since=since, adapt_mode=plan.mode == "auto", adopted=adopted,
-                                 progress=say, heartbeat=lease, pinned=modes, on_tick=tick,
-                                 **runner_kwargs)
-            adopted = ()
-            try:
-                rounds.add(runner.run())
-            finally:
-                rounds.interrupted = rounds.interrupted or runner.interrupted
-                rounds.peak_in_flight = max(rounds.peak_in_flight, runner.peak_in_flight)
-                rounds.actions += runner.actions
-                report.results = rounds.ordered()
-                report.interrupted = rounds.interrupted
-                report.peak_in_flight = rounds.peak_in_flight
-                report.changed = report.changed or rounds.actions > 0
-            if lease.lost_to:
-                raise errors.PreconditionFailed(
-                    f"novamove run {lease.lost_to} took {source_key} over while this drain ran; this "
-                    "one stopped after its moves in flight")
-            if rounds.interrupted:
-                break
-            # Read the source back: what is still there decides the next round and the verdict.
-            remaining = [srv for name in plan.sources for srv in cloud.list_servers_on_host(name)]
-            for r in rounds.results.values():
-                if _refused_destination(r):
-                    refused.setdefault(r.server_id, set()).add(r.dest)
-            again = [srv for srv in remaining if srv.id not in keep
-                     and _worth_another_round(srv, rounds.results.get(srv.id), modes.get(srv.id, plan.mode),
-                                              refused.get(srv.id, ()))]
-            if not again or clock() >= patience_ends:
-                break
-            say(f"{len(again)} server(s) still on {source_key} to move: planning them again")
-            sleep(REPLAN_PAUSE)
-            fresh = _replan(cloud, plan, avoid=refused)
-            _pin(fresh, keep, modes)
-            wanted = {srv.id for srv in again}
-            # A failed move with no other destination keeps its failure (not "skipped").
-            steps = [s for s in fresh.steps if s.server_id in wanted
-                     and (s.dest or getattr(rounds.results.get(s.server_id), "result", None) != FAILED)]
-            if not steps:
-                break
-            journal.note(run_id, EV_PLAN, source_key, plan=plan_to_dict(fresh), via="replan")
-        tick(None)
-        report.left = _left_on_sources(cloud, plan, rounds.results, allow_unmovable, keep, modes)
-        report.checked_empty = True
-        # What a round only postponed and no later round moved is reported as left, not as
-        # "retry" (an internal state).
-        for r in report.results:
-            if r.result == RETRY:
-                r.result = SKIPPED
-    except KeyboardInterrupt:
-        report.interrupted = True
-        lease.release()
-        journal.finish_run(run_id, "interrupted", summary=report.summary,
-                           error="left by a second Ctrl-C with moves in flight")
-        raise
-    except errors.NovamoveError as exc:
-        lease.release()
-        journal.finish_run(run_id, "failed", summary=report.summary, error=str(exc)[:500])
-        # What the drain changed stays (the host disabled, moves Nova carries on): say how to
-        # go on or give up.
-        raise type(exc)(f"{exc} - the drain of {source_key} stopped: run `novamove drain {source_key}` "
-                        f"again to continue it, or `novamove undrain {source_key}` to give up") from exc
-    except BaseException as exc:
-        journal.finish_run(run_id, "failed", summary=report.summary, error=str(exc)[:500])
-        raise
-    lease.release()
-    report.api_requests = _requests(cloud) - requests0
-    report.elapsed_seconds = time.monotonic() - t0
-    status = "interrupted" if report.interrupted else ("ok" if report.ok else "failed")
-    journal.finish_run(run_id, status, summary=report.summary)
-    for r in previous:
-        journal.finish_run(r["id"], "recovered", summary=f"continued by drain run {run_id}")
+    with frame:
+        try:
+            report.service, report.changed = _disable_sources(
+                cloud, journal, run_id, plan, say, own_runs={run_id} | {r["id"] for r in previous},
+                sleep=sleep, clock=clock)
+            if replan_first:
+                plan = _replan(cloud, plan)
+                report.plan = plan
+            _pin(plan, keep, modes)
+            journal.note(run_id, EV_PLAN, source_key, plan=plan_to_dict(plan), via=verb,
+                         continues=[r["id"] for r in previous])
+            since = _since(min([r["started_at"] for r in previous], default=None))
+            adopted, done_before = _adopt_leftovers(cloud, journal, previous, say, clock)
+            rounds.add(done_before)
+            done_ids = {r.server_id for r in done_before} | {a.step.server_id for a in adopted}
+            steps = [s for s in plan.steps if s.server_id not in done_ids]
+            patience_ends = clock() + replan_patience
+            # Destinations Nova refused for a server in this drain: its next plan avoids them.
+            refused: dict[str, set[str]] = {}
+            while True:
+                runner = BatchRunner(cloud, journal, run_id, steps, max_parallel=plan.max_parallel,
+                                     max_per_host=plan.max_per_host, on_interrupt=on_interrupt,
+                                     poll_interval=poll_interval, step_timeout=step_timeout,
+                                     since=since, adapt_mode=plan.mode == "auto", adopted=adopted,
+                                     progress=say, heartbeat=lease, pinned=modes, on_tick=tick,
+                                     **runner_kwargs)
+                adopted = ()
+                try:
+                    rounds.add(runner.run())
+                finally:
+                    rounds.interrupted = rounds.interrupted or runner.interrupted
+                    rounds.peak_in_flight = max(rounds.peak_in_flight, runner.peak_in_flight)
+                    rounds.actions += runner.actions
+                    report.results = rounds.ordered()
+                    report.interrupted = rounds.interrupted
+                    report.peak_in_flight = rounds.peak_in_flight
+                    report.changed = report.changed or rounds.actions > 0
+                if lease.lost_to:
+                    raise errors.PreconditionFailed(
+                        f"novamove run {lease.lost_to} took {source_key} over while this drain ran; this "
+                        "one stopped after its moves in flight")
+                if rounds.interrupted:
+                    break
+                # Read the source back: what is still there decides the next round and the verdict.
+                remaining = [srv for name in plan.sources for srv in cloud.list_servers_on_host(name)]
+                for r in rounds.results.values():
+                    if _refused_destination(r):
+                        refused.setdefault(r.server_id, set()).add(r.dest)
+                again = [srv for srv in remaining if srv.id not in keep
+                         and _worth_another_round(srv, rounds.results.get(srv.id), modes.get(srv.id, plan.mode),
+                                                  refused.get(srv.id, ()))]
+                if not again or clock() >= patience_ends:
+                    break
+                say(f"{len(again)} server(s) still on {source_key} to move: planning them again")
+                sleep(REPLAN_PAUSE)
+                fresh = _replan(cloud, plan, avoid=refused)
+                _pin(fresh, keep, modes)
+                wanted = {srv.id for srv in again}
+                # A failed move with no other destination keeps its failure (not "skipped").
+                steps = [s for s in fresh.steps if s.server_id in wanted
+                         and (s.dest or getattr(rounds.results.get(s.server_id), "result", None) != FAILED)]
+                if not steps:
+                    break
+                journal.note(run_id, EV_PLAN, source_key, plan=plan_to_dict(fresh), via="replan")
+            tick(None)
+            report.left = _left_on_sources(cloud, plan, rounds.results, allow_unmovable, keep, modes)
+            report.checked_empty = True
+            # What a round only postponed and no later round moved is reported as left, not as
+            # "retry" (an internal state).
+            for r in report.results:
+                if r.result == RETRY:
+                    r.result = SKIPPED
+        except errors.NovamoveError as exc:
+            # What the drain changed stays (the host disabled, moves Nova carries on): say how
+            # to go on or give up.
+            raise type(exc)(f"{exc} - the drain of {source_key} stopped: run `novamove drain {source_key}` "
+                            f"again to continue it, or `novamove undrain {source_key}` to give up") from exc
+        frame.continues = [r["id"] for r in previous]
     return report
 
 

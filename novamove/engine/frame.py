@@ -39,7 +39,8 @@ class RunFrame:
 
     def __init__(self, journal: Any, verb: str, *, cloud: Any, run_id: Optional[str] = None,
                  report: Any = None, interrupt_error: Optional[str] = None,
-                 clock: Callable[[], float] = time.monotonic, **fields: Any) -> None:
+                 clock: Callable[[], float] = time.monotonic, t0: Optional[float] = None,
+                 requests0: Optional[int] = None, **fields: Any) -> None:
         self.journal, self.verb, self.cloud = journal, verb, cloud
         self.run_id = run_id or new_run_id()
         self.report = report
@@ -49,8 +50,9 @@ class RunFrame:
         self.continues: list[str] = []      # earlier runs this one finishes (marked recovered)
         self.on_exit: list[Callable[[], None]] = []   # e.g. a lease's release
         self.status: Optional[str] = None
-        self.t0 = clock()
-        self.requests0 = requests_made(cloud)
+        # (A verb that read the cloud to plan before its run began passes when it began.)
+        self.t0 = clock() if t0 is None else t0
+        self.requests0 = requests_made(cloud) if requests0 is None else requests0
 
     def __enter__(self) -> "RunFrame":
         self.journal.start_run(self.run_id, self.verb, cloud=getattr(self.cloud, "cloud_name", None),
@@ -65,6 +67,8 @@ class RunFrame:
             if exc_type is None:
                 self._finish_normally()
             elif issubclass(exc_type, KeyboardInterrupt):
+                if self.report is not None and hasattr(self.report, "interrupted"):
+                    self.report.interrupted = True
                 self._finish(events.RUN_INTERRUPTED, error=self.interrupt_error)
             else:
                 self._finish(events.RUN_FAILED, error=str(exc)[:500])

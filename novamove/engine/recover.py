@@ -123,12 +123,13 @@ def unsettled(journal: Journal, run: dict) -> bool:
 
 
 def recover(cloud, journal: Journal, run_id: Optional[str] = None, *, confirm: bool = True,
-            break_lock: bool = False) -> list[dict]:
+            break_lock: bool = False, runner_kwargs: Optional[dict] = None) -> list[dict]:
     """Finish or undo what runs left behind. Looks at every run that did not finish, at runs
     that finished with a change unsettled, and at the cloud itself: a compute disabled with a
     novamove isolation tag whose run is over (or whose process is gone) is re-enabled.
     `break_lock` with `run_id`: re-enable the services carrying that run's tag even though
-    this journal does not know the run (it ran on another machine that is gone)."""
+    this journal does not know the run (it ran on another machine that is gone).
+    `runner_kwargs` (clock, sleep, poll_interval) go to the runs a verb continues itself."""
     if run_id:
         run = journal.get_run(run_id)
         if run is None and break_lock:
@@ -144,7 +145,7 @@ def recover(cloud, journal: Journal, run_id: Optional[str] = None, *, confirm: b
     for run in runs:
         if run["verb"] in ("evacuate", "unfence"):      # novamove.engine.evacuate finishes its own
             from novamove.engine.evacuate import recover_run as recover_evacuation
-            reports.append(recover_evacuation(cloud, journal, run))
+            reports.append(recover_evacuation(cloud, journal, run, **(runner_kwargs or {})))
             continue
         if run["verb"] == "maintain":
             # Campaigns continue from their journal: hosts done are skipped, the rest resumed.

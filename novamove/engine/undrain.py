@@ -4,7 +4,6 @@ the drain being undone."""
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any, Callable, Optional
 
 from novamove import errors
@@ -14,6 +13,7 @@ from novamove.engine.batch import (EV_ENABLE, EV_MOVE, DRAIN_VERB, FAILED, LIVE,
                                    BatchReport, BatchRunner, _requests, batch_progress, _result, _validate_options)
 from novamove.engine.batch import _adopt_leftovers, _since
 from novamove.engine.claim import _dead_drains, _refuse_concurrent_drain, is_our_drain_reason
+from novamove.engine.frame import RunFrame
 from novamove.engine.journal import run_alive
 from novamove.engine.resolve import pick_host
 from novamove.planner import DrainPlan, DrainStep
@@ -72,11 +72,10 @@ def undrain(cloud: Any, host: str, *, journal: Any, move_back: bool = False, max
         report.plan = DrainPlan(kind="drain", source=name, steps=steps, sources=(name,), mode="auto",
                                 max_parallel=max_parallel, max_per_host=max_per_host)
         return report
-    run_id = uuid.uuid4().hex[:12]
-    report.run_id = run_id
-    journal.start_run(run_id, UNDRAIN_VERB, cloud=getattr(cloud, "cloud_name", None), source=name,
-                      mode="move-back" if move_back else "enable", strategy="native")
-    try:
+    frame = RunFrame(journal, UNDRAIN_VERB, cloud=cloud, report=report, t0=t0, requests0=requests0,
+                     source=name, mode="move-back" if move_back else "enable", strategy="native")
+    run_id = report.run_id = frame.run_id
+    with frame:
         if svc.enabled:
             report.service = f"{name} already enabled"
             journal.note(run_id, EV_ENABLE, name, already=True)
@@ -128,19 +127,8 @@ def undrain(cloud: Any, host: str, *, journal: Any, move_back: bool = False, max
             if r.result == RETRY:
                 # Not moved back: a failure of this undrain, so a later one tries again.
                 r.result = FAILED
-    except KeyboardInterrupt:
-        journal.finish_run(run_id, "interrupted", summary=report.summary)
-        raise
-    except BaseException as exc:
-        journal.finish_run(run_id, "failed", summary=report.summary, error=str(exc)[:500])
-        raise
-    report.api_requests = _requests(cloud) - requests0
-    report.elapsed_seconds = time.monotonic() - t0
-    journal.finish_run(run_id, "interrupted" if report.interrupted else ("ok" if report.ok else "failed"),
-                       summary=report.summary)
-    if report.ok:
-        # Earlier undrains of this host that died or stopped are done with now.
-        for r in journal.unfinished_runs():
-            if r["verb"] == UNDRAIN_VERB and r["source"] == name and r["id"] != run_id:
-                journal.finish_run(r["id"], "recovered", summary=f"continued by undrain run {run_id}")
+        if report.ok:
+            # Earlier undrains of this host that died or stopped are done with now.
+            frame.continues = [r["id"] for r in journal.unfinished_runs()
+                               if r["verb"] == UNDRAIN_VERB and r["source"] == name]
     return report

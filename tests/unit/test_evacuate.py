@@ -590,7 +590,7 @@ def test_killed_at_every_journaled_step_ends_clean(tmp_path, finisher, before):
             pass
         journal = Journal(path)
         if finisher == "recover":
-            reports = recovery.recover(nova, journal, **{})
+            reports = recovery.recover(nova, journal, runner_kwargs=fast())
             for rep in reports:
                 if "run `novamove evacuate c3" in rep["summary"] or "--fence-cmd" in rep["summary"]:
                     evacuate(nova, "c3", journal=journal, fence_cmd="true", **fast())

@@ -17,7 +17,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from ansible_collections.novamove.openstack.plugins.modules import host_evacuate  # noqa: E402
-from novamove.engine import evacuate as engine  # noqa: E402
+from novamove.engine.evacuate import flow as engine  # noqa: E402  (where the flow finds its runner)
 from test_evacuate import EVACUABLE, Clock, failed_host_cloud  # noqa: E402
 
 
