@@ -40,11 +40,12 @@ class RunFrame:
     def __init__(self, journal: Any, verb: str, *, cloud: Any, run_id: Optional[str] = None,
                  report: Any = None, interrupt_error: Optional[str] = None,
                  clock: Callable[[], float] = time.monotonic, t0: Optional[float] = None,
-                 requests0: Optional[int] = None, **fields: Any) -> None:
+                 requests0: Optional[int] = None, resume: bool = False, **fields: Any) -> None:
         self.journal, self.verb, self.cloud = journal, verb, cloud
         self.run_id = run_id or new_run_id()
         self.report = report
         self.fields = fields
+        self.resume = resume              # continue run_id (journaled already) in this process
         self.interrupt_error = interrupt_error
         self.clock = clock
         self.continues: list[str] = []      # earlier runs this one finishes (marked recovered)
@@ -55,8 +56,11 @@ class RunFrame:
         self.requests0 = requests_made(cloud) if requests0 is None else requests0
 
     def __enter__(self) -> "RunFrame":
-        self.journal.start_run(self.run_id, self.verb, cloud=getattr(self.cloud, "cloud_name", None),
-                               **self.fields)
+        if self.resume:
+            self.journal.resume_run(self.run_id)
+        else:
+            self.journal.start_run(self.run_id, self.verb, cloud=getattr(self.cloud, "cloud_name", None),
+                                   **self.fields)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:

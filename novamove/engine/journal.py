@@ -130,6 +130,13 @@ class Journal:
              strategy, os.getpid(), process_token(os.getpid())))
         return run_id
 
+    def resume_run(self, run_id: str) -> None:
+        """This process takes over an ended or dead run to continue it (`--resume`): the run is
+        "running" again under this process's pid and token, so status, stop and a second
+        resume see who holds it."""
+        self._write("UPDATE runs SET status=?, finished_at=NULL, pid=?, process=? WHERE id=?",
+                    (events.RUN_RUNNING, os.getpid(), process_token(os.getpid()), run_id))
+
     def update_run(self, run_id: str, **fields: Any) -> None:
         allowed = {"status", "summary", "error", "dest", "source", "mode", "strategy", "finished_at"}
         cols = [k for k in fields if k in allowed]

@@ -60,7 +60,7 @@ class FakeFleet(FakeNova):
 
 @pytest.fixture(autouse=True)
 def fast(monkeypatch):
-    monkeypatch.setattr(camp, "POLL", 0.01)
+    monkeypatch.setattr(camp.common, "POLL", 0.01)
     monkeypatch.setattr(drainmod, "REPLAN_PAUSE", 0.01)
 
 
@@ -85,7 +85,7 @@ def hooks_seen(monkeypatch):
         seen.append((host, len(on), sorted(s.status for s in on), out, env["NOVAMOVE_RUN_ID"],
                      env["NOVAMOVE_HYPERVISOR"]))
         return real(cmd, *a, env=env, **kw)
-    monkeypatch.setattr(camp.subprocess, "Popen", popen)
+    monkeypatch.setattr(subprocess, "Popen", popen)
     return seen, popen
 
 
@@ -436,3 +436,38 @@ def test_unusable_hook_is_refused_before_anything_changes(journal, tmp_path, hoo
     assert "disable_service" not in f.calls and not f.migrations and journal.runs() == []
     with pytest.raises(errors.UsageError, match="--check"):
         run_campaign(f, journal, ["c1"], options=opts(check="/nonexistent/check"))
+
+
+def test_a_resumed_campaign_is_this_process_and_a_second_resume_is_refused(journal, hooks_seen, tmp_path):
+    import os
+    import sys
+
+    from novamove.engine.journal import process_token, run_alive
+    seen, popen = hooks_seen
+    f = fleet_with_servers()
+    popen.cloud = f
+    flag = tmp_path / "broken"
+    flag.write_text("x")
+    hook = f'test "$NOVAMOVE_HOST" != c2 || test ! -e {flag}'
+    rep = run_campaign(f, journal, ["c3", "c2"], options=opts(order="given", hook=hook))
+    assert not rep.ok
+    flag.unlink()
+    # Pretend the first run was another process that died: the resume must journal itself.
+    journal._write("UPDATE runs SET pid=?, process=? WHERE id=?", (999999, "gone", rep.run_id))
+    during = []
+
+    def watch(c):
+        during.append(dict(journal.get_run(rep.run_id)))
+    rep2 = run_campaign(f, journal, resume=rep.run_id, on_update=watch)
+    assert rep2.ok, rep2.summary
+    assert during and all(r["status"] == "running" and r["pid"] == os.getpid() and run_alive(r) for r in during)
+    # A run held by another live process (a second `--resume` from another terminal) is refused.
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        journal._write("UPDATE runs SET status='failed' WHERE id=?", (rep.run_id,))
+        journal._write("UPDATE runs SET status='running', pid=?, process=? WHERE id=?",
+                       (other.pid, process_token(other.pid), rep.run_id))
+        with pytest.raises(errors.PreconditionFailed, match="still running"):
+            run_campaign(f, journal, resume=rep.run_id)
+    finally:
+        other.kill()

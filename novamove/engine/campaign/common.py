@@ -1,0 +1,59 @@
+"""Names a maintenance campaign uses: its journal kinds (from engine/events), host outcomes, timeouts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Optional
+
+from novamove.engine import events
+from novamove.strategies.isolate import tagged_reason
+
+
+
+VERB = events.VERB_MAINTAIN
+
+EV_CAMPAIGN = events.MAINTAIN_CAMPAIGN
+EV_HOST = events.MAINTAIN_HOST
+EV_DISABLE = events.MAINTAIN_DISABLE
+EV_DRAIN = events.MAINTAIN_DRAIN
+EV_STOP = events.MAINTAIN_STOP
+EV_HOOK = events.MAINTAIN_HOOK
+EV_GATE = events.MAINTAIN_GATE
+EV_CHECK = events.MAINTAIN_CHECK
+EV_START = events.MAINTAIN_START
+EV_ENABLE = events.MAINTAIN_ENABLE
+EV_REASON = events.MAINTAIN_REASON
+EV_BACK = events.MAINTAIN_BACK
+
+# Host outcomes.
+DONE, FAILED, SKIPPED, REFUSED = events.HOST_DONE, events.HOST_FAILED, events.HOST_SKIPPED, events.HOST_REFUSED
+NOT_STARTED, INTERRUPTED = events.HOST_NOT_STARTED, events.HOST_INTERRUPTED
+
+HOOK_TIMEOUT = 3600.0
+GATE_TIMEOUT = 900.0
+CHECK_TIMEOUT = 600.0
+POWER_TIMEOUT = 300.0
+POLL = 1.0
+RECHECK = 10.0       # a host waiting for capacity or group budget is checked again this often
+
+
+def reason_text(run_id: str, what: str) -> str:
+    """The disabled reason a campaign writes: tagged with its run, and a drain reason so that
+    `novamove undrain HOST` (with or without --move-back) can always give the host back."""
+    return tagged_reason(run_id, f"drain: maintain: {what}")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _parse(ts: Optional[str]) -> Optional[datetime]:
+    if not ts:
+        return None
+    try:
+        t = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t.astimezone(timezone.utc).replace(tzinfo=None) if t.tzinfo else t
+
+

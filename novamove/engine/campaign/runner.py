@@ -1,0 +1,249 @@
+"""The campaign's loop: hosts admitted under N+K and the server-group budget, up to K out at once,
+one drain at a time; the stages of a host are in takeout.py and stages.py."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from novamove import errors
+from novamove.engine.runner import install_stop_signals
+from novamove.engine import drain as drains
+from novamove.engine.commands import command_env
+from novamove.engine.campaign_plan import SKIP, STOP, intents_of, plan_campaign
+from novamove.model import Service
+from novamove.planner import CloudState, move_mode, plan_drain
+from novamove.engine.campaign import common
+from novamove.engine.campaign.common import DONE, FAILED, INTERRUPTED, NOT_STARTED, REFUSED, SKIPPED
+from novamove.engine.campaign.common import EV_HOST, RECHECK
+from novamove.engine.campaign.report import HostResult, Options, _Out
+from novamove.engine.campaign.takeout import TakeOut
+from novamove.engine.campaign.stages import HostStages
+
+
+# ---------------------------------------------------------------------------------- the runner
+
+class Campaign(TakeOut, HostStages):
+    def __init__(self, cloud: Any, journal: Any, run_id: str, hosts: Sequence[str], options: Options, *,
+                 hypervisors: Optional[dict] = None, say: Optional[Callable[[str], None]] = None,
+                 on_update: Optional[Callable[["Campaign"], None]] = None, on_interrupt: str = "finish",
+                 prior: Optional[dict] = None, rerun_hooks: bool = False, hook_done: bool = False,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+        self.cloud, self.journal, self.run_id = cloud, journal, run_id
+        self.hosts = list(hosts)
+        self.o = options
+        self.hypervisors = hypervisors or {}
+        self.say = say or (lambda line: None)
+        self.on_update = on_update or (lambda c: None)
+        self.on_interrupt = on_interrupt
+        self.prior = prior or {}
+        self.rerun_hooks, self.hook_done = rerun_hooks, hook_done
+        self.clock, self.sleep = clock, sleep
+        self.results: dict[str, HostResult] = {h: HostResult(h) for h in self.hosts}
+        self.queue: list[str] = []
+        self.out: dict[str, _Out] = {}
+        self.failed_out: set[str] = set()      # failed hosts left disabled: still out of service
+        self.stop_requested = False
+        self.stopped_by = ""
+        self.interrupted = False
+        self.changed = False
+        self.peak_out = 0
+        self.peak_group = 0
+        self.disrupted: dict[str, set[str]] = {}    # group id -> member ids powered off now
+        self.servers_total = 0
+        self.servers_done = 0
+        self.current = ""                           # the host being drained
+        self.rundir = Path(getattr(journal, "path", Path.cwd() / "journal")).parent / "runs" / run_id
+        self.t0 = clock()
+        self._recheck_at = 0.0
+
+    # -------------------------------------------------------------- helpers
+
+    def _note_host(self, host: str, outcome: str, detail: str = "") -> None:
+        r = self.results[host]
+        r.outcome, r.detail = outcome, detail or r.detail
+        self.journal.note(self.run_id, EV_HOST, host, outcome=outcome, detail=r.detail)
+        self.say(f"{host}: {outcome}" + (f": {r.detail}" if r.detail else ""))
+        self.on_update(self)
+
+    def _service(self, host: str) -> Service:
+        for s in self.cloud.list_compute_services():
+            if s.host == host:
+                return s
+        raise errors.NotFound(f"no nova-compute service on {host!r}")
+
+    def _env(self, host: str) -> dict:
+        return command_env({"NOVAMOVE_HOST": host, "NOVAMOVE_HYPERVISOR": self.hypervisors.get(host) or host,
+                            "NOVAMOVE_RUN_ID": self.run_id})
+
+    def _tick(self) -> None:
+        """Follow the hooks that run (also called from inside a drain's waits)."""
+        for o in list(self.out.values()):
+            if o.phase == "hook" and o.proc is not None:
+                self._poll_hook(o)
+        self.on_update(self)
+
+    def _tick_sleep(self, seconds: float) -> None:
+        self._tick()
+        self.sleep(seconds)
+
+    @property
+    def out_count(self) -> int:
+        # Failed hosts left disabled are not counted: the N+K check sees them out of service.
+        return len(self.out) + (1 if self.current else 0)
+
+    # -------------------------------------------------------------- signals
+
+    def _install_signals(self) -> Callable[[], None]:
+        def on_signal(signum, frame):
+            if self.stop_requested and self.interrupted:
+                raise KeyboardInterrupt
+            self.request_stop("interrupted")
+        return install_stop_signals(on_signal)
+
+    def request_stop(self, why: str) -> None:
+        if why == "interrupted":
+            self.interrupted = True
+        if not self.stop_requested:
+            self.stop_requested = True
+            self.stopped_by = self.stopped_by or why
+            self.say(f"{why}: starting no new host; finishing the {len(self.out)} host(s) in flight "
+                     "(Ctrl-C again to leave now)")
+
+    # -------------------------------------------------------------- the loop
+
+    def run(self) -> list[HostResult]:
+        for h in self.hosts:
+            p = self.prior.get(h, {})
+            if p.get("outcome") == DONE:
+                self.results[h].outcome = DONE
+                self.results[h].detail = "done by an earlier part of this run"
+                continue
+            self.queue.append(h)
+        # Hosts an earlier part of this run took out of service (still disabled by it) go
+        # first: they are out already, and K counts them.
+        held = [h for h in self.queue if self.prior.get(h, {}).get("disabled")
+                and not self.prior.get(h, {}).get("enabled")]
+        self.queue = held + [h for h in self.queue if h not in held]
+        restore = self._install_signals()
+        waiting_note = ""
+        try:
+            while self.queue or self.out:
+                self._tick()
+                progressed = False
+                for o in list(self.out.values()):
+                    progressed = self._advance(o) or progressed
+                if self.queue and not self.stop_requested:
+                    failed = self.count_failed()
+                    if failed >= self.o.max_failed_hosts:
+                        self.request_stop(f"stop-loss: {failed} host(s) failed (--max-failed-hosts "
+                                          f"{self.o.max_failed_hosts})")
+                if (self.queue and not self.stop_requested and self.out_count < self.o.max_hosts
+                        and (progressed or self.clock() >= self._recheck_at)):
+                    host = self.queue[0]
+                    verdict, why, caps = self._can_start(host)
+                    if verdict == "go":
+                        self.queue.pop(0)
+                        self._take_out(host, caps)
+                        progressed = True
+                        waiting_note = ""
+                    elif verdict == "skipped":
+                        progressed = True
+                    elif verdict == "refuse":
+                        self.queue.pop(0)
+                        self._note_host(host, REFUSED, why)
+                        self.request_stop(f"{host} refused")
+                        progressed = True
+                    else:
+                        self._recheck_at = self.clock() + RECHECK
+                        if why != waiting_note:
+                            self.say(f"{host} waits: {why}")
+                            waiting_note = why
+                if self.stop_requested and self.queue:
+                    for h in self.queue:
+                        self.results[h].outcome = NOT_STARTED
+                        self.results[h].detail = f"not started ({self.stopped_by})"
+                    self.queue = []
+                self.peak_out = max(self.peak_out, self.out_count)
+                if not progressed and (self.queue or self.out):
+                    self.sleep(common.POLL)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            if self.current:
+                r = self.results[self.current]
+                r.outcome = INTERRUPTED
+                r.detail = (f"left while draining (disabled, moves maybe in flight): "
+                            f"`novamove maintain --resume {self.run_id}` continues it")
+            for o in self.out.values():
+                r = o.result
+                r.outcome = INTERRUPTED
+                r.detail = (f"left {o.phase}" + (" (its hook is still running, pid "
+                                                   f"{o.proc.pid})" if o.proc and o.proc.poll() is None else "")
+                            + f": `novamove maintain --resume {self.run_id}` continues it")
+            raise
+        finally:
+            restore()
+        return [self.results[h] for h in self.hosts]
+
+    def count_failed(self) -> int:
+        return sum(r.outcome == FAILED for r in self.results.values())
+
+    # -------------------------------------------------------------- admission: N+K and group budget
+
+    def _can_start(self, host: str) -> tuple[str, str, dict]:
+        """("go", "", drain caps) | ("wait", why, {}) | ("refuse", why, {})."""
+        hosts = self.cloud.compute_hosts(with_resources=True)
+        state = drains.gather_state(self.cloud, [host], hosts)
+        on_host = [s for s in state.servers if s.host == host]
+        intents, problems = intents_of(on_host)
+        for p in problems:
+            self.say(f"{host}: {p}")
+        cplan = plan_campaign(state, [host], max_hosts=1, intents=intents, allow_skip=self.o.allow_skip,
+                              allow_unmovable=self.o.allow_unmovable, run_id=self.run_id,
+                              max_parallel=self.o.max_parallel, max_per_host=self.o.max_per_host)
+        hp = cplan.host_plans[host]
+        if not hp.serviced:
+            self.queue.pop(0)
+            self._note_host(host, SKIPPED, hp.why_not)
+            return "skipped", hp.why_not, {}
+        stage = cplan.stages[0]
+        if not stage.ok:
+            if self.out:
+                return "wait", f"N+K: {stage.problem}", {}
+            return "refuse", f"N+K: {stage.problem}", {}
+        # Server groups: members moving off this host, or powered off on it, within the budget.
+        caps = {"max_parallel": self.o.max_parallel}
+        stop_ids = {sid for sid, i in intents.items() if i == STOP}
+        for g in state.groups:
+            members_here = [m for m in g.members if any(s.id == m for s in on_host)]
+            if not members_here:
+                continue
+            busy = len(self.disrupted.get(g.id, ()))
+            left = self.o.group_budget - busy
+            stops = [m for m in members_here if m in stop_ids]
+            movers = [m for m in members_here if m not in stop_ids and intents.get(m) != SKIP]
+            if len(stops) > self.o.group_budget:
+                return "refuse", (f"server group {g.name or g.id}: {len(stops)} members tagged stop on {host}, "
+                                  f"more than --group-budget {self.o.group_budget}"), {}
+            if (stops or movers) and left < 1 or len(stops) > left:
+                if self.out:
+                    return "wait", f"server group {g.name or g.id}: {busy} member(s) already powered off", {}
+                return "refuse", f"server group {g.name or g.id}: budget {self.o.group_budget} used", {}
+            if len(movers) > 1:
+                caps["max_parallel"] = max(1, min(caps["max_parallel"], left))
+        # Destinations the campaign will not empty again, when they can take everything (a
+        # server moved onto a host still to be serviced would move twice).
+        later = set(self.queue[1:])
+        targets = [h.name for h in hosts if h.name not in later and h.name != host]
+        if later and targets:
+            leave = {sid for sid, i in intents.items() if i in (STOP, SKIP)}
+            sub = CloudState(state.hosts, [s for s in state.servers if s.id not in leave], state.groups)
+            trial = plan_drain(sub, [host], targets=targets)
+            if not any(move_mode(s, "auto")[1] is None for s in on_host
+                       if s.id in {st.server_id for st in trial.skipped}):
+                caps["targets"] = targets
+        caps["intents"] = intents
+        caps["moves"] = hp.moves
+        return "go", "", caps
+

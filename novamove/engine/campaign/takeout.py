@@ -1,0 +1,127 @@
+"""Taking a host out: disable with the campaign's tag, drain it, power off its stop-tagged servers."""
+
+from __future__ import annotations
+
+
+from novamove import errors
+from novamove.engine.poll import poll_until
+from novamove.engine import drain as drains
+from novamove.engine.campaign_plan import COLD, LIVE, SKIP, STOP, campaign_owns
+from novamove.engine.campaign import common
+from novamove.engine.campaign.common import INTERRUPTED, SKIPPED
+from novamove.engine.campaign.common import (EV_DISABLE, EV_DRAIN, EV_STOP, POWER_TIMEOUT, _parse,
+                                             reason_text)
+from novamove.engine.campaign.report import _Out
+
+
+class TakeOut:
+    """Campaign stages before the hook (mixed into Campaign)."""
+
+    def _take_out(self, host: str, caps: dict) -> None:
+        r = self.results[host]
+        t0 = self.clock()
+        intents: dict[str, str] = caps.get("intents", {})
+        prior = self.prior.get(host, {})
+        self.current = host
+        self.servers_total += caps.get("moves", 0)
+        self.on_update(self)
+        try:
+            # 1. disable, tagged (ours already: a resumed run)
+            svc = self._service(host)
+            if svc.enabled:
+                reason = reason_text(self.run_id, self.o.reason or "draining")
+                with self.journal.change(self.run_id, EV_DISABLE, host, service_id=svc.id, reason=reason):
+                    self.cloud.disable_service(svc, reason)
+                self.changed = True
+                self.say(f"{host}: disabled ({reason})")
+            elif not campaign_owns(svc.disabled_reason, self.run_id):
+                self.current = ""
+                self._note_host(host, SKIPPED, f"disabled by someone else meanwhile ({svc.disabled_reason})")
+                return
+            r.stage = "drain"
+            # 2. drain: honest; stop/skip servers stay, live/cold honoured
+            keep = {sid: f"maintenance intent {i}" for sid, i in intents.items() if i in (STOP, SKIP)}
+            modes = {sid: i for sid, i in intents.items() if i in (LIVE, COLD)}
+
+            def drain_say(line: str) -> None:
+                if ": moved (" in line:
+                    self.servers_done += 1
+                    self.on_update(self)
+                self.say(f"{host}: {line}")
+            rep = drains.drain(self.cloud, host, journal=self.journal, targets=caps.get("targets", ()),
+                               reason=f"maintain {self.run_id}", max_parallel=caps.get("max_parallel", self.o.max_parallel),
+                               max_per_host=self.o.max_per_host, on_interrupt=self.on_interrupt,
+                               poll_interval=self.o.poll_interval, step_timeout=self.o.step_timeout,
+                               allow_unmovable=self.o.allow_unmovable, progress=drain_say, keep=keep,
+                               modes=modes, sleep=self._tick_sleep)
+            r.drain_run = rep.run_id
+            self._take_back_tag(host, rep.run_id)
+            r.moved += rep.count(drains.MOVED)
+            r.left = [x for x in rep.left if not x.get("accepted")]
+            self.changed = self.changed or rep.changed
+            self.journal.note(self.run_id, EV_DRAIN, host, drain_run=rep.run_id, ok=rep.ok,
+                              summary=rep.summary, left=rep.left)
+            if rep.interrupted:
+                self.request_stop("interrupted")
+                self.current = ""
+                self._give_back(host, r, INTERRUPTED, "drain interrupted before the host was empty")
+                return
+            if not rep.ok:
+                self.current = ""
+                names = ", ".join(x["name"] for x in r.left[:3])
+                self._fail(host, r, "drain", f"drain did not empty it ({rep.summary})"
+                           + (f"; left: {names}" if names else ""))
+                return
+            # 3. power off the servers that stay (stop intent), group budget counted
+            o = _Out(host, r, t0)
+            for s in self.cloud.list_servers_on_host(host):
+                if intents.get(s.id) == STOP:
+                    for g in s.server_groups:
+                        self.disrupted.setdefault(g, set()).add(s.id)
+                    self.peak_group = max([self.peak_group] + [len(v) for v in self.disrupted.values()])
+                    if s.status == "SHUTOFF":
+                        if not any(x.get("id") == s.id for x in prior.get("stopped", [])):
+                            continue           # was off already: not ours to start again
+                        o.stopped_ids.append(s.id)      # this run powered it off before a kill
+                        r.stopped.append(s.name)
+                    else:
+                        o.stopped_ids.append(s.id)
+                        r.stopped.append(s.name)
+                        r.stage = "stop"
+                        with self.journal.change(self.run_id, EV_STOP, s.id, host=host, name=s.name):
+                            self.cloud.stop_server(s.id)
+                        self._wait_status(s.id, "SHUTOFF")
+                        self.changed = True
+                        self.say(f"{host}: {s.name} powered off for the hook")
+            self.current = ""
+            self.out[host] = o
+            self.peak_out = max(self.peak_out, self.out_count)
+            # 4. the hook (skipped when an earlier part of the run saw it through)
+            if prior.get("hook") == "done" and not self.rerun_hooks:
+                o.hook_started = _parse(prior.get("hook_started"))
+                o.hook_ended = _parse(prior.get("hook_ended")) or o.hook_started
+                r.hook_exit = 0
+                o.phase = "gate"
+                o.gate_t0 = self.clock()
+                self.say(f"{host}: hook already done by this run; gating")
+            elif prior.get("hook") == "running" and self.hook_done and not self.rerun_hooks:
+                o.hook_started = _parse(prior.get("hook_started"))
+                o.hook_ended = o.hook_started
+                o.phase = "gate"
+                o.gate_t0 = self.clock()
+                self.say(f"{host}: hook of the killed run taken as done (--hook-done); gating")
+            else:
+                self._start_hook(o)
+            self.on_update(self)
+        except BaseException:
+            self.current = ""
+            raise
+
+    def _wait_status(self, server_id: str, status: str) -> None:
+        s, _ = poll_until(lambda: self.cloud.get_server(server_id),
+                          lambda s: (s.status == status and not s.task_state) or s.status == "ERROR",
+                          timeout=POWER_TIMEOUT, interval=common.POLL, clock=self.clock, sleep=self._tick_sleep)
+        if s.status != status or s.task_state:
+            raise errors.Timeout(f"{s.name} did not become {status} (it is {s.status}"
+                                 f"{', ' + s.task_state if s.task_state else ''})")
+
