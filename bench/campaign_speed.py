@@ -83,7 +83,7 @@ def reset(conn, homes, mc) -> None:
     """Every server back on its home host, quickly (not timed)."""
     from novamove import cloud as novamove_cloud
     from novamove.engine.journal import Journal
-    from novamove.engine.mover import move
+    from novamove.engine.single.mover import move
     mc.set_fakevirt(live_migration_seconds=0.2)
     todo = [(sid, h) for sid, h in homes.items() if conn.compute.get_server(sid).compute_host != h]
     journal = Journal(os.environ["NOVAMOVE_JOURNAL"])

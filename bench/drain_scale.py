@@ -179,7 +179,7 @@ def main() -> int:
     os.environ["NOVAMOVE_JOURNAL"] = f"/tmp/novamove-bench-drain-scale-{uuid.uuid4().hex[:6]}.sqlite"
     from novamove import api
     from novamove.engine.journal import Journal
-    from novamove.engine.mover import move
+    from novamove.engine.single.mover import move
     from novamove import cloud as novamove_cloud
     from novamove.cloud.provision import ensure_image
     from novamove.minicloud import Minicloud, default_state_dir

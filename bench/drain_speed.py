@@ -90,7 +90,7 @@ def wait_settled(conn, ids, timeout=600):
 
 def put_back(adapter, ids, journal):
     """Not timed: every server back on compute1, compute1 enabled (novamove's own batch runner)."""
-    from novamove.engine.drain import BatchRunner
+    from novamove.engine.batch.drain import BatchRunner
     from novamove.planner import DrainStep
     for svc in adapter.list_compute_services():
         if svc.host == SOURCE and not svc.enabled:

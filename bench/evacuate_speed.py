@@ -62,7 +62,7 @@ def wait(predicate, timeout, what):
 
 def restore(manager, adapter, conn, journal, ids):
     """Not timed: compute3 running, cleaned up, not forced down, enabled, holding every server."""
-    from novamove.engine.drain import BatchRunner
+    from novamove.engine.batch.drain import BatchRunner
     from novamove.minicloud import procs
     from novamove.minicloud.manager import _Starter
     from novamove.planner import DrainStep

@@ -3,7 +3,7 @@
 Layout (each layer only calls the ones below it):
   novamove.cloud       the cloud adapter: the only code that imports openstacksdk
   novamove.model       domain model: services, hosts, servers, migrations, plans
-  novamove.strategies  how one server reaches its target (native API targeting, isolate)
+  novamove.engine.single.strategies  how one server reaches its target (native API targeting, isolate)
   novamove.engine      runs moves and plans: waits, journals, recovers
   novamove.planner     capacity-aware placement of many servers
   novamove.cli         the command line (thin: parse, call, render)

@@ -22,11 +22,11 @@ from typing import Any, Callable, Iterator, Optional
 
 from novamove import cloud as cloud_adapter
 from novamove.cloud.spec import ConnectionSpec
-from novamove.engine import operations
+from novamove.engine.single import operations
 from novamove.engine import recover as recovery
 from novamove.engine.journal import Journal
-from novamove.engine.mover import follow, move
-from novamove.engine.result import MoveResult, Snapshot
+from novamove.engine.single.mover import follow, move
+from novamove.engine.single.result import MoveResult, Snapshot
 
 __all__ = ["migrate", "wait", "compute_hosts", "migrations", "abort", "force_complete", "confirm", "revert",
            "back", "recover", "history", "drain", "undrain", "plan_drain", "apply_plan", "load_plan",
@@ -171,7 +171,7 @@ def drain(host, *, cloud=None, journal_path=None, targets=(), mode: str = "auto"
     servers Nova cannot move, such as ERROR ones, which are then reported and left).
     `progress` gets one line per event; `status`, at every poll (0.25 to 1 s apart), a BatchProgress
     (moved/total, in flight, failed, ETA) for a progress bar."""
-    from novamove.engine import drain as engine
+    from novamove.engine.batch import drain as engine
     with _connected(cloud, **connection) as c:
         return engine.drain(c, host, journal=_journal(journal_path), targets=targets, mode=mode,
                             order=order, reason=reason, max_parallel=max_parallel,
@@ -187,7 +187,7 @@ def undrain(host: str, *, cloud=None, journal_path=None, move_back: bool = False
             progress: Optional[Callable[[str], None]] = None, status: Optional[Callable[[Any], None]] = None,
             **connection: Any):
     """Re-enable `host` if a novamove drain disabled it; `move_back` returns that drain's servers."""
-    from novamove.engine import drain as engine
+    from novamove.engine.batch import drain as engine
     with _connected(cloud, **connection) as c:
         return engine.undrain(c, host, journal=_journal(journal_path), move_back=move_back,
                               max_parallel=max_parallel, max_per_host=max_per_host,
@@ -200,7 +200,7 @@ def plan_drain(hosts, *, cloud=None, targets=(), mode: str = "auto", order: str 
                reason: Optional[str] = None, max_parallel: int = 4, max_per_host: int = 2,
                **connection: Any):
     """The drain plan for `hosts` (reads only): a DrainPlan to review, save and apply later."""
-    from novamove.engine import drain as engine
+    from novamove.engine.batch import drain as engine
     sources = [hosts] if isinstance(hosts, str) else list(hosts)
     with _connected(cloud, **connection) as c:
         return engine.make_plan(c, sources, targets=targets, mode=mode, order=order, reason=reason,
@@ -213,7 +213,7 @@ def apply_plan(plan, *, cloud=None, journal_path=None, max_parallel: Optional[in
                allow_unmovable: bool = False, progress: Optional[Callable[[str], None]] = None,
                status: Optional[Callable[[Any], None]] = None, **connection: Any):
     """Run a saved plan (a DrainPlan or a plan file path); each step is re-checked as it runs."""
-    from novamove.engine import drain as engine
+    from novamove.engine.batch import drain as engine
     if not hasattr(plan, "steps"):
         plan = load_plan(plan)
     with _connected(cloud, **connection) as c:
@@ -289,7 +289,7 @@ def maintain(hosts=(), *, cloud=None, journal_path=None, zone: Optional[str] = N
     plan (stages, moves, capacity left, estimate) without changing anything. A campaign whose
     N+K check fails raises NoCapacity before any change; `resume` continues a run by id."""
     from novamove.engine import campaign as engine
-    from novamove.engine import drain as drains
+    from novamove.engine.batch import drain as drains
     if isinstance(hosts, str):
         hosts = [hosts]
     options = engine.Options(hook=hook, check=check, max_hosts=max_hosts, max_failed_hosts=max_failed_hosts,

@@ -72,7 +72,7 @@ class DrainStep(PlanStep):
 
 @dataclass
 class DrainPlan(Plan):
-    """A drain plan: data, saved as JSON by novamove.engine.drain and applied later."""
+    """A drain plan: data, saved as JSON by novamove.engine.batch.drain and applied later."""
     sources: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()          # --to (empty: any eligible host)
     mode: str = "auto"

@@ -480,7 +480,7 @@ class BatchView:
     Elsewhere (pipes, CI, logs): one plain timestamped line per event, no bar. `line` is the
     batch's `progress` callback, `update` its `status` callback; `update` takes a snapshot with
     verb, hosts, total, moved, failed, in_flight, waiting, other, elapsed, eta and
-    in_flight_names (novamove.engine.batch.BatchProgress; read by attribute only)."""
+    in_flight_names (novamove.engine.batch.moves.BatchProgress; read by attribute only)."""
 
     BAR_WIDTH = 24
     MAX_NAMES = 6           # servers named under the bar; the rest are counted

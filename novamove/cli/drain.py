@@ -14,7 +14,7 @@ import click
 from novamove import report
 from novamove.cli import conn, journal_path, main, output, output_options
 
-# The library's choices (novamove.planner / novamove.engine.drain), spelled out here so that
+# The library's choices (novamove.planner / novamove.engine.batch.drain), spelled out here so that
 # `novamove --help` does not import them.
 MODES = ("auto", "live", "cold")
 ORDERS = ("largest", "smallest", "name", "id")

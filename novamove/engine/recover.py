@@ -18,7 +18,7 @@ from novamove import errors
 from novamove.engine.journal import Journal, run_alive
 from novamove.engine.poll import poll_until
 from novamove.model import Service
-from novamove.strategies.isolate import restore_services
+from novamove.engine.services import restore_services
 
 
 # How long recover waits for Nova to carry out a confirmation it asked for.
@@ -180,7 +180,7 @@ def _sweep_tags(cloud, journal: Journal, handled: set[str]) -> list[dict]:
     maintenance on purpose) whose run is over: the journal lost track (a disable whose answer
     was lost, a run recovered by hand). A tag of a run this journal does not know is reported
     with the command that clears it."""
-    from novamove.strategies.isolate import reason_run_id
+    from novamove.engine.tags import reason_run_id
     tagged: dict[str, list[Service]] = {}
     for svc in cloud.list_compute_services():
         run_id = None if svc.enabled else reason_run_id(svc.disabled_reason)
@@ -210,7 +210,7 @@ def _sweep_tags(cloud, journal: Journal, handled: set[str]) -> list[dict]:
 def _break_lock(cloud, journal: Journal, run_id: str) -> dict:
     """Clear a foreign run's isolation tags, journaled under a run of its own."""
     from novamove.cloud.adapter import new_run_id
-    from novamove.strategies.isolate import reason_run_id
+    from novamove.engine.tags import reason_run_id
     own = new_run_id()
     journal.start_run(own, "recover", cloud=getattr(cloud, "cloud_name", None), source=run_id,
                       mode="break-lock")

@@ -31,7 +31,7 @@ from unittest import mock
 
 import pytest
 
-from novamove.engine.drain import is_our_drain_reason
+from novamove.engine.batch.drain import is_our_drain_reason
 
 pytestmark = pytest.mark.acceptance
 

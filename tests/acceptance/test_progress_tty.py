@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from novamove.engine.drain import is_our_drain_reason
+from novamove.engine.batch.drain import is_our_drain_reason
 
 pytestmark = pytest.mark.acceptance
 

@@ -29,7 +29,7 @@ from ansible_collections.novamove.openstack.plugins.modules import (  # noqa: E4
     migration_info,
 )
 from novamove import api, errors, report  # noqa: E402
-from novamove.engine.result import MoveResult  # noqa: E402
+from novamove.engine.single.result import MoveResult  # noqa: E402
 
 BEFORE = {"host": "compute1", "hypervisor_hostname": "compute1.fake.local", "status": "ACTIVE",
           "power_state": "RUNNING", "flavor": "m1.tiny"}

@@ -2,7 +2,7 @@
 
 from types import SimpleNamespace
 
-from novamove.engine.batch import FAILED, MOVED, RETRY, SKIPPED, _InFlight, _result, batch_progress
+from novamove.engine.batch.moves import FAILED, MOVED, RETRY, SKIPPED, _InFlight, _result, batch_progress
 from novamove.planner import DrainStep
 
 

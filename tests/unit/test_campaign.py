@@ -10,7 +10,7 @@ import pytest
 
 from novamove import errors
 from novamove.engine import campaign as camp
-from novamove.engine import drain as drainmod
+from novamove.engine.batch import drain as drainmod
 from novamove.engine.campaign import Options, run_campaign
 from novamove.engine.campaign_plan import INTENT_KEY
 from novamove.engine.journal import Journal

@@ -16,7 +16,7 @@ import pytest
 from novamove import api, errors
 from novamove.api import ConnectionSpec
 from novamove.cli import run
-from novamove.engine.result import MoveResult
+from novamove.engine.single.result import MoveResult
 
 REPO = Path(__file__).resolve().parents[2]
 OS_VARS = ("OS_CLOUD", "OS_REGION_NAME", "OS_INTERFACE", "OS_CACERT", "OS_CERT", "OS_KEY", "OS_INSECURE",
@@ -246,7 +246,7 @@ def test_cli_imports_only_the_api_and_report():
             elif isinstance(node, ast.ImportFrom):
                 names = [node.module or ""]
             for name in names:
-                if name.startswith(("novamove.engine", "novamove.cloud", "novamove.strategies", "openstack",
+                if name.startswith(("novamove.engine", "novamove.cloud", "novamove.engine.single.strategies", "openstack",
                                     "novamove.planner", "rich")):
                     bad.append(f"{path.name}: {name}")
     assert bad == []

@@ -15,8 +15,8 @@ import yaml
 
 from novamove import api, errors, report
 from novamove.cli import run
-from novamove.engine import drain as engine
-from novamove.engine.result import MoveResult
+from novamove.engine.batch import drain as engine
+from novamove.engine.single.result import MoveResult
 
 LONG_HOST = "compute-rack42-row7-datacenter-frankfurt-3.example.internal"
 LONG_ID = "0f2b9c4e-4f4f-4a5b-9d3c-7e1f2a3b4c5d"
@@ -209,7 +209,7 @@ def test_drain_json_results_use_sdk_names_and_columns_filter_rows(capsys, nova):
 
 
 def test_step_columns_are_the_step_result_fields():
-    from novamove.engine.batch import StepResult
+    from novamove.engine.batch.moves import StepResult
     fields = {f.name for f in dataclasses.fields(StepResult)}
     assert set(report.STEP_COLUMNS) == {report.STEP_KEYS.get(f, f) for f in fields}
 

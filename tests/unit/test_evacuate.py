@@ -775,7 +775,7 @@ def test_injected_lost_answers_are_read_back(journal, monkeypatch, fault):
 
 def test_recover_sweep_and_isolate_leave_an_evacuated_host_alone(journal):
     from novamove.engine.tags import is_isolation_tag
-    from novamove.strategies.isolate import isolating_runs
+    from novamove.engine.single.strategies.isolate import isolating_runs
     nova = _evacuated(journal)
     reason = nova.services["c3"].disabled_reason
     assert not is_isolation_tag(reason)

@@ -8,7 +8,7 @@ import pytest
 
 from novamove import api, errors
 from novamove.cli import run
-from novamove.engine.result import MoveResult
+from novamove.engine.single.result import MoveResult
 
 
 def invoke(monkeypatch, capsys, argv):

@@ -15,10 +15,11 @@ import stat
 import pytest
 
 from novamove import errors
-from novamove.engine import mover, recover as recovery
+from novamove.engine import recover as recovery
+from novamove.engine.single import mover
 from novamove.engine.journal import Journal
 from novamove.model import Flavor, Migration, Resources, Server, Service, Host
-from novamove.strategies.isolate import reason_run_id, tagged_reason
+from novamove.engine.tags import reason_run_id, tagged_reason
 
 SMALL = Flavor("m1.small", 1, 512, 1)
 

@@ -8,9 +8,9 @@ import pytest
 from novamove import errors
 from novamove.cloud import convert
 from novamove.cloud.adapter import Cloud
-from novamove.engine import checks
+from novamove.engine.single import checks
 from novamove.engine.resolve import pick_host, pick_server
-from novamove.engine.waiter import FAILED, LANDED, VERIFY, judge
+from novamove.engine.single.waiter import FAILED, LANDED, VERIFY, judge
 from novamove.model import Flavor, Host, Migration, Resources, Server, Service
 
 SERVER_BODY = {

@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("osc_lib")
 
 from novamove import api, errors  # noqa: E402
-from novamove.engine.result import MoveResult  # noqa: E402
+from novamove.engine.single.result import MoveResult  # noqa: E402
 from novamove.osc import plugin, v1  # noqa: E402
 
 COMMANDS = {"server_move": "MoveServer", "server_migration_wait": "WaitServerMigration",

@@ -18,7 +18,7 @@ if str(REPO) not in sys.path:
 
 from ansible_collections.novamove.openstack.plugins.modules import host_drain  # noqa: E402
 from novamove import cloud as novamove_cloud  # noqa: E402
-from novamove.engine import drain as engine  # noqa: E402
+from novamove.engine.batch import drain as engine  # noqa: E402
 from test_planner_drain import Clock, typical_cloud  # noqa: E402
 
 

@@ -19,7 +19,7 @@ def nova(monkeypatch):
     # The CLI goes through novamove.api, which connects through novamove.cloud.connect.
     monkeypatch.setattr(api.cloud_adapter, "connect", lambda *a, **k: fake)
     # Instant polling on a fake clock: the in-memory Nova moves one step per listing.
-    import novamove.engine.drain as engine
+    import novamove.engine.batch.drain as engine
 
     class FastRunner(engine.BatchRunner):
         def __init__(self, *args, **kwargs):

@@ -8,8 +8,8 @@ import itertools
 import pytest
 
 from novamove import errors
-from novamove.engine import drain as drainmod
-from novamove.engine.drain import (ABORTED, FAILED, GONE, MOVED, NOT_STARTED, SKIPPED, BatchRunner, apply_plan,
+from novamove.engine.batch import drain as drainmod
+from novamove.engine.batch.drain import (ABORTED, FAILED, GONE, MOVED, NOT_STARTED, SKIPPED, BatchRunner, apply_plan,
                                    drain, is_our_drain_reason, make_plan, undrain)
 from novamove.engine.journal import Journal
 from novamove.model import Flavor, Host, Migration, Resources, Server, ServerGroup, Service
@@ -412,7 +412,7 @@ def test_killed_drain_is_continued_by_the_same_drain(journal, monkeypatch):
     monkeypatch.undo()
     first = journal.runs()[0]
     assert first["status"] == "running"
-    monkeypatch.setattr("novamove.engine.claim.run_alive", lambda run: False)   # the killed process is gone
+    monkeypatch.setattr("novamove.engine.batch.claim.run_alive", lambda run: False)   # the killed process is gone
     in_flight = [m for m in nova.migrations if m["status"] not in ("completed", "confirmed")]
     assert in_flight                                                # it died with moves in flight
     nova.on_list = None
@@ -440,7 +440,7 @@ def test_rerun_confirms_a_cold_move_left_in_verify_resize(journal, monkeypatch):
     with pytest.raises(Killed):
         drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
     monkeypatch.undo()
-    monkeypatch.setattr("novamove.engine.claim.run_alive", lambda run: False)
+    monkeypatch.setattr("novamove.engine.batch.claim.run_alive", lambda run: False)
     nova.on_list = None
     report = drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
     assert nova.servers["off"].status == "SHUTOFF" and nova.servers["off"].host == "c2"
@@ -451,7 +451,7 @@ def test_a_drain_still_running_elsewhere_is_not_raced(journal, monkeypatch):
     nova = typical_cloud()
     journal.start_run("other", "drain", source="c1")
     monkeypatch.setattr(journal, "runs", lambda limit=50: [dict(journal.get_run("other"), pid=1)])
-    monkeypatch.setattr("novamove.engine.claim.run_alive", lambda run: True)
+    monkeypatch.setattr("novamove.engine.batch.claim.run_alive", lambda run: True)
     with pytest.raises(errors.PreconditionFailed, match="still running"):
         drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())
     assert nova.migrations == []
@@ -835,7 +835,7 @@ def test_a_killed_undrain_move_back_is_finished_by_the_next_one(journal, monkeyp
     with pytest.raises(Killed):
         undrain(nova, "c1", journal=journal, move_back=True, max_parallel=4, max_per_host=4, **fast())
     monkeypatch.undo()
-    monkeypatch.setattr("novamove.engine.undrain.run_alive", lambda run: False)
+    monkeypatch.setattr("novamove.engine.batch.undrain.run_alive", lambda run: False)
     nova.on_list = None
     assert any(m["status"] not in ("completed", "confirmed") for m in nova.migrations)   # left in flight
     report = undrain(nova, "c1", journal=journal, move_back=True, **fast())

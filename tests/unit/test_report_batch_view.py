@@ -15,7 +15,7 @@ from novamove import report
 
 @dataclass(frozen=True)
 class Snap:
-    """What the engine sends (novamove.engine.batch.BatchProgress), duck-typed."""
+    """What the engine sends (novamove.engine.batch.moves.BatchProgress), duck-typed."""
     verb: str = "drain"
     hosts: tuple = ("compute3",)
     total: int = 40

@@ -6,7 +6,7 @@ import signal
 import pytest
 
 from novamove import errors
-from novamove.engine.batch import BatchRunner
+from novamove.engine.batch.moves import BatchRunner
 from novamove.engine.evacuate import EvacuationRunner
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from novamove import errors
-from novamove.engine import operations
+from novamove.engine.single import operations
 from novamove.engine.journal import Journal
 from test_migrate_engine import FakeCloud, run
 

@@ -5,7 +5,7 @@ hosts in turn, at most K out of service at once.
 
 Per host (each change journaled before it is made, under the campaign's run id):
   disable (tagged `novamove:<run>: drain: maintain ...`, so undrain/recover know it)
-  -> drain (novamove.engine.drain.drain: honest, the host's stage fails with what is left)
+  -> drain (novamove.engine.batch.drain.drain: honest, the host's stage fails with what is left)
   -> power off the servers tagged `novamove:maintenance=stop`
   -> hook (NOVAMOVE_HOST, NOVAMOVE_HYPERVISOR, NOVAMOVE_RUN_ID; own timeout; log file per host)
   -> gate (nova-compute up, not forced down, reporting after the hook ended; then --check)

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from novamove.engine import events
-from novamove.strategies.isolate import tagged_reason
+from novamove.engine.tags import tagged_reason
 
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Optional
 
 from novamove import errors
-from novamove.engine import drain as drains
+from novamove.engine.batch import drain as drains
 from novamove.engine.commands import validate_command
 from novamove.engine.campaign_plan import CampaignPlan
 from novamove.engine.campaign.common import DONE, FAILED, INTERRUPTED, NOT_STARTED, REFUSED, SKIPPED

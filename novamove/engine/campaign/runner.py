@@ -9,7 +9,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from novamove import errors
 from novamove.engine.runner import install_stop_signals
-from novamove.engine import drain as drains
+from novamove.engine.batch import drain as drains
 from novamove.engine.commands import command_env
 from novamove.engine.campaign_plan import SKIP, STOP, intents_of, plan_campaign
 from novamove.model import Service

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from novamove import errors
 from novamove.engine.poll import poll_until
-from novamove.engine import drain as drains
+from novamove.engine.batch import drain as drains
 from novamove.engine.campaign_plan import COLD, LIVE, SKIP, STOP, campaign_owns
 from novamove.engine.campaign import common
 from novamove.engine.campaign.common import INTERRUPTED, SKIPPED

@@ -7,7 +7,7 @@ import time
 from typing import Any, Callable, Optional, Sequence
 
 from novamove import errors
-from novamove.engine import drain as drains
+from novamove.engine.batch import drain as drains
 from novamove.engine.campaign_plan import CampaignPlan, plan_campaign, select_hosts
 from novamove.engine.frame import RunFrame, new_run_id
 from novamove.engine.journal import FINAL, run_alive

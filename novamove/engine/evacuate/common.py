@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 
 from novamove.engine import events
-from novamove.strategies.isolate import reason_run_id, tagged_reason
+from novamove.engine.tags import reason_run_id, tagged_reason
 
 
 EVACUATE_VERB = events.VERB_EVACUATE

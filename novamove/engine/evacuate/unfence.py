@@ -9,7 +9,7 @@ from typing import Any, Callable, Optional
 
 from novamove import errors
 from novamove.engine import events
-from novamove.engine.batch import EV_MOVE, BatchRunner, StepResult
+from novamove.engine.batch.moves import EV_MOVE, BatchRunner, StepResult
 from novamove.engine.frame import RunFrame
 from novamove.engine.journal import run_alive
 from novamove.engine.resolve import pick_host

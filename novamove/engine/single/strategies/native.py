@@ -5,8 +5,8 @@ The scheduler still checks the named host (filters, capacity, affinity), unlike 
 
 from __future__ import annotations
 
-from novamove.strategies.base import MoveContext, Step, Strategy
-from novamove.strategies.steps import RequestMove, WaitScheduled
+from novamove.engine.single.strategies.base import MoveContext, Step, Strategy
+from novamove.engine.single.strategies.steps import RequestMove, WaitScheduled
 
 
 class NativeStrategy(Strategy):

@@ -4,9 +4,9 @@
   isolate  every other enabled compute is disabled until the scheduler has decided.
 """
 
-from novamove.strategies.base import MoveContext, Step, Strategy, run_steps  # noqa: F401
-from novamove.strategies.isolate import IsolateStrategy
-from novamove.strategies.native import NativeStrategy
+from novamove.engine.single.strategies.base import MoveContext, Step, Strategy, run_steps  # noqa: F401
+from novamove.engine.single.strategies.isolate import IsolateStrategy
+from novamove.engine.single.strategies.native import NativeStrategy
 
 STRATEGIES = {"native": NativeStrategy, "isolate": IsolateStrategy}
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 from novamove import errors
 from novamove.model import Host, Migration, Server
 
-log = logging.getLogger("novamove.strategies")
+log = logging.getLogger("novamove.engine.single.strategies")
 
 
 @dataclass

@@ -14,7 +14,7 @@ from novamove.cloud.adapter import new_run_id
 from novamove.engine.journal import Journal
 from novamove.engine.poll import poll_until
 from novamove.engine.resolve import resolve_server
-from novamove.engine.result import MoveResult, server_facts
+from novamove.engine.single.result import MoveResult, server_facts
 from novamove.model import Migration, Server
 
 

@@ -9,16 +9,17 @@ import time
 from typing import Any, Callable, Optional
 
 from novamove.engine import events
-from novamove import errors, strategies
-from novamove.engine import checks
+from novamove import errors
+from novamove.engine.single import strategies
+from novamove.engine.single import checks
 from novamove.engine.poll import poll_until
 from novamove.engine.journal import Journal, now
 from novamove.engine.resolve import pick_host, resolve_server
-from novamove.engine.result import MoveResult, Snapshot, server_facts, summary_line
-from novamove.engine.waiter import ON_TIMEOUT, MoveWatcher
+from novamove.engine.single.result import MoveResult, Snapshot, server_facts, summary_line
+from novamove.engine.single.waiter import ON_TIMEOUT, MoveWatcher
 from novamove.model import Host, Migration, Server
-from novamove.strategies._signals import signals_as_exceptions
-from novamove.strategies.base import MoveContext
+from novamove.engine.single.strategies._signals import signals_as_exceptions
+from novamove.engine.single.strategies.base import MoveContext
 
 log = logging.getLogger("novamove.engine")
 
@@ -181,7 +182,7 @@ def _finish_on_target(cloud, journal: Journal, server: Server, *, confirm: bool,
                       verb: str, run_id: Optional[str]) -> MoveResult:
     """The server already reached the target and awaits confirmation: finish that move."""
     from novamove.cloud.adapter import new_run_id
-    from novamove.engine import operations
+    from novamove.engine.single import operations
 
     facts = server_facts(server)
     common = dict(server_id=server.id, server_name=server.name, before=facts, source=server.host,

@@ -7,7 +7,7 @@ from typing import Optional
 from novamove.engine import events
 from novamove import errors
 from novamove.model import LIVE, Migration
-from novamove.strategies.base import MoveContext, Step
+from novamove.engine.single.strategies.base import MoveContext, Step
 
 # Seconds to wait for Nova to create the migration record before concluding it refused.
 NO_RECORD_GRACE = 30.0

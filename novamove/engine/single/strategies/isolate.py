@@ -14,16 +14,14 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Iterable, Optional
 
 from novamove.engine import events
+from novamove.engine.services import in_parallel, restore_services
+from novamove.engine.tags import is_isolation_tag, reason_run_id, tagged_reason
 from novamove import errors
 from novamove.model import Host, Service
 from novamove.retry import patiently
-from novamove.strategies._signals import deferred_signals, signals_as_exceptions
-from novamove.strategies.base import MoveContext, Step, Strategy, run_steps
-from novamove.strategies.steps import RequestMove, WaitScheduled
-
-# Service toggles run concurrently, so the window does not grow with the number of computes.
-MAX_PARALLEL_TOGGLES = 8
-
+from novamove.engine.single.strategies._signals import deferred_signals, signals_as_exceptions
+from novamove.engine.single.strategies.base import MoveContext, Step, Strategy, run_steps
+from novamove.engine.single.strategies.steps import RequestMove, WaitScheduled
 
 def services_to_isolate(hosts: Iterable[Host], target: str) -> list[Host]:
     """The computes isolate disables: every *enabled* one except the target.
@@ -31,10 +29,6 @@ def services_to_isolate(hosts: Iterable[Host], target: str) -> list[Host]:
     Computes already disabled are left alone: their status and reason are someone else's.
     """
     return [h for h in hosts if h.name != target and h.service.enabled]
-
-
-# The tag helpers live with the engine (drains and recover use them too).
-from novamove.engine.tags import is_drain_tag, is_isolation_tag, reason_run_id, tagged_reason  # noqa: E402,F401
 
 
 def isolating_runs(hosts: Iterable[Host], own_run: str) -> dict[str, list[str]]:
@@ -47,62 +41,6 @@ def isolating_runs(hosts: Iterable[Host], own_run: str) -> dict[str, list[str]]:
         if run_id and run_id != own_run and is_isolation_tag(reason):
             runs.setdefault(run_id, []).append(h.name)
     return runs
-
-
-def _in_parallel(calls: list, workers: int = MAX_PARALLEL_TOGGLES) -> None:
-    """Run the toggles concurrently (the isolation window should not grow with the number of
-    computes), wait for *all* of them, then raise the first failure if any."""
-    if len(calls) <= 1:
-        for call in calls:
-            call()
-        return
-    with ThreadPoolExecutor(max_workers=min(workers, len(calls))) as pool:
-        futures = [pool.submit(call) for call in calls]
-        wait(futures)
-    for future in futures:
-        exc = future.exception()
-        if exc is not None:
-            raise exc
-
-
-def restore_services(cloud, journal, run_id: str, disabled: list[Service],
-                     left: Optional[list[str]] = None) -> list[str]:
-    """Re-enable the services `run_id` disabled, if they are still disabled *by it*.
-
-    Returns the hosts re-enabled. A service someone else re-disabled meanwhile (another
-    reason) is left as it is, journaled, and named in `left` if a list is given; one already
-    enabled again needs nothing. One GET for all services, then one PUT per toggle
-    (concurrently).
-    """
-    if not disabled:
-        return []
-    # A blip here would leave the cloud unschedulable until `recover`: ride it out (listing and
-    # enabling are both safe to repeat).
-    current = {s.id: s for s in patiently(cloud.list_compute_services, "re-enabling services")}
-    todo: list[Service] = []
-    for service in disabled:
-        now = current.get(service.id)
-        if now is None or now.enabled:
-            continue
-        if reason_run_id(now.disabled_reason) != run_id:
-            if left is not None:
-                left.append(service.host)
-            journal.note(run_id, events.SERVICE_LEFT, service.host, status=now.status,
-                         disabled_reason=now.disabled_reason,
-                         why="disabled by someone else after novamove disabled it")
-            continue
-        todo.append(now)
-    enabled: list[str] = []
-
-    def enable(service: Service):
-        def call() -> None:
-            with journal.change(run_id, events.SERVICE_ENABLE, service.host, service_id=service.id):
-                patiently(lambda: cloud.enable_service(service), f"re-enabling {service.host}")
-            enabled.append(service.host)
-        return call
-
-    _in_parallel([enable(service) for service in todo])
-    return sorted(enabled)
 
 
 class DisableOthers(Step):
@@ -148,7 +86,7 @@ class DisableOthers(Step):
             ctx.isolation_started = ctx.clock()
         # Signals wait until every PUT has answered, so that revert sees the final state.
         with deferred_signals():
-            _in_parallel([disable(h.service) for h in self.to_disable])
+            in_parallel([disable(h.service) for h in self.to_disable])
 
     def post_condition(self, ctx: MoveContext) -> None:
         # Read the tags back. Someone may have enabled another compute (or a new one

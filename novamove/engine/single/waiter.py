@@ -17,7 +17,7 @@ from novamove import errors
 from novamove.model import COLD, LIVE, Migration, Server
 from novamove.engine.poll import poll_until
 from novamove.retry import patiently
-from novamove.strategies.base import MoveContext
+from novamove.engine.single.strategies.base import MoveContext
 
 log = logging.getLogger("novamove.engine")
 

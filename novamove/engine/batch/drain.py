@@ -33,13 +33,13 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Collection, Iterable, Mapping, Optional, Sequence
 
 from novamove import errors
-from novamove.engine.batch import (  # noqa: F401  (re-exported: the drain engine's public names)
+from novamove.engine.batch.moves import (  # noqa: F401  (re-exported: the drain engine's public names)
     ABORT_GRACE, ABORTED, DRAIN_VERB, EV_ABORT, EV_CONFIRM, EV_DISABLE, EV_ENABLE, EV_MOVE, EV_PLAN,
     EV_REVERT, FAILED, GONE, IN_FLIGHT, MOVED, NOT_STARTED, ON_INTERRUPT, PASSING_STATUSES, POLL_INTERVAL,
     REASON_PATIENCE, REPLAN_PATIENCE, REPLAN_PAUSE, RETRY, SETTLED, SKEW_MARGIN, SKIPPED, STEP_ERRORS,
     UNDRAIN_VERB, BatchProgress, BatchReport, BatchRunner, StepResult, batch_progress, _adopt_leftovers, _InFlight, _iso, _requests,
     _result, _since, _step_from_event, _validate_options, is_passing)
-from novamove.engine.claim import (  # noqa: F401
+from novamove.engine.batch.claim import (  # noqa: F401
     EV_LEASE, ISOLATION_WAIT, READ_BACK_PAUSE, _Lease, _dead_drains, _disable_sources, _refuse_concurrent_drain,
     _refuse_down_sources, _unfinished_drains, drain_reason, is_our_drain_reason)
 from novamove.engine.journal import FINAL  # noqa: F401
@@ -359,7 +359,7 @@ def _pin(plan: DrainPlan, keep: Optional[Mapping[str, str]], modes: Optional[Map
 
 
 # undrain lives in its own module; its names stay importable from here.
-from novamove.engine.undrain import moves_of_drain, undrain  # noqa: E402,F401
+from novamove.engine.batch.undrain import moves_of_drain, undrain  # noqa: E402,F401
 
 __all__ = ["BatchReport", "BatchRunner", "StepResult", "apply_plan", "drain", "drain_reason",
            "gather_state", "is_our_drain_reason", "make_plan", "moves_of_drain", "undrain",

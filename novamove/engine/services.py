@@ -1,0 +1,72 @@
+"""Compute services: re-enabling what a run disabled, only while its tag is still on them.
+
+Shared by the single-move isolate window, recover and the batch verbs."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Optional
+
+from novamove.engine import events
+from novamove.engine.tags import reason_run_id
+from novamove.model import Service
+from novamove.retry import patiently
+
+# Service toggles run concurrently, so the window does not grow with the number of computes.
+MAX_PARALLEL_TOGGLES = 8
+
+
+def in_parallel(calls: list, workers: int = MAX_PARALLEL_TOGGLES) -> None:
+    """Run the toggles concurrently (the isolation window should not grow with the number of
+    computes), wait for *all* of them, then raise the first failure if any."""
+    if len(calls) <= 1:
+        for call in calls:
+            call()
+        return
+    with ThreadPoolExecutor(max_workers=min(workers, len(calls))) as pool:
+        futures = [pool.submit(call) for call in calls]
+        wait(futures)
+    for future in futures:
+        exc = future.exception()
+        if exc is not None:
+            raise exc
+
+
+def restore_services(cloud, journal, run_id: str, disabled: list[Service],
+                     left: Optional[list[str]] = None) -> list[str]:
+    """Re-enable the services `run_id` disabled, if they are still disabled *by it*.
+
+    Returns the hosts re-enabled. A service someone else re-disabled meanwhile (another
+    reason) is left as it is, journaled, and named in `left` if a list is given; one already
+    enabled again needs nothing. One GET for all services, then one PUT per toggle
+    (concurrently).
+    """
+    if not disabled:
+        return []
+    # A blip here would leave the cloud unschedulable until `recover`: ride it out (listing and
+    # enabling are both safe to repeat).
+    current = {s.id: s for s in patiently(cloud.list_compute_services, "re-enabling services")}
+    todo: list[Service] = []
+    for service in disabled:
+        now = current.get(service.id)
+        if now is None or now.enabled:
+            continue
+        if reason_run_id(now.disabled_reason) != run_id:
+            if left is not None:
+                left.append(service.host)
+            journal.note(run_id, events.SERVICE_LEFT, service.host, status=now.status,
+                         disabled_reason=now.disabled_reason,
+                         why="disabled by someone else after novamove disabled it")
+            continue
+        todo.append(now)
+    enabled: list[str] = []
+
+    def enable(service: Service):
+        def call() -> None:
+            with journal.change(run_id, events.SERVICE_ENABLE, service.host, service_id=service.id):
+                patiently(lambda: cloud.enable_service(service), f"re-enabling {service.host}")
+            enabled.append(service.host)
+        return call
+
+    in_parallel([enable(service) for service in todo])
+    return sorted(enabled)
