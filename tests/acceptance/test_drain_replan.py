@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from novamove.engine.batch.moves import EV_MOVE
+from novamove.engine.batch.common import EV_MOVE
 from novamove.engine.journal import Journal
 
 pytestmark = pytest.mark.acceptance

@@ -2,7 +2,9 @@
 
 from types import SimpleNamespace
 
-from novamove.engine.batch.moves import FAILED, MOVED, RETRY, SKIPPED, _InFlight, _result, batch_progress
+from novamove.engine.batch.common import FAILED, MOVED, RETRY, SKIPPED
+from novamove.engine.batch.moves import _InFlight
+from novamove.engine.batch.report import _result, batch_progress
 from novamove.planner import DrainStep
 
 

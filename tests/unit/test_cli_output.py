@@ -209,7 +209,7 @@ def test_drain_json_results_use_sdk_names_and_columns_filter_rows(capsys, nova):
 
 
 def test_step_columns_are_the_step_result_fields():
-    from novamove.engine.batch.moves import StepResult
+    from novamove.engine.batch.report import StepResult
     fields = {f.name for f in dataclasses.fields(StepResult)}
     assert set(report.STEP_COLUMNS) == {report.STEP_KEYS.get(f, f) for f in fields}
 

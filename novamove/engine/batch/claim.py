@@ -11,7 +11,8 @@ from typing import Any, Callable, Optional
 
 from novamove import errors
 from novamove.engine import events, tags
-from novamove.engine.batch.moves import DRAIN_VERB, EV_DISABLE, DrainPlan
+from novamove.engine.batch.common import DRAIN_VERB, EV_DISABLE
+from novamove.planner import DrainPlan
 from novamove.engine.journal import run_alive
 from novamove.engine.poll import poll_until
 from novamove.engine.tags import LEASE_SECONDS, is_drain_tag, is_isolation_tag, reason_run_id

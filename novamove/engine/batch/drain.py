@@ -33,12 +33,16 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Collection, Iterable, Mapping, Optional, Sequence
 
 from novamove import errors
-from novamove.engine.batch.moves import (  # noqa: F401  (re-exported: the drain engine's public names)
-    ABORT_GRACE, ABORTED, DRAIN_VERB, EV_ABORT, EV_CONFIRM, EV_DISABLE, EV_ENABLE, EV_MOVE, EV_PLAN,
-    EV_REVERT, FAILED, GONE, IN_FLIGHT, MOVED, NOT_STARTED, ON_INTERRUPT, PASSING_STATUSES, POLL_INTERVAL,
-    REASON_PATIENCE, REPLAN_PATIENCE, REPLAN_PAUSE, RETRY, SETTLED, SKEW_MARGIN, SKIPPED, STEP_ERRORS,
-    UNDRAIN_VERB, BatchProgress, BatchReport, BatchRunner, StepResult, batch_progress, _adopt_leftovers, _InFlight, _iso, _requests,
-    _result, _since, _step_from_event, _validate_options, is_passing)
+from novamove.engine.batch.common import (ABORT_GRACE, ABORTED, DRAIN_VERB, EV_ABORT, EV_CONFIRM, EV_DISABLE,
+                                          EV_ENABLE, EV_MOVE, EV_PLAN, EV_REVERT, FAILED, GONE, MOVED,
+                                          ON_INTERRUPT, PASSING_STATUSES, POLL_INTERVAL, REASON_PATIENCE,
+                                          REPLAN_PATIENCE, REPLAN_PAUSE, RETRY, SETTLED, SKEW_MARGIN, SKIPPED,
+                                          STEP_ERRORS, UNDRAIN_VERB, _iso, _requests, _since,
+                                          _validate_options, is_passing)  # noqa: F401
+from novamove.engine.runner import IN_FLIGHT, NOT_STARTED  # noqa: F401
+from novamove.engine.batch.report import (BatchProgress, BatchReport, StepResult, batch_progress, _result)  # noqa: F401
+from novamove.engine.batch.moves import BatchRunner, _InFlight  # noqa: F401
+from novamove.engine.batch.adopt import _adopt_leftovers, _step_from_event  # noqa: F401
 from novamove.engine.batch.claim import (  # noqa: F401
     EV_LEASE, ISOLATION_WAIT, READ_BACK_PAUSE, _Lease, _dead_drains, _disable_sources, _refuse_concurrent_drain,
     _refuse_down_sources, _unfinished_drains, drain_reason, is_our_drain_reason)

@@ -8,10 +8,14 @@ from typing import Any, Callable, Optional
 
 from novamove import errors
 from novamove.engine import tags
-from novamove.engine.batch.moves import (EV_ENABLE, EV_MOVE, DRAIN_VERB, FAILED, LIVE, POLL_INTERVAL, REPLAN_PATIENCE,
-                                   REPLAN_PAUSE, RETRY, UNDRAIN_VERB,
-                                   BatchReport, BatchRunner, _requests, batch_progress, _result, _validate_options)
-from novamove.engine.batch.moves import _adopt_leftovers, _since
+from novamove.engine.batch.common import (EV_ENABLE, EV_MOVE, DRAIN_VERB, FAILED, POLL_INTERVAL,
+                                          REPLAN_PATIENCE, REPLAN_PAUSE, RETRY, UNDRAIN_VERB, _requests,
+                                          _validate_options)
+from novamove.model import LIVE
+from novamove.engine.batch.report import BatchReport, batch_progress, _result
+from novamove.engine.batch.moves import BatchRunner
+from novamove.engine.batch.adopt import _adopt_leftovers
+from novamove.engine.batch.common import _since
 from novamove.engine.batch.claim import _dead_drains, _refuse_concurrent_drain, is_our_drain_reason
 from novamove.engine.frame import RunFrame
 from novamove.engine.journal import run_alive

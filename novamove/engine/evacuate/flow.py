@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Optional, Sequence
 
 from novamove import errors
-from novamove.engine.batch.moves import StepResult
+from novamove.engine.batch.report import StepResult
 from novamove.engine.batch.drain import resolve_hosts
 from novamove.engine.commands import validate_command
 from novamove.engine.frame import RunFrame

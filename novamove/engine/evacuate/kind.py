@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional, Sequence
 
 from novamove import errors
-from novamove.engine.batch.moves import StepResult
+from novamove.engine.batch.report import StepResult
 from novamove.engine.runner import CappedRunner
 from novamove.model import Migration, Server, Service
 from novamove.planner import DrainStep

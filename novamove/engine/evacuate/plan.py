@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Optional, Sequence
 
-from novamove.engine.batch.moves import StepResult
+from novamove.engine.batch.report import StepResult
 from novamove.engine.batch.drain import gather_state
 from novamove.model import Host, Server
 from novamove.planner import Check, CloudState, DrainPlan, DrainStep, plan_drain

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from novamove import errors
-from novamove.engine.batch.moves import StepResult
+from novamove.engine.batch.report import StepResult
 from novamove.engine.runner import IN_FLIGHT, NOT_STARTED
 from novamove.model import Migration
 from novamove.planner import DrainPlan, DrainStep, plan_to_dict

@@ -9,7 +9,9 @@ from typing import Any, Callable, Optional
 
 from novamove import errors
 from novamove.engine import events
-from novamove.engine.batch.moves import EV_MOVE, BatchRunner, StepResult
+from novamove.engine.batch.common import EV_MOVE
+from novamove.engine.batch.moves import BatchRunner
+from novamove.engine.batch.report import StepResult
 from novamove.engine.frame import RunFrame
 from novamove.engine.journal import run_alive
 from novamove.engine.resolve import pick_host
