@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from planner_scale import synthetic_cloud  # noqa: E402
-from novamove.engine.campaign_plan import naive_plan_campaign, plan_campaign  # noqa: E402
+from novamove.engine.campaign.simulate import naive_plan_campaign, plan_campaign  # noqa: F401
 
 
 def main() -> int:

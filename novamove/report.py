@@ -19,12 +19,13 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
+# The document of one move and its key names (MoveResult.to_dict() is move_document).
+from novamove.documents import FACT_KEYS, MOVE_KEYS, move_document, renamed  # noqa: E402,F401
+
 FORMATS = ("table", "json", "yaml", "value", "csv")
 
 # ---------------------------------------------------------------------------- the schema
 # novamove key -> openstacksdk attribute name, per kind of object.
-MOVE_KEYS = {"source": "source_compute", "dest": "dest_compute"}
-FACT_KEYS = {"host": "compute_host"}                       # before / after of a server
 STEP_KEYS = {"source": "source_compute", "dest": "dest_compute", "host": "compute_host"}
 LEFT_KEYS = {"name": "server_name", "host": "compute_host"}   # servers a drain left on its host
 MIGRATION_KEYS = {"type": "migration_type", "source": "source_compute", "dest": "dest_compute"}
@@ -60,43 +61,11 @@ RESULT_STYLE = {"moved": "green", "skipped": "yellow", "failed": "red", "aborted
                 "not-started": "yellow", "in-flight": "red", "gone": "dim"}
 
 
-def renamed(data: Mapping, keys: Mapping[str, str]) -> dict:
-    return {keys.get(k, k): v for k, v in data.items()}
-
-
 def move_fields(result_class) -> tuple[str, ...]:
     """The keys of a move's document (what -c accepts for migrate, back, wait, abort...)."""
     import dataclasses
     return tuple(MOVE_KEYS.get(f.name, f.name) for f in dataclasses.fields(result_class))
 
-
-def _node(facts: Mapping, host: Optional[str]) -> Optional[str]:
-    """The hypervisor hostname in a before/after view, if that view is on `host`."""
-    if host and facts.get("host") == host:
-        return facts.get("hypervisor_hostname") or None
-    return None
-
-
-def move_document(result) -> dict:
-    """A MoveResult as JSON-ready data with openstacksdk key names: the one place that makes it
-    (MoveResult.to_dict() returns this; the CLI, the Ansible modules and OSC show it).
-    `source_node` / `dest_node` (hypervisor hostnames, as Nova's migration record names them)
-    come from the before/after views when the engine did not set them."""
-    import dataclasses
-    data = dataclasses.asdict(result)
-    for key in ("isolation_seconds", "elapsed_seconds"):
-        if isinstance(data.get(key), float):
-            data[key] = round(data[key], 2)
-    before, after = data.get("before") or {}, data.get("after") or {}
-    if data.get("source_node") is None and "source_node" in data:
-        data["source_node"] = _node(before, data.get("source"))
-    if data.get("dest_node") is None and "dest_node" in data:
-        data["dest_node"] = _node(after, data.get("dest"))
-    doc = renamed(data, MOVE_KEYS)
-    for side in ("before", "after"):
-        if isinstance(doc.get(side), dict):
-            doc[side] = renamed(doc[side], FACT_KEYS)
-    return doc
 
 
 def error_line(result) -> str:

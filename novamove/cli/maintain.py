@@ -16,7 +16,7 @@ from novamove import errors
 from novamove import report as render
 from novamove.cli import conn, journal_path, main
 
-# The library's choices (novamove.engine.campaign_plan), spelled out so that `novamove --help`
+# The library's choices (novamove.engine.campaign.simulate), spelled out so that `novamove --help`
 # does not import the engine.
 ORDERS = ("fewest", "name", "given")
 

@@ -485,7 +485,7 @@ class Cloud:
     # ------------------------------------------------------------------ services and hosts
 
     def list_compute_services(self) -> list[Service]:
-        # Raw REST: a drain reads it before its refills (engine/batch.py); through openstacksdk's
+        # Raw REST: a drain reads it before its refills (engine/batch/moves.py); through openstacksdk's
         # Resources a listing cost 3.8 ms of CPU, raw 1.5 ms (measured on the minicloud).
         # Nova does not page /os-services.
         body = self._compute("GET", "/os-services", params={"binary": "nova-compute"},
@@ -669,7 +669,7 @@ class Cloud:
         except Exception:  # closing is best effort
             pass
 
-    # ------------------------------------------------------------------ added for drains (engine/drain.py)
+    # ------------------------------------------------------------------ added for drains (engine/batch/drain.py)
     # Shared listings: a drain follows many servers with a few list calls, not one loop each.
 
     def list_servers_on_host(self, host: str) -> list[Server]:
@@ -733,7 +733,7 @@ class Cloud:
                 if (m.get("updated_at") or m.get("created_at") or "")[:19] >= since[:19]]
         return sorted(rows, key=lambda m: int(m.id) if m.id.isdigit() else 0, reverse=True)
 
-    # ------------------------------------------------------------------ added for campaigns (engine/campaign.py)
+    # ------------------------------------------------------------------ added for campaigns (engine/campaign/)
 
     def stop_server(self, server_id: str) -> None:
         """Power a server off in place (os-stop)."""
@@ -751,7 +751,7 @@ class Cloud:
         raise errors.NotFound(f"no host aggregate named {name!r}")
 
 
-    # ------------------------------------------------------------------ added for evacuation (engine/evacuate.py)
+    # ------------------------------------------------------------------ added for evacuation (engine/evacuate/)
     # Evacuate is Nova's rebuild of a server on another host after its own host failed. novamove
     # always names the destination (2.29+, checked by the scheduler) and never sends `force`.
     MV_FORCE_DOWN = "2.11"           # PUT /os-services/force-down (before 2.53's service PUT)

@@ -1,6 +1,6 @@
 """One move's lifecycle, as pure rules: where a move stands (`Phase`), what its outcome is
 (`judge`) and what to do next (`next_step`), the same for a single `migrate`/`wait`
-(engine/waiter.py) and for every move of a drain, undrain or later batch verb (engine/batch.py).
+(engine/single/waiter.py) and for every move of a drain, undrain or later batch verb (engine/batch/moves.py).
 The watchers only observe (one server + its migrations, or one shared listing for many) and carry
 out what `next_step` says, under their own clocks and bounds. Each Nova quirk is handled here, once:
 

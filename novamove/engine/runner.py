@@ -1,5 +1,5 @@
-"""The loop every batch verb shares (drain, undrain, apply: engine/batch.py; evacuate:
-engine/evacuate.py): start what the caps allow, follow what is in flight with one listing per
+"""The loop every batch verb shares (drain, undrain, apply: engine/batch/moves.py; evacuate:
+engine/evacuate/): start what the caps allow, follow what is in flight with one listing per
 poll, pause, and treat Ctrl-C, SIGTERM (systemd, kill, a CI runner) and SIGHUP (a closed terminal)
 as "start nothing new, finish what is in flight"; a second one means "leave now", and what was in
 flight is reported so (its journal intent stays open for a rerun or `novamove recover`).

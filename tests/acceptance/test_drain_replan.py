@@ -6,7 +6,7 @@ How Nova is made to refuse, with nothing mocked: the server's flavor requires a 
 one other compute have and the planner's first choice does not. novamove's planner looks at
 capacity, server groups and zones, not traits, so it picks the host with the most free RAM;
 Nova's scheduler answers NoValidHost for it (a live migration at >= 2.34 is refused after the
-request: migration "error", the fault on the instance action). engine/drain.py must then avoid
+request: migration "error", the fault on the instance action). engine/batch/drain.py must then avoid
 that host for this server when it plans again.
 """
 

@@ -1,4 +1,4 @@
-"""The campaign runner (engine/campaign.py) against the in-memory Nova of the drain tests."""
+"""The campaign runner (engine/campaign/) against the in-memory Nova of the drain tests."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from novamove import errors
 from novamove.engine import campaign as camp
 from novamove.engine.batch import drain as drainmod
 from novamove.engine.campaign import Options, run_campaign
-from novamove.engine.campaign_plan import INTENT_KEY
+from novamove.engine.campaign.intents import INTENT_KEY
 from novamove.engine.journal import Journal
 from test_planner_drain import FakeNova
 
@@ -378,7 +378,7 @@ def test_resume_takes_hosts_already_out_first(journal, hooks_seen):
 # ------------------------------------------------------------------ other people's state
 
 def test_campaign_ownership_is_an_exact_parse_of_the_tag():
-    from novamove.engine.campaign_plan import campaign_owns
+    from novamove.engine.campaign.intents import campaign_owns
     from novamove.engine.tags import drain_reason, lease_from_now
     run = "abc123"
     assert campaign_owns(camp.reason_text(run, "x"), run)

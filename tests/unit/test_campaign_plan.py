@@ -2,8 +2,9 @@
 
 import pytest
 
-from novamove.engine.campaign_plan import (INTENT_KEY, estimate, intents_of, order_hosts,
-                                           plan_campaign, select_hosts, server_intent)
+from novamove.engine.campaign.intents import INTENT_KEY, intents_of, order_hosts, select_hosts, server_intent
+from novamove.engine.campaign.planning import estimate
+from novamove.engine.campaign.simulate import plan_campaign
 from novamove.errors import NotFound, UsageError
 from novamove.model import Flavor, Host, Resources, Server, ServerGroup, Service
 from novamove.planner import CloudState

@@ -2,7 +2,7 @@
 per stage) against a straightforward reference on small random clouds: full scans, plain dicts,
 no heaps, no caches. Both must give the same stages, moves, unplaced servers and capacity.
 
-The reference follows the documented rules of novamove.engine.campaign_plan and
+The reference follows the documented rules of novamove.engine.campaign.simulate and
 novamove.planner: per stage, destinations are first the receiving hosts the campaign will not
 empty again, the `servers + 32` with the most free RAM per zone (plus the hosts of group mates),
 then the same without that restriction, then the whole cloud, each wider try only when a
@@ -18,8 +18,10 @@ import random
 
 import pytest
 
-from novamove.engine.campaign_plan import (COLD, INTENT_KEY, LIVE, SKIP, STOP, host_plan, intents_of,
-                                           order_hosts, plan_campaign)
+from novamove.model import COLD, LIVE
+from novamove.engine.campaign.intents import INTENT_KEY, SKIP, STOP, intents_of, order_hosts
+from novamove.engine.campaign.planning import host_plan
+from novamove.engine.campaign.simulate import plan_campaign
 from novamove.model import Flavor, Host, Resources, Server, ServerGroup, Service
 from novamove.planner import HARD_AFFINITY, HARD_ANTI_AFFINITY, CloudState, move_mode
 

@@ -4,13 +4,13 @@ empty.
     report = drain(cloud, "compute1", journal=Journal(), max_parallel=3, max_per_host=2)
 
 How a drain runs (each state change is journaled *before* it is made):
-1. claim the source(s) (engine/claim.py): disable the nova-compute with a tagged reason and a
+1. claim the source(s) (engine/batch/claim.py): disable the nova-compute with a tagged reason and a
    lease (`novamove:<run>: drain: ... [lease ...]`), read it back, wait out an isolation window,
    refuse a host another live drain holds; a host someone else disabled keeps their reason;
 2. plan, now that nothing new can land there: gather the cloud's state through the adapter and
    ask novamove.planner for a destination per server (capacity, server groups, zones,
    disabled/down hosts, --to);
-3. run the plan with `BatchRunner` (engine/batch.py: caps, shared listings, one bad step never
+3. run the plan with `BatchRunner` (engine/batch/moves.py: caps, shared listings, one bad step never
    sinks the drain), then read the source back and plan again what is still there and may
    still move (a destination that was off for a moment, a build that raced the disable),
    while the patience lasts;
@@ -21,7 +21,7 @@ How a drain runs (each state change is journaled *before* it is made):
 A drain that died (killed, crashed) stays `running` in the journal, so `novamove recover` lists
 it; running the same drain again adopts its leftovers (confirming cold moves it left in
 VERIFY_RESIZE, waiting for moves still in flight) and continues with what is still on the host.
-`undrain` is in engine/undrain.py.
+`undrain` is in engine/batch/undrain.py.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from typing import Any, Optional
 from novamove import errors
 from novamove.engine.batch import drain as drains
 from novamove.engine.commands import validate_command
-from novamove.engine.campaign_plan import CampaignPlan
+from novamove.engine.campaign.planning import CampaignPlan
 from novamove.engine.campaign.common import DONE, FAILED, INTERRUPTED, NOT_STARTED, REFUSED, SKIPPED
 from novamove.engine.campaign.common import CHECK_TIMEOUT, GATE_TIMEOUT, HOOK_TIMEOUT, VERB
 

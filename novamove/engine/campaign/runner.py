@@ -11,7 +11,8 @@ from novamove import errors
 from novamove.engine.runner import install_stop_signals
 from novamove.engine.batch import drain as drains
 from novamove.engine.commands import command_env
-from novamove.engine.campaign_plan import SKIP, STOP, intents_of, plan_campaign
+from novamove.engine.campaign.intents import SKIP, STOP, intents_of
+from novamove.engine.campaign.simulate import plan_campaign
 from novamove.model import Service
 from novamove.planner import CloudState, move_mode, plan_drain
 from novamove.engine.campaign import common

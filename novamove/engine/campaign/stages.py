@@ -10,7 +10,7 @@ from typing import Optional
 from novamove import errors
 from novamove.engine.batch import drain as drains
 from novamove.engine.commands import run_in_group
-from novamove.engine.campaign_plan import campaign_owns
+from novamove.engine.campaign.intents import campaign_owns
 from novamove.engine.tags import reason_run_id
 from novamove.engine.campaign.common import DONE, FAILED
 from novamove.engine.campaign.common import (EV_BACK, EV_CHECK, EV_ENABLE, EV_GATE, EV_HOOK, EV_REASON,

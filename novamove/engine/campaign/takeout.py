@@ -6,7 +6,8 @@ from __future__ import annotations
 from novamove import errors
 from novamove.engine.poll import poll_until
 from novamove.engine.batch import drain as drains
-from novamove.engine.campaign_plan import COLD, LIVE, SKIP, STOP, campaign_owns
+from novamove.model import COLD, LIVE
+from novamove.engine.campaign.intents import SKIP, STOP, campaign_owns
 from novamove.engine.campaign import common
 from novamove.engine.campaign.common import INTERRUPTED, SKIPPED
 from novamove.engine.campaign.common import (EV_DISABLE, EV_DRAIN, EV_STOP, POWER_TIMEOUT, _parse,

@@ -8,7 +8,9 @@ from typing import Any, Callable, Optional, Sequence
 
 from novamove import errors
 from novamove.engine.batch import drain as drains
-from novamove.engine.campaign_plan import CampaignPlan, plan_campaign, select_hosts
+from novamove.engine.campaign.planning import CampaignPlan
+from novamove.engine.campaign.simulate import plan_campaign
+from novamove.engine.campaign.intents import select_hosts
 from novamove.engine.frame import RunFrame, new_run_id
 from novamove.engine.journal import FINAL, run_alive
 from novamove.engine.campaign.common import DONE, SKIPPED
@@ -34,7 +36,7 @@ def plan(cloud: Any, names: Sequence[str] = (), *, zone: Optional[str] = None, a
          all_hosts: bool = False, options: Optional[Options] = None, run_id: Optional[str] = None,
          move_seconds: Optional[float] = None, hook_seconds: Optional[float] = None) -> CampaignPlan:
     """The campaign's dry run (reads only)."""
-    from novamove.engine import campaign_plan as cp
+    from novamove.engine.campaign import intents as cp
     o = options or Options()
     o.validate()
     _, selected, state = gather(cloud, names, zone=zone, aggregate=aggregate, all_hosts=all_hosts)

@@ -59,7 +59,7 @@ class MoveResult:
     def to_dict(self) -> dict[str, Any]:
         """The result with openstacksdk key names (source_compute, dest_compute, source_node,
         dest_node; before/after compute_host): the document the CLI, Ansible and OSC show."""
-        from novamove.report import move_document
+        from novamove.documents import move_document
         return move_document(self)
 
     @classmethod
