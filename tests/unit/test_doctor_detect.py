@@ -293,6 +293,21 @@ def test_nested_and_sharing_providers_are_not_another_node():
     assert one(w.findings(), "server-allocation-missing").server_id == "only-shared"
 
 
+def test_an_evacuated_server_keeps_its_failed_hosts_allocation_until_that_host_is_back():
+    w = healthy_world()
+    w.services[0] = Service(id="u0", host="c0", state="down", forced_down=True, status="disabled",
+                            updated_at=nova_ago(HOUR))
+    w.unalloc("s0")
+    w.unalloc("s3")
+    w.server("evacuated", "c1")
+    w.alloc("evacuated", "c0")                      # Nova frees it when c0's nova-compute starts
+    w.migration("80", "evacuated", "done", "c0", "c1", kind="evacuation")
+    w.servers = [s for s in w.servers if s.host != "c0"]
+    assert w.findings() == []
+    w.services[0] = Service(id="u0", host="c0", status="disabled", updated_at=nova_ago(5))   # back, still held
+    assert one(w.findings(), "server-allocation-elsewhere").server_id == "evacuated"
+
+
 def test_allocations_of_an_unknown_consumer():
     w = healthy_world()
     w.alloc("deleted-server", "c1")
@@ -392,6 +407,9 @@ def test_a_server_in_error_whose_last_fault_came_from_a_migration():
              fault_created=ago(HOUR))
     w.migration("72", "other", "completed", "c1", "c2", age=30 * HOUR)        # long before
     w.migration("73", "words", "failed", "c1", "c2", age=20 * HOUR + 5, created=30 * HOUR)
+    w.server("wordy", "c2", status="ERROR", vm_state="error", fault_message="could not resize the volume",
+             fault_created=ago(HOUR))
+    w.migration("74", "wordy", "completed", "c1", "c2", age=30 * HOUR)        # went well, long before
     found = [f for f in w.findings() if f.klass == "server-error-after-migration"]
     assert sorted(f.server_id for f in found) == ["err", "words"]
     assert next(f for f in found if f.server_id == "err").evidence["migration_id"] == "70"

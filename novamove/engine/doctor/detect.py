@@ -162,7 +162,7 @@ def check_misplaced(ix: Index) -> Iterator[Finding]:
             server_id=s.id, host=s.host, evidence={"host": s.host, "status": s.status, **_mig(m)})
 
 
-_MIGRATION_WORDS = ("migrat", "resize", "evacuat", "confirm", "revert", "rebuild")
+_MIGRATION_WORDS = ("migrat", "resize", "evacuat", "confirm", "revert")
 
 
 def error_from_migration(s: ServerState, ix: Index) -> Optional[Migration]:
@@ -177,7 +177,8 @@ def error_from_migration(s: ServerState, ix: Index) -> Optional[Migration]:
     ended = ix.age(m.updated_at)
     # The fault was written while the migration ran (or just after it ended), or says so.
     during = began is not None and fault is not None and began >= fault >= (ended or 0) - 600
-    return m if during or any(w in text for w in _MIGRATION_WORDS) else None
+    says = m.status in ("error", "failed") and any(w in text for w in _MIGRATION_WORDS)
+    return m if during or says else None
 
 
 def check_error_after_migration(ix: Index) -> Iterator[Finding]:
@@ -225,12 +226,23 @@ def allocation_verdict(s: ServerState, ix: Index) -> Optional[tuple[str, str]]:
     if not held:
         return "server-allocation-missing", f"runs on {s.node} and holds no allocation"
     nodes = {ix.root(rp) for rp in held} & ix.node_roots   # sharing providers are not nodes
-    if nodes - {node_rp}:
+    if nodes - {node_rp} and not left_by_evacuation(s, nodes - {node_rp}, ix):
         return ("server-allocation-elsewhere",
                 f"runs on {s.node} but holds allocations on {', '.join(ix.where(held))}")
     if node_rp not in nodes:
         return "server-allocation-missing", f"runs on {s.node} and holds no allocation there"
     return None
+
+
+def left_by_evacuation(s: ServerState, others: set[str], ix: Index) -> bool:
+    """The extra allocation is on the failed host the server was evacuated from, whose
+    nova-compute is still down: Nova frees it itself when that nova-compute starts again."""
+    m = ix.latest(s.id)
+    if m is None or m.migration_type != "evacuation" or m.status not in ON_DEST:
+        return False
+    source = ix.services.get(m.source_host)
+    return (source is not None and not source.up
+            and all(ix.rp_host.get(rp) == m.source_host for rp in others))
 
 
 def check_server_allocations(ix: Index) -> Iterator[Finding]:

@@ -108,6 +108,9 @@ class Index:
                 self.node_rp[node] = self.root(rp)
         self.node_roots = set(self.node_rp.values())
         self.rp_node = {rp: node for node, rp in self.node_rp.items()}
+        node_host = {h.get("hypervisor_hostname"): h.get("host") for h in snap.hypervisors}
+        self.rp_host = {rp: node_host.get(node) for node, rp in self.node_rp.items()}
+        self.services = {s.host: s for s in snap.services}
         self.servers_on: dict[str, int] = {}
         for s in snap.servers:
             if s.host:
