@@ -28,7 +28,6 @@ import argparse
 import json
 import random
 import resource
-import statistics
 import sys
 import time
 import tracemalloc
@@ -37,12 +36,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from novamove.engine import tags  # noqa: E402
 from novamove.engine.doctor import Options, Snapshot, detect  # noqa: E402
 from novamove.engine.doctor.detect import expected_host  # noqa: E402
 from novamove.engine.doctor.snapshot import TERMINAL  # noqa: E402
 from novamove.model import Migration, ResourceProvider, ServerState, Service  # noqa: E402
+from planner_scale import timed_cpu as timed  # noqa: E402  (median wall, median CPU, result)
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)
 OLD = (NOW - timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%S.%f")
@@ -178,16 +179,6 @@ def naive(snap: Snapshot, sample: list[ServerState]) -> dict[str, str]:
             elif set(held) - {node_rp[s.node]}:
                 out[s.id] = "server-allocation-elsewhere"
     return out
-
-
-def timed(fn, repeat: int):
-    times, cpu, result = [], [], None
-    for _ in range(repeat):
-        t0, c0 = time.perf_counter(), time.process_time()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return statistics.median(times), statistics.median(cpu), result
 
 
 def main() -> int:

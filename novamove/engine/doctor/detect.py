@@ -32,6 +32,10 @@ def _mig(m: Migration) -> dict:
             "created_at": m.created_at, "updated_at": m.updated_at}
 
 
+def _find_guest(m: Migration) -> str:
+    return f"find where the guest runs (virsh list --all on {m.source_host} and {m.dest_host})"
+
+
 def _age(ix: Index, ts: Optional[str]) -> Optional[int]:
     a = ix.age(ts)
     return None if a is None else int(a)
@@ -157,7 +161,7 @@ def check_misplaced(ix: Index) -> Iterator[Finding]:
         m = ix.latest(s.id)
         yield finding(
             "server-not-where-migration-says", f"{_who(s)}: {why}",
-            f"find where the guest runs (virsh list --all on {m.source_host} and {m.dest_host}); Nova's host "
+            f"{_find_guest(m)}; Nova's host "
             f"can only be corrected in its database or by nova-compute, then reset {s.id}",
             server_id=s.id, host=s.host, evidence={"host": s.host, "status": s.status, **_mig(m)})
 
@@ -189,7 +193,7 @@ def check_error_after_migration(ix: Index) -> Iterator[Finding]:
         yield finding(
             "server-error-after-migration",
             f"{_who(s)} is in ERROR on {s.host} after migration {m.id} ({m.status}): {s.fault_message}",
-            f"find where the guest runs (virsh list --all on {m.source_host} and {m.dest_host}); if it runs "
+            f"{_find_guest(m)}; if it runs "
             f"on {s.host}: openstack server set --state active {s.id}, then move it again",
             server_id=s.id, host=s.host,
             evidence={"fault": s.fault_message, "fault_code": s.fault_code, "fault_created": s.fault_created,

@@ -8,10 +8,11 @@ Pure data and pure functions: scan.py fills a Snapshot from the cloud, detect.py
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Mapping, Optional, Sequence
 
 from novamove import errors
+from novamove.engine.evacuate import _parse_time as parse_time   # Nova's timestamps, as UTC
 from novamove.model import Migration, ResourceProvider, ServerState, Service
 
 DEFAULT_OLDER_THAN = 3600.0     # seconds: VERIFY_RESIZE and non-terminal migration records
@@ -65,13 +66,8 @@ class Snapshot:
 
 def epoch(ts: Optional[str]) -> Optional[float]:
     """Seconds since the epoch of a Nova/Placement timestamp (naive means UTC), or None."""
-    if not ts:
-        return None
-    try:
-        t = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp()
+    t = parse_time(ts)
+    return None if t is None else t.timestamp()
 
 
 def _migration_order(m: Migration) -> tuple:
