@@ -49,8 +49,9 @@ class Cloudlet:
     """Nova and Placement answering like the real ones: pages of `max_limit` with a "next"
     link when a page is full; `hosts` providers each holding its servers' allocations."""
 
-    def __init__(self, hosts=3, servers=25, migrations=12, max_limit=10, fail=None):
+    def __init__(self, hosts=3, servers=25, migrations=12, max_limit=10, fail=None, services=None):
         self.max_limit = max_limit
+        self.service_changes = services or {}     # host -> fields over "up, reported 5 s ago"
         self.calls = []
         self.fail = list(fail or [])
         self.servers = [{"id": f"s{i:03d}", "name": f"vm{i}", "status": "ACTIVE",
@@ -82,9 +83,12 @@ class Cloudlet:
         if path == "/os-migrations":
             return self._page("migrations", self.migrations, "/os-migrations", params, "uuid")
         if path == "/os-services":
-            return Response(200, {"services": [{"id": f"u{i}", "host": p["name"][:-5], "binary": "nova-compute",
-                                                "status": "enabled", "state": "up", "updated_at": "2026-11-26T11:59:55"}
-                                               for i, p in enumerate(self.providers)]})
+            rows = [{"id": f"u{i}", "host": p["name"][:-5], "binary": "nova-compute", "status": "enabled",
+                     "state": "up", "updated_at": "2026-11-26T11:59:55"} for i, p in enumerate(self.providers)]
+            for row in rows:
+                change = self.service_changes.get(row["host"], {})
+                row.update(change(len(self.to("/os-services"))) if callable(change) else change)
+            return Response(200, {"services": rows})
         if path == "/resource_providers":
             return Response(200, {"resource_providers": self.providers})
         if path.startswith("/resource_providers/") and path.endswith("/allocations"):
@@ -222,3 +226,19 @@ def test_scan_snapshot_holds_what_detect_needs():
     assert [m.uuid for m in snap.migrations] == ["m001", "m000"]
     assert snap.now.year == 2026 and snap.services_again is None and snap.rechecked == {}
     assert stats.requests["hypervisors"] == 0      # replaced by a stub above: counted, not made
+
+
+def test_a_forced_down_compute_that_reported_lately_is_read_again_after_the_gap():
+    beats = iter(["2026-11-26T11:59:50", "2026-11-26T12:00:20"])
+    fake = Cloudlet(services={"c1": lambda n: {"forced_down": True, "state": "down", "updated_at": next(beats)}})
+    pauses = []
+    snap, stats = scan(cloud_of(fake), sleep=pauses.append, clock=lambda: 0.0, workers=1, heartbeat_gap=25)
+    assert pauses == [25] and stats.requests["services_again"] == 1
+    assert [s.updated_at for s in snap.services_again if s.host == "c1"] == ["2026-11-26T12:00:20"]
+
+
+def test_a_compute_that_stopped_reporting_long_ago_needs_no_second_read():
+    fake = Cloudlet(services={"c1": {"state": "down", "updated_at": "2026-11-26T10:00:00"}})
+    pauses = []
+    snap, stats = scan(cloud_of(fake), sleep=pauses.append, workers=1)
+    assert pauses == [] and snap.services_again is None and "services_again" not in stats.requests

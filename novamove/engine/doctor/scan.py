@@ -4,8 +4,9 @@ hosts and pages, never with servers.
     services (1)  hypervisors (pages)  providers (1)  allocations (1 per provider)
     servers (pages)  migrations (pages)
     again: the allocations of the providers that hold a consumer nobody knows (at most one per
-    provider), and the services once more if a compute is down or forced down (the second of
-    the two heartbeat reads, at least `heartbeat_gap` seconds after the first)
+    provider), and the services once more if a compute that is down or forced down reported
+    less than `heartbeat_gap` seconds ago (the second of the two heartbeat reads, at least
+    `heartbeat_gap` seconds after the first; an older report is proof at once, as in evacuate)
 
 Allocations are read before servers and migrations: a consumer Placement had then exists in
 the listings read after it, unless it was deleted meanwhile, which the second look shows.
@@ -28,7 +29,7 @@ from typing import Any, Callable, Iterable, Optional, TypeVar
 from novamove.engine import faults, tags
 from novamove.engine.doctor.detect import unknown_consumers
 from novamove.engine.doctor.snapshot import (RUN_ALIVE, RUN_DEAD, RUN_FAILED, RUN_FINISHED, Index, Options,
-                                             Snapshot)
+                                             Snapshot, epoch)
 from novamove.engine.journal import run_alive
 from novamove.retry import patiently
 
@@ -86,7 +87,7 @@ def scan(cloud: Any, *, journal: Any = None, heartbeat_gap: float = HEARTBEAT_GA
             return r(kind, call)
 
     services = counted("services", cloud.list_compute_services)
-    first_read = clock()
+    first_read, first_now = clock(), _now(cloud)
     hypervisors = counted("hypervisors", cloud.hypervisors)
     providers = counted("providers", cloud.list_resource_providers)
     with counting(cloud, stats, "allocations"):
@@ -106,7 +107,7 @@ def scan(cloud: Any, *, journal: Any = None, heartbeat_gap: float = HEARTBEAT_GA
         for consumer in strangers:
             rechecked[consumer] = {rp: held[consumer] for rp, held in again.items() if consumer in held}
     services_again = None
-    if any(s.forced_down or s.state != "up" for s in services):
+    if heard_lately(services, first_now, heartbeat_gap):
         wait = heartbeat_gap - (clock() - first_read)
         if wait > 0:
             sleep(wait)
@@ -118,6 +119,18 @@ def scan(cloud: Any, *, journal: Any = None, heartbeat_gap: float = HEARTBEAT_GA
                     services_again=services_again, rechecked=rechecked, runs=runs)
     stats.seconds = clock() - t0
     return snap, stats
+
+
+def heard_lately(services: Iterable[Any], now: datetime, gap: float) -> bool:
+    """Whether a compute that is down or forced down reported less than `gap` seconds ago in
+    Nova's clock: only then can a second read (after `gap`) tell whether it keeps reporting; a
+    report older than that is proof at once that it stopped."""
+    for s in services:
+        if s.forced_down or s.state != "up":
+            last = epoch(s.updated_at)
+            if last is None or now.timestamp() - last < gap:
+                return True
+    return False
 
 
 def _allocations(r: Callable, kind: str, cloud: Any, providers: list[str], workers: int) -> dict[str, dict]:
