@@ -312,7 +312,7 @@ def test_allocations_of_an_unknown_consumer():
     w = healthy_world()
     w.alloc("deleted-server", "c1")
     f = one(w.findings(), "consumer-unknown")
-    assert f.evidence["consumer"] == "deleted-server" and f.repairable and not f.safe
+    assert f.evidence["consumer"] == "deleted-server" and f.repairable and not f.safe and f.host == "c1"
     w.rechecked["deleted-server"] = {}             # deleted during the scan: gone on the second look
     assert w.findings() == []
 

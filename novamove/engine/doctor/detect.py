@@ -281,7 +281,7 @@ def check_unknown_consumers(ix: Index) -> Iterator[Finding]:
                       f"consumer {consumer} is no server and no known migration but holds "
                       f"{', '.join(ix.where(held))}",
                       f"openstack resource provider allocation delete {consumer}",
-                      host=next(iter(ix.where(held)), None),
+                      host=next((ix.rp_host[r] for r in map(ix.root, held) if ix.rp_host.get(r)), None),
                       evidence={"consumer": consumer, "providers": ix.where(held),
                                 "resources": {rp: dict(r) for rp, r in held.items()}})
 
