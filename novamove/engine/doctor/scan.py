@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Optional, TypeVar
 
-from novamove.engine import faults, tags
+from novamove.engine import events, faults, tags
 from novamove.engine.doctor.detect import unknown_consumers
 from novamove.engine.doctor.snapshot import (RUN_ALIVE, RUN_DEAD, RUN_FAILED, RUN_FINISHED, Index, Options,
                                              Snapshot, epoch)
@@ -34,6 +34,12 @@ from novamove.engine.journal import run_alive
 from novamove.retry import patiently
 
 T = TypeVar("T")
+
+# The scan's reads as NOVAMOVE_FAULT kinds (doctor.<read>), named once here. (engine/events.py
+# names the journal's kinds; these are reads, never journaled, and join it with the repairs.)
+READS = ("services", "hypervisors", "providers", "allocations", "servers", "migrations", "recheck",
+         "services_again")
+FAULT_KINDS = tuple(f"doctor.{r}" for r in READS)
 HEARTBEAT_GAP = 25.0     # seconds between the two service reads (Nova's report_interval is 10 s)
 WORKERS = 8              # concurrent per-provider allocation reads
 
@@ -64,10 +70,12 @@ def read(kind: str, call: Callable[[], T], *, patience: float = 60.0,
          sleep: Optional[Callable[[float], None]] = None) -> T:
     """One read of the scan: faultable (NOVAMOVE_FAULT kind doctor.<kind>), retried while the
     API is unreachable."""
+    fault = FAULT_KINDS[READS.index(kind)]
+
     def once() -> T:
-        faults.hit(f"doctor.{kind}", "before")
+        faults.hit(fault, "before")
         out = call()
-        faults.hit(f"doctor.{kind}", "after")
+        faults.hit(fault, "after")
         return out
     return patiently(once, f"reading {kind.replace('_', ' ')}", patience=patience, sleep=sleep)
 
@@ -158,11 +166,11 @@ def run_states(journal: Any, run_ids: Iterable[str]) -> dict[str, str]:
         if run is None:
             continue
         status = run.get("status")
-        if status == "running":
+        if status == events.RUN_RUNNING:
             out[run_id] = RUN_ALIVE if run_alive(run) else RUN_DEAD
-        elif status == "interrupted":
+        elif status == events.RUN_INTERRUPTED:
             out[run_id] = RUN_DEAD
-        elif status == "failed":
+        elif status == events.RUN_FAILED:
             out[run_id] = RUN_FAILED
         else:
             out[run_id] = RUN_FINISHED
