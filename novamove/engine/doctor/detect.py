@@ -10,7 +10,7 @@ migration's allocations on both nodes while it runs, anything younger than the s
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional, TypeVar
 
 from novamove.engine import tags
 from novamove.engine.doctor.findings import Finding, finding
@@ -20,6 +20,8 @@ from novamove.engine.doctor.snapshot import (MOVING_TASK_STATES, ON_DEST, ON_SOU
 from novamove.model import Migration, ServerState
 
 Check = Callable[[Index], Iterator[Finding]]
+T = TypeVar("T")
+V = TypeVar("V")
 
 
 def _who(s: ServerState) -> str:
@@ -39,6 +41,14 @@ def _find_guest(m: Migration) -> str:
 def _age(ix: Index, ts: Optional[str]) -> Optional[int]:
     a = ix.age(ts)
     return None if a is None else int(a)
+
+
+def judged(items: Iterable[T], verdict: Callable[[T, Index], Optional[V]], ix: Index) -> Iterator[tuple[T, V]]:
+    """(item, reason) for each item the verdict finds drift in (a reason that is not None)."""
+    for item in items:
+        why = verdict(item, ix)
+        if why is not None:
+            yield item, why
 
 
 # ---------------------------------------------------------------------- servers and migrations
@@ -90,10 +100,7 @@ def expected_host(m: Optional[Migration]) -> Optional[str]:
 
 
 def check_task_state(ix: Index) -> Iterator[Finding]:
-    for s in ix.snap.servers:
-        why = moving_without_migration(s, ix)
-        if why is None:
-            continue
+    for s, why in judged(ix.snap.servers, moving_without_migration, ix):
         latest = ix.latest(s.id)
         where = expected_host(latest)
         # os-resetState only knows active and error: never for a stopped server, and only once
@@ -127,10 +134,7 @@ def stuck_migration(m: Migration, ix: Index) -> Optional[str]:
 
 
 def check_stuck_migrations(ix: Index) -> Iterator[Finding]:
-    for m in ix.snap.migrations:
-        why = stuck_migration(m, ix)
-        if why is None:
-            continue
+    for m, why in judged(ix.snap.migrations, stuck_migration, ix):
         held = ix.consumers.get(m.uuid or "", {})
         yield finding(
             "migration-stuck", why,
@@ -154,10 +158,7 @@ def misplaced(s: ServerState, ix: Index) -> Optional[str]:
 
 
 def check_misplaced(ix: Index) -> Iterator[Finding]:
-    for s in ix.snap.servers:
-        why = misplaced(s, ix)
-        if why is None:
-            continue
+    for s, why in judged(ix.snap.servers, misplaced, ix):
         m = ix.latest(s.id)
         yield finding(
             "server-not-where-migration-says", f"{_who(s)}: {why}",
@@ -186,10 +187,7 @@ def error_from_migration(s: ServerState, ix: Index) -> Optional[Migration]:
 
 
 def check_error_after_migration(ix: Index) -> Iterator[Finding]:
-    for s in ix.snap.servers:
-        m = error_from_migration(s, ix)
-        if m is None:
-            continue
+    for s, m in judged(ix.snap.servers, error_from_migration, ix):
         yield finding(
             "server-error-after-migration",
             f"{_who(s)} is in ERROR on {s.host} after migration {m.id} ({m.status}): {s.fault_message}",
