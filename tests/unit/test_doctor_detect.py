@@ -490,3 +490,22 @@ def test_run_states_from_the_journal():
             return self.rows.get(run_id)
     assert run_states(Journal(), ["r1", "r2", "r3", "r4", "r5"]) == {"r1": "dead", "r2": "failed",
                                                                       "r3": "finished", "r4": "dead"}
+
+
+def test_the_verdicts_do_no_io():
+    """detect.py, snapshot.py and findings.py import nothing that reaches a cloud, a file or a clock."""
+    import ast
+    import novamove.engine.doctor as pkg
+    from pathlib import Path
+    allowed = {"__future__", "dataclasses", "datetime", "typing", "novamove", "novamove.errors", "novamove.model",
+               "novamove.engine", "novamove.engine.doctor.findings", "novamove.engine.doctor.snapshot",
+               "novamove.engine.evacuate.fencing"}
+    for name in ("detect.py", "snapshot.py", "findings.py"):
+        tree = ast.parse((Path(pkg.__file__).parent / name).read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert imported <= allowed, (name, imported - allowed)
+        names = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "novamove.engine"
+                 for a in n.names}
+        assert names <= {"tags"}, names
+        assert "now(" not in (Path(pkg.__file__).parent / name).read_text().replace("cloud_now(", "")

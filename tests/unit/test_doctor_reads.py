@@ -12,6 +12,7 @@ import pytest
 from novamove import errors
 from novamove.cloud.adapter import Cloud
 from novamove.engine import faults
+from novamove.engine.doctor import detect
 from novamove.engine.doctor.scan import scan
 
 NOVA = "http://nova.test/v2.1"
@@ -49,8 +50,9 @@ class Cloudlet:
     """Nova and Placement answering like the real ones: pages of `max_limit` with a "next"
     link when a page is full; `hosts` providers each holding its servers' allocations."""
 
-    def __init__(self, hosts=3, servers=25, migrations=12, max_limit=10, fail=None, services=None):
+    def __init__(self, hosts=3, servers=25, migrations=12, max_limit=10, fail=None, services=None, extra=None):
         self.max_limit = max_limit
+        self.extra = extra or (lambda rp, n: {})   # (provider, its n-th read) -> more consumers
         self.service_changes = services or {}     # host -> fields over "up, reported 5 s ago"
         self.calls = []
         self.fail = list(fail or [])
@@ -94,9 +96,10 @@ class Cloudlet:
         if path.startswith("/resource_providers/") and path.endswith("/allocations"):
             rp = path.split("/")[2]
             host = next(p["name"] for p in self.providers if p["uuid"] == rp)
-            return Response(200, {"resource_provider_generation": 3, "allocations": {
-                s["id"]: {"resources": {"VCPU": 1, "MEMORY_MB": 512}}
-                for s in self.servers if s["OS-EXT-SRV-ATTR:hypervisor_hostname"] == host}})
+            held = {s["id"]: {"resources": {"VCPU": 1, "MEMORY_MB": 512}}
+                    for s in self.servers if s["OS-EXT-SRV-ATTR:hypervisor_hostname"] == host}
+            held.update({c: {"resources": r} for c, r in self.extra(rp, len(self.to(path))).items()})
+            return Response(200, {"resource_provider_generation": 3, "allocations": held})
         if path.startswith("/allocations/"):
             return Response(200, {"allocations": {"rp0": {"generation": 3, "resources": {"VCPU": 1}}},
                                   "consumer_generation": 7, "project_id": "p1", "user_id": "u1"})
@@ -242,3 +245,16 @@ def test_a_compute_that_stopped_reporting_long_ago_needs_no_second_read():
     pauses = []
     snap, stats = scan(cloud_of(fake), sleep=pauses.append, workers=1)
     assert pauses == [] and snap.services_again is None and "services_again" not in stats.requests
+
+
+def test_a_consumer_nobody_knows_is_read_again_and_one_deleted_during_the_scan_is_dropped():
+    def extra(rp, n):
+        if rp != "rp1":
+            return {}
+        return {"ghost": {"VCPU": 1}, "gone": {"VCPU": 1}} if n == 1 else {"ghost": {"VCPU": 1}}
+    fake = Cloudlet(hosts=3, servers=6, migrations=0, extra=extra)
+    snap, stats = scan(cloud_of(fake), workers=1)
+    assert snap.rechecked == {"ghost": {"rp1": {"VCPU": 1}}, "gone": {}}
+    assert stats.requests["recheck"] == 1                       # the one provider that held them
+    unknown = [f.evidence["consumer"] for f in detect(snap) if f.klass == "consumer-unknown"]
+    assert unknown == ["ghost"]
