@@ -207,3 +207,46 @@ class Plan:
     source: Optional[str] = None
     steps: list[PlanStep] = field(default_factory=list)
     created_at: Optional[str] = None
+
+
+# ---------------------------------------------------------------------- drift (novamove doctor)
+
+@dataclass(frozen=True, slots=True)
+class ServerState:
+    """A server as the drift scan reads it from the servers listing: where Nova says it is,
+    what it is doing and since when, and its last fault (Nova shows one for servers in ERROR)."""
+    id: str
+    name: str
+    status: str
+    host: Optional[str]                # service host (OS-EXT-SRV-ATTR:host)
+    node: Optional[str] = None         # hypervisor hostname (OS-EXT-SRV-ATTR:hypervisor_hostname)
+    vm_state: Optional[str] = None
+    task_state: Optional[str] = None
+    power_state: Optional[int] = None
+    updated: Optional[str] = None      # Nova's `updated`: moves with every state change
+    project_id: Optional[str] = None
+    fault_message: Optional[str] = None
+    fault_code: Optional[int] = None
+    fault_created: Optional[str] = None
+    fault_details: Optional[str] = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceProvider:
+    """A Placement resource provider; root/parent from placement 1.14 (None before)."""
+    uuid: str
+    name: str
+    generation: Optional[int] = None
+    root_uuid: Optional[str] = None
+    parent_uuid: Optional[str] = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerAllocations:
+    """GET /allocations/{consumer}: what one consumer holds, by provider, and the consumer
+    generation a guarded write must send back (placement 1.28; None before)."""
+    consumer: str
+    allocations: dict            # {provider uuid: {resource class: amount}}
+    generation: Optional[int] = None
+    project_id: Optional[str] = None
+    user_id: Optional[str] = None

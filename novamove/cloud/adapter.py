@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable, Optional
 
 from novamove import errors, requestids
 from novamove.cloud import convert
+from novamove.cloud.doctor_reads import DoctorReads
 from novamove.model import Flavor, Host, Migration, Resources, Server, ServerGroup, Service
 
 # Microversions whose behaviour novamove depends on (Nova API reference).
@@ -179,7 +180,7 @@ class RequestCounter:
         return request_id if seq > mark and mutating else None
 
 
-class Cloud:
+class Cloud(DoctorReads):
     """One authenticated connection to one cloud region, seen through Nova and Placement."""
 
     def __init__(self, conn: Any, max_microversion: Optional[str] = None):
