@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from novamove.engine import events
+from novamove.engine.times import parse_time
 from novamove.engine.tags import tagged_reason
 
 
@@ -48,12 +49,8 @@ def _utcnow() -> datetime:
 
 
 def _parse(ts: Optional[str]) -> Optional[datetime]:
-    if not ts:
-        return None
-    try:
-        t = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return t.astimezone(timezone.utc).replace(tzinfo=None) if t.tzinfo else t
+    """Nova's time as naive UTC (the campaign compares it with `_utcnow`)."""
+    t = parse_time(ts)
+    return t.replace(tzinfo=None) if t else None
 
 

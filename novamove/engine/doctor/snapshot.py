@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Mapping, Optional, Sequence
 
 from novamove import errors
-from novamove.engine.evacuate.fencing import _parse_time as parse_time   # Nova's timestamps, as UTC
+from novamove.engine.times import parse_time   # Nova's timestamps, as UTC
 from novamove.model import Migration, ResourceProvider, ServerState, Service
 
 DEFAULT_OLDER_THAN = 3600.0     # seconds: VERIFY_RESIZE and non-terminal migration records

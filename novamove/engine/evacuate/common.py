@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 
 from novamove.engine import events
+from novamove.engine.times import iso as _iso
 from novamove.engine.tags import reason_run_id, tagged_reason
 
 
@@ -61,10 +62,6 @@ def is_our_evacuate_reason(disabled_reason: Optional[str]) -> bool:
 
 def _now_iso() -> str:
     return datetime.now(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")
-
-
-def _iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")
 
 
 def _requests(cloud: Any) -> int:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from datetime import datetime, timezone
 from typing import Any, Callable, Optional, Sequence
 
 from novamove import errors
+from novamove.engine.times import parse_time as _parse_time
 from novamove.engine.commands import command_env, run_in_group
 from novamove.model import Host, Service
 from novamove.engine.evacuate.common import FENCE_TIMEOUT, QUIET_PERIOD
@@ -67,16 +67,6 @@ def check_fencing(svc: Service, *, fenced: bool, fence_cmd: Optional[str]) -> st
         f"{svc.host} is not fenced ({state}{', its guests may still run' if state != 'up' else ''}): "
         "refusing to evacuate, they would run twice; fence it with --fence-cmd CMD, or power it off "
         "and pass --fenced; nothing changed")
-
-
-def _parse_time(ts: Optional[str]) -> Optional[datetime]:
-    if not ts:
-        return None
-    try:
-        t = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return t.astimezone(timezone.utc) if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def prove_quiet(cloud: Any, name: str, quiet_period: float, *, clock: Callable[[], float] = time.monotonic,
