@@ -59,6 +59,13 @@ def show(keys, record) -> tuple:
     return tuple(osc_column(k) for k in keys), tuple(cell(record.get(k)) for k in keys)
 
 
+def _flag_pair(parser, dest: str, on: str, off: str, on_help: str, off_help: str) -> None:
+    """`--X` (the default) / `--no-X`, mutually exclusive, as OSC spells its flag pairs."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(on, dest=dest, action="store_true", default=True, help=on_help)
+    group.add_argument(off, dest=dest, action="store_false", help=off_help)
+
+
 # ---------------------------------------------------------------------------- server follow-ups
 
 class _ServerFollowUp(_NovamoveCommand, command.ShowOne):
@@ -70,11 +77,8 @@ class _ServerFollowUp(_NovamoveCommand, command.ShowOne):
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument("server", metavar="<server>", help="Server (name or ID, any project)")
-        wait = parser.add_mutually_exclusive_group()
-        wait.add_argument("--wait", dest="wait", action="store_true", default=True,
-                          help="Wait for Nova to act (default)")
-        wait.add_argument("--no-wait", dest="wait", action="store_false",
-                          help="Return once Nova has accepted the request")
+        _flag_pair(parser, "wait", "--wait", "--no-wait", "Wait for Nova to act (default)",
+                   "Return once Nova has accepted the request")
         return parser
 
     def take_action(self, parsed_args):
@@ -131,11 +135,8 @@ class BackServerMove(_ServerFollowUp):
                             help="Why (written in the disabled reason with --strategy isolate)")
         parser.add_argument("--no-confirm", dest="confirm", action="store_false", default=True,
                             help="Leave a cold move in VERIFY_RESIZE instead of confirming it")
-        wait = parser.add_mutually_exclusive_group()
-        wait.add_argument("--wait", dest="wait", action="store_true", default=True,
-                          help="Wait for the move to finish (default)")
-        wait.add_argument("--no-wait", dest="wait", action="store_false",
-                          help="Return once the move is accepted and scheduled")
+        _flag_pair(parser, "wait", "--wait", "--no-wait", "Wait for the move to finish (default)",
+                   "Return once the move is accepted and scheduled")
         parser.add_argument("--timeout", metavar="<seconds>", type=positive_float, default=600.0,
                             help="Give up waiting after this many seconds (default 600)")
         parser.add_argument("--on-timeout", choices=["abort", "force-complete", "leave"],
@@ -420,11 +421,9 @@ class Recover(_NovamoveCommand, command.Lister):
         parser = super().get_parser(prog_name)
         parser.add_argument("--run", dest="run_id", metavar="<run>",
                             help="Only this run (default: every unfinished run)")
-        confirm = parser.add_mutually_exclusive_group()
-        confirm.add_argument("--confirm", dest="confirm", action="store_true", default=True,
-                             help="Confirm servers left in VERIFY_RESIZE on their target (default)")
-        confirm.add_argument("--no-confirm", dest="confirm", action="store_false",
-                             help="Only report servers left in VERIFY_RESIZE")
+        _flag_pair(parser, "confirm", "--confirm", "--no-confirm",
+                   "Confirm servers left in VERIFY_RESIZE on their target (default)",
+                   "Only report servers left in VERIFY_RESIZE")
         parser.add_argument("--break-lock", action="store_true",
                             help="With --run: re-enable the computes carrying that run's tag even "
                                  "though this journal does not know the run")
