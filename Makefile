@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test unit acceptance install system-deps os-venv bench down clean docs package-check faults
+.PHONY: demo test unit acceptance install system-deps os-venv bench down clean docs package-check test-floor faults
 
 # PYTHONWARNINGS hushes the one notice setuptools prints for every editable flat-layout install.
 $(BIN)/novamove: pyproject.toml
@@ -45,9 +45,25 @@ docs: install
 	rm -rf $(MAN_DIR) && mkdir -p $(MAN_DIR)
 	$(BIN)/python docs/man.py $(MAN_DIR)
 
-# Build the wheel and the collection tarball, install both into a clean venv, run them from there.
+# The unit tests against the lowest version pyproject.toml allows of every direct dependency
+# (runtime and the ansible, docs and osc extras; scripts/floor_constraints.py writes the pins)
+# in a fresh virtualenv. Not part of `make test`: it installs a second set of dependencies
+# (a few minutes); no minicloud move (docs/testing.md).
+FLOOR_DIR ?= build/floor
+test-floor:
+	rm -rf $(FLOOR_DIR) && mkdir -p $(FLOOR_DIR)
+	$(PYTHON) scripts/floor_constraints.py > $(FLOOR_DIR)/constraints.txt
+	$(PYTHON) -m venv $(FLOOR_DIR)/venv
+	$(FLOOR_DIR)/venv/bin/pip install -q --disable-pip-version-check -c $(FLOOR_DIR)/constraints.txt '.[test]'
+	$(FLOOR_DIR)/venv/bin/pip list --disable-pip-version-check | grep -iE '^(openstacksdk|click|rich|pyyaml|cryptography|ansible-core|click-man|python-openstackclient) '
+	cd $(FLOOR_DIR) && venv/bin/python -m pytest -q -p no:cacheprovider --rootdir=$(CURDIR) $(CURDIR)/tests/unit
+
+# Build the sdist, the wheel (from the sdist) and the collection tarball, install them into a clean
+# venv and run them from there; run the unit tests from the unpacked sdist; install the wheel with
+# the floor versions beside python-openstackclient (NOVAMOVE_PACKAGE_CHECK=full: the last two are
+# not part of the test_packaging.py run inside `make test`).
 package-check: install
-	$(BIN)/python -m pytest -q -s -p no:cacheprovider tests/acceptance/test_packaging.py
+	NOVAMOVE_PACKAGE_CHECK=full $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/acceptance/test_packaging.py
 
 # The whole crash-point matrix (make test runs a subset of it): every journaled step x
 # kill/error/timeout x before/after, each followed by recover and the invariants, then the

@@ -10,4 +10,7 @@ Layout (each layer only calls the ones below it):
   novamove.minicloud   a real Nova control plane on loopback for trying and testing
 """
 
-__version__ = "0.1.0"
+# The one place the version is written: pyproject.toml reads it (dynamic version), galaxy.yml
+# and the collection's version_added / changelogs must agree (tests/unit/test_version.py).
+# SemVer policy: docs/versioning.md.
+__version__ = "0.2.0"

@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("ansible")
 
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
+from ansible_args import patch_module_args  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:

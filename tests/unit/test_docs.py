@@ -120,7 +120,7 @@ def test_bash_completes_verbs_options_and_choices():
 # -- README.md and docs/ --------------------------------------------------------------------
 
 def _markdown_files() -> list[Path]:
-    return [REPO / "README.md", *sorted(DOCS.glob("*.md"))]
+    return [REPO / "README.md", REPO / "SECURITY.md", REPO / "CHANGELOG.md", *sorted(DOCS.glob("*.md"))]
 
 
 def _anchors(md: Path) -> set[str]:
@@ -160,3 +160,21 @@ def test_readme_keeps_the_two_commands():
     readme = (REPO / "README.md").read_text()
     assert re.search(r"^make demo +# ", readme, flags=re.M), "README.md lost `make demo`"
     assert re.search(r"^make test +# ", readme, flags=re.M), "README.md lost `make test`"
+
+
+def test_readme_links_the_pages_for_a_real_cloud():
+    readme = (REPO / "README.md").read_text()
+    for page in ("docs/changes-on-your-cloud.md", "docs/policy.md", "SECURITY.md",
+                 "docs/versioning.md", "CHANGELOG.md", "docs/osc.md"):
+        assert f"]({page}" in readme, f"README.md does not link {page}"
+
+
+def test_every_plugin_command_is_documented():
+    """Each `openstack` command of the plugin (pyproject's openstack.novamove.v1) is in docs/osc.md."""
+    import tomllib
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    osc = (DOCS / "osc.md").read_text()
+    missing = [name for name in project["entry-points"]["openstack.novamove.v1"]
+               if f"openstack {name.replace('_', ' ')}" not in osc]
+    assert not missing, f"plugin commands not in docs/osc.md: {missing}"
+

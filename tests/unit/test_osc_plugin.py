@@ -26,6 +26,16 @@ from novamove.osc import plugin, v1  # noqa: E402
 
 COMMANDS = {"server_move": "MoveServer", "server_migration_wait": "WaitServerMigration",
             "compute_host_drain": "DrainComputeHost", "compute_host_undrain": "UndrainComputeHost"}
+# the operator verbs of novamove/osc/ops.py (tests/unit/test_osc_ops.py)
+OPS_COMMANDS = {"server_move_back": "BackServerMove", "server_move_confirm": "ConfirmServerMove",
+                "server_move_revert": "RevertServerMove", "server_move_abort": "AbortServerMove",
+                "server_move_force_complete": "ForceCompleteServerMove",
+                "compute_host_evacuate": "EvacuateComputeHost",
+                "compute_host_unfence": "UnfenceComputeHost",
+                "compute_host_maintain": "MaintainComputeHosts",
+                "compute_host_campaign_status": "CampaignStatus",
+                "compute_host_campaign_stop": "CampaignStop",
+                "novamove_history": "History", "novamove_recover": "Recover"}
 
 
 def result(**kw):
@@ -88,9 +98,13 @@ def test_registered_where_openstackclient_looks():
     [ext] = [ep for ep in entry_points(group="openstack.cli.extension") if ep.name == "novamove"]
     assert ext.value == "novamove.osc.plugin"
     group = {ep.name: ep.value for ep in entry_points(group="openstack.novamove.v1")}
-    assert group == {name: f"novamove.osc.v1:{cls}" for name, cls in COMMANDS.items()}
+    assert group == {**{name: f"novamove.osc.v1:{cls}" for name, cls in COMMANDS.items()},
+                     **{name: f"novamove.osc.ops:{cls}" for name, cls in OPS_COMMANDS.items()}}
     for name, cls in COMMANDS.items():
         assert getattr(v1, cls).__doc__
+    from novamove.osc import ops
+    for name, cls in OPS_COMMANDS.items():
+        assert getattr(ops, cls).__doc__
     # OSC builds the command group name from these: openstack.<API_NAME>.v<major>
     assert f"openstack.{plugin.API_NAME}.v{plugin.DEFAULT_API_VERSION}" == "openstack.novamove.v1"
     assert plugin.API_VERSION_OPTION == "os_novamove_api_version"
@@ -110,7 +124,9 @@ def test_openstack_finds_the_commands():
     if not openstack.exists():
         pytest.skip("python-openstackclient is not installed in this venv")
     for words in (["server", "move"], ["server", "migration", "wait"], ["compute", "host", "drain"],
-                  ["compute", "host", "undrain"]):
+                  ["compute", "host", "undrain"], ["server", "move", "back"],
+                  ["server", "move", "force", "complete"], ["compute", "host", "maintain"],
+                  ["compute", "host", "campaign", "status"], ["novamove", "recover"]):
         proc = subprocess.run([str(openstack), *words, "--help"], capture_output=True, text=True,
                               timeout=120)
         assert proc.returncode == 0, proc.stderr
