@@ -275,16 +275,17 @@ def maintain(hosts=(), *, cloud=None, journal_path=None, zone: Optional[str] = N
              aggregate: Optional[str] = None, all_hosts: bool = False, hook: Optional[str] = None,
              check: Optional[str] = None, max_hosts: int = 1, max_failed_hosts: int = 1, group_budget: int = 1,
              order: str = "fewest", move_back: bool = False, allow_skip: bool = False,
-             allow_unmovable: bool = False, hook_timeout: float = 3600, gate_timeout: float = 900,
-             check_timeout: float = 600, max_parallel: int = 4, max_per_host: int = 2,
+             allow_unmovable: bool = False, hook_timeout: float = 3600, gate: Optional[str] = None,
+             gate_timeout: float = 900, check_timeout: float = 600, max_parallel: int = 4, max_per_host: int = 2,
              step_timeout: float = 1800.0, poll_interval: Optional[float] = None, reason: Optional[str] = None,
              dry_run: bool = False, resume: Optional[str] = None, rerun_hook: bool = False,
              hook_done: bool = False, on_interrupt: str = "finish",
              progress: Optional[Callable[[str], None]] = None, on_update: Optional[Callable[[Any], None]] = None,
              move_seconds: Optional[float] = None, hook_seconds: Optional[float] = None, **connection: Any):
     """A rolling maintenance campaign over `hosts` (names; or zone / aggregate / all_hosts): each
-    host is disabled, drained, handed to `hook`, gated (its nova-compute reports up after the
-    hook; then `check`), re-enabled (and refilled with move_back), at most `max_hosts` out at
+    host is disabled, drained, handed to `hook`, gated (`gate`: "restart", the default with a
+    hook, waits for the host booted or its nova-compute seen down and back after the hook began;
+    "heartbeat" for a report after the hook ended; then `check`), re-enabled (and refilled with move_back), at most `max_hosts` out at
     once. Returns a CampaignReport (`ok`, `exit_code`, `results` per host); `dry_run` returns the
     plan (stages, moves, capacity left, estimate) without changing anything. A campaign whose
     N+K check fails raises NoCapacity before any change; `resume` continues a run by id."""
@@ -297,7 +298,7 @@ def maintain(hosts=(), *, cloud=None, journal_path=None, zone: Optional[str] = N
                              allow_unmovable=allow_unmovable, hook_timeout=hook_timeout, gate_timeout=gate_timeout,
                              check_timeout=check_timeout, max_parallel=max_parallel, max_per_host=max_per_host,
                              step_timeout=step_timeout, poll_interval=poll_interval or drains.POLL_INTERVAL,
-                             reason=reason)
+                             reason=reason, gate=gate)
     options.validate()          # bad numbers: one-line error before connecting
     with _connected(cloud, **connection) as c:
         return engine.run_campaign(c, _journal(journal_path), list(hosts), zone=zone, aggregate=aggregate,

@@ -65,8 +65,12 @@ def _show(rep, fmt: str) -> None:
                                                  "(those stay, untouched).")
 @click.option("--allow-unmovable", is_flag=True, help="Service hosts holding servers Nova cannot move (ERROR...).")
 @click.option("--hook-timeout", type=click.FloatRange(min=1), default=3600, show_default=True, metavar="SECONDS")
+@click.option("--gate", type=click.Choice(("restart", "heartbeat")), default=None,
+              help="When a host is back after its hook: restart (the default with a hook) = booted, or its "
+                   "nova-compute seen down and up, after the hook began; heartbeat (the default without "
+                   "one; for hooks that restart nothing) = a report after the hook ended. Nova's clock.")
 @click.option("--gate-timeout", type=click.FloatRange(min=1), default=900, show_default=True, metavar="SECONDS",
-              help="How long the host's nova-compute may take to report up after the hook.")
+              help="How long the gate may take to pass after the hook.")
 @click.option("--check-timeout", type=click.FloatRange(min=1), default=600, show_default=True, metavar="SECONDS")
 @click.option("--max-parallel", type=click.IntRange(min=1), default=4, show_default=True, metavar="N",
               help="Drain cap: moves in flight in all (drains run one at a time, so it holds campaign-wide).")
@@ -91,13 +95,14 @@ def _show(rep, fmt: str) -> None:
 @FORMAT
 @click.pass_context
 def maintain(ctx, hosts, zone, aggregate, all_hosts, hook, check, max_hosts, max_failed_hosts, group_budget,
-             order, move_back, allow_skip, allow_unmovable, hook_timeout, gate_timeout, check_timeout,
+             order, move_back, allow_skip, allow_unmovable, hook_timeout, gate, gate_timeout, check_timeout,
              max_parallel, max_per_host, step_timeout, poll_interval, reason, on_interrupt, dry_run, resume,
              rerun_hook, hook_done, estimate_move, estimate_hook, quiet, fmt):
     """Rolling maintenance: empty, service and return compute hosts in turn.
 
-    Per host: disable (tagged) -> drain -> --hook -> gate (nova-compute reports up after the
-    hook) -> --check -> enable (-> --move-back). Servers tagged novamove:maintenance=live|cold
+    Per host: disable (tagged) -> drain -> --hook -> gate (the host restarted after the hook
+    began, or with --gate heartbeat its nova-compute reported after the hook) -> --check ->
+    enable (-> --move-back). Servers tagged novamove:maintenance=live|cold
     move that way; =stop are powered off for the hook and started after; =skip are never
     touched. Exit: 0 all done, 1 a host failed, 4 refused (capacity), 8 hosts not serviced,
     130 interrupted.
@@ -112,7 +117,8 @@ def maintain(ctx, hosts, zone, aggregate, all_hosts, hook, check, max_hosts, max
         rep = api.maintain(list(hosts), journal_path=journal_path(ctx), zone=zone, aggregate=aggregate, all_hosts=all_hosts,
                            hook=hook, check=check, max_hosts=max_hosts, max_failed_hosts=max_failed_hosts,
                            group_budget=group_budget, order=order, move_back=move_back, allow_skip=allow_skip,
-                           allow_unmovable=allow_unmovable, hook_timeout=hook_timeout, gate_timeout=gate_timeout,
+                           allow_unmovable=allow_unmovable, hook_timeout=hook_timeout, gate=gate,
+                           gate_timeout=gate_timeout,
                            check_timeout=check_timeout, max_parallel=max_parallel, max_per_host=max_per_host,
                            step_timeout=step_timeout, poll_interval=poll_interval, reason=reason,
                            dry_run=dry_run, resume=resume, rerun_hook=rerun_hook, hook_done=hook_done,

@@ -47,6 +47,7 @@ MV_SERVER_GROUPS = "2.71"      # servers show their server groups
 MV_ACTION_DETAILS = "2.84"     # instance action events carry `details`
 MV_ABORT_QUEUED = "2.65"       # abort live migrations in queued/preparing too
 MV_MIGRATIONS_MAX = "2.80"     # newest /os-migrations format
+MV_HYPERVISOR_UPTIME = "2.88"  # the hypervisor shows its uptime (before: /os-hypervisors/{id}/uptime)
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 
@@ -808,6 +809,24 @@ class Cloud(DoctorReads):
     def cloud_now(self) -> Optional[datetime]:
         """The cloud's time (UTC) as its latest answer's Date header put it, or None."""
         return self.requests.cloud_now()
+
+    def hypervisor_uptime(self, host: str) -> Optional[str]:
+        """The hypervisor of compute `host`'s uptime text (libvirt: the `uptime` command's
+        output), or None where the driver or a down compute gives none. Raw REST: 2.88+ shows
+        it on the hypervisor, older microversions at /os-hypervisors/{id}/uptime (one RPC to
+        that compute either way, so it is read for one host, never in a listing)."""
+        hyp = next((h for h in self.hypervisors() if h["host"] == host), None)
+        if hyp is None:
+            raise errors.NotFound(f"no hypervisor for compute host {host!r}")
+        what = f"uptime of {host}"
+        # 501: the driver does not implement it (only libvirt and zVM do).
+        if self.supports(MV_HYPERVISOR_UPTIME):
+            body = self._compute("GET", f"/os-hypervisors/{hyp['id']}", microversion=MV_HYPERVISOR_UPTIME,
+                                 what=what, ok=(200, 501))
+        else:
+            body = self._compute("GET", f"/os-hypervisors/{hyp['id']}/uptime",
+                                 microversion=self._pick(MV_SERVICE_UUID), what=what, ok=(200, 501))
+        return ((body or {}).get("hypervisor") or {}).get("uptime") or None
 
     def compute_service_heartbeat(self, host: str) -> Optional[str]:
         """`updated_at` of the nova-compute service on `host`: it keeps moving while the service

@@ -297,8 +297,12 @@ class MaintainComputeHosts(_NovamoveCommand, command.Lister):
         parser.add_argument("--allow-unmovable", action="store_true",
                             help="Service hosts holding servers Nova cannot move (ERROR, ...)")
         parser.add_argument("--hook-timeout", metavar="<seconds>", type=positive_float, default=3600.0)
+        parser.add_argument("--gate", choices=("restart", "heartbeat"), default=None,
+                            help="restart (default with a hook): the host booted, or its nova-compute "
+                                 "was seen down and up, after the hook began; heartbeat: a report "
+                                 "after the hook ended")
         parser.add_argument("--gate-timeout", metavar="<seconds>", type=positive_float, default=900.0,
-                            help="How long nova-compute may take to report up after the hook")
+                            help="How long the gate may take to pass after the hook")
         parser.add_argument("--check-timeout", metavar="<seconds>", type=positive_float, default=600.0)
         parser.add_argument("--max-parallel", metavar="<n>", type=positive_int, default=4,
                             help="Drain cap: moves in flight in all (default 4)")
@@ -337,7 +341,7 @@ class MaintainComputeHosts(_NovamoveCommand, command.Lister):
             all_hosts=a.all_hosts, hook=a.hook, check=a.check, max_hosts=a.max_hosts,
             max_failed_hosts=a.max_failed_hosts, group_budget=a.group_budget, order=a.order,
             move_back=a.move_back, allow_skip=a.allow_skip, allow_unmovable=a.allow_unmovable,
-            hook_timeout=a.hook_timeout, gate_timeout=a.gate_timeout, check_timeout=a.check_timeout,
+            hook_timeout=a.hook_timeout, gate=a.gate, gate_timeout=a.gate_timeout, check_timeout=a.check_timeout,
             max_parallel=a.max_parallel, max_per_host=a.max_per_host, step_timeout=a.step_timeout,
             poll_interval=a.poll_interval, reason=a.reason, dry_run=a.dry_run, resume=a.resume,
             rerun_hook=a.rerun_hook, hook_done=a.hook_done, on_interrupt=a.on_interrupt,

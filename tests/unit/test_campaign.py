@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -90,7 +90,7 @@ def hooks_seen(monkeypatch):
 
 
 def opts(**kw):
-    base = dict(hook="true", max_hosts=1, poll_interval=0.01, gate_timeout=5)
+    base = dict(hook="true", max_hosts=1, poll_interval=0.01, gate_timeout=5, gate="heartbeat")  # "true" restarts nothing
     base.update(kw)
     return Options(**base)
 
@@ -282,7 +282,7 @@ def test_gate_waits_for_a_report_after_the_hook(journal, hooks_seen, monkeypatch
     popen.cloud = f
     f.down.add("c1")           # never reports: the gate times out, the host fails
     rep = run_campaign(f, journal, ["c1"], options=opts(gate_timeout=0.3))
-    assert rep.results[0].outcome == "failed" and "not back up" in rep.results[0].detail
+    assert rep.results[0].outcome == "failed" and "gate not passed" in rep.results[0].detail
     assert not f.services["c1"].enabled and "FAILED gate" in f.services["c1"].disabled_reason
 
 
@@ -471,3 +471,81 @@ def test_a_resumed_campaign_is_this_process_and_a_second_resume_is_refused(journ
             run_campaign(f, journal, resume=rep.run_id)
     finally:
         other.kill()
+
+
+class RebootingFleet(FakeFleet):
+    """A fleet whose hypervisors report an uptime as libvirt's do (the `uptime` command's text,
+    in minutes), in a Nova clock 7 minutes ahead of this machine's. `reboot(host)` is what a
+    hook's delayed `systemctl reboot` does: the host comes back 10 minutes later (Nova's clock
+    jumps), freshly booted."""
+
+    def __init__(self):
+        super().__init__()
+        self.booted = {h: datetime(2020, 1, 1) for h in self.services}
+        self.skew = timedelta(minutes=7)
+        self.reboots: dict[str, float] = {}          # host -> when (monotonic) its reboot lands
+
+    def cloud_now(self):
+        return datetime.now(timezone.utc) + self.skew
+
+    def _nova_naive(self):
+        return self.cloud_now().replace(tzinfo=None)
+
+    def hypervisor_uptime(self, host):
+        import time
+        if host in self.reboots and time.monotonic() >= self.reboots[host]:
+            del self.reboots[host]
+            self.skew += timedelta(minutes=10)
+            self.booted[host] = self._nova_naive() - timedelta(seconds=5)
+        minutes = int((self._nova_naive() - self.booted[host]).total_seconds() // 60)
+        days, minutes = divmod(minutes, 1440)
+        span = (f"{days} days, " if days else "") + (f"{minutes // 60:2d}:{minutes % 60:02d}" if minutes >= 60
+                                                      else f"{minutes} min")
+        return f" 10:00:00 up {span},  0 users,  load average: 0.00, 0.00, 0.00\n"
+
+    def list_compute_services(self):
+        now = self._nova_naive().isoformat()
+        return [dataclasses.replace(s, updated_at=now) for s in super().list_compute_services()]
+
+
+def test_restart_gate_never_passes_on_the_old_process(journal, hooks_seen):
+    import time
+    seen, popen = hooks_seen
+    f = RebootingFleet()
+    popen.cloud = f
+    # The hook returns at once and its reboot never comes: the old nova-compute keeps
+    # reporting, yet the host fails at the gate and stays out (the default gate with a hook).
+    rep = run_campaign(f, journal, ["c1"], options=opts(gate=None, gate_timeout=1.0))
+    res = rep.results[0]
+    assert res.outcome == "failed" and "restart gate" in res.detail and "up since before the hook" in res.detail
+    assert not rep.ok and not f.services["c1"].enabled
+    # The reboot lands after the hook returned: the host returns then, not before.
+    f2 = RebootingFleet()
+    popen.cloud = f2
+    f2.reboots["c2"] = time.monotonic() + 0.5
+    rep2 = run_campaign(f2, Journal(journal.path.parent / "j2.sqlite"), ["c2"],
+                        options=opts(gate=None, gate_timeout=5.0))
+    assert rep2.ok, rep2.results[0].detail
+    assert rep2.results[0].gate.startswith("restarted: booted after")
+    assert not f2.reboots                       # the gate saw the reboot land
+
+
+def test_restart_gate_without_uptime_needs_the_compute_seen_down(journal, hooks_seen):
+    seen, popen = hooks_seen
+    f = FakeFleet()                             # its hypervisors report no uptime
+    popen.cloud = f
+    rep = run_campaign(f, journal, ["c1"], options=opts(gate="restart", gate_timeout=0.5))
+    assert rep.results[0].outcome == "failed" and "not seen down" in rep.results[0].detail
+
+
+def test_heartbeat_gate_passes_on_a_report_after_the_hook(journal, hooks_seen):
+    seen, popen = hooks_seen
+    f = RebootingFleet()
+    popen.cloud = f
+    rep = run_campaign(f, journal, ["c1"], options=opts(gate="heartbeat"))
+    assert rep.ok and "after the hook" in rep.results[0].gate
+
+
+def test_bad_gate_is_a_usage_error(journal):
+    with pytest.raises(errors.UsageError, match="--gate must be one of restart, heartbeat"):
+        run_campaign(FakeFleet(), journal, ["c1"], options=opts(gate="reboot"))

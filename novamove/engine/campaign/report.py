@@ -11,6 +11,7 @@ from novamove import errors
 from novamove.engine.batch import drain as drains
 from novamove.engine.commands import validate_command
 from novamove.engine.campaign.planning import CampaignPlan
+from novamove.engine.campaign.gate import GATES
 from novamove.engine.campaign.common import DONE, FAILED, INTERRUPTED, NOT_STARTED, REFUSED, SKIPPED
 from novamove.engine.campaign.common import CHECK_TIMEOUT, GATE_TIMEOUT, HOOK_TIMEOUT, VERB
 
@@ -145,6 +146,7 @@ class Options:
     step_timeout: float = 1800.0
     poll_interval: float = drains.POLL_INTERVAL
     reason: Optional[str] = None
+    gate: Optional[str] = None        # restart | heartbeat (default: restart with a hook, else heartbeat)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -165,6 +167,8 @@ class Options:
                 raise errors.UsageError(f"{name.replace('_', '-')} must be a positive number of seconds, not {v!r}")
         for name in ("hook", "check"):
             validate_command(getattr(self, name), f"--{name}")
+        if self.gate is not None and self.gate not in GATES:
+            raise errors.UsageError(f"--gate must be one of {', '.join(GATES)}, not {self.gate!r}")
 
 
 @dataclass
@@ -180,5 +184,6 @@ class _Out:
     hook_t0: float = 0.0
     hook_event: Optional[int] = None
     gate_t0: float = 0.0
+    gate: Any = None                  # the gate's memory (engine/campaign/gate.GateState)
     stopped_ids: list = field(default_factory=list)
     log_fh: Any = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from datetime import datetime, timezone
 from typing import Any, Callable, Optional, Sequence
 
 from novamove import errors
@@ -73,6 +74,16 @@ class Campaign(TakeOut, HostStages):
             if s.host == host:
                 return s
         raise errors.NotFound(f"no nova-compute service on {host!r}")
+
+    def _nova_now(self) -> datetime:
+        """Nova's time now (naive UTC, as Nova writes it): from the latest answer's Date header,
+        this machine's clock only when the cloud gave none."""
+        now = getattr(self.cloud, "cloud_now", lambda: None)()
+        return (now.astimezone(timezone.utc) if now is not None else datetime.now(timezone.utc)).replace(tzinfo=None)
+
+    def _uptime(self, host: str) -> Optional[str]:
+        read = getattr(self.cloud, "hypervisor_uptime", None)
+        return read(host) if read is not None else None
 
     def _env(self, host: str) -> dict:
         return command_env({"NOVAMOVE_HOST": host, "NOVAMOVE_HYPERVISOR": self.hypervisors.get(host) or host,

@@ -14,7 +14,7 @@ from typing import Iterator, Mapping, Optional, Sequence
 from novamove.errors import NotFound, UsageError
 from novamove.model import COLD, LIVE, Host, Resources, Server, ServerGroup
 from novamove.engine.tags import reason_run_id
-from novamove.planner import CloudState, DrainStep, move_mode, need_of, plan_drain
+from novamove.planner import CloudState, DrainStep, move_mode, plan_drain
 from novamove.engine.campaign.intents import (GATE_SECONDS, HOOK_SECONDS, MOVE_SECONDS, SKIP, STOP,
                                               campaign_owns, intents_of, order_hosts)
 from novamove.engine.campaign.planning import (CampaignPlan, HostPlan, Stage, _fmt, drain_seconds, estimate,

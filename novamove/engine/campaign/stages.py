@@ -14,8 +14,9 @@ from novamove.engine.campaign.intents import campaign_owns
 from novamove.engine.tags import reason_run_id
 from novamove.engine.campaign.common import DONE, FAILED
 from novamove.engine.campaign.common import (EV_BACK, EV_CHECK, EV_ENABLE, EV_GATE, EV_HOOK, EV_REASON,
-                                             EV_START, _parse, _utcnow, reason_text)
+                                             EV_START, _parse, reason_text)
 from novamove.engine.campaign.report import HostResult
+from novamove.engine.campaign import gate as gates
 from novamove.engine.campaign.report import _Out
 
 
@@ -25,7 +26,7 @@ class HostStages:
     def _start_hook(self, o: _Out) -> None:
         r = o.result
         if not self.o.hook:
-            o.hook_started = o.hook_ended = _utcnow()
+            o.hook_started = o.hook_ended = self._nova_now()
             o.phase = "gate"
             o.gate_t0 = self.clock()
             return
@@ -33,9 +34,9 @@ class HostStages:
         log = self.rundir / f"{o.host}.hook.log"
         r.log = str(log)
         r.stage = "hook"
-        o.hook_started = _utcnow()
+        o.hook_started = self._nova_now()
         o.log_fh = open(log, "ab")
-        o.log_fh.write(f"# {o.hook_started.isoformat()} UTC: {self.o.hook}\n".encode())
+        o.log_fh.write(f"# {o.hook_started.isoformat()} UTC (the cloud's clock): {self.o.hook}\n".encode())
         o.log_fh.flush()
         # The intent stays open while the hook runs: a run killed now leaves a hook whose end
         # nobody saw (reported on resume, rerun only when the operator says so).
@@ -73,7 +74,7 @@ class HostStages:
                 self._fail(o.host, r, "hook", f"hook timed out after {self.o.hook_timeout:.0f} s (killed)",
                            log=r.log)
             return
-        o.hook_ended = _utcnow()
+        o.hook_ended = self._nova_now()
         r.hook_exit = code
         r.hook_seconds = self.clock() - o.hook_t0
         o.log_fh.close()
@@ -93,22 +94,29 @@ class HostStages:
     def _advance(self, o: _Out) -> bool:
         r = o.result
         if o.phase == "gate":
+            if o.gate is None:
+                started = o.hook_started or self._nova_now()
+                o.gate = gates.GateState(gates.default_gate(self.o.gate, self.o.hook), started,
+                                         o.hook_ended or started)
             svc = self._service(o.host)
+            up = svc.up and not svc.forced_down
             reported = _parse(svc.updated_at)
-            since = o.hook_ended or o.hook_started
-            if svc.up and not svc.forced_down and reported is not None and since is not None and reported > since:
-                r.gate = f"up, reported {svc.updated_at}"
-                self.journal.note(self.run_id, EV_GATE, o.host, ok=True, updated_at=svc.updated_at,
-                                  since=since.isoformat())
-                self.say(f"{o.host}: gate passed (nova-compute up, reported {svc.updated_at})")
+            wants_uptime = o.gate.kind == gates.RESTART and up and reported is not None and reported > o.gate.hook_ended
+            facts = gates.GateFacts(up, reported, self._nova_now(), self._uptime(o.host) if wants_uptime else None)
+            passed, why = gates.judge(o.gate, facts)
+            if passed:
+                r.gate = why
+                self.journal.note(self.run_id, EV_GATE, o.host, ok=True, gate=o.gate.kind, why=why,
+                                  updated_at=svc.updated_at, since=o.gate.hook_started.isoformat())
+                self.say(f"{o.host}: gate passed ({why})")
                 o.phase = "check" if self.o.check else "return"
                 return True
             if self.clock() - o.gate_t0 > self.o.gate_timeout:
-                r.gate = f"{svc.state}{' forced down' if svc.forced_down else ''}, last report {svc.updated_at}"
-                self.journal.note(self.run_id, EV_GATE, o.host, ok=False, state=svc.state,
-                                  forced_down=svc.forced_down, updated_at=svc.updated_at)
+                r.gate = f"{svc.state}{' forced down' if svc.forced_down else ''}, last report {svc.updated_at}: {why}"
+                self.journal.note(self.run_id, EV_GATE, o.host, ok=False, gate=o.gate.kind, why=why,
+                                  state=svc.state, forced_down=svc.forced_down, updated_at=svc.updated_at)
                 o.phase = "failed"
-                self._fail(o.host, r, "gate", f"nova-compute not back up within {self.o.gate_timeout:.0f} s "
+                self._fail(o.host, r, "gate", f"{o.gate.kind} gate not passed within {self.o.gate_timeout:.0f} s "
                                               f"after the hook ({r.gate})")
                 return True
             return False

@@ -6,7 +6,11 @@ Nova's FakeDriver with three things novamove needs to test against a real contro
   host ``compute1``), as in real clouds where one is an FQDN and the other a short name;
 * a finite, configurable inventory, so "no capacity" and capacity-aware plans are real;
 * live migrations and cold migrations that take time, report memory progress on the migration
-  record the way the libvirt driver does, and can be aborted or force-completed.
+  record the way the libvirt driver does, and can be aborted or force-completed;
+* a host uptime (``get_host_uptime``, what the hypervisor API's ``uptime`` shows) in the format
+  of the ``uptime`` command libvirt's driver runs, minutes and all. The fake host "boots" when
+  its nova-compute process starts, so a restart of the compute is a reboot of the host; that is
+  what a campaign's ``--gate restart`` reads to tell a new process from the old one's heartbeat.
 
 Settings come from environment variables (fixed per compute process) and may be overridden at
 run time by a JSON control file, so a test can make migrations slow without restarting computes:
@@ -45,6 +49,20 @@ from nova.virt import node as virt_node
 LOG = logging.getLogger(__name__)
 
 _MEMORY_BYTES_PER_MB = 1024 * 1024
+_BOOTED = time.time()       # this nova-compute process started: the fake host's boot
+
+
+def uptime_text(seconds: float, now: float) -> str:
+    """What procps `uptime` prints after `seconds` of uptime (" 13:36:25 up 2 days,  3:04, ...")."""
+    minutes = int(seconds // 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = []
+    if days:
+        parts.append(f"{days} day{'s' if days != 1 else ''}")
+    parts.append(f"{hours:2d}:{minutes:02d}" if hours else f"{minutes} min")
+    clock = time.strftime("%H:%M:%S", time.gmtime(now))
+    return f" {clock} up {', '.join(parts)},  0 users,  load average: 0.00, 0.00, 0.00\n"
 
 
 def _setting(name: str, default: float) -> float:
@@ -69,6 +87,10 @@ class NovamoveFakeDriver(fake.FakeDriver):
         self.local_gb = int(_setting("disk_gb", 200))
         super().__init__(virtapi, read_only)
         self._live = {}     # instance uuid -> "running" | "abort" | "force"
+
+    def get_host_uptime(self):
+        now = time.time()
+        return uptime_text(now - _BOOTED, now)
 
     def init_host(self, host):
         self._host = host

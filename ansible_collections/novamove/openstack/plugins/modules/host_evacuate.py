@@ -57,6 +57,8 @@ options:
       - Shell command that fences O(host) (for example an IPMI power-off); it must exit 0.
         E(NOVAMOVE_HOST) and E(NOVAMOVE_HYPERVISOR) are set for it. Mutually exclusive with
         O(fenced).
+      - Not logged (an IPMI password may be in it); Ansible then masks its text wherever it
+        appears in the task's output.
     type: str
   fenced:
     description:
@@ -212,7 +214,7 @@ class HostEvacuateModule(NovamoveModule):
         host=dict(type='str', required=True, aliases=['name']),
         state=dict(type='str', choices=['evacuated', 'unfenced'], default='evacuated'),
         targets=dict(type='list', elements='str', default=[], aliases=['to']),
-        fence_cmd=dict(type='str'),
+        fence_cmd=dict(type='str', no_log=True),
         fenced=dict(type='bool', default=False),
         power=dict(type='str', choices=['restore', 'stopped'], default='restore'),
         max_down_percent=dict(type='float', default=50),

@@ -47,10 +47,22 @@ options:
     description:
       - Command run on the controller for each emptied host, with C(NOVAMOVE_HOST),
         C(NOVAMOVE_HYPERVISOR) and C(NOVAMOVE_RUN_ID) set. Make it idempotent.
+      - Not logged (it may carry a BMC or SSH secret); Ansible then masks its text wherever it
+        appears in the task's output, so avoid a hook that is also a common word.
     type: str
   check:
-    description: Command run after the gate; the host returns to service only if it exits 0.
+    description:
+      - Command run after the gate; the host returns to service only if it exits 0.
+      - Not logged, as O(hook).
     type: str
+  gate:
+    description:
+      - When a host is back after its hook. V(restart) (the default with a hook) passes only once
+        the host booted, or its nova-compute was seen down and reporting again, after the hook
+        began; V(heartbeat) (the default without a hook, for hooks that restart nothing) passes
+        on a report newer than the hook's end. Nova's clock either way.
+    type: str
+    choices: [restart, heartbeat]
   max_hosts:
     description: At most this many hosts out of service at once.
     type: int
@@ -89,7 +101,7 @@ options:
     type: int
     default: 3600
   gate_timeout:
-    description: Seconds the nova-compute may take to report up after the hook.
+    description: Seconds the gate may take to pass after the hook.
     type: int
     default: 900
   max_parallel:
@@ -168,8 +180,9 @@ class HostMaintainModule(NovamoveModule):
         zone=dict(type='str'),
         aggregate=dict(type='str'),
         all=dict(type='bool', default=False),
-        hook=dict(type='str'),
-        check=dict(type='str'),
+        hook=dict(type='str', no_log=True),
+        check=dict(type='str', no_log=True),
+        gate=dict(type='str', choices=['restart', 'heartbeat']),
         max_hosts=dict(type='int', default=1),
         max_failed_hosts=dict(type='int', default=1),
         group_budget=dict(type='int', default=1),
@@ -199,7 +212,7 @@ class HostMaintainModule(NovamoveModule):
             check=p['check'], max_hosts=p['max_hosts'], max_failed_hosts=p['max_failed_hosts'],
             group_budget=p['group_budget'], order=p['order'], move_back=p['move_back'],
             allow_skip=p['allow_skip'], allow_unmovable=p['allow_unmovable'], hook_timeout=p['hook_timeout'],
-            gate_timeout=p['gate_timeout'], max_parallel=p['max_parallel'], max_per_host=p['max_per_host'],
+            gate=p['gate'], gate_timeout=p['gate_timeout'], max_parallel=p['max_parallel'], max_per_host=p['max_per_host'],
             step_timeout=p['timeout'], reason=p['reason'], resume=p['resume'], rerun_hook=p['rerun_hook'],
             dry_run=self.ansible.check_mode, journal_path=p['journal'], **self.connection)
         data = report.to_dict()
