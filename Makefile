@@ -29,12 +29,12 @@ demo: install system-deps os-venv
 # Unit tests first: they need neither the Debian packages nor the OpenStack venv, so a broken
 # unit fails in seconds, before minutes of set-up.
 test: install
-	$(BIN)/python -m pytest -ra --durations=10 tests/unit
+	$(BIN)/python -m pytest -ra --durations=10 -n 4 tests/unit
 	$(MAKE) system-deps os-venv
 	$(BIN)/python -m pytest -ra --durations=25 tests/acceptance
 
 unit: install
-	$(BIN)/python -m pytest -q tests/unit
+	$(BIN)/python -m pytest -q -n 4 tests/unit
 
 acceptance: install system-deps os-venv
 	$(BIN)/python -m pytest -ra tests/acceptance

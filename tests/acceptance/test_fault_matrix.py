@@ -264,7 +264,7 @@ def _maintain_point(minicloud, servers, journal, step, fault, tmp_path):
     before = _services(minicloud)
     record = tmp_path / "hook.record"
     hook = f'echo "$NOVAMOVE_HOST $NOVAMOVE_RUN_ID" >> {shlex.quote(str(record))}'
-    opts = ["--hook", hook, "--hook-timeout", "60", "--gate-timeout", "60", "--timeout", "120",
+    opts = ["--hook", hook, "--gate", "heartbeat", "--hook-timeout", "60", "--gate-timeout", "60", "--timeout", "120",
             "--max-parallel", "2", "-q", "-f", "json"]
     run = _cli(minicloud, journal, "maintain", SOURCE, *opts, fault=fault)
     assert "Traceback" not in run.stderr, run.stderr

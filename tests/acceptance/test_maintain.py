@@ -146,7 +146,10 @@ def test_campaign_restarts_each_compute_empty(minicloud, servers, tmp_path):
         assert "stage" in dry.stdout and "not serviced" in dry.stdout and "skip" in dry.stdout
 
         t0 = time.monotonic()
-        proc = maintain(minicloud, c1, c2, c3, c4, "--max-hosts", "2", "--hook", str(hook), "-f", "json")
+        # (The hook restarts the compute before it returns: the heartbeat gate is enough here and
+        # keeps this test short; the restart gate has its own test below.)
+        proc = maintain(minicloud, c1, c2, c3, c4, "--max-hosts", "2", "--hook", str(hook), "--gate", "heartbeat",
+                        "-f", "json")
         data = json.loads(proc.stdout)
         # compute4 holds the skip-tagged server: left out, so the campaign is incomplete (8)
         assert proc.returncode == 8, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -191,7 +194,7 @@ def test_failing_hook_on_second_host_stops_campaign(minicloud, servers, tmp_path
     third = servers(1, host=c3, prefix="mt-third")[0]
     first_mig = last_migration_id(minicloud)
     proc = maintain(minicloud, c1, c2, c3, "--order", "given", "--hook", f'test "$NOVAMOVE_HOST" != {c2}',
-                    "-f", "json")
+                    "--gate", "heartbeat", "-f", "json")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     data = json.loads(proc.stdout)
     assert [(r["host"], r["outcome"]) for r in data["results"]] == [(c1, "done"), (c2, "failed"), (c3, "not-started")]
@@ -227,7 +230,7 @@ def test_sigkill_during_drain_and_during_hook_then_rerun(minicloud, servers, tmp
     minicloud.set_fakevirt(live_migration_seconds=4)
     marker = tmp_path / "hook.log"
     hook = f'echo "$NOVAMOVE_HOST start" >> {marker}; sleep 6; echo "$NOVAMOVE_HOST end" >> {marker}'
-    args = [c1, c2, "--order", "given", "--hook", hook, "--max-parallel", "1"]
+    args = [c1, c2, "--order", "given", "--hook", hook, "--gate", "heartbeat", "--max-parallel", "1"]
     # 1. killed during c1's drain (a move in flight)
     p = popen(minicloud, *args)
     _wait_line(p, "started (1 in flight)")
@@ -254,6 +257,50 @@ def test_sigkill_during_drain_and_during_hook_then_rerun(minicloud, servers, tmp
     where = {v.name: minicloud.host_of(v.id) for v in vms}
     assert all(h != c2 for h in where.values()), (where, data["results"])   # c2 emptied, nothing back
     assert minicloud.services()[c1][0] == "enabled" and minicloud.services()[c2][0] == "enabled"
+
+
+ASYNC_REBOOT_HOOK = """#!/bin/sh
+# Like `systemd-run --on-active=6 systemctl reboot`: the restart comes after the hook returned.
+( sleep {delay}; exec {novamove} minicloud restart-compute "$NOVAMOVE_HOST" ) >/dev/null 2>&1 </dev/null &
+echo "$NOVAMOVE_HOST $(date +%s)" >> {record}
+"""
+
+
+def test_restart_gate_waits_for_a_reboot_that_comes_after_the_hook_returned(minicloud, servers, tmp_path):
+    """The hook schedules the compute's restart and returns at once: the old nova-compute keeps
+    reporting meanwhile. The campaign must wait for the new process (a boot after the hook
+    began, from the fake hypervisor's uptime), or fail the host; it never returns the host on
+    the old process's heartbeat. With a reboot that never comes, the host fails at the gate."""
+    c1 = minicloud.computes[0]
+    novamove = Path(sys.executable).parent / "novamove"
+    record = tmp_path / "record"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(ASYNC_REBOOT_HOOK.format(delay=6, novamove=novamove, record=record))
+    hook.chmod(0o755)
+    proc = maintain(minicloud, c1, "--hook", str(hook), "--gate-timeout", "240", "-f", "json")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads(proc.stdout)
+    [r] = data["results"]
+    assert r["outcome"] == "done" and r["gate"].startswith("restarted: booted after"), r
+    hook_ended = int(record.read_text().split()[1])
+    # The host came back only after the restart the hook scheduled (6 s after it returned),
+    # never on the heartbeat of the process that was still running when the hook ended.
+    up = minicloud.conn().compute.get(f"/os-hypervisors?hypervisor_hostname_pattern={c1}",
+                                      microversion="2.53").json()["hypervisors"][0]
+    uptime = minicloud.conn().compute.get(f"/os-hypervisors/{up['id']}", microversion="2.88").json()
+    assert " up " in uptime["hypervisor"]["uptime"]
+    assert time.time() - hook_ended >= 6
+    assert minicloud.services()[c1][:2] == ("enabled", "up")
+    # A "reboot" that never comes: the gate fails the host, which stays out with the reason.
+    hook.write_text(ASYNC_REBOOT_HOOK.format(delay=100000, novamove="true", record=record))
+    failed = maintain(minicloud, c1, "--hook", str(hook), "--gate-timeout", "20", "-f", "json")
+    assert failed.returncode == 1, failed.stdout[-3000:] + failed.stderr[-3000:]
+    [r] = json.loads(failed.stdout)["results"]
+    assert r["outcome"] == "failed" and "restart gate" in r["detail"], r
+    status, state, reason, _ = minicloud.services()[c1]
+    assert status == "disabled" and "FAILED gate" in reason
+    back = minicloud.cli("undrain", c1)
+    assert back.returncode == 0, back.stdout + back.stderr
 
 
 def test_capacity_refusal_dry_run_and_run(minicloud, servers):
