@@ -693,6 +693,27 @@ def test_unfence_move_back_to_a_host_someone_else_disabled_fails_with_what_is_le
     assert journal.runs()[0]["status"] == "failed"
 
 
+def test_unfence_clears_only_a_forced_down_novamove_set(journal):
+    nova = FakeNova()
+    nova.add("a", "c2")
+    # Someone (a fencing agent, an operator) forced c2 down; its nova-compute still reports.
+    nova.services["c2"] = dataclasses.replace(nova.services["c2"], forced_down=True, state="down")
+    nova.alive = {"c2"}
+    dry = unfence(nova, "c2", journal=journal, dry_run=True, wait=3, **fast())
+    assert "stays forced down: novamove did not set it" in dry.service
+    rep = unfence(nova, "c2", journal=journal, wait=3, **fast())
+    assert nova.services["c2"].forced_down                           # left as its owner set it
+    assert "forced_down=False" not in nova.calls
+    assert not rep.ok and rep.exit_code == errors.EXIT_FAILED
+    assert any("openstack compute service set --up c2 nova-compute" in r.detail for r in rep.results)
+    # One novamove forced down (journaled) is cleared, even if its reason was changed since.
+    nova2 = _evacuated(journal)
+    nova2.restart_compute("c3")
+    nova2.services["c3"] = dataclasses.replace(nova2.services["c3"], disabled_reason="RMA 42")
+    assert unfence(nova2, "c3", journal=journal, wait=5, **fast()).changed
+    assert not nova2.services["c3"].forced_down
+
+
 def test_unfence_dry_run_changes_nothing(journal):
     nova = _evacuated(journal)
     nova.restart_compute("c3")

@@ -17,7 +17,7 @@ from novamove.engine.journal import run_alive
 from novamove.engine.resolve import pick_host
 from novamove.model import COLD, LIVE
 from novamove.planner import DrainPlan, DrainStep
-from novamove.engine.evacuate.common import (EVACUATE_VERB, EVAC_NOT_CLEANED, EV_ENABLE, EV_EVACUATE,
+from novamove.engine.evacuate.common import (EVACUATE_VERB, EVAC_NOT_CLEANED, EV_ENABLE, EV_EVACUATE, EV_FORCE_DOWN,
                                              EV_FORCE_UP, FAILED, HEARTBEAT_WAIT, PLANNED, POLL_INTERVAL,
                                              UNFENCE_VERB, _requests, is_our_evacuate_reason)
 from novamove.engine.evacuate.report import EvacuateReport
@@ -26,6 +26,22 @@ from novamove.engine.evacuate.flow import _runs, unfinished_evacuations
 
 
 # ---------------------------------------------------------------------------------- unfence
+
+def forced_down_by_us(journal: Any, host: str) -> bool:
+    """Whether an evacuation in this journal forced `host` down (or may have: an intent whose
+    answer was lost) after the last unfence that cleared it. A forced_down nobody here set is
+    someone else's (an operator, a fencing agent such as Masakari or Pacemaker)."""
+    ours = False
+    for r in reversed(journal.runs(limit=100000)):                # oldest first
+        if r["source"] != host or r["verb"] not in (EVACUATE_VERB, UNFENCE_VERB):
+            continue
+        for ev in journal.events(r["id"]):
+            if ev.kind == EV_FORCE_DOWN and ev.state in ("intent", "done", "failed"):
+                ours = True
+            elif ev.kind == EV_FORCE_UP and ev.state == "done":
+                ours = False
+    return ours
+
 
 def evacuated_from(journal: Any, host: str) -> list[dict]:
     """Servers novamove evacuated off `host` since its last `unfence --move-back`:
@@ -127,6 +143,12 @@ def unfence(cloud: Any, host: str, *, journal: Any, move_back: bool = False,
             f"{shown}; restart nova-compute on {name} (or wait for evacuations in progress) and run "
             "unfence again; nothing changed")
     ours = not svc.enabled and is_our_evacuate_reason(svc.disabled_reason)
+    # forced_down is cleared only where novamove set it (journal or its tag on the service).
+    clear_forced = svc.forced_down and (ours or forced_down_by_us(journal, name))
+    someone_elses = (f"{name} stays forced down: novamove did not set it (no evacuation in this journal "
+                     "forced it down, and its disabled reason is not novamove's); whoever did (an operator, a "
+                     "fencing agent such as Masakari or Pacemaker) clears it: `openstack compute service set "
+                     f"--up {name} nova-compute`") if svc.forced_down and not clear_forced else ""
     back = evacuated_from(journal, name) if move_back else []
     steps = []
     for m in back:
@@ -141,7 +163,8 @@ def unfence(cloud: Any, host: str, *, journal: Any, move_back: bool = False,
     report.plan = DrainPlan(kind="drain", source=name, steps=steps, sources=(name,), mode="auto",
                             max_parallel=max_parallel, max_per_host=max_per_host)
     if dry_run:
-        notes = [f"would clear forced_down of {name}" if svc.forced_down else f"{name} not forced down"]
+        notes = [someone_elses or (f"would clear forced_down of {name}" if svc.forced_down
+                                   else f"{name} not forced down")]
         if ours:
             notes.append(f"would enable {name}")
         elif not svc.enabled:
@@ -157,7 +180,10 @@ def unfence(cloud: Any, host: str, *, journal: Any, move_back: bool = False,
     run_id = report.run_id = frame.run_id
     notes = []
     with frame:
-        if svc.forced_down:
+        if someone_elses:
+            notes.append(someone_elses)
+            journal.note(run_id, EV_FORCE_UP, name, left=True, why="forced down by someone else")
+        if clear_forced:
             _service_change(cloud, journal, run_id, EV_FORCE_UP, name,
                             lambda: cloud.set_service_forced_down(svc, False), lambda s: not s.forced_down,
                             service_id=svc.id)
@@ -201,8 +227,8 @@ def unfence(cloud: Any, host: str, *, journal: Any, move_back: bool = False,
                 report.peak_in_flight = runner.peak_in_flight
                 report.changed = report.changed or runner.actions > 0
         if now.state != "up" and not report.interrupted:
-            report.results.append(StepResult("", name, name, None, "service", FAILED,
-                                             f"{name}'s nova-compute is {now.state} after unfence"))
+            report.results.append(StepResult("", name, name, None, "service", FAILED, someone_elses
+                                             or f"{name}'s nova-compute is {now.state} after unfence"))
         frame.continues = _settle_unfence_runs(cloud, journal, name, run_id)
     return report
 
