@@ -63,6 +63,7 @@ MAINTAIN_START = "maintain.start"             # per server
 MAINTAIN_ENABLE = "maintain.enable"
 MAINTAIN_REASON = "maintain.reason"           # a failed host's disabled reason says why
 MAINTAIN_BACK = "maintain.back"               # note: the move-back (undrain) run
+MAINTAIN_LEASE = "maintain.lease"             # the campaign's lease on a host out, renewed
 
 # ---------------------------------------------------------------- evacuate / unfence
 EVACUATE_PLAN = "evacuate.plan"               # note: the plan and options (recover reruns with them)

@@ -70,8 +70,15 @@ def lease_of(disabled_reason: Optional[str]) -> Optional[datetime]:
     return datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
 
 
-def lease_from_now(seconds: float = LEASE_SECONDS) -> datetime:
-    return datetime.now(timezone.utc) + timedelta(seconds=seconds)
+def lease_from_now(seconds: float = LEASE_SECONDS, now: Optional[datetime] = None) -> datetime:
+    """A lease's end: `now` is Nova's clock where the caller has it (the API's Date header), so
+    machines whose clocks disagree still agree on when a lease ends."""
+    return (now or datetime.now(timezone.utc)) + timedelta(seconds=seconds)
+
+
+def is_campaign_tag(disabled_reason: Optional[str]) -> bool:
+    """A host a maintenance campaign (`novamove maintain`) holds."""
+    return is_drain_tag(disabled_reason) and ": drain: maintain: " in (disabled_reason or "")
 
 
 def live_drain(disabled_reason: Optional[str], now: Optional[datetime] = None) -> Optional[str]:
@@ -85,12 +92,19 @@ def live_drain(disabled_reason: Optional[str], now: Optional[datetime] = None) -
 
 
 def refuse_if_drained_elsewhere(host: str, disabled_reason: Optional[str], own_runs: set[str],
-                                doing: str, dead_runs: set[str] = frozenset()) -> None:
-    """A drain of `host` by another run still holds its lease: refuse (one line, nothing
-    changed). Runs of our own drain chain, or runs our journal knows are dead, do not count."""
-    other = live_drain(disabled_reason)
+                                doing: str, dead_runs: set[str] = frozenset(),
+                                now: Optional[datetime] = None) -> None:
+    """A drain or a maintenance campaign of `host` by another run still holds its lease: refuse
+    (one line, nothing changed). Runs of our own chain, or runs our journal knows are dead, do
+    not count. `now`: Nova's clock, where the caller has it."""
+    other = live_drain(disabled_reason, now)
     if other and other not in own_runs and other not in dead_runs:
         until = lease_of(disabled_reason)
+        if is_campaign_tag(disabled_reason):
+            raise errors.PreconditionFailed(
+                f"cannot {doing} {host}: maintenance campaign {other} holds it (its lease runs until "
+                f"{until:%H:%M:%S} UTC, renewed while the campaign works on it, from another process or "
+                f"machine); wait for it, or `novamove campaign stop {other}` where it runs")
         raise errors.PreconditionFailed(
             f"cannot {doing} {host}: novamove run {other} is draining it (its lease runs until "
             f"{until:%H:%M:%S} UTC, renewed while it works, from another process or machine); "

@@ -549,3 +549,36 @@ def test_heartbeat_gate_passes_on_a_report_after_the_hook(journal, hooks_seen):
 def test_bad_gate_is_a_usage_error(journal):
     with pytest.raises(errors.UsageError, match="--gate must be one of restart, heartbeat"):
         run_campaign(FakeFleet(), journal, ["c1"], options=opts(gate="reboot"))
+
+
+def test_a_host_out_for_its_hook_is_the_campaigns_other_operators_are_refused(journal, tmp_path, monkeypatch):
+    """While a host's hook runs, another operator's drain, undrain and maintain of it (another
+    journal: another machine) are refused in one line naming the campaign; the campaign then
+    finishes the host as planned."""
+    from novamove.engine.batch import drain as drains
+    f = fleet_with_servers()
+    other = Journal(tmp_path / "other-machine.sqlite")
+    tried = {}
+    real = subprocess.Popen
+
+    def popen(cmd, *a, env=None, **kw):
+        if env and "NOVAMOVE_HOST" in env and not tried:
+            host = env["NOVAMOVE_HOST"]
+            for verb, call in (("drain", lambda: drains.drain(f, host, journal=other)),
+                               ("undrain", lambda: drains.undrain(f, host, journal=other)),
+                               ("maintain", lambda: run_campaign(f, other, [host], options=opts()))):
+                try:
+                    got = call()
+                    # (a campaign reports a host it may not service, with why, and exits 8)
+                    tried[verb] = "; ".join(r.detail for r in getattr(got, "results", [])) or "succeeded"
+                    assert got.exit_code != 0
+                except errors.PreconditionFailed as exc:
+                    tried[verb] = str(exc)
+        return real(cmd, *a, env=env, **kw)
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    rep = run_campaign(f, journal, ["c1"], options=opts())
+    assert rep.ok, rep.summary
+    assert set(tried) == {"drain", "undrain", "maintain"}
+    for verb, what in tried.items():
+        assert f"maintenance campaign {rep.run_id} holds it" in what, (verb, what)
+    assert f.services["c1"].enabled and "lease" not in (f.services["c1"].disabled_reason or "")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional
 
 from novamove import errors
@@ -75,6 +75,11 @@ def _refuse_concurrent_drain(journal: Any, source_key: str, doing: str = "drain"
                 f"(pid {r['pid']}); wait for it or stop it first")
 
 
+def cloud_now(cloud: Any):
+    """Nova's time (the latest answer's Date header), or None: leases are set and judged in it."""
+    return getattr(cloud, "cloud_now", lambda: None)()
+
+
 def _service(cloud: Any, name: str) -> Service:
     svc = next((s for s in cloud.list_compute_services() if s.host == name), None)
     if svc is None:
@@ -83,14 +88,10 @@ def _service(cloud: Any, name: str) -> Service:
 
 
 def _dead_drains(journal: Any) -> set[str]:
-    """Drain runs this journal knows are over (finished, or their process is gone): their
-    lease on a host no longer means anything."""
-    return {r["id"] for r in _all_drain_runs(journal)
-            if r["status"] != "running" or not run_alive(r)}
-
-
-def _all_drain_runs(journal: Any, limit: int = 100000) -> list[dict]:
-    return [r for r in journal.runs(limit=limit) if r["verb"] == DRAIN_VERB]
+    """Drain and campaign runs this journal knows are over (finished, or their process is
+    gone): their lease on a host no longer means anything."""
+    return {r["id"] for r in journal.runs(limit=100000) if r["verb"] in (DRAIN_VERB, events.VERB_MAINTAIN)
+            and (r["status"] != "running" or not run_alive(r))}
 
 
 def _disable_sources(cloud: Any, journal: Any, run_id: str, plan: DrainPlan,
@@ -108,7 +109,7 @@ def _disable_sources(cloud: Any, journal: Any, run_id: str, plan: DrainPlan,
     for name in plan.sources:
         for _ in range(4):
             svc = _service(cloud, name)
-            tags.refuse_if_drained_elsewhere(name, svc.disabled_reason, own_runs, "drain", dead)
+            tags.refuse_if_drained_elsewhere(name, svc.disabled_reason, own_runs, "drain", dead, cloud_now(cloud))
             if not svc.enabled and is_isolation_tag(svc.disabled_reason):
                 _wait_isolation_over(cloud, name, svc.disabled_reason, say, sleep, clock)
                 continue
@@ -118,7 +119,7 @@ def _disable_sources(cloud: Any, journal: Any, run_id: str, plan: DrainPlan,
                 journal.note(run_id, EV_DISABLE, name, already=True, reason=svc.disabled_reason)
                 say(notes[-1])
                 break
-            reason = drain_reason(run_id, plan.reason, tags.lease_from_now())
+            reason = drain_reason(run_id, plan.reason, tags.lease_from_now(now=cloud_now(cloud)))
             with journal.change(run_id, EV_DISABLE, name, service_id=svc.id, reason=reason,
                                 previous_status=svc.status, previous_reason=svc.disabled_reason):
                 cloud.disable_service(svc, reason)
@@ -164,15 +165,30 @@ class _Lease:
         self.cloud, self.journal, self.run_id, self.plan, self.say, self.clock = cloud, journal, run_id, plan, say, clock
         self.last = clock()
         self.lost_to: Optional[str] = None
+        # Until when (Nova's clock) the lease this run last wrote holds: the claim just wrote one.
+        self.held_until = tags.lease_from_now(now=cloud_now(cloud))
+        self.failing = False
 
     def __call__(self) -> bool:
-        """Renew when due; False once the host was lost to another drain."""
+        """Renew when due (again soon after a failed renewal); False once the host was lost to
+        another drain."""
         if self.lost_to:
             return False
-        if self.clock() - self.last >= LEASE_SECONDS / 3:
+        due = LEASE_SECONDS / 3 if not self.failing else LEASE_SECONDS / 12
+        if self.clock() - self.last >= due:
             self.last = self.clock()
             self._write(release=False)
         return self.lost_to is None
+
+    def holds(self) -> bool:
+        """Whether moves may start: the lease has a third of its time left. A run whose renewals
+        fail (the API unreachable) starts nothing new until it holds the lease again, so a run
+        that others may already take for dead never starts a move (in flight ones go on)."""
+        now = cloud_now(self.cloud) or datetime.now(timezone.utc)
+        ok = now < self.held_until - timedelta(seconds=LEASE_SECONDS / 3)
+        if not ok and not self.failing:
+            self.failing = True
+        return ok
 
     def release(self) -> None:
         self._write(release=True)
@@ -180,6 +196,7 @@ class _Lease:
     def _write(self, release: bool) -> None:
         try:
             services = {s.host: s for s in self.cloud.list_compute_services()}
+            until = None if release else tags.lease_from_now(now=cloud_now(self.cloud))
             for name in self.plan.sources:
                 svc = services.get(name)
                 if svc is None or svc.enabled or reason_run_id(svc.disabled_reason) != self.run_id:
@@ -188,9 +205,19 @@ class _Lease:
                         self.lost_to = other
                         self.say(f"{name}: novamove run {other} took the host over; starting nothing new")
                     continue
-                reason = drain_reason(self.run_id, self.plan.reason, None if release else tags.lease_from_now())
+                reason = drain_reason(self.run_id, self.plan.reason, until)
                 with self.journal.change(self.run_id, EV_LEASE, name, service_id=svc.id, reason=reason):
                     self.cloud.disable_service(svc, reason)
+            if not release:
+                self.held_until = until
+                if self.failing:
+                    self.say("lease renewed: starting moves again")
+                self.failing = False
         except errors.NovamoveError as exc:
-            # The lease has time left: a blip is ridden out; the next renewal tries again.
+            # The lease has time left: a blip is ridden out; renewal is tried again soon, and
+            # no move starts once a third of the lease is left (`holds`).
             log.warning("lease of %s: %s", self.run_id, exc)
+            if not release:
+                if not self.failing:
+                    self.say(f"lease renewal failed ({exc}); moves in flight go on, new ones wait for it")
+                self.failing = True

@@ -99,7 +99,8 @@ def drain(cloud: Any, host: str | Sequence[str], *, journal: Any, targets: Seque
           on_interrupt: str = "finish", poll_interval: float = POLL_INTERVAL, step_timeout: float = 1800.0,
           allow_unmovable: bool = False, replan_patience: float = REPLAN_PATIENCE,
           progress: Optional[Callable[[str], None]] = None, keep: Optional[Mapping[str, str]] = None,
-          modes: Optional[Mapping[str, str]] = None, **runner_kwargs: Any) -> BatchReport:
+          modes: Optional[Mapping[str, str]] = None, on_behalf_of: Optional[str] = None,
+          **runner_kwargs: Any) -> BatchReport:
     """Disable `host`, then plan a destination for each server on it and move them (caps held),
     planning again what could not start, until the host is empty or nothing more can move.
 
@@ -107,7 +108,8 @@ def drain(cloud: Any, host: str | Sequence[str], *, journal: Any, targets: Seque
     missed; the report's `left` is the source re-listed at the end.
 
     `keep` {server id: why}: servers never moved (left on the host, reported as accepted);
-    `modes` {server id: live|cold}: servers moved in that mode only (campaign intents)."""
+    `modes` {server id: live|cold}: servers moved in that mode only (campaign intents).
+    `on_behalf_of`: the run (a campaign) whose lease on the host this drain works under."""
     sources = [host] if isinstance(host, str) else list(host)
     _validate_options(on_interrupt=on_interrupt, poll_interval=poll_interval, step_timeout=step_timeout,
                       max_parallel=max_parallel, max_per_host=max_per_host, replan_patience=replan_patience)
@@ -130,7 +132,8 @@ def drain(cloud: Any, host: str | Sequence[str], *, journal: Any, targets: Seque
     return _execute(cloud, plan, journal=journal, verb="drain", on_interrupt=on_interrupt,
                     poll_interval=poll_interval, step_timeout=step_timeout, progress=progress,
                     t0=t0, requests0=requests0, replan_first=True, allow_unmovable=allow_unmovable,
-                    replan_patience=replan_patience, keep=keep, modes=modes, **runner_kwargs)
+                    replan_patience=replan_patience, keep=keep, modes=modes, on_behalf_of=on_behalf_of,
+                    **runner_kwargs)
 
 
 def apply_plan(cloud: Any, plan: DrainPlan, *, journal: Any, max_parallel: Optional[int] = None,
@@ -188,7 +191,8 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
              t0: float, requests0: int, replan_first: bool = False, allow_unmovable: bool = False,
              replan_patience: float = REPLAN_PATIENCE, keep: Optional[Mapping[str, str]] = None,
              modes: Optional[Mapping[str, str]] = None,
-             status: Optional[Callable[[BatchProgress], None]] = None, **runner_kwargs: Any) -> BatchReport:
+             status: Optional[Callable[[BatchProgress], None]] = None, on_behalf_of: Optional[str] = None,
+             **runner_kwargs: Any) -> BatchReport:
     say = progress or (lambda line: None)
     keep, modes = dict(keep or {}), dict(modes or {})
     clock = runner_kwargs.get("clock", time.monotonic)
@@ -212,7 +216,8 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
     with frame:
         try:
             report.service, report.changed = _disable_sources(
-                cloud, journal, run_id, plan, say, own_runs={run_id} | {r["id"] for r in previous},
+                cloud, journal, run_id, plan, say,
+                own_runs={run_id} | {r["id"] for r in previous} | ({on_behalf_of} if on_behalf_of else set()),
                 sleep=sleep, clock=clock)
             if replan_first:
                 plan = _replan(cloud, plan)
@@ -233,7 +238,7 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
                                      max_per_host=plan.max_per_host, on_interrupt=on_interrupt,
                                      poll_interval=poll_interval, step_timeout=step_timeout,
                                      since=since, adapt_mode=plan.mode == "auto", adopted=adopted,
-                                     progress=say, heartbeat=lease, pinned=modes, on_tick=tick,
+                                     progress=say, heartbeat=lease, may_start=lease.holds, pinned=modes, on_tick=tick,
                                      **runner_kwargs)
                 adopted = ()
                 try:

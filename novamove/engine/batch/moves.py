@@ -79,6 +79,7 @@ class BatchRunner(CappedRunner):
                  progress: Optional[Callable[[str], None]] = None,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
                  retries: int = 4, backoff: float = 1.0, heartbeat: Optional[Callable[[], bool]] = None,
+                 may_start: Optional[Callable[[], bool]] = None,
                  pinned: Collection[str] = (), on_tick: Optional[Callable[["BatchRunner"], None]] = None):
         if on_interrupt not in ON_INTERRUPT:
             raise errors.UsageError(f"--on-interrupt must be one of {', '.join(ON_INTERRUPT)}")
@@ -100,6 +101,7 @@ class BatchRunner(CappedRunner):
         self.pinned = frozenset(pinned)     # servers whose mode was chosen for them (campaign intents)
         # Called every loop: keeps the drain's lease fresh; False means "stop starting moves".
         self.heartbeat = heartbeat
+        self.may_start = may_start      # False: start nothing now (a lease not renewed), ask again later
         self._init_loop(poll_interval=poll_interval, progress=progress, clock=clock, sleep=sleep,
                         retries=retries, backoff=backoff, on_tick=on_tick)
         self._migrations: dict[str, list[Migration]] = {}
@@ -139,6 +141,8 @@ class BatchRunner(CappedRunner):
 
     def _start_what_fits(self) -> None:
         if not self.pending or len(self.inflight) >= self.max_parallel:
+            return
+        if self.may_start is not None and not self.may_start():
             return
         per_source, per_dest = self._load()
         startable = [s for s in self.pending

@@ -7,7 +7,7 @@ from typing import Optional
 
 from novamove.engine import events
 from novamove.engine.times import parse_time
-from novamove.engine.tags import tagged_reason
+from novamove.engine.tags import drain_reason
 
 
 
@@ -38,10 +38,13 @@ POLL = 1.0
 RECHECK = 10.0       # a host waiting for capacity or group budget is checked again this often
 
 
-def reason_text(run_id: str, what: str) -> str:
+def reason_text(run_id: str, what: str, lease_until: Optional[datetime] = None) -> str:
     """The disabled reason a campaign writes: tagged with its run, and a drain reason so that
-    `novamove undrain HOST` (with or without --move-back) can always give the host back."""
-    return tagged_reason(run_id, f"drain: maintain: {what}")
+    `novamove undrain HOST` (with or without --move-back) can give the host back once the
+    campaign is over with it. While the campaign holds the host (drain, hook, gate, return) the
+    reason carries a lease, renewed as a drain's is: another operator's `drain`, `undrain` or
+    `maintain` of that host, from any machine, is refused meanwhile."""
+    return drain_reason(run_id, f"maintain: {what}", lease_until)
 
 
 def _utcnow() -> datetime:

@@ -9,7 +9,9 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Optional, Sequence
 
 from novamove import errors
+from novamove.engine import events, tags
 from novamove.engine.runner import install_stop_signals
+from novamove.engine.tags import reason_run_id
 from novamove.engine.batch import drain as drains
 from novamove.engine.commands import command_env
 from novamove.engine.campaign.intents import SKIP, STOP, intents_of
@@ -18,7 +20,7 @@ from novamove.model import Service
 from novamove.planner import CloudState, move_mode, plan_drain
 from novamove.engine.campaign import common
 from novamove.engine.campaign.common import DONE, FAILED, INTERRUPTED, NOT_STARTED, REFUSED, SKIPPED
-from novamove.engine.campaign.common import EV_HOST, RECHECK
+from novamove.engine.campaign.common import EV_HOST, RECHECK, reason_text
 from novamove.engine.campaign.report import HostResult, Options, _Out
 from novamove.engine.campaign.takeout import TakeOut
 from novamove.engine.campaign.stages import HostStages
@@ -59,6 +61,7 @@ class Campaign(TakeOut, HostStages):
         self.rundir = Path(getattr(journal, "path", Path.cwd() / "journal")).parent / "runs" / run_id
         self.t0 = clock()
         self._recheck_at = 0.0
+        self._leased_at = clock()
 
     # -------------------------------------------------------------- helpers
 
@@ -90,11 +93,38 @@ class Campaign(TakeOut, HostStages):
                             "NOVAMOVE_RUN_ID": self.run_id})
 
     def _tick(self) -> None:
-        """Follow the hooks that run (also called from inside a drain's waits)."""
+        """Follow the hooks that run and keep the hosts out leased (also called from inside a
+        drain's waits)."""
         for o in list(self.out.values()):
             if o.phase == "hook" and o.proc is not None:
                 self._poll_hook(o)
+        self._renew_leases()
         self.on_update(self)
+
+    def _lease_until(self) -> datetime:
+        return tags.lease_from_now(now=self._nova_now().replace(tzinfo=timezone.utc))
+
+    def _renew_leases(self) -> None:
+        """The hosts out (hook, gate, check, return) carry the campaign's lease: renewed as a
+        drain's is, so other operators' drain, undrain and maintain of them are refused. A
+        failed renewal is tried again at the next tick (the lease has time left)."""
+        if self.clock() - self._leased_at < tags.LEASE_SECONDS / 3 or not self.out:
+            return
+        try:
+            services = {s.host: s for s in self.cloud.list_compute_services()}
+            for host, o in self.out.items():
+                svc = services.get(host)
+                if (svc is None or svc.enabled or o.phase in ("failed", "done")
+                        or tags.lease_of(svc.disabled_reason) is None
+                        or reason_run_id(svc.disabled_reason) != self.run_id):
+                    continue
+                reason = reason_text(self.run_id, self.o.reason or "draining", self._lease_until())
+                with self.journal.change(self.run_id, events.MAINTAIN_LEASE, host, service_id=svc.id,
+                                         reason=reason):
+                    self.cloud.disable_service(svc, reason)
+            self._leased_at = self.clock()
+        except errors.NovamoveError as exc:
+            self.say(f"lease renewal failed ({exc}); trying again")
 
     def _tick_sleep(self, seconds: float) -> None:
         self._tick()

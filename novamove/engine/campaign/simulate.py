@@ -13,7 +13,7 @@ from typing import Iterator, Mapping, Optional, Sequence
 
 from novamove.errors import NotFound, UsageError
 from novamove.model import COLD, LIVE, Host, Resources, Server, ServerGroup
-from novamove.engine.tags import reason_run_id
+from novamove.engine.tags import is_campaign_tag, lease_of, reason_run_id
 from novamove.planner import CloudState, DrainStep, move_mode, plan_drain
 from novamove.engine.campaign.intents import (GATE_SECONDS, HOOK_SECONDS, MOVE_SECONDS, SKIP, STOP,
                                               campaign_owns, intents_of, order_hosts)
@@ -274,7 +274,11 @@ def plan_campaign(state: CloudState, hosts: Sequence[str], *, max_hosts: int = 1
         if not svc.enabled and (run_id is None or not campaign_owns(svc.disabled_reason, run_id)):
             hp.serviced = False
             other = reason_run_id(svc.disabled_reason)
-            hp.why_not = (f"disabled by novamove run {other} ({svc.disabled_reason}): finish that run first "
+            lease = lease_of(svc.disabled_reason)
+            hp.why_not = (f"maintenance campaign {other} holds it (its lease runs until {lease:%H:%M:%S} UTC, "
+                          f"renewed while it works on it): wait for it, or `novamove campaign stop {other}` "
+                          "where it runs" if lease is not None and is_campaign_tag(svc.disabled_reason) else
+                          f"disabled by novamove run {other} ({svc.disabled_reason}): finish that run first "
                           f"(`novamove maintain --resume {other}` for a campaign, `novamove undrain {h}` "
                           "for a drain)" if other else
                           f"disabled by someone else ({svc.disabled_reason or 'no reason given'}): "

@@ -194,9 +194,10 @@ class HostStages:
         svc = self._service(host)
         if svc.enabled or reason_run_id(svc.disabled_reason) != drain_run or not drain_run:
             return
-        reason = reason_text(self.run_id, self.o.reason or "draining")
+        reason = reason_text(self.run_id, self.o.reason or "draining", self._lease_until())
         with self.journal.change(self.run_id, EV_REASON, host, service_id=svc.id, reason=reason):
             self.cloud.disable_service(svc, reason)
+        self._leased_at = self.clock()
 
     def _give_back(self, host: str, r: HostResult, outcome: str, why: str) -> None:
         """An interrupted host that did not reach its hook goes back into service."""

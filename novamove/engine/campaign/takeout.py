@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timezone
 
 from novamove import errors
+from novamove.engine import tags
 from novamove.engine.poll import poll_until
 from novamove.engine.batch import drain as drains
 from novamove.model import COLD, LIVE
@@ -29,8 +31,11 @@ class TakeOut:
         try:
             # 1. disable, tagged (ours already: a resumed run)
             svc = self._service(host)
+            tags.refuse_if_drained_elsewhere(host, svc.disabled_reason, {self.run_id}, "maintain",
+                                             drains._dead_drains(self.journal),
+                                             now=self._nova_now().replace(tzinfo=timezone.utc))
             if svc.enabled:
-                reason = reason_text(self.run_id, self.o.reason or "draining")
+                reason = reason_text(self.run_id, self.o.reason or "draining", self._lease_until())
                 with self.journal.change(self.run_id, EV_DISABLE, host, service_id=svc.id, reason=reason):
                     self.cloud.disable_service(svc, reason)
                 self.changed = True
@@ -54,7 +59,7 @@ class TakeOut:
                                max_per_host=self.o.max_per_host, on_interrupt=self.on_interrupt,
                                poll_interval=self.o.poll_interval, step_timeout=self.o.step_timeout,
                                allow_unmovable=self.o.allow_unmovable, progress=drain_say, keep=keep,
-                               modes=modes, sleep=self._tick_sleep)
+                               modes=modes, sleep=self._tick_sleep, on_behalf_of=self.run_id)
             r.drain_run = rep.run_id
             self._take_back_tag(host, rep.run_id)
             r.moved += rep.count(drains.MOVED)
