@@ -32,3 +32,38 @@ def patiently(call: Callable[[], T], what: str, *, patience: float = 60.0,
             sleep(delay)
             waited += delay
             delay = min(delay * 2, 15.0)
+
+
+# The adapter verbs that only read (and may be repeated at will): `patient_reads` retries them.
+READ_PREFIXES = ("get_", "list_", "find_")
+READS = frozenset({"hypervisors", "compute_hosts", "host_resources", "provider_inventories", "provider_usages",
+                   "provider_traits", "aggregate_hosts", "server_fault", "evacuation_fault",
+                   "compute_service_heartbeat", "hypervisor_uptime", "server_ids_tagged",
+                   "placement_max_microversion", "provider_allocations", "consumer_allocations"})
+
+
+def is_read(verb: str) -> bool:
+    return verb in READS or verb.startswith(READ_PREFIXES)
+
+
+class PatientReads:
+    """The cloud adapter whose reads ride out an unreachable API (`patiently`), so a 503, a
+    timeout or a reset connection on a read is never a verdict, whichever verb reads; writes
+    pass through untouched (each verb's read-back rule decides what a lost write did)."""
+
+    def __init__(self, cloud, patience: float = 60.0) -> None:
+        self._cloud = cloud
+        self._patience = patience
+
+    def __getattr__(self, name: str):
+        value = getattr(self._cloud, name)
+        if name.startswith("_") or not callable(value) or not is_read(name):
+            return value
+
+        def read(*args, **kwargs):
+            return patiently(lambda: value(*args, **kwargs), name, patience=self._patience)
+        return read
+
+
+def patient_reads(cloud, patience: float = 60.0):
+    return cloud if isinstance(cloud, PatientReads) else PatientReads(cloud, patience)

@@ -7,7 +7,11 @@
 
 `KIND` is a journal event kind (service.disable, service.enable, server.migrate, server.confirm,
 server.revert, migration.abort, migration.force_complete, drain.disable, drain.move,
-drain.confirm, drain.revert, drain.abort, drain.enable, ...). `before` acts after the intent is
+drain.confirm, drain.revert, drain.abort, drain.enable, ...: novamove.engine.events), or
+`cloud.VERB` for any call of the cloud adapter, reads included (cloud.list_compute_services,
+cloud.get_server, cloud.list_migrations, cloud.list_evacuations, ...: the verbs of
+novamove.cloud.adapter.Cloud), e.g. `cloud.list_compute_services:before:timeout:3` makes the
+third services listing time out. `before` acts after the intent is
 journaled and before the API call; `after` acts once the call has been applied by the cloud.
 `kill` SIGKILLs the process (a power cut, as far as novamove can tell), `error` makes the call
 fail (an HTTP 500), `timeout` makes it look timed out (the client gave up; with `after` the
@@ -98,6 +102,35 @@ def _act(f: Fault) -> None:
     if f.action == "timeout":
         raise errors.Unreachable(f"{f.kind}: cannot reach the cloud API (injected fault {where}: timed out)")
     raise errors.NovamoveError(f"{f.kind}: HTTP 500: injected fault {where}")
+
+
+CLOUD = "cloud."
+
+
+def faulty(cloud):
+    """`cloud` itself, or, when NOVAMOVE_FAULT names a `cloud.VERB`, a stand-in whose verbs pass
+    through `hit` before and after the call (a read "after" fault: the answer was lost)."""
+    if not any(f.kind.startswith(CLOUD) for f in _faults()):
+        return cloud
+    return _FaultyCloud(cloud)
+
+
+class _FaultyCloud:
+    def __init__(self, cloud) -> None:
+        self._cloud = cloud
+
+    def __getattr__(self, name: str):
+        value = getattr(self._cloud, name)
+        if name.startswith("_") or not callable(value):
+            return value
+        kind = CLOUD + name
+
+        def call(*args, **kwargs):
+            hit(kind, "before")
+            result = value(*args, **kwargs)
+            hit(kind, "after")
+            return result
+        return call
 
 
 def reset() -> None:

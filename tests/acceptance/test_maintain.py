@@ -303,6 +303,35 @@ def test_restart_gate_waits_for_a_reboot_that_comes_after_the_hook_returned(mini
     assert back.returncode == 0, back.stdout + back.stderr
 
 
+OTHER_OPERATOR_HOOK = """#!/bin/sh
+# Another operator, on another machine (another journal), tries the host while its hook runs.
+for verb in drain undrain maintain; do
+  NOVAMOVE_JOURNAL={other} {novamove} $verb "$NOVAMOVE_HOST" --gate heartbeat >{out}.$verb 2>&1
+  echo "$verb $?" >> {out}
+done 2>/dev/null
+"""
+
+
+def test_another_operators_drain_and_undrain_during_a_hook_are_refused(minicloud, servers, tmp_path):
+    c1 = minicloud.computes[0]
+    servers(1, host=c1, prefix="mt-op")
+    novamove = Path(sys.executable).parent / "novamove"
+    out = tmp_path / "tries"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(OTHER_OPERATOR_HOOK.format(other=tmp_path / "other.sqlite", novamove=novamove, out=out))
+    hook.chmod(0o755)
+    proc = maintain(minicloud, c1, "--hook", str(hook), "--gate", "heartbeat", "-f", "json")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_id = json.loads(proc.stdout)["run_id"]
+    codes = dict(line.split() for line in out.read_text().splitlines())
+    # drain and undrain: refused (4); maintain: the host is not serviced (8); each names the campaign
+    assert codes == {"drain": "4", "undrain": "4", "maintain": "8"}, codes
+    for verb in codes:
+        text = Path(f"{out}.{verb}").read_text()
+        assert f"maintenance campaign {run_id} holds it" in text, (verb, text)
+    assert minicloud.services()[c1][:2] == ("enabled", "up")
+
+
 def test_capacity_refusal_dry_run_and_run(minicloud, servers):
     hosts = minicloud.computes[:4]
     bigs = []

@@ -211,3 +211,44 @@ def test_a_fault_that_fires_is_logged_before_it_acts(tmp_path, monkeypatch):
     with pytest.raises(Exception):
         f.hit("service.enable", "before")
     assert log.read_text().startswith("service.enable:before:error")
+
+
+def test_cloud_verbs_reads_included_can_be_faulted(monkeypatch):
+    from novamove import errors as errs
+    from novamove.engine import faults as f
+
+    class Cloud:
+        cloud_name = "x"
+
+        def list_compute_services(self):
+            return ["svc"]
+    plain = Cloud()
+    monkeypatch.delenv("NOVAMOVE_FAULT", raising=False)
+    assert f.faulty(plain) is plain                     # unset: the adapter itself
+    monkeypatch.setenv("NOVAMOVE_FAULT", "cloud.list_compute_services:before:timeout:2")
+    f.reset()
+    cloud = f.faulty(plain)
+    assert cloud.cloud_name == "x" and cloud.list_compute_services() == ["svc"]
+    with pytest.raises(errs.Unreachable, match="injected fault"):
+        cloud.list_compute_services()
+    assert cloud.list_compute_services() == ["svc"]
+
+
+def test_an_evacuation_rides_out_a_read_timeout(tmp_path, monkeypatch):
+    from novamove.engine import faults as f
+    from novamove.engine.evacuate import evacuate
+    from novamove.engine.journal import Journal
+    from test_evacuate import failed_host_cloud, fast, assert_clean
+    monkeypatch.setenv("NOVAMOVE_FAULT", "cloud.list_evacuations:before:timeout:2,cloud.get_server:after:timeout:1")
+    f.reset()
+    nova = failed_host_cloud()
+    journal = Journal(tmp_path / "j.sqlite")
+    from novamove.retry import patient_reads
+    rep = evacuate(patient_reads(f.faulty(nova)), "c3", journal=journal, fenced=True, **fast())
+    monkeypatch.delenv("NOVAMOVE_FAULT")
+    calm = evacuate(failed_host_cloud(), "c3", journal=Journal(tmp_path / "calm.sqlite"), fenced=True, **fast())
+    # The same outcome as without the faults: every server the calm run evacuated, evacuated.
+    assert sorted((r.server_name, r.result) for r in rep.results) == \
+        sorted((r.server_name, r.result) for r in calm.results)
+    assert rep.count("evacuated") == calm.count("evacuated") > 0
+    assert_clean(nova, journal)
