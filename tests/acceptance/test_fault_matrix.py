@@ -48,10 +48,16 @@ SCENARIOS = {
     "undrain-move-back": ("undrain", ["--move-back"], ["drain.enable", "drain.move", "drain.confirm"]),
     # compute1 (1 ACTIVE, 1 SHUTOFF, 1 tagged novamove:maintenance=stop) maintained with a hook
     "maintain": ("maintain", [], ["maintain.disable", "drain.move", "maintain.stop", "maintain.hook",
-                                  "maintain.start", "maintain.enable"]),
+                                  "maintain.start", "maintain.enable",
+                                  # reads (NOVAMOVE_FAULT cloud.VERB): the first call of each kind
+                                  "cloud.list_compute_services", "cloud.list_servers_on_host",
+                                  "cloud.get_server", "cloud.list_migrations_changed_since"]),
     # compute1 (1 ACTIVE, 1 SHUTOFF) dead: evacuated with a fence command, then unfenced
     "evacuate": ("evacuate", [], ["evacuate.fence", "evacuate.force-down", "evacuate.disable",
-                                  "evacuate.server", "unfence.force-up", "unfence.enable"]),
+                                  "evacuate.server", "unfence.force-up", "unfence.enable",
+                                  # reads of the evacuation run
+                                  "cloud.compute_hosts", "cloud.compute_service_heartbeat",
+                                  "cloud.list_evacuations", "cloud.get_server"]),
 }
 
 # What `make test` runs: at least one point of every scenario, every action and both moments.
@@ -70,6 +76,8 @@ FAULT_SUBSET = {
     ("maintain", "maintain.enable", "timeout", "before"),
     ("evacuate", "evacuate.server", "kill", "after"),
     ("evacuate", "unfence.enable", "error", "before"),
+    ("maintain", "cloud.list_compute_services", "timeout", "before"),
+    ("evacuate", "cloud.get_server", "error", "after"),
 }
 
 POINTS = [(scenario, step, action, moment)
@@ -370,7 +378,7 @@ def _evacuate_then_unfence(minicloud, vms, journal, step, fault, tmp_path):
     minicloud.wait_service_state(SOURCE, "down")
     fenced = tmp_path / "fence.record"
     fence = ["--fence-cmd", f'echo "$NOVAMOVE_HOST" >> {shlex.quote(str(fenced))}']
-    evac_fault = fault if step.startswith("evacuate.") else None
+    evac_fault = fault if step.startswith(("evacuate.", "cloud.")) else None
     run = _cli(minicloud, journal, "evacuate", SOURCE, *fence, "-f", "json", fault=evac_fault)
     assert "Traceback" not in run.stderr, run.stderr
     rec = _cli(minicloud, journal, "recover", "-f", "json")

@@ -80,9 +80,17 @@ class TakeOut:
                 return
             # 3. power off the servers that stay (stop intent), group budget counted
             o = _Out(host, r, t0)
-            for s in self.cloud.list_servers_on_host(host):
+            on_host = self.cloud.list_servers_on_host(host)
+            # Group membership from the groups' own member lists: a server shows its groups only
+            # from compute API 2.71 on (before, `server_groups` is empty).
+            member_of: dict[str, set[str]] = {}
+            if any(intents.get(s.id) == STOP for s in on_host):
+                for g in self.cloud.list_server_groups():
+                    for m in g.members:
+                        member_of.setdefault(m, set()).add(g.id)
+            for s in on_host:
                 if intents.get(s.id) == STOP:
-                    for g in s.server_groups:
+                    for g in set(s.server_groups) | member_of.get(s.id, set()):
                         self.disrupted.setdefault(g, set()).add(s.id)
                     self.peak_group = max([self.peak_group] + [len(v) for v in self.disrupted.values()])
                     if s.status == "SHUTOFF":
