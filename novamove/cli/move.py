@@ -7,6 +7,7 @@ novamove.api is imported inside each verb, so `novamove --help` does not load it
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import click
@@ -33,10 +34,21 @@ def _exit_for(result) -> None:
         sys.exit(result.exit_code)
 
 
+def _one_mode(f):
+    """--live and --cold are two flags (one shared destination would let the last silently
+    win): both given is a usage error; the command gets `mode`."""
+    @functools.wraps(f)
+    def command(*args, live: bool = False, cold: bool = False, **kwargs):
+        if live and cold:
+            raise click.UsageError("--live and --cold exclude each other: give one")
+        return f(*args, mode="live" if live else ("cold" if cold else None), **kwargs)
+    return command
+
+
 def _move_options(f):
     options = [
-        click.option("--live", "mode", flag_value="live", help="Live migrate (default for ACTIVE/PAUSED)."),
-        click.option("--cold", "mode", flag_value="cold", help="Cold migrate (default for SHUTOFF)."),
+        click.option("--live", is_flag=True, help="Live migrate (default for ACTIVE/PAUSED)."),
+        click.option("--cold", is_flag=True, help="Cold migrate (default for SHUTOFF)."),
         click.option("--strategy", type=click.Choice(["auto", "native", "isolate"]), default="auto",
                      show_default=True,
                      help="native: the API targets the host (cold >= 2.56, live >= 2.30); isolate: "
@@ -62,6 +74,7 @@ def _move_options(f):
         click.option("--quiet", "-q", is_flag=True, help="No progress display."),
         output_options,
     ]
+    f = _one_mode(f)
     for option in reversed(options):
         f = option(f)
     return f

@@ -28,6 +28,18 @@ NOVA_REASON_MAX = 255       # Nova's column
 _LEASE_RE = re.compile(r" \[lease (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\]$")
 
 
+# The longest operator reason novamove takes (--reason): the whole disabled_reason, its tag and
+# lease included, must fit Nova's 255 characters without cutting the operator's words.
+REASON_MAX = 120
+
+
+def check_reason(reason: Optional[str]) -> None:
+    """A --reason that would not fit is one line, exit 2, before anything changes."""
+    if reason is not None and len(reason) > REASON_MAX:
+        raise errors.UsageError(f"--reason is {len(reason)} characters; at most {REASON_MAX} fit in Nova's "
+                                "disabled reason with novamove's tag")
+
+
 def tagged_reason(run_id: str, reason: Optional[str]) -> str:
     """The disabled_reason novamove writes, so `recover` can tell its own toggles apart."""
     text = f"novamove:{run_id}: {reason or 'isolating the target of a migration'}"

@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Collection, Iterable, Mapping, Optional, Sequence
 
 from novamove import errors
+from novamove.engine import tags
 from novamove.engine.batch.common import (ABORT_GRACE, ABORTED, DRAIN_VERB, EV_ABORT, EV_CONFIRM, EV_DISABLE,
                                           EV_ENABLE, EV_MOVE, EV_PLAN, EV_REVERT, FAILED, GONE, MOVED,
                                           ON_INTERRUPT, PASSING_STATUSES, POLL_INTERVAL, REASON_PATIENCE,
@@ -111,6 +112,7 @@ def drain(cloud: Any, host: str | Sequence[str], *, journal: Any, targets: Seque
     `modes` {server id: live|cold}: servers moved in that mode only (campaign intents).
     `on_behalf_of`: the run (a campaign) whose lease on the host this drain works under."""
     sources = [host] if isinstance(host, str) else list(host)
+    tags.check_reason(reason)
     _validate_options(on_interrupt=on_interrupt, poll_interval=poll_interval, step_timeout=step_timeout,
                       max_parallel=max_parallel, max_per_host=max_per_host, replan_patience=replan_patience)
     t0 = time.monotonic()

@@ -81,13 +81,19 @@ def select_hosts(hosts: Sequence[Host], names: Sequence[str] = (), *, zone: Opti
     by_name = {h.name: h for h in hosts}
     by_node = {h.hypervisor_hostname: h.name for h in hosts if h.hypervisor_hostname}
     chosen: list[str] = []
+    typed: dict[str, str] = {}
     for n in names:
         if n in by_name:
-            chosen.append(n)
+            host = n
         elif n in by_node:
-            chosen.append(by_node[n])
+            host = by_node[n]
         else:
             raise NotFound(f"no compute host named {n!r}")
+        if host in typed:
+            # (a host twice, or by its name and by its hypervisor hostname: a typo, likely)
+            raise UsageError(f"{host} is named twice ({typed[host]!r} and {n!r}): name each host once")
+        typed[host] = n
+        chosen.append(host)
     selected = list(by_name) if all_hosts else None
     if zone is not None:
         in_zone = [h.name for h in hosts if h.zone == zone]

@@ -11,6 +11,7 @@ from novamove import errors
 from novamove.engine.batch import drain as drains
 from novamove.engine.commands import validate_command
 from novamove.engine.campaign.planning import CampaignPlan
+from novamove.engine import tags
 from novamove.engine.campaign.gate import GATES
 from novamove.engine.campaign.common import DONE, FAILED, INTERRUPTED, NOT_STARTED, REFUSED, SKIPPED
 from novamove.engine.campaign.common import CHECK_TIMEOUT, GATE_TIMEOUT, HOOK_TIMEOUT, VERB
@@ -167,6 +168,7 @@ class Options:
                 raise errors.UsageError(f"{name.replace('_', '-')} must be a positive number of seconds, not {v!r}")
         for name in ("hook", "check"):
             validate_command(getattr(self, name), f"--{name}")
+        tags.check_reason(self.reason)
         if self.gate is not None and self.gate not in GATES:
             raise errors.UsageError(f"--gate must be one of {', '.join(GATES)}, not {self.gate!r}")
 

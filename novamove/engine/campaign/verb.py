@@ -77,6 +77,8 @@ def run_campaign(cloud: Any, journal: Any, hosts: Sequence[str] = (), *, zone: O
     say = progress or (lambda line: None)
     t0 = time.monotonic()
     requests0 = getattr(getattr(cloud, "requests", None), "count", 0)
+    if rerun_hooks and hook_done:
+        raise errors.UsageError("give --rerun-hook or --hook-done, not both (run the hook again, or take it as done)")
     if on_interrupt not in drains.ON_INTERRUPT:
         raise errors.UsageError(f"on_interrupt must be one of {', '.join(drains.ON_INTERRUPT)}")
     prior: dict = {}

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Optional, Sequence
 
 from novamove import errors
+from novamove.engine import tags
 from novamove.engine.batch.report import StepResult
 from novamove.engine.batch.drain import resolve_hosts
 from novamove.engine.commands import validate_command
@@ -128,6 +129,7 @@ def evacuate(cloud: Any, host: str, *, journal: Any, targets: Sequence[str] = ()
     """Evacuate every server of the failed compute `host` (see the module docstring)."""
     say = progress or (lambda line: None)
     t0, requests0 = time.monotonic(), _requests(cloud)
+    tags.check_reason(reason)
     if power not in POWER_POLICIES:
         raise errors.UsageError(f"--power must be one of {', '.join(POWER_POLICIES)}")
     if fence_cmd and fenced:
