@@ -10,6 +10,7 @@ from typing import Optional
 from novamove import errors
 from novamove.engine.batch import drain as drains
 from novamove.engine.commands import run_in_group
+from novamove.engine.journal import process_token
 from novamove.engine.campaign.intents import campaign_owns
 from novamove.engine.tags import reason_run_id
 from novamove.engine.campaign.common import DONE, FAILED
@@ -47,6 +48,9 @@ class HostStages:
             o.proc = subprocess.Popen(self.o.hook, shell=True, env=self._env(o.host), stdout=o.log_fh,
                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                       start_new_session=True)
+            # Its pid (= its process group) and token: a resume tells a hook still running from
+            # one that ended, and never runs it twice at once.
+            change.record(pid=o.proc.pid, process=process_token(o.proc.pid))
         o.hook_t0 = self.clock()
         self.changed = True
         self.say(f"{o.host}: hook started (pid {o.proc.pid}, log {log})")

@@ -37,6 +37,7 @@ def read_campaign(journal: Any, run_id: str) -> tuple[dict, dict, dict]:
             h["hook_started"] = ev.data.get("started")
             h["hook_ended"] = ev.data.get("ended")
             h["log"] = ev.data.get("log")
+            h["hook_pid"], h["hook_process"] = ev.data.get("pid"), ev.data.get("process")
             h.pop("outcome", None) if ev.state == "intent" else None
         elif ev.kind == EV_STOP and ev.state in ("intent", "done"):
             hosts.setdefault(ev.data.get("host") or "", {}).setdefault("stopped", []).append(

@@ -106,6 +106,12 @@ def run_campaign(cloud: Any, journal: Any, hosts: Sequence[str] = (), *, zone: O
             raise errors.PreconditionFailed(f"campaign {run['id']} is still running (pid {run['pid']}); "
                                             "wait for it or stop it first")
         unfinished = [h for h, p in prior.items() if p.get("hook") == "running" and p.get("outcome") != DONE]
+        for h in unfinished:
+            pid = prior[h].get("hook_pid")
+            if pid and run_alive({"pid": pid, "process": prior[h].get("hook_process")}):
+                raise errors.PreconditionFailed(
+                    f"the hook on {h} of campaign {run['id']} is still running (pid {pid}, its own process "
+                    f"group): wait for it to end, or stop it (`kill -- -{pid}`), then resume; nothing changed")
         if unfinished and not (rerun_hooks or hook_done):
             h = unfinished[0]
             raise errors.PreconditionFailed(

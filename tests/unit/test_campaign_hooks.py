@@ -1,0 +1,72 @@
+"""A resumed campaign and the hook its stopped run left: journaled with its pid and process
+token, never run twice at once (engine/campaign/stages.py, verb.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from datetime import datetime
+
+import pytest
+
+from novamove import errors
+from novamove.engine import campaign as camp
+from novamove.engine.campaign import run_campaign
+from novamove.engine.journal import Journal, process_token
+from test_campaign import fast, fleet_with_servers, opts  # noqa: F401  (fast: the autouse fixture)
+
+
+def killed_during_hook(journal, f, pid, token):
+    """A campaign SIGKILLed while c1's hook (pid) ran: its journal and c1's tag as it left them."""
+    rid = "deadbeef0002"
+    journal.start_run(rid, "maintain", source="c1", strategy="campaign")
+    journal.note(rid, camp.EV_CAMPAIGN, None, options=opts().to_dict(), hosts=["c1"])
+    svc = f.services["c1"]
+    f.services["c1"] = dataclasses.replace(svc, status="disabled", disabled_reason=camp.reason_text(rid, "draining"))
+    journal.intent(rid, camp.EV_HOOK, "c1", started=datetime(2020, 1, 1).isoformat(), log="/tmp/x.log",
+                   pid=pid, process=token)
+    journal._write("UPDATE runs SET pid=? WHERE id=?", (999999, rid))
+    return rid
+
+
+def test_a_hook_still_running_is_never_run_again_beside_it(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite")
+    f = fleet_with_servers()
+    hook = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        rid = killed_during_hook(journal, f, hook.pid, process_token(hook.pid))
+        for flags in ({"rerun_hooks": True}, {"hook_done": True}, {}):
+            with pytest.raises(errors.PreconditionFailed, match=rf"still running \(pid {hook.pid}"):
+                run_campaign(f, journal, resume=rid, **flags)
+        assert not f.services["c1"].enabled                   # nothing changed
+    finally:
+        hook.kill()
+        hook.wait()
+    # Once it is gone: --rerun-hook runs it again, and the campaign finishes.
+    rep = run_campaign(f, journal, resume=rid, rerun_hooks=True)
+    assert rep.ok, rep.summary
+    assert f.services["c1"].enabled
+
+
+def test_a_hook_pid_reused_by_another_process_is_not_the_hook(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite")
+    f = fleet_with_servers()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        # The journaled token is another process's (the pid was reused after a reboot).
+        rid = killed_during_hook(journal, f, other.pid, "some-other-boot:1:1")
+        rep = run_campaign(f, journal, resume=rid, rerun_hooks=True)
+        assert rep.ok, rep.summary
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_the_hook_pid_is_journaled(tmp_path, monkeypatch):
+    journal = Journal(tmp_path / "j.sqlite")
+    f = fleet_with_servers()
+    rep = run_campaign(f, journal, ["c3"], options=opts())
+    assert rep.ok
+    [hook] = [e for e in journal.events(rep.run_id) if e.kind == camp.EV_HOOK]
+    assert isinstance(hook.data.get("pid"), int) and hook.data.get("process")
