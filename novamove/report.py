@@ -439,6 +439,33 @@ def duration(seconds: Optional[float]) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+def terminal_gone() -> None:
+    """The terminal went away (SIGHUP: a closed window, a dropped SSH session): writes to it
+    fail with EIO or EPIPE. The run goes on to its end (it stops gracefully on the SIGHUP, and
+    its journal and exit code say how it ended), so what it would have printed there is
+    dropped instead of failing the run."""
+    import os
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        try:
+            stream.flush()
+            alive = True
+        except (OSError, ValueError):
+            alive = False
+        if not alive or name == "stderr":
+            setattr(sys, name, open(os.devnull, "w"))
+
+
+def _say(print_line) -> bool:
+    """Run one write to the terminal; False (and the terminal dropped) when it is gone."""
+    try:
+        print_line()
+        return True
+    except OSError:
+        terminal_gone()
+        return False
+
+
 class BatchView:
     """The live view of a drain, undrain or apply on stderr. On a terminal: the event lines
     scroll above a progress bar and the servers moving now:
@@ -473,7 +500,7 @@ class BatchView:
     def __exit__(self, *exc) -> None:
         if self._live is not None:
             live, self._live = self._live, None
-            live.__exit__(*exc)
+            _say(lambda: live.__exit__(*exc))
 
     def line(self, text: str) -> None:
         """One event (the batch's `progress` callback)."""
@@ -483,15 +510,17 @@ class BatchView:
         stamp = _time.strftime("%H:%M:%S")
         if self._live is not None:
             from rich.text import Text
-            self.console.print(Text.assemble((stamp, "dim"), " ", str(text)))
+            ok = _say(lambda: self.console.print(Text.assemble((stamp, "dim"), " ", str(text))))
         else:
-            print(f"{stamp} {text}", file=sys.stderr, flush=True)
+            ok = _say(lambda: print(f"{stamp} {text}", file=sys.stderr, flush=True))
+        if not ok:
+            self.enabled, self._live = False, None
 
     def update(self, progress) -> None:
         """Where the batch stands (the batch's `status` callback): redraws the bar."""
         self.snapshot = progress
-        if self._live is not None:
-            self._live.update(self.render(), refresh=True)
+        if self._live is not None and not _say(lambda: self._live.update(self.render(), refresh=True)):
+            self.enabled, self._live = False, None
 
     def bar(self, progress, width: Optional[int] = None):
         """The bar: moved (green), failed (red), other outcomes (yellow), the rest to do."""
@@ -706,7 +735,8 @@ class CampaignView:
 
     def __exit__(self, *exc) -> None:
         if self._progress is not None:
-            self._progress.__exit__(*exc)
+            progress, self._progress = self._progress, None
+            _say(lambda: progress.__exit__(*exc))
 
     def line(self, text: str) -> None:
         if not self.enabled:
@@ -714,14 +744,20 @@ class CampaignView:
         import time as _time
         stamp = _time.strftime("%H:%M:%S")
         if self._progress is not None:
-            self._progress.console.print(f"[dim]{stamp}[/] {text}")
+            ok = _say(lambda: self._progress.console.print(f"[dim]{stamp}[/] {text}"))
         else:
-            print(f"{stamp} {text}", file=sys.stderr, flush=True)
+            ok = _say(lambda: print(f"{stamp} {text}", file=sys.stderr, flush=True))
+        if not ok:
+            self.enabled, self._progress = False, None
 
     def update(self, campaign) -> None:
         """Called by the campaign engine after every change of state."""
         if self._progress is None:
             return
+        if not _say(lambda: self._draw(campaign)):
+            self.enabled, self._progress = False, None
+
+    def _draw(self, campaign) -> None:
         results = campaign.results.values()
         done = sum(r.outcome == "done" for r in results)
         failed = sum(r.outcome in ("failed", "refused") for r in results)
