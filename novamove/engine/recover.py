@@ -122,6 +122,17 @@ def unsettled(journal: Journal, run: dict) -> bool:
     return asked and not settled
 
 
+def _failed_campaigns_holding_hosts(cloud, journal: Journal) -> list[dict]:
+    """Campaigns that ended failed while hosts they took out stay disabled under their tag: not
+    over for the operator (`maintain --resume RUN` finishes them), so recover lists them."""
+    failed = [r for r in journal.recent_final_runs({events.VERB_MAINTAIN}) if r["status"] == events.RUN_FAILED]
+    if not failed:
+        return []
+    from novamove.engine.tags import reason_run_id
+    held = {reason_run_id(s.disabled_reason) for s in cloud.list_compute_services() if not s.enabled}
+    return [r for r in failed if r["id"] in held]
+
+
 def recover(cloud, journal: Journal, run_id: Optional[str] = None, *, confirm: bool = True,
             break_lock: bool = False, runner_kwargs: Optional[dict] = None) -> list[dict]:
     """Finish or undo what runs left behind. Looks at every run that did not finish, at runs
@@ -141,6 +152,7 @@ def recover(cloud, journal: Journal, run_id: Optional[str] = None, *, confirm: b
     else:
         runs = journal.unfinished_runs()
         runs += [r for r in journal.recent_final_runs(MOVE_VERBS) if unsettled(journal, r)]
+        runs += _failed_campaigns_holding_hosts(cloud, journal)
     reports = []
     for run in runs:
         if run["verb"] in ("evacuate", "unfence"):      # novamove.engine.evacuate finishes its own

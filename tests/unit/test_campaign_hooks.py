@@ -70,3 +70,21 @@ def test_the_hook_pid_is_journaled(tmp_path, monkeypatch):
     assert rep.ok
     [hook] = [e for e in journal.events(rep.run_id) if e.kind == camp.EV_HOOK]
     assert isinstance(hook.data.get("pid"), int) and hook.data.get("process")
+
+
+def test_recover_lists_a_failed_campaign_that_still_holds_hosts(tmp_path):
+    from novamove.engine import recover as recovery
+    journal = Journal(tmp_path / "j.sqlite")
+    f = fleet_with_servers()
+    broken = tmp_path / "broken"
+    broken.write_text("x")
+    rep = run_campaign(f, journal, ["c3"], options=opts(hook=f"test ! -e {broken}"))
+    assert not rep.ok and journal.get_run(rep.run_id)["status"] == "failed"
+    assert not f.services["c3"].enabled                      # the failed host stays out
+    [found] = [r for r in recovery.recover(f, journal) if r["run_id"] == rep.run_id]
+    assert f"novamove maintain --resume {rep.run_id}" in found["summary"]
+    # Resumed once the hook works: the host comes back, and recover has nothing more to say.
+    broken.unlink()
+    done = run_campaign(f, journal, resume=rep.run_id)
+    assert done.ok and f.services["c3"].enabled
+    assert not [r for r in recovery.recover(f, journal) if r["run_id"] == rep.run_id]
