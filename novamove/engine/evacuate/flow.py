@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
 from typing import Any, Callable, Optional, Sequence
 
 from novamove import errors
 from novamove.engine import tags
+from novamove.engine.batch.common import _since  # the shared listing's start: the same rule as a drain's
 from novamove.engine.batch.report import StepResult
 from novamove.engine.batch.drain import resolve_hosts
 from novamove.engine.commands import validate_command
@@ -19,8 +19,8 @@ from novamove.engine.runner import IN_FLIGHT, NOT_STARTED
 from novamove.engine.resolve import pick_host
 from novamove.planner import Check, DrainStep, plan_to_dict
 from novamove.engine.evacuate.common import (EVACUATED, EVACUATE_VERB, EV_EVACUATE, EV_FENCE, EV_PLAN, FAILED,
-                                             FENCE_TIMEOUT, PLANNED, POLL_INTERVAL, POWER_POLICIES,
-                                             SKEW_MARGIN, SKIPPED, UNFENCE_VERB, UNPLACED, _iso, _requests)
+                                             FENCE_TIMEOUT, PLANNED, POLL_INTERVAL, POWER_POLICIES, SKIPPED,
+                                             UNFENCE_VERB, UNPLACED, _requests)
 from novamove.engine.evacuate.report import EvacuateReport, _result
 from novamove.engine.evacuate.kind import EvacuationRunner, _Evac
 from novamove.engine.evacuate.plan import _step_results, make_plan
@@ -243,15 +243,6 @@ def _ordered_results(results: list[StepResult]) -> list[StepResult]:
     return sorted(results, key=lambda r: (rank.get(r.result, 9), r.server_name))
 
 
-def _since(previous_start: Optional[str]) -> str:
-    start = datetime.now(timezone.utc)
-    if previous_start:
-        try:
-            prev = datetime.fromisoformat(previous_start)
-            start = min(start, prev if prev.tzinfo else prev.replace(tzinfo=timezone.utc))
-        except ValueError:
-            pass
-    return _iso(start - SKEW_MARGIN)
 
 
 # ---------------------------------------------------------------------------------- recover
