@@ -12,8 +12,8 @@ from novamove import errors
 from novamove.engine import campaign as camp
 from novamove.engine.batch import drain as drainmod
 from novamove.engine.campaign import Options, run_campaign
-from novamove.engine.campaign.intents import INTENT_KEY
 from novamove.engine.journal import Journal
+
 from fakenova import FakeNova
 
 

@@ -10,8 +10,6 @@ and unfence, against an in-memory Nova that behaves like nova 34 where it matter
 from __future__ import annotations
 
 import dataclasses
-import itertools
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -21,8 +19,9 @@ from novamove.engine import recover as recovery
 from novamove.engine.evacuate import (EVACUATED, FAILED, SKIPPED, UNPLACED, evacuate, is_our_evacuate_reason,
                                       unfence)
 from novamove.engine.journal import Journal
-from fakenova import SMALL, FakeNova
-from novamove.model import Flavor, Host, Migration, Resources, Server, ServerGroup, Service
+from novamove.model import Flavor, Resources, ServerGroup
+
+from fakenova import FakeNova
 
 BIG = Flavor("big", vcpus=32, ram=60000, disk=10)
 

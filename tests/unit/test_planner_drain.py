@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 
 import pytest
 
@@ -12,8 +11,9 @@ from novamove.engine.batch import drain as drainmod
 from novamove.engine.batch.drain import (ABORTED, FAILED, GONE, MOVED, NOT_STARTED, SKIPPED, BatchRunner, apply_plan,
                                    drain, is_our_drain_reason, make_plan, undrain)
 from novamove.engine.journal import Journal
-from fakenova import SMALL, FakeNova  # noqa: F401  (others import FakeNova from here)
-from novamove.model import Flavor, Host, Migration, Resources, Server, ServerGroup, Service
+from novamove.model import ServerGroup
+
+from fakenova import FakeNova
 
 
 
