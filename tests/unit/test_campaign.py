@@ -12,50 +12,9 @@ from novamove import errors
 from novamove.engine import campaign as camp
 from novamove.engine.batch import drain as drainmod
 from novamove.engine.campaign import Options, run_campaign
-from novamove.engine.campaign.intents import INTENT_KEY
 from novamove.engine.journal import Journal
-from test_planner_drain import FakeNova
 
-
-class FakeFleet(FakeNova):
-    """Adds what campaigns use: service reports, power actions, aggregates, tags."""
-
-    def __init__(self, hosts=("c1", "c2", "c3", "c4")):
-        super().__init__(hosts)
-        self.actions: list[tuple] = []
-        self.down: set[str] = set()
-
-    def list_compute_services(self):
-        now = datetime.now(timezone.utc).replace(tzinfo=None).isoformat()
-        out = []
-        for h, s in self.list_compute_services_raw().items():
-            out.append(dataclasses.replace(s, updated_at=None if h in self.down else now,
-                                           state="down" if h in self.down else "up"))
-        return out
-
-    def list_compute_services_raw(self):
-        self._maybe_fail("list_compute_services")
-        return dict(self.services)
-
-    def compute_hosts(self, with_resources=True):
-        svcs = {s.host: s for s in self.list_compute_services()}
-        return [dataclasses.replace(h, service=svcs[h.name]) for h in super().compute_hosts(with_resources)]
-
-    def stop_server(self, sid):
-        self.actions.append(("stop", sid))
-        self.servers[sid] = self.servers[sid].replace(status="SHUTOFF")
-
-    def start_server(self, sid):
-        self.actions.append(("start", sid))
-        self.servers[sid] = self.servers[sid].replace(status="ACTIVE")
-
-    def aggregate_hosts(self, name):
-        if name != "rack1":
-            raise errors.NotFound(f"no host aggregate named {name!r}")
-        return ["c1", "c2"]
-
-    def tag(self, sid, intent):
-        self.servers[sid] = self.servers[sid].replace(tags=(f"{INTENT_KEY}={intent}",))
+from fakenova import FakeNova
 
 
 @pytest.fixture(autouse=True)
@@ -96,7 +55,7 @@ def opts(**kw):
 
 
 def fleet_with_servers():
-    f = FakeFleet()
+    f = FakeNova()
     for i in range(3):
         f.add(f"a{i}", "c1")
     f.add("b0", "c2")
@@ -204,7 +163,7 @@ def test_rerun_same_hosts_continues_a_killed_campaign_and_unfinished_hook_needs_
 
 
 def test_capacity_refusal_changes_nothing(journal):
-    f = FakeFleet(hosts=("c1", "c2"))
+    f = FakeNova(hosts=("c1", "c2"))
     for i in range(3):
         f.add(f"x{i}", "c1")
     f.compute_hosts_orig = f.compute_hosts
@@ -263,7 +222,7 @@ def test_cold_intent_moves_active_server_cold(journal, hooks_seen):
 def test_group_budget_serialises_stopped_members(journal, hooks_seen):
     from novamove.model import ServerGroup
     seen, popen = hooks_seen
-    f = FakeFleet()
+    f = FakeNova()
     f.add("g1", "c1", groups=("grp",))
     f.add("g2", "c2", groups=("grp",))
     f.groups = [ServerGroup("grp", "grp", "soft-anti-affinity", ("g1", "g2"))]
@@ -282,7 +241,7 @@ def test_group_budget_below_2_71_counts_members_from_the_group_listing(journal, 
     server-group listing's members (the same outcome either way)."""
     from novamove.model import ServerGroup
     seen, popen = hooks_seen
-    f = FakeFleet()
+    f = FakeNova()
     f.add("g1", "c1", groups=("grp",) if server_shows_groups else ())
     f.add("g2", "c2", groups=("grp",) if server_shows_groups else ())
     f.groups = [ServerGroup("grp", "grp", "soft-anti-affinity", ("g1", "g2"))]
@@ -296,9 +255,9 @@ def test_group_budget_below_2_71_counts_members_from_the_group_listing(journal, 
 
 def test_gate_waits_for_a_report_after_the_hook(journal, hooks_seen, monkeypatch):
     seen, popen = hooks_seen
-    f = FakeFleet()
+    f = FakeNova()
     popen.cloud = f
-    f.down.add("c1")           # never reports: the gate times out, the host fails
+    f.down("c1")           # never reports: the gate times out, the host fails
     rep = run_campaign(f, journal, ["c1"], options=opts(gate_timeout=0.3))
     assert rep.results[0].outcome == "failed" and "gate not passed" in rep.results[0].detail
     assert not f.services["c1"].enabled and "FAILED gate" in f.services["c1"].disabled_reason
@@ -306,7 +265,7 @@ def test_gate_waits_for_a_report_after_the_hook(journal, hooks_seen, monkeypatch
 
 def test_check_command_failure_fails_host(journal, hooks_seen):
     seen, popen = hooks_seen
-    f = FakeFleet()
+    f = FakeNova()
     popen.cloud = f
     rep = run_campaign(f, journal, ["c1"], options=opts(check="exit 3"))
     assert rep.results[0].outcome == "failed" and rep.results[0].check_exit == 3
@@ -314,7 +273,7 @@ def test_check_command_failure_fails_host(journal, hooks_seen):
 
 def test_hook_timeout_kills_it(journal, hooks_seen):
     seen, popen = hooks_seen
-    f = FakeFleet()
+    f = FakeNova()
     popen.cloud = f
     rep = run_campaign(f, journal, ["c1"], options=opts(hook="sleep 30", hook_timeout=0.3))
     r = rep.results[0]
@@ -322,7 +281,7 @@ def test_hook_timeout_kills_it(journal, hooks_seen):
 
 
 def test_host_disabled_by_someone_else_is_left_alone(journal):
-    f = FakeFleet()
+    f = FakeNova()
     f.services["c2"] = dataclasses.replace(f.services["c2"], status="disabled", disabled_reason="RMA ticket 42")
     rep = run_campaign(f, journal, ["c1", "c2"], options=opts())
     outcomes = {r.host: r.outcome for r in rep.results}
@@ -331,7 +290,7 @@ def test_host_disabled_by_someone_else_is_left_alone(journal):
 
 
 def test_bad_input_one_line_errors(journal):
-    f = FakeFleet()
+    f = FakeNova()
     with pytest.raises(errors.UsageError):
         run_campaign(f, journal, ["c1"], options=opts(max_hosts=0))
     with pytest.raises(errors.NotFound):
@@ -346,7 +305,7 @@ def test_bad_input_one_line_errors(journal):
 
 
 def test_aggregate_selection_and_status(journal):
-    f = FakeFleet()
+    f = FakeNova()
     rep = run_campaign(f, journal, [], aggregate="rack1", options=opts())
     assert [r.host for r in rep.results] == ["c1", "c2"] and rep.ok
     rows = camp.status(journal)
@@ -491,7 +450,7 @@ def test_a_resumed_campaign_is_this_process_and_a_second_resume_is_refused(journ
         other.kill()
 
 
-class RebootingFleet(FakeFleet):
+class RebootingFleet(FakeNova):
     """A fleet whose hypervisors report an uptime as libvirt's do (the `uptime` command's text,
     in minutes), in a Nova clock 7 minutes ahead of this machine's. `reboot(host)` is what a
     hook's delayed `systemctl reboot` does: the host comes back 10 minutes later (Nova's clock
@@ -550,7 +509,7 @@ def test_restart_gate_never_passes_on_the_old_process(journal, hooks_seen):
 
 def test_restart_gate_without_uptime_needs_the_compute_seen_down(journal, hooks_seen):
     seen, popen = hooks_seen
-    f = FakeFleet()                             # its hypervisors report no uptime
+    f = FakeNova()                             # its hypervisors report no uptime
     popen.cloud = f
     rep = run_campaign(f, journal, ["c1"], options=opts(gate="restart", gate_timeout=0.5))
     assert rep.results[0].outcome == "failed" and "not seen down" in rep.results[0].detail
@@ -566,7 +525,7 @@ def test_heartbeat_gate_passes_on_a_report_after_the_hook(journal, hooks_seen):
 
 def test_bad_gate_is_a_usage_error(journal):
     with pytest.raises(errors.UsageError, match="--gate must be one of restart, heartbeat"):
-        run_campaign(FakeFleet(), journal, ["c1"], options=opts(gate="reboot"))
+        run_campaign(FakeNova(), journal, ["c1"], options=opts(gate="reboot"))
 
 
 def test_a_host_out_for_its_hook_is_the_campaigns_other_operators_are_refused(journal, tmp_path, monkeypatch):

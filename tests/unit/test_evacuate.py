@@ -10,8 +10,6 @@ and unfence, against an in-memory Nova that behaves like nova 34 where it matter
 from __future__ import annotations
 
 import dataclasses
-import itertools
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -21,208 +19,11 @@ from novamove.engine import recover as recovery
 from novamove.engine.evacuate import (EVACUATED, FAILED, SKIPPED, UNPLACED, evacuate, is_our_evacuate_reason,
                                       unfence)
 from novamove.engine.journal import Journal
-from novamove.model import Flavor, Host, Migration, Resources, Server, ServerGroup, Service
+from novamove.model import Flavor, Resources, ServerGroup
 
-SMALL = Flavor("small", vcpus=1, ram=512, disk=1)
+from fakenova import FakeNova
+
 BIG = Flavor("big", vcpus=32, ram=60000, disk=10)
-
-
-class FakeNova:
-    STEPS = ["accepted", "pre-migrating", "done"]
-
-    def __init__(self, hosts=("c1", "c2", "c3", "c4"), microversion=(2, 96)):
-        self.services = {h: Service(id=f"svc-{h}", host=h, zone="nova") for h in hosts}
-        self.servers: dict[str, Server] = {}
-        self.tags: dict[str, set[str]] = {}
-        self.groups: list[ServerGroup] = []
-        self.records: list[dict] = []
-        self.ids = itertools.count(1)
-        self.calls: list[str] = []
-        self.mv = microversion
-        self.fail_servers: set[str] = set()
-        self.lost_answer: set[str] = set()        # evacuate POST applied but the answer is lost
-        self.lost_before: set[str] = set()        # evacuate POST never reached Nova (503)
-        self.heartbeat = {h: 0 for h in hosts}
-        # Nova's clock, one second a read; a host's last report is now while it reports. A host
-        # not forced down whose state is "up" reports, unless `silent` (powered off, but Nova has
-        # not noticed yet); `alive` ones report whatever Nova shows.
-        self.now = datetime(2026, 1, 1, tzinfo=timezone.utc)
-        self.last_report = {h: self.now - timedelta(hours=1) for h in hosts}
-        self.silent: set[str] = set()
-        self.max_in_flight = 0
-        self.max_per_dest: dict[str, int] = {}
-        self.on_list = None
-        self.capacity = Resources(8, 8192, 100)
-
-    requests = type("R", (), {"count": 0})()
-    cloud_name = "fake"
-
-    # -- arranging
-    def add(self, sid, host, status="ACTIVE", groups=(), flavor=SMALL, task=None, tags=()):
-        self.servers[sid] = Server(id=sid, name=f"vm-{sid}", status=status, host=host,
-                                   hypervisor_hostname=f"{host}.fake", flavor=flavor, task_state=task,
-                                   server_groups=tuple(groups), zone="nova")
-        self.tags[sid] = set(tags)
-
-    def down(self, host):
-        self.services[host] = dataclasses.replace(self.services[host], state="down")
-
-    def evacuations_of(self, sid):
-        return [r for r in self.records if r["server"] == sid]
-
-    # -- adapter verbs
-    @property
-    def microversion(self):
-        return f"{self.mv[0]}.{self.mv[1]}"
-
-    def supports(self, v):
-        a, b = v.split(".")
-        return (int(a), int(b)) <= self.mv
-
-    def compute_hosts(self, with_resources=True):
-        out = []
-        for h, s in self.services.items():
-            used = [sum(getattr(x.flavor.resources, f) for x in self.servers.values() if x.host == h)
-                    for f in ("vcpus", "memory_mb", "disk_gb")]
-            out.append(Host(name=h, service=s, hypervisor_hostname=f"{h}.fake", capacity=self.capacity,
-                            used=Resources(*used)))
-        return out
-
-    def list_compute_services(self):
-        self.calls.append("list_compute_services")
-        return list(self.services.values())
-
-    def set_service_forced_down(self, svc, forced):
-        self.calls.append(f"forced_down={forced}")
-        if not forced and any(r["source"] == svc.host and r["status"] == "done" for r in self.records):
-            raise errors.PreconditionFailed("refused by the cloud (400): Unable to force up host as `done` "
-                                            "evacuation migration records remain")
-        self.services[svc.host] = dataclasses.replace(self.services[svc.host], forced_down=forced,
-                                                      state="down" if forced else "up")
-        return self.services[svc.host]
-
-    def disable_service(self, svc, reason):
-        self.calls.append("disable")
-        self.services[svc.host] = dataclasses.replace(self.services[svc.host], status="disabled",
-                                                      disabled_reason=reason)
-        return self.services[svc.host]
-
-    def enable_service(self, svc):
-        self.calls.append("enable")
-        self.services[svc.host] = dataclasses.replace(self.services[svc.host], status="enabled",
-                                                      disabled_reason=None)
-        return self.services[svc.host]
-
-    def reporting(self, host):
-        return host in getattr(self, "alive", ()) or (self.services[host].state == "up" and host not in self.silent)
-
-    def cloud_now(self):
-        return self.now
-
-    def compute_service_heartbeat(self, host):
-        self.now += timedelta(seconds=1)
-        if self.reporting(host):
-            self.heartbeat[host] += 1
-            self.last_report[host] = self.now
-        return self.last_report[host].isoformat()
-
-    def list_servers_on_host(self, host):
-        return [s for s in self.servers.values() if s.host == host]
-
-    def list_server_groups(self):
-        return list(self.groups)
-
-    def get_server(self, sid):
-        if sid not in self.servers:
-            raise errors.NotFound(f"server {sid}: not found")
-        return self.servers[sid]
-
-    def server_ids_tagged(self, host, tag):
-        return {sid for sid, t in self.tags.items() if tag in t and self.servers[sid].host == host}
-
-    def evacuation_fault(self, sid, since=None):
-        return "RescheduledException: late group check failed"
-
-    def evacuate_server(self, sid, host, *, target_state=None):
-        self.calls.append(f"evacuate {sid} -> {host}")
-        if sid in self.lost_before:
-            self.lost_before.discard(sid)
-            raise errors.Unreachable("evacuation: the cloud API is unavailable (503)")
-        s = self.servers[sid]
-        src = self.services[s.host]
-        if src.state == "up" and not src.forced_down:
-            raise errors.PreconditionFailed(f"evacuation: refused by the cloud (400): Compute service of "
-                                            f"{s.host} is still in use.")
-        if s.task_state or s.status not in ("ACTIVE", "SHUTOFF", "ERROR"):
-            raise errors.PreconditionFailed("evacuation: conflict (409): Cannot 'evacuate' instance")
-        assert host != s.host
-        self.records.append({"id": str(next(self.ids)), "server": sid, "source": s.host, "dest": host,
-                             "step": 0, "status": "accepted", "orig": s.status, "stopped": target_state == "stopped",
-                             "created_at": "2099-01-01T00:00:00"})
-        self.servers[sid] = s.replace(task_state="rebuilding")
-        if sid in self.lost_answer:
-            self.lost_answer.discard(sid)
-            raise errors.Unreachable("evacuation: the cloud API is unavailable (504)")
-
-    def _tick(self):
-        for r in self.records:
-            if r["status"] in ("done", "completed", "failed"):
-                continue
-            r["step"] += 1
-            sid = r["server"]
-            if sid in self.fail_servers and r["step"] == 2:
-                r["status"] = "failed"
-                self.servers[sid] = self.servers[sid].replace(task_state=None, status="ERROR",
-                                                              fault="late group check failed")
-                continue
-            r["status"] = self.STEPS[min(r["step"], 2)]
-            if r["status"] == "done":
-                status = "SHUTOFF" if (r["stopped"] or r["orig"] == "SHUTOFF") and r["orig"] != "ERROR" else "ACTIVE"
-                self.servers[sid] = self.servers[sid].replace(host=r["dest"], task_state=None, status=status)
-        live = [r for r in self.records if r["status"] in ("accepted", "pre-migrating")]
-        self.max_in_flight = max(self.max_in_flight, len(live))
-        for h in {r["dest"] for r in live}:
-            self.max_per_dest[h] = max(self.max_per_dest.get(h, 0), sum(r["dest"] == h for r in live))
-
-    def list_evacuations(self, source_host=None, since=None, server_id=None):
-        self.calls.append("list_evacuations")
-        if server_id is None:
-            self._tick()
-            if self.on_list:
-                self.on_list()
-        rows = [r for r in self.records if (not source_host or r["source"] == source_host)
-                and (not server_id or r["server"] == server_id)]
-        return [Migration(id=r["id"], server_id=r["server"], source_host=r["source"], dest_host=r["dest"],
-                          status=r["status"], migration_type="evacuation", created_at=r["created_at"])
-                for r in sorted(rows, key=lambda r: -int(r["id"]))]
-
-    def restart_compute(self, host):
-        """nova-compute starts again: destroys evacuated local copies, records -> completed."""
-        for r in self.records:
-            if r["source"] == host and r["status"] == "done":
-                r["status"] = "completed"
-        self.alive = getattr(self, "alive", set()) | {host}
-
-    # live migrations for unfence --move-back (drain's BatchRunner)
-    def live_migrate_server(self, sid, host=None, kind="live"):
-        self.calls.append(f"{kind} {sid} -> {host}")
-        self.moves = getattr(self, "moves", [])
-        self.moves.append({"id": f"m{len(self.moves) + 1}", "server": sid, "source": self.servers[sid].host,
-                           "dest": host, "kind": kind})
-        self.servers[sid] = self.servers[sid].replace(host=host)
-
-    def migrate_server(self, sid, host=None):
-        # instant and confirmed (the drain engine's own tests cover VERIFY_RESIZE)
-        self.live_migrate_server(sid, host, kind="cold")
-
-    def list_migrations_changed_since(self, since, host=None):
-        return [Migration(id=m["id"], server_id=m["server"], source_host=m["source"], dest_host=m["dest"],
-                          status="completed" if m["kind"] == "live" else "confirmed",
-                          migration_type="live-migration" if m["kind"] == "live" else "migration")
-                for m in getattr(self, "moves", [])]
-
-    def server_fault(self, sid, since=None):
-        return None
 
 
 class Clock:
@@ -334,7 +135,7 @@ def test_power_stopped_is_refused_below_2_95_before_any_change(journal):
 
 
 def test_unplaceable_server_is_reported_with_the_reason(journal):
-    nova = FakeNova(hosts=("c1", "c3"))
+    nova = FakeNova(hosts=("c1", "c3"), capacity=Resources(8, 8192, 100))
     nova.add("huge", "c3", flavor=BIG)
     nova.add("ok", "c3")
     nova.down("c3")

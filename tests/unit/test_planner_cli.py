@@ -9,7 +9,8 @@ from click.testing import CliRunner
 
 from novamove import api
 from novamove.cli import main
-from test_planner_drain import Clock, FakeNova, typical_cloud
+from fakenova import FakeNova
+from test_planner_drain import Clock, typical_cloud
 
 
 @pytest.fixture
