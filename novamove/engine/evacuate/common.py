@@ -47,6 +47,7 @@ EVACUATED = events.EVACUATED
 SKIPPED = events.SKIPPED       # on purpose: tagged skip
 UNPLACED = events.UNPLACED     # cannot be evacuated or placed: the server stays down
 FAILED = events.FAILED
+GONE = events.GONE             # deleted by its owner during the run: nothing left to evacuate
 PLANNED = events.PLANNED
 MOVED = events.MOVED           # unfence --move-back
 SKEW_MARGIN = timedelta(minutes=10)

@@ -14,7 +14,7 @@ from novamove.engine.batch.report import StepResult
 from novamove.engine.runner import CappedRunner
 from novamove.model import Migration, Server, Service
 from novamove.planner import DrainStep
-from novamove.engine.evacuate.common import (EVACUATED, EVAC_DONE, EVAC_FAILED, EV_EVACUATE, FAILED,
+from novamove.engine.evacuate.common import (EVACUATED, EVAC_DONE, EVAC_FAILED, GONE, EV_EVACUATE, FAILED,
                                              POLL_INTERVAL, REASON_PATIENCE, SKEW_MARGIN, SKIPPED, UNPLACED,
                                              _iso, expected_status)
 from novamove.engine.evacuate.report import _result
@@ -223,6 +223,10 @@ class EvacuationRunner(CappedRunner):
                 self._advance(f)
             except errors.Unreachable as exc:
                 log.warning("%s: %s (will retry)", f.step.server_name, exc)
+            except errors.NotFound:
+                # Deleted by its owner while it was rebuilt elsewhere: nothing is left to
+                # evacuate, and the others go on (never a crash that leaves them unfollowed).
+                self._finish(f, GONE, "the server was deleted while it was evacuated", f.migration)
 
     def _advance(self, f: _Evac) -> None:
         step, m = f.step, f.migration

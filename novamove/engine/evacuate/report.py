@@ -11,7 +11,7 @@ from novamove.engine.runner import IN_FLIGHT, NOT_STARTED
 from novamove.model import Migration
 from novamove.planner import DrainPlan, DrainStep, plan_to_dict
 from novamove.engine.evacuate.common import (EVACUATED, EVACUATE_VERB, FAILED, MOVED, PLANNED, SKIPPED,
-                                             UNFENCE_VERB, UNPLACED)
+                                             UNFENCE_VERB, UNPLACED, GONE)
 
 
 # ---------------------------------------------------------------------------------- report
@@ -66,7 +66,7 @@ class EvacuateReport:
                     + (", " + ", ".join(rest) if rest else "") + " (dry run: nothing changed)")
         first = MOVED if self.verb == UNFENCE_VERB else EVACUATED
         parts = [f"{self.count(first)} {first}"] if (self.results or self.verb == EVACUATE_VERB) else []
-        for label in (SKIPPED, UNPLACED, FAILED, NOT_STARTED, IN_FLIGHT):
+        for label in (SKIPPED, UNPLACED, GONE, FAILED, NOT_STARTED, IN_FLIGHT):
             if self.count(label):
                 parts.append(f"{self.count(label)} {label}")
         head = "interrupted: " if self.interrupted else ""
