@@ -88,3 +88,20 @@ def test_recover_lists_a_failed_campaign_that_still_holds_hosts(tmp_path):
     done = run_campaign(f, journal, resume=rep.run_id)
     assert done.ok and f.services["c3"].enabled
     assert not [r for r in recovery.recover(f, journal) if r["run_id"] == rep.run_id]
+
+
+def test_a_stop_tagged_server_deleted_during_the_hook_is_gone_and_the_host_returns(tmp_path, monkeypatch):
+    journal = Journal(tmp_path / "j.sqlite")
+    f = fleet_with_servers()
+    f.tag("d0", "stop")
+    real = subprocess.Popen
+
+    def popen(cmd, *a, env=None, **kw):
+        if env and env.get("NOVAMOVE_HOST") == "c3":
+            del f.servers["d0"]                 # its owner deletes it while its host is serviced
+        return real(cmd, *a, env=env, **kw)
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    rep = run_campaign(f, journal, ["c3"], options=opts())
+    assert rep.ok, rep.summary
+    assert f.services["c3"].enabled
+    assert ("start", "d0") not in f.actions

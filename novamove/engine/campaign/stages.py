@@ -150,12 +150,16 @@ class HostStages:
         host = o.host
         r.stage = "return"
         for sid in o.stopped_ids:
-            s = self.cloud.get_server(sid)
-            if s.status == "SHUTOFF":
-                with self.journal.change(self.run_id, EV_START, sid, host=host, name=s.name):
-                    self.cloud.start_server(sid)
-                self._wait_status(sid, "ACTIVE")
-                self.say(f"{host}: {s.name} started again")
+            try:
+                s = self.cloud.get_server(sid)
+                if s.status == "SHUTOFF":
+                    with self.journal.change(self.run_id, EV_START, sid, host=host, name=s.name):
+                        self.cloud.start_server(sid)
+                    self._wait_status(sid, "ACTIVE")
+                    self.say(f"{host}: {s.name} started again")
+            except errors.NotFound:
+                # Deleted by its owner while its host was serviced: nothing to start.
+                self.say(f"{host}: server {sid} is gone (deleted meanwhile); nothing to start")
             for g, members in self.disrupted.items():
                 members.discard(sid)
         svc = self._service(host)

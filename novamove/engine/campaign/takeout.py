@@ -102,9 +102,15 @@ class TakeOut:
                         o.stopped_ids.append(s.id)
                         r.stopped.append(s.name)
                         r.stage = "stop"
-                        with self.journal.change(self.run_id, EV_STOP, s.id, host=host, name=s.name):
-                            self.cloud.stop_server(s.id)
-                        self._wait_status(s.id, "SHUTOFF")
+                        try:
+                            with self.journal.change(self.run_id, EV_STOP, s.id, host=host, name=s.name):
+                                self.cloud.stop_server(s.id)
+                            self._wait_status(s.id, "SHUTOFF")
+                        except errors.NotFound:
+                            # Deleted by its owner meanwhile: nothing to power off (or on later).
+                            o.stopped_ids.remove(s.id)
+                            r.stopped.remove(s.name)
+                            self.say(f"{host}: {s.name} is gone (deleted meanwhile)")
                         self.changed = True
                         self.say(f"{host}: {s.name} powered off for the hook")
             self.current = ""
