@@ -105,3 +105,19 @@ def test_a_stop_tagged_server_deleted_during_the_hook_is_gone_and_the_host_retur
     assert rep.ok, rep.summary
     assert f.services["c3"].enabled
     assert ("start", "d0") not in f.actions
+
+
+def test_a_stop_nova_refuses_fails_that_host_with_novas_reason_and_the_campaign_goes_on(tmp_path, monkeypatch):
+    journal = Journal(tmp_path / "j.sqlite")
+    f = fleet_with_servers()
+    f.tag("d0", "stop")
+
+    def refused(sid):
+        raise errors.PreconditionFailed(f"stop server {sid}: conflict (409): Instance d0 is locked")
+    monkeypatch.setattr(f, "stop_server", refused)
+    rep = run_campaign(f, journal, ["c3", "c2"], options=opts(order="given", max_failed_hosts=2))
+    by = {r.host: r for r in rep.results}
+    assert by["c3"].outcome == "failed" and "is locked" in by["c3"].detail
+    assert by["c2"].outcome == "done"                     # one bad server never sinks a campaign
+    assert not f.services["c3"].enabled and "FAILED stop" in f.services["c3"].disabled_reason
+    assert rep.exit_code == errors.EXIT_FAILED

@@ -111,6 +111,15 @@ class TakeOut:
                             o.stopped_ids.remove(s.id)
                             r.stopped.remove(s.name)
                             self.say(f"{host}: {s.name} is gone (deleted meanwhile)")
+                        except (errors.PreconditionFailed, errors.Timeout) as exc:
+                            # Nova refused the stop (409: a task in progress, locked...) or it
+                            # never took: this host's failure, with Nova's reason; the others go on.
+                            if s.status != "SHUTOFF":
+                                o.stopped_ids.remove(s.id)
+                                r.stopped.remove(s.name)
+                            self.current = ""
+                            self._fail(host, r, "stop", f"{s.name} could not be powered off: {exc}")
+                            return
                         self.changed = True
                         self.say(f"{host}: {s.name} powered off for the hook")
             self.current = ""
