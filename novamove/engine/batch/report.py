@@ -9,6 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from novamove import errors
+from novamove.engine import events
 from novamove.model import Migration
 from novamove.planner import DrainPlan, DrainStep, plan_to_dict
 from novamove.engine.runner import IN_FLIGHT, NOT_STARTED
@@ -66,7 +67,9 @@ class BatchReport:
 
     @property
     def ok(self) -> bool:
+        # "retry", "not started" and "in flight" are never success (events.UNFINISHED).
         return (not self.interrupted and not any(r.result in (FAILED, IN_FLIGHT) for r in self.results)
+                and not any(r.result in events.UNFINISHED for r in self.results)
                 and not self.left_unaccepted)
 
     @property
@@ -75,7 +78,9 @@ class BatchReport:
             return errors.EXIT_INTERRUPTED
         if any(r.result in (FAILED, IN_FLIGHT) for r in self.results):
             return errors.EXIT_FAILED
-        return errors.EXIT_INCOMPLETE if self.left_unaccepted else errors.EXIT_OK
+        if self.left_unaccepted or any(r.result in events.UNFINISHED for r in self.results):
+            return errors.EXIT_INCOMPLETE
+        return errors.EXIT_OK
 
     @property
     def summary(self) -> str:

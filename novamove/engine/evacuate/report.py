@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from novamove import errors
+from novamove.engine import events
 from novamove.engine.batch.report import StepResult
 from novamove.engine.runner import IN_FLIGHT, NOT_STARTED
 from novamove.model import Migration
@@ -42,7 +43,8 @@ class EvacuateReport:
             return False
         if self.dry_run:
             return True
-        return not any(r.result in (FAILED, IN_FLIGHT, UNPLACED, NOT_STARTED) for r in self.results)
+        # "retry" (a move back postponed), "not started", "in flight": never success.
+        return not any(r.result in (FAILED, UNPLACED) or r.result in events.UNFINISHED for r in self.results)
 
     @property
     def exit_code(self) -> int:

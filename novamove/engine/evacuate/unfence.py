@@ -10,6 +10,7 @@ from typing import Any, Callable, Optional
 from novamove import errors
 from novamove.engine import events
 from novamove.engine.batch.common import EV_MOVE
+from novamove.engine.batch.adopt import _adopt_leftovers
 from novamove.engine.batch.moves import BatchRunner
 from novamove.engine.batch.report import StepResult
 from novamove.engine.frame import RunFrame
@@ -199,6 +200,17 @@ def unfence(cloud: Any, host: str, *, journal: Any, move_back: bool = False,
             journal.note(run_id, EV_ENABLE, name, left=True, reason=svc.disabled_reason)
         now = _service(cloud, name)
         notes.append(f"{name} is {now.state}, {now.status}")
+        # An earlier unfence of this host that was killed: its moves back in flight are
+        # followed (never started twice), those that landed reported (as an undrain does).
+        adopted, landed = [], []
+        if move_back:
+            earlier = [r for r in _runs(journal, UNFENCE_VERB, name) if r["id"] != run_id
+                       and r["status"] not in events.FINAL
+                       and not (r["status"] == "running" and r.get("pid") != os.getpid() and run_alive(r))]
+            adopted, landed = _adopt_leftovers(cloud, journal, earlier, say,
+                                               runner_kwargs.get("clock", time.monotonic))
+            taken = {a.step.server_id for a in adopted} | {r.server_id for r in landed}
+            steps = [s for s in steps if s.server_id not in taken]
         if steps and now.enabled:
             node = next((h.hypervisor_hostname for h in hosts if h.name == name), None)
             if node and not wait_schedulable(cloud, node, SCHEDULABLE_WAIT, **{
@@ -216,12 +228,19 @@ def unfence(cloud: Any, host: str, *, journal: Any, move_back: bool = False,
             for s in steps:
                 journal.note(run_id, EV_MOVE, s.server_id, result=FAILED, detail=why)
             steps = []
-        if steps:
+        report.results = list(landed) + report.results
+        if steps or adopted:
             runner = BatchRunner(cloud, journal, run_id, steps, max_parallel=max_parallel,
                                  max_per_host=max_per_host, poll_interval=poll_interval,
-                                 step_timeout=step_timeout, adapt_mode=True, progress=say, **runner_kwargs)
+                                 step_timeout=step_timeout, adapt_mode=True, progress=say, adopted=adopted,
+                                 **runner_kwargs)
             try:
-                report.results = runner.run()
+                report.results = list(landed) + runner.run()
+                for r in report.results:
+                    if r.result == events.RETRY:
+                        # Postponed and not tried again: not moved back, a failure (as undrain's).
+                        r.result = FAILED
+                        r.detail = f"{r.detail}; not moved back: run unfence --move-back again"
             finally:
                 report.interrupted = runner.interrupted
                 report.peak_in_flight = runner.peak_in_flight
