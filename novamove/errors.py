@@ -66,6 +66,18 @@ class Forbidden(AuthError):
 
 class Unreachable(NovamoveError):
     exit_code = EXIT_UNREACHABLE
+    transient = True            # worth trying again in a moment (retry.patiently does)
+
+
+class Untrusted(Unreachable):
+    """The API's TLS certificate is not trusted (no --os-cacert): no retry changes that."""
+    transient = False
+
+
+class NoEndpoint(Unreachable):
+    """The catalog has no endpoint for this service, interface or region: unreachable, and no
+    retry changes that (a configuration to fix)."""
+    transient = False
 
 
 class MoveFailed(NovamoveError):

@@ -26,7 +26,7 @@ def patiently(call: Callable[[], T], what: str, *, patience: float = 60.0,
         try:
             return call()
         except errors.Unreachable as exc:
-            if waited >= patience:
+            if waited >= patience or not exc.transient:
                 raise
             log.warning("%s; %s: next try in %.0f s", exc, what, delay)
             sleep(delay)

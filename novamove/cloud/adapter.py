@@ -337,7 +337,7 @@ class Cloud(DoctorReads):
             return call()
         except ksa.SSLError as exc:
             if _untrusted_certificate(exc):
-                raise errors.Unreachable(_untrusted_message(exc)) from exc
+                raise errors.Untrusted(_untrusted_message(exc)) from exc
             raise errors.Unreachable(f"cannot reach the cloud API ({what}): {_connect_reason(exc)}") from exc
         except (ksa.ConnectFailure, ksa.ConnectTimeout, ksa.UnknownConnectionError) as exc:
             raise errors.Unreachable(f"cannot reach the cloud API ({what}): {_connect_reason(exc)}") from exc
@@ -351,12 +351,12 @@ class Cloud(DoctorReads):
         except ksa.Unauthorized as exc:
             raise errors.AuthError(f"the cloud rejected the credentials: {_first_line(exc)}") from exc
         except (ksa.EndpointNotFound, ksa.EmptyCatalog, sdk.EndpointNotFound) as exc:
-            raise errors.Unreachable(self._no_endpoint_message(exc, what)) from exc
+            raise errors.NoEndpoint(self._no_endpoint_message(exc, what)) from exc
         except sdk.ServiceDisabledException as exc:
             # openstacksdk defers "no endpoint for this interface/region in the catalog" until
             # the service is first used, as a ServiceDisabledException (a ConfigException).
             if "catalog" in str(exc):
-                raise errors.Unreachable(self._no_endpoint_message(exc, what)) from exc
+                raise errors.NoEndpoint(self._no_endpoint_message(exc, what)) from exc
             raise errors.AuthError(f"cloud configuration: {_first_line(exc)}") from exc
         except ksa.HttpError as exc:
             raise _http_error(getattr(exc, "http_status", None), str(exc), what) from exc

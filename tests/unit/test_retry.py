@@ -39,3 +39,18 @@ def test_other_errors_are_not_retried():
     with pytest.raises(errors.PreconditionFailed):
         patiently(call, "test", sleep=lambda s: pytest.fail("slept"))
     assert call.calls == 1
+
+
+def test_what_no_retry_changes_is_not_retried():
+    from novamove import errors as errs
+    from novamove.retry import patiently
+    for exc in (errs.NoEndpoint("no compute endpoint for interface 'admin'"), errs.Untrusted("not trusted")):
+        calls, slept = [], []
+
+        def call(exc=exc):
+            calls.append(1)
+            raise exc
+        with pytest.raises(type(exc)):
+            patiently(call, "x", sleep=slept.append)
+        assert len(calls) == 1 and not slept
+        assert exc.exit_code == errs.EXIT_UNREACHABLE       # still "unreachable" (exit 6)
