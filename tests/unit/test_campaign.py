@@ -219,22 +219,6 @@ def test_cold_intent_moves_active_server_cold(journal, hooks_seen):
     assert [m["kind"] for m in f.migrations if m["server"] == "d0"] == ["cold"]
 
 
-def test_group_budget_serialises_stopped_members(journal, hooks_seen):
-    from novamove.model import ServerGroup
-    seen, popen = hooks_seen
-    f = FakeNova()
-    f.add("g1", "c1", groups=("grp",))
-    f.add("g2", "c2", groups=("grp",))
-    f.groups = [ServerGroup("grp", "grp", "soft-anti-affinity", ("g1", "g2"))]
-    popen.cloud = f
-    f.tag("g1", "stop")
-    f.tag("g2", "stop")
-    rep = run_campaign(f, journal, ["c1", "c2"], options=opts(max_hosts=2, hook="sleep 0.3"))
-    assert rep.ok, rep.summary
-    assert rep.peak_group == 1                      # never both powered off at once
-    assert all(len(out) == 1 for *_, out, _, _ in seen)
-
-
 @pytest.mark.parametrize("server_shows_groups", [True, False], ids=["2.71+", "below-2.71"])
 def test_group_budget_below_2_71_counts_members_from_the_group_listing(journal, hooks_seen, server_shows_groups):
     """Below compute API 2.71 a server does not list its groups: the budget comes from the
