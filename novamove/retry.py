@@ -49,7 +49,11 @@ def is_read(verb: str) -> bool:
 class PatientReads:
     """The cloud adapter whose reads ride out an unreachable API (`patiently`), so a 503, a
     timeout or a reset connection on a read is never a verdict, whichever verb reads; writes
-    pass through untouched (each verb's read-back rule decides what a lost write did)."""
+    pass through untouched (each verb's read-back rule decides what a lost write did).
+
+    Only once the API has answered this process (its Date header seen): an API that never
+    answered is a wrong address or a cloud that is down, said at once in one line, not a blip
+    to wait out."""
 
     def __init__(self, cloud, patience: float = 60.0) -> None:
         self._cloud = cloud
@@ -61,8 +65,14 @@ class PatientReads:
             return value
 
         def read(*args, **kwargs):
+            if not self._answered():
+                return value(*args, **kwargs)
             return patiently(lambda: value(*args, **kwargs), name, patience=self._patience)
         return read
+
+    def _answered(self) -> bool:
+        now = getattr(self._cloud, "cloud_now", None)
+        return now is not None and now() is not None
 
 
 def patient_reads(cloud, patience: float = 60.0):

@@ -243,7 +243,12 @@ def test_sigkill_during_drain_and_during_hook_then_rerun(minicloud, servers, tmp
     p.send_signal(signal.SIGKILL)
     p.wait()
     minicloud.set_fakevirt(live_migration_seconds=0.5)
-    # 3. rerun without a flag: refused (the hook did not end), nothing changed
+    # 3. rerun at once: the killed run's hook is still running (its own process group): refused,
+    # nothing changed; once it ended, a rerun without a flag is refused too (nobody saw it end)
+    busy = maintain(minicloud, *args)
+    assert busy.returncode == 4 and ("is still running" in busy.stderr           # (the hook sleeps 6 s:
+                                     or "--rerun-hook" in busy.stderr), busy.stderr  # it may be over)
+    wait_until(lambda: f"{c1} end" in marker.read_text(), timeout=60, what="the killed run's hook to end")
     refused = maintain(minicloud, *args)
     assert refused.returncode == 4 and "--rerun-hook" in refused.stderr, refused.stderr
     status = minicloud.cli("campaign", "status")

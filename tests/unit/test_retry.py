@@ -54,3 +54,36 @@ def test_what_no_retry_changes_is_not_retried():
             patiently(call, "x", sleep=slept.append)
         assert len(calls) == 1 and not slept
         assert exc.exit_code == errs.EXIT_UNREACHABLE       # still "unreachable" (exit 6)
+
+
+def test_reads_are_patient_only_once_the_api_has_answered():
+    from novamove import errors as errs
+    from novamove.retry import patient_reads
+
+    class Cloud:
+        def __init__(self):
+            self.date = None
+            self.fails = 1
+
+        def cloud_now(self):
+            return self.date
+
+        def list_compute_services(self):
+            if self.fails:
+                self.fails -= 1
+                raise errs.Unreachable("cannot reach the cloud API (connection refused)")
+            return ["svc"]
+    never = Cloud()
+    with pytest.raises(errs.Unreachable):              # never answered: at once, no retry
+        patient_reads(never).list_compute_services()
+    answered = Cloud()
+    answered.date = "Wed, 02 Dec 2026 13:00:00 GMT"
+    import novamove.retry as r
+    slept = []
+    real = r.time.sleep
+    r.time.sleep = slept.append
+    try:
+        assert patient_reads(answered).list_compute_services() == ["svc"]
+    finally:
+        r.time.sleep = real
+    assert slept == [1.0]
