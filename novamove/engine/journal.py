@@ -309,5 +309,11 @@ def pid_alive(pid: Optional[int]) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A process that exited but nobody reaped (a hook whose novamove was killed, reparented to
+    # an init that does not reap, as in many containers) is a zombie: over, not running.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 

@@ -121,3 +121,22 @@ def test_a_stop_nova_refuses_fails_that_host_with_novas_reason_and_the_campaign_
     assert by["c2"].outcome == "done"                     # one bad server never sinks a campaign
     assert not f.services["c3"].enabled and "FAILED stop" in f.services["c3"].disabled_reason
     assert rep.exit_code == errors.EXIT_FAILED
+
+
+def test_a_hook_that_ended_unreaped_is_not_running(tmp_path):
+    """A zombie (exited, its parent killed, nobody reaped it) is an ended hook."""
+    import os
+    import time
+    from novamove.engine.journal import pid_alive, run_alive
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:          # exited, not reaped yet: a zombie
+        state = open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        if state == "Z":
+            break
+        time.sleep(0.05)
+    assert state == "Z"
+    token = process_token(child.pid)
+    assert not pid_alive(child.pid) and not run_alive({"pid": child.pid, "process": token})
+    child.wait()
+    assert os.getpid() and pid_alive(os.getpid())
