@@ -310,9 +310,9 @@ def test_restart_gate_waits_for_a_reboot_that_comes_after_the_hook_returned(mini
 
 OTHER_OPERATOR_HOOK = """#!/bin/sh
 # Another operator, on another machine (another journal), tries the host while its hook runs.
-for verb in drain undrain maintain; do
-  NOVAMOVE_JOURNAL={other} {novamove} $verb "$NOVAMOVE_HOST" --gate heartbeat >{out}.$verb 2>&1
-  echo "$verb $?" >> {out}
+for verb in drain undrain "maintain --gate heartbeat"; do
+  NOVAMOVE_JOURNAL={other} {novamove} $verb "$NOVAMOVE_HOST" >{out}.${{verb%% *}} 2>&1
+  echo "${{verb%% *}} $?" >> {out}
 done 2>/dev/null
 """
 
