@@ -118,13 +118,18 @@ def test_failing_hook_stops_campaign_and_leaves_host_disabled_with_reason(journa
     assert failed.hook_exit == 1 and failed.log and open(failed.log).read().startswith("# ")
 
 
+def hook_failing_on_c2(tmp_path):
+    """A hook that fails on c2 until the flag file is removed (the operator repaired c2)."""
+    flag = tmp_path / "broken"
+    flag.write_text("x")
+    return flag, f'test "$NOVAMOVE_HOST" != c2 || test ! -e {flag}'
+
+
 def test_resume_runs_stored_hook_and_skips_done_hosts(journal, hooks_seen, tmp_path):
     seen, popen = hooks_seen
     f = fleet_with_servers()
     popen.cloud = f
-    flag = tmp_path / "broken"
-    flag.write_text("x")
-    hook = f'test "$NOVAMOVE_HOST" != c2 || test ! -e {flag}'
+    flag, hook = hook_failing_on_c2(tmp_path)
     rep = run_campaign(f, journal, ["c3", "c2", "c1"], options=opts(order="given", hook=hook))
     assert [r.outcome for r in rep.results] == ["done", "failed", "not-started"]
     flag.unlink()                                 # the operator repaired c2
@@ -407,9 +412,7 @@ def test_a_resumed_campaign_is_this_process_and_a_second_resume_is_refused(journ
     seen, popen = hooks_seen
     f = fleet_with_servers()
     popen.cloud = f
-    flag = tmp_path / "broken"
-    flag.write_text("x")
-    hook = f'test "$NOVAMOVE_HOST" != c2 || test ! -e {flag}'
+    flag, hook = hook_failing_on_c2(tmp_path)
     rep = run_campaign(f, journal, ["c3", "c2"], options=opts(order="given", hook=hook))
     assert not rep.ok
     flag.unlink()
