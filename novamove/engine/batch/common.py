@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any, Optional
+from typing import Optional
 
 from novamove import errors
 from novamove.engine import events, lifecycle
+from novamove.engine.frame import requests_made as _requests  # noqa: F401  (the family's name for it)
 from novamove.engine.times import iso as _iso  # noqa: F401  (the family's name for it)
 from novamove.model import Server
 from novamove.planner import COLD_STATUSES, LIVE_STATUSES
@@ -96,10 +97,6 @@ def _validate_options(*, on_interrupt: str = "finish", poll_interval: float = PO
     for name, value in (("max_parallel", max_parallel), ("max_per_host", max_per_host)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise errors.UsageError(f"{name} must be a whole number of at least 1, not {value!r}")
-
-
-def _requests(cloud: Any) -> int:
-    return getattr(getattr(cloud, "requests", None), "count", 0)
 
 
 def _since(previous_start: Optional[str]) -> str:
