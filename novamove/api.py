@@ -147,13 +147,15 @@ def revert(server: str, **kwargs: Any) -> MoveResult:
 
 
 def recover(*, run_id: Optional[str] = None, confirm: bool = True, break_lock: bool = False, cloud=None,
-            auth=None, region_name=None, interface=None, validate_certs=None, journal_path=None) -> list[dict]:
+            auth=None, region_name=None, interface=None, validate_certs=None, journal_path=None,
+            dry_run: bool = False) -> list[dict]:
     """Finish or undo what runs left behind: unfinished runs, finished runs with a change
-    unsettled, and computes left disabled with a novamove tag (see novamove.engine.recover)."""
+    unsettled, and computes left disabled with a novamove tag (see novamove.engine.recover).
+    `dry_run`: read the journal and the cloud, change neither, and say what would be undone."""
     journal = _journal(journal_path)
     with _connected(cloud, auth=auth, region_name=region_name, interface=interface,
                     validate_certs=validate_certs) as c:
-        return recovery.recover(c, journal, run_id, confirm=confirm, break_lock=break_lock)
+        return recovery.recover(c, journal, run_id, confirm=confirm, break_lock=break_lock, dry_run=dry_run)
 
 
 def history(*, limit: int = 50, server_id: Optional[str] = None, journal_path=None) -> list[dict]:

@@ -4,7 +4,10 @@ formatters. No API calls here; rich and yaml are imported only when something is
 
 Every verb that prints rows goes through `print_rows` (lists), `print_move` (one move) or
 `print_batch` (drain, undrain, plan, apply). Options, as in python-openstackclient:
-  -f table|json|yaml|value|csv   -c COLUMN (repeatable)   --noindent (compact JSON)
+  -f table|json|yaml|value|csv|shell   -c COLUMN (repeatable)   --noindent (compact JSON)
+  --prefix PREFIX (-f shell)   --sort-column COLUMN (repeatable)   --sort-ascending|--sort-descending
+-c and --sort-column take novamove's key (source_compute) or the `openstack` plugin's column
+name for it ("Source Compute": osc_column); both name the same field.
 Tables never truncate a value: they are as wide as their longest row, on a terminal or not.
 Keys follow openstacksdk attribute names where one exists (source_compute, dest_compute,
 migration_type, compute_host, availability_zone, host...); docs/cli.md lists the schema.
@@ -22,7 +25,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 # The document of one move and its key names (MoveResult.to_dict() is move_document).
 from novamove.documents import FACT_KEYS, MOVE_KEYS, move_document, renamed  # noqa: E402,F401
 
-FORMATS = ("table", "json", "yaml", "value", "csv")
+FORMATS = ("table", "json", "yaml", "value", "csv", "shell")
 
 # ---------------------------------------------------------------------------- the schema
 # novamove key -> openstacksdk attribute name, per kind of object.
@@ -120,37 +123,96 @@ def batch_document(report) -> dict:
 
 # ---------------------------------------------------------------------------- output options
 
+ABBREVIATIONS = {"id": "ID", "uuid": "UUID", "az": "AZ", "mb": "MB", "gb": "GB", "vcpus": "VCPUs",
+                 "pid": "PID"}
+# The `openstack` plugin's column names that are not osc_column(key) (novamove/osc/v1.py):
+# lower-cased name -> the novamove keys it may stand for, first available wins.
+OSC_ALIASES = {"server uuid": ("server_id",), "type": ("migration_type", "mode")}
+
+
+def osc_column(key: str) -> str:
+    """The OSC column name of a `novamove -c` key: words title-cased, abbreviations upper
+    (source_compute -> "Source Compute", run_id -> "Run ID")."""
+    return " ".join(ABBREVIATIONS.get(w, w.capitalize()) for w in key.split("_"))
+
+
+def column_key(name: str, available: Sequence[str]) -> Optional[str]:
+    """The novamove key `name` stands for among `available`: the key itself, or its plugin
+    column name (any case), or None."""
+    if name in available:
+        return name
+    folded = name.strip().lower()
+    for key in available:
+        if key.lower() == folded or osc_column(key).lower() == folded:
+            return key
+    for key in OSC_ALIASES.get(folded, ()):
+        if key in available:
+            return key
+    return None
+
+
 @dataclass(frozen=True)
 class Output:
-    """How to print: the -f, -c and --noindent of the command line."""
+    """How to print: the -f, -c, --noindent, --prefix and --sort-column of the command line."""
     fmt: str = "table"
     columns: tuple[str, ...] = ()
     noindent: bool = False
+    prefix: str = ""
+    sort_columns: tuple[str, ...] = ()
+    sort_descending: bool = False
 
     def check(self, available: Iterable[str]) -> "Output":
-        """Refuse an unknown -c COLUMN (a one-line UsageError) before anything is done."""
+        """Refuse an unknown -c or --sort-column COLUMN (a one-line UsageError) before anything
+        is done; a plugin column name ("Source Compute") becomes its novamove key."""
+        from dataclasses import replace
         from novamove.errors import UsageError
         available = list(available)
-        unknown = [c for c in self.columns if c not in available]
-        if unknown:
-            raise UsageError(f"unknown column {unknown[0]!r} (-c); available: {', '.join(available)}")
-        return self
+        resolved = {}
+        for option, names in (("-c", self.columns), ("--sort-column", self.sort_columns)):
+            keys = []
+            for name in names:
+                key = column_key(name, available)
+                if key is None:
+                    raise UsageError(f"unknown column {name!r} ({option}); available: {', '.join(available)}")
+                keys.append(key)
+            resolved[option] = tuple(keys)
+        return replace(self, columns=resolved["-c"], sort_columns=resolved["--sort-column"])
+
+
+def output_from(fmt: Any, meta: Mapping) -> Output:
+    """An Output from a format name and the output options the command line stored."""
+    from novamove.errors import UsageError
+    if meta.get("sort_ascending") and meta.get("sort_descending"):
+        raise UsageError("--sort-ascending and --sort-descending exclude each other: give one")
+    return Output(fmt or "table", tuple(meta.get("columns") or ()), bool(meta.get("noindent")),
+                  meta.get("prefix") or "", tuple(meta.get("sort_columns") or ()),
+                  bool(meta.get("sort_descending")))
 
 
 def as_output(fmt: Any = None) -> Output:
-    """An Output from an Output, or from a format name plus the -c/--noindent of the running
-    command (so verbs that only pass `fmt` get every option)."""
+    """An Output from an Output, or from a format name plus the -c/--noindent/... of the
+    running command (so verbs that only pass `fmt` get every option)."""
     if isinstance(fmt, Output):
         return fmt
-    columns: tuple = ()
-    noindent = False
     click = sys.modules.get("click")
     ctx = click.get_current_context(silent=True) if click else None
-    if ctx is not None:
-        meta = ctx.meta.get("novamove.output", {})
-        columns = tuple(meta.get("columns") or ())
-        noindent = bool(meta.get("noindent"))
-    return Output(fmt or "table", columns, noindent)
+    meta = ctx.meta.get("novamove.output", {}) if ctx is not None else {}
+    return output_from(fmt, meta)
+
+
+def sorted_rows(rows: Sequence[Mapping], out: Output) -> list:
+    """The rows in --sort-column order (stable, first column first, as cliff sorts); a missing
+    value sorts last, numbers before text."""
+    rows = list(rows)
+    for key in reversed(out.sort_columns):
+        def order(row, key=key):
+            v = row.get(key)
+            number = isinstance(v, (int, float)) and not isinstance(v, bool)
+            return (v is None, 0 if number else 1, v if number else _text(v))
+        rows.sort(key=order, reverse=out.sort_descending)
+        if out.sort_descending:      # a missing value still last
+            rows.sort(key=lambda r, key=key: r.get(key) is None)
+    return rows
 
 
 # ---------------------------------------------------------------------------- primitives
@@ -241,7 +303,7 @@ def print_rows(rows: Sequence[Mapping], columns: Iterable[str], fmt: Any = "tabl
     """A list: `columns` are the default table columns; -c picks others. JSON/YAML print every
     key of each row (only the -c ones when given)."""
     out = as_output(fmt)
-    rows = list(rows)
+    rows = sorted_rows(rows, out)
     cols = _selected(rows, list(columns), out)
     if out.fmt in ("json", "yaml"):
         data = [{c: r.get(c) for c in cols} if out.columns else dict(r) for r in rows]
@@ -265,8 +327,24 @@ def print_one(doc: Mapping, fmt: Any = "table") -> None:
             print(_text(doc.get(k)))
     elif out.fmt == "csv":
         _emit_rows([doc], keys, out)
+    elif out.fmt == "shell":
+        print(shell_lines(doc, keys, out.prefix), end="")
     else:
         print_table(rows_table([{"field": k, "value": doc.get(k)} for k in keys], ["field", "value"]))
+
+
+def shell_lines(doc: Mapping, keys: Sequence[str], prefix: str = "") -> str:
+    """cliff's shell formatter: one `PREFIXname="value"` line per field (":" and "-" in a name
+    become "_"), for `eval`. Beyond cliff, \\, $ and ` are escaped too, so eval never expands
+    a value; a missing value is "" and a list or mapping is JSON."""
+    lines = []
+    for key in keys:
+        name = key.lower().replace(" ", "_").replace(":", "_").replace("-", "_")
+        value = _text(doc.get(key))
+        for ch in ("\\", '"', "$", "`"):
+            value = value.replace(ch, "\\" + ch)
+        lines.append(f'{prefix}{name}="{value}"\n')
+    return "".join(lines)
 
 
 # ---------------------------------------------------------------------------- one move
@@ -340,6 +418,10 @@ def print_batch(report, fmt: Any = "table", written_to: Optional[str] = None) ->
     doc = plan_document(report) if hasattr(report, "steps") else batch_document(report)
     plan = doc.get("plan") or {}
     showing_plan = bool(doc["dry_run"] and plan)
+    if out.sort_columns:
+        doc["results"] = sorted_rows(doc["results"], out)
+        if plan:
+            plan["steps"] = sorted_rows(plan["steps"], out)
     rows = plan.get("steps", []) if showing_plan else doc["results"]
     if out.fmt in ("json", "yaml"):
         if out.columns:

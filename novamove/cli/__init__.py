@@ -127,6 +127,8 @@ def _global_options(root: bool) -> list[click.Option]:
         opt("--debug", is_flag=True, default=False,
             help="Log every HTTP request and response (secrets redacted) and show tracebacks."),
         opt("-v", "--verbose", count=True, default=0, help="More log lines on stderr (-vv: debug)."),
+        opt("-q", "--quiet", is_flag=True, default=False,
+            help="No progress display or lines (every verb's --quiet), as `openstack -q`."),
         opt("--log-file", metavar="PATH", help="Also write the log to PATH (mode 0600)."),
     ]
     return connection + diagnostics
@@ -168,9 +170,18 @@ class _CompletesGlobals:
 
 
 class NovamoveCommand(_CompletesGlobals, click.Command):
-    """A verb: sets up logging once every option (before and after it) is parsed."""
+    """A verb: sets up logging once every option (before and after it) is parsed; the root -q
+    is the verb's own --quiet; -f shell only where the verb prints one object (shows_one)."""
+
+    shows_one = False     # set on the verbs whose output is one object (cliff's ShowOne)
 
     def invoke(self, ctx: click.Context) -> Any:
+        if ctx.params.get("fmt") == "shell" and not self.shows_one:
+            raise click.UsageError("-f shell prints one object (migrate, back, wait, abort, force-complete, "
+                                   f"confirm, revert); {ctx.command_path} lists rows: use -f value, csv or json",
+                                   ctx)
+        if "quiet" in ctx.params and _settings(ctx).get("quiet"):
+            ctx.params["quiet"] = True
         setup_logging(ctx)
         return super().invoke(ctx)
 
@@ -238,12 +249,24 @@ def _store_output(ctx: click.Context, param: click.Parameter, value: Any) -> Any
 
 
 def output_options(f):
-    """-f/--format (passed to the verb as `fmt`), -c/--column (repeatable) and --noindent."""
+    """-f/--format (passed to the verb as `fmt`), -c/--column (repeatable), --noindent, and as
+    cliff has them --prefix (-f shell), --sort-column (repeatable), --sort-ascending/-descending."""
     from novamove.report import FORMATS
+    f = click.option("--sort-descending", "sort_descending", is_flag=True, expose_value=False,
+                     callback=_store_output, help="Sort --sort-column descending.")(f)
+    f = click.option("--sort-ascending", "sort_ascending", is_flag=True, expose_value=False,
+                     callback=_store_output, help="Sort --sort-column ascending (the default).")(f)
+    f = click.option("--sort-column", "sort_columns", multiple=True, metavar="COLUMN", expose_value=False,
+                     callback=_store_output,
+                     help="Sort the rows by this column (repeatable, first one first), as cliff does.")(f)
+    f = click.option("--prefix", metavar="PREFIX", default="", expose_value=False, callback=_store_output,
+                     help="-f shell: add PREFIX to every variable name.")(f)
     f = click.option("--noindent", is_flag=True, expose_value=False, callback=_store_output,
                      help="Compact JSON (no indentation).")(f)
     f = click.option("-c", "--column", "columns", multiple=True, metavar="COLUMN", expose_value=False,
-                     callback=_store_output, help="Only this column (repeatable); see docs/cli.md.")(f)
+                     callback=_store_output,
+                     help="Only this column (repeatable): novamove's name (source_compute) or the "
+                          "`openstack` plugin's (\"Source Compute\"); see docs/cli.md.")(f)
     return click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="table",
                         show_default=True, help="Output format.")(f)
 
@@ -252,8 +275,8 @@ def output(fmt: str, available=None, ctx: Optional[click.Context] = None):
     """The Output of this command line; unknown -c columns are refused here, before any call."""
     from novamove.report import Output
     ctx = ctx or click.get_current_context()
-    meta = ctx.meta.get(META_OUTPUT, {})
-    out = Output(fmt, tuple(meta.get("columns") or ()), bool(meta.get("noindent")))
+    from novamove.report import output_from
+    out = output_from(fmt, ctx.meta.get(META_OUTPUT, {}))
     return out.check(available) if available is not None else out
 
 

@@ -47,7 +47,8 @@ def _one_mode(f):
 
 def _move_options(f):
     options = [
-        click.option("--live", is_flag=True, help="Live migrate (default for ACTIVE/PAUSED)."),
+        click.option("--live", "--live-migration", "live", is_flag=True,
+                     help="Live migrate (default for ACTIVE/PAUSED; --live-migration is OSC's word)."),
         click.option("--cold", is_flag=True, help="Cold migrate (default for SHUTOFF)."),
         click.option("--strategy", type=click.Choice(["auto", "native", "isolate"]), default="auto",
                      show_default=True,
@@ -95,8 +96,8 @@ def _run_move(ctx: click.Context, call, quiet: bool, fmt: str, if_needed: bool =
 
 @main.command()
 @click.argument("server")
-@click.option("--to", "host", required=True, metavar="HOST",
-              help="Target compute: service host or hypervisor hostname.")
+@click.option("--to", "--host", "host", required=True, metavar="HOST",
+              help="Target compute: service host or hypervisor hostname (--host is OSC's word).")
 @_move_options
 @click.pass_context
 def migrate(ctx, server, host, mode, strategy, reason, confirm, wait, timeout, on_timeout, schedule_timeout,
@@ -106,6 +107,9 @@ def migrate(ctx, server, host, mode, strategy, reason, confirm, wait, timeout, o
     _run_move(ctx, lambda **kw: api.migrate(server, host, **kw), quiet, fmt, if_needed, mode=mode or "auto",
               strategy=strategy, reason=reason, confirm=confirm, wait=wait, timeout=timeout,
               on_timeout=on_timeout, schedule_timeout=schedule_timeout, check_mode=check_mode)
+
+
+migrate.shows_one = True
 
 
 @main.command()
@@ -119,6 +123,9 @@ def back(ctx, server, mode, strategy, reason, confirm, wait, timeout, on_timeout
     _run_move(ctx, lambda **kw: api.back(server, **kw), quiet, fmt, if_needed, mode=mode or "auto",
               strategy=strategy, reason=reason, confirm=confirm, wait=wait, timeout=timeout,
               on_timeout=on_timeout, schedule_timeout=schedule_timeout, check_mode=check_mode)
+
+
+back.shows_one = True
 
 
 @main.command()
@@ -141,6 +148,9 @@ def wait(ctx, server, confirm, timeout, on_timeout, quiet, fmt):
                           progress=display, journal_path=journal_path(ctx), **conn(ctx))
     report.print_move(result, out)
     _exit_for(result)
+
+
+wait.shows_one = True
 
 
 @main.command()
@@ -172,6 +182,7 @@ def _simple(name: str, api_name: str, doc: str):
         result = getattr(api, api_name)(server, wait=wait, journal_path=journal_path(ctx), **conn(ctx))
         report.print_move(result, out)
         _exit_for(result)
+    command.shows_one = True
     return command
 
 
@@ -189,16 +200,18 @@ revert = _simple("revert", "revert", "Revert SERVER's cold migration (VERIFY_RES
 @click.option("--break-lock", is_flag=True,
               help="With --run: re-enable the computes carrying that run's tag even though this "
                    "journal does not know the run (it ran on another machine that is gone).")
+@click.option("--dry-run", "--check", "dry_run", is_flag=True,
+              help="List what would be undone; change nothing (reads the journal and the cloud).")
 @output_options
 @click.pass_context
-def recover(ctx, run_id, confirm, break_lock, fmt):
+def recover(ctx, run_id, confirm, break_lock, dry_run, fmt):
     """Undo what interrupted runs left behind: re-enable services, confirm or report resizes."""
     from novamove import api
     if break_lock and not run_id:
         raise errors.UsageError("--break-lock needs --run RUN_ID (the run whose tags to remove)")
     out = output(fmt, report.RECOVER_COLUMNS)
-    reports = api.recover(run_id=run_id, confirm=confirm, break_lock=break_lock, journal_path=journal_path(ctx),
-                          **conn(ctx))
+    reports = api.recover(run_id=run_id, confirm=confirm, break_lock=break_lock, dry_run=dry_run,
+                          journal_path=journal_path(ctx), **conn(ctx))
     report.print_rows(reports, report.RECOVER_TABLE, out, empty="nothing to recover")
 
 

@@ -6,6 +6,10 @@ For every run that did not finish (killed, interrupted, crashed):
   * a server left in VERIFY_RESIZE on the run's target is confirmed (or only reported with
     confirm=False); on any other host it is reported;
   * in-flight migrations of the server are reported (Nova is still carrying them out).
+
+With dry_run=True (`novamove recover --dry-run`) the same reads are made and each report says
+what would be undone ("would re-enable ...", "would confirm ..."); nothing is written to the
+cloud or the journal.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from novamove import errors
 from novamove.engine.journal import Journal, run_alive
 from novamove.engine.poll import poll_until
 from novamove.model import Service
-from novamove.engine.services import restore_services
+from novamove.engine.services import restorable, restore_services
 
 
 # How long recover waits for Nova to carry out a confirmation it asked for.
@@ -44,14 +48,16 @@ def services_left_disabled(evs) -> list[Service]:
     return list(pending.values())
 
 
-def recover_run(cloud, journal: Journal, run: dict, *, confirm: bool = True) -> dict:
+def recover_run(cloud, journal: Journal, run: dict, *, confirm: bool = True, dry_run: bool = False) -> dict:
     run_id = run["id"]
     report: dict = {"run_id": run_id, "verb": run["verb"], "server": run.get("server_name"),
                     "status_before": run["status"], "services_enabled": [], "services_left": [],
                     "server_action": None, "in_flight": [], "notes": []}
     evs = journal.events(run_id)
     pending = services_left_disabled(evs)
-    if pending:
+    if pending and dry_run:
+        report["services_enabled"] = restorable(cloud, run_id, pending, left=report["services_left"])
+    elif pending:
         report["services_enabled"] = restore_services(cloud, journal, run_id, pending,
                                                       left=report["services_left"])
     server_id = run.get("server_id")
@@ -64,7 +70,9 @@ def recover_run(cloud, journal: Journal, run: dict, *, confirm: bool = True) -> 
             server = None
         if server is not None:
             if server.status == "VERIFY_RESIZE" and not server.task_state:
-                if confirm and server.host == run.get("dest"):
+                if confirm and server.host == run.get("dest") and dry_run:
+                    report["server_action"] = f"would confirm the resize of {server.name} on {server.host}"
+                elif confirm and server.host == run.get("dest"):
                     try:
                         with journal.change(run_id, events.SERVER_CONFIRM, server_id, by="recover"):
                             cloud.confirm_resize(server_id)
@@ -83,12 +91,16 @@ def recover_run(cloud, journal: Journal, run: dict, *, confirm: bool = True) -> 
             report["server_state"] = f"{server.name} is {server.status} on {server.host}"
             report["in_flight"] = [f"{m.migration_type} {m.id}: {m.source_host} -> {m.dest_host} ({m.status})"
                                    for m in cloud.list_migrations(server_id=server_id) if m.in_progress]
+    enabled_words = "would re-enable" if dry_run else "re-enabled"
     summary = "; ".join(filter(None, [
-        f"re-enabled {', '.join(report['services_enabled'])}" if report["services_enabled"] else None,
+        f"{enabled_words} {', '.join(report['services_enabled'])}" if report["services_enabled"] else None,
         f"left {', '.join(report['services_left'])} (changed by someone else)" if report["services_left"] else None,
         report["server_action"],
         f"in flight: {', '.join(report['in_flight'])}" if report["in_flight"] else None,
     ])) or "nothing to undo"
+    if dry_run:
+        report["summary"] = summary + " (dry run: nothing changed)"
+        return report
     if server is not None and (report["in_flight"] or server.task_state):
         # Nova is still moving the server: what it ends in (VERIFY_RESIZE to confirm, say) is
         # not known yet, so the run stays unfinished for the next `recover`.
@@ -134,17 +146,19 @@ def _failed_campaigns_holding_hosts(cloud, journal: Journal) -> list[dict]:
 
 
 def recover(cloud, journal: Journal, run_id: Optional[str] = None, *, confirm: bool = True,
-            break_lock: bool = False, runner_kwargs: Optional[dict] = None) -> list[dict]:
+            break_lock: bool = False, runner_kwargs: Optional[dict] = None,
+            dry_run: bool = False) -> list[dict]:
     """Finish or undo what runs left behind. Looks at every run that did not finish, at runs
     that finished with a change unsettled, and at the cloud itself: a compute disabled with a
     novamove isolation tag whose run is over (or whose process is gone) is re-enabled.
     `break_lock` with `run_id`: re-enable the services carrying that run's tag even though
     this journal does not know the run (it ran on another machine that is gone).
-    `runner_kwargs` (clock, sleep, poll_interval) go to the runs a verb continues itself."""
+    `runner_kwargs` (clock, sleep, poll_interval) go to the runs a verb continues itself.
+    `dry_run`: make the same reads, change nothing, say what would be undone."""
     if run_id:
         run = journal.get_run(run_id)
         if run is None and break_lock:
-            return [_break_lock(cloud, journal, run_id)]
+            return [_break_lock(cloud, journal, run_id, dry_run=dry_run)]
         if run is None:
             raise errors.NotFound(f"no run {run_id!r} in the journal {journal.path} (if it ran on "
                                   "another machine that is gone, add --break-lock)")
@@ -155,6 +169,14 @@ def recover(cloud, journal: Journal, run_id: Optional[str] = None, *, confirm: b
         runs += _failed_campaigns_holding_hosts(cloud, journal)
     reports = []
     for run in runs:
+        if run["verb"] in ("evacuate", "unfence") and dry_run:
+            reports.append({"run_id": run["id"], "verb": run["verb"], "server": None,
+                            "status_before": run["status"],
+                            "summary": f"{run['verb']} of {run.get('source') or '?'} did not finish: "
+                                       "`novamove recover` would continue it (rerun it as "
+                                       f"`novamove {run['verb']} {run.get('source') or 'HOST'}` "
+                                       "to see its plan with --dry-run)"})
+            continue
         if run["verb"] in ("evacuate", "unfence"):      # novamove.engine.evacuate finishes its own
             from novamove.engine.evacuate import recover_run as recover_evacuation
             reports.append(recover_evacuation(cloud, journal, run, **(runner_kwargs or {})))
@@ -181,13 +203,13 @@ def recover(cloud, journal: Journal, run_id: Optional[str] = None, *, confirm: b
                             "status_before": run["status"],
                             "summary": f"still running (pid {run['pid']}); not touched"})
             continue
-        reports.append(recover_run(cloud, journal, run, confirm=confirm))
+        reports.append(recover_run(cloud, journal, run, confirm=confirm, dry_run=dry_run))
     if not run_id:
-        reports.extend(_sweep_tags(cloud, journal, {r["run_id"] for r in reports}))
+        reports.extend(_sweep_tags(cloud, journal, {r["run_id"] for r in reports}, dry_run=dry_run))
     return reports
 
 
-def _sweep_tags(cloud, journal: Journal, handled: set[str]) -> list[dict]:
+def _sweep_tags(cloud, journal: Journal, handled: set[str], dry_run: bool = False) -> list[dict]:
     """Computes the cloud shows disabled with a novamove isolation tag (not a drain's, which is
     maintenance on purpose) whose run is over: the journal lost track (a disable whose answer
     was lost, a run recovered by hand). A tag of a run this journal does not know is reported
@@ -213,16 +235,27 @@ def _sweep_tags(cloud, journal: Journal, handled: set[str]) -> list[dict]:
             continue
         if run["status"] == "running" and run_alive(run) and run.get("pid") != os.getpid():
             continue            # its own run is still at work
+        if dry_run:
+            reports.append(dict(base, summary=f"would re-enable {names} (tagged by run {run_id}, which "
+                                              "is over) (dry run: nothing changed)"))
+            continue
         enabled = restore_services(cloud, journal, run_id, services)
         reports.append(dict(base, summary=f"re-enabled {', '.join(enabled)} (tagged by run {run_id}, "
                                           "which is over)" if enabled else f"left {names}"))
     return reports
 
 
-def _break_lock(cloud, journal: Journal, run_id: str) -> dict:
+def _break_lock(cloud, journal: Journal, run_id: str, dry_run: bool = False) -> dict:
     """Clear a foreign run's isolation tags, journaled under a run of its own."""
     from novamove.cloud.adapter import new_run_id
     from novamove.engine.tags import reason_run_id
+    if dry_run:
+        hosts = sorted(s.host for s in cloud.list_compute_services()
+                       if not s.enabled and reason_run_id(s.disabled_reason) == run_id)
+        return {"run_id": run_id, "verb": "recover", "server": None, "status_before": "unknown",
+                "summary": (f"would break run {run_id}'s lock: would re-enable {', '.join(hosts)}"
+                            if hosts else f"no compute carries run {run_id}'s tag")
+                           + " (dry run: nothing changed)"}
     own = new_run_id()
     journal.start_run(own, "recover", cloud=getattr(cloud, "cloud_name", None), source=run_id,
                       mode="break-lock")

@@ -32,6 +32,26 @@ def in_parallel(calls: list, workers: int = MAX_PARALLEL_TOGGLES) -> None:
             raise exc
 
 
+def restorable(cloud, run_id: str, disabled: list[Service],
+               left: Optional[list[str]] = None) -> list[str]:
+    """What restore_services would re-enable (reads only: `recover --dry-run`): the hosts of
+    `disabled` still disabled with `run_id`'s tag; those someone else re-disabled go in `left`."""
+    if not disabled:
+        return []
+    current = {s.id: s for s in patiently(cloud.list_compute_services, "listing services")}
+    todo = []
+    for service in disabled:
+        now = current.get(service.id)
+        if now is None or now.enabled:
+            continue
+        if reason_run_id(now.disabled_reason) != run_id:
+            if left is not None:
+                left.append(service.host)
+            continue
+        todo.append(now.host)
+    return sorted(todo)
+
+
 def restore_services(cloud, journal, run_id: str, disabled: list[Service],
                      left: Optional[list[str]] = None) -> list[str]:
     """Re-enable the services `run_id` disabled, if they are still disabled *by it*.

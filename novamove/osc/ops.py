@@ -17,8 +17,8 @@ from osc_lib.command import command
 
 from novamove import report
 
-from novamove.osc.v1 import (LOG, _BatchCommand, _NovamoveCommand, _mode_options, move_row,
-                             positive_float, positive_int)
+from novamove.osc.v1 import (LOG, _BatchCommand, _NovamoveCommand, _mode_options, already_there,
+                             confirm_options, move_row, positive_float, positive_int)
 
 # The keys of each kind of row, as `novamove -c` and `-f json` name them (novamove/report.py;
 # novamove.api's campaign reports for maintain and campaign status, which have no -c).
@@ -32,13 +32,10 @@ CAMPAIGN_KEYS = ("run_id", "status", "started_at", "finished_at", "hosts", "summ
 CAMPAIGN_HOST_KEYS = ("host", "outcome", "hook", "hook_started", "detail")
 STOP_KEYS = ("id", "pid", "status", "verb")
 
-ABBREVIATIONS = {"id": "ID", "uuid": "UUID", "az": "AZ", "mb": "MB", "gb": "GB", "vcpus": "VCPUs",
-                 "pid": "PID"}
-
-
-def osc_column(key: str) -> str:
-    """The OSC column name of a `novamove -c` key: words title-cased, abbreviations upper."""
-    return " ".join(ABBREVIATIONS.get(w, w.capitalize()) for w in key.split("_"))
+# The OSC column name of a `novamove -c` key (named once, in novamove/report.py: `novamove -c`
+# accepts both spellings).
+osc_column = report.osc_column
+ABBREVIATIONS = report.ABBREVIATIONS
 
 
 def cell(value):
@@ -133,8 +130,7 @@ class BackServerMove(_ServerFollowUp):
                                  "computes until the scheduler has decided (default auto)")
         parser.add_argument("--reason", metavar="<text>",
                             help="Why (written in the disabled reason with --strategy isolate)")
-        parser.add_argument("--no-confirm", dest="confirm", action="store_false", default=True,
-                            help="Leave a cold move in VERIFY_RESIZE instead of confirming it")
+        confirm_options(parser)
         _flag_pair(parser, "wait", "--wait", "--no-wait", "Wait for the move to finish (default)",
                    "Return once the move is accepted and scheduled")
         parser.add_argument("--timeout", metavar="<seconds>", type=positive_float, default=600.0,
@@ -147,6 +143,8 @@ class BackServerMove(_ServerFollowUp):
                                                "--strategy isolate (default 60)")
         parser.add_argument("--dry-run", "--check", dest="check_mode", action="store_true",
                             help="Run every pre-check and say what would happen; change nothing")
+        parser.add_argument("--if-needed", action="store_true",
+                            help="Already where it was is success (exit 0) instead of an error")
         return parser
 
     def take_action(self, parsed_args):
@@ -157,6 +155,7 @@ class BackServerMove(_ServerFollowUp):
                           timeout=parsed_args.timeout, on_timeout=parsed_args.on_timeout,
                           schedule_timeout=parsed_args.schedule_timeout,
                           check_mode=parsed_args.check_mode, progress=self._progress_snapshot)
+        already_there(result, parsed_args.if_needed)
         return self._result(result)
 
 
@@ -431,6 +430,8 @@ class Recover(_NovamoveCommand, command.Lister):
         parser.add_argument("--break-lock", action="store_true",
                             help="With --run: re-enable the computes carrying that run's tag even "
                                  "though this journal does not know the run")
+        parser.add_argument("--dry-run", "--check", dest="dry_run", action="store_true",
+                            help="List what would be undone; change nothing")
         return parser
 
     def take_action(self, parsed_args):
@@ -438,7 +439,8 @@ class Recover(_NovamoveCommand, command.Lister):
         if parsed_args.break_lock and not parsed_args.run_id:
             raise errors.UsageError("--break-lock needs --run RUN_ID (the run whose tags to remove)")
         found = api.recover(run_id=parsed_args.run_id, confirm=parsed_args.confirm,
-                            break_lock=parsed_args.break_lock, cloud=self._cloud)
+                            break_lock=parsed_args.break_lock, dry_run=parsed_args.dry_run,
+                            cloud=self._cloud)
         if not found:
             self._note("nothing to recover")
         return rows(RECOVER_KEYS, found)

@@ -135,9 +135,13 @@ class _NovamoveCommand:
         self.log.info(line)
 
 
-def _mode_options(parser, live_help: str, cold_help: str) -> None:
+def _mode_options(parser, live_help: str, cold_help: str, with_mode: bool = False) -> None:
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--live", dest="mode", action="store_const", const="live", help=live_help)
+    if with_mode:       # `novamove drain --mode`
+        group.add_argument("--mode", dest="mode", choices=["auto", "live", "cold"],
+                           help="auto: live for ACTIVE/PAUSED, cold for SHUTOFF (default auto)")
+    group.add_argument("--live", "--live-migration", dest="mode", action="store_const", const="live",
+                       help=live_help + " (--live-migration: as 'openstack server migrate')")
     group.add_argument("--cold", dest="mode", action="store_const", const="cold", help=cold_help)
     parser.set_defaults(mode="auto")
 
@@ -154,8 +158,9 @@ class MoveServer(_NovamoveCommand, command.ShowOne):
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument("server", metavar="<server>", help="Server to move (name or ID, any project)")
-        parser.add_argument("--to", dest="host", metavar="<host>", required=True,
-                            help="Target compute host (service host or hypervisor hostname)")
+        parser.add_argument("--to", "--host", dest="host", metavar="<host>", required=True,
+                            help="Target compute host (service host or hypervisor hostname; --host: "
+                                 "as 'openstack server migrate')")
         _mode_options(parser, "Live migrate (default for ACTIVE/PAUSED servers)",
                       "Cold migrate (default for SHUTOFF servers)")
         wait = parser.add_mutually_exclusive_group()
@@ -173,12 +178,16 @@ class MoveServer(_NovamoveCommand, command.ShowOne):
         parser.add_argument("--strategy", choices=["auto", "native", "isolate"], default="auto",
                             help="native: the API targets the host; isolate: disable the other "
                                  "computes until the scheduler has decided (default auto)")
-        parser.add_argument("--no-confirm", dest="confirm", action="store_false", default=True,
-                            help="Leave a cold move in VERIFY_RESIZE instead of confirming it")
+        confirm_options(parser)
         parser.add_argument("--reason", metavar="<text>",
                             help="Why (written in the disabled reason with --strategy isolate)")
+        parser.add_argument("--schedule-timeout", metavar="<seconds>", type=positive_float,
+                            default=60.0, help="How long the scheduler may take to choose, with "
+                                               "--strategy isolate (default 60)")
         parser.add_argument("--dry-run", "--check", dest="check_mode", action="store_true",
                             help="Run every pre-check and say what would happen; change nothing")
+        parser.add_argument("--if-needed", action="store_true",
+                            help="Already on the target is success (exit 0) instead of an error")
         return parser
 
     def take_action(self, parsed_args):
@@ -189,15 +198,31 @@ class MoveServer(_NovamoveCommand, command.ShowOne):
                              reason=parsed_args.reason, confirm=parsed_args.confirm,
                              wait=parsed_args.wait, timeout=parsed_args.timeout,
                              on_timeout=parsed_args.on_timeout, check_mode=parsed_args.check_mode,
+                             schedule_timeout=parsed_args.schedule_timeout,
                              progress=self._progress_snapshot)
-        if result.ok and not result.changed and not result.check_mode:
-            # Asked to move a server where it already is: as `novamove migrate` says, on the
-            # command line that is most likely a mistake (Ansible treats it as done).
-            raise errors.PreconditionFailed(result.summary.replace(" and has a status of", ", status"))
+        already_there(result, parsed_args.if_needed)
         if not result.ok:
             self._exit_code = result.exit_code or errors.EXIT_FAILED
             self._error(report.error_line(result))
         return move_row(result)
+
+
+def confirm_options(parser, default: bool = True) -> None:
+    """--confirm / --no-confirm (as `novamove migrate|back|wait`)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--confirm", dest="confirm", action="store_true", default=default,
+                       help="Confirm a cold move that reaches VERIFY_RESIZE" + (" (default)" if default else ""))
+    group.add_argument("--no-confirm", dest="confirm", action="store_false",
+                       help="Leave a cold move in VERIFY_RESIZE" + ("" if default else " (default)"))
+
+
+def already_there(result, if_needed: bool) -> None:
+    """Asked to move a server where it already is: as `novamove migrate` says, on the command
+    line that is most likely a mistake (Ansible treats it as done); --if-needed makes it 0."""
+    from novamove import errors
+    if result.ok and not result.changed and not result.check_mode and not if_needed:
+        raise errors.PreconditionFailed(result.summary.replace(" and has a status of", ", status")
+                                        + " (--if-needed: exit 0)")
 
 
 class WaitServerMigration(_NovamoveCommand, command.ShowOne):
@@ -218,8 +243,7 @@ class WaitServerMigration(_NovamoveCommand, command.ShowOne):
                             default="leave",
                             help="What to do with a live migration still running at the timeout "
                                  "(default leave)")
-        parser.add_argument("--confirm", action="store_true", default=False,
-                            help="Confirm a cold migration that reaches VERIFY_RESIZE")
+        confirm_options(parser, default=False)
         return parser
 
     def take_action(self, parsed_args):
@@ -242,6 +266,11 @@ def _cap_options(parser) -> None:
                              "one destination host (default 2)")
     parser.add_argument("--timeout", metavar="<seconds>", type=positive_float, default=1800.0,
                         help="Give up on one move after this many seconds (default 1800)")
+    parser.add_argument("--on-interrupt", choices=["finish", "abort"], default="finish",
+                        help="On Ctrl-C, start nothing new and finish or abort the in-flight "
+                             "moves (default finish)")
+    parser.add_argument("--poll-interval", metavar="<seconds>", type=positive_float,
+                        help="How often the in-flight moves are listed (default 0.5)")
 
 
 class _BatchCommand(_NovamoveCommand, command.Lister):
@@ -272,7 +301,7 @@ class DrainComputeHost(_BatchCommand):
                             help="Only move servers to this compute host (repeat for more; "
                                  "default any eligible host)")
         _mode_options(parser, "Move every server live (default: live for ACTIVE/PAUSED)",
-                      "Move every server cold (default: cold for SHUTOFF)")
+                      "Move every server cold (default: cold for SHUTOFF)", with_mode=True)
         parser.add_argument("--order", choices=["largest", "smallest", "name", "id"],
                             default="largest", help="Order in which the moves start (default largest)")
         parser.add_argument("--reason", metavar="<text>",
@@ -293,7 +322,8 @@ class DrainComputeHost(_BatchCommand):
                            mode=parsed_args.mode, order=parsed_args.order, reason=parsed_args.reason,
                            max_parallel=parsed_args.max_parallel,
                            max_per_host=parsed_args.max_per_host, dry_run=parsed_args.dry_run,
-                           step_timeout=parsed_args.timeout,
+                           step_timeout=parsed_args.timeout, on_interrupt=parsed_args.on_interrupt,
+                           poll_interval=parsed_args.poll_interval,
                            allow_unmovable=parsed_args.allow_unmovable, progress=self._progress_line)
         return self._show(report)
 
@@ -322,5 +352,6 @@ class UndrainComputeHost(_BatchCommand):
         report = api.undrain(parsed_args.host, cloud=self._cloud, move_back=parsed_args.move_back,
                              max_parallel=parsed_args.max_parallel,
                              max_per_host=parsed_args.max_per_host, dry_run=parsed_args.dry_run,
-                             step_timeout=parsed_args.timeout, progress=self._progress_line)
+                             step_timeout=parsed_args.timeout, on_interrupt=parsed_args.on_interrupt,
+                             poll_interval=parsed_args.poll_interval, progress=self._progress_line)
         return self._show(report)

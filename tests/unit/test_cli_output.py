@@ -282,3 +282,57 @@ def test_drain_on_a_terminal_draws_the_bar_under_the_events(capsys, nova, monkey
     assert "vm-a1: live c1 -> " in text.split("drain c1  ")[0]          # events above the bar
     code, out, err = invoke(capsys, "undrain", "c1", "-q", "-f", "json", "--poll-interval", "0.2")
     assert code == 0
+
+
+# ---------------------------------------------------------------------------- OSC's words (issue 21)
+
+def test_shell_format_is_cliff_s_with_prefix(capsys):
+    code, out, _ = invoke(capsys, "migrate", "vm1", "--to", "c2", "-q", "-f", "shell", "-c", "server_name",
+                          "-c", "dest_compute", "-c", "migration_id")
+    assert code == 0 and out == f'server_name="vm1"\ndest_compute="{LONG_HOST}"\nmigration_id="12"\n'
+    code, out, _ = invoke(capsys, "migrate", "vm1", "--to", "c2", "-q", "-f", "shell", "--prefix", "nm_",
+                          "-c", "Source Compute")
+    assert out == 'nm_source_compute="c1"\n'
+    code, out, _ = invoke(capsys, "migrate", "vm1", "--to", "c2", "-q", "-f", "shell")
+    assert f'dest_compute="{LONG_HOST}"' in out and all("=" in line for line in out.splitlines())
+
+
+def test_shell_values_cannot_expand_when_evaluated():
+    import subprocess
+    doc = {"summary": 'a "quoted" $(echo pwned) `id` \\ end', "none": None}
+    text = report.shell_lines(doc, ["summary", "none"], "x_")
+    out = subprocess.run(["sh", "-c", text + 'printf "%s|%s" "$x_summary" "$x_none"'],
+                         capture_output=True, text=True, check=True).stdout
+    assert out == doc["summary"] + "|"
+
+
+def test_shell_format_is_refused_where_rows_are_listed_before_any_call(capsys, stubs):
+    code, _, err = invoke(capsys, "hosts", "-f", "shell")
+    assert code == errors.EXIT_USAGE and stubs == [] and err.count("\n") == 1 and "-f shell" in err
+
+
+def test_columns_take_the_plugin_s_spelling_too(capsys):
+    code, out, _ = invoke(capsys, "migrate", "vm1", "--to", "c2", "-q", "-f", "value", "-c", "Dest Compute",
+                          "-c", "Migration ID", "-c", "server uuid")
+    assert code == 0 and out.split() == [LONG_HOST, "12", LONG_ID]
+    code, out, _ = invoke(capsys, "migrations", "-f", "json", "-c", "Type", "-c", "Source Compute")
+    assert json.loads(out) == [{"migration_type": "live-migration", "source_compute": "c1"}]
+
+
+def test_sort_column_is_repeatable_and_refuses_unknown_columns(capsys, stubs, monkeypatch):
+    rows = [{"name": "b", "zone": "z1", "status": "enabled", "vcpus": 8},
+            {"name": "a", "zone": "z2", "status": "disabled", "vcpus": 16},
+            {"name": "c", "zone": "z1", "status": "disabled", "vcpus": None}]
+    monkeypatch.setattr(api, "compute_hosts", lambda **k: [dict(r) for r in rows])
+    code, out, _ = invoke(capsys, "hosts", "-f", "value", "-c", "host", "--sort-column", "host")
+    assert out.split() == ["a", "b", "c"]
+    code, out, _ = invoke(capsys, "hosts", "-f", "value", "-c", "host", "--sort-column", "Availability Zone",
+                          "--sort-column", "host", "--sort-descending")
+    assert out.split() == ["a", "c", "b"]
+    code, out, _ = invoke(capsys, "hosts", "-f", "value", "-c", "host", "--sort-column", "vcpus",
+                          "--sort-descending")
+    assert out.split() == ["a", "b", "c"], "a missing value sorts last both ways"
+    code, _, err = invoke(capsys, "hosts", "--sort-column", "bogus")
+    assert code == errors.EXIT_USAGE and "bogus" in err and "--sort-column" in err
+    code, _, err = invoke(capsys, "hosts", "--sort-column", "host", "--sort-ascending", "--sort-descending")
+    assert code == errors.EXIT_USAGE and err.count("\n") == 1

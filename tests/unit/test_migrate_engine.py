@@ -490,6 +490,36 @@ def test_recover_after_kill_reenables_only_what_the_run_disabled(cloud, journal)
     assert recovery.recover(cloud, journal) == []
 
 
+def test_recover_dry_run_lists_what_it_would_undo_and_changes_nothing(cloud, journal):
+    """`recover --dry-run`: the reads of a recover, no write to the cloud or the journal."""
+    vm = cloud.boot("vm1")
+    run_id = "deadbeef0002"
+    journal.start_run(run_id, "migrate", server_id=vm.id, server_name="vm1", source="compute1",
+                      dest="compute2", mode="live", strategy="isolate")
+    e = journal.intent(run_id, "service.disable", "compute1", service_id="svc-compute1")
+    cloud.disable_service(cloud.services["compute1"], tagged_reason(run_id, None))
+    journal.done(e)
+    cloud.disable_service(cloud.services["compute3"], tagged_reason("0123456789ab", None))  # a lost run
+    with journal._connect() as db:
+        db.execute("UPDATE runs SET pid=? WHERE id=?", (2 ** 22 + 12345, run_id))
+    before_events = len(journal.events(run_id))
+    cloud.calls.clear()
+    reports = recovery.recover(cloud, journal, dry_run=True)
+    writes = [c for c in cloud.calls if not c[0].startswith(("get_", "list_", "find_", "server_fault"))]
+    assert writes == [], writes
+    assert not cloud.services["compute1"].enabled and not cloud.services["compute3"].enabled
+    assert journal.get_run(run_id)["status"] == "running" and len(journal.events(run_id)) == before_events
+    assert reports[0]["services_enabled"] == ["compute1"]
+    assert "would re-enable compute1" in reports[0]["summary"]
+    assert "dry run: nothing changed" in reports[0]["summary"]
+    assert "compute3" in reports[1]["summary"] and "--break-lock" in reports[1]["summary"]
+    [lock] = recovery.recover(cloud, journal, "0123456789ab", break_lock=True, dry_run=True)
+    assert "would re-enable compute3" in lock["summary"] and not cloud.services["compute3"].enabled
+    assert [r["id"] for r in journal.runs()] == [run_id], "no run of its own either"
+    # the real recover then does what the dry run listed
+    assert recovery.recover(cloud, journal)[0]["services_enabled"] == ["compute1"]
+
+
 # ---------------------------------------------------------------------------- failures and timeouts
 
 def test_live_rollback_is_reported_as_failure(cloud, journal):

@@ -190,6 +190,9 @@ def test_recover_options_and_break_lock_needs_run(monkeypatch):
     code, out, _ = run_command(ops.Recover, ["--run", "r1", "--no-confirm", "--break-lock",
                                              "-f", "value", "-c", "Summary"])
     assert code == 0 and out.strip() == "re-enabled c2"
-    assert recover.calls[0][1] == dict(run_id="r1", confirm=False, break_lock=True, cloud=SPEC)
+    assert recover.calls[0][1] == dict(run_id="r1", confirm=False, break_lock=True, dry_run=False,
+                                       cloud=SPEC)
+    code, _, _ = run_command(ops.Recover, ["--dry-run"])
+    assert code == 0 and recover.calls[1][1]["dry_run"] is True
     code, _, err = run_command(ops.Recover, ["--break-lock"])
     assert code == errors.EXIT_USAGE and "--break-lock needs --run" in err

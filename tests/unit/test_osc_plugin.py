@@ -298,7 +298,7 @@ def test_already_there_is_an_error_like_novamove_migrate(monkeypatch):
         summary="vm1 is already on compute1 and has a status of ACTIVE")))
     code, out, err = run_command(v1.MoveServer, ["web1", "--to", "compute1"])
     assert code == errors.EXIT_PRECONDITION and out == ""
-    assert err == "vm1 is already on compute1, status ACTIVE\n"
+    assert err == "vm1 is already on compute1, status ACTIVE (--if-needed: exit 0)\n"
 
 
 def test_dry_run_says_would_move(monkeypatch):
@@ -391,3 +391,72 @@ def test_undrain_passes_move_back(monkeypatch):
     assert undrain.calls[0][1]["move_back"] is True and undrain.calls[0][1]["cloud"] is SPEC
     monkeypatch.setattr(api, "undrain", Calls(raises=errors.NotFound("no compute host 'nope'")))
     assert run_command(v1.UndrainComputeHost, ["nope"])[0] == errors.EXIT_NOT_FOUND
+
+
+# ------------------------------------------------------------------ in step with `novamove VERB`
+
+# cliff supplies the formatter options per kind of command (--sort-column on lists, --prefix on
+# one object); --quiet is OSC's root `openstack -q` (progress goes to the log there anyway).
+NOT_PER_COMMAND = {"--quiet", "--sort-column", "--sort-ascending", "--sort-descending", "--prefix",
+                   "--noindent", "--format", "--column"}
+
+
+def _verb_options(path):
+    import click
+    from novamove.cli import main
+    cmd = main
+    for name in path:
+        cmd = cmd.commands[name]
+    return {o for p in cmd.params if isinstance(p, click.Option) and not getattr(p, "_novamove_global", False)
+            for o in p.opts + p.secondary_opts if o.startswith("--")}
+
+
+def _plugin_options(cls):
+    app = SimpleNamespace(client_manager=None, stdout=io.StringIO(), stderr=io.StringIO(),
+                          options=SimpleNamespace(debug=False, verbose_level=1))
+    return {o for a in cls(app, None).get_parser("openstack test")._actions for o in a.option_strings}
+
+
+@pytest.mark.parametrize("verb,command", [
+    ("migrate", "MoveServer"), ("wait", "WaitServerMigration"), ("drain", "DrainComputeHost"),
+    ("undrain", "UndrainComputeHost"), ("back", "BackServerMove"), ("confirm", "ConfirmServerMove"),
+    ("revert", "RevertServerMove"), ("abort", "AbortServerMove"),
+    ("force-complete", "ForceCompleteServerMove"), ("evacuate", "EvacuateComputeHost"),
+    ("unfence", "UnfenceComputeHost"), ("maintain", "MaintainComputeHosts"),
+    ("campaign status", "CampaignStatus"), ("campaign stop", "CampaignStop"), ("history", "History"),
+    ("recover", "Recover")])
+def test_every_option_of_a_verb_is_an_option_of_its_plugin_command(verb, command):
+    from novamove.osc import ops
+    cls = getattr(v1, command, None) or getattr(ops, command)
+    missing = _verb_options(verb.split()) - _plugin_options(cls) - NOT_PER_COMMAND
+    assert not missing, f"`openstack` lacks {sorted(missing)} of `novamove {verb}`"
+
+
+def test_osc_s_own_words_host_and_live_migration():
+    args = parse(v1.MoveServer, ["web1", "--host", "c2", "--live-migration"])
+    assert (args.host, args.mode) == ("c2", "live")
+    assert parse(v1.DrainComputeHost, ["c1", "--live-migration"]).mode == "live"
+    assert parse(v1.DrainComputeHost, ["c1", "--mode", "cold"]).mode == "cold"
+    assert parse(v1.DrainComputeHost, ["c1"]).mode == "auto"
+    with pytest.raises(SystemExit):
+        parse(v1.DrainComputeHost, ["c1", "--mode", "cold", "--live"])
+    args = parse(v1.MoveServer, ["web1", "--to", "c2", "--confirm", "--schedule-timeout", "5"])
+    assert (args.confirm, args.schedule_timeout, args.if_needed) == (True, 5.0, False)
+    assert parse(v1.WaitServerMigration, ["web1", "--no-confirm"]).confirm is False
+
+
+def test_if_needed_makes_already_there_exit_0(monkeypatch):
+    monkeypatch.setattr(api, "migrate", Calls(result(changed=False, dest="compute1")))
+    code, _, err = run_command(v1.MoveServer, ["web1", "--to", "compute1"])
+    assert code == errors.EXIT_PRECONDITION and "--if-needed" in err
+    code, out, err = run_command(v1.MoveServer, ["web1", "--to", "compute1", "--if-needed", "-f", "value",
+                                                 "-c", "Result"])
+    assert code == 0 and out.strip() == "unchanged"
+
+
+def test_drain_passes_on_interrupt_and_poll_interval(monkeypatch):
+    drain = Calls(FakeReport())
+    monkeypatch.setattr(api, "drain", drain)
+    run_command(v1.DrainComputeHost, ["c1", "--on-interrupt", "abort", "--poll-interval", "2", "--mode", "live"])
+    kw = drain.calls[0][1]
+    assert (kw["on_interrupt"], kw["poll_interval"], kw["mode"]) == ("abort", 2.0, "live")
