@@ -375,3 +375,31 @@ def utcnow_iso() -> str:
 
 
 __all__ += ["maintain", "campaign_status", "compute_service_up", "utcnow_iso"]
+
+
+# ------------------------------------------------------------------------------ doctor
+
+def doctor(*, hosts=(), servers=(), older_than: Optional[float] = None, fix: bool = False,
+           fix_classes=None, cloud=None, journal_path=None, heartbeat_gap: Optional[float] = None,
+           repair_timeout: float = 180.0, poll_interval: float = 2.0,
+           progress: Optional[Callable[[str], None]] = None, **connection: Any):
+    """Find the drift failed or interrupted migrations left behind (novamove.engine.doctor),
+    through Nova's and Placement's APIs alone; with `fix` (or `fix_classes`, a list of class
+    names), repair what is repairable: with no class the safe ones only (docs/doctor.md).
+
+    Returns a DoctorReport: `findings` (each `.to_dict()` has the stable keys of `-f json`),
+    `repairs`, `left` (the scan after the repairs), `stats` (requests per read), `exit_code`
+    (0 clean, 10 findings left, 1 a repair did not take). Bad input (an unknown class, a
+    negative `older_than`, an unknown host or server) raises before anything is changed."""
+    from novamove.engine import doctor as engine
+    opts = engine.Options(older_than=engine.DEFAULT_OLDER_THAN if older_than is None else older_than,
+                          hosts=frozenset([hosts] if isinstance(hosts, str) else hosts),
+                          servers=frozenset([servers] if isinstance(servers, str) else servers))
+    classes = engine.run.check_classes(fix_classes)        # one-line error before connecting
+    with _connected(cloud, **connection) as c:
+        return engine.doctor(c, _journal(journal_path), opts, fix=fix, fix_classes=classes,
+                             heartbeat_gap=heartbeat_gap, repair_timeout=repair_timeout,
+                             poll_interval=poll_interval, progress=progress)
+
+
+__all__ += ["doctor"]

@@ -106,3 +106,7 @@ EXIT_ALREADY_THERE = 9
 
 class AlreadyThere(PreconditionFailed):
     exit_code = EXIT_ALREADY_THERE
+
+
+# `novamove doctor` found drift it did not (or could not) repair: the findings are listed.
+EXIT_FINDINGS = 10

@@ -855,3 +855,54 @@ class CampaignView:
             extra = f" {now - o.hook_t0:.0f} s" if o.phase == "hook" and o.hook_t0 else ""
             parts.append(f"{o.host}: {o.phase}{extra}")
         self._progress.update(self._inflight_task, description="in flight: " + (", ".join(parts) or "none"))
+
+
+# ------------------------------------------------------------------------------ doctor
+
+DOCTOR_COLUMNS = ("class", "server_id", "host", "level", "repairable", "safe", "detail", "fix", "evidence",
+                  "repair", "repair_detail", "left")
+DOCTOR_TABLE = ("class", "server_id", "host", "detail", "fix")
+DOCTOR_FIX_TABLE = ("class", "server_id", "host", "detail", "repair", "repair_detail")
+_DOCTOR_STYLE = {"repair": {"fixed": "green", "failed": "red", "skipped": "yellow"}}
+
+
+def doctor_rows(report) -> list[dict]:
+    """One row per finding (Finding.to_dict(), docs/doctor.md), plus, after --fix, what its
+    repair did (`repair`: fixed | failed | skipped | null) and whether the scan after it still
+    finds it (`left`)."""
+    rows = []
+    for f in report.findings:
+        row = f.to_dict()
+        target = f.evidence.get("consumer") or f.server_id or f.host
+        rep = next((r for r in report.repairs if r.klass == f.klass and r.target == target), None)
+        if report.fix:
+            row["repair"] = rep.outcome if rep else None
+            row["repair_detail"] = (rep.detail if rep else
+                                    "not repaired: " + ("not repairable through the APIs" if not f.repairable else
+                                                        "not a safe class: name it (--fix CLASS)"))
+            row["repair_action"] = rep.action if rep else None
+            row["one_way"] = rep.one_way if rep else None
+            row["undo"] = rep.undo if rep else None
+            row["request_id"] = rep.request_id if rep else None
+            left = report.left if report.left is not None else report.findings
+            row["left"] = any(g.klass == f.klass and (g.evidence.get("consumer") or g.server_id or g.host) == target
+                              for g in left)
+        rows.append(row)
+    return rows
+
+
+def print_doctor(report, fmt: Any = "table") -> None:
+    """The findings (and repairs) of a `novamove doctor`, then its summary (table only; the
+    request count and the scan's time on stderr)."""
+    out = as_output(fmt)
+    rows = doctor_rows(report)
+    print_rows(rows, DOCTOR_FIX_TABLE if report.fix else DOCTOR_TABLE, out, empty="no drift found",
+               styles=_DOCTOR_STYLE)
+    if out.fmt == "table":
+        stats = report.stats
+        extra = [f"run {report.run_id}" if report.run_id else None,
+                 f"scan: {stats.total} API requests "
+                 f"({', '.join(f'{k} {v}' for k, v in stats.requests.items() if v)}), {stats.seconds:.1f} s",
+                 f"scan after the repairs: {report.stats_after.total} requests" if report.stats_after else None]
+        print("; ".join(e for e in extra if e), file=sys.stderr)
+        print(report.summary)

@@ -32,6 +32,7 @@ Exit codes:
   7    gave up waiting (--timeout)
   8    a drain ended with servers still on the host
   9    already on the target: nothing to do (--if-needed makes it 0)
+  10   doctor: drift found and left (not repaired, or not repairable)
   130  interrupted (Ctrl-C)
 """
 
@@ -370,3 +371,4 @@ from novamove.cli import drain as _drain  # noqa: E402,F401
 from novamove.cli import hosts as _hosts  # noqa: E402,F401
 from novamove.cli import evacuate as _evacuate  # noqa: E402,F401
 from novamove.cli import maintain as _maintain  # noqa: E402,F401
+from novamove.cli import doctor as _doctor  # noqa: E402,F401

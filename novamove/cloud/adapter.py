@@ -896,6 +896,32 @@ class Cloud(DoctorReads):
                 return action["message"]
         return self.get_server(server_id).fault
 
+    # ------------------------------------------------------------------ doctor's repairs
+
+    def delete_consumer_allocations(self, consumer: str, generation: Optional[int], *,
+                                    project_id: Optional[str], user_id: Optional[str]) -> None:
+        """Remove every allocation of one consumer, only if its generation is still
+        `generation` (PUT /allocations/{consumer} with no allocations, placement 1.28+): a
+        concurrent change of the consumer wins, with a 409 (PreconditionFailed, "conflict")."""
+        from novamove.cloud.doctor_reads import PMV_CONSUMER_GEN
+        if self._placement_pick(PMV_CONSUMER_GEN) != PMV_CONSUMER_GEN:
+            raise errors.PreconditionFailed(
+                f"deleting allocations guarded by the consumer generation needs placement {PMV_CONSUMER_GEN}; "
+                "this cloud's placement is older: `openstack resource provider allocation delete "
+                f"{consumer}` deletes them unguarded")
+        self._request("placement", "PUT", f"/allocations/{consumer}", microversion=PMV_CONSUMER_GEN,
+                      json={"allocations": {}, "consumer_generation": generation,
+                            "project_id": project_id, "user_id": user_id},
+                      what=f"delete allocations of consumer {consumer}")
+
+    def reset_server_state(self, server_id: str, state: str) -> None:
+        """os-resetState: vm_state `state` (active or error) and no task state; the power state
+        and the host are not touched."""
+        if state not in ("active", "error"):
+            raise errors.UsageError(f"os-resetState knows active and error, not {state!r}")
+        self._compute("POST", f"/servers/{server_id}/action", json={"os-resetState": {"state": state}},
+                      microversion="2.1", what=f"reset state of server {server_id}")
+
 
 # ---------------------------------------------------------------------- helpers
 

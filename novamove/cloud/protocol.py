@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Optional, Protocol
 
-from novamove.model import Host, Migration, ResourceProvider, Resources, Server, ServerGroup, ServerState, Service
+from novamove.model import ConsumerAllocations, Host, Migration, ResourceProvider, Resources, Server, ServerGroup, ServerState, Service
 
 
 class CloudAPI(Protocol):
@@ -109,3 +109,11 @@ class CloudAPI(Protocol):
     def list_resource_providers(self) -> list[ResourceProvider]: ...
 
     def provider_allocations(self, provider_uuid: str) -> dict[str, dict[str, float]]: ...
+
+    def consumer_allocations(self, consumer: str) -> ConsumerAllocations: ...
+
+    # ------------------------------------------------------------------ doctor's repairs
+    def delete_consumer_allocations(self, consumer: str, generation: Optional[int], *,
+                                    project_id: Optional[str], user_id: Optional[str]) -> None: ...
+
+    def reset_server_state(self, server_id: str, state: str) -> None: ...

@@ -25,6 +25,7 @@ VERB_EVACUATE = "evacuate"
 VERB_UNFENCE = "unfence"
 VERB_RECOVER = "recover"
 VERB_WAIT = "wait"
+VERB_DOCTOR = "doctor"
 
 # ---------------------------------------------------------------- single moves and services
 SERVICE_DISABLE = "service.disable"           # an isolation window's disable (intent/done)
@@ -73,6 +74,16 @@ EVACUATE_DISABLE = "evacuate.disable"         # service disabled with our tag
 EVACUATE_SERVER = "evacuate.server"           # one server's evacuate POST
 UNFENCE_FORCE_UP = "unfence.force-up"         # service forced_down=false
 UNFENCE_ENABLE = "unfence.enable"             # service enabled (only with our tag on it)
+
+# ---------------------------------------------------------------- doctor --fix (engine/doctor/repair.py)
+# (The scan's reads are NOVAMOVE_FAULT kinds doctor.services, doctor.allocations, ...: see
+# engine/doctor/scan.py; the repairs' kinds below are distinct from them.)
+DOCTOR_CONFIRM = "doctor.confirm"                 # confirm a forgotten VERIFY_RESIZE (one-way)
+DOCTOR_DELETE_ALLOCATIONS = "doctor.delete-allocations"   # a consumer's allocations, with its generation
+DOCTOR_ENABLE = "doctor.enable"                   # a compute a dead novamove run left disabled
+DOCTOR_FORCE_UP = "doctor.force-up"               # forced_down cleared (novamove had set it)
+DOCTOR_RESET_STATE = "doctor.reset-state"         # os-resetState active: a stuck task state (one-way)
+DOCTOR_KINDS = (DOCTOR_CONFIRM, DOCTOR_DELETE_ALLOCATIONS, DOCTOR_ENABLE, DOCTOR_FORCE_UP, DOCTOR_RESET_STATE)
 
 # ---------------------------------------------------------------- step outcomes (reports)
 MOVED = "moved"

@@ -27,7 +27,8 @@ from datetime import datetime, timedelta, timezone
 
 from novamove import errors
 from novamove.engine.campaign.intents import INTENT_KEY
-from novamove.model import Flavor, Host, Migration, Resources, Server, ServerGroup, Service
+from novamove.model import (ConsumerAllocations, Flavor, Host, Migration, ResourceProvider, Resources, Server,
+                            ServerGroup, ServerState, Service)
 
 SMALL = Flavor("small", vcpus=1, ram=512, disk=1)
 ENDED = ("completed", "confirmed", "error", "cancelled", "reverted")
@@ -71,6 +72,10 @@ class FakeNova:
         self.last_report = {h: self.now - timedelta(hours=1) for h in hosts}
         self.silent: set[str] = set()
         self.alive: set[str] = set()
+        self.placement: dict[str, dict] = {}       # doctor: consumer -> allocations (see below)
+        self.updated: dict[str, str] = {}          # doctor: server -> Nova's `updated`
+        self.bump_on_delete: set[str] = set()
+        self.tick_on_get = False                   # get_server advances the migrations (doctor's read-backs)
 
     requests = type("R", (), {"count": 0})()
     cloud_name = "fake"
@@ -81,6 +86,7 @@ class FakeNova:
                                    hypervisor_hostname=f"{host}.fake", flavor=flavor, task_state=task,
                                    server_groups=tuple(groups), zone="nova")
         self.tags[sid] = set(tags)
+        self.allocate(sid, host, {"VCPU": flavor.vcpus, "MEMORY_MB": flavor.ram, "DISK_GB": flavor.disk})
 
     def tag(self, sid, intent):
         """The campaign intent tag on a server (as Server.tags shows it)."""
@@ -207,6 +213,8 @@ class FakeNova:
 
     def get_server(self, server_id):
         self._maybe_fail("get_server")
+        if self.tick_on_get:
+            self._tick_migrations()
         if server_id not in self.servers:
             raise errors.NotFound(f"server {server_id}: not found")
         return self.servers[server_id]
@@ -237,6 +245,14 @@ class FakeNova:
         self.migrations.append({"id": str(next(self.ids)), "server": sid, "source": s.host, "dest": host,
                                 "kind": kind, "step": 0, "status": "accepted", "orig_status": s.status})
         self.servers[sid] = s.replace(task_state="migrating", status="MIGRATING" if kind == "live" else "RESIZE")
+        # Placement as Nova does it: the migration's consumer takes the source, the server the dest.
+        held = self.placement.get(sid)
+        if held is not None:
+            mid = self.migrations[-1]["id"]
+            self.placement[f"mig-{mid}"] = {"alloc": dict(held["alloc"]), "gen": 1, "project": held["project"],
+                                            "user": held["user"]}
+            held["alloc"] = {f"rp-{host}": dict(next(iter(held["alloc"].values()), {}))}
+            held["gen"] += 1
 
     def live_migrate_server(self, server_id, host=None):
         self._maybe_fail("live_migrate_server")
@@ -282,10 +298,12 @@ class FakeNova:
             m["flicker"] = False
             if st == "confirming":
                 m["status"] = "confirmed"
+                self._placement_end(m, back=False)
                 self.servers[sid] = self.servers[sid].replace(status=m["orig_status"], task_state=None)
                 continue
             if st == "reverting":
                 m["status"] = "reverted"
+                self._placement_end(m, back=True)
                 self.servers[sid] = self.servers[sid].replace(status=m["orig_status"], task_state=None,
                                                               host=m["source"])
                 continue
@@ -295,6 +313,7 @@ class FakeNova:
             m["step"] += 1
             if (sid in self.fail_servers or m["dest"] in self.refuse.get(sid, ())) and m["step"] == 2:
                 m["status"] = "error"
+                self._placement_end(m, back=True)
                 self.servers[sid] = self.servers[sid].replace(status=m["orig_status"], task_state=None)
                 continue
             if sid in self.flicker_servers and m["step"] == 2 and "flickered" not in m:
@@ -302,6 +321,7 @@ class FakeNova:
                 continue                    # the server keeps its task state: the move goes on
             m["status"] = steps[min(m["step"], len(steps) - 1)]
             if m["status"] == "completed":
+                self._placement_end(m, back=False)
                 host = m["source"] if sid in self.lie_servers else m["dest"]
                 self.servers[sid] = self.servers[sid].replace(host=host, task_state=None, status=m["orig_status"])
             elif m["status"] == "finished":
@@ -315,6 +335,14 @@ class FakeNova:
                 counts[m[key]] = counts.get(m[key], 0) + 1
             for h, n in counts.items():
                 seen[h] = max(seen.get(h, 0), n)
+
+    def _placement_end(self, m, back: bool):
+        """A migration ended: its consumer's allocations go; reverted or failed, the server's
+        allocation returns to the source."""
+        mig = self.placement.pop(f"mig-{m['id']}", None)
+        held = self.placement.get(m["server"])
+        if back and mig is not None and held is not None:
+            held["alloc"], held["gen"] = mig["alloc"], held["gen"] + 1
 
     def _migration(self, m):
         return Migration(id=m["id"], server_id=m["server"], source_host=m["source"], dest_host=m["dest"],
@@ -395,15 +423,67 @@ class FakeNova:
     def evacuation_fault(self, server_id, since=None):
         return "RescheduledException: late group check failed"
 
-    # ------------------------------------------------------------------ doctor's reads (not modelled)
+    # ------------------------------------------------------------------ doctor's reads and repairs
+    # Placement as {consumer: {"alloc": {rp: resources}, "gen": n, "project", "user"}}: add()
+    # allocates each server on its host's provider (rp-HOST, named HOST.fake); tests arrange
+    # the rest (a migration's consumer is mig-ID). `updated` / migrations' "updated": Nova's
+    # timestamps (two hours ago unless a test says). `bump_on_delete`: consumers a concurrent
+    # writer changes between the doctor's read and its delete (the delete gets a 409).
+    OLD = "2026-01-01T00:00:00Z"
+
+    def allocate(self, consumer, host, resources=None, project="p1", user="u1"):
+        rec = self.placement.setdefault(consumer, {"alloc": {}, "gen": 0, "project": project, "user": user})
+        rec["alloc"][f"rp-{host}"] = dict(resources or {"VCPU": 1, "MEMORY_MB": 512, "DISK_GB": 1})
+        rec["gen"] += 1
+
+    def _old(self):
+        return (self.now - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
     def list_all_servers(self):
-        raise NotImplementedError("the fake Nova does not model doctor's reads")
+        self._maybe_fail("list_all_servers")
+        return [ServerState(id=s.id, name=s.name, status=s.status, host=s.host, node=s.hypervisor_hostname,
+                            vm_state=s.vm_state or ("stopped" if s.status == "SHUTOFF" else "active"),
+                            task_state=s.task_state, power_state=s.power_state if s.power_state is not None
+                            else (4 if s.status == "SHUTOFF" else 1),
+                            updated=self.updated.get(s.id) or self._old())
+                for s in self.servers.values()]
 
     def list_all_migrations(self):
-        raise NotImplementedError("the fake Nova does not model doctor's reads")
+        self._maybe_fail("list_all_migrations")
+        return [dataclasses.replace(self._migration(m), uuid=f"mig-{m['id']}",
+                                    created_at=m.get("created") or self._old(),
+                                    updated_at=m.get("updated") or self._old())
+                for m in reversed(self.migrations)]
 
     def list_resource_providers(self):
-        raise NotImplementedError("the fake Nova does not model doctor's reads")
+        self._maybe_fail("list_resource_providers")
+        return [ResourceProvider(f"rp-{h}", f"{h}.fake", 1, f"rp-{h}") for h in self.services]
 
     def provider_allocations(self, provider_uuid):
-        raise NotImplementedError("the fake Nova does not model doctor's reads")
+        self._maybe_fail("provider_allocations")
+        return {c: dict(r["alloc"][provider_uuid]) for c, r in self.placement.items() if provider_uuid in r["alloc"]}
+
+    def consumer_allocations(self, consumer):
+        self._maybe_fail("consumer_allocations")
+        r = self.placement.get(consumer)
+        if r is None or not r["alloc"]:
+            return ConsumerAllocations(consumer, {}, None)
+        return ConsumerAllocations(consumer, {rp: dict(x) for rp, x in r["alloc"].items()}, r["gen"],
+                                   r["project"], r["user"])
+
+    def delete_consumer_allocations(self, consumer, generation, *, project_id, user_id):
+        self._maybe_fail("delete_consumer_allocations")
+        r = self.placement.get(consumer)
+        if consumer in self.bump_on_delete and r is not None:
+            r["gen"] += 1
+        if r is None or r["gen"] != generation:
+            raise errors.PreconditionFailed(f"delete allocations of consumer {consumer}: conflict (409): "
+                                            "consumer generation conflict")
+        r["alloc"], r["gen"] = {}, r["gen"] + 1
+
+    def reset_server_state(self, server_id, state):
+        self._maybe_fail("reset_server_state")
+        s = self.servers[server_id]
+        self.actions.append(("reset-state", server_id))
+        self.servers[server_id] = s.replace(vm_state=state, task_state=None,
+                                            status="ACTIVE" if state == "active" else "ERROR")

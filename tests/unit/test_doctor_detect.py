@@ -43,6 +43,7 @@ class World:
         self.migrations: list[Migration] = []
         self.rechecked: dict = {}
         self.runs: dict = {}
+        self.forced_by_us: frozenset = frozenset()
 
     def server(self, sid: str, host: str = "c0", *, alloc: bool = True, updated: float | None = 2 * HOUR,
                **kw) -> ServerState:
@@ -77,7 +78,7 @@ class World:
         return Snapshot(now=NOW, servers=list(self.servers), migrations=list(self.migrations),
                         services=list(self.services), hypervisors=self.hypervisors, providers=list(self.providers),
                         allocations=self.allocations, services_again=self.services_again,
-                        rechecked=self.rechecked, runs=self.runs)
+                        rechecked=self.rechecked, runs=self.runs, forced_by_us=self.forced_by_us)
 
     def findings(self, **opts) -> list[Finding]:
         return detect(self.snap(), Options(**opts))
@@ -334,6 +335,10 @@ def test_forced_down_while_reporting_needs_two_reads():
                                                          updated_at=nova_ago(8)) for s in w.services]
     f = one(w.findings(), "compute-forced-down-reporting")
     assert f.host == "c1" and f.evidence["updated_at"] == [nova_ago(40), nova_ago(8)]
+    assert not f.repairable                     # nobody here forced it down: not novamove's to clear
+    w.forced_by_us = frozenset({"c1"})
+    assert one(w.findings(), "compute-forced-down-reporting").repairable
+    w.forced_by_us = frozenset()
     assert "compute-down-holding-servers" not in classes(w.findings())
     w.services_again = list(w.services)                                             # it stopped
     assert classes(w.findings()) == ["compute-down-holding-servers"]
@@ -366,7 +371,8 @@ def test_an_isolation_window_left_by_a_run_that_is_over():
     w = healthy_world()
     disabled(w, "c1", tags.tagged_reason("aaaaaaaaaaaa", None))
     f = one(w.findings(), "compute-isolation-left")
-    assert f.repairable and not f.safe and "another machine" in f.fix        # run unknown here
+    # run unknown here: it may be at work on another machine; recover --break-lock is the way
+    assert not f.repairable and not f.safe and "--break-lock" in f.fix
     w.runs["aaaaaaaaaaaa"] = "dead"
     f = one(w.findings(), "compute-isolation-left")
     assert f.safe and f.fix == "openstack compute service set --enable c1 nova-compute"
@@ -380,7 +386,8 @@ def test_drain_tags_live_dead_failed_and_finished():
     assert w.findings() == []                                                   # a drain at work
     disabled(w, "c1", tags.drain_reason("bbbbbbbbbbbb", "kernel", NOW - timedelta(seconds=600)))
     f = one(w.findings(), "compute-tag-dead-run")
-    assert not f.repairable and "novamove undrain c1" in f.fix
+    # a dead run's tag: re-enabled only when the class is named (it ends that drain)
+    assert f.repairable and not f.safe and "novamove undrain c1" in f.fix
     w.runs["bbbbbbbbbbbb"] = "alive"                                            # late renewing, but at work
     assert w.findings() == []
     del w.runs["bbbbbbbbbbbb"]
@@ -474,7 +481,7 @@ def test_a_bad_threshold_is_a_usage_error(bad):
 def test_the_class_registry():
     assert safe_classes() == ["migration-allocation-leaked", "compute-isolation-left"]
     assert unknown_classes(["task-state-stuck", "nope"]) == ["nope"]
-    assert all(c.explain and c.repair in ("safe", "one-way", "operator", "none") for c in CLASSES.values())
+    assert all(c.explain and c.repair in ("safe", "one-way", "named", "operator", "none") for c in CLASSES.values())
     with pytest.raises(ValueError):
         Finding("no-such-class", "d", "f")
     with pytest.raises(ValueError):

@@ -300,13 +300,19 @@ def check_computes(ix: Index) -> Iterator[Finding]:
         moved = reporting(svc.host, svc.updated_at, ix)
         forced = svc.forced_down and (again is None or again.forced_down)
         if forced and moved:
+            # Cleared by --fix only where novamove set it (unfence's rule): someone else's flag
+            # (an operator, a fencing agent) is theirs to clear.
+            ours = svc.host in ix.snap.forced_by_us
             yield finding(
                 "compute-forced-down-reporting",
                 f"{svc.host} is forced down but its nova-compute still reports "
                 f"(updated_at {svc.updated_at} -> {again.updated_at})",
                 f"{svc.host} is not fenced: power it off (or stop nova-compute) before evacuating it, or if "
-                f"it is healthy clear the flag: openstack compute service set --up {svc.host} nova-compute",
-                host=svc.host, evidence={"updated_at": [svc.updated_at, again.updated_at], "forced_down": True})
+                f"it is healthy clear the flag: openstack compute service set --up {svc.host} nova-compute"
+                + ("" if ours else " (novamove did not force it down: whoever did clears it)"),
+                host=svc.host, repairable=ours,
+                evidence={"updated_at": [svc.updated_at, again.updated_at], "forced_down": True,
+                          "forced_down_by_novamove": ours})
             continue
         held = ix.servers_on.get(svc.host, 0)
         if svc.enabled and (forced or svc.state == "down") and held and moved is not True:
@@ -338,9 +344,10 @@ def tag_verdict(host: str, reason: Optional[str], ix: Index) -> Optional[Finding
         return finding("compute-isolation-left",
                        f"{host} is disabled by the isolation window of novamove run {run} "
                        f"({'which is over' if known else 'not in this machine journal'})",
-                       f"openstack compute service set --enable {host} nova-compute"
-                       + ("" if known else f" (only if run {run} is not at work on another machine)"),
-                       host=host, safe=known, evidence=evidence)
+                       f"openstack compute service set --enable {host} nova-compute" if known else
+                       f"where run {run} ran: novamove recover; if that machine is gone: "
+                       f"novamove recover --run {run} --break-lock",
+                       host=host, repairable=known, safe=known, evidence=evidence)
     if state == RUN_ALIVE:
         return None                    # the run is at work here
     what = "drain" if tags.is_drain_tag(reason) else "evacuation"

@@ -8,6 +8,8 @@ Every class has a stable name, a one-line explanation and what its repair is:
               allocations, guarded by Placement's consumer generation)
     one-way   a repair through the public APIs that cannot be undone, or changes a tenant's
               server: only made when its class is named (`--fix verify-resize-forgotten`)
+    named     a repair through the public APIs that ends what a novamove run (dead, failed, or
+              whose process is gone) meant to do: only made when its class is named
     operator  needs the database or the hypervisor: reported with the command an operator
               would run, never "fixed"
     none      information only (a finished drain's host: the operator's intent)
@@ -20,9 +22,10 @@ from typing import Any, Optional
 
 SAFE = "safe"
 ONE_WAY = "one-way"
+NAMED = "named"
 OPERATOR = "operator"
 NONE = "none"
-REPAIRS = (SAFE, ONE_WAY, OPERATOR, NONE)
+REPAIRS = (SAFE, ONE_WAY, NAMED, OPERATOR, NONE)
 
 DRIFT = "drift"
 INFO = "info"
@@ -65,7 +68,7 @@ _CLASSES = (
                "(a deleted server)", ONE_WAY),
     DriftClass("compute-forced-down-reporting",
                "a compute is forced down while its nova-compute keeps reporting (seen in two reads, "
-               "in Nova's clock): it is not fenced", OPERATOR),
+               "in Nova's clock): it is not fenced", NAMED),
     DriftClass("compute-down-holding-servers",
                "a compute is down and enabled and still holds servers: nobody evacuated it", OPERATOR),
     DriftClass("compute-isolation-left",
@@ -73,7 +76,7 @@ _CLASSES = (
                SAFE),
     DriftClass("compute-tag-dead-run",
                "a compute disabled by a novamove drain or evacuation run that failed or died "
-               "before it finished", OPERATOR),
+               "before it finished", NAMED),
     DriftClass("compute-held",
                "a compute a finished novamove drain or evacuation keeps disabled on purpose (until "
                "undrain/unfence): information, never a fix", NONE),
@@ -128,7 +131,7 @@ def finding(klass: str, detail: str, fix: str, *, repairable: Optional[bool] = N
     """A Finding whose flags default to its class's repair kind (a verdict may lower them:
     e.g. a re-enable is not safe when the run's state is unknown)."""
     kind = CLASSES[klass].repair
-    repairable = kind in (SAFE, ONE_WAY) if repairable is None else repairable
+    repairable = kind in (SAFE, ONE_WAY, NAMED) if repairable is None else repairable
     safe = (kind == SAFE and repairable) if safe is None else safe
     level = INFO if kind == NONE else DRIFT
     return Finding(klass, detail, fix, repairable=repairable, safe=safe, level=level, **rest)

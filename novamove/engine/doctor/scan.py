@@ -122,9 +122,11 @@ def scan(cloud: Any, *, journal: Any = None, heartbeat_gap: float = HEARTBEAT_GA
         services_again = counted("services_again", cloud.list_compute_services)
     run_ids = {tags.reason_run_id(s.disabled_reason) for s in services if not s.enabled}
     runs = run_states(journal, run_ids - {None}) if journal is not None else {}
+    forced = {s.host for s in services if s.forced_down}
+    ours = forced_by_novamove(journal, forced) if journal is not None and forced else frozenset()
     snap = Snapshot(now=_now(cloud), servers=servers, migrations=migrations, services=services,
                     hypervisors=hypervisors, providers=providers, allocations=allocations,
-                    services_again=services_again, rechecked=rechecked, runs=runs)
+                    services_again=services_again, rechecked=rechecked, runs=runs, forced_by_us=ours)
     stats.seconds = clock() - t0
     return snap, stats
 
@@ -175,3 +177,27 @@ def run_states(journal: Any, run_ids: Iterable[str]) -> dict[str, str]:
         else:
             out[run_id] = RUN_FINISHED
     return out
+
+
+FORCED_DOWN = (events.EVACUATE_FORCE_DOWN,)
+FORCED_UP = (events.UNFENCE_FORCE_UP, events.DOCTOR_FORCE_UP)
+
+
+def forced_by_novamove(journal: Any, hosts: Iterable[str]) -> frozenset:
+    """The hosts (of `hosts`) whose forced_down a run of this journal set (or may have: an
+    intent whose answer was lost) after the last time one cleared it: unfence's rule
+    (engine/evacuate/unfence.forced_down_by_us), counting doctor's own clears. A forced_down
+    nobody here set is someone else's (an operator, a fencing agent)."""
+    wanted = set(hosts)
+    ours: dict[str, bool] = {}
+    for r in reversed(journal.runs(limit=100000)):                # oldest first
+        if r["verb"] not in (events.VERB_EVACUATE, events.VERB_UNFENCE, events.VERB_DOCTOR):
+            continue
+        for ev in journal.events(r["id"]):
+            if ev.target not in wanted:
+                continue
+            if ev.kind in FORCED_DOWN and ev.state in ("intent", "done", "failed"):
+                ours[ev.target] = True
+            elif ev.kind in FORCED_UP and ev.state == "done":
+                ours[ev.target] = False
+    return frozenset(h for h, v in ours.items() if v)

@@ -62,6 +62,7 @@ class Snapshot:
     services_again: Optional[Sequence[Service]] = None   # second read (heartbeats), if made
     rechecked: Mapping[str, Mapping] = field(default_factory=dict)  # consumer -> allocations read again
     runs: Mapping[str, str] = field(default_factory=dict)           # run id -> RUN_* (local journal)
+    forced_by_us: frozenset = frozenset()   # forced-down hosts a novamove run of this journal forced down
 
 
 def epoch(ts: Optional[str]) -> Optional[float]:
