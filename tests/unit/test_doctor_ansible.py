@@ -110,3 +110,10 @@ def test_return_docs_name_what_the_module_returns(nova, capsys):
     _, res = run({"fix": ["safe"]}, capsys)
     assert set(res) - {"changed", "invocation"} <= set(doc)
     assert set(doc["findings"]["contains"]) == set(report.DOCTOR_FINDING_KEYS + report.DOCTOR_REPAIR_KEYS)
+
+
+def test_documentation_parses_and_lists_every_option():
+    import yaml
+    doc = yaml.safe_load(cloud_doctor.DOCUMENTATION)
+    assert set(doc["options"]) == set(cloud_doctor.CloudDoctorModule.argument_spec)
+    assert yaml.safe_load(cloud_doctor.EXAMPLES)

@@ -63,9 +63,9 @@ options:
     type: float
   journal:
     description:
-      - The novamove journal (default the library's, C($NOVAMOVE_JOURNAL) or
-        C(~/.local/state/novamove/journal.sqlite)): the repairs are journaled there, and it tells
-        which novamove runs are over.
+      - The novamove journal; the library's default when unset (C($NOVAMOVE_JOURNAL), else the
+        one in the user's state directory). The repairs are journaled there, and it tells which
+        novamove runs are over.
     type: path
 attributes:
   check_mode:
