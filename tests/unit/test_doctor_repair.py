@@ -14,6 +14,7 @@ import pytest
 
 from novamove import errors
 from novamove.engine import events, faults, tags
+from novamove.engine import recover as recovery
 from novamove.engine.doctor import Options, detect, doctor, scan
 from novamove.engine.doctor.repair import FAILED, FIXED, SKIPPED, Repairer
 from novamove.engine.journal import Journal
@@ -434,10 +435,21 @@ def test_killed_at_a_repair_the_next_doctor_tells_the_truth(tmp_path, monkeypatc
         run_doctor(nova, j, *classes)
     monkeypatch.undo()
     monkeypatch.delenv("NOVAMOVE_FAULT", raising=False)
+    faults.reset()
     journal = Journal(path)
     run = next(r for r in journal.runs() if r["verb"] == events.VERB_DOCTOR)
     ev, = doctor_events(journal, run["id"])
     assert ev.state == "intent"                            # the power cut left the intent open
+    # recover: nothing to undo; it names the repair whose outcome was never written and the
+    # command that tells (novamove doctor), marks the run, and changes nothing in the cloud.
+    calls = list(nova.calls)
+    dry, = [r for r in recovery.recover(nova, journal, run["id"], dry_run=True) if r["run_id"] == run["id"]]
+    assert "dry run" in dry["summary"] and journal.get_run(run["id"])["status"] == events.RUN_RUNNING
+    rep, = [r for r in recovery.recover(nova, journal, run["id"]) if r["run_id"] == run["id"]]
+    assert f"the outcome of {kind} {ev.target} was never written" in rep["summary"], rep
+    assert "run `novamove doctor` to see what is left" in rep["summary"]
+    assert journal.get_run(run["id"])["status"] == events.RUN_RECOVERED
+    assert [c for c in nova.calls[len(calls):] if not c.startswith("list_")] == []
     nova.list_migrations_changed_since(None)              # time passes: Nova carries out what it took
     # The next doctor reads the cloud: applied ("after") is clean, not applied is found again.
     rep = run_doctor(nova, journal, *classes, fix=False)
@@ -446,3 +458,12 @@ def test_killed_at_a_repair_the_next_doctor_tells_the_truth(tmp_path, monkeypatc
     else:
         assert [f.klass for f in rep.findings] == [klass] and rep.exit_code == errors.EXIT_FINDINGS
         assert [r.outcome for r in run_doctor(nova, journal, *classes).repairs] == [FIXED]
+
+
+def test_recover_lists_an_interrupted_doctor_without_a_host_to_rerun(journal):
+    nova = FakeNova()
+    journal.start_run("doc1", events.VERB_DOCTOR, mode="fix", strategy="safe")
+    rep, = recovery.recover(nova, journal)
+    assert rep["summary"].startswith("doctor --fix did not finish: nothing to undo")
+    assert "HOST" not in rep["summary"] and "never written" not in rep["summary"]
+    assert journal.get_run("doc1")["status"] == events.RUN_RECOVERED and recovery.recover(nova, journal) == []
