@@ -119,8 +119,12 @@ def test_unfenced_evacuation_runs_a_guest_twice_until_nova_cleans_the_source(min
         # operator clears forced_down
         _bring_back(minicloud)
 
-    # Nova's own cleanup at start-up destroyed the evacuated guest on the source
+    # Nova's own cleanup at start-up destroyed the evacuated guest on the source (its log says
+    # so: a driver that merely forgot its guests would leave the same books and records)
     assert _evacuations(conn, act.id) == ["completed"]
+    log = minicloud.manager.layout.logs / f"{minicloud.manager.compute_component(HOST)}.out"
+    assert [line for line in log.read_text().splitlines() if act.id in line
+            and "Destroying instance as it has been evacuated from this host" in line]
     assert _holders(minicloud, act.id) == {dest: "running"}
     assert conn.compute.get_server(act.id).compute_host == dest
     # the guest that was never evacuated is as Nova has it (init_host stopped or lost nothing)
