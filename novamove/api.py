@@ -166,6 +166,28 @@ def history(*, limit: int = 50, server_id: Optional[str] = None, journal_path=No
     return open_journal(journal_path).runs(limit=limit, server_id=server_id)
 
 
+def run_record(run_id: str, *, journal_path=None) -> dict:
+    """A run as its journal has it, for a report: {"run", "runs" (it and the runs it started:
+    a campaign's drains), "events": {run id: [event dicts]}}. Finished or not."""
+    import dataclasses
+    journal = open_journal(journal_path)
+    run = journal.get_run(run_id)
+    if run is None:
+        raise errors.NotFound(f"no run {run_id!r} (or more than one) in the journal")
+    runs, by_run, todo = [], {}, [run["id"]]
+    while todo:
+        rid = todo.pop(0)
+        if rid in by_run:
+            continue
+        sub = journal.get_run(rid)
+        if sub is None:
+            continue
+        runs.append(sub)
+        by_run[rid] = [dataclasses.asdict(e) for e in journal.events(rid)]
+        todo += [e["data"]["drain_run"] for e in by_run[rid] if isinstance(e["data"].get("drain_run"), str)]
+    return {"run": run, "runs": runs, "events": by_run}
+
+
 # ------------------------------------------------------------------------------ drains
 
 def drain(host, *, cloud=None, journal_path=None, observers: Sequence[Observer] = (), targets=(), mode: str = "auto", order: str = "largest",
@@ -277,7 +299,7 @@ def unfence(host: str, *, cloud=None, journal_path=None, observers: Sequence[Obs
                             poll_interval=poll_interval, step_timeout=timeout, progress=progress)
 
 
-__all__ += ["evacuate", "unfence", "open_journal"]
+__all__ += ["evacuate", "unfence", "open_journal", "run_record"]
 # ------------------------------------------------------------------------------ maintenance campaigns
 
 def maintain(hosts=(), *, cloud=None, journal_path=None, observers: Sequence[Observer] = (), zone: Optional[str] = None,
