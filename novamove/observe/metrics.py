@@ -9,6 +9,7 @@ while the run goes, and at its end; a push goes to the Pushgateway at the same m
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from novamove.engine import events
 
+LOG = logging.getLogger(__name__)
 WRITE_EVERY = 2.0      # seconds between two textfile writes / pushes while a run goes
 JOB = "novamove"
 
@@ -150,11 +152,20 @@ class RunMetrics:
             return
         self._written = now
         if self.textfile:
-            from prometheus_client import write_to_textfile
-            write_to_textfile(self.textfile, self.registry)
+            try:
+                from prometheus_client import write_to_textfile
+                write_to_textfile(self.textfile, self.registry)
+            except Exception as exc:  # noqa: BLE001 -- metrics never fail a run
+                LOG.warning("--metrics-textfile %s: cannot write (%s); no more metrics written there",
+                            self.textfile, exc)
+                self.textfile = None
         if self.push_url:
-            from prometheus_client import push_to_gateway
-            push_to_gateway(self.push_url, job=JOB, registry=self.registry, timeout=5)
+            try:
+                from prometheus_client import push_to_gateway
+                push_to_gateway(self.push_url, job=JOB, registry=self.registry, timeout=5)
+            except Exception as exc:  # noqa: BLE001 -- a Pushgateway gone must not stop the night
+                LOG.warning("--metrics-push %s: push failed (%s); no more pushes this run", self.push_url, exc)
+                self.push_url = None
 
     def flush(self) -> None:
         """The last write, when the command ends (whatever happened to the run)."""

@@ -105,3 +105,19 @@ def test_cli_metrics_textfile(nova, tmp_path):  # noqa: F811
     assert got[("novamove_moves_total", (("kind", "drain.move"), ("result", "done"), ("verb", "drain")))] == 10
     assert got[("novamove_hosts_out_of_service", ())] == 1          # a drain leaves its host disabled
     promtool_check(textfile)
+
+
+def test_grafana_dashboard_uses_only_series_novamove_writes():
+    import json
+    import re
+    from pathlib import Path
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "contrib" / "grafana" /
+                            "novamove-dashboard.json").read_text())
+    written = set()
+    for line in RunMetrics().text().splitlines():
+        if line.startswith("# TYPE "):
+            name, kind = line.split()[2:4]
+            written |= {name + s for s in ("_bucket", "_count", "_sum")} if kind == "histogram" else {name}
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {n for e in exprs for n in re.findall(r"\bnovamove_[a-z_]+", e)}
+    assert used and used <= written, used - written
