@@ -148,3 +148,28 @@ def test_api_takes_observers(nova, tmp_path):  # noqa: F811
                     allow_unmovable=True)
     assert rep.ok
     assert_matches_journal(Journal(tmp_path / "j.sqlite"), lines)
+
+
+def test_evacuation_stream_matches_journal(tmp_path):
+    from novamove.engine.evacuate import evacuate
+    from test_evacuate import failed_host_cloud, fast as evac_fast
+    lines, observer = collect()
+    journal = Journal(tmp_path / "j.sqlite", observers=[observer])
+    evacuate(failed_host_cloud(), "c3", journal=journal, fenced=True, max_parallel=3, **evac_fast())
+    assert_matches_journal(journal, lines)
+    assert any(x["kind"] == "evacuate.server" and x["state"] == "done" for x in lines)
+
+
+def test_isolate_move_stream_matches_journal(tmp_path, monkeypatch):
+    from novamove.engine.single import mover
+    from test_migrate_engine import FakeCloud
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    lines, observer = collect()
+    journal = Journal(tmp_path / "j.sqlite", observers=[observer])
+    cloud = FakeCloud()
+    cloud.boot("vm1")
+    result = mover.move(cloud, journal, "vm1", "compute3", strategy="isolate", poll_interval=0)
+    assert result.ok, result.summary
+    assert_matches_journal(journal, lines)
+    kinds = {x["kind"] for x in lines}
+    assert {"service.disable", "service.enable", "server.migrate"} <= kinds
