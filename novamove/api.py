@@ -18,7 +18,7 @@ novamove.cloud.Cloud to reuse one connection across calls. The older keyword arg
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from novamove import cloud as cloud_adapter
 from novamove.cloud.spec import ConnectionSpec
@@ -26,7 +26,7 @@ from novamove.engine.single import operations
 from novamove.engine import recover as recovery
 from novamove.engine import faults
 from novamove.retry import patient_reads
-from novamove.engine.journal import Journal
+from novamove.engine.journal import Journal, Observer
 from novamove.engine.single.mover import follow, move
 from novamove.engine.single.result import MoveResult, Snapshot
 
@@ -51,20 +51,23 @@ def _connected(cloud=None, **options: Any) -> Iterator[cloud_adapter.Cloud]:
         conn.close()
 
 
-def _journal(journal_path) -> Journal:
-    return journal_path if isinstance(journal_path, Journal) else Journal(journal_path)
+def open_journal(journal_path=None, observers: Sequence[Observer] = ()) -> Journal:
+    """The journal of a call. `observers` (novamove.observe's event stream, metrics; or any
+    callable taking a record dict) see every state change the call writes to it."""
+    journal = journal_path if isinstance(journal_path, Journal) else Journal(journal_path)
+    return journal.observe(*observers)
 
 
 def migrate(server: str, host: str, *, cloud=None, auth=None, region_name=None, interface=None,
             validate_certs=None, mode: str = "auto", strategy: str = "auto", reason: Optional[str] = None,
             confirm: bool = True, wait: bool = True, timeout: float = 600, on_timeout: str = "abort",
-            check_mode: bool = False, journal_path=None,
+            check_mode: bool = False, journal_path=None, observers: Sequence[Observer] = (),
             progress: Optional[Callable[[Snapshot], None]] = None,
             poll_interval: float = 1.0, schedule_timeout: float = 60.0) -> MoveResult:
     """Put `server` (UUID or exact name, any project) on compute `host` (service host or
     hypervisor hostname). See the module docstring for errors vs. results."""
     with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
-        return move(c, _journal(journal_path), server, host, mode=mode, strategy=strategy, reason=reason,
+        return move(c, open_journal(journal_path, observers), server, host, mode=mode, strategy=strategy, reason=reason,
                     confirm=confirm, wait=wait, timeout=timeout, on_timeout=on_timeout,
                     check_mode=check_mode, progress=progress, poll_interval=poll_interval,
                     schedule_timeout=schedule_timeout)
@@ -72,18 +75,18 @@ def migrate(server: str, host: str, *, cloud=None, auth=None, region_name=None, 
 
 def wait(server: str, *, cloud=None, auth=None, region_name=None, interface=None,
          validate_certs=None, confirm: bool = False, timeout: float = 600, on_timeout: str = "leave",
-         journal_path=None, progress: Optional[Callable[[Snapshot], None]] = None,
+         journal_path=None, observers: Sequence[Observer] = (), progress: Optional[Callable[[Snapshot], None]] = None,
          poll_interval: float = 1.0) -> MoveResult:
     """Follow the cold or live migration `server` is in until it ends; judge it like migrate."""
     with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
-        return follow(c, _journal(journal_path), server, confirm=confirm, timeout=timeout,
+        return follow(c, open_journal(journal_path, observers), server, confirm=confirm, timeout=timeout,
                       on_timeout=on_timeout, progress=progress, poll_interval=poll_interval)
 
 
 def back(server: str, *, cloud=None, auth=None, region_name=None, interface=None, validate_certs=None,
-         journal_path=None, **kwargs: Any) -> MoveResult:
+         journal_path=None, observers: Sequence[Observer] = (), **kwargs: Any) -> MoveResult:
     """Move `server` back to where it was before its last novamove move."""
-    journal = _journal(journal_path)
+    journal = open_journal(journal_path, observers)
     with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
         found, source = operations.previous_host(c, journal, server)
         return move(c, journal, found.id, source, verb="back", **kwargs)
@@ -121,9 +124,9 @@ def migrations(*, server=None, host=None, status=None, migration_type=None, clou
 
 
 def _operation(fn, server: str, *, cloud=None, auth=None, region_name=None, interface=None,
-               validate_certs=None, journal_path=None, **kwargs: Any) -> MoveResult:
+               validate_certs=None, journal_path=None, observers: Sequence[Observer] = (), **kwargs: Any) -> MoveResult:
     with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
-        return fn(c, _journal(journal_path), server, **kwargs)
+        return fn(c, open_journal(journal_path, observers), server, **kwargs)
 
 
 def abort(server: str, **kwargs: Any) -> MoveResult:
@@ -147,12 +150,12 @@ def revert(server: str, **kwargs: Any) -> MoveResult:
 
 
 def recover(*, run_id: Optional[str] = None, confirm: bool = True, break_lock: bool = False, cloud=None,
-            auth=None, region_name=None, interface=None, validate_certs=None, journal_path=None,
+            auth=None, region_name=None, interface=None, validate_certs=None, journal_path=None, observers: Sequence[Observer] = (),
             dry_run: bool = False) -> list[dict]:
     """Finish or undo what runs left behind: unfinished runs, finished runs with a change
     unsettled, and computes left disabled with a novamove tag (see novamove.engine.recover).
     `dry_run`: read the journal and the cloud, change neither, and say what would be undone."""
-    journal = _journal(journal_path)
+    journal = open_journal(journal_path, observers)
     with _connected(cloud, auth=auth, region_name=region_name, interface=interface,
                     validate_certs=validate_certs) as c:
         return recovery.recover(c, journal, run_id, confirm=confirm, break_lock=break_lock, dry_run=dry_run)
@@ -160,12 +163,34 @@ def recover(*, run_id: Optional[str] = None, confirm: bool = True, break_lock: b
 
 def history(*, limit: int = 50, server_id: Optional[str] = None, journal_path=None) -> list[dict]:
     """Runs from the local journal, newest first."""
-    return _journal(journal_path).runs(limit=limit, server_id=server_id)
+    return open_journal(journal_path).runs(limit=limit, server_id=server_id)
+
+
+def run_record(run_id: str, *, journal_path=None) -> dict:
+    """A run as its journal has it, for a report: {"run", "runs" (it and the runs it started:
+    a campaign's drains), "events": {run id: [event dicts]}}. Finished or not."""
+    import dataclasses
+    journal = open_journal(journal_path)
+    run = journal.get_run(run_id)
+    if run is None:
+        raise errors.NotFound(f"no run {run_id!r} (or more than one) in the journal")
+    runs, by_run, todo = [], {}, [run["id"]]
+    while todo:
+        rid = todo.pop(0)
+        if rid in by_run:
+            continue
+        sub = journal.get_run(rid)
+        if sub is None:
+            continue
+        runs.append(sub)
+        by_run[rid] = [dataclasses.asdict(e) for e in journal.events(rid)]
+        todo += [e["data"]["drain_run"] for e in by_run[rid] if isinstance(e["data"].get("drain_run"), str)]
+    return {"run": run, "runs": runs, "events": by_run}
 
 
 # ------------------------------------------------------------------------------ drains
 
-def drain(host, *, cloud=None, journal_path=None, targets=(), mode: str = "auto", order: str = "largest",
+def drain(host, *, cloud=None, journal_path=None, observers: Sequence[Observer] = (), targets=(), mode: str = "auto", order: str = "largest",
           reason: Optional[str] = None, max_parallel: int = 4, max_per_host: int = 2,
           dry_run: bool = False, on_interrupt: str = "finish", poll_interval: Optional[float] = None,
           step_timeout: float = 1800.0, allow_unmovable: bool = False,
@@ -179,7 +204,7 @@ def drain(host, *, cloud=None, journal_path=None, targets=(), mode: str = "auto"
     (moved/total, in flight, failed, ETA) for a progress bar."""
     from novamove.engine.batch import drain as engine
     with _connected(cloud, **connection) as c:
-        return engine.drain(c, host, journal=_journal(journal_path), targets=targets, mode=mode,
+        return engine.drain(c, host, journal=open_journal(journal_path, observers), targets=targets, mode=mode,
                             order=order, reason=reason, max_parallel=max_parallel,
                             max_per_host=max_per_host, dry_run=dry_run, on_interrupt=on_interrupt,
                             poll_interval=poll_interval or engine.POLL_INTERVAL,
@@ -187,7 +212,7 @@ def drain(host, *, cloud=None, journal_path=None, targets=(), mode: str = "auto"
                             progress=progress, status=status)
 
 
-def undrain(host: str, *, cloud=None, journal_path=None, move_back: bool = False, max_parallel: int = 4,
+def undrain(host: str, *, cloud=None, journal_path=None, observers: Sequence[Observer] = (), move_back: bool = False, max_parallel: int = 4,
             max_per_host: int = 2, on_interrupt: str = "finish", poll_interval: Optional[float] = None,
             step_timeout: float = 1800.0, dry_run: bool = False,
             progress: Optional[Callable[[str], None]] = None, status: Optional[Callable[[Any], None]] = None,
@@ -195,7 +220,7 @@ def undrain(host: str, *, cloud=None, journal_path=None, move_back: bool = False
     """Re-enable `host` if a novamove drain disabled it; `move_back` returns that drain's servers."""
     from novamove.engine.batch import drain as engine
     with _connected(cloud, **connection) as c:
-        return engine.undrain(c, host, journal=_journal(journal_path), move_back=move_back,
+        return engine.undrain(c, host, journal=open_journal(journal_path, observers), move_back=move_back,
                               max_parallel=max_parallel, max_per_host=max_per_host,
                               on_interrupt=on_interrupt, poll_interval=poll_interval or engine.POLL_INTERVAL,
                               step_timeout=step_timeout, dry_run=dry_run, progress=progress,
@@ -213,7 +238,7 @@ def plan_drain(hosts, *, cloud=None, targets=(), mode: str = "auto", order: str 
                                 max_parallel=max_parallel, max_per_host=max_per_host)
 
 
-def apply_plan(plan, *, cloud=None, journal_path=None, max_parallel: Optional[int] = None,
+def apply_plan(plan, *, cloud=None, journal_path=None, observers: Sequence[Observer] = (), max_parallel: Optional[int] = None,
                max_per_host: Optional[int] = None, on_interrupt: str = "finish",
                poll_interval: Optional[float] = None, step_timeout: float = 1800.0,
                allow_unmovable: bool = False, progress: Optional[Callable[[str], None]] = None,
@@ -223,7 +248,7 @@ def apply_plan(plan, *, cloud=None, journal_path=None, max_parallel: Optional[in
     if not hasattr(plan, "steps"):
         plan = load_plan(plan)
     with _connected(cloud, **connection) as c:
-        return engine.apply_plan(c, plan, journal=_journal(journal_path), max_parallel=max_parallel,
+        return engine.apply_plan(c, plan, journal=open_journal(journal_path, observers), max_parallel=max_parallel,
                                  max_per_host=max_per_host, on_interrupt=on_interrupt,
                                  poll_interval=poll_interval or engine.POLL_INTERVAL,
                                  step_timeout=step_timeout, allow_unmovable=allow_unmovable,
@@ -243,7 +268,7 @@ def save_plan(plan, path) -> None:
 
 # ------------------------------------------------------------------------------ evacuation
 
-def evacuate(host: str, *, cloud=None, journal_path=None, targets=(), fence_cmd: Optional[str] = None,
+def evacuate(host: str, *, cloud=None, journal_path=None, observers: Sequence[Observer] = (), targets=(), fence_cmd: Optional[str] = None,
              fenced: bool = False, power: str = "restore", reason: Optional[str] = None, max_parallel: int = 4,
              max_per_host: int = 2, max_down_percent: float = 50.0, dry_run: bool = False,
              poll_interval: float = 0.5, timeout: float = 1800.0, quiet_period: Optional[float] = None,
@@ -256,28 +281,28 @@ def evacuate(host: str, *, cloud=None, journal_path=None, targets=(), fence_cmd:
     """
     from novamove.engine import evacuate as evac
     with _connected(cloud, **connection) as c:
-        return evac.evacuate(c, host, journal=_journal(journal_path), targets=targets, fence_cmd=fence_cmd,
+        return evac.evacuate(c, host, journal=open_journal(journal_path, observers), targets=targets, fence_cmd=fence_cmd,
                              fenced=fenced, power=power, reason=reason, max_parallel=max_parallel,
                              max_per_host=max_per_host, max_down_percent=max_down_percent, dry_run=dry_run,
                              poll_interval=poll_interval, step_timeout=timeout, progress=progress,
                              quiet_period=quiet_period)
 
 
-def unfence(host: str, *, cloud=None, journal_path=None, move_back: bool = False, wait: float = 90.0,
+def unfence(host: str, *, cloud=None, journal_path=None, observers: Sequence[Observer] = (), move_back: bool = False, wait: float = 90.0,
             dry_run: bool = False, max_parallel: int = 4, max_per_host: int = 2, poll_interval: float = 0.5,
             timeout: float = 1800.0, progress: Optional[Callable[[str], None]] = None, **connection: Any):
     """Put a repaired, evacuated host back in service (see novamove.engine.evacuate.unfence)."""
     from novamove.engine import evacuate as evac
     with _connected(cloud, **connection) as c:
-        return evac.unfence(c, host, journal=_journal(journal_path), move_back=move_back, wait=wait,
+        return evac.unfence(c, host, journal=open_journal(journal_path, observers), move_back=move_back, wait=wait,
                             dry_run=dry_run, max_parallel=max_parallel, max_per_host=max_per_host,
                             poll_interval=poll_interval, step_timeout=timeout, progress=progress)
 
 
-__all__ += ["evacuate", "unfence"]
+__all__ += ["evacuate", "unfence", "open_journal", "run_record"]
 # ------------------------------------------------------------------------------ maintenance campaigns
 
-def maintain(hosts=(), *, cloud=None, journal_path=None, zone: Optional[str] = None,
+def maintain(hosts=(), *, cloud=None, journal_path=None, observers: Sequence[Observer] = (), zone: Optional[str] = None,
              aggregate: Optional[str] = None, all_hosts: bool = False, hook: Optional[str] = None,
              check: Optional[str] = None, max_hosts: int = 1, max_failed_hosts: int = 1, group_budget: int = 1,
              order: str = "fewest", move_back: bool = False, allow_skip: bool = False,
@@ -307,7 +332,7 @@ def maintain(hosts=(), *, cloud=None, journal_path=None, zone: Optional[str] = N
                              reason=reason, gate=gate)
     options.validate()          # bad numbers: one-line error before connecting
     with _connected(cloud, **connection) as c:
-        return engine.run_campaign(c, _journal(journal_path), list(hosts), zone=zone, aggregate=aggregate,
+        return engine.run_campaign(c, open_journal(journal_path, observers), list(hosts), zone=zone, aggregate=aggregate,
                                    all_hosts=all_hosts, options=options, dry_run=dry_run, resume=resume,
                                    rerun_hooks=rerun_hook, hook_done=hook_done, on_interrupt=on_interrupt,
                                    progress=progress, on_update=on_update, move_seconds=move_seconds,
@@ -321,7 +346,7 @@ def campaign_stop(run_id: str, *, journal_path=None) -> dict:
     import signal
     from novamove import errors
     from novamove.engine.journal import run_alive
-    run = _journal(journal_path).get_run(run_id)
+    run = open_journal(journal_path).get_run(run_id)
     if run is None or run["verb"] != "maintain":
         raise errors.NotFound(f"no maintain run {run_id!r} in the journal")
     if run["status"] != "running" or not run_alive(run):
@@ -334,7 +359,7 @@ def campaign_stop(run_id: str, *, journal_path=None) -> dict:
 def campaign_status(run_id: Optional[str] = None, *, journal_path=None) -> list[dict]:
     """Maintenance campaigns in the local journal (newest first), or one, with each host's state."""
     from novamove.engine import campaign as engine
-    return engine.status(_journal(journal_path), run_id)
+    return engine.status(open_journal(journal_path), run_id)
 
 
 def compute_service_up(host: str, *, since: Optional[str] = None, timeout: float = 600, poll_interval: float = 2.0,
@@ -380,7 +405,7 @@ __all__ += ["maintain", "campaign_status", "compute_service_up", "utcnow_iso"]
 # ------------------------------------------------------------------------------ doctor
 
 def doctor(*, hosts=(), servers=(), older_than: Optional[float] = None, fix: bool = False,
-           fix_classes=None, cloud=None, journal_path=None, heartbeat_gap: Optional[float] = None,
+           fix_classes=None, cloud=None, journal_path=None, observers: Sequence[Observer] = (), heartbeat_gap: Optional[float] = None,
            repair_timeout: float = 180.0, poll_interval: float = 2.0,
            progress: Optional[Callable[[str], None]] = None, **connection: Any):
     """Find the drift failed or interrupted migrations left behind (novamove.engine.doctor),
@@ -397,7 +422,7 @@ def doctor(*, hosts=(), servers=(), older_than: Optional[float] = None, fix: boo
                           servers=frozenset([servers] if isinstance(servers, str) else servers))
     classes = engine.run.check_classes(fix_classes)        # one-line error before connecting
     with _connected(cloud, **connection) as c:
-        return engine.doctor(c, _journal(journal_path), opts, fix=fix, fix_classes=classes,
+        return engine.doctor(c, open_journal(journal_path, observers), opts, fix=fix, fix_classes=classes,
                              heartbeat_gap=heartbeat_gap, repair_timeout=repair_timeout,
                              poll_interval=poll_interval, progress=progress)
 

@@ -5,12 +5,17 @@ set -euo pipefail
 need=()
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
+# observability tests: promtool checks the metrics textfile, a loopback Pushgateway receives a
+# push, headless Chromium renders the HTML report (none of their services is started)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v prometheus-pushgateway >/dev/null 2>&1 || [ -x /usr/bin/prometheus-pushgateway ] || need+=(prometheus-pushgateway)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 echo "installing Debian packages: ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-# policy-rc.d 101: do not start the system's own mariadb/rabbitmq services on install.
+# policy-rc.d 101: do not start the system's own mariadb/rabbitmq/prometheus services on install.
 tmp=$(mktemp); printf '#!/bin/sh\nexit 101\n' > "$tmp"; chmod +x "$tmp"
 had_policy=0; [ -e /usr/sbin/policy-rc.d ] && had_policy=1
 [ $had_policy -eq 1 ] || $SUDO cp "$tmp" /usr/sbin/policy-rc.d

@@ -212,8 +212,40 @@ main._novamove_globals = True
 
 # ---------------------------------------------------------------------------- what verbs use
 
-def journal_path(ctx: Optional[click.Context] = None) -> Optional[str]:
-    return _settings(ctx).get("journal")
+def journal_path(ctx: Optional[click.Context] = None):
+    """The --journal path; with --events or --metrics-* (observe_options), the Journal itself,
+    carrying those observers (every api verb takes a path or a Journal)."""
+    s = _settings(ctx)
+    observers = s.get("_observers")
+    if not observers:
+        return s.get("journal")
+    if "_journal" not in s:
+        from novamove import api
+        s["_journal"] = api.open_journal(s.get("journal"), observers=observers)
+    return s["_journal"]
+
+
+def _store_observe(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value is None:
+        return value
+    from novamove.observe import cli as observe_cli
+    observe_cli.attach(ctx, _settings(ctx), param.name, value)
+    return value
+
+
+def observe_options(f):
+    """--events, --metrics-textfile, --metrics-push: on every verb that changes the cloud, the
+    observers of its journal (novamove.observe; docs/events.md, docs/observability.md)."""
+    f = click.option("--metrics-push", metavar="URL", expose_value=False, callback=_store_observe,
+                     help="Push the run's metrics to this Prometheus Pushgateway while it runs and at "
+                          "its end (job novamove).")(f)
+    f = click.option("--metrics-textfile", metavar="PATH", expose_value=False, callback=_store_observe,
+                     help="Write the run's Prometheus metrics to PATH (node_exporter textfile format, "
+                          "replaced atomically) while it runs and at its end.")(f)
+    return click.option("--events", metavar="FILE|-", expose_value=False, callback=_store_observe,
+                        help="Append every journal state change to FILE as one JSON object per line "
+                             "(docs/events.md); '-': to stdout, every other output then goes to "
+                             "stderr.")(f)
 
 
 def connection_spec(ctx: Optional[click.Context] = None):
@@ -372,3 +404,4 @@ from novamove.cli import hosts as _hosts  # noqa: E402,F401
 from novamove.cli import evacuate as _evacuate  # noqa: E402,F401
 from novamove.cli import maintain as _maintain  # noqa: E402,F401
 from novamove.cli import doctor as _doctor  # noqa: E402,F401
+from novamove.cli import runreport as _runreport  # noqa: E402,F401

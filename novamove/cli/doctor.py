@@ -13,7 +13,8 @@ import sys
 import click
 
 from novamove import report as render
-from novamove.cli import conn, journal_path, main, output, output_options
+from novamove.observe import cli as observe_cli
+from novamove.cli import conn, journal_path, main, observe_options, output, output_options
 
 DOCTOR_EPILOG = """\b
 Exit codes: 0 nothing found (or all fixed, read back clean); 10 findings
@@ -34,6 +35,7 @@ Classes, keys of -f json and repairs: docs/doctor.md."""
                    "(0 flags every one)  [default: 3600].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 @output_options
+@observe_options
 @click.pass_context
 def doctor(ctx, classes, fix, hosts, servers, older_than, quiet, fmt):
     """Find (and with --fix repair) the drift failed migrations leave behind.
@@ -53,6 +55,7 @@ def doctor(ctx, classes, fix, hosts, servers, older_than, quiet, fmt):
     rep = api.doctor(hosts=hosts, servers=servers, older_than=older_than, fix=fix,
                      fix_classes=list(classes) if classes else None, journal_path=journal_path(ctx),
                      progress=render.progress_lines(not quiet and fix), **conn(ctx))
+    observe_cli.doctor_findings(ctx, [f.to_dict()["class"] for f in rep.remaining])
     render.print_doctor(rep, out)
     if rep.exit_code:
         sys.exit(rep.exit_code)

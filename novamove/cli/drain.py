@@ -12,7 +12,7 @@ import sys
 import click
 
 from novamove import report
-from novamove.cli import conn, journal_path, main, output, output_options
+from novamove.cli import conn, journal_path, main, observe_options, output, output_options
 
 # The library's choices (novamove.planner / novamove.engine.batch.drain), spelled out here so that
 # `novamove --help` does not import them.
@@ -87,6 +87,7 @@ def show(rep, out) -> None:
               help="Print the ordered plan and pre-checks; change nothing (--check is an alias).")
 @ALLOW_UNMOVABLE
 @_cap_options
+@observe_options
 @click.pass_context
 def drain(ctx, host, targets, mode, order, reason, dry_run, allow_unmovable, max_parallel, max_per_host,
           on_interrupt, poll_interval, step_timeout, quiet, fmt):
@@ -112,6 +113,7 @@ def drain(ctx, host, targets, mode, order, reason, dry_run, allow_unmovable, max
 @click.option("--dry-run", "--check", "dry_run", is_flag=True,
               help="Say what would happen; change nothing (--check is an alias).")
 @_cap_options
+@observe_options
 @click.pass_context
 def undrain(ctx, host, move_back, dry_run, max_parallel, max_per_host, on_interrupt, poll_interval,
             step_timeout, quiet, fmt):
@@ -155,6 +157,7 @@ def plan_drain(ctx, host, targets, mode, order, reason, max_parallel, max_per_ho
 @click.argument("plan_file", metavar="PLAN.json", type=click.Path(dir_okay=False))
 @ALLOW_UNMOVABLE
 @_cap_options
+@observe_options
 @click.pass_context
 def apply(ctx, plan_file, allow_unmovable, max_parallel, max_per_host, on_interrupt, poll_interval,
           step_timeout, quiet, fmt):

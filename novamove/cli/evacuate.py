@@ -14,7 +14,7 @@ import sys
 import click
 
 from novamove import report as render
-from novamove.cli import conn, journal_path, main, output_options
+from novamove.cli import conn, journal_path, main, observe_options, output_options
 
 POWER_POLICIES = ("restore", "stopped")
 
@@ -76,6 +76,7 @@ See docs/evacuate.md."""
 @click.option("--dry-run", "--check", "dry_run", is_flag=True,
               help="Check the preconditions and print the plan; change nothing (--check is an alias).")
 @_common
+@observe_options
 @click.pass_context
 def evacuate(ctx, host, targets, fence_cmd, fenced, power, max_down_percent, quiet_period, reason, dry_run,
              max_parallel, max_per_host, poll_interval, timeout, quiet, fmt):
@@ -105,6 +106,7 @@ def evacuate(ctx, host, targets, fence_cmd, fenced, power, max_down_percent, qui
               help="How long to wait for HOST's nova-compute to report.")
 @click.option("--dry-run", "--check", "dry_run", is_flag=True, help="Say what would happen; change nothing (--check is an alias).")
 @_common
+@observe_options
 @click.pass_context
 def unfence(ctx, host, move_back, wait, dry_run, max_parallel, max_per_host, poll_interval, timeout, quiet, fmt):
     """Put the repaired HOST back after an evacuation.

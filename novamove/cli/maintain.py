@@ -14,7 +14,7 @@ import click
 
 from novamove import errors
 from novamove import report as render
-from novamove.cli import conn, journal_path, main
+from novamove.cli import conn, journal_path, main, observe_options
 
 # The library's choices (novamove.engine.campaign.simulate), spelled out so that `novamove --help`
 # does not import the engine.
@@ -93,6 +93,7 @@ def _show(rep, fmt: str) -> None:
               help="Dry run: seconds per hook for the estimate (default 300).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 @FORMAT
+@observe_options
 @click.pass_context
 def maintain(ctx, hosts, zone, aggregate, all_hosts, hook, check, max_hosts, max_failed_hosts, group_budget,
              order, move_back, allow_skip, allow_unmovable, hook_timeout, gate, gate_timeout, check_timeout,

@@ -13,7 +13,7 @@ import sys
 import click
 
 from novamove import errors, report
-from novamove.cli import conn, journal_path, main, output, output_options
+from novamove.cli import conn, journal_path, main, observe_options, output, output_options
 
 FORMAT = output_options          # the name older verb modules use
 
@@ -99,6 +99,7 @@ def _run_move(ctx: click.Context, call, quiet: bool, fmt: str, if_needed: bool =
 @click.option("--to", "--host", "host", required=True, metavar="HOST",
               help="Target compute: service host or hypervisor hostname (--host is OSC's word).")
 @_move_options
+@observe_options
 @click.pass_context
 def migrate(ctx, server, host, mode, strategy, reason, confirm, wait, timeout, on_timeout, schedule_timeout,
             check_mode, if_needed, quiet, fmt):
@@ -115,6 +116,7 @@ migrate.shows_one = True
 @main.command()
 @click.argument("server")
 @_move_options
+@observe_options
 @click.pass_context
 def back(ctx, server, mode, strategy, reason, confirm, wait, timeout, on_timeout, schedule_timeout, check_mode,
          if_needed, quiet, fmt):
@@ -138,6 +140,7 @@ back.shows_one = True
               default="leave", show_default=True, help="What to do with a live migration on timeout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @output_options
+@observe_options
 @click.pass_context
 def wait(ctx, server, confirm, timeout, on_timeout, quiet, fmt):
     """Follow the migration SERVER is in (started with --no-wait, or by anyone) until it ends."""
@@ -175,6 +178,7 @@ def _simple(name: str, api_name: str, doc: str):
     @click.argument("server")
     @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for Nova to act.")
     @output_options
+    @observe_options
     @click.pass_context
     def command(ctx, server, wait, fmt):
         from novamove import api
@@ -203,6 +207,7 @@ revert = _simple("revert", "revert", "Revert SERVER's cold migration (VERIFY_RES
 @click.option("--dry-run", "--check", "dry_run", is_flag=True,
               help="List what would be undone; change nothing (reads the journal and the cloud).")
 @output_options
+@observe_options
 @click.pass_context
 def recover(ctx, run_id, confirm, break_lock, dry_run, fmt):
     """Undo what interrupted runs left behind: re-enable services, confirm or report resizes."""

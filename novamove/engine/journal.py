@@ -9,13 +9,14 @@ statuses and reasons only.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from novamove import requestids
 from novamove.engine import events, faults
@@ -46,10 +47,23 @@ CREATE TABLE IF NOT EXISTS events (
     kind     TEXT NOT NULL,             -- service.disable | service.enable | server.migrate | ...
     target   TEXT,                      -- service host, server id, migration id
     state    TEXT NOT NULL,             -- intent | done | failed | note
-    data     TEXT                       -- JSON
+    data     TEXT,                      -- JSON
+    ended_at TEXT                       -- when the change became done or failed
 );
 CREATE INDEX IF NOT EXISTS events_run ON events(run_id);
 """
+
+LOG = logging.getLogger(__name__)
+
+# An observer sees every journal state change, as one record (a dict: see record kinds below),
+# right after it is on disk: the event stream and the metrics are observers (novamove/observe/).
+Observer = Callable[[dict], None]
+
+# Record kinds an observer receives (the "kind" of a run record; event records carry the
+# journal event's own kind and "record": "event").
+RECORD_RUN = "run"
+RECORD_EVENT = "event"
+RUN_START, RUN_RESUME, RUN_UPDATE, RUN_FINISH = "run.start", "run.resume", "run.update", "run.finish"
 
 # Run statuses that mean "this run is over and left nothing behind on purpose".
 FINAL = events.FINAL
@@ -77,16 +91,35 @@ class Event:
     state: str
     data: dict
 
+    ended_at: Optional[str] = None
+
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Event":
         return cls(row["id"], row["run_id"], row["at"], row["kind"], row["target"], row["state"],
-                   json.loads(row["data"] or "{}"))
+                   json.loads(row["data"] or "{}"), row["ended_at"])
 
 
 class Journal:
-    def __init__(self, path: str | os.PathLike | None = None):
+    def __init__(self, path: str | os.PathLike | None = None, observers: Iterable[Observer] = ()):
         self.path = Path(path).expanduser() if path else default_path()
+        self.observers: list[Observer] = list(observers)
         self._create()
+
+    def observe(self, *observers: Observer) -> "Journal":
+        """Add observers (the api's `observers=`): they see the changes from now on."""
+        self.observers.extend(o for o in observers if o not in self.observers)
+        return self
+
+    def _tell(self, record: dict) -> None:
+        """Hand one state change to every observer. The journal is the truth and the run goes
+        on whatever an observer does: one that raises is dropped (with a warning), so a full
+        disk under --events or a gone Pushgateway never fails a move."""
+        for observer in list(self.observers):
+            try:
+                observer(record)
+            except Exception as exc:  # noqa: BLE001 -- any observer fault, by design
+                self.observers.remove(observer)
+                LOG.warning("observer %s failed and is dropped: %s", getattr(observer, "__name__", observer), exc)
 
     # The file is created 0600 in a 0700 directory before SQLite ever opens it: it names the
     # cloud's hosts and servers, which is nobody else's business.
@@ -101,6 +134,9 @@ class Journal:
             columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
             if "process" not in columns:        # a journal written by an earlier novamove
                 db.execute("ALTER TABLE runs ADD COLUMN process TEXT")
+            event_columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+            if "ended_at" not in event_columns:   # written before changes had an end time
+                db.execute("ALTER TABLE events ADD COLUMN ended_at TEXT")
 
     def _connect(self) -> sqlite3.Connection:
         # autocommit: every write is on disk before the API call it announces.
@@ -128,7 +164,15 @@ class Journal:
             " dest, mode, strategy, pid, process) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (run_id, verb, now(), "running", cloud, server_id, server_name, source, dest, mode,
              strategy, os.getpid(), process_token(os.getpid())))
+        self._tell_run(RUN_START, run_id)
         return run_id
+
+    def _tell_run(self, kind: str, run_id: str) -> None:
+        if not self.observers:
+            return
+        rows = self._read("SELECT * FROM runs WHERE id=?", (run_id,))
+        if rows:
+            self._tell({"record": RECORD_RUN, "kind": kind, "run": dict(rows[0])})
 
     def resume_run(self, run_id: str) -> None:
         """This process takes over an ended or dead run to continue it (`--resume`): the run is
@@ -136,6 +180,7 @@ class Journal:
         resume see who holds it."""
         self._write("UPDATE runs SET status=?, finished_at=NULL, pid=?, process=? WHERE id=?",
                     (events.RUN_RUNNING, os.getpid(), process_token(os.getpid()), run_id))
+        self._tell_run(RUN_RESUME, run_id)
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         allowed = {"status", "summary", "error", "dest", "source", "mode", "strategy", "finished_at"}
@@ -144,11 +189,13 @@ class Journal:
             return
         self._write(f"UPDATE runs SET {', '.join(c + '=?' for c in cols)} WHERE id=?",
                     tuple(fields[c] for c in cols) + (run_id,))
+        self._tell_run(RUN_UPDATE, run_id)
 
     def finish_run(self, run_id: str, status: str, summary: Optional[str] = None,
                    error: Optional[str] = None) -> None:
         self._write("UPDATE runs SET status=?, summary=COALESCE(?, summary), error=?, finished_at=?"
                     " WHERE id=?", (status, summary, error, now(), run_id))
+        self._tell_run(RUN_FINISH, run_id)
 
     def get_run(self, run_id: str) -> Optional[dict]:
         rows = self._read("SELECT * FROM runs WHERE id=? OR id LIKE ?", (run_id, run_id + "%"))
@@ -189,13 +236,24 @@ class Journal:
 
     def intent(self, run_id: str, kind: str, target: Optional[str], **data: Any) -> int:
         """Announce a change before making it; returns the event id to mark done/failed."""
-        return self._write("INSERT INTO events (run_id, at, kind, target, state, data) VALUES (?,?,?,?,?,?)",
-                           (run_id, now(), kind, target, "intent", json.dumps(data, default=str)))
+        return self._insert(run_id, kind, target, "intent", data)
 
     def note(self, run_id: str, kind: str, target: Optional[str], **data: Any) -> int:
         """Record an observation (not a change): scheduling decisions, statuses, outcomes."""
-        return self._write("INSERT INTO events (run_id, at, kind, target, state, data) VALUES (?,?,?,?,?,?)",
-                           (run_id, now(), kind, target, "note", json.dumps(data, default=str)))
+        return self._insert(run_id, kind, target, "note", data)
+
+    def _insert(self, run_id: str, kind: str, target: Optional[str], state: str, data: dict) -> int:
+        event_id = self._write("INSERT INTO events (run_id, at, kind, target, state, data) VALUES (?,?,?,?,?,?)",
+                               (run_id, now(), kind, target, state, json.dumps(data, default=str)))
+        self._tell_event(event_id)
+        return event_id
+
+    def _tell_event(self, event_id: int) -> None:
+        if not self.observers:
+            return
+        rows = self._read("SELECT * FROM events WHERE id=?", (event_id,))
+        if rows:
+            self._tell({"record": RECORD_EVENT, "event": Event.from_row(rows[0])})
 
     def change(self, run_id: str, kind: str, target: Optional[str], *, keep_open: bool = False,
                **data: Any) -> "Change":
@@ -220,12 +278,20 @@ class Journal:
         self._mark(event_id, "failed", data)
 
     def _mark(self, event_id: int, state: Optional[str], data: dict) -> None:
-        rows = self._read("SELECT state, data FROM events WHERE id=?", (event_id,))
+        """Set a change's state (None: keep it) and merge facts into its data. Observers hear of
+        a state change only (an outcome, an intent reopened): more facts alone are no news."""
+        rows = self._read("SELECT state, data, ended_at FROM events WHERE id=?", (event_id,))
         merged = json.loads(rows[0]["data"] or "{}") if rows else {}
         merged.update(data)
-        state = state or (rows[0]["state"] if rows else "intent")
-        self._write("UPDATE events SET state=?, data=? WHERE id=?",
-                    (state, json.dumps(merged, default=str), event_id))
+        before = rows[0]["state"] if rows else "intent"
+        state = state or before
+        ended = rows[0]["ended_at"] if rows else None
+        if state != before:
+            ended = now() if state in ("done", "failed") else None
+        self._write("UPDATE events SET state=?, data=?, ended_at=? WHERE id=?",
+                    (state, json.dumps(merged, default=str), ended, event_id))
+        if state != before:
+            self._tell_event(event_id)
 
     def _merge(self, event_id: int, data: dict) -> None:
         self._mark(event_id, None, data)

@@ -72,6 +72,8 @@ def _flag_pair(parser, dest: str, on: str, off: str, on_help: str, off_help: str
 class _ServerFollowUp(_NovamoveCommand, command.ShowOne):
     """One novamove.api call on a server's migration; the fields of 'openstack server move'."""
 
+    observed = True
+
     log = LOG
     api_name = ""
 
@@ -84,7 +86,7 @@ class _ServerFollowUp(_NovamoveCommand, command.ShowOne):
 
     def take_action(self, parsed_args):
         from novamove import api
-        result = getattr(api, self.api_name)(parsed_args.server, cloud=self._cloud,
+        result = getattr(api, self.api_name)(parsed_args.server, cloud=self._cloud, **self._observing,
                                              wait=parsed_args.wait)
         return self._result(result)
 
@@ -125,7 +127,7 @@ class BackServerMove(_ServerFollowUp):
     """Move a server back to the host it was on before its last novamove move (novamove back)."""
 
     def get_parser(self, prog_name):
-        parser = command.ShowOne.get_parser(self, prog_name)
+        parser = _NovamoveCommand.get_parser(self, prog_name)    # not the follow-ups: no --wait
         parser.add_argument("server", metavar="<server>", help="Server (name or ID, any project)")
         _mode_options(parser, "Live migrate (default for ACTIVE/PAUSED servers)",
                       "Cold migrate (default for SHUTOFF servers)")
@@ -153,7 +155,7 @@ class BackServerMove(_ServerFollowUp):
 
     def take_action(self, parsed_args):
         from novamove import api
-        result = api.back(parsed_args.server, cloud=self._cloud, mode=parsed_args.mode,
+        result = api.back(parsed_args.server, cloud=self._cloud, **self._observing, mode=parsed_args.mode,
                           strategy=parsed_args.strategy, reason=parsed_args.reason,
                           confirm=parsed_args.confirm, wait=parsed_args.wait,
                           timeout=parsed_args.timeout, on_timeout=parsed_args.on_timeout,
@@ -218,7 +220,7 @@ class EvacuateComputeHost(_EvacuationCommand):
 
     def take_action(self, parsed_args):
         from novamove import api
-        report = api.evacuate(parsed_args.host, cloud=self._cloud, targets=tuple(parsed_args.targets),
+        report = api.evacuate(parsed_args.host, cloud=self._cloud, **self._observing, targets=tuple(parsed_args.targets),
                               fence_cmd=parsed_args.fence_cmd, fenced=parsed_args.fenced,
                               power=parsed_args.power, reason=parsed_args.reason,
                               max_parallel=parsed_args.max_parallel,
@@ -251,7 +253,7 @@ class UnfenceComputeHost(_EvacuationCommand):
 
     def take_action(self, parsed_args):
         from novamove import api
-        report = api.unfence(parsed_args.host, cloud=self._cloud, move_back=parsed_args.move_back,
+        report = api.unfence(parsed_args.host, cloud=self._cloud, **self._observing, move_back=parsed_args.move_back,
                              wait=parsed_args.wait, dry_run=parsed_args.dry_run,
                              max_parallel=parsed_args.max_parallel,
                              max_per_host=parsed_args.max_per_host,
@@ -269,6 +271,8 @@ class MaintainComputeHosts(_NovamoveCommand, command.Lister):
     hook) -> --check -> enable (-> --move-back). One row per host; with --dry-run, one row per
     host of the plan. docs/maintain.md.
     """
+
+    observed = True
 
     log = LOG
 
@@ -340,7 +344,7 @@ class MaintainComputeHosts(_NovamoveCommand, command.Lister):
             raise errors.UsageError("name the hosts to maintain, or select them with --zone, "
                                     "--aggregate or --all")
         report = api.maintain(
-            list(a.hosts), cloud=self._cloud, zone=a.zone, aggregate=a.aggregate,
+            list(a.hosts), cloud=self._cloud, **self._observing, zone=a.zone, aggregate=a.aggregate,
             all_hosts=a.all_hosts, hook=a.hook, check=a.check, max_hosts=a.max_hosts,
             max_failed_hosts=a.max_failed_hosts, group_budget=a.group_budget, order=a.order,
             move_back=a.move_back, allow_skip=a.allow_skip, allow_unmovable=a.allow_unmovable,
@@ -422,6 +426,8 @@ class Recover(_NovamoveCommand, command.Lister):
     """Undo what interrupted novamove runs left behind: re-enable services, confirm or report
     resizes (novamove recover)."""
 
+    observed = True
+
     log = LOG
 
     def get_parser(self, prog_name):
@@ -444,7 +450,7 @@ class Recover(_NovamoveCommand, command.Lister):
             raise errors.UsageError("--break-lock needs --run RUN_ID (the run whose tags to remove)")
         found = api.recover(run_id=parsed_args.run_id, confirm=parsed_args.confirm,
                             break_lock=parsed_args.break_lock, dry_run=parsed_args.dry_run,
-                            cloud=self._cloud)
+                            cloud=self._cloud, **self._observing)
         if not found:
             self._note("nothing to recover")
         return rows(RECOVER_KEYS, found)

@@ -102,10 +102,25 @@ class _NovamoveCommand:
     traceback as usual); a result that did not land sets the exit code after its output."""
 
     _exit_code = 0
+    observed = False      # a verb that changes the cloud: --events, --metrics-textfile, --metrics-push
+    _observers: tuple = ()
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        if self.observed:
+            parser.add_argument("--events", metavar="<file>|-",
+                                help="Append every journal state change to <file> as one JSON object per "
+                                     "line (novamove's docs/events.md); '-': to stdout, the rest to stderr")
+            parser.add_argument("--metrics-textfile", metavar="<path>",
+                                help="Write the run's Prometheus metrics to <path> (node_exporter textfile)")
+            parser.add_argument("--metrics-push", metavar="<url>",
+                                help="Push the run's Prometheus metrics to this Pushgateway")
+        return parser
 
     def run(self, parsed_args):
         from novamove.errors import NovamoveError
 
+        closers = self._observe(parsed_args)
         try:
             code = super().run(parsed_args)
         except NovamoveError as exc:
@@ -113,7 +128,34 @@ class _NovamoveCommand:
                 raise
             self._error(str(exc))
             return exc.exit_code
+        finally:
+            for close in closers:
+                close()
         return self._exit_code or code
+
+    def _observe(self, parsed_args) -> list:
+        """The journal observers the options ask for (novamove.observe), and what closes them."""
+        events = getattr(parsed_args, "events", None)
+        textfile = getattr(parsed_args, "metrics_textfile", None)
+        push = getattr(parsed_args, "metrics_push", None)
+        observers, closers = [], []
+        if events:
+            from novamove.observe.stream import EventStream
+            if events == "-":
+                stream, saved = EventStream(self.app.stdout), self.app.stdout
+                self.app.stdout = self.app.stderr
+                closers.append(lambda: setattr(self.app, "stdout", saved))
+            else:
+                stream = EventStream.open(events)
+                closers.append(stream.close)
+            observers.append(stream)
+        if textfile or push:
+            from novamove.observe.metrics import RunMetrics
+            metrics = RunMetrics(textfile=textfile, push_url=push)
+            observers.append(metrics)
+            closers.insert(0, metrics.flush)
+        self._observers = tuple(observers)
+        return closers
 
     def _error(self, message: str) -> None:
         self.app.stderr.write(f"{message}\n")
@@ -122,6 +164,11 @@ class _NovamoveCommand:
         """A line for people, on stderr, so stdout stays what -f asked for."""
         if getattr(getattr(self.app, "options", None), "verbose_level", 1) >= 1:
             self.app.stderr.write(f"{message}\n")
+
+    @property
+    def _observing(self) -> dict:
+        """The api's observers= keyword when --events/--metrics-* asked for any."""
+        return {"observers": self._observers} if self._observers else {}
 
     @property
     def _cloud(self):
@@ -152,6 +199,8 @@ class MoveServer(_NovamoveCommand, command.ShowOne):
     Pre-checks the target (enabled, up, capacity, server groups, zone), picks live for
     ACTIVE/PAUSED and cold for SHUTOFF servers, waits for the migration and confirms a cold one.
     """
+
+    observed = True
 
     log = LOG
 
@@ -193,7 +242,7 @@ class MoveServer(_NovamoveCommand, command.ShowOne):
     def take_action(self, parsed_args):
         from novamove import api, errors, report
 
-        result = api.migrate(parsed_args.server, parsed_args.host, cloud=self._cloud,
+        result = api.migrate(parsed_args.server, parsed_args.host, cloud=self._cloud, **self._observing,
                              mode=parsed_args.mode, strategy=parsed_args.strategy,
                              reason=parsed_args.reason, confirm=parsed_args.confirm,
                              wait=parsed_args.wait, timeout=parsed_args.timeout,
@@ -232,6 +281,8 @@ class WaitServerMigration(_NovamoveCommand, command.ShowOne):
     landed on a new host.
     """
 
+    observed = True
+
     log = LOG
 
     def get_parser(self, prog_name):
@@ -249,7 +300,7 @@ class WaitServerMigration(_NovamoveCommand, command.ShowOne):
     def take_action(self, parsed_args):
         from novamove import api, errors, report
 
-        result = api.wait(parsed_args.server, cloud=self._cloud, confirm=parsed_args.confirm,
+        result = api.wait(parsed_args.server, cloud=self._cloud, **self._observing, confirm=parsed_args.confirm,
                           timeout=parsed_args.timeout, on_timeout=parsed_args.on_timeout,
                           progress=self._progress_snapshot)
         if not result.ok:
@@ -274,6 +325,7 @@ def _cap_options(parser) -> None:
 
 
 class _BatchCommand(_NovamoveCommand, command.Lister):
+    observed = True
     log = LOG
 
     def _show(self, report):
@@ -318,7 +370,7 @@ class DrainComputeHost(_BatchCommand):
         from novamove import api
 
         hosts = parsed_args.hosts[0] if len(parsed_args.hosts) == 1 else list(parsed_args.hosts)
-        report = api.drain(hosts, cloud=self._cloud, targets=tuple(parsed_args.targets),
+        report = api.drain(hosts, cloud=self._cloud, **self._observing, targets=tuple(parsed_args.targets),
                            mode=parsed_args.mode, order=parsed_args.order, reason=parsed_args.reason,
                            max_parallel=parsed_args.max_parallel,
                            max_per_host=parsed_args.max_per_host, dry_run=parsed_args.dry_run,
@@ -349,7 +401,7 @@ class UndrainComputeHost(_BatchCommand):
     def take_action(self, parsed_args):
         from novamove import api
 
-        report = api.undrain(parsed_args.host, cloud=self._cloud, move_back=parsed_args.move_back,
+        report = api.undrain(parsed_args.host, cloud=self._cloud, **self._observing, move_back=parsed_args.move_back,
                              max_parallel=parsed_args.max_parallel,
                              max_per_host=parsed_args.max_per_host, dry_run=parsed_args.dry_run,
                              step_timeout=parsed_args.timeout, on_interrupt=parsed_args.on_interrupt,

@@ -484,3 +484,29 @@ def test_drain_passes_on_interrupt_and_poll_interval(monkeypatch):
     run_command(v1.DrainComputeHost, ["c1", "--on-interrupt", "abort", "--poll-interval", "2", "--mode", "live"])
     kw = drain.calls[0][1]
     assert (kw["on_interrupt"], kw["poll_interval"], kw["mode"]) == ("abort", 2.0, "live")
+
+
+def test_events_to_stdout_and_metrics_textfile_in_the_plugin(monkeypatch, tmp_path):
+    """--events - : the stream alone on stdout (the table on stderr); --metrics-textfile written."""
+    seen = {}
+
+    def drain(hosts, **kwargs):
+        seen.clear()
+        seen.update(kwargs)
+        run_id = f"r{len(api.history(journal_path=tmp_path / 'j.sqlite'))}"
+        journal = api.open_journal(tmp_path / "j.sqlite", kwargs.get("observers", ()))
+        journal.start_run(run_id, "drain")
+        with journal.change(run_id, "drain.disable", "c1"):
+            pass
+        journal.finish_run(run_id, "ok")
+        return FakeReport()
+    monkeypatch.setattr(api, "drain", drain)
+    code, out, err = run_command(v1.DrainComputeHost, ["c1", "--events", "-", "--metrics-textfile",
+                                                       str(tmp_path / "m.prom"), "-f", "json"])
+    assert code == 0, err
+    lines = [json.loads(x) for x in out.splitlines()]
+    assert [x["kind"] for x in lines] == ["run.start", "drain.disable", "drain.disable", "run.finish"]
+    assert "[" in err                                      # the -f json rows went to stderr
+    assert "novamove_hosts_out_of_service 1.0" in (tmp_path / "m.prom").read_text()
+    code, out, _ = run_command(v1.DrainComputeHost, ["c1", "-f", "json"])
+    assert code == 0 and json.loads(out) == [] and "observers" not in seen     # nothing asked: none passed
