@@ -356,13 +356,18 @@ def test_isolate_refuses_while_another_runs_isolation_window_is_open(mc, conn, s
 
 
 @pytest.mark.parametrize("cap", ["2.55", "2.40"])
-def test_auto_falls_back_to_isolate_on_an_older_compute_api(cap, mc, conn, servers, journal):
-    """Below 2.56 a cold migration cannot name its host: auto picks isolate. 2.40 also exercises
-    the pre-2.53 service API (host/binary instead of service UUIDs)."""
+def test_a_cap_below_2_56_refuses_auto_and_isolate_runs_when_asked(cap, mc, conn, servers, journal):
+    """Below 2.56 a cold migration cannot name its host. A user's cap is not the cloud's limit:
+    auto refuses in one line naming --strategy isolate (no compute disabled); isolate, asked
+    for, runs. 2.40 also exercises the pre-2.53 service API (host/binary, not service UUIDs)."""
     before = services(conn)
     vm = servers("compute1", status="SHUTOFF")
-    res = cli(mc, "migrate", vm.name, "--to", "compute3", "-f", "json", "-q", journal=journal,
-              env={"NOVAMOVE_MAX_MICROVERSION": cap})
+    refused = cli(mc, "migrate", vm.name, "--to", "compute3", "-q", journal=journal,
+                  env={"OS_COMPUTE_API_VERSION": cap})
+    assert refused.returncode == 4 and "--strategy isolate" in refused.stderr, refused.stderr
+    assert refused.stderr.strip().count("\n") == 0 and services(conn) == before
+    res = cli(mc, "migrate", vm.name, "--to", "compute3", "--strategy", "isolate", "-f", "json", "-q",
+              journal=journal, env={"NOVAMOVE_MAX_MICROVERSION": cap})
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert (out["strategy"], out["mode"], out["microversion"]) == ("isolate", "cold", cap)

@@ -51,6 +51,7 @@ class FakeNova:
         self.calls: list[str] = []
         self.actions: list[tuple] = []            # ("stop" | "start", server)
         self.mv = microversion
+        self.cap = None                            # the user's ceiling (--os-compute-api-version)
         self.capacity = capacity or self.CAPACITY
         self.identity = None
         self.fault = "NoValidHost: fake scheduler said no"     # what server_fault says
@@ -127,11 +128,17 @@ class FakeNova:
     # ------------------------------------------------------------------ versions, clock
     @property
     def microversion(self):
-        return f"{self.mv[0]}.{self.mv[1]}"
+        top = min(self.mv, self.cap) if self.cap else self.mv
+        return f"{top[0]}.{top[1]}"
 
     def supports(self, microversion):
         a, b = microversion.split(".")
-        return (int(a), int(b)) <= self.mv
+        return (int(a), int(b)) <= (min(self.mv, self.cap) if self.cap else self.mv)
+
+    def capped(self, microversion):
+        a, b = microversion.split(".")
+        wanted = (int(a), int(b))
+        return bool(self.cap) and self.cap < wanted <= self.mv
 
     def cloud_now(self):
         return self.now

@@ -60,7 +60,7 @@ def prepare(cloud, server_ref: str, host_ref: str, *, mode: str = "auto",
     chosen_mode = checks.choose_mode(server, mode)
     checks.check_target(server, target)
     checks.check_source(server, {h.name: h for h in hosts}.get(server.host))
-    chosen_strategy = checks.choose_strategy(strategy, chosen_mode, cloud.supports)
+    chosen_strategy = checks.choose_strategy(strategy, chosen_mode, cloud.supports, cloud.capped)
     if target.hypervisor_hostname:
         capacity, used, max_unit = cloud.host_resources(target.hypervisor_hostname)
         target = dataclasses.replace(target, capacity=capacity, used=used)
