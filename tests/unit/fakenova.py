@@ -246,6 +246,8 @@ class FakeNova:
     # ------------------------------------------------------------------ live and cold moves
     def _start(self, sid, host, kind):
         s = self.servers[sid]
+        if host is None:                           # the scheduler chooses
+            host = self._schedule(s)
         assert s.host != host, "moving to the host it is on"
         if s.task_state:
             raise errors.PreconditionFailed("conflict (409): Cannot migrate while in task_state migrating")
@@ -260,6 +262,15 @@ class FakeNova:
                                             "user": held["user"]}
             held["alloc"] = {f"rp-{host}": dict(next(iter(held["alloc"].values()), {}))}
             held["gen"] += 1
+
+    def _schedule(self, server):
+        """Nova's scheduler, as far as the fake goes: the first enabled, up compute but the
+        server's own with room for its flavor (NoValidHost: a 400, as Nova answers at 2.30)."""
+        for h in self.compute_hosts():
+            if h.name != server.host and h.service.enabled and h.service.up \
+                    and not h.free.shortfall(server.flavor.resources):
+                return h.name
+        raise errors.PreconditionFailed("No valid host was found (400)")
 
     def live_migrate_server(self, server_id, host=None):
         self._maybe_fail("live_migrate_server")

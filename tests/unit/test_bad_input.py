@@ -78,7 +78,7 @@ CASES = [
     ("undrain nosuch", 3, "no compute host 'nosuch'"),
     # migrate
     ("migrate", 2, "Missing argument 'SERVER'"),
-    ("migrate vm1", 2, "Missing option '--to'"),
+    ("migrate vm1 --strategy isolate", 2, "--strategy isolate needs a target"),
     ("migrate vm1 --to nosuch", 3, "nosuch"),
     ("migrate nosuch --to compute2", 3, "nosuch"),
     ("migrate vm1 --to compute2 --live --cold", 2, "--live"),

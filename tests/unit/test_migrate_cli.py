@@ -121,3 +121,8 @@ def test_recover_without_dry_run_acts(monkeypatch, capsys):
     monkeypatch.setattr(api, "recover", lambda **k: seen.update(k) or [])
     code, _, _ = invoke(monkeypatch, capsys, ["recover"])
     assert code == 0 and seen["dry_run"] is False
+
+
+def test_without_to_the_library_gets_no_host(monkeypatch, capsys):
+    seen = _seen_by_migrate(monkeypatch, capsys, ["migrate", "vm1", "--cold"])
+    assert (seen["server"], seen["host"], seen["mode"]) == ("vm1", None, "cold")

@@ -107,3 +107,32 @@ def check_capacity(server: Server, target: Host, max_unit: Optional[Resources] =
             f"target {target.name} has no room for {server.name} (flavor {server.flavor.name}): "
             + "; ".join(missing))
 
+
+
+def scheduler_candidates(server: Server, hosts: list[Host]) -> tuple[list[str], list[str]]:
+    """Without a named target: the computes that pass the same pre-checks a named target
+    would (another host, enabled, up, room for the flavor), and why each other one does not.
+    The scheduler decides among the first list; its filters may narrow it further."""
+    passing, refused = [], []
+    for host in sorted(hosts, key=lambda h: h.name):
+        if host.name == server.host:
+            continue
+        try:
+            check_target(server, host)
+            check_capacity(server, host)
+        except errors.PreconditionFailed as exc:
+            refused.append(str(exc))
+            continue
+        passing.append(host.name)
+    return passing, refused
+
+
+def check_unnamed_strategy(requested: str) -> str:
+    """Without --to Nova's scheduler chooses: isolate (which needs a target to keep enabled)
+    is refused, native and auto become the scheduler's choice."""
+    if requested not in STRATEGIES:
+        raise errors.UsageError(f"unknown strategy {requested!r} (choose one of {', '.join(STRATEGIES)})")
+    if requested == "isolate":
+        raise errors.UsageError("--strategy isolate needs a target: name it with --to HOST "
+                                "(without --to Nova's scheduler chooses)")
+    return "scheduler"
