@@ -106,6 +106,9 @@ def migrate(ctx, server, host, mode, strategy, reason, confirm, wait, timeout, o
     """Move SERVER (UUID or exact name, any project) to compute HOST, cold or live; without
     --to, to the host Nova's scheduler chooses."""
     from novamove import api
+    if host is None and strategy == "isolate":     # bad input: refused before connecting
+        raise errors.UsageError("--strategy isolate needs a target: name it with --to HOST "
+                                "(without --to Nova's scheduler chooses)")
     _run_move(ctx, lambda **kw: api.migrate(server, host, **kw), quiet, fmt, if_needed, mode=mode or "auto",
               strategy=strategy, reason=reason, confirm=confirm, wait=wait, timeout=timeout,
               on_timeout=on_timeout, schedule_timeout=schedule_timeout, check_mode=check_mode)
