@@ -58,14 +58,16 @@ def open_journal(journal_path=None, observers: Sequence[Observer] = ()) -> Journ
     return journal.observe(*observers)
 
 
-def migrate(server: str, host: str, *, cloud=None, auth=None, region_name=None, interface=None,
+def migrate(server: str, host: Optional[str] = None, *, cloud=None, auth=None, region_name=None, interface=None,
             validate_certs=None, mode: str = "auto", strategy: str = "auto", reason: Optional[str] = None,
             confirm: bool = True, wait: bool = True, timeout: float = 600, on_timeout: str = "abort",
             check_mode: bool = False, journal_path=None, observers: Sequence[Observer] = (),
             progress: Optional[Callable[[Snapshot], None]] = None,
             poll_interval: float = 1.0, schedule_timeout: float = 60.0) -> MoveResult:
     """Put `server` (UUID or exact name, any project) on compute `host` (service host or
-    hypervisor hostname). See the module docstring for errors vs. results."""
+    hypervisor hostname); without `host` Nova's scheduler chooses among the computes that pass
+    the pre-checks (strategy "scheduler"; `strategy="isolate"` is then a UsageError). See the
+    module docstring for errors vs. results."""
     with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
         return move(c, open_journal(journal_path, observers), server, host, mode=mode, strategy=strategy, reason=reason,
                     confirm=confirm, wait=wait, timeout=timeout, on_timeout=on_timeout,

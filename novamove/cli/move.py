@@ -96,15 +96,20 @@ def _run_move(ctx: click.Context, call, quiet: bool, fmt: str, if_needed: bool =
 
 @main.command()
 @click.argument("server")
-@click.option("--to", "--host", "host", required=True, metavar="HOST",
-              help="Target compute: service host or hypervisor hostname (--host is OSC's word).")
+@click.option("--to", "--host", "host", metavar="HOST",
+              help="Target compute: service host or hypervisor hostname (--host is OSC's word); "
+                   "without it Nova's scheduler chooses.")
 @_move_options
 @observe_options
 @click.pass_context
 def migrate(ctx, server, host, mode, strategy, reason, confirm, wait, timeout, on_timeout, schedule_timeout,
             check_mode, if_needed, quiet, fmt):
-    """Move SERVER (UUID or exact name, any project) to compute HOST, cold or live."""
+    """Move SERVER (UUID or exact name, any project) to compute HOST, cold or live; without
+    --to, to the host Nova's scheduler chooses."""
     from novamove import api
+    if host is None and strategy == "isolate":     # bad input: refused before connecting
+        raise errors.UsageError("--strategy isolate needs a target: name it with --to HOST "
+                                "(without --to Nova's scheduler chooses)")
     _run_move(ctx, lambda **kw: api.migrate(server, host, **kw), quiet, fmt, if_needed, mode=mode or "auto",
               strategy=strategy, reason=reason, confirm=confirm, wait=wait, timeout=timeout,
               on_timeout=on_timeout, schedule_timeout=schedule_timeout, check_mode=check_mode)

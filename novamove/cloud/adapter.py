@@ -195,6 +195,7 @@ class Cloud(DoctorReads):
         self.requests.hook(conn.session)
         self._cap = _version_tuple(max_microversion) if max_microversion else None
         self._compute_max: Optional[tuple[int, int]] = None
+        self._cloud_max: Optional[tuple[int, int]] = None
         self._providers: dict[str, str] = {}
         self._pinned: dict[str, Any] = {}
 
@@ -221,6 +222,7 @@ class Cloud(DoctorReads):
         if self._compute_max is None:
             data = self._guard(lambda: self.conn.compute.get_endpoint_data(), "compute API")
             top = _version_tuple(getattr(data, "max_microversion", None) or (2, 1))
+            self._cloud_max = top
             self._compute_max = min(top, self._cap) if self._cap else top
         return self._compute_max
 
@@ -231,6 +233,14 @@ class Cloud(DoctorReads):
 
     def supports(self, microversion: str) -> bool:
         return _version_tuple(microversion) <= self.compute_max_microversion
+
+    def capped(self, microversion: str) -> bool:
+        """Whether the cloud offers `microversion` but the user's ceiling
+        (--os-compute-api-version, OS_COMPUTE_API_VERSION, clouds.yaml compute_api_version)
+        keeps novamove below it: a choice to refuse, not a cloud limit to work around."""
+        wanted = _version_tuple(microversion)
+        self.compute_max_microversion   # reads the cloud's own maximum once
+        return bool(self._cap) and wanted > self._cap and wanted <= (self._cloud_max or (2, 1))
 
     def _pick(self, *wanted: str) -> Optional[str]:
         """The first of `wanted` (highest first) the cloud supports; None means base 2.1."""

@@ -194,7 +194,7 @@ def _mode_options(parser, live_help: str, cold_help: str, with_mode: bool = Fals
 
 
 class MoveServer(_NovamoveCommand, command.ShowOne):
-    """Move a server to the compute host you name (live or cold), with novamove.
+    """Move a server to the compute host you name, or the scheduler's choice (live or cold), with novamove.
 
     Pre-checks the target (enabled, up, capacity, server groups, zone), picks live for
     ACTIVE/PAUSED and cold for SHUTOFF servers, waits for the migration and confirms a cold one.
@@ -207,9 +207,9 @@ class MoveServer(_NovamoveCommand, command.ShowOne):
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument("server", metavar="<server>", help="Server to move (name or ID, any project)")
-        parser.add_argument("--to", "--host", dest="host", metavar="<host>", required=True,
+        parser.add_argument("--to", "--host", dest="host", metavar="<host>", default=None,
                             help="Target compute host (service host or hypervisor hostname; --host: "
-                                 "as 'openstack server migrate')")
+                                 "as 'openstack server migrate'); without it Nova's scheduler chooses")
         _mode_options(parser, "Live migrate (default for ACTIVE/PAUSED servers)",
                       "Cold migrate (default for SHUTOFF servers)")
         wait = parser.add_mutually_exclusive_group()

@@ -197,6 +197,32 @@ def test_native_live_move_lands_and_accepts_a_hypervisor_hostname(mc, conn, serv
     assert conn.compute.get_server(vm.id).compute_host == "compute3"
 
 
+def test_without_to_the_scheduler_chooses_live_then_cold_and_a_dry_run_lists_the_candidates(
+        mc, conn, servers, journal):
+    """`migrate SERVER`, the first command of the book: Nova's scheduler picks the host; each
+    move is read back on another host, the cold one confirmed, the journal names where it went.
+    One server (live, then --cold from wherever it landed) to keep the test short."""
+    vm = servers("compute1")
+    dry = cli(mc, "migrate", vm.name, "--dry-run", journal=journal)
+    others = ", ".join(h for h in mc.computes if h != "compute1")
+    assert dry.returncode == 0 and f"the scheduler chooses among: {others}" in dry.stdout, dry
+    assert conn.compute.get_server(vm.id).compute_host == "compute1"
+    source = "compute1"
+    for mode, extra in (("live", []), ("cold", ["--cold"])):
+        res = cli(mc, "migrate", vm.name, *extra, "-f", "json", "-q", journal=journal)
+        assert res.returncode == 0, res.stderr
+        out = json.loads(res.stdout)
+        after = conn.compute.get_server(vm.id)
+        assert (out["ok"], out["mode"], out["strategy"]) == (True, mode, "scheduler")
+        assert after.compute_host not in (source, None) and out["dest_compute"] == after.compute_host
+        assert after.status == "ACTIVE" and out["migration_status"] in ("completed", "confirmed")
+        source = after.compute_host
+    hist = json.loads(cli(mc, "history", "-f", "json", journal=journal).stdout)
+    assert [(r["status"], r["strategy"]) for r in hist[:2]] == [("ok", "scheduler")] * 2
+    assert hist[0]["dest_compute"] == source
+    assert services(conn) == {h: ("enabled", None, False) for h in mc.computes}
+
+
 def test_moves_nova_refuses_are_reported_with_novas_reason(mc, conn, servers, journal):
     """Anti-affinity makes the scheduler refuse the target. The refusal comes after the request
     (migration error; live migrations go at 2.34, where Nova schedules after answering). Both:
@@ -356,13 +382,18 @@ def test_isolate_refuses_while_another_runs_isolation_window_is_open(mc, conn, s
 
 
 @pytest.mark.parametrize("cap", ["2.55", "2.40"])
-def test_auto_falls_back_to_isolate_on_an_older_compute_api(cap, mc, conn, servers, journal):
-    """Below 2.56 a cold migration cannot name its host: auto picks isolate. 2.40 also exercises
-    the pre-2.53 service API (host/binary instead of service UUIDs)."""
+def test_a_cap_below_2_56_refuses_auto_and_isolate_runs_when_asked(cap, mc, conn, servers, journal):
+    """Below 2.56 a cold migration cannot name its host. A user's cap is not the cloud's limit:
+    auto refuses in one line naming --strategy isolate (no compute disabled); isolate, asked
+    for, runs. 2.40 also exercises the pre-2.53 service API (host/binary, not service UUIDs)."""
     before = services(conn)
     vm = servers("compute1", status="SHUTOFF")
-    res = cli(mc, "migrate", vm.name, "--to", "compute3", "-f", "json", "-q", journal=journal,
-              env={"NOVAMOVE_MAX_MICROVERSION": cap})
+    refused = cli(mc, "migrate", vm.name, "--to", "compute3", "-q", journal=journal,
+                  env={"OS_COMPUTE_API_VERSION": cap})
+    assert refused.returncode == 4 and "--strategy isolate" in refused.stderr, refused.stderr
+    assert refused.stderr.strip().count("\n") == 0 and services(conn) == before
+    res = cli(mc, "migrate", vm.name, "--to", "compute3", "--strategy", "isolate", "-f", "json", "-q",
+              journal=journal, env={"NOVAMOVE_MAX_MICROVERSION": cap})
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert (out["strategy"], out["mode"], out["microversion"]) == ("isolate", "cold", cap)

@@ -51,6 +51,7 @@ class FakeNova:
         self.calls: list[str] = []
         self.actions: list[tuple] = []            # ("stop" | "start", server)
         self.mv = microversion
+        self.cap = None                            # the user's ceiling (--os-compute-api-version)
         self.capacity = capacity or self.CAPACITY
         self.identity = None
         self.fault = "NoValidHost: fake scheduler said no"     # what server_fault says
@@ -127,11 +128,17 @@ class FakeNova:
     # ------------------------------------------------------------------ versions, clock
     @property
     def microversion(self):
-        return f"{self.mv[0]}.{self.mv[1]}"
+        top = min(self.mv, self.cap) if self.cap else self.mv
+        return f"{top[0]}.{top[1]}"
 
     def supports(self, microversion):
         a, b = microversion.split(".")
-        return (int(a), int(b)) <= self.mv
+        return (int(a), int(b)) <= (min(self.mv, self.cap) if self.cap else self.mv)
+
+    def capped(self, microversion):
+        a, b = microversion.split(".")
+        wanted = (int(a), int(b))
+        return bool(self.cap) and self.cap < wanted <= self.mv
 
     def cloud_now(self):
         return self.now
@@ -239,6 +246,8 @@ class FakeNova:
     # ------------------------------------------------------------------ live and cold moves
     def _start(self, sid, host, kind):
         s = self.servers[sid]
+        if host is None:                           # the scheduler chooses
+            host = self._schedule(s)
         assert s.host != host, "moving to the host it is on"
         if s.task_state:
             raise errors.PreconditionFailed("conflict (409): Cannot migrate while in task_state migrating")
@@ -253,6 +262,15 @@ class FakeNova:
                                             "user": held["user"]}
             held["alloc"] = {f"rp-{host}": dict(next(iter(held["alloc"].values()), {}))}
             held["gen"] += 1
+
+    def _schedule(self, server):
+        """Nova's scheduler, as far as the fake goes: the first enabled, up compute but the
+        server's own with room for its flavor (NoValidHost: a 400, as Nova answers at 2.30)."""
+        for h in self.compute_hosts():
+            if h.name != server.host and h.service.enabled and h.service.up \
+                    and not h.free.shortfall(server.flavor.resources):
+                return h.name
+        raise errors.PreconditionFailed("No valid host was found (400)")
 
     def live_migrate_server(self, server_id, host=None):
         self._maybe_fail("live_migrate_server")

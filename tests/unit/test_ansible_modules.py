@@ -259,6 +259,16 @@ def test_instance_migrate_calls_the_library_and_reports_the_summary(fake, capsys
                           on_timeout="abort", journal_path=None, check_mode=False)
 
 
+def test_instance_migrate_without_a_host_lets_the_scheduler_choose(fake, capsys):
+    api = fake(instance_migrate, FakeApi(move_result(strategy="scheduler", dest="compute3",
+                                                     after={**BEFORE, "host": "compute3"})))
+    failed, result = run_module(instance_migrate, {"server": "web1"}, capsys)
+    assert not failed and result["changed"] is True, result
+    [(name, args, _)] = api.calls
+    assert name == "migrate" and args == ("web1", None)
+    assert result["strategy"] == "scheduler" and result["dest_compute"] == "compute3"
+
+
 def test_instance_migrate_already_there_is_not_a_change(fake, capsys):
     fake(instance_migrate, FakeApi(move_result(changed=False, after=BEFORE, dest="compute1")))
     failed, result = run_module(instance_migrate, {"server": "web1", "host": "compute1"}, capsys)

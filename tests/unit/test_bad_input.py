@@ -82,11 +82,15 @@ CASES = [
     ("undrain nosuch", 3, "no compute host 'nosuch'"),
     # migrate
     ("migrate", 2, "Missing argument 'SERVER'"),
-    ("migrate vm1", 2, "Missing option '--to'"),
+    ("migrate vm1 --strategy isolate", 2, "--strategy isolate needs a target"),
     ("migrate vm1 --to nosuch", 3, "nosuch"),
     ("migrate nosuch --to compute2", 3, "nosuch"),
     ("migrate vm1 --to compute2 --live --cold", 2, "--live"),
     ("migrate vm1 --to compute2 --timeout -1", 2, "--timeout"),
+    # output options (OpenStackClient's spellings)
+    ("hosts -f shell", 2, "-f shell prints one object"),
+    ("hosts --sort-column nosuch", 2, "unknown column 'nosuch' (--sort-column)"),
+    ("hosts --sort-ascending --sort-descending", 2, "--sort-ascending and --sort-descending exclude each other"),
     # campaign, recover
     ("campaign status 'a%'", 3, "no maintain run 'a%'"),
     ("campaign stop nosuchrun", 3, "no maintain run 'nosuchrun'"),

@@ -205,7 +205,7 @@ def test_unexpected_exceptions_are_one_line_unless_debug(capsys, monkeypatch):
 
 
 def test_usage_errors_are_one_line(capsys):
-    code, _, err = invoke(capsys, ["migrate", "vm1"])
+    code, _, err = invoke(capsys, ["migrate", "vm1", "--strategy", "isolate"])
     assert code == errors.EXIT_USAGE and err.count("\n") == 1 and "--to" in err
 
 

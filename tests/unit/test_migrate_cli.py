@@ -74,3 +74,55 @@ def test_live_and_cold_and_options_reach_the_library(monkeypatch, capsys):
                                  "--strategy", "isolate", "--timeout", "30", "--on-timeout", "leave"])
     assert (seen["mode"], seen["confirm"], seen["wait"], seen["strategy"], seen["timeout"],
             seen["on_timeout"]) == ("cold", False, False, "isolate", 30, "leave")
+
+
+# ----------------------------------------------------------------------------- OSC's words
+
+def _seen_by_migrate(monkeypatch, capsys, argv):
+    seen = {}
+    monkeypatch.setattr(api, "migrate", lambda s, h, **k: seen.update(k, server=s, host=h) or result())
+    code, _, _ = invoke(monkeypatch, capsys, argv)
+    assert code == 0
+    return seen
+
+
+def test_host_is_the_same_option_as_to(monkeypatch, capsys):
+    seen = _seen_by_migrate(monkeypatch, capsys, ["migrate", "vm1", "--host", "c2"])
+    assert (seen["server"], seen["host"]) == ("vm1", "c2")
+
+
+def test_live_migration_is_the_same_flag_as_live(monkeypatch, capsys):
+    assert _seen_by_migrate(monkeypatch, capsys, ["migrate", "vm1", "--to", "c2", "--live-migration"])["mode"] == "live"
+    code, _, err = invoke(monkeypatch, capsys, ["migrate", "vm1", "--to", "c2", "--live-migration", "--cold"])
+    assert code == 2 and "--live" in err
+
+
+@pytest.mark.parametrize("argv", [["-q", "migrate", "vm1", "--to", "c2"], ["--quiet", "migrate", "vm1", "--to", "c2"],
+                                  ["migrate", "vm1", "--to", "c2", "-q"]])
+def test_root_quiet_silences_the_verbs_progress(monkeypatch, capsys, argv):
+    assert _seen_by_migrate(monkeypatch, capsys, argv)["progress"].enabled is False
+
+
+def test_without_quiet_the_progress_is_on(monkeypatch, capsys):
+    assert _seen_by_migrate(monkeypatch, capsys, ["migrate", "vm1", "--to", "c2"])["progress"].enabled is True
+
+
+@pytest.mark.parametrize("flag", ["--dry-run", "--check"])
+def test_recover_dry_run_reaches_the_library_and_lists_what_it_would_do(monkeypatch, capsys, flag):
+    seen = {}
+    rows = [{"run_id": "r1", "verb": "migrate", "action": "would re-enable compute2", "result": "dry-run"}]
+    monkeypatch.setattr(api, "recover", lambda **k: seen.update(k) or rows)
+    code, out, _ = invoke(monkeypatch, capsys, ["recover", flag, "-f", "json"])
+    assert code == 0 and seen["dry_run"] is True and json.loads(out)[0]["run_id"] == "r1"
+
+
+def test_recover_without_dry_run_acts(monkeypatch, capsys):
+    seen = {}
+    monkeypatch.setattr(api, "recover", lambda **k: seen.update(k) or [])
+    code, _, _ = invoke(monkeypatch, capsys, ["recover"])
+    assert code == 0 and seen["dry_run"] is False
+
+
+def test_without_to_the_library_gets_no_host(monkeypatch, capsys):
+    seen = _seen_by_migrate(monkeypatch, capsys, ["migrate", "vm1", "--cold"])
+    assert (seen["server"], seen["host"], seen["mode"]) == ("vm1", None, "cold")

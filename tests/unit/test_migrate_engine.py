@@ -55,6 +55,9 @@ class FakeCloud:
         major, minor = v.split(".")
         return (int(major), int(minor)) <= self.mv
 
+    def capped(self, v):
+        return False                  # no user ceiling here (tests/unit/test_migrate_cap.py has them)
+
     def _hit(self, verb, *args):
         self.requests.count += 1
         self.calls.append((verb,) + args)

@@ -223,8 +223,17 @@ def test_server_move_options():
     assert parse(v1.MoveServer, ["web1", "--to", "c2", "--live", "--wait"]).mode == "live"
 
 
+def test_server_move_without_a_host_lets_the_scheduler_choose(monkeypatch):
+    assert parse(v1.MoveServer, ["web1"]).host is None
+    migrate = Calls(result())
+    monkeypatch.setattr(api, "migrate", migrate)
+    code, _, err = run_command(v1.MoveServer, ["web1", "--live-migration", "-f", "json"])
+    assert code == 0 and err == ""
+    [(args, kwargs)] = migrate.calls
+    assert args == ("web1", None) and kwargs["mode"] == "live"
+
+
 @pytest.mark.parametrize("argv", [
-    ["web1"],                                              # --to is required
     ["web1", "--to", "c2", "--live", "--cold"],            # one mode
     ["web1", "--to", "c2", "--wait", "--no-wait"],
     ["web1", "--to", "c2", "--timeout", "0"],

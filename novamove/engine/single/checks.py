@@ -44,21 +44,31 @@ def choose_mode(server: Server, requested: str = "auto") -> str:
     return requested
 
 
-def choose_strategy(requested: str, mode: str, supports: "callable") -> str:
+def choose_strategy(requested: str, mode: str, supports: "callable",
+                    capped: Optional["callable"] = None) -> str:
     """native when the API can target a host for this mode, isolate otherwise or when asked.
 
-    `supports(microversion)` says whether the cloud accepts a compute microversion.
+    `supports(microversion)` says whether novamove may use a compute microversion;
+    `capped(microversion)` whether the cloud offers it but the user's ceiling
+    (--os-compute-api-version, OS_COMPUTE_API_VERSION, clouds.yaml compute_api_version) forbids
+    it. `auto` falls back to isolate only for the cloud's own limit: isolate disables every other
+    compute while the scheduler decides, which a version option must never quietly cause.
     """
     if requested not in STRATEGIES:
         raise errors.UsageError(f"unknown strategy {requested!r} (choose one of {', '.join(STRATEGIES)})")
     needed = "2.30" if mode == LIVE else "2.56"
-    if requested == "native" and not supports(needed):
+    if supports(needed) or requested == "isolate":
+        return "native" if requested == "auto" else requested
+    if capped is not None and capped(needed):
+        raise errors.PreconditionFailed(
+            f"a {mode} migration to a named host needs compute API {needed}, above the compute API "
+            f"version you set; raise it, or ask for --strategy isolate (it disables every other "
+            "compute while the scheduler decides)")
+    if requested == "native":
         raise errors.PreconditionFailed(
             f"native {mode} migration to a named host needs compute API {needed}; "
             "use --strategy isolate (or auto)")
-    if requested == "auto":
-        return "native" if supports(needed) else "isolate"
-    return requested
+    return "isolate"
 
 
 def check_target(server: Server, target: Host) -> None:
@@ -97,3 +107,32 @@ def check_capacity(server: Server, target: Host, max_unit: Optional[Resources] =
             f"target {target.name} has no room for {server.name} (flavor {server.flavor.name}): "
             + "; ".join(missing))
 
+
+
+def scheduler_candidates(server: Server, hosts: list[Host]) -> tuple[list[str], list[str]]:
+    """Without a named target: the computes that pass the same pre-checks a named target
+    would (another host, enabled, up, room for the flavor), and why each other one does not.
+    The scheduler decides among the first list; its filters may narrow it further."""
+    passing, refused = [], []
+    for host in sorted(hosts, key=lambda h: h.name):
+        if host.name == server.host:
+            continue
+        try:
+            check_target(server, host)
+            check_capacity(server, host)
+        except errors.PreconditionFailed as exc:
+            refused.append(str(exc))
+            continue
+        passing.append(host.name)
+    return passing, refused
+
+
+def check_unnamed_strategy(requested: str) -> str:
+    """Without --to Nova's scheduler chooses: isolate (which needs a target to keep enabled)
+    is refused, native and auto become the scheduler's choice."""
+    if requested not in STRATEGIES:
+        raise errors.UsageError(f"unknown strategy {requested!r} (choose one of {', '.join(STRATEGIES)})")
+    if requested == "isolate":
+        raise errors.UsageError("--strategy isolate needs a target: name it with --to HOST "
+                                "(without --to Nova's scheduler chooses)")
+    return "scheduler"

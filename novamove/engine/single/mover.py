@@ -20,6 +20,8 @@ from novamove.engine.single.waiter import ON_TIMEOUT, MoveWatcher
 from novamove.model import Host, Migration, Server
 from novamove.engine.single.strategies._signals import signals_as_exceptions
 from novamove.engine.single.strategies.base import MoveContext
+from novamove.engine.single.strategies.scheduler import UNDECIDED
+from novamove.engine.single.scheduled import prepare_unnamed
 
 log = logging.getLogger("novamove.engine")
 
@@ -31,11 +33,16 @@ class Plan:
     target: Host
     mode: str
     strategy: str
+    candidates: tuple[str, ...] = ()     # no target named: the hosts the scheduler chooses among
 
 
-def prepare(cloud, server_ref: str, host_ref: str, *, mode: str = "auto",
+def prepare(cloud, server_ref: str, host_ref: Optional[str], *, mode: str = "auto",
             strategy: str = "auto") -> Plan | MoveResult:
-    """Every pre-check; returns a Plan, or a no-op MoveResult when the server is already there."""
+    """Every pre-check; returns a Plan, or a no-op MoveResult when the server is already there.
+    Without `host_ref` Nova's scheduler chooses (strategy "scheduler")."""
+    if host_ref is None:
+        server, chosen_mode, candidates = prepare_unnamed(cloud, server_ref, mode=mode, strategy=strategy)
+        return Plan(server, Host(name=UNDECIDED, service=None), chosen_mode, "scheduler", tuple(candidates))
     server = resolve_server(cloud, server_ref)
     hosts = cloud.compute_hosts(with_resources=False)
     target = pick_host(host_ref, hosts)
@@ -60,7 +67,7 @@ def prepare(cloud, server_ref: str, host_ref: str, *, mode: str = "auto",
     chosen_mode = checks.choose_mode(server, mode)
     checks.check_target(server, target)
     checks.check_source(server, {h.name: h for h in hosts}.get(server.host))
-    chosen_strategy = checks.choose_strategy(strategy, chosen_mode, cloud.supports)
+    chosen_strategy = checks.choose_strategy(strategy, chosen_mode, cloud.supports, cloud.capped)
     if target.hypervisor_hostname:
         capacity, used, max_unit = cloud.host_resources(target.hypervisor_hostname)
         target = dataclasses.replace(target, capacity=capacity, used=used)
@@ -91,7 +98,7 @@ def _snapshotter(ctx_start: float, progress: Optional[Callable[[Snapshot], None]
     return observe
 
 
-def move(cloud, journal: Journal, server_ref: str, host_ref: str, *, mode: str = "auto",
+def move(cloud, journal: Journal, server_ref: str, host_ref: Optional[str], *, mode: str = "auto",
          strategy: str = "auto", reason: Optional[str] = None, confirm: bool = True,
          wait: bool = True, timeout: float = 600, on_timeout: str = "abort",
          check_mode: bool = False, progress: Optional[Callable[[Snapshot], None]] = None,
@@ -123,9 +130,11 @@ def move(cloud, journal: Journal, server_ref: str, host_ref: str, *, mode: str =
     common = dict(server_id=server.id, server_name=server.name, before=before, source=server.host,
                   dest=target.name, mode=plan.mode, strategy=plan.strategy)
     if check_mode:
+        where = (f"; the scheduler chooses among: {', '.join(plan.candidates)}" if plan.candidates
+                 else f" to {target.name}")
         return finish(MoveResult(
             ok=True, changed=True, check_mode=True, after=before,
-            summary=f"{server.name} would be migrated from {server.host} to {target.name} "
+            summary=f"{server.name} would be migrated from {server.host}{where} "
                     f"({plan.mode}, {plan.strategy})", **common))
 
     run_id = run_id or new_run_id()
@@ -145,6 +154,8 @@ def move(cloud, journal: Journal, server_ref: str, host_ref: str, *, mode: str =
         # SIGTERM/SIGHUP end the run like Ctrl-C does: journaled as interrupted, services restored.
         with signals_as_exceptions():
             strategies.get(plan.strategy).run(ctx)
+            target = ctx.target          # the scheduler's choice, once it has made it
+            common["dest"] = target.name
             if not wait:
                 return _accepted(journal, ctx, common, finish)
             outcome = MoveWatcher(ctx, confirm=confirm, on_timeout=on_timeout,
@@ -174,6 +185,9 @@ def move(cloud, journal: Journal, server_ref: str, host_ref: str, *, mode: str =
         **common)
     # honest: "changed" says whether the server moved, not whether we tried
     result.changed = after.host != server.host
+    if result.ok and not result.changed:     # the scheduler's choice must be another host
+        result.ok, result.exit_code = False, errors.EXIT_FAILED
+        result.error = f"{server.name} is still on {server.host} after the move"
     journal.finish_run(run_id, "ok" if outcome.ok else "failed", summary=result.summary, error=outcome.error)
     return finish(result)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 ---
 module: instance_migrate
-short_description: Move an OpenStack instance to the compute node you name
+short_description: Move an OpenStack instance to the compute node you name, or the scheduler's choice
 version_added: 0.1.0
 description:
   - Moves one server to a named compute host, live or cold, with the C(novamove) library,
@@ -32,8 +32,11 @@ options:
     description:
       - Target compute host, as the service host name (what C(openstack compute service list)
         shows) or the hypervisor hostname; the library maps one to the other.
+      - Without it Nova's scheduler chooses among the computes that pass the pre-checks (as
+        C(openstack server migrate SERVER)); the server must land on another host. Such a task
+        moves the server on every run (it is not idempotent), and O(strategy=isolate) is refused.
     type: str
-    required: true
+    required: false
     aliases: [dest, destination]
   mode:
     description:
@@ -112,6 +115,11 @@ EXAMPLES = r'''
 - name: Show what happened
   ansible.builtin.debug:
     msg: "{{ move.summary }}"
+
+- name: Move web2 off its host, wherever Nova's scheduler puts it
+  novamove.openstack.instance_migrate:
+    cloud: mycloud
+    server: web2
 
 - name: Only check that the move is possible
   novamove.openstack.instance_migrate:
@@ -249,7 +257,7 @@ RESULT_FIELDS = ('summary', 'server_id', 'server_name', 'before', 'after', 'sour
 class InstanceMigrateModule(NovamoveModule):
     argument_spec = dict(
         server=dict(type='str', required=True, aliases=['instance', 'name']),
-        host=dict(type='str', required=True, aliases=['dest', 'destination']),
+        host=dict(type='str', aliases=['dest', 'destination']),
         mode=dict(type='str', choices=['auto', 'live', 'cold'], default='auto'),
         strategy=dict(type='str', choices=['auto', 'native', 'isolate'], default='auto'),
         reason=dict(type='str'),
