@@ -465,6 +465,7 @@ class Doctor(_NovamoveCommand, command.Lister):
     Exit codes: 0 nothing found (or all fixed, read back clean); 10 findings left; 1 a repair
     did not take; 2 bad input; 3 unknown host or server."""
 
+    observed = True           # --fix changes the cloud: its repairs stream and count like any run
     log = LOG
 
     def get_parser(self, prog_name):
@@ -491,7 +492,8 @@ class Doctor(_NovamoveCommand, command.Lister):
         rep = api.doctor(hosts=parsed_args.hosts, servers=parsed_args.servers,
                          older_than=parsed_args.older_than, fix=parsed_args.fix,
                          fix_classes=list(parsed_args.classes) or None,
-                         progress=self._progress_line if parsed_args.fix else None, cloud=self._cloud)
+                         progress=self._progress_line if parsed_args.fix else None, cloud=self._cloud,
+                         **self._observing)
         self._exit_code = rep.exit_code
         self._note(f"scan: {rep.stats.total} API requests, {rep.stats.seconds:.1f} s"
                    + (f"; run {rep.run_id}" if rep.run_id else ""))
