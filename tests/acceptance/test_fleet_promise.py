@@ -249,3 +249,58 @@ def test_campaign_rides_out_nova_api_stopped_during_its_drain_and_its_gate(minic
     assert "Traceback" not in text
     _all_back(minicloud)
     print(f"campaign with nova-api away {outages[0]:.0f} s and {outages[1]:.0f} s took {took:.0f} s")
+
+
+# ------------------------------------------------------------------------------ 3. SIGHUP, resumes
+
+def test_sighup_from_a_closed_terminal_stops_gracefully_then_a_second_resume_is_refused(
+        minicloud, servers, tmp_path):
+    c1 = minicloud.computes[0]
+    vms = servers(2, host=c1, prefix="fp-hup")
+    ids = {v.id for v in vms}
+    first_mig = last_migration_id(minicloud)
+    minicloud.set_fakevirt(live_migration_seconds=3)
+    t0 = time.monotonic()
+    proc = _popen(minicloud, "maintain", c1, "--max-parallel", "1", "--hook", "sleep 5", "--gate", "heartbeat",
+                  "-f", "json")
+    progress: list[str] = []
+    _read_until(proc, "started (1 in flight)", progress)
+    # The terminal closes: its pipes go away, then the kernel's SIGHUP.
+    proc.stdout.close()
+    proc.stderr.close()
+    proc.send_signal(signal.SIGHUP)
+    try:
+        code = proc.wait(180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # As SIGTERM: the move in flight finished, no new one, the host given back; "interrupted".
+    assert code == 130, code
+    journal = Journal(os.environ["NOVAMOVE_JOURNAL"])
+    [run] = [r for r in journal.runs(20) if r["verb"] == "maintain"][:1]
+    assert run["status"] == "interrupted", run
+    _all_back(minicloud)                                   # nothing left disabled
+    assert len(moved_count(minicloud, ids, first_mig)) == 1
+    status = minicloud.cli("campaign", "status")
+    assert status.returncode == 0 and run["id"] in status.stdout, status.stdout + status.stderr
+    # Two terminals resume it: the second is refused in one line while the first runs.
+    first = _popen(minicloud, "maintain", "--resume", run["id"], "-f", "json")
+    progress = []
+    try:
+        _read_until(first, "hook started", progress)
+        second = minicloud.cli("maintain", "--resume", run["id"])
+        assert second.returncode == 4, second.stdout + second.stderr
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and "is still running" in lines[0] and run["id"] in lines[0], second.stderr
+        out = _finish(first, progress)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, out[-3000:] + "\n".join(progress)[-3000:]
+    data = json.loads(out)
+    assert data["resumed"] and [r["outcome"] for r in data["results"]] == ["done"], data["results"]
+    moves = moved_count(minicloud, ids, first_mig)
+    assert set(moves.values()) == {1} and len(moves) == 2, moves
+    assert all(minicloud.host_of(i) != c1 for i in ids)
+    _all_back(minicloud)
+    print(f"SIGHUP and two resumes took {time.monotonic() - t0:.0f} s")
