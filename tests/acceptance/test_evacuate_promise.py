@@ -51,7 +51,7 @@ def test_server_deleted_mid_evacuation_is_gone_then_move_back_to_a_host_someone_
     t0 = time.monotonic()
     theirs = "alice: DIMM swap, do not use"
     minicloud.manager.stop_compute(HOST, kill=True)          # the host "dies"
-    minicloud.set_fakevirt(evacuation_seconds=3)
+    minicloud.set_fakevirt(evacuation_seconds=2)
     try:
         # 1. evacuate; the owner deletes a server whose evacuation has not started yet
         proc = _novamove(minicloud, "evacuate", HOST, "--fenced", "--max-parallel", "1", "-f", "json")

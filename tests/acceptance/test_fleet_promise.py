@@ -112,7 +112,7 @@ def test_campaign_at_2_70_deleted_servers_are_gone_group_budget_kept_shutoff_sta
     group = conn.compute.create_server_group(name="fp-aa", policy="anti-affinity")
     members = []
     try:
-        on1 = servers(3, host=c1, prefix="fp-m", wait=False)
+        on1 = servers(2, host=c1, prefix="fp-m", wait=False)
         doomed, off = servers(2, host=c1, prefix="fp-st", wait=False)
         n1, victim = servers(2, host=c2, prefix="fp-n", wait=False)
         image = conn.image.find_image("cirros-fake") or next(iter(conn.image.images()))
@@ -135,7 +135,7 @@ def test_campaign_at_2_70_deleted_servers_are_gone_group_budget_kept_shutoff_sta
         hook.write_text(GROUP_HOOK.format(python=sys.executable, record=record, ids=json.dumps(ids), first=c1))
         hook.chmod(0o755)
         first_mig = last_migration_id(minicloud)
-        minicloud.set_fakevirt(live_migration_seconds=3)
+        minicloud.set_fakevirt(live_migration_seconds=2)
 
         t0 = time.monotonic()
         proc = _popen(minicloud, "--os-compute-api-version", "2.70", "maintain", c1, c2, "--order", "given",
@@ -184,7 +184,7 @@ def test_campaign_at_2_70_deleted_servers_are_gone_group_budget_kept_shutoff_sta
             x = conn.compute.get_server(s.id)
             assert x.status == "ACTIVE" and x.compute_host in homes, (x.name, x.compute_host)
         moves = moved_count(minicloud, {s.id for s in everything}, first_mig)
-        assert set(moves.values()) == {1} and len(moves) == 3, moves
+        assert set(moves.values()) == {1} and len(moves) == 2, moves
         _all_back(minicloud)
         print(f"campaign of 2 hosts took {took:.0f} s")
     finally:
@@ -209,7 +209,7 @@ def test_campaign_rides_out_nova_api_stopped_during_its_drain_and_its_gate(minic
     vms = servers(2, host=c1, prefix="fp-api")
     ids = {v.id for v in vms}
     first_mig = last_migration_id(minicloud)
-    minicloud.set_fakevirt(live_migration_seconds=4)
+    minicloud.set_fakevirt(live_migration_seconds=2)
     marker = tmp_path / "api-stopped"
     hook = tmp_path / "hook.sh"
     hook.write_text(API_HOOK.format(novamove=Path(sys.executable).parent / "novamove",
@@ -259,9 +259,9 @@ def test_sighup_from_a_closed_terminal_stops_gracefully_then_a_second_resume_is_
     vms = servers(2, host=c1, prefix="fp-hup")
     ids = {v.id for v in vms}
     first_mig = last_migration_id(minicloud)
-    minicloud.set_fakevirt(live_migration_seconds=3)
+    minicloud.set_fakevirt(live_migration_seconds=2)
     t0 = time.monotonic()
-    proc = _popen(minicloud, "maintain", c1, "--max-parallel", "1", "--hook", "sleep 5", "--gate", "heartbeat",
+    proc = _popen(minicloud, "maintain", c1, "--max-parallel", "1", "--hook", "sleep 8", "--gate", "heartbeat",
                   "-f", "json")
     progress: list[str] = []
     _read_until(proc, "started (1 in flight)", progress)
@@ -281,6 +281,7 @@ def test_sighup_from_a_closed_terminal_stops_gracefully_then_a_second_resume_is_
     assert run["status"] == "interrupted", run
     _all_back(minicloud)                                   # nothing left disabled
     assert len(moved_count(minicloud, ids, first_mig)) == 1
+    print(f"interrupted in {time.monotonic() - t0:.0f} s")
     status = minicloud.cli("campaign", "status")
     assert status.returncode == 0 and run["id"] in status.stdout, status.stdout + status.stderr
     # Two terminals resume it: the second is refused in one line while the first runs.
