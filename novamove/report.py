@@ -548,6 +548,15 @@ def _say(print_line) -> bool:
         return False
 
 
+def emit_report(write) -> None:
+    """Print a verb's final report; dropped, not fatal, when the terminal is gone (a SIGHUP'd
+    run still ends with the exit code that says how it ended, its journal holds the rest)."""
+    def write_and_flush() -> None:
+        write()
+        sys.stdout.flush()          # a pipe's buffer would otherwise fail at exit (status 120)
+    _say(write_and_flush)
+
+
 class BatchView:
     """The live view of a drain, undrain or apply on stderr. On a terminal: the event lines
     scroll above a progress bar and the servers moving now:

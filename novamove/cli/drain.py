@@ -73,7 +73,7 @@ def _batch_output(fmt: str):
 
 
 def show(rep, out) -> None:
-    report.print_batch(rep, out)
+    report.emit_report(lambda: report.print_batch(rep, out))
     if rep.exit_code:
         sys.exit(rep.exit_code)
 

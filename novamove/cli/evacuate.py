@@ -39,7 +39,7 @@ def _common(f):
 
 
 def _finish(rep, fmt: str) -> None:
-    render.print_evacuation(rep, fmt)
+    render.emit_report(lambda: render.print_evacuation(rep, fmt))
     if rep.exit_code:
         sys.exit(rep.exit_code)
 

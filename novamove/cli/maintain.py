@@ -25,6 +25,12 @@ FORMAT = click.option("-f", "--format", "fmt", type=click.Choice(render.FORMATS)
 
 
 def _show(rep, fmt: str) -> None:
+    render.emit_report(lambda: _print(rep, fmt))
+    if rep.exit_code:
+        sys.exit(rep.exit_code)
+
+
+def _print(rep, fmt: str) -> None:
     data = rep.to_dict()
     if fmt != "table":
         print(render.dump(data, fmt))
@@ -40,8 +46,6 @@ def _show(rep, fmt: str) -> None:
             console.print(f"[dim]run {rep.run_id}, peak {rep.peak_out} host(s) out, {rep.api_requests} API "
                           f"requests, {rep.elapsed_seconds:.0f} s[/]")
         print(rep.summary)
-    if rep.exit_code:
-        sys.exit(rep.exit_code)
 
 
 @main.command()

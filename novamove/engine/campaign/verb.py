@@ -102,6 +102,11 @@ def run_campaign(cloud: Any, journal: Any, hosts: Sequence[str] = (), *, zone: O
             run, setup, prior = read_campaign(journal, found["id"])
             say(f"continuing campaign {found['id']} over the same hosts (it did not finish)")
     if run is not None:
+        # Read it again now: another process may have run (and ended) it while this one
+        # gathered; judged on the first read, a host it returned meanwhile would go out twice.
+        run, _, prior = read_campaign(journal, run["id"])
+        if resume and run["status"] in FINAL and run["status"] != "failed":
+            raise errors.PreconditionFailed(f"campaign {run['id']} already ended ({run['status']}): nothing to resume")
         if run["status"] == "running" and run.get("pid") != os.getpid() and run_alive(run):
             raise errors.PreconditionFailed(f"campaign {run['id']} is still running (pid {run['pid']}); "
                                             "wait for it or stop it first")

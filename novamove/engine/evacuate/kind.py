@@ -116,7 +116,8 @@ class EvacuationRunner(CappedRunner):
             try:
                 server = self._call(lambda: self.cloud.get_server(step.server_id), f"server {step.server_name}")
             except errors.NotFound:
-                return None, _result(step, SKIPPED, "the server no longer exists")
+                # Deleted by its owner before its turn: nothing left to evacuate (as a drain says).
+                return None, _result(step, GONE, "the server no longer exists")
             return None, _result(step, SKIPPED, f"no longer on {step.source} (now on {server.host or 'no host'})",
                                  host=server.host)
         why = not_evacuable(server)
@@ -149,6 +150,13 @@ class EvacuationRunner(CappedRunner):
                                      status=server.status, expected=expected, known=sorted(known),
                                      submitted_at=submitted_at) as change:
                 self.cloud.evacuate_server(step.server_id, step.dest, target_state=self.target_state)
+        except errors.NotFound:
+            # Deleted between the listing and the request: gone, not a refusal by Nova.
+            if change is not None:
+                self.journal.failed(change.id, result=GONE)
+            self.results[step.server_id] = _result(step, GONE, "the server no longer exists")
+            self.progress(f"{step.server_name}: {GONE}: the server no longer exists")
+            return False
         except errors.NovamoveError as exc:
             # (change is None when the failure came before the call: journal.change marked the
             # intent failed already, and reading back finds nothing.)
