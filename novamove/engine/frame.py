@@ -82,6 +82,8 @@ class RunFrame:
             if self.ending is not None:
                 status, summary, error = self.ending
                 self._write_finish(status, summary, error)
+                if exc_type is None:
+                    self._mark_continued()
             elif exc_type is None:
                 self._finish_normally()
             elif issubclass(exc_type, KeyboardInterrupt):
@@ -104,6 +106,9 @@ class RunFrame:
             if hasattr(r, "elapsed_seconds"):
                 r.elapsed_seconds = self.elapsed
         self._finish(run_status(r))
+        self._mark_continued()
+
+    def _mark_continued(self) -> None:
         for earlier in dict.fromkeys(self.continues):
             if earlier != self.run_id:
                 mark_recovered(self.journal, earlier, f"continued by {self.verb} run {self.run_id}")
