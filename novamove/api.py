@@ -402,4 +402,13 @@ def doctor(*, hosts=(), servers=(), older_than: Optional[float] = None, fix: boo
                              poll_interval=poll_interval, progress=progress)
 
 
-__all__ += ["doctor"]
+def doctor_classes(fix_classes=None) -> dict:
+    """The drift classes, name -> {"explain", "repair"} (safe | one-way | named | operator |
+    none: docs/doctor.md); with `fix_classes`, those names are checked first as `--fix CLASS`
+    checks them (UsageError, one line, for an unknown or operator-only class). Reads nothing."""
+    from novamove.engine import doctor as engine
+    engine.run.check_classes(fix_classes)
+    return {c.name: {"explain": c.explain, "repair": c.repair} for c in engine.CLASSES.values()}
+
+
+__all__ += ["doctor", "doctor_classes"]

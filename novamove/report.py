@@ -859,8 +859,11 @@ class CampaignView:
 
 # ------------------------------------------------------------------------------ doctor
 
-DOCTOR_COLUMNS = ("class", "server_id", "host", "level", "repairable", "safe", "detail", "fix", "evidence",
-                  "repair", "repair_detail", "left")
+# The keys of a doctor row (`-f json`, docs/doctor.md): a finding's (Finding.to_dict()), and
+# after --fix what its repair did.
+DOCTOR_FINDING_KEYS = ("class", "server_id", "host", "level", "repairable", "safe", "detail", "fix", "evidence")
+DOCTOR_REPAIR_KEYS = ("repair", "repair_detail", "repair_action", "one_way", "undo", "request_id", "left")
+DOCTOR_COLUMNS = DOCTOR_FINDING_KEYS + ("repair", "repair_detail", "left")
 DOCTOR_TABLE = ("class", "server_id", "host", "detail", "fix")
 DOCTOR_FIX_TABLE = ("class", "server_id", "host", "detail", "repair", "repair_detail")
 _DOCTOR_STYLE = {"repair": {"fixed": "green", "failed": "red", "skipped": "yellow"}}

@@ -190,6 +190,9 @@ def recover(cloud, journal: Journal, run_id: Optional[str] = None, *, confirm: b
                                        f"`novamove maintain --resume {run['id']}` continues it "
                                        f"(`novamove campaign status {run['id']}` shows each host)"})
             continue
+        if run["verb"] == events.VERB_DOCTOR:
+            reports.append(_doctor_left(journal, run, dry_run))
+            continue
         if run["verb"] not in MOVE_VERBS:
             # Drains own their leftovers: rerunning the drain adopts them (and marks this run).
             reports.append({"run_id": run["id"], "verb": run["verb"], "server": run.get("server_name"),
@@ -208,6 +211,28 @@ def recover(cloud, journal: Journal, run_id: Optional[str] = None, *, confirm: b
     if not run_id:
         reports.extend(_sweep_tags(cloud, journal, {r["run_id"] for r in reports}, dry_run=dry_run))
     return reports
+
+
+def _doctor_left(journal: Journal, run: dict, dry_run: bool) -> dict:
+    """An interrupted `novamove doctor --fix`: nothing to undo or continue here. Each repair was
+    a one-shot change guarded by what the scan saw (a rerun scans afresh and judges again); one
+    whose outcome was never written is named, and the next doctor's scan says whether it took."""
+    report = {"run_id": run["id"], "verb": run["verb"], "server": None, "status_before": run["status"]}
+    if run["status"] == events.RUN_RUNNING and run.get("pid") != os.getpid() and run_alive(run):
+        report["summary"] = f"doctor --fix still running (pid {run['pid']}); not touched"
+        return report
+    open_ = [f"{e.kind} {e.target}" for e in journal.events(run["id"])
+             if e.kind in events.DOCTOR_KINDS and e.state == "intent"]
+    summary = ("doctor --fix did not finish: nothing to undo (its repairs are not continued; "
+               + (f"the outcome of {', '.join(open_)} was never written; " if open_ else "")
+               + "run `novamove doctor` to see what is left, `novamove doctor --fix [CLASS ...]` "
+                 "to repair it)")
+    if dry_run:
+        report["summary"] = summary + " (dry run: nothing changed)"
+        return report
+    report["summary"] = summary
+    journal.finish_run(run["id"], "recovered", summary=f"recovered: {summary}")
+    return report
 
 
 def _sweep_tags(cloud, journal: Journal, handled: set[str], dry_run: bool = False) -> list[dict]:

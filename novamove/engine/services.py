@@ -32,24 +32,31 @@ def in_parallel(calls: list, workers: int = MAX_PARALLEL_TOGGLES) -> None:
             raise exc
 
 
+def _still_ours(cloud, run_id: str, disabled: list[Service], what: str
+                ) -> tuple[list[Service], list[Service]]:
+    """Sort `disabled` by one fresh listing: (still disabled with `run_id`'s tag, disabled since
+    by someone else). Services gone or already enabled again need nothing and are in neither."""
+    current = {s.id: s for s in patiently(cloud.list_compute_services, what)}
+    ours: list[Service] = []
+    theirs: list[Service] = []
+    for service in disabled:
+        now = current.get(service.id)
+        if now is None or now.enabled:
+            continue
+        (ours if reason_run_id(now.disabled_reason) == run_id else theirs).append(now)
+    return ours, theirs
+
+
 def restorable(cloud, run_id: str, disabled: list[Service],
                left: Optional[list[str]] = None) -> list[str]:
     """What restore_services would re-enable (reads only: `recover --dry-run`): the hosts of
     `disabled` still disabled with `run_id`'s tag; those someone else re-disabled go in `left`."""
     if not disabled:
         return []
-    current = {s.id: s for s in patiently(cloud.list_compute_services, "listing services")}
-    todo = []
-    for service in disabled:
-        now = current.get(service.id)
-        if now is None or now.enabled:
-            continue
-        if reason_run_id(now.disabled_reason) != run_id:
-            if left is not None:
-                left.append(service.host)
-            continue
-        todo.append(now.host)
-    return sorted(todo)
+    ours, theirs = _still_ours(cloud, run_id, disabled, "listing services")
+    if left is not None:
+        left.extend(s.host for s in theirs)
+    return sorted(s.host for s in ours)
 
 
 def restore_services(cloud, journal, run_id: str, disabled: list[Service],
@@ -65,20 +72,13 @@ def restore_services(cloud, journal, run_id: str, disabled: list[Service],
         return []
     # A blip here would leave the cloud unschedulable until `recover`: ride it out (listing and
     # enabling are both safe to repeat).
-    current = {s.id: s for s in patiently(cloud.list_compute_services, "re-enabling services")}
-    todo: list[Service] = []
-    for service in disabled:
-        now = current.get(service.id)
-        if now is None or now.enabled:
-            continue
-        if reason_run_id(now.disabled_reason) != run_id:
-            if left is not None:
-                left.append(service.host)
-            journal.note(run_id, events.SERVICE_LEFT, service.host, status=now.status,
-                         disabled_reason=now.disabled_reason,
-                         why="disabled by someone else after novamove disabled it")
-            continue
-        todo.append(now)
+    todo, theirs = _still_ours(cloud, run_id, disabled, "re-enabling services")
+    for now in theirs:
+        if left is not None:
+            left.append(now.host)
+        journal.note(run_id, events.SERVICE_LEFT, now.host, status=now.status,
+                     disabled_reason=now.disabled_reason,
+                     why="disabled by someone else after novamove disabled it")
     enabled: list[str] = []
 
     def enable(service: Service):

@@ -134,6 +134,10 @@ class Layout:
     def compute_host(self, i: int) -> str:
         return f"compute{i}"
 
+    def compute_state(self, host: str) -> Path:
+        """A compute's own state_path (node identity, locks, the fake driver's guest book)."""
+        return self.state / host
+
 
 DATABASES = ("keystone", "placement", "glance", "nova_api", "nova", "nova_cell0")
 
@@ -315,7 +319,7 @@ ram = -1
 
 def compute_conf(lay: Layout, i: int) -> str:
     """Per-compute overrides: its own host name and state (a shared state_path breaks builds)."""
-    c = lay.state / lay.compute_host(i)
+    c = lay.compute_state(lay.compute_host(i))
     return f"""[DEFAULT]
 host = {lay.compute_host(i)}
 state_path = {c}

@@ -25,6 +25,7 @@ from typing import Callable
 
 from novamove.minicloud import configs, procs, tls, venv
 from novamove.minicloud.configs import Layout
+from novamove.minicloud.runtime import novamove_guestbook as guestbook
 
 DEFAULT_BASE_PORT = 17000
 RUNTIME = Path(__file__).with_name("runtime")
@@ -287,6 +288,16 @@ class Minicloud:
         current = json.loads(path.read_text()) if path.exists() else {}
         current.update(settings)
         path.write_text(json.dumps(current))
+
+    def guests(self, host: str) -> dict[str, str]:
+        """The guests HOST's fake hypervisor has, running or not, whether or not its nova-compute
+        runs: server id -> power state ("running", "shutdown", ...), read from the compute's
+        guest book (runtime/novamove_guestbook.py). Nova's view can differ: after an unfenced
+        evacuation a guest is on two hosts until the source's nova-compute starts again."""
+        self.compute_component(host)            # an unknown host is an error, not "no guests"
+        book = guestbook.read_guests(guestbook.guests_path(self.layout.compute_state(host))) or {}
+        return {uuid: guestbook.POWER_STATES.get(g["state"], str(g["state"]))
+                for uuid, g in book.items()}
 
     # -- one component at a time -------------------------------------------------------------
     def components(self) -> list[str]:

@@ -8,7 +8,7 @@ is `Run ID` (osc_column); `-f json` uses them as keys.
     openstack server move back|confirm|revert|abort|force complete <server>
     openstack compute host evacuate|unfence|maintain <host> ...
     openstack compute host campaign status [<run>] / campaign stop <run>
-    openstack novamove history / novamove recover
+    openstack novamove history / novamove recover / novamove doctor
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ MAINTAIN_PLAN_KEYS = ("name", "stage", "servers", "moves", "stop", "skip", "esti
 CAMPAIGN_KEYS = ("run_id", "status", "started_at", "finished_at", "hosts", "summary")
 CAMPAIGN_HOST_KEYS = ("host", "outcome", "hook", "hook_started", "detail")
 STOP_KEYS = ("id", "pid", "status", "verb")
+# `novamove doctor -f json`'s keys (report.doctor_rows, docs/doctor.md): a finding's, and after
+# --fix what its repair did.
+DOCTOR_KEYS = report.DOCTOR_FINDING_KEYS
+DOCTOR_FIX_KEYS = report.DOCTOR_FINDING_KEYS + report.DOCTOR_REPAIR_KEYS
 
 # The OSC column name of a `novamove -c` key (named once, in novamove/report.py: `novamove -c`
 # accepts both spellings).
@@ -444,3 +448,46 @@ class Recover(_NovamoveCommand, command.Lister):
         if not found:
             self._note("nothing to recover")
         return rows(RECOVER_KEYS, found)
+
+
+# ---------------------------------------------------------------------------- doctor
+
+class Doctor(_NovamoveCommand, command.Lister):
+    """Find (and with --fix repair) the drift failed migrations leave behind, through Nova's
+    and Placement's APIs alone (novamove doctor; classes and repairs: docs/doctor.md).
+
+    Exit codes: 0 nothing found (or all fixed, read back clean); 10 findings left; 1 a repair
+    did not take; 2 bad input; 3 unknown host or server."""
+
+    log = LOG
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("classes", metavar="<class>", nargs="*",
+                            help="With --fix: repair these drift classes (e.g. verify-resize-forgotten, "
+                                 "one-way) instead of only the safe ones")
+        parser.add_argument("--fix", action="store_true",
+                            help="Repair what is repairable: with no <class> only the classes documented "
+                                 "as safe")
+        parser.add_argument("--host", dest="hosts", metavar="<host>", action="append", default=[],
+                            help="Only findings about this compute (repeatable)")
+        parser.add_argument("--server", dest="servers", metavar="<server>", action="append", default=[],
+                            help="Only findings about this server, UUID or name (repeatable)")
+        parser.add_argument("--older-than", metavar="<seconds>", type=float, default=None,
+                            help="VERIFY_RESIZE and non-terminal migrations older than this are drift "
+                                 "(0 flags every one; default 3600)")
+        return parser
+
+    def take_action(self, parsed_args):
+        from novamove import api, errors
+        if parsed_args.classes and not parsed_args.fix:
+            raise errors.UsageError("<class> names choose repairs: add --fix (without it doctor only reports)")
+        rep = api.doctor(hosts=parsed_args.hosts, servers=parsed_args.servers,
+                         older_than=parsed_args.older_than, fix=parsed_args.fix,
+                         fix_classes=list(parsed_args.classes) or None,
+                         progress=self._progress_line if parsed_args.fix else None, cloud=self._cloud)
+        self._exit_code = rep.exit_code
+        self._note(f"scan: {rep.stats.total} API requests, {rep.stats.seconds:.1f} s"
+                   + (f"; run {rep.run_id}" if rep.run_id else ""))
+        (self._error if rep.exit_code == errors.EXIT_FAILED else self._note)(rep.summary)
+        return rows(DOCTOR_FIX_KEYS if rep.fix else DOCTOR_KEYS, report.doctor_rows(rep))

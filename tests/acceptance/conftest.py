@@ -112,6 +112,11 @@ class MiniCloudHandle:
     def set_fakevirt(self, **settings: float) -> None:
         self.manager.set_fakevirt(**settings)
 
+    def guests(self, host: str) -> dict[str, str]:
+        """Server id -> power state of the guests HOST's fake hypervisor has (its guest book),
+        whatever Nova says and whether or not its nova-compute runs."""
+        return self.manager.guests(host)
+
     # -- faults and options ------------------------------------------------------------------
     @property
     def service_down_time(self) -> int:

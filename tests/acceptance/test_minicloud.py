@@ -38,9 +38,12 @@ def test_cold_migration_to_named_host_at_2_56_then_confirm(minicloud, servers):
         compute.default_microversion = None
     s = compute.wait_for_server(server, status="VERIFY_RESIZE", wait=120, interval=1)
     assert s.compute_host == dst
+    assert server.id in minicloud.guests(dst)
     compute.confirm_server_resize(server)
     s = compute.wait_for_server(server, status="ACTIVE", wait=60, interval=1)
     assert s.compute_host == dst
+    # the fake hypervisors' guest books follow Nova: the confirm removed the source's guest
+    assert minicloud.guests(dst)[server.id] == "running" and server.id not in minicloud.guests(src)
 
 
 def test_live_migration_to_named_host(minicloud, servers):
@@ -51,6 +54,7 @@ def test_live_migration_to_named_host(minicloud, servers):
     wait_until(lambda: minicloud.server(server.id).compute_host == dst
                and minicloud.server(server.id).status == "ACTIVE",
                timeout=90, what="live migration to land")
+    assert minicloud.guests(dst)[server.id] == "running" and server.id not in minicloud.guests(src)
 
 
 def test_member_gets_403_on_migrate(minicloud, servers):

@@ -38,6 +38,7 @@ def test_stop_compute_is_seen_down_and_start_brings_it_back_with_its_servers(min
     assert any(line.startswith(f"service {host}") and "down" in line
                for line in status.stdout.splitlines()), status.stdout
     assert minicloud.server(server.id).compute_host == host      # nothing moved it
+    assert minicloud.guests(host)[server.id] == "running"      # the hypervisor runs on
 
     start = minicloud.cli("minicloud", "start-compute", host)
     assert start.returncode == 0, start.stderr
@@ -59,6 +60,7 @@ def test_restart_compute_keeps_servers_and_a_new_process_serves(minicloud, serve
     assert minicloud.services()[host][:2] == ("enabled", "up")
     s = minicloud.server(server.id)
     assert (s.status, s.power_state, s.compute_host) == ("ACTIVE", 1, host)
+    assert minicloud.guests(host)[server.id] == "running"
     # The restarted compute takes new work.
     [again] = servers(1, host=host)
     assert again.compute_host == host

@@ -305,7 +305,8 @@ class FakeNova:
                 m["status"] = "reverted"
                 self._placement_end(m, back=True)
                 self.servers[sid] = self.servers[sid].replace(status=m["orig_status"], task_state=None,
-                                                              host=m["source"])
+                                                              host=m["source"],
+                                                              hypervisor_hostname=f"{m['source']}.fake")
                 continue
             if st == "finished":
                 continue
@@ -323,9 +324,11 @@ class FakeNova:
             if m["status"] == "completed":
                 self._placement_end(m, back=False)
                 host = m["source"] if sid in self.lie_servers else m["dest"]
-                self.servers[sid] = self.servers[sid].replace(host=host, task_state=None, status=m["orig_status"])
+                self.servers[sid] = self.servers[sid].replace(host=host, task_state=None, status=m["orig_status"],
+                                                              hypervisor_hostname=f"{host}.fake")
             elif m["status"] == "finished":
                 self.servers[sid] = self.servers[sid].replace(host=m["dest"], task_state=None,
+                                                              hypervisor_hostname=f"{m['dest']}.fake",
                                                               status="VERIFY_RESIZE")
         live = [m for m in self.migrations if m["status"] not in ENDED]
         self.max_in_progress = max(self.max_in_progress, len(live))

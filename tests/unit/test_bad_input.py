@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from novamove import errors
-from novamove.model import Flavor, Host, Resources, Server, Service
+from novamove.model import (ConsumerAllocations, Flavor, Host, Migration, ResourceProvider, Resources, Server,
+                            ServerState, Service)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "testing.md"
 LONG = "x" * 300
@@ -25,7 +26,10 @@ READS = {"compute_hosts", "list_compute_services", "list_servers_on_host", "get_
          "list_migrations", "list_migrations_changed_since", "list_server_migrations", "server_fault",
          "list_evacuations", "compute_service_heartbeat", "server_ids_tagged", "provider_traits",
          "host_resources", "provider_inventories", "provider_usages", "get_flavor", "hypervisor_uptime",
-         "request_mark", "request_ids_since", "last_request_id"}
+         "request_mark", "request_ids_since", "last_request_id",
+         # doctor's scan
+         "list_resource_providers", "provider_allocations", "list_all_servers", "list_all_migrations",
+         "consumer_allocations"}
 
 # (command line, exit code, what the one line says)
 CASES = [
@@ -87,6 +91,21 @@ CASES = [
     ("campaign status 'a%'", 3, "no maintain run 'a%'"),
     ("campaign stop nosuchrun", 3, "no maintain run 'nosuchrun'"),
     ("recover --run nosuchrun", 3, "no run 'nosuchrun'"),
+    # doctor
+    ("doctor --fix nosuch-class", 2, "unknown drift class 'nosuch-class'"),
+    ("doctor --fix migration-allocation-leaked nosuch-class", 2, "unknown drift class 'nosuch-class'"),
+    ("doctor --fix migration-stuck", 2, "that class is repaired by an operator"),
+    ("doctor --fix compute-held", 2, "that class is repaired by an operator"),
+    ("doctor verify-resize-forgotten", 2, "CLASS names choose repairs: add --fix"),
+    ("doctor --older-than -5", 2, "--older-than must be a number of seconds >= 0"),
+    ("doctor --fix --older-than -0.5", 2, "--older-than must be a number of seconds >= 0"),
+    ("doctor --older-than nan", 2, "--older-than must be a number of seconds >= 0"),
+    ("doctor --older-than soon", 2, "'soon' is not a valid float"),
+    ("doctor --older-than ''", 2, "is not a valid float"),
+    ("doctor --fix --host nosuch", 3, "no compute host 'nosuch' (--host); nothing changed"),
+    ("doctor --fix verify-resize-forgotten --host compute1 --host nosuch", 3, "no compute host 'nosuch'"),
+    ("doctor --fix --server nosuch", 3, "no server 'nosuch' (--server)"),
+    ("doctor -f yaml --fix --sort-column nosuch", 2, "nosuch"),
 ]
 
 
@@ -130,6 +149,37 @@ class TableCloud:
     def list_server_groups(self):
         return []
 
+    # doctor's scan: whole-cloud listings. One piece of drift that plain `doctor --fix` would
+    # repair (a completed migration whose consumer still holds compute3), so that a bad input
+    # refused too late would show up as a change.
+    LEAKED = {"rp3": {"mig-1": {"VCPU": 1, "MEMORY_MB": 512, "DISK_GB": 1}}}
+
+    def hypervisors(self):
+        return [{"id": f"rp{i}", "hypervisor_hostname": h.hypervisor_hostname, "host": h.name, "state": "up",
+                 "status": "enabled"} for i, h in enumerate(self.hosts, 1)]
+
+    def list_resource_providers(self):
+        return [ResourceProvider(f"rp{i}", h.hypervisor_hostname, 1, f"rp{i}") for i, h in enumerate(self.hosts, 1)]
+
+    def provider_allocations(self, provider_uuid):
+        held = {sid: {"VCPU": 1, "MEMORY_MB": 512, "DISK_GB": 1} for sid, s in self.servers.items()
+                if f"rp{s.host[-1]}" == provider_uuid}
+        return {**held, **self.LEAKED.get(provider_uuid, {})}
+
+    def consumer_allocations(self, consumer):
+        held = {rp: dict(c[consumer]) for rp, c in self.LEAKED.items() if consumer in c}
+        return ConsumerAllocations(consumer, held, 2 if held else None, "p1", "u1")
+
+    def list_all_servers(self):
+        return [ServerState(id=s.id, name=s.name, status=s.status, host=s.host, node=f"{s.host}.fake.local",
+                            vm_state="active", task_state=None, power_state=1, updated="2026-01-01T00:00:00Z")
+                for s in self.servers.values()]
+
+    def list_all_migrations(self):
+        return [Migration(id="1", server_id="v1", source_host="compute3", dest_host="compute1", status="completed",
+                          migration_type="live-migration", uuid="mig-1", created_at="2026-01-01T00:00:00.000000",
+                          updated_at="2026-01-01T00:00:00.000000")]
+
     def aggregate_hosts(self, name):
         raise errors.NotFound(f"no host aggregate named {name!r}")
 
@@ -172,6 +222,15 @@ def test_bad_input_is_one_line_its_exit_code_and_nothing_changed(cloud, line, co
     assert len(text.splitlines()) == 1 and text.startswith("novamove: error: "), text
     assert says in text, text
     assert cloud.changes == [], cloud.changes
+
+
+def test_good_doctor_input_does_repair_the_table_clouds_drift(cloud):
+    """The doctor cases above could fail: the same cloud, asked right, is changed."""
+    from novamove.cli import run
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+            pytest.raises(SystemExit):
+        run(shlex.split("doctor --fix --host compute3"))
+    assert cloud.changes == ["delete_consumer_allocations"]
 
 
 def test_the_table_in_the_docs_lists_every_case():

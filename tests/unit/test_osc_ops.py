@@ -196,3 +196,79 @@ def test_recover_options_and_break_lock_needs_run(monkeypatch):
     assert code == 0 and recover.calls[1][1]["dry_run"] is True
     code, _, err = run_command(ops.Recover, ["--break-lock"])
     assert code == errors.EXIT_USAGE and "--break-lock needs --run" in err
+
+
+# ---------------------------------------------------------------------------- doctor
+
+def doctor_report(fix=False, classes=None, leaked_fixed=True):
+    """A real DoctorReport (engine.doctor.run) with one finding, and after --fix its repair."""
+    from novamove.engine.doctor import DoctorReport, ScanStats
+    from novamove.engine.doctor.findings import finding
+    from novamove.engine.doctor.repair import FIXED, FAILED, Repair
+    leak = finding("migration-allocation-leaked", "migration 7 of s1 is completed but its consumer still holds c1",
+                   "openstack resource provider allocation delete mig-7", server_id="s1", host="c1",
+                   evidence={"consumer": "mig-7", "migration_id": "7"})
+    held = finding("compute-held", "c3 is kept disabled by finished novamove drain run ab", "novamove undrain c3",
+                   host="c3", evidence={"run_id": "ab"})
+    rep = DoctorReport([leak, held], ScanStats({"services": 1, "servers": 2}, 0.4), fix=fix, classes=classes)
+    if fix:
+        rep.run_id = "r9"
+        rep.repairs = [Repair("migration-allocation-leaked", "mig-7", "delete the allocations of consumer mig-7",
+                              FIXED if leaked_fixed else FAILED, "read back: no allocations", undo="PUT ...")]
+        rep.left = [held] if leaked_fixed else [leak, held]
+    return rep
+
+
+def test_doctor_keys_are_novamove_doctor_s_json_keys():
+    from novamove.report import doctor_rows
+    assert set(ops.DOCTOR_KEYS) == set(doctor_rows(doctor_report())[0])
+    assert set(ops.DOCTOR_FIX_KEYS) == set(doctor_rows(doctor_report(fix=True))[0])
+    assert [key_of(ops.osc_column(k)) for k in ops.DOCTOR_FIX_KEYS] == list(ops.DOCTOR_FIX_KEYS)
+
+
+def test_doctor_reports_with_the_columns_of_novamove_doctor_json(monkeypatch):
+    call = Calls(doctor_report())
+    monkeypatch.setattr(api, "doctor", call)
+    code, out, err = run_command(ops.Doctor, ["--host", "c1", "--host", "c3", "--server", "vm1",
+                                              "--older-than", "0", "-f", "json"])
+    assert code == errors.EXIT_FINDINGS                  # findings left: 10, as novamove doctor
+    [(args, kwargs)] = call.calls
+    assert kwargs == dict(hosts=["c1", "c3"], servers=["vm1"], older_than=0.0, fix=False, fix_classes=None,
+                          progress=None, cloud=SPEC)
+    rows = json.loads(out)
+    assert [list(r) for r in rows] == [[ops.osc_column(k) for k in ops.DOCTOR_KEYS]] * 2
+    assert rows[0]["Class"] == "migration-allocation-leaked" and rows[0]["Server ID"] == "s1"
+    assert rows[0]["Evidence"] == {"consumer": "mig-7", "migration_id": "7"} and rows[1]["Level"] == "info"
+    assert "scan: 3 API requests" in err and "doctor: 1 finding(s), 1 for information" in err
+
+
+def test_doctor_fix_names_classes_and_exits_0_when_read_back_clean(monkeypatch):
+    call = Calls(doctor_report(fix=True, classes=["migration-allocation-leaked"]))
+    monkeypatch.setattr(api, "doctor", call)
+    code, out, err = run_command(ops.Doctor, ["--fix", "migration-allocation-leaked", "-f", "value",
+                                              "-c", "Class", "-c", "Repair", "-c", "Left"])
+    assert code == 0, err
+    [(args, kwargs)] = call.calls
+    assert kwargs["fix"] is True and kwargs["fix_classes"] == ["migration-allocation-leaked"]
+    assert callable(kwargs["progress"])
+    assert out.splitlines() == ["migration-allocation-leaked fixed False", "compute-held None True"]
+    assert "run r9" in err
+
+
+def test_doctor_a_repair_that_did_not_take_exits_1_with_its_summary(monkeypatch):
+    monkeypatch.setattr(api, "doctor", Calls(doctor_report(fix=True, leaked_fixed=False)))
+    code, out, err = run_command(ops.Doctor, ["--fix", "-f", "json"])
+    assert code == errors.EXIT_FAILED and "1 failed" in err
+    assert json.loads(out)[0]["Repair"] == "failed" and json.loads(out)[0]["Left"] is True
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["verify-resize-forgotten"], "add --fix"),
+    (["--fix", "nosuch-class"], "unknown drift class 'nosuch-class'"),
+    (["--older-than", "-1"], "--older-than must be a number of seconds >= 0"),
+])
+def test_doctor_bad_input_is_one_line_exit_2_before_connecting(monkeypatch, argv, says):
+    from novamove.api import cloud_adapter
+    monkeypatch.setattr(cloud_adapter, "connect", Calls(raises=AssertionError("connected")))
+    code, out, err = run_command(ops.Doctor, argv)
+    assert code == errors.EXIT_USAGE and out == "" and len(err.splitlines()) == 1 and says in err, err

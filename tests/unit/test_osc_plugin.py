@@ -35,7 +35,27 @@ OPS_COMMANDS = {"server_move_back": "BackServerMove", "server_move_confirm": "Co
                 "compute_host_maintain": "MaintainComputeHosts",
                 "compute_host_campaign_status": "CampaignStatus",
                 "compute_host_campaign_stop": "CampaignStop",
-                "novamove_history": "History", "novamove_recover": "Recover"}
+                "novamove_history": "History", "novamove_recover": "Recover",
+                "novamove_doctor": "Doctor"}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _declared_group() -> dict:
+    """The openstack.novamove.v1 entry points pyproject.toml declares (what an install registers)."""
+    tomllib = pytest.importorskip("tomllib")         # Python 3.11+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return dict(project["entry-points"]["openstack.novamove.v1"])
+
+
+def _installed_from_this_tree() -> bool:
+    """Whether the installed novamove's metadata was made from this source tree (an editable
+    install of another checkout, e.g. a worktree beside it, registers that one's commands)."""
+    from importlib.metadata import distribution
+    try:
+        url = json.loads(distribution("novamove").read_text("direct_url.json") or "{}").get("url", "")
+    except Exception:
+        return True
+    return not url.startswith("file://") or Path(url[len("file://"):]).resolve() == ROOT
 
 
 def result(**kw):
@@ -97,9 +117,12 @@ def parse(cls, argv):
 def test_registered_where_openstackclient_looks():
     [ext] = [ep for ep in entry_points(group="openstack.cli.extension") if ep.name == "novamove"]
     assert ext.value == "novamove.osc.plugin"
-    group = {ep.name: ep.value for ep in entry_points(group="openstack.novamove.v1")}
-    assert group == {**{name: f"novamove.osc.v1:{cls}" for name, cls in COMMANDS.items()},
-                     **{name: f"novamove.osc.ops:{cls}" for name, cls in OPS_COMMANDS.items()}}
+    want = {**{name: f"novamove.osc.v1:{cls}" for name, cls in COMMANDS.items()},
+            **{name: f"novamove.osc.ops:{cls}" for name, cls in OPS_COMMANDS.items()}}
+    assert _declared_group() == want
+    if _installed_from_this_tree():
+        group = {ep.name: ep.value for ep in entry_points(group="openstack.novamove.v1")}
+        assert group == want, "installed entry points differ from pyproject.toml: pip install -e . again"
     for name, cls in COMMANDS.items():
         assert getattr(v1, cls).__doc__
     from novamove.osc import ops
@@ -126,7 +149,8 @@ def test_openstack_finds_the_commands():
     for words in (["server", "move"], ["server", "migration", "wait"], ["compute", "host", "drain"],
                   ["compute", "host", "undrain"], ["server", "move", "back"],
                   ["server", "move", "force", "complete"], ["compute", "host", "maintain"],
-                  ["compute", "host", "campaign", "status"], ["novamove", "recover"]):
+                  ["compute", "host", "campaign", "status"], ["novamove", "recover"],
+                  *([["novamove", "doctor"]] if _installed_from_this_tree() else [])):
         proc = subprocess.run([str(openstack), *words, "--help"], capture_output=True, text=True,
                               timeout=120)
         assert proc.returncode == 0, proc.stderr
@@ -424,7 +448,7 @@ def _plugin_options(cls):
     ("force-complete", "ForceCompleteServerMove"), ("evacuate", "EvacuateComputeHost"),
     ("unfence", "UnfenceComputeHost"), ("maintain", "MaintainComputeHosts"),
     ("campaign status", "CampaignStatus"), ("campaign stop", "CampaignStop"), ("history", "History"),
-    ("recover", "Recover")])
+    ("recover", "Recover"), ("doctor", "Doctor")])
 def test_every_option_of_a_verb_is_an_option_of_its_plugin_command(verb, command):
     from novamove.osc import ops
     cls = getattr(v1, command, None) or getattr(ops, command)

@@ -1,6 +1,6 @@
 """novamove's own fake virt driver for the minicloud's nova-compute processes.
 
-Nova's FakeDriver with three things novamove needs to test against a real control plane:
+Nova's FakeDriver with what novamove needs to test against a real control plane:
 
 * a hypervisor hostname that differs from the service host (``compute1.fake.local`` for service
   host ``compute1``), as in real clouds where one is an FQDN and the other a short name;
@@ -10,7 +10,12 @@ Nova's FakeDriver with three things novamove needs to test against a real contro
 * a host uptime (``get_host_uptime``, what the hypervisor API's ``uptime`` shows) in the format
   of the ``uptime`` command libvirt's driver runs, minutes and all. The fake host "boots" when
   its nova-compute process starts, so a restart of the compute is a reboot of the host; that is
-  what a campaign's ``--gate restart`` reads to tell a new process from the old one's heartbeat.
+  what a campaign's ``--gate restart`` reads to tell a new process from the old one's heartbeat;
+* guests that outlive their nova-compute, as on a real hypervisor: each compute keeps its guests
+  in ``<state_path>/fakevirt-guests.json`` (novamove_guestbook.GuestBook, rewritten atomically on
+  every change, read back when the driver starts). A stopped or SIGKILLed compute's guests still
+  "run", so an unfenced evacuation shows the guest on two hosts, and when that compute starts
+  again Nova's own init_host cleanup (_destroy_evacuated_instances) destroys the evacuated ones.
 
 Settings come from environment variables (fixed per compute process) and may be overridden at
 run time by a JSON control file, so a test can make migrations slow without restarting computes:
@@ -39,6 +44,7 @@ import uuid
 
 from oslo_log import log as logging
 
+import nova.conf
 from nova import context as nova_context
 from nova import exception
 from nova import objects
@@ -46,6 +52,10 @@ from nova.compute import power_state
 from nova.virt import fake
 from nova.virt import node as virt_node
 
+# Beside this file in the minicloud's pylib (on the services' PYTHONPATH), not in nova.virt.
+from novamove_guestbook import GuestBook, guests_path
+
+CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
 
 _MEMORY_BYTES_PER_MB = 1024 * 1024
@@ -87,6 +97,23 @@ class NovamoveFakeDriver(fake.FakeDriver):
         self.local_gb = int(_setting("disk_gb", 200))
         super().__init__(virtapi, read_only)
         self._live = {}     # instance uuid -> "running" | "abort" | "force"
+        # The hypervisor's guests, kept in this compute's own state directory: they survive
+        # the nova-compute process (FakeDriver's plain dict dies with it).
+        self.instances = GuestBook(guests_path(CONF.state_path), fake.FakeInstance)
+
+    # FakeDriver changes a guest's power state in place; write the book after each such change.
+    # (*args: the signatures differ between Nova releases.)
+    def power_off(self, *args, **kwargs):
+        super().power_off(*args, **kwargs)
+        self.instances.save()
+
+    def power_on(self, *args, **kwargs):
+        super().power_on(*args, **kwargs)
+        self.instances.save()
+
+    def unrescue(self, *args, **kwargs):
+        super().unrescue(*args, **kwargs)
+        self.instances.save()
 
     def get_host_uptime(self):
         now = time.time()
@@ -101,13 +128,18 @@ class NovamoveFakeDriver(fake.FakeDriver):
         # start a compute a second time ("No local node identity found").
         if virt_node.read_local_node_uuid() is None:
             virt_node.write_local_node_uuid(self._node_uuid(nodename))
-        self._adopt_guests(host)
+        if self.instances.existed:
+            LOG.info("%d guests on %s from %s", len(self.instances), host, self.instances.path)
+        else:
+            self._adopt_guests(host)
+            self.instances.save()   # from now on the book, not Nova's view, is this host's truth
 
     def _adopt_guests(self, host: str) -> None:
-        """A real hypervisor keeps its guests while nova-compute restarts; the fake one keeps
-        them in memory only. Take back the guests Nova has on this host, in the power state Nova
-        last recorded, so servers survive `minicloud down` / `up` (instead of turning into
-        "power_state pending" servers that Nova refuses to migrate)."""
+        """A compute of a minicloud made before guest books existed has no book yet: take the
+        guests Nova has on this host, in the power state Nova last recorded, so its servers
+        survive the upgrade (instead of turning into "power_state pending" servers that Nova
+        refuses to migrate). Later starts read the book: the guests the hypervisor really has,
+        which after an unfenced evacuation include guests Nova has since put elsewhere."""
         try:
             guests = objects.InstanceList.get_by_host(nova_context.get_admin_context(), host)
         except Exception as exc:  # first start, or the conductor not answering yet
@@ -115,8 +147,8 @@ class NovamoveFakeDriver(fake.FakeDriver):
             return
         for guest in guests:
             if guest.power_state != power_state.NOSTATE and guest.uuid not in self.instances:
-                self.instances[guest.uuid] = fake.FakeInstance(guest.name, guest.power_state,
-                                                               guest.uuid)
+                dict.__setitem__(self.instances, guest.uuid,
+                                 fake.FakeInstance(guest.name, guest.power_state, guest.uuid))
         LOG.info("adopted %d guests on %s", len(self.instances), host)
 
     # FakeDriver derives node UUIDs from uuidsentinel, which is random per process: a restarted
