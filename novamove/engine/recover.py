@@ -231,7 +231,7 @@ def _doctor_left(journal: Journal, run: dict, dry_run: bool) -> dict:
         report["summary"] = summary + " (dry run: nothing changed)"
         return report
     report["summary"] = summary
-    journal.finish_run(run["id"], "recovered", summary=f"recovered: {summary}")
+    mark_recovered(journal, run["id"], f"recovered: {summary}")
     return report
 
 
