@@ -7,7 +7,12 @@ requests and time, and, however the block ends, finishes the run exactly once:
   runs this one continued (`frame.continues`) are marked "recovered";
 - a second Ctrl-C (KeyboardInterrupt): "interrupted", the report's summary kept;
 - any other exception: "failed" with the error (what the run changed stays journaled for
-  `novamove recover` or a rerun).
+  `novamove recover` or a rerun);
+- unless the verb settled the outcome itself (`frame.end(status, summary=, error=)`): a verb
+  whose words for an interrupt or a failure are its own (a single move names the migration
+  that continues in Nova) says them there, and the frame writes them, however the block ends.
+
+A run that finishes another one (recover) marks it with `mark_recovered`.
 
 So "started and finished by hand" exists in one place, and a verb cannot forget either.
 """
@@ -51,6 +56,7 @@ class RunFrame:
         self.continues: list[str] = []      # earlier runs this one finishes (marked recovered)
         self.on_exit: list[Callable[[], None]] = []   # e.g. a lease's release
         self.status: Optional[str] = None
+        self.ending: Optional[tuple[str, Optional[str], Optional[str]]] = None  # set by end()
         # (A verb that read the cloud to plan before its run began passes when it began.)
         self.t0 = clock() if t0 is None else t0
         self.requests0 = requests_made(cloud) if requests0 is None else requests0
@@ -63,12 +69,22 @@ class RunFrame:
                                    **self.fields)
         return self
 
+    def end(self, status: str, *, summary: Optional[str] = None, error: Optional[str] = None) -> None:
+        """The run's outcome, said by the verb: the frame finishes the run with it on leaving the
+        block, whether the block returns or raises (the last word counts)."""
+        self.ending = (status, summary, error)
+
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:
             for release in self.on_exit:
                 release()
         finally:
-            if exc_type is None:
+            if self.ending is not None:
+                status, summary, error = self.ending
+                self._write_finish(status, summary, error)
+                if exc_type is None:
+                    self._mark_continued()
+            elif exc_type is None:
                 self._finish_normally()
             elif issubclass(exc_type, KeyboardInterrupt):
                 if self.report is not None and hasattr(self.report, "interrupted"):
@@ -90,15 +106,25 @@ class RunFrame:
             if hasattr(r, "elapsed_seconds"):
                 r.elapsed_seconds = self.elapsed
         self._finish(run_status(r))
+        self._mark_continued()
+
+    def _mark_continued(self) -> None:
         for earlier in dict.fromkeys(self.continues):
             if earlier != self.run_id:
-                self.journal.finish_run(earlier, events.RUN_RECOVERED,
-                                        summary=f"continued by {self.verb} run {self.run_id}")
+                mark_recovered(self.journal, earlier, f"continued by {self.verb} run {self.run_id}")
 
     def _finish(self, status: str, error: Optional[str] = None) -> None:
-        self.status = status
         summary = getattr(self.report, "summary", None) if self.report is not None else None
+        self._write_finish(status, summary, error)
+
+    def _write_finish(self, status: str, summary: Optional[str], error: Optional[str]) -> None:
+        self.status = status
         self.journal.finish_run(self.run_id, status, summary=summary, error=error)
+
+
+def mark_recovered(journal: Any, run_id: str, summary: str) -> None:
+    """An earlier run is over: finished by `recover` or continued by a later run."""
+    journal.finish_run(run_id, events.RUN_RECOVERED, summary=summary)
 
 
 def run_status(report: Any) -> str:

@@ -19,6 +19,7 @@ from typing import Optional
 
 from novamove.engine import events
 from novamove import errors
+from novamove.engine.frame import RunFrame, mark_recovered
 from novamove.engine.journal import Journal, run_alive
 from novamove.engine.poll import poll_until
 from novamove.model import Service
@@ -109,7 +110,7 @@ def recover_run(cloud, journal: Journal, run: dict, *, confirm: bool = True, dry
         journal.update_run(run_id, status="interrupted", summary=f"recovering: {summary}")
         return report
     report["summary"] = summary
-    journal.finish_run(run_id, "recovered", summary=f"recovered: {summary}")
+    mark_recovered(journal, run_id, f"recovered: {summary}")
     return report
 
 
@@ -230,7 +231,7 @@ def _doctor_left(journal: Journal, run: dict, dry_run: bool) -> dict:
         report["summary"] = summary + " (dry run: nothing changed)"
         return report
     report["summary"] = summary
-    journal.finish_run(run["id"], "recovered", summary=f"recovered: {summary}")
+    mark_recovered(journal, run["id"], f"recovered: {summary}")
     return report
 
 
@@ -272,7 +273,6 @@ def _sweep_tags(cloud, journal: Journal, handled: set[str], dry_run: bool = Fals
 
 def _break_lock(cloud, journal: Journal, run_id: str, dry_run: bool = False) -> dict:
     """Clear a foreign run's isolation tags, journaled under a run of its own."""
-    from novamove.cloud.adapter import new_run_id
     from novamove.engine.tags import reason_run_id
     if dry_run:
         hosts = sorted(s.host for s in cloud.list_compute_services()
@@ -281,19 +281,18 @@ def _break_lock(cloud, journal: Journal, run_id: str, dry_run: bool = False) -> 
                 "summary": (f"would break run {run_id}'s lock: would re-enable {', '.join(hosts)}"
                             if hosts else f"no compute carries run {run_id}'s tag")
                            + " (dry run: nothing changed)"}
-    own = new_run_id()
-    journal.start_run(own, "recover", cloud=getattr(cloud, "cloud_name", None), source=run_id,
-                      mode="break-lock")
-    services = [s for s in cloud.list_compute_services()
-                if not s.enabled and reason_run_id(s.disabled_reason) == run_id]
-    journal.note(own, events.LOCK_BREAK, run_id, services=[s.host for s in services])
-    enabled = []
-    for svc in services:
-        with journal.change(own, events.SERVICE_ENABLE, svc.host, service_id=svc.id, broke_lock_of=run_id):
-            cloud.enable_service(svc)
-        enabled.append(svc.host)
-    summary = (f"broke run {run_id}'s lock: re-enabled {', '.join(enabled)}" if enabled
-               else f"no compute carries run {run_id}'s tag")
-    journal.finish_run(own, "ok", summary=summary)
+    with RunFrame(journal, events.VERB_RECOVER, cloud=cloud, source=run_id, mode="break-lock") as frame:
+        services = [s for s in cloud.list_compute_services()
+                    if not s.enabled and reason_run_id(s.disabled_reason) == run_id]
+        journal.note(frame.run_id, events.LOCK_BREAK, run_id, services=[s.host for s in services])
+        enabled = []
+        for svc in services:
+            with journal.change(frame.run_id, events.SERVICE_ENABLE, svc.host, service_id=svc.id,
+                                broke_lock_of=run_id):
+                cloud.enable_service(svc)
+            enabled.append(svc.host)
+        summary = (f"broke run {run_id}'s lock: re-enabled {', '.join(enabled)}" if enabled
+                   else f"no compute carries run {run_id}'s tag")
+        frame.end(events.RUN_OK, summary=summary)
     return {"run_id": run_id, "verb": "recover", "server": None, "status_before": "unknown",
             "summary": summary}

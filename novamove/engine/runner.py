@@ -4,16 +4,20 @@ poll, pause, and treat Ctrl-C, SIGTERM (systemd, kill, a CI runner) and SIGHUP (
 as "start nothing new, finish what is in flight"; a second one means "leave now", and what was in
 flight is reported so (its journal intent stays open for a rerun or `novamove recover`).
 
-A subclass says how steps start (`_start_what_fits`), how in-flight work is followed (`_poll`),
+The stop machinery (GracefulLoop: the signals, the first and second one, the peak, the pause)
+is the campaign's too (engine/campaign/runner.py), so a long verb stops one way.
+
+A CappedRunner subclass says how steps start (`_start_what_fits`), how in-flight work is followed (`_poll`),
 what an interrupt does to it (`_on_stop`) and how a step's outcome is written (`_outcome`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import statistics
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from novamove.engine import events
 from novamove.retry import patiently
@@ -30,9 +34,98 @@ IN_FLIGHT = events.IN_FLIGHT        # left running by a hard exit: `novamove rec
 DUE_FRACTION = 0.9
 DUE_POLL = 0.5
 IDLE_POLL = 2.0
+# The longest single sleep of a pause: a loop told to stop with nothing in flight leaves soon.
+PAUSE_SLICE = 0.2
 
 
-class CappedRunner:
+class GracefulLoop:
+    """How a long loop stops, once for every verb that has one (CappedRunner below: drain,
+    undrain, apply, evacuate, unfence; the campaign, engine/campaign/runner.py):
+
+    - the first Ctrl-C, SIGTERM or SIGHUP is `request_stop()`: start nothing new (the loop looks
+      at `stop_requested` before it starts anything), finish what is in flight; the run is
+      `interrupted`;
+    - the second, once interrupted, is KeyboardInterrupt: leave now; `_left_in_flight` reports
+      what was in flight so (with the way on), never "not started";
+    - a stop no signal asked for (`request_stop(why)`: the campaign's stop-loss, a refused host)
+      stops the starting but is no interrupt: the operator's first signal after it is still
+      the graceful one.
+
+    Also the loop's `peak` (most in flight at once) and its pause between polls. A user calls
+    `_init_stop()`, runs its loop inside `with self._stoppable():` and provides `_announce`,
+    `_in_flight`, `_stop_message` and `_left_in_flight` (and `clock`, `sleep`)."""
+
+    INTERRUPT = "interrupt"                 # the word a signal's stop is announced and reported with
+    STARTS = "starting nothing new"         # what a stop does to the loop, in its own words
+
+    def _init_stop(self) -> None:
+        self.stop_requested = False
+        self.interrupted = False
+        self.stopped_by = ""                # why the loop stopped starting (the first reason)
+        self.peak = 0
+
+    # -------------------------------------------------------------- what users provide
+
+    def _announce(self, line: str) -> None:
+        raise NotImplementedError
+
+    def _in_flight(self) -> int:
+        raise NotImplementedError
+
+    def _stop_message(self) -> str:
+        return "finishing what is in flight"
+
+    def _left_in_flight(self) -> None:
+        """A second signal: report what was in flight as in flight (the loop leaves now)."""
+
+    # -------------------------------------------------------------- the machinery
+
+    def request_stop(self, why: Optional[str] = None) -> None:
+        """Start nothing new; finish (or abort) what is in flight. `why` None is a signal's."""
+        why = why or self.INTERRUPT
+        if why == self.INTERRUPT:
+            self.interrupted = True
+        if not self.stop_requested:
+            self.stop_requested = True
+            self.stopped_by = why
+            self._announce(f"{why}: {self.STARTS}; {self._stop_message()} (Ctrl-C again to leave now)")
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.stop_requested and self.interrupted:
+            raise KeyboardInterrupt
+        self.request_stop()
+
+    def _install_signals(self) -> Callable[[], None]:
+        """Ctrl-C, SIGTERM and SIGHUP all mean "stop gracefully"; the second one "leave now"."""
+        return install_stop_signals(self._on_signal)
+
+    @contextlib.contextmanager
+    def _stoppable(self) -> Iterator[None]:
+        """The loop's signal handlers for its life; a second signal reports what was in flight."""
+        restore = self._install_signals()
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self._left_in_flight()
+            raise
+        finally:
+            restore()
+
+    def _note_peak(self) -> None:
+        self.peak = max(self.peak, self._in_flight())
+
+    def _pause(self, seconds: float) -> None:
+        """Wait until the next poll, in short sleeps; at once when stopping with nothing in flight."""
+        end = self.clock() + seconds
+        while True:
+            left = end - self.clock()
+            if left <= 0 or (self.stop_requested and not self._in_flight()):
+                return
+            self.sleep(min(left, PAUSE_SLICE))
+
+
+class CappedRunner(GracefulLoop):
     """State and loop of a runner: `pending` steps, `inflight` work keyed by server id (each
     with `step`, `started` and `adopted`), `results` by server id in `order`."""
 
@@ -48,11 +141,14 @@ class CappedRunner:
         # Seconds of pauses _call spends riding out an unreachable API (1, 2, 4, 8 ... s).
         self.patience = float(sum(min(backoff * 2 ** i, 15.0) for i in range(retries)))
         self.on_tick = on_tick         # called every loop with the runner (a progress bar)
-        self.stop_requested = False
-        self.interrupted = False
+        self._init_stop()
         self.actions = 0               # changes made: moves started, confirms, reverts, aborts
-        self.peak_in_flight = len(self.inflight)
+        self._note_peak()              # moves adopted in flight count from the start
         self.durations: list[float] = []   # seconds each step this runner started took, finished
+
+    @property
+    def peak_in_flight(self) -> int:
+        return self.peak
 
     # -------------------------------------------------------------- what subclasses provide
 
@@ -78,31 +174,29 @@ class CappedRunner:
     def _on_stop(self) -> None:
         """Once stopping: what happens to the work in flight (default: it is finished)."""
 
+    # -------------------------------------------------------------- the stop machinery's hooks
+
+    def _announce(self, line: str) -> None:
+        self.progress(line)
+
+    def _in_flight(self) -> int:
+        return len(self.inflight)
+
+    def _left_in_flight(self) -> None:
+        for f in self.inflight.values():
+            self.results[f.step.server_id] = self._outcome(
+                f.step, IN_FLIGHT, f"left in flight by a second Ctrl-C: {self.rerun} or run "
+                "`novamove recover`", f.migration)
+        self.inflight.clear()
+
     # -------------------------------------------------------------- public
 
-    def request_stop(self) -> None:
-        """What Ctrl-C does: start nothing new; finish (or abort) what is in flight."""
-        if not self.stop_requested:
-            self.stop_requested = True
-            self.interrupted = True
-            self.progress(f"interrupt: starting nothing new; {self._stop_message()} "
-                          "(Ctrl-C again to leave now)")
-
     def run(self) -> list:
-        restore = self._install_signals()
         try:
-            self._before_loop()
-            self._loop()
-        except KeyboardInterrupt:
-            self.interrupted = True
-            for f in self.inflight.values():
-                self.results[f.step.server_id] = self._outcome(
-                    f.step, IN_FLIGHT, f"left in flight by a second Ctrl-C: {self.rerun} or run "
-                    "`novamove recover`", f.migration)
-            self.inflight.clear()
-            raise
+            with self._stoppable():
+                self._before_loop()
+                self._loop()
         finally:
-            restore()
             for s in self.pending:
                 self.results.setdefault(s.server_id, self._outcome(s, NOT_STARTED, "interrupted before its turn"))
         return [self.results[sid] for sid in dict.fromkeys(self.order) if sid in self.results]
@@ -122,7 +216,7 @@ class CappedRunner:
                 self._on_stop()
             else:
                 self._start_what_fits()
-            self.peak_in_flight = max(self.peak_in_flight, len(self.inflight))
+            self._note_peak()
             if self.on_tick is not None:
                 self.on_tick(self)
             if self.inflight or self.pending:
@@ -145,22 +239,6 @@ class CappedRunner:
         start is not known, do not count)."""
         if not f.adopted:
             self.durations.append(seconds)
-
-    def _pause(self, seconds: float) -> None:
-        end = self.clock() + seconds
-        while True:
-            left = end - self.clock()
-            if left <= 0 or (self.stop_requested and not self.inflight):
-                return
-            self.sleep(min(left, 0.2))
-
-    def _install_signals(self) -> Callable[[], None]:
-        """Ctrl-C, SIGTERM and SIGHUP all mean "stop gracefully"; the second one "leave now"."""
-        def on_signal(signum, frame):
-            if self.stop_requested:
-                raise KeyboardInterrupt
-            self.request_stop()
-        return install_stop_signals(on_signal)
 
     # -------------------------------------------------------------- API calls with retries
 

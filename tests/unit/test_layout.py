@@ -92,3 +92,17 @@ def test_the_cloud_imports_no_engine():
     offenders = [(name, i) for name, path in modules("cloud") for i in imports_of(path)
                  if i.startswith("novamove.engine")]
     assert not offenders
+
+
+def test_runs_are_started_and_finished_only_by_the_run_frame():
+    """A run's life is the run frame's (engine/frame.py): no verb starts or finishes a run by
+    hand, so none can forget either (journal.py defines them)."""
+    allowed = {ROOT / "engine" / "frame.py", ROOT / "engine" / "journal.py"}
+    offenders = []
+    for path in sorted(ROOT.rglob("*.py")):
+        if path in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in ("start_run", "finish_run"):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.attr}")
+    assert not offenders, offenders

@@ -102,3 +102,15 @@ def test_refills_within_a_second_share_one_services_listing():
     now[0] = 12.5                                    # older than SERVICES_FRESH: read again
     runner._services()
     assert len(listed) == 2
+
+
+def test_the_campaign_stops_by_the_runners_machinery_not_its_own():
+    """One stop machinery (engine/runner.py GracefulLoop) for the batch runners and the
+    campaign: none of them has signals, a stop or a pause of its own."""
+    from novamove.engine.campaign.runner import Campaign
+    from novamove.engine.runner import CappedRunner, GracefulLoop
+    own = ("_on_signal", "_install_signals", "request_stop", "_stoppable", "_pause", "_note_peak")
+    for cls in (Campaign, CappedRunner, BatchRunner, EvacuationRunner):
+        assert issubclass(cls, GracefulLoop)
+        for name in own:
+            assert getattr(cls, name) is getattr(GracefulLoop, name), (cls.__name__, name)

@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from novamove import errors
 from novamove.engine import events, tags
-from novamove.engine.runner import install_stop_signals
+from novamove.engine.runner import GracefulLoop
 from novamove.engine.tags import reason_run_id
 from novamove.engine.batch import drain as drains
 from novamove.engine.commands import command_env
@@ -28,7 +28,7 @@ from novamove.engine.campaign.stages import HostStages
 
 # ---------------------------------------------------------------------------------- the runner
 
-class Campaign(TakeOut, HostStages):
+class Campaign(TakeOut, HostStages, GracefulLoop):
     def __init__(self, cloud: Any, journal: Any, run_id: str, hosts: Sequence[str], options: Options, *,
                  hypervisors: Optional[dict] = None, say: Optional[Callable[[str], None]] = None,
                  on_update: Optional[Callable[["Campaign"], None]] = None, on_interrupt: str = "finish",
@@ -48,11 +48,8 @@ class Campaign(TakeOut, HostStages):
         self.queue: list[str] = []
         self.out: dict[str, _Out] = {}
         self.failed_out: set[str] = set()      # failed hosts left disabled: still out of service
-        self.stop_requested = False
-        self.stopped_by = ""
-        self.interrupted = False
+        self._init_stop()
         self.changed = False
-        self.peak_out = 0
         self.peak_group = 0
         self.disrupted: dict[str, set[str]] = {}    # group id -> member ids powered off now
         self.servers_total = 0
@@ -135,23 +132,38 @@ class Campaign(TakeOut, HostStages):
         # Failed hosts left disabled are not counted: the N+K check sees them out of service.
         return len(self.out) + (1 if self.current else 0)
 
-    # -------------------------------------------------------------- signals
+    @property
+    def peak_out(self) -> int:
+        """Most hosts out of service at once."""
+        return self.peak
 
-    def _install_signals(self) -> Callable[[], None]:
-        def on_signal(signum, frame):
-            if self.stop_requested and self.interrupted:
-                raise KeyboardInterrupt
-            self.request_stop("interrupted")
-        return install_stop_signals(on_signal)
+    # -------------------------------------------------------------- the stop machinery's hooks
+    # (engine/runner.py GracefulLoop: the first signal starts no new host, the second leaves)
 
-    def request_stop(self, why: str) -> None:
-        if why == "interrupted":
-            self.interrupted = True
-        if not self.stop_requested:
-            self.stop_requested = True
-            self.stopped_by = self.stopped_by or why
-            self.say(f"{why}: starting no new host; finishing the {len(self.out)} host(s) in flight "
-                     "(Ctrl-C again to leave now)")
+    INTERRUPT = "interrupted"
+    STARTS = "starting no new host"
+
+    def _announce(self, line: str) -> None:
+        self.say(line)
+
+    def _in_flight(self) -> int:
+        return self.out_count
+
+    def _stop_message(self) -> str:
+        return f"finishing the {len(self.out)} host(s) in flight"
+
+    def _left_in_flight(self) -> None:
+        if self.current:
+            r = self.results[self.current]
+            r.outcome = INTERRUPTED
+            r.detail = (f"left while draining (disabled, moves maybe in flight): "
+                        f"`novamove maintain --resume {self.run_id}` continues it")
+        for o in self.out.values():
+            r = o.result
+            r.outcome = INTERRUPTED
+            r.detail = (f"left {o.phase}" + (" (its hook is still running, pid "
+                                               f"{o.proc.pid})" if o.proc and o.proc.poll() is None else "")
+                        + f": `novamove maintain --resume {self.run_id}` continues it")
 
     # -------------------------------------------------------------- the loop
 
@@ -168,9 +180,8 @@ class Campaign(TakeOut, HostStages):
         held = [h for h in self.queue if self.prior.get(h, {}).get("disabled")
                 and not self.prior.get(h, {}).get("enabled")]
         self.queue = held + [h for h in self.queue if h not in held]
-        restore = self._install_signals()
         waiting_note = ""
-        try:
+        with self._stoppable():
             while self.queue or self.out:
                 self._tick()
                 progressed = False
@@ -207,25 +218,9 @@ class Campaign(TakeOut, HostStages):
                         self.results[h].outcome = NOT_STARTED
                         self.results[h].detail = f"not started ({self.stopped_by})"
                     self.queue = []
-                self.peak_out = max(self.peak_out, self.out_count)
+                self._note_peak()
                 if not progressed and (self.queue or self.out):
-                    self.sleep(common.POLL)
-        except KeyboardInterrupt:
-            self.interrupted = True
-            if self.current:
-                r = self.results[self.current]
-                r.outcome = INTERRUPTED
-                r.detail = (f"left while draining (disabled, moves maybe in flight): "
-                            f"`novamove maintain --resume {self.run_id}` continues it")
-            for o in self.out.values():
-                r = o.result
-                r.outcome = INTERRUPTED
-                r.detail = (f"left {o.phase}" + (" (its hook is still running, pid "
-                                                   f"{o.proc.pid})" if o.proc and o.proc.poll() is None else "")
-                            + f": `novamove maintain --resume {self.run_id}` continues it")
-            raise
-        finally:
-            restore()
+                    self._pause(common.POLL)
         return [self.results[h] for h in self.hosts]
 
     def count_failed(self) -> int:

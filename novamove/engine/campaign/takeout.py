@@ -124,7 +124,7 @@ class TakeOut:
                         self.say(f"{host}: {s.name} powered off for the hook")
             self.current = ""
             self.out[host] = o
-            self.peak_out = max(self.peak_out, self.out_count)
+            self._note_peak()
             # 4. the hook (skipped when an earlier part of the run saw it through)
             if prior.get("hook") == "done" and not self.rerun_hooks:
                 o.hook_started = _parse(prior.get("hook_started"))

@@ -12,6 +12,7 @@ from novamove.engine import events
 from novamove import errors
 from novamove.engine.single import strategies
 from novamove.engine.single import checks
+from novamove.engine.frame import RunFrame
 from novamove.engine.poll import poll_until
 from novamove.engine.journal import Journal, now
 from novamove.engine.resolve import pick_host, resolve_server
@@ -138,9 +139,22 @@ def move(cloud, journal: Journal, server_ref: str, host_ref: Optional[str], *, m
                     f"({plan.mode}, {plan.strategy})", **common))
 
     run_id = run_id or new_run_id()
-    journal.start_run(run_id, verb, cloud=cloud.cloud_name, server_id=server.id,
-                      server_name=server.name, source=server.host, dest=target.name,
-                      mode=plan.mode, strategy=plan.strategy)
+    with RunFrame(journal, verb, cloud=cloud, run_id=run_id, server_id=server.id,
+                  server_name=server.name, source=server.host, dest=target.name,
+                  mode=plan.mode, strategy=plan.strategy) as frame:
+        result = _run_move(frame, plan, common, reason=reason, confirm=confirm, wait=wait,
+                           timeout=timeout, on_timeout=on_timeout, progress=progress,
+                           poll_interval=poll_interval, schedule_timeout=schedule_timeout)
+    return finish(result)
+
+
+def _run_move(frame: RunFrame, plan: Plan, common: dict[str, Any], *, reason: Optional[str],
+              confirm: bool, wait: bool, timeout: float, on_timeout: str,
+              progress: Optional[Callable[[Snapshot], None]], poll_interval: float,
+              schedule_timeout: float) -> MoveResult:
+    """The move itself, inside its run's frame; the outcome is said with frame.end."""
+    cloud, journal, run_id = frame.cloud, frame.journal, frame.run_id
+    server, target = plan.server, plan.target
     # --timeout counts from the move request, not from start-up: authentication and pre-checks
     # can take a while on a busy cloud and must not eat the migration's time.
     ctx = MoveContext(cloud=cloud, journal=journal, run_id=run_id, server=server, target=target,
@@ -157,19 +171,19 @@ def move(cloud, journal: Journal, server_ref: str, host_ref: Optional[str], *, m
             target = ctx.target          # the scheduler's choice, once it has made it
             common["dest"] = target.name
             if not wait:
-                return _accepted(journal, ctx, common, finish)
+                return _accepted(frame, ctx, common)
             outcome = MoveWatcher(ctx, confirm=confirm, on_timeout=on_timeout,
                                   original_status=server.status).run()
     except (KeyboardInterrupt, errors.Interrupted) as exc:
         where = (f"; migration {ctx.migration.id} continues in Nova" if ctx.migration else "")
         message = f"interrupted{where} - see `novamove migrations {server.name}` and `novamove recover`"
-        journal.finish_run(run_id, "interrupted", error=message)
+        frame.end("interrupted", error=message)
         raise errors.Interrupted(message) from exc
     except errors.NovamoveError as exc:
-        journal.finish_run(run_id, "failed", error=str(exc))
+        frame.end("failed", error=str(exc))
         raise
     except BaseException as exc:
-        journal.finish_run(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        frame.end("failed", error=f"{type(exc).__name__}: {exc}")
         raise
 
     after = outcome.server
@@ -188,8 +202,8 @@ def move(cloud, journal: Journal, server_ref: str, host_ref: Optional[str], *, m
     if result.ok and not result.changed:     # the scheduler's choice must be another host
         result.ok, result.exit_code = False, errors.EXIT_FAILED
         result.error = f"{server.name} is still on {server.host} after the move"
-    journal.finish_run(run_id, "ok" if outcome.ok else "failed", summary=result.summary, error=outcome.error)
-    return finish(result)
+    frame.end("ok" if result.ok else "failed", summary=result.summary, error=result.error)
+    return result
 
 
 def _finish_on_target(cloud, journal: Journal, server: Server, *, confirm: bool, check_mode: bool,
@@ -212,26 +226,26 @@ def _finish_on_target(cloud, journal: Journal, server: Server, *, confirm: bool,
     return result
 
 
-def _accepted(journal: Journal, ctx: MoveContext, common: dict[str, Any], finish) -> MoveResult:
+def _accepted(frame: RunFrame, ctx: MoveContext, common: dict[str, Any]) -> MoveResult:
     """--no-wait: the move is accepted and scheduled; report where it is headed."""
     server = ctx.cloud.get_server(ctx.server.id)
     migration = ctx.migration
     if migration is not None and migration.failed:
         reason = ctx.cloud.server_fault(server.id, since=ctx.started_at)
         error = f"{ctx.mode} migration of {server.name} failed at scheduling" + (f": {reason}" if reason else "")
-        journal.finish_run(ctx.run_id, "failed", error=error)
-        return finish(MoveResult.failure(error, after=server_facts(server), migration_id=migration.id,
-                                         migration_status=migration.status, changed=False,
-                                         isolation_seconds=ctx.isolation_seconds, **common))
+        frame.end("failed", error=error)
+        return MoveResult.failure(error, after=server_facts(server), migration_id=migration.id,
+                                  migration_status=migration.status, changed=False,
+                                  isolation_seconds=ctx.isolation_seconds, **common)
     dest = migration.dest_host if migration else None
     summary = (f"{server.name} is being migrated from {ctx.server.host} to {dest or ctx.target.name} "
                f"(migration {migration.status if migration else 'accepted'}, status {server.status})")
     # The run is over for novamove; Nova carries on. "ok" here means accepted and scheduled.
-    journal.finish_run(ctx.run_id, "ok", summary=summary)
-    return finish(MoveResult(ok=True, changed=True, summary=summary, after=server_facts(server),
-                             migration_id=migration.id if migration else None,
-                             migration_status=migration.status if migration else None,
-                             isolation_seconds=ctx.isolation_seconds, **common))
+    frame.end("ok", summary=summary)
+    return MoveResult(ok=True, changed=True, summary=summary, after=server_facts(server),
+                      migration_id=migration.id if migration else None,
+                      migration_status=migration.status if migration else None,
+                      isolation_seconds=ctx.isolation_seconds, **common)
 
 
 def _disabled_hosts(journal: Journal, run_id: str) -> list[str]:
@@ -267,23 +281,30 @@ def follow(cloud, journal: Journal, server_ref: str, *, confirm: bool = False, t
     ctx.target = Host(name=migration.dest_host or "?", service=None)
     # The server as it was before the move is unknown here; the source is the record's.
     ctx.server = server.replace(host=migration.source_host)
-    journal.start_run(ctx.run_id, "wait", cloud=cloud.cloud_name, server_id=server.id,
-                      server_name=server.name, source=migration.source_host,
-                      dest=migration.dest_host, mode=mode, strategy="-")
     common = dict(server_id=server.id, server_name=server.name, before=server_facts(server),
                   source=migration.source_host, dest=migration.dest_host, mode=mode, strategy="-",
                   run_id=ctx.run_id)
-    try:
-        with signals_as_exceptions():
-            outcome = MoveWatcher(ctx, confirm=confirm, on_timeout=on_timeout,
-                                  check_status=False).run()
-    except (KeyboardInterrupt, errors.Interrupted) as exc:
-        journal.finish_run(ctx.run_id, "interrupted", error="stopped waiting")
-        raise errors.Interrupted(f"stopped waiting; migration {migration.id} of {server.name} "
-                                 "continues in Nova") from exc
-    except BaseException as exc:
-        journal.finish_run(ctx.run_id, "failed", error=str(exc))
-        raise
+    with RunFrame(journal, events.VERB_WAIT, cloud=cloud, run_id=ctx.run_id, server_id=server.id,
+                  server_name=server.name, source=migration.source_host,
+                  dest=migration.dest_host, mode=mode, strategy="-") as frame:
+        try:
+            with signals_as_exceptions():
+                outcome = MoveWatcher(ctx, confirm=confirm, on_timeout=on_timeout,
+                                      check_status=False).run()
+        except (KeyboardInterrupt, errors.Interrupted) as exc:
+            frame.end("interrupted", error="stopped waiting")
+            raise errors.Interrupted(f"stopped waiting; migration {migration.id} of {server.name} "
+                                     "continues in Nova") from exc
+        except BaseException as exc:
+            frame.end("failed", error=str(exc))
+            raise
+        result = _judged(outcome, server, migration, common)
+        frame.end("ok" if outcome.ok else "failed", summary=result.summary, error=outcome.error)
+    return _stamped(cloud, result, started, requests_before, journal)
+
+
+def _judged(outcome: Any, server: Server, migration: Migration, common: dict[str, Any]) -> MoveResult:
+    """What `wait` reports of the move it followed."""
     after = outcome.server
     done = outcome.migration or migration
     awaiting = outcome.ok and after.status == "VERIFY_RESIZE"
@@ -293,12 +314,9 @@ def follow(cloud, journal: Journal, server_ref: str, *, confirm: bool = False, t
                if outcome.ok else
                f"{server.name} was not migrated to {migration.dest_host}: it is on {after.host} "
                f"with a status of {after.status}")
-    result = MoveResult(ok=outcome.ok, changed=outcome.ok and after.host != migration.source_host,
-                        after=server_facts(after), migration_id=done.id, migration_status=done.status,
-                        error=outcome.error, exit_code=outcome.exit_code, summary=summary, **common)
-    journal.finish_run(ctx.run_id, "ok" if outcome.ok else "failed", summary=summary,
-                       error=outcome.error)
-    return _stamped(cloud, result, started, requests_before, journal)
+    return MoveResult(ok=outcome.ok, changed=outcome.ok and after.host != migration.source_host,
+                      after=server_facts(after), migration_id=done.id, migration_status=done.status,
+                      error=outcome.error, exit_code=outcome.exit_code, summary=summary, **common)
 
 
 def _stamped(cloud, result: MoveResult, started: float, requests_before: int,

@@ -10,7 +10,7 @@ from typing import Optional
 
 from novamove.engine import events
 from novamove import errors
-from novamove.cloud.adapter import new_run_id
+from novamove.engine.frame import RunFrame
 from novamove.engine.journal import Journal
 from novamove.engine.poll import poll_until
 from novamove.engine.resolve import resolve_server
@@ -33,15 +33,30 @@ def _act(cloud, journal: Journal, server_ref: str, verb: str, action, *,
     what was asked for took (a server in ERROR, an abort that came too late, are failures)."""
     server = resolve_server(cloud, server_ref)
     target_id = check(server) if check else server.id
-    run_id = new_run_id()
-    journal.start_run(run_id, verb, cloud=cloud.cloud_name, server_id=server.id, server_name=server.name,
-                      source=server.host)
+    with RunFrame(journal, verb, cloud=cloud, server_id=server.id, server_name=server.name,
+                  source=server.host) as frame:
+        after, error, code, summary = _change_and_judge(frame, server, verb, action, target_id,
+                                                        wait_for=wait_for, verify=verify,
+                                                        timeout=timeout, poll=poll)
+    run_id = frame.run_id
+    return MoveResult(ok=error is None, changed=True, summary=summary, server_id=server.id,
+                      request_ids=journal.request_ids(run_id),
+                      server_name=server.name, before=server_facts(server), after=server_facts(after),
+                      source=server.host, dest=after.host, run_id=run_id, error=error, exit_code=code,
+                      migration_id=target_id if target_id != server.id else None)
+
+
+def _change_and_judge(frame: RunFrame, server: Server, verb: str, action, target_id: str, *,
+                      wait_for, verify, timeout: float, poll: float) -> tuple[Server, Optional[str], int, str]:
+    """The journaled change, the wait for Nova to settle it and the verdict, inside the run's
+    frame: (the server after, the error or None, the exit code, the summary)."""
+    cloud, journal, run_id = frame.cloud, frame.journal, frame.run_id
     kind = {"abort": events.MIGRATION_ABORT, "force-complete": events.MIGRATION_FORCE_COMPLETE}.get(verb, f"server.{verb}")
     try:
         with journal.change(run_id, kind, target_id):
             action(server, target_id)
     except BaseException as exc:
-        journal.finish_run(run_id, "failed", error=str(exc))
+        frame.end("failed", error=str(exc))
         raise
     after, settled = server, wait_for is None
     if wait_for is not None:
@@ -60,12 +75,8 @@ def _act(cloud, journal: Journal, server_ref: str, verb: str, action, *,
                f"{verb} of {server.name}: done; it is on {after.host} with a status of {after.status}"
                if settled and wait_for is not None else
                f"{verb} of {server.name} requested; it is {after.status} on {after.host}")
-    journal.finish_run(run_id, "failed" if error else "ok", summary=summary, error=error)
-    return MoveResult(ok=error is None, changed=True, summary=summary, server_id=server.id,
-                      request_ids=journal.request_ids(run_id),
-                      server_name=server.name, before=server_facts(server), after=server_facts(after),
-                      source=server.host, dest=after.host, run_id=run_id, error=error, exit_code=code,
-                      migration_id=target_id if target_id != server.id else None)
+    frame.end("failed" if error else "ok", summary=summary, error=error)
+    return after, error, code, summary
 
 
 def abort(cloud, journal: Journal, server_ref: str, *, wait: bool = True, timeout: float = 120) -> MoveResult:
