@@ -76,7 +76,7 @@ faults: install system-deps os-venv
 # A representative acceptance subset on the oldest tested OpenStack release (2024.1, nova 29;
 # docs/minicloud.md "Tested Nova releases"): native and isolate moves, drain + undrain
 # --move-back, a maintain campaign, an evacuation. Not part of `make test`: the first run installs
-# the release's own OpenStack venv (a few minutes); the minicloud it starts is 2024.1 (~10 min).
+# the release's own OpenStack venv (a few minutes); the minicloud it starts is 2024.1 (~15 min).
 COMPAT_RELEASE ?= 2024.1
 COMPAT_TESTS := \
 	tests/acceptance/test_migrate.py::test_native_cold_move_lands_on_the_target \
