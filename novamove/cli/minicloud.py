@@ -61,8 +61,12 @@ def minicloud():
                    "(default 20).")
 @click.option("--token-expiration", type=click.IntRange(1), default=None, metavar="S",
               help="Keystone [token] expiration: token lifetime in seconds (default 3600).")
+@click.option("--release", default=None, metavar="RELEASE",
+              help="OpenStack release to run: 2025.2 (default) or 2024.1, the oldest tested "
+                   "(default: $NOVAMOVE_OS_RELEASE, else the state directory's). Another release "
+                   "than the state directory's starts it clean.")
 def up(state_dir, computes, servers, base_port, tls, max_limit, report_interval,
-       service_down_time, token_expiration):
+       service_down_time, token_expiration, release):
     """Start the minicloud (succeeds, doing nothing, if it is already running).
 
     The options after --base-port are kept in the state directory, so a later `up` without them
@@ -73,7 +77,7 @@ def up(state_dir, computes, servers, base_port, tls, max_limit, report_interval,
         _cloud(state_dir).up(computes=computes, servers=servers, base_port=base_port, tls=tls,
                              max_limit=max_limit, report_interval=report_interval,
                              service_down_time=service_down_time,
-                             token_expiration=token_expiration)
+                             token_expiration=token_expiration, release=release)
     except MinicloudError as exc:
         raise _fail(exc) from exc
     except ValueError as exc:
@@ -107,6 +111,7 @@ def status(state_dir):
     options = _cloud(state_dir).options
     click.echo("options: " + ", ".join(f"{k}={'on' if v is True else 'off' if v is False else v}"
                                        for k, v in options.items()))
+    click.echo(f"release: OpenStack {_cloud(state_dir).saved_release()}")
     if not all(r.up for r in rows):
         sys.exit(1)
 

@@ -326,6 +326,7 @@ state_path = {c}
 instances_path = {c / 'instances'}
 # Nova 34 computes default to native threads; the fake driver's long-running live migration
 # must share the process with the abort/force-complete RPC handlers, which eventlet gives us.
+# (Nova 29 / 2024.1 has no such option and is eventlet-only: it ignores the line.)
 concurrency_backend = eventlet
 # Nova's default is 1 live migration at a time per source compute, queueing the rest; a
 # maintenance-tuned cloud runs several, and drains with caps above 1 are tested against that.

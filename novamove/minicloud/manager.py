@@ -83,7 +83,15 @@ class Minicloud:
 
     def _saved_venv(self) -> Path:
         data = json.loads(self._settings_path.read_text())
-        return Path(data.get("os_venv") or venv.default_path())
+        return Path(data.get("os_venv")
+                    or venv.default_path(self.saved_release() or venv.DEFAULT_RELEASE))
+
+    def saved_release(self) -> str | None:
+        """The OpenStack release this state directory was made with (None: none made yet;
+        a directory older than the setting is of the default release)."""
+        if not self._settings_path.exists():
+            return None
+        return json.loads(self._settings_path.read_text()).get("release", venv.DEFAULT_RELEASE)
 
     def _made_here(self) -> bool:
         """The state directory is one `up` made (its marker, or the settings of an older one)."""
@@ -98,12 +106,13 @@ class Minicloud:
             raise MinicloudError(f"{self.state} is not empty and was not made by `novamove minicloud up`: "
                                  "refusing to use it (nothing was changed); give --dir a new or empty directory")
 
-    def _save_layout(self, lay: Layout, os_venv: Path) -> None:
+    def _save_layout(self, lay: Layout, os_venv: Path, release: str | None = None) -> None:
         self.state.mkdir(parents=True, exist_ok=True)
         os.chmod(self.state, 0o700)
         (self.state / STATE_MARKER).touch()
         data = {"base_port": lay.base_port, "computes": lay.computes, "secrets": lay.secrets,
-                "options": lay.options, "os_venv": str(os_venv)}
+                "options": lay.options, "os_venv": str(os_venv),
+                "release": release or self.saved_release() or venv.DEFAULT_RELEASE}
         fd = os.open(self._settings_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=1)
@@ -139,7 +148,8 @@ class Minicloud:
 
     # -- up --------------------------------------------------------------------------------
     def up(self, computes: int | None = None, servers: int = 0, base_port: int | None = None,
-           os_venv: Path | None = None, clean: bool = False, **options) -> float:
+           os_venv: Path | None = None, clean: bool = False, release: str | None = None,
+           **options) -> float:
         """Start everything (or nothing, if already running). Returns seconds taken.
 
         An existing state directory keeps its shape (computes, ports), its options and its
@@ -147,9 +157,17 @@ class Minicloud:
         `options` are configs.OPTION_DEFAULTS keys (tls, max_limit, report_interval,
         service_down_time, token_expiration); None values mean "keep". Given to a running
         minicloud, they are applied with reconfigure().
+        `release` is the OpenStack release to run (venv.RELEASES; default NOVAMOVE_OS_RELEASE,
+        else the state directory's, else venv.DEFAULT_RELEASE); another release than the state
+        directory's starts clean (a database is never migrated down).
         """
         options = configs.check_options({k: v for k, v in options.items() if v is not None})
+        saved = self.saved_release() if self._made_here() else None
+        release = venv.chosen_release(release or os.environ.get("NOVAMOVE_OS_RELEASE") or saved)
         if self.is_running():
+            if saved and release != saved:
+                raise MinicloudError(f"the minicloud at {self.state} runs OpenStack {saved}, not "
+                                     f"{release}: bring it down first (nothing was changed)")
             lay = self.layout
             self.log(f"minicloud already running at {self.state} "
                      f"({lay.computes} computes, keystone {lay.auth_url})")
@@ -160,12 +178,17 @@ class Minicloud:
             return 0.0
         self._refuse_foreign_dir()
         check_system_packages()
-        os_venv = venv.ensure(Path(os_venv) if os_venv else venv.default_path(), self.log)
+        try:
+            os_venv = venv.ensure(Path(os_venv) if os_venv else venv.default_path(release),
+                                  self.log, release)
+        except venv.VenvMismatch as exc:
+            raise MinicloudError(str(exc)) from exc
         t0 = time.monotonic()
         old = self._load_layout()
         computes = computes or (old.computes if old else 3)
         base_port = base_port or (old.base_port if old else DEFAULT_BASE_PORT)
-        fresh = clean or old is None or old.computes != computes or old.base_port != base_port
+        fresh = (clean or old is None or old.computes != computes or old.base_port != base_port
+                 or (saved or release) != release)
         if fresh and self.state.exists() and self._made_here():
             shutil.rmtree(self.state)   # a different shape: start clean rather than half-reuse
             old = None
@@ -177,7 +200,7 @@ class Minicloud:
         lay.options.update(options)
         _check_option_pair(lay)
         self._check_ports_free(lay)
-        self._save_layout(lay, os_venv)
+        self._save_layout(lay, os_venv, release)
         starter = _Starter(lay, os_venv, self.log)
         try:
             starter.start_all()
@@ -194,7 +217,7 @@ class Minicloud:
         took = time.monotonic() - t0
         extra = ", ".join(f"{k}={v}" for k, v in lay.options.items()
                           if v != configs.OPTION_DEFAULTS[k])
-        self.log(f"minicloud up in {took:.1f}s: {computes} computes"
+        self.log(f"minicloud up in {took:.1f}s: OpenStack {release}, {computes} computes"
                  f"{f' ({extra})' if extra else ''}; clouds.yaml at {lay.clouds_yaml}")
         return took
 
@@ -623,14 +646,17 @@ class _Starter:
         lay = self.lay
         tls_env = ({"NOVAMOVE_TLS_CERT": str(lay.server_cert),
                     "NOVAMOVE_TLS_KEY": str(lay.server_key)} if lay.tls else {})
-        wsgi = {"keystone": ("keystone.wsgi.api:application", lay.keystone_port,
-                             "OS_KEYSTONE_CONFIG_DIR", "keystone"),
-                "placement": ("placement.wsgi.api:application", lay.placement_port,
-                              "OS_PLACEMENT_CONFIG_DIR", "placement"),
-                "glance": ("glance.wsgi.api:application", lay.glance_port,
-                           "OS_GLANCE_CONFIG_DIR", "glance"),
-                "nova-api": ("nova.wsgi.osapi_compute:application", lay.nova_port,
-                             "OS_NOVA_CONFIG_DIR", "nova")}
+        # Each WSGI app by today's module, then by the factory that 2024.1 has instead.
+        wsgi = {"keystone": ("keystone.wsgi.api:application,"
+                             "keystone.server.wsgi:initialize_public_application",
+                             lay.keystone_port, "OS_KEYSTONE_CONFIG_DIR", "keystone"),
+                "placement": ("placement.wsgi.api:application,placement.wsgi:init_application",
+                              lay.placement_port, "OS_PLACEMENT_CONFIG_DIR", "placement"),
+                "glance": ("glance.wsgi.api:application,glance.common.wsgi_app:init_app",
+                           lay.glance_port, "OS_GLANCE_CONFIG_DIR", "glance"),
+                "nova-api": ("nova.wsgi.osapi_compute:application,"
+                             "nova.api.openstack.compute.wsgi:init_application",
+                             lay.nova_port, "OS_NOVA_CONFIG_DIR", "nova")}
         conf = ["--config-file", str(lay.etc / "nova" / "nova.conf")]
         if name == "mariadb":
             self._start_mariadb()
@@ -641,8 +667,12 @@ class _Starter:
                                     str(lay.network_port)], **tls_env)
         elif name in wsgi:
             app, port, env_name, sub = wsgi[name]
+            # Nova 2024.1's API monkey-patches eventlet on import, after our threaded server's
+            # modules were loaded: a request waiting on Keystone then never wakes up. Nova's own
+            # switch for threaded WSGI servers turns that off (today's API does not patch).
+            unpatched = {"OS_NOVA_DISABLE_EVENTLET_PATCHING": "1"} if name == "nova-api" else {}
             self._start(name, [self.python, str(lay.pylib / "novamove_wsgi.py"), app, str(port)],
-                        **{env_name: str(lay.etc / sub)}, **tls_env)
+                        **{env_name: str(lay.etc / sub)}, **tls_env, **unpatched)
         elif name in ("nova-conductor", "nova-scheduler"):
             self._start(name, [str(self.bin / name)] + conf)
         elif name in self.computes():

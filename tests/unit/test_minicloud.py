@@ -142,6 +142,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def test_wsgi_serves_the_first_app_this_release_has(monkeypatch, tmp_path):
+    """Today's `<service>.wsgi.api` modules first, then the 2024.1 factory they replaced; a
+    module that exists but fails to import is an error, not a reason to try the next."""
+    spec = importlib.util.spec_from_file_location("novamove_wsgi", RUNTIME / "novamove_wsgi.py")
+    wsgi = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(wsgi)
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    target, attr, app = wsgi.load("novamove_no_such.wsgi.api:application,json:dumps")
+    assert (target, attr, app) == ("json:dumps", "dumps", json.dumps)
+    (tmp_path / "novamove_broken_app.py").write_text("import novamove_missing_dependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModuleNotFoundError, match="novamove_missing_dependency"):
+        wsgi.load("novamove_broken_app:application,json:dumps")
+
+
 @pytest.fixture
 def https_app(tmp_path, monkeypatch):
     """novamove_wsgi's server with TLS, serving a tiny WSGI app on a free loopback port."""
@@ -217,20 +232,79 @@ def test_stop_one_ends_the_whole_group_and_spares_others(tmp_path):
 
 
 # -- the pinned venv -----------------------------------------------------------------------------
-def test_constraints_pin_every_requirement_and_enter_the_venv_hash():
+NOVA_OF_RELEASE = {"2025.2": "34.0.0", "2024.1": "29.4.0"}
+
+
+@pytest.mark.parametrize("release", sorted(venv.RELEASES))
+def test_constraints_pin_every_requirement_and_enter_the_venv_hash(release):
+    requirements, constraints = venv.RELEASES[release]
     pinned = {}
-    for line in venv.CONSTRAINTS.read_text().splitlines():
+    for line in constraints.read_text().splitlines():
         if line and not line.startswith("#"):
             name, _, version = line.partition("==")
             assert version, f"not an exact pin: {line}"
             pinned[name.lower().replace("_", "-")] = version
-    for line in venv.REQUIREMENTS.read_text().splitlines():
+    for line in requirements.read_text().splitlines():
         if line and not line.startswith("#"):
             name = line.split("=")[0].split(">")[0].split("<")[0].strip().lower()
             assert name in pinned, name
-    assert pinned["nova"] == "34.0.0" and pinned["keystone"] == "30.0.0"
+            if "==" in line:                     # the release's own services: as required
+                assert pinned[name] == line.split("==")[1].strip(), name
+    assert pinned["nova"] == NOVA_OF_RELEASE[release]
     assert len(pinned) > 100                     # the whole stack, not just the top level
-    assert venv.CONSTRAINTS.read_bytes() in venv.pins()
+    assert constraints.read_bytes() in venv.pins(release)
+    # the package ships the files (pyproject's package-data "*.txt")
+    assert requirements.parent == constraints.parent == Path(venv.__file__).parent
+
+
+def test_each_release_has_its_own_venv_and_the_default_keeps_its_path(monkeypatch, tmp_path):
+    monkeypatch.delenv("NOVAMOVE_OS_VENV", raising=False)
+    monkeypatch.delenv("NOVAMOVE_OS_RELEASE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert venv.chosen_release() == venv.DEFAULT_RELEASE == "2025.2"
+    assert venv.default_path() == venv.default_path("2025.2")
+    assert venv.default_path("2024.1") != venv.default_path("2025.2")
+    # the default's pins are requirements.txt + constraints.txt, as before releases existed
+    assert venv.pins() == (venv.REQUIREMENTS.read_bytes() + b"\n# constraints\n"
+                           + venv.CONSTRAINTS.read_bytes())
+    monkeypatch.setenv("NOVAMOVE_OS_RELEASE", "2024.1")
+    assert venv.chosen_release() == "2024.1" and venv.chosen_release("2025.2") == "2025.2"
+    with pytest.raises(venv.UnknownRelease, match="unknown OpenStack release '1999.1'.*2024.1"):
+        venv.chosen_release("1999.1")
+
+
+def test_a_venv_built_for_other_pins_is_refused_not_reinstalled(tmp_path, monkeypatch):
+    built = tmp_path / "os-venv"
+    built.mkdir()
+    (built / ".novamove-ready").write_bytes(venv.pins("2025.2"))
+    monkeypatch.setattr(venv, "_build", lambda *a: pytest.fail("must not install"))
+    assert venv.ensure(built, release="2025.2") == built
+    with pytest.raises(venv.VenvMismatch, match="not built from the pins of release 2024.1"):
+        venv.ensure(built, release="2024.1")
+    assert (built / ".novamove-ready").read_bytes() == venv.pins("2025.2")
+
+
+def test_up_refuses_an_unknown_release_before_any_change(tmp_path, monkeypatch):
+    import novamove.minicloud.manager as mgr
+    reached = []
+    monkeypatch.setattr(mgr, "check_system_packages", lambda: reached.append("packages"))
+    with pytest.raises(ValueError, match="unknown OpenStack release"):
+        Minicloud(tmp_path / "mc", log=lambda m: None).up(release="1999.1")
+    assert reached == [] and not (tmp_path / "mc").exists()
+
+
+def test_the_release_is_kept_in_the_state_directory(tmp_path):
+    cloud = Minicloud(tmp_path / "mc", log=lambda m: None)
+    assert cloud.saved_release() is None
+    lay = Layout(cloud.state, 17000, 2, SECRETS, {})
+    cloud._save_layout(lay, tmp_path / "venv", "2024.1")
+    assert cloud.saved_release() == "2024.1"
+    cloud._save_layout(lay, tmp_path / "venv")              # reconfigure keeps it
+    assert cloud.saved_release() == "2024.1"
+    data = json.loads(cloud._settings_path.read_text())
+    del data["release"]                                     # a directory from before releases
+    cloud._settings_path.write_text(json.dumps(data))
+    assert cloud.saved_release() == venv.DEFAULT_RELEASE
 
 
 def test_up_never_uses_or_deletes_a_directory_it_did_not_make(tmp_path, monkeypatch):

@@ -1,6 +1,9 @@
 """Serve one OpenStack WSGI application on 127.0.0.1 with a threaded stdlib server.
 
-Usage: python novamove_wsgi.py MODULE:ATTR PORT
+Usage: python novamove_wsgi.py MODULE:ATTR[,MODULE:ATTR...] PORT
+
+The first MODULE that exists is served: today's releases have `<service>.wsgi.api`-style modules,
+older ones (2024.1) only the factories they replaced, named after it.
 
 The application is imported with a clean sys.argv: oslo.config parses argv at import time and
 would choke on a server's own flags (which is why `gunicorn module:app` breaks).
@@ -68,12 +71,25 @@ class QuietHandler(WSGIRequestHandler):
         sys.stderr.write("%s %s\n" % (self.address_string(), fmt % args))
 
 
+def load(targets: str):
+    """The application of the first importable MODULE:ATTR of the comma-separated `targets`."""
+    for target in targets.split(","):
+        module_name, attr = target.split(":")
+        sys.argv = [module_name]
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            # Only "this release has no such module" moves on; a missing dependency is an error.
+            if exc.name and module_name.startswith(exc.name) and target != targets.split(",")[-1]:
+                continue
+            raise
+        return target, attr, getattr(module, attr)
+    raise ImportError(targets)
+
+
 def main() -> None:
-    target, port = sys.argv[1], int(sys.argv[2])
-    module_name, attr = target.split(":")
-    sys.argv = [module_name]
-    module = importlib.import_module(module_name)
-    app = getattr(module, attr)
+    targets, port = sys.argv[1], int(sys.argv[2])
+    target, attr, app = load(targets)
     if callable(app) and attr.startswith("init"):   # factories such as initialize_public_application
         app = app()
     server = make_server("127.0.0.1", port, app, server_class=ThreadingWSGIServer,
