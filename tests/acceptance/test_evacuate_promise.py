@@ -13,13 +13,11 @@ One story on compute3 (booting servers and restarting a compute are the slow par
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
 
 import pytest
 
-from cloudtest import wait_until
+from cloudtest import wait_until, read_until
 from test_evacuate import (HOST, _bring_back, _evacuations, _novamove, _service, _start_compute,
                            ensure_instance_quota)
 from novamove.engine.evacuate import is_our_evacuate_reason
@@ -27,17 +25,6 @@ from novamove.engine.evacuate import is_our_evacuate_reason
 pytestmark = pytest.mark.acceptance
 
 
-def _read_until(proc, needle: str, lines: list, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line.rstrip())
-        if needle in line:
-            return
-    proc.kill()
-    raise AssertionError(f"never saw {needle!r}:\n" + "\n".join(lines))
 
 
 def test_server_deleted_mid_evacuation_is_gone_then_move_back_to_a_host_someone_else_disabled_fails(
@@ -56,7 +43,7 @@ def test_server_deleted_mid_evacuation_is_gone_then_move_back_to_a_host_someone_
         # 1. evacuate; the owner deletes a server whose evacuation has not started yet
         proc = _novamove(minicloud, "evacuate", HOST, "--fenced", "--max-parallel", "1", "-f", "json")
         progress: list[str] = []
-        _read_until(proc, "started (1 in flight)", progress)
+        read_until(proc, "started (1 in flight)", progress)
         waiting = [v for v in vms if (s := conn.compute.get_server(v.id)).compute_host == HOST
                    and not s.task_state and not [m for m in _evacuations(conn) if m.server_id == v.id]]
         deleted = waiting[-1]

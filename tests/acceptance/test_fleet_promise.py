@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudtest import REPO, wait_until
+from cloudtest import REPO, wait_until, read_until
 from novamove.engine.journal import Journal
 from test_maintain import last_migration_id, moved_count, tag
 
@@ -43,18 +43,6 @@ def _popen(minicloud, *args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def _read_until(proc: subprocess.Popen, needle: str, lines: list, timeout: float = 180) -> None:
-    """Read proc's progress (stderr) into `lines` until a line holds `needle`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line.rstrip())
-        if needle in line:
-            return
-    proc.kill()
-    raise AssertionError(f"never saw {needle!r}:\n" + "\n".join(lines))
 
 
 def _finish(proc: subprocess.Popen, progress: list, timeout: float = 600) -> str:
@@ -143,7 +131,7 @@ def test_campaign_at_2_70_deleted_servers_are_gone_group_budget_kept_shutoff_sta
                       "-f", "json")
         progress: list[str] = []
         try:
-            _read_until(proc, "started (1 in flight)", progress)
+            read_until(proc, "started (1 in flight)", progress)
             # the owner deletes a server of compute1 whose move has not started yet
             waiting = [s for s in on1 if (x := conn.compute.get_server(s.id)).compute_host == c1
                        and x.status == "ACTIVE" and not x.task_state]
@@ -221,14 +209,14 @@ def test_campaign_rides_out_nova_api_stopped_during_its_drain_and_its_gate(minic
     progress: list[str] = []
     try:
         # 1. during the drain: a move in flight, the next not started yet
-        _read_until(proc, "started (1 in flight)", progress)
+        read_until(proc, "started (1 in flight)", progress)
         away = time.monotonic()
         minicloud.manager.stop_component("nova-api")
         time.sleep(OUTAGE)
         minicloud.manager.start_component("nova-api")
         outages = [time.monotonic() - away]
         # 2. during the gate: the hook stopped nova-api as it ended
-        _read_until(proc, "hook started", progress)
+        read_until(proc, "hook started", progress)
         wait_until(marker.exists, timeout=120, interval=0.2, what="the hook to stop nova-api")
         time.sleep(OUTAGE)
         minicloud.manager.start_component("nova-api")
@@ -264,7 +252,7 @@ def test_sighup_from_a_closed_terminal_stops_gracefully_then_a_second_resume_is_
     proc = _popen(minicloud, "maintain", c1, "--max-parallel", "1", "--hook", "sleep 8", "--gate", "heartbeat",
                   "-f", "json")
     progress: list[str] = []
-    _read_until(proc, "started (1 in flight)", progress)
+    read_until(proc, "started (1 in flight)", progress)
     # The terminal closes: its pipes go away, then the kernel's SIGHUP.
     proc.stdout.close()
     proc.stderr.close()
@@ -288,7 +276,7 @@ def test_sighup_from_a_closed_terminal_stops_gracefully_then_a_second_resume_is_
     first = _popen(minicloud, "maintain", "--resume", run["id"], "-f", "json")
     progress = []
     try:
-        _read_until(first, "hook started", progress)
+        read_until(first, "hook started", progress)
         second = minicloud.cli("maintain", "--resume", run["id"])
         assert second.returncode == 4, second.stdout + second.stderr
         lines = second.stderr.strip().splitlines()
