@@ -26,6 +26,12 @@ from cloudtest import REPO, wait_until
 
 pytestmark = pytest.mark.acceptance
 
+# `make test` runs the realistic causes and the false-positive check (about 150 s); the rest
+# (drift made through Nova's database or Placement's API, a killed drain) runs with
+# NOVAMOVE_DOCTOR_ACCEPTANCE=all: `make acceptance-doctor` (docs/testing.md).
+full = pytest.mark.skipif(os.environ.get("NOVAMOVE_DOCTOR_ACCEPTANCE") != "all",
+                          reason="NOVAMOVE_DOCTOR_ACCEPTANCE=all (make acceptance-doctor) runs it")
+
 # Every doctor here: judged after 3 s (a report interval is 2 s), two heartbeat reads 5 s apart.
 DOCTOR_ENV = {"NOVAMOVE_DOCTOR_SETTLE": "3", "NOVAMOVE_DOCTOR_HEARTBEAT_GAP": "5"}
 
@@ -92,6 +98,23 @@ def sql(mc, database: str, statement: str) -> str:
                            "-B", database, "-e", statement], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
+
+
+def placement_audit(mc) -> set[str]:
+    """The consumers `nova-manage placement audit --verbose` says can be deleted (the anchor
+    doctor is compared with, docs/doctor.md: it reads Nova's and Placement's databases)."""
+    out = nova_manage(mc, "placement", "audit", "--verbose")
+    assert out.returncode in (0, 3), out.stdout + out.stderr     # 3: it found orphaned allocations
+    return {line.split("consumer UUID ")[1].split()[0] for line in out.stdout.splitlines()
+            if line.startswith("Allocations for consumer UUID ") and "can be deleted" in line}
+
+
+def doctor_consumers(rows: list[dict]) -> set[str]:
+    """The consumers doctor's findings are about (a server's own, or a migration's)."""
+    out = set()
+    for r in rows:
+        out.add(r["evidence"].get("consumer") or r["server_id"])
+    return out - {None}
 
 
 def migration_of(mc, server_id: str):
@@ -178,6 +201,10 @@ def test_compute_killed_mid_live_migration(minicloud, servers):
     (elsewhere,) = about(rows, "server-allocation-elsewhere", server.id)
     assert not elsewhere["repairable"] and elsewhere["evidence"]["providers"] == [f"{dst}.fake.local"]
     assert f"heal_allocations --instance {server.id} --force" in elsewhere["fix"]
+    # The anchor on the same drift: everything placement audit would delete, doctor found
+    # (and placement audit does not know the server it calls orphaned still runs on the source).
+    audit = placement_audit(minicloud)
+    assert audit and audit <= doctor_consumers(rows), (audit, rows)
 
     code, rows = doctor(minicloud, "--older-than", "0", "--fix")
     assert code == 10, rows                          # the operator's class is left
@@ -190,6 +217,7 @@ def test_compute_killed_mid_live_migration(minicloud, servers):
     assert minicloud.host_of(server.id) == src
 
 
+@full
 def test_migration_record_stuck(minicloud, servers):
     """migration-stuck: no API (and no crash the minicloud can stage: a restarted nova-compute
     errors its own running migrations) leaves a record `running` while its server is still, so
@@ -243,7 +271,8 @@ def test_server_deleted_during_live_migration(minicloud, servers):
     code, rows = doctor(minicloud, "--older-than", "0")
     assert code == 10 and classes(rows) == {"consumer-unknown"}, rows
     (row,) = rows
-    assert row["evidence"]["consumer"] == mig.uuid if getattr(mig, "uuid", None) else True
+    if getattr(mig, "uuid", None):                # the migration's consumer, not the server's
+        assert row["evidence"]["consumer"] == mig.uuid
     assert row["evidence"]["providers"] == [f"{src}.fake.local"] and row["repairable"] and not row["safe"]
     assert doctor(minicloud, "--fix")[0] == 10         # not a safe class: left alone
     code, rows = doctor(minicloud, "--fix", "consumer-unknown")
@@ -275,6 +304,7 @@ def test_forced_down_compute_that_keeps_reporting(minicloud):
     assert_clean(minicloud)
 
 
+@full
 def test_drain_killed_leaves_its_tag(minicloud, servers):
     """`novamove drain` SIGKILLed mid-move: its host stays disabled with the tag of a run
     that died (compute-tag-dead-run; `--fix compute-tag-dead-run` re-enables it, only while
@@ -310,6 +340,7 @@ def test_drain_killed_leaves_its_tag(minicloud, servers):
     assert_clean(minicloud)
 
 
+@full
 def test_server_allocation_deleted_in_placement(minicloud, servers):
     """A server's allocation deleted through Placement's API (`openstack resource provider
     allocation delete`, an operator's slip): server-allocation-missing, an operator class:
@@ -328,6 +359,7 @@ def test_server_allocation_deleted_in_placement(minicloud, servers):
     assert_clean(minicloud)
 
 
+@full
 def test_server_not_where_its_migration_says(minicloud, servers):
     """server-not-where-migration-says: no API moves Nova's idea of a host without moving the
     guest, so the test writes Nova's database (instances.host) after a completed live
