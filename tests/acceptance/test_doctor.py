@@ -383,13 +383,15 @@ def test_server_not_where_its_migration_says(minicloud, servers):
 # ------------------------------------------------------------------------- no false positives
 
 def test_no_finding_while_moves_are_in_flight(minicloud, servers):
-    """4 live and 2 cold moves in flight (the fake hypervisor makes each last 20 s): a scan
-    finds nothing, with every threshold at its most eager (--older-than 0, settle 0). The cold
-    moves are in flight for real (RESIZE_MIGRATING), not held in VERIFY_RESIZE."""
+    """4 live and 2 cold moves in flight: a scan finds nothing, with --older-than 0 (every
+    VERIFY_RESIZE and non-terminal record judged) and the minicloud's short settle time. The
+    cold moves are in flight for real (RESIZE, copying), not held in VERIFY_RESIZE; every move
+    is still in flight (task state and record) after the scan, so none ended during it. The
+    live ones are forced to complete afterwards, the cold ones confirmed."""
     a, b, c = minicloud.computes
     live = servers(4, host=a)
     cold = servers(2, host=b)
-    minicloud.set_fakevirt(live_migration_seconds=20, cold_migration_seconds=20)
+    minicloud.set_fakevirt(live_migration_seconds=300, cold_migration_seconds=30)
     compute = minicloud.conn().compute
     for s in live:
         live_migrate(minicloud, s, c)
@@ -403,17 +405,23 @@ def test_no_finding_while_moves_are_in_flight(minicloud, servers):
 
     def moving() -> bool:
         rows = [m for m in compute.migrations() if m.server_id in ids]
+        tasks = [compute.get_server(s.id).task_state for s in live + cold]
         return (sum(m.status == "running" for m in rows) == 4
-                and sum(m.status in ("pre-migrating", "migrating") for m in rows) == 2)
+                and sum(m.status in ("pre-migrating", "migrating") for m in rows) == 2
+                and tasks == ["migrating"] * 4 + ["resize_migrating"] * 2)
     wait_until(moving, timeout=60, interval=0.5, what="4 live and 2 cold moves in flight")
-    code, rows = doctor(minicloud, "--older-than", "0", env={"NOVAMOVE_DOCTOR_SETTLE": "0"})
+    code, rows = doctor(minicloud, "--older-than", "0")
     still = moving()
     assert code == 0 and rows == [], json.dumps(rows, indent=1)
     assert still, "a move ended during the scan: the scan did not see them all in flight"
     minicloud.set_fakevirt(live_migration_seconds=0.5, cold_migration_seconds=0)
+    for s in live:
+        m = migration_of(minicloud, s.id)
+        compute.post(f"/servers/{s.id}/migrations/{m.id}/action", json={"force_complete": None},
+                     microversion="2.22").raise_for_status()
     wait_until(lambda: all(compute.get_server(s).status == "VERIFY_RESIZE" for s in cold)
                and not any(m.status == "running" for m in compute.migrations() if m.server_id in ids),
-               timeout=90, interval=1, what="the moves to end")
+               timeout=120, interval=1, what="the moves to end")
     for s in cold:
         compute.confirm_server_resize(s)
     wait_until(lambda: not minicloud._in_flight(), timeout=60, what="the confirms")
