@@ -16,10 +16,14 @@ one run:
   per-server scan (one allocation and one migration read per server), computed from the
   listing sizes and --page ([api] max_limit).
 
-Not yet here: the scan of a minicloud grown to >= 200 servers (requests and wall time against
-a real Nova and Placement); that part comes with the doctor command.
+With --minicloud N (alone on a running minicloud): the scan of a real Nova and Placement
+holding >= N servers (the fake hypervisors grown as bench/drain_scale.py grows them when they
+cannot hold them, put back at the end): a whole-cloud scan's requests and wall time (median of
+--repeat scans, engine/doctor/scan.py) against, in the same run, the naive per-server lookup
+(for each server, its allocations and its migrations: two requests per server).
 
 Usage: .venv/bin/python bench/doctor_scale.py [--hosts 10000] [--servers 200000] [--json]
+       .venv/bin/python bench/doctor_scale.py --minicloud 200 [--json]
 """
 
 from __future__ import annotations
@@ -181,8 +185,81 @@ def naive(snap: Snapshot, sample: list[ServerState]) -> dict[str, str]:
     return out
 
 
+def minicloud_scan(n_servers: int, repeat: int) -> dict:
+    """The scan of the running minicloud with >= n_servers servers, against the naive
+    per-server lookup, both against the same cloud in this run."""
+    import os
+    import statistics
+    import uuid
+    from drain_scale import GROWN, _size_hypervisors, minicloud_env
+    os.environ.update(minicloud_env())
+    os.environ["NOVAMOVE_JOURNAL"] = f"/tmp/novamove-bench-doctor-scale-{uuid.uuid4().hex[:6]}.sqlite"
+    from novamove import cloud as novamove_cloud
+    from novamove.cloud.provision import ensure_image
+    from novamove.engine.doctor.scan import scan
+    from novamove.minicloud import Minicloud, default_state_dir
+    mc = Minicloud(Path(os.environ.get("NOVAMOVE_MINICLOUD_DIR") or default_state_dir()))
+    conn = mc.connection("minicloud")
+    c = novamove_cloud.connect(cloud="minicloud")
+    computes = mc.compute_hosts()
+    flavor = conn.compute.find_flavor("m1.nano", ignore_missing=False)
+    have = len(c.list_all_servers())
+    per_host_room = min(int(h.free.vcpus // flavor.vcpus) for h in c.compute_hosts())
+    grown = per_host_room * len(computes) < n_servers - have
+    made = []
+    try:
+        if grown:
+            _size_hypervisors(mc, c, computes, GROWN)
+        image = ensure_image(conn)
+        t0 = time.monotonic()
+        for i in range(max(0, n_servers - have)):
+            made.append(conn.compute.create_server(
+                name=f"dscan-{i}", image_id=image, flavor_id=flavor.id, networks="none",
+                availability_zone=f"nova:{computes[i % len(computes)]}"))
+        made = [conn.compute.wait_for_server(s, wait=1800, interval=3) for s in made]
+        boot_s = time.monotonic() - t0
+        scans = []
+        for _ in range(repeat):
+            snap, stats = scan(c)
+            scans.append((stats.seconds, stats.total, dict(stats.requests)))
+        wall = statistics.median(x[0] for x in scans)
+        servers = [s.id for s in snap.servers]
+        # The naive lookup: for each server, its allocations and its migrations (what a loop
+        # over `openstack server list` does), after the same listings the scan starts with.
+        before = c.requests.count
+        t = time.monotonic()
+        c.list_compute_services()
+        c.hypervisors()
+        c.list_resource_providers()
+        c.list_all_servers()
+        for sid in servers:
+            c.consumer_allocations(sid)
+            c.list_migrations(server_id=sid)
+        naive_wall = time.monotonic() - t
+        naive_requests = c.requests.count - before
+    finally:
+        for s in made:
+            conn.compute.delete_server(s, ignore_missing=True)
+        for s in made:
+            conn.compute.wait_for_delete(s, wait=1800, interval=3)
+        if grown:
+            _size_hypervisors(mc, c, computes, None)
+        c.close()
+    return {"minicloud_servers": len(servers), "minicloud_hosts": len(computes),
+            "minicloud_providers": len(snap.providers), "minicloud_migrations": len(snap.migrations),
+            "booted": len(made), "boot_s": round(boot_s, 1), "hypervisors_grown": GROWN if grown else None,
+            "scan_wall_s_median": round(wall, 2), "scan_wall_s_all": [round(x[0], 2) for x in scans],
+            "scan_requests": scans[0][1], "scan_requests_by_read": scans[0][2],
+            "naive_requests": naive_requests, "naive_wall_s": round(naive_wall, 2),
+            "ratio_requests": round(naive_requests / scans[0][1], 1),
+            "ratio_wall": round(naive_wall / wall, 1) if wall else None,
+            "load_1min": round(os.getloadavg()[0], 1)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minicloud", type=int, metavar="N", default=None,
+                    help="scan the running minicloud holding >= N servers (instead of the synthetic cloud)")
     ap.add_argument("--hosts", type=int, default=10000)
     ap.add_argument("--servers", type=int, default=200000)
     ap.add_argument("--repeat", type=int, default=3)
@@ -190,6 +267,19 @@ def main() -> int:
     ap.add_argument("--page", type=int, default=1000, help="Nova's [api] max_limit, for the request counts")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = ap.parse_args()
+    if args.minicloud is not None:
+        fig = minicloud_scan(args.minicloud, args.repeat)
+        if args.json:
+            print(json.dumps(fig))
+        else:
+            print(f"minicloud: {fig['minicloud_servers']} servers on {fig['minicloud_hosts']} computes, "
+                  f"{fig['minicloud_providers']} providers, {fig['minicloud_migrations']} migration records "
+                  f"({fig['booted']} booted in {fig['boot_s']} s)")
+            print(f"whole-cloud scan: {fig['scan_requests']} requests {fig['scan_requests_by_read']}, "
+                  f"{fig['scan_wall_s_median']} s wall (median of {args.repeat}: {fig['scan_wall_s_all']})")
+            print(f"naive per-server lookup: {fig['naive_requests']} requests, {fig['naive_wall_s']} s wall "
+                  f"({fig['ratio_requests']}x the requests, {fig['ratio_wall']}x the wall; load {fig['load_1min']})")
+        return 0
 
     t0 = time.perf_counter()
     snap, injected = synthetic_cloud(args.hosts, args.servers)

@@ -419,7 +419,14 @@ def doctor(*, hosts=(), servers=(), older_than: Optional[float] = None, fix: boo
     (0 clean, 10 findings left, 1 a repair did not take). Bad input (an unknown class, a
     negative `older_than`, an unknown host or server) raises before anything is changed."""
     from novamove.engine import doctor as engine
+    # A cloud whose computes report every few seconds (the test minicloud) can judge sooner:
+    # NOVAMOVE_DOCTOR_SETTLE and NOVAMOVE_DOCTOR_HEARTBEAT_GAP (docs/doctor.md).
+    from novamove.engine.doctor.snapshot import SETTLE
+    settle = _env_seconds("NOVAMOVE_DOCTOR_SETTLE", SETTLE)
+    if heartbeat_gap is None:
+        heartbeat_gap = _env_seconds("NOVAMOVE_DOCTOR_HEARTBEAT_GAP", None)
     opts = engine.Options(older_than=engine.DEFAULT_OLDER_THAN if older_than is None else older_than,
+                          settle=settle,
                           hosts=frozenset([hosts] if isinstance(hosts, str) else hosts),
                           servers=frozenset([servers] if isinstance(servers, str) else servers))
     classes = engine.run.check_classes(fix_classes)        # one-line error before connecting
@@ -436,6 +443,22 @@ def doctor_classes(fix_classes=None) -> dict:
     from novamove.engine import doctor as engine
     engine.run.check_classes(fix_classes)
     return {c.name: {"explain": c.explain, "repair": c.repair} for c in engine.CLASSES.values()}
+
+
+def _env_seconds(name: str, default: Optional[float]) -> Optional[float]:
+    """A number of seconds >= 0 from the environment, else `default` (bad input: one line)."""
+    import os
+    from novamove import errors
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise errors.UsageError(f"{name}={text!r} is not a number of seconds") from None
+    if not value >= 0:
+        raise errors.UsageError(f"{name}={text!r} must be a number of seconds >= 0")
+    return value
 
 
 __all__ += ["doctor", "doctor_classes"]

@@ -229,6 +229,16 @@ def test_a_non_terminal_migration_older_than_the_threshold_while_its_server_is_n
     assert "migration-stuck" not in classes(w.findings(older_than=6 * HOUR))
 
 
+def test_a_live_migration_in_its_post_migration_clean_up_is_not_stuck():
+    # The destination cleared the task state 4 s ago; the source's clean-up has not yet set the
+    # record `completed` (its last progress update 30 s ago): the move just ended, not drift.
+    w = healthy_world()
+    w.server("post", "c1", updated=4)
+    w.migration("52", "post", "running", "c0", "c1", age=30)
+    assert w.findings(older_than=0, settle=10) == []
+    assert classes(w.findings(older_than=0, settle=3)) == ["migration-stuck"]
+
+
 def test_a_finished_migration_whose_server_left_verify_resize_is_stuck():
     w = healthy_world()
     w.server("fin", "c1")

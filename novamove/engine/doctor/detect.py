@@ -127,7 +127,10 @@ def stuck_migration(m: Migration, ix: Index) -> Optional[str]:
     s = ix.servers.get(m.server_id)
     if m.status == "finished" and s is not None and s.status == "VERIFY_RESIZE":
         return None                    # waiting for its confirm: verify-resize-forgotten's case
-    if server_moving(s) or not ix.older(m.updated_at) or not ix.settled(m.updated_at):
+    # The server's own stamp too: a live migration's record stays `running` through the source's
+    # post-migration clean-up, after the destination has cleared the task state (seen on the
+    # minicloud: 8 s under load); a server whose state just changed is a move that just ended.
+    if server_moving(s) or not ix.older(m.updated_at) or not ix.settled(m.updated_at, s.updated if s else None):
         return None
     state = "gone" if s is None else f"{s.status}, task state {s.task_state or 'none'}"
     return f"migration {m.id} ({m.migration_type}) has been {m.status} for {_age(ix, m.updated_at)} s; server {state}"
