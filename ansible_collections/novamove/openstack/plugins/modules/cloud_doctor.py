@@ -70,7 +70,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reports only, never repairs; RV(changed) says whether O(fix) would repair something.
+    description: Reports only, never repairs; RV(ignore:changed) says whether O(fix) would repair something.
   diff_mode:
     support: none
     description: The repairs are listed in RV(repairs).
