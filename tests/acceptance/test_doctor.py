@@ -380,6 +380,100 @@ def test_server_not_where_its_migration_says(minicloud, servers):
     assert_clean(minicloud)
 
 
+# ------------------------------------------------------------------------- the rest of the classes
+
+@full
+def test_isolation_window_of_a_killed_move_left_open(minicloud, servers, tmp_path):
+    """`novamove migrate --strategy isolate` SIGKILLed (NOVAMOVE_FAULT service.disable:after:kill)
+    right after it disabled the other computes for its isolation window: they stay disabled with
+    the window's tag, and the journal knows the run died (compute-isolation-left, safe: the
+    default `--fix` re-enables it, only while the tag is still that run's)."""
+    src, dst = minicloud.computes[0], minicloud.computes[1]
+    server = servers(1, host=src)[0]
+    journal = {"NOVAMOVE_JOURNAL": str(tmp_path / "journal.sqlite")}
+    killed = minicloud.cli("migrate", server.id, "--to", dst, "--strategy", "isolate", "--live",
+                           env={**journal, "NOVAMOVE_FAULT": "service.disable:after:kill:1"})
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    # The window disables every other compute at once (in parallel): each keeps the run's tag.
+    left = {h: s[2] for h, s in minicloud.services().items() if s[0] == "disabled"}
+    assert set(left) == set(minicloud.computes) - {dst}, left
+    code, rows = doctor(minicloud, env=journal)
+    assert code == 10 and classes(rows) == {"compute-isolation-left"}, rows
+    assert sorted(r["host"] for r in rows) == sorted(left), rows
+    for row in rows:
+        host = row["host"]
+        assert row["repairable"] and row["safe"] and row["evidence"]["run_state"] == "dead", row
+        assert row["evidence"]["disabled_reason"] == left[host]
+        assert row["fix"] == f"openstack compute service set --enable {host} nova-compute"
+    code, rows = doctor(minicloud, "--fix", env=journal)      # a safe class: the default set
+    assert code == 0 and [r["repair"] for r in rows] == ["fixed"] * len(left), rows
+    assert all(minicloud.services()[h][0] == "enabled" for h in left)
+    assert minicloud.host_of(server.id) == src             # the move was never requested
+    code, rows = doctor(minicloud, "--older-than", "0", env=journal)
+    assert code == 0 and rows == [], rows
+    assert_clean(minicloud)
+
+
+@full
+def test_finished_drain_holds_its_host(minicloud, servers):
+    """A drain that finished keeps its host disabled on purpose, until `novamove undrain`:
+    compute-held is information (level info, exit 0, never a fix: `--fix compute-held` is
+    refused); the operator's `novamove undrain` (the finding's fix) ends it."""
+    host = minicloud.computes[2]
+    servers(1, host=host)
+    drained = minicloud.cli("drain", host, "--reason", "doctor-held", "--poll-interval", "0.5")
+    assert drained.returncode == 0, drained.stdout + drained.stderr
+    try:
+        code, rows = doctor(minicloud, "--older-than", "0")
+        assert code == 0 and classes(rows) == {"compute-held"}, rows
+        (row,) = rows
+        assert row["host"] == host and row["level"] == "info" and not row["repairable"], row
+        assert row["evidence"]["run_state"] == "finished" and "doctor-held" in row["evidence"]["disabled_reason"]
+        assert row["fix"] == f"novamove undrain {host} when the maintenance is over"
+        refused = minicloud.cli("doctor", "--fix", "compute-held", env=DOCTOR_ENV)
+        assert refused.returncode == 2 and "operator" in refused.stderr, refused.stderr
+        assert minicloud.services()[host][0] == "disabled"
+    finally:
+        undrained = minicloud.cli("undrain", host)
+        assert undrained.returncode == 0, undrained.stdout + undrained.stderr
+    assert minicloud.services()[host][0] == "enabled"
+    assert_clean(minicloud)
+
+
+@full
+def test_task_state_stuck_after_a_move(minicloud, servers):
+    """task-state-stuck: the crash that leaves it (nova-compute dying mid-move) cannot be kept
+    on the minicloud: the restarted nova-compute resets the task state itself at start-up
+    (init_host), and a SIGSTOPped one leaves the migration in progress (healthy). So the test
+    writes Nova's database: a completed live migration's server back to task state
+    `migrating`. Repair: `--fix task-state-stuck` (one-way os-resetState active: the server is
+    active, running and on its migration's destination), never the default --fix."""
+    src, dst = minicloud.computes[0], minicloud.computes[1]
+    server = servers(1, host=src)[0]
+    live_migrate(minicloud, server, dst)
+    wait_migration(minicloud, server.id, {"completed"})
+    wait_until(lambda: not minicloud.server(server.id).task_state, timeout=60, what="the move to end")
+    sql(minicloud, "nova", f"UPDATE instances SET task_state='migrating' WHERE uuid='{server.id}'")
+    try:
+        time.sleep(4)
+        code, rows = doctor(minicloud)
+        assert code == 10 and classes(rows) == {"task-state-stuck"}, rows
+        (row,) = rows
+        assert row["server_id"] == server.id and row["host"] == dst and row["repairable"] and not row["safe"]
+        assert row["evidence"]["task_state"] == "migrating" and row["evidence"]["migration_status"] == "completed"
+        assert row["fix"] == f"openstack server set --state active {server.id}"
+        assert doctor(minicloud, "--fix")[0] == 10          # one-way: not in the default set
+        assert minicloud.server(server.id).task_state == "migrating"
+        code, rows = doctor(minicloud, "--fix", "task-state-stuck")
+        assert code == 0 and [r["repair"] for r in rows] == ["fixed"], rows
+    finally:
+        if minicloud.server(server.id).task_state:
+            sql(minicloud, "nova", f"UPDATE instances SET task_state=NULL WHERE uuid='{server.id}'")
+    s = minicloud.server(server.id)
+    assert s.status == "ACTIVE" and not s.task_state and s.compute_host == dst and s.power_state == 1
+    assert_clean(minicloud)
+
+
 # ------------------------------------------------------------------------- no false positives
 
 def test_no_finding_while_moves_are_in_flight(minicloud, servers):
