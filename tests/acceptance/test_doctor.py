@@ -474,6 +474,107 @@ def test_task_state_stuck_after_a_move(minicloud, servers):
     assert_clean(minicloud)
 
 
+def _launch_compute(mc, host: str) -> None:
+    """Start HOST's nova-compute. The minicloud's start-compute waits until Nova shows it up,
+    which never happens while it is forced down: then only launch it (test_evacuate.py's way)."""
+    svc = next(s for s in mc.conn().compute.services() if s.host == host and s.binary == "nova-compute")
+    if not svc.is_forced_down:
+        mc.manager.start_compute(host)
+        return
+    from novamove.minicloud import procs
+    from novamove.minicloud.manager import _Starter
+    m = mc.manager
+    name = m.compute_component(host)
+    if name not in procs.running(m.state / "run", m.state):
+        _Starter(m.layout, m._saved_venv(), m.log).launch(name)
+
+
+def _heartbeat(mc, host: str):
+    """HOST's nova-compute service's updated_at (Nova's clock)."""
+    return next(s.updated_at for s in mc.conn().compute.services() if s.host == host and s.binary == "nova-compute")
+
+
+def _put_back(mc, host: str, server_id: str) -> None:
+    """Whatever happened: HOST's nova-compute running, not forced down, enabled; the server not
+    in ERROR."""
+    compute = mc.conn().compute
+    _launch_compute(mc, host)
+    svc = next(s for s in compute.services() if s.host == host and s.binary == "nova-compute")
+    if svc.is_forced_down:
+        compute.put(f"/os-services/{svc.id}", json={"forced_down": False}, microversion="2.53")
+    if svc.status == "disabled":
+        compute.enable_service(svc)
+    mc.wait_service_state(host, "up")
+    if mc.server(server_id).status == "ERROR":
+        compute.reset_server_state(server_id, "active")
+
+
+@full
+def test_failed_evacuation_errors_its_server_then_the_host_comes_back(minicloud, servers, tmp_path):
+    """A host dies, `novamove evacuate HOST --fenced` forces it down, and the evacuation fails on
+    the destination (the fake driver's `evacuation_fail`: Nova puts the server in ERROR with a
+    fault, the migration `failed`): server-error-after-migration (operator: find the guest,
+    reset it where it runs). Then the host comes back while still forced down by that run:
+    compute-forced-down-reporting, novamove's own flag, cleared by
+    `--fix compute-forced-down-reporting`. The run failed, so its evacuate tag is a dead
+    run's (compute-tag-dead-run): `novamove unfence` puts the host back."""
+    host, dest = minicloud.computes[2], minicloud.computes[0]
+    server = servers(1, host=host)[0]
+    journal = {"NOVAMOVE_JOURNAL": str(tmp_path / "journal.sqlite")}
+    try:
+        minicloud.stop_compute(host, kill=True)
+        minicloud.wait_service_state(host, "down")
+        minicloud.set_fakevirt(evacuation_fail=1)
+        try:
+            ev = minicloud.cli("evacuate", host, "--fenced", "--to", dest, "-f", "json", env=journal)
+        finally:
+            minicloud.set_fakevirt(evacuation_fail=0)
+        assert ev.returncode == 1, ev.stdout + ev.stderr           # the run failed, and says so
+        wait_until(lambda: minicloud.server(server.id).status == "ERROR", timeout=60, what="the server in ERROR")
+        time.sleep(4)
+        code, rows = doctor(minicloud, "--older-than", "0", env=journal)
+        assert code == 10 and classes(rows) == {"server-error-after-migration", "compute-tag-dead-run"}, rows
+        (err,) = about(rows, "server-error-after-migration", server.id)
+        assert err["host"] == host and not err["repairable"], err
+        ev_mig = err["evidence"]
+        assert ev_mig["migration_type"] == "evacuation" and ev_mig["migration_status"] == "failed", err
+        assert "guest spawn on the destination failed" in ev_mig["fault"]
+        assert f"openstack server set --state active {server.id}" in err["fix"]
+        (tag,) = about(rows, "compute-tag-dead-run", host)
+        assert tag["evidence"]["run_state"] == "failed" and f"novamove unfence {host}" in tag["fix"], tag
+
+        # The host comes back (its nova-compute runs again) while the run's forced_down holds.
+        first = _heartbeat(minicloud, host)        # after the run's forced_down (a service write)
+        assert minicloud.services()[host][3] is True
+        _launch_compute(minicloud, host)
+        wait_until(lambda: _heartbeat(minicloud, host) not in (None, first), timeout=120, interval=1,
+                   what=f"{host}'s nova-compute to report again")
+        code, rows = doctor(minicloud, "--older-than", "0", env=journal)
+        assert code == 10 and "compute-forced-down-reporting" in classes(rows), rows
+        (forced,) = about(rows, "compute-forced-down-reporting", host)
+        assert forced["repairable"] and not forced["safe"] and forced["evidence"]["forced_down_by_novamove"], forced
+        assert doctor(minicloud, "--fix", env=journal)[0] == 10      # a named class: not by default
+        assert minicloud.services()[host][3] is True
+        code, rows = doctor(minicloud, "--fix", "compute-forced-down-reporting", env=journal)
+        assert code == 10 and [r["repair"] for r in about(rows, "compute-forced-down-reporting", host)] == ["fixed"]
+        assert minicloud.services()[host][3] is False
+
+        # The operator's repairs, as the findings name them: the guest runs on HOST (its fake
+        # hypervisor's guest book), so reset the server there; then `novamove unfence HOST`.
+        assert server.id in minicloud.guests(host)
+        minicloud.conn().compute.reset_server_state(server.id, "active")
+        unfenced = minicloud.cli("unfence", host, env=journal)
+        assert unfenced.returncode == 0, unfenced.stdout + unfenced.stderr
+        assert minicloud.services()[host][:2] == ("enabled", "up")
+        s = minicloud.server(server.id)
+        assert s.status == "ACTIVE" and s.compute_host == host
+        code, rows = doctor(minicloud, "--older-than", "0", env=journal)
+        assert code == 0 and rows == [], rows
+        assert_clean(minicloud)
+    finally:
+        _put_back(minicloud, host, server.id)
+
+
 # ------------------------------------------------------------------------- no false positives
 
 def test_no_finding_while_moves_are_in_flight(minicloud, servers):
