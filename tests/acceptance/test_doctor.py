@@ -1,6 +1,8 @@
 """`novamove doctor` against the real minicloud: each drift class made by its realistic cause
 (a move left unconfirmed, a compute killed mid-migration, a server deleted during a move, a
-compute forced down that keeps reporting, a drain killed with its host disabled), detected by
+compute forced down that keeps reporting, a drain killed with its host disabled, an isolate move
+killed inside its window, a finished drain, an evacuation that fails on its destination and its
+host back while still forced down), detected by
 `novamove doctor -f json`, repaired by `novamove doctor --fix [CLASS]` where the class is
 repairable (else by the operator's command the finding names), and the cloud read back clean
 (doctor exits 0). Where no API can make the drift, the test writes Nova's database directly and
@@ -27,7 +29,8 @@ from cloudtest import REPO, wait_until
 pytestmark = pytest.mark.acceptance
 
 # `make test` runs the realistic causes and the false-positive check (about 150 s); the rest
-# (drift made through Nova's database or Placement's API, a killed drain) runs with
+# (drift made through Nova's database or Placement's API, killed drain and isolate runs, a
+# finished drain, a failed evacuation) runs with
 # NOVAMOVE_DOCTOR_ACCEPTANCE=all: `make acceptance-doctor` (docs/testing.md).
 full = pytest.mark.skipif(os.environ.get("NOVAMOVE_DOCTOR_ACCEPTANCE") != "all",
                           reason="NOVAMOVE_DOCTOR_ACCEPTANCE=all (make acceptance-doctor) runs it")
