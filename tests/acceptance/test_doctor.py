@@ -1,6 +1,8 @@
 """`novamove doctor` against the real minicloud: each drift class made by its realistic cause
 (a move left unconfirmed, a compute killed mid-migration, a server deleted during a move, a
-compute forced down that keeps reporting, a drain killed with its host disabled), detected by
+compute forced down that keeps reporting, a drain killed with its host disabled, an isolate move
+killed inside its window, a finished drain, an evacuation that fails on its destination and its
+host back while still forced down), detected by
 `novamove doctor -f json`, repaired by `novamove doctor --fix [CLASS]` where the class is
 repairable (else by the operator's command the finding names), and the cloud read back clean
 (doctor exits 0). Where no API can make the drift, the test writes Nova's database directly and
@@ -27,7 +29,8 @@ from cloudtest import REPO, wait_until
 pytestmark = pytest.mark.acceptance
 
 # `make test` runs the realistic causes and the false-positive check (about 150 s); the rest
-# (drift made through Nova's database or Placement's API, a killed drain) runs with
+# (drift made through Nova's database or Placement's API, killed drain and isolate runs, a
+# finished drain, a failed evacuation) runs with
 # NOVAMOVE_DOCTOR_ACCEPTANCE=all: `make acceptance-doctor` (docs/testing.md).
 full = pytest.mark.skipif(os.environ.get("NOVAMOVE_DOCTOR_ACCEPTANCE") != "all",
                           reason="NOVAMOVE_DOCTOR_ACCEPTANCE=all (make acceptance-doctor) runs it")
@@ -378,6 +381,201 @@ def test_server_not_where_its_migration_says(minicloud, servers):
     finally:
         sql(minicloud, "nova", f"UPDATE instances SET host='{dst}' WHERE uuid='{server.id}'")
     assert_clean(minicloud)
+
+
+# ------------------------------------------------------------------------- the rest of the classes
+
+@full
+def test_isolation_window_of_a_killed_move_left_open(minicloud, servers, tmp_path):
+    """`novamove migrate --strategy isolate` SIGKILLed (NOVAMOVE_FAULT service.disable:after:kill)
+    right after it disabled the other computes for its isolation window: they stay disabled with
+    the window's tag, and the journal knows the run died (compute-isolation-left, safe: the
+    default `--fix` re-enables it, only while the tag is still that run's)."""
+    src, dst = minicloud.computes[0], minicloud.computes[1]
+    server = servers(1, host=src)[0]
+    journal = {"NOVAMOVE_JOURNAL": str(tmp_path / "journal.sqlite")}
+    killed = minicloud.cli("migrate", server.id, "--to", dst, "--strategy", "isolate", "--live",
+                           env={**journal, "NOVAMOVE_FAULT": "service.disable:after:kill:1"})
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    # The window disables every other compute at once (in parallel): each keeps the run's tag.
+    left = {h: s[2] for h, s in minicloud.services().items() if s[0] == "disabled"}
+    assert set(left) == set(minicloud.computes) - {dst}, left
+    code, rows = doctor(minicloud, env=journal)
+    assert code == 10 and classes(rows) == {"compute-isolation-left"}, rows
+    assert sorted(r["host"] for r in rows) == sorted(left), rows
+    for row in rows:
+        host = row["host"]
+        assert row["repairable"] and row["safe"] and row["evidence"]["run_state"] == "dead", row
+        assert row["evidence"]["disabled_reason"] == left[host]
+        assert row["fix"] == f"openstack compute service set --enable {host} nova-compute"
+    code, rows = doctor(minicloud, "--fix", env=journal)      # a safe class: the default set
+    assert code == 0 and [r["repair"] for r in rows] == ["fixed"] * len(left), rows
+    assert all(minicloud.services()[h][0] == "enabled" for h in left)
+    assert minicloud.host_of(server.id) == src             # the move was never requested
+    code, rows = doctor(minicloud, "--older-than", "0", env=journal)
+    assert code == 0 and rows == [], rows
+    assert_clean(minicloud)
+
+
+@full
+def test_finished_drain_holds_its_host(minicloud, servers):
+    """A drain that finished keeps its host disabled on purpose, until `novamove undrain`:
+    compute-held is information (level info, exit 0, never a fix: `--fix compute-held` is
+    refused); the operator's `novamove undrain` (the finding's fix) ends it."""
+    host = minicloud.computes[2]
+    servers(1, host=host)
+    drained = minicloud.cli("drain", host, "--reason", "doctor-held", "--poll-interval", "0.5")
+    assert drained.returncode == 0, drained.stdout + drained.stderr
+    try:
+        code, rows = doctor(minicloud, "--older-than", "0")
+        assert code == 0 and classes(rows) == {"compute-held"}, rows
+        (row,) = rows
+        assert row["host"] == host and row["level"] == "info" and not row["repairable"], row
+        assert row["evidence"]["run_state"] == "finished" and "doctor-held" in row["evidence"]["disabled_reason"]
+        assert row["fix"] == f"novamove undrain {host} when the maintenance is over"
+        refused = minicloud.cli("doctor", "--fix", "compute-held", env=DOCTOR_ENV)
+        assert refused.returncode == 2 and "operator" in refused.stderr, refused.stderr
+        assert minicloud.services()[host][0] == "disabled"
+    finally:
+        undrained = minicloud.cli("undrain", host)
+        assert undrained.returncode == 0, undrained.stdout + undrained.stderr
+    assert minicloud.services()[host][0] == "enabled"
+    assert_clean(minicloud)
+
+
+@full
+def test_task_state_stuck_after_a_move(minicloud, servers):
+    """task-state-stuck: the crash that leaves it (nova-compute dying mid-move) cannot be kept
+    on the minicloud: the restarted nova-compute resets the task state itself at start-up
+    (init_host), and a SIGSTOPped one leaves the migration in progress (healthy). So the test
+    writes Nova's database: a completed live migration's server back to task state
+    `migrating`. Repair: `--fix task-state-stuck` (one-way os-resetState active: the server is
+    active, running and on its migration's destination), never the default --fix."""
+    src, dst = minicloud.computes[0], minicloud.computes[1]
+    server = servers(1, host=src)[0]
+    live_migrate(minicloud, server, dst)
+    wait_migration(minicloud, server.id, {"completed"})
+    wait_until(lambda: not minicloud.server(server.id).task_state, timeout=60, what="the move to end")
+    sql(minicloud, "nova", f"UPDATE instances SET task_state='migrating' WHERE uuid='{server.id}'")
+    try:
+        time.sleep(4)
+        code, rows = doctor(minicloud)
+        assert code == 10 and classes(rows) == {"task-state-stuck"}, rows
+        (row,) = rows
+        assert row["server_id"] == server.id and row["host"] == dst and row["repairable"] and not row["safe"]
+        assert row["evidence"]["task_state"] == "migrating" and row["evidence"]["migration_status"] == "completed"
+        assert row["fix"] == f"openstack server set --state active {server.id}"
+        assert doctor(minicloud, "--fix")[0] == 10          # one-way: not in the default set
+        assert minicloud.server(server.id).task_state == "migrating"
+        code, rows = doctor(minicloud, "--fix", "task-state-stuck")
+        assert code == 0 and [r["repair"] for r in rows] == ["fixed"], rows
+    finally:
+        if minicloud.server(server.id).task_state:
+            sql(minicloud, "nova", f"UPDATE instances SET task_state=NULL WHERE uuid='{server.id}'")
+    s = minicloud.server(server.id)
+    assert s.status == "ACTIVE" and not s.task_state and s.compute_host == dst and s.power_state == 1
+    assert_clean(minicloud)
+
+
+def _launch_compute(mc, host: str) -> None:
+    """Start HOST's nova-compute. The minicloud's start-compute waits until Nova shows it up,
+    which never happens while it is forced down: then only launch it (test_evacuate.py's way)."""
+    svc = next(s for s in mc.conn().compute.services() if s.host == host and s.binary == "nova-compute")
+    if not svc.is_forced_down:
+        mc.manager.start_compute(host)
+        return
+    from novamove.minicloud import procs
+    from novamove.minicloud.manager import _Starter
+    m = mc.manager
+    name = m.compute_component(host)
+    if name not in procs.running(m.state / "run", m.state):
+        _Starter(m.layout, m._saved_venv(), m.log).launch(name)
+
+
+def _heartbeat(mc, host: str):
+    """HOST's nova-compute service's updated_at (Nova's clock)."""
+    return next(s.updated_at for s in mc.conn().compute.services() if s.host == host and s.binary == "nova-compute")
+
+
+def _put_back(mc, host: str, server_id: str) -> None:
+    """Whatever happened: HOST's nova-compute running, not forced down, enabled; the server not
+    in ERROR."""
+    compute = mc.conn().compute
+    _launch_compute(mc, host)
+    svc = next(s for s in compute.services() if s.host == host and s.binary == "nova-compute")
+    if svc.is_forced_down:
+        compute.put(f"/os-services/{svc.id}", json={"forced_down": False}, microversion="2.53")
+    if svc.status == "disabled":
+        compute.enable_service(svc)
+    mc.wait_service_state(host, "up")
+    if mc.server(server_id).status == "ERROR":
+        compute.reset_server_state(server_id, "active")
+
+
+@full
+def test_failed_evacuation_errors_its_server_then_the_host_comes_back(minicloud, servers, tmp_path):
+    """A host dies, `novamove evacuate HOST --fenced` forces it down, and the evacuation fails on
+    the destination (the fake driver's `evacuation_fail`: Nova puts the server in ERROR with a
+    fault, the migration `failed`): server-error-after-migration (operator: find the guest,
+    reset it where it runs). Then the host comes back while still forced down by that run:
+    compute-forced-down-reporting, novamove's own flag, cleared by
+    `--fix compute-forced-down-reporting`. The run failed, so its evacuate tag is a dead
+    run's (compute-tag-dead-run): `novamove unfence` puts the host back."""
+    host, dest = minicloud.computes[2], minicloud.computes[0]
+    server = servers(1, host=host)[0]
+    journal = {"NOVAMOVE_JOURNAL": str(tmp_path / "journal.sqlite")}
+    try:
+        minicloud.stop_compute(host, kill=True)
+        minicloud.wait_service_state(host, "down")
+        minicloud.set_fakevirt(evacuation_fail=1)
+        try:
+            ev = minicloud.cli("evacuate", host, "--fenced", "--to", dest, "-f", "json", env=journal)
+        finally:
+            minicloud.set_fakevirt(evacuation_fail=0)
+        assert ev.returncode == 1, ev.stdout + ev.stderr           # the run failed, and says so
+        wait_until(lambda: minicloud.server(server.id).status == "ERROR", timeout=60, what="the server in ERROR")
+        time.sleep(4)
+        code, rows = doctor(minicloud, "--older-than", "0", env=journal)
+        assert code == 10 and classes(rows) == {"server-error-after-migration", "compute-tag-dead-run"}, rows
+        (err,) = about(rows, "server-error-after-migration", server.id)
+        assert err["host"] == host and not err["repairable"], err
+        ev_mig = err["evidence"]
+        assert ev_mig["migration_type"] == "evacuation" and ev_mig["migration_status"] == "failed", err
+        assert "guest spawn on the destination failed" in ev_mig["fault"]
+        assert f"openstack server set --state active {server.id}" in err["fix"]
+        (tag,) = about(rows, "compute-tag-dead-run", host)
+        assert tag["evidence"]["run_state"] == "failed" and f"novamove unfence {host}" in tag["fix"], tag
+
+        # The host comes back (its nova-compute runs again) while the run's forced_down holds.
+        first = _heartbeat(minicloud, host)        # after the run's forced_down (a service write)
+        assert minicloud.services()[host][3] is True
+        _launch_compute(minicloud, host)
+        wait_until(lambda: _heartbeat(minicloud, host) not in (None, first), timeout=120, interval=1,
+                   what=f"{host}'s nova-compute to report again")
+        code, rows = doctor(minicloud, "--older-than", "0", env=journal)
+        assert code == 10 and "compute-forced-down-reporting" in classes(rows), rows
+        (forced,) = about(rows, "compute-forced-down-reporting", host)
+        assert forced["repairable"] and not forced["safe"] and forced["evidence"]["forced_down_by_novamove"], forced
+        assert doctor(minicloud, "--fix", env=journal)[0] == 10      # a named class: not by default
+        assert minicloud.services()[host][3] is True
+        code, rows = doctor(minicloud, "--fix", "compute-forced-down-reporting", env=journal)
+        assert code == 10 and [r["repair"] for r in about(rows, "compute-forced-down-reporting", host)] == ["fixed"]
+        assert minicloud.services()[host][3] is False
+
+        # The operator's repairs, as the findings name them: the guest runs on HOST (its fake
+        # hypervisor's guest book), so reset the server there; then `novamove unfence HOST`.
+        assert server.id in minicloud.guests(host)
+        minicloud.conn().compute.reset_server_state(server.id, "active")
+        unfenced = minicloud.cli("unfence", host, env=journal)
+        assert unfenced.returncode == 0, unfenced.stdout + unfenced.stderr
+        assert minicloud.services()[host][:2] == ("enabled", "up")
+        s = minicloud.server(server.id)
+        assert s.status == "ACTIVE" and s.compute_host == host
+        code, rows = doctor(minicloud, "--older-than", "0", env=journal)
+        assert code == 0 and rows == [], rows
+        assert_clean(minicloud)
+    finally:
+        _put_back(minicloud, host, server.id)
 
 
 # ------------------------------------------------------------------------- no false positives
