@@ -41,6 +41,7 @@ from novamove.planner import (CloudState, HARD_AFFINITY, HARD_ANTI_AFFINITY, mov
 GOALS = ("spread", "pack")
 SPREAD, PACK = GOALS
 DEFAULT_MIN_GAIN = 2.0          # percentage points a spread move must gain
+BEST_MOVE_HOSTS = 300           # zones up to this size also try the repeated best single move
 SOFT_ANTI_AFFINITY = "soft-anti-affinity"
 SOFT_AFFINITY = "soft-affinity"
 _FIELDS = 4                      # vcpus, memory_mb, disk_gb, pcpus (Resources.FIELDS)
@@ -103,10 +104,11 @@ class _Hosts:
         self.zone = {h.name: h.service.zone for h in hosts}
         self.up = {h.name: h.service.up for h in hosts}
         self.destination_ok = {h.name: h.service.enabled and h.service.up for h in hosts}
-        self.servers: dict[str, list[Server]] = {h.name: [] for h in hosts}
+        # host -> {server id: server} (a dict: removing one is O(1), not a scan with __eq__)
+        self.servers: dict[str, dict[str, Server]] = {h.name: {} for h in hosts}
         for s in servers:
             if s.host in self.servers:
-                self.servers[s.host].append(s)
+                self.servers[s.host][s.id] = s
         self.need = need
         self.groups = {g.id: g for g in groups}
         self.groups_of: dict[str, list[str]] = {}
@@ -165,8 +167,8 @@ class _Hosts:
             self.used[source][i] -= need[i]
             self.used[dest][i] += need[i]
             self.peak[dest][i] += need[i]
-        self.servers[source].remove(server)
-        self.servers[dest].append(server)
+        del self.servers[source][server.id]
+        self.servers[dest][server.id] = server
         for gid in self.groups_of.get(server.id, ()):
             self.group_hosts[gid].add(dest)
         self.gave.add(source)
@@ -181,8 +183,8 @@ class _Hosts:
             self.used[source][i] += need[i]
             self.used[dest][i] -= need[i]
             self.peak[dest][i] -= need[i]
-        self.servers[dest].remove(server)
-        self.servers[source].append(server)
+        del self.servers[dest][server.id]
+        self.servers[source][server.id] = server
         for gid in new_groups:
             self.group_hosts[gid].discard(dest)
         if not had_gave:
@@ -261,7 +263,7 @@ def plan_rebalance(state: CloudState, *, goal: str = SPREAD, hosts: Sequence[str
     modes: dict[str, str] = {}
     unmovable: list[PlanStep] = []
     for name in names:
-        for server in model.servers[name]:
+        for server in model.servers[name].values():
             mode, why = movable(server, intents.get(server.id), model)
             if mode:
                 modes[server.id] = mode
@@ -307,7 +309,9 @@ def _spread_zone(model: _Hosts, zone_hosts: list[str], modes: Mapping[str, str],
     the fullest that stay at the level), and the best single move repeated."""
     now = max(model.usage(n) for n in zone_hosts)
     tried = []
-    ways = ((_by_level, False), (_by_level, True), (_by_best_move, False))
+    ways = [(_by_level, False), (_by_level, True), (_by_best_move, False)]
+    if len(zone_hosts) > BEST_MOVE_HOSTS:
+        ways.pop()                   # its scans grow with hosts x moves: the level search alone
     for rank, (way, tight) in enumerate(ways):
         tokens = way(model, zone_hosts, modes, limit, min_gain, tight)
         tried.append((max(model.usage(n) for n in zone_hosts), len(tokens), rank, tokens))
@@ -345,7 +349,7 @@ def _best_move(model: _Hosts, zone_hosts: list[str], modes: Mapping[str, str],
     dests = sorted((n for n in zone_hosts if n != top and model.destination_ok[n]),
                    key=lambda n: (model.usage(n), n))
     best: Optional[tuple] = None
-    for server in (s for s in model.servers[top] if s.id in modes and s.id not in model.moved):
+    for server in (s for s in model.servers[top].values() if s.id in modes and s.id not in model.moved):
         src_after = model.usage_without(top, server)
         lowest = math.inf            # the lowest usage a destination of this server ends at
         for dest in dests:
@@ -393,12 +397,37 @@ def _lowest_possible(model: _Hosts, zone_hosts: list[str], modes: Mapping[str, s
     low = usage_of(total_cap, total_used)
     for n in zone_hosts:
         staying = [0.0] * _FIELDS
-        for server in model.servers[n]:
+        for server in model.servers[n].values():
             if server.id not in modes:
                 for i, v in enumerate(_vec(model.need(server))):
                     staying[i] += v
         low = max(low, usage_of(model.cap[n], staying))
     return low
+
+
+class _Ranking:
+    """Destinations sorted by usage, kept sorted as moves change them (bisect: each update is a
+    memmove, not a sort of the zone)."""
+
+    def __init__(self, model: _Hosts, names: Iterable[str]) -> None:
+        self.model = model
+        self.key = {n: (model.usage(n), n) for n in names}
+        self.keys = sorted(self.key.values())
+
+    def update(self, name: str) -> None:
+        old = self.key.get(name)
+        if old is None:
+            return
+        del self.keys[bisect.bisect_left(self.keys, old)]
+        self.key[name] = new = (self.model.usage(name), name)
+        bisect.insort(self.keys, new)
+
+    def up_to(self, level: float, tight: bool) -> Iterable[str]:
+        """Names at or below `level`: least loaded first, or with `tight` fullest first."""
+        end = bisect.bisect_right(self.keys, (level + 1e-9, "\uffff"))
+        if tight:
+            return (self.keys[i][1] for i in range(end - 1, -1, -1))
+        return (self.keys[i][1] for i in range(end))
 
 
 def _to_level(model: _Hosts, zone_hosts: list[str], modes: Mapping[str, str], level: float,
@@ -409,10 +438,11 @@ def _to_level(model: _Hosts, zone_hosts: list[str], modes: Mapping[str, str], le
     tokens: list[tuple] = []
     over = sorted((n for n in zone_hosts if model.usage(n) > level + 1e-9),
                   key=lambda n: (-model.usage(n), n))
-    dests = [n for n in zone_hosts if model.destination_ok[n]]
+    ranking = _Ranking(model, (n for n in zone_hosts if model.destination_ok[n]
+                               and model.usage(n) <= level + 1e-9))
     for host in over:
         while model.usage(host) > level + 1e-9:
-            token = _one_move_down(model, host, dests, modes, level, tight)
+            token = _one_move_down(model, host, ranking, modes, level, tight)
             if token is None or len(tokens) >= limit:
                 if token is not None:
                     model.undo(token)
@@ -420,38 +450,60 @@ def _to_level(model: _Hosts, zone_hosts: list[str], modes: Mapping[str, str], le
                     model.undo(t)
                 return None
             tokens.append(token)
+            ranking.update(token[2])
     return tokens
 
 
-def _one_move_down(model: _Hosts, host: str, dests: list[str], modes: Mapping[str, str],
+def _one_move_down(model: _Hosts, host: str, ranking: _Ranking, modes: Mapping[str, str],
                    level: float, tight: bool) -> Optional[tuple]:
-    candidates = [s for s in model.servers[host] if s.id in modes and s.id not in model.moved]
-    size = lambda s: (model.need(s).memory_mb, model.need(s).vcpus, s.name, s.id)  # noqa: E731
-    enough = sorted((s for s in candidates if model.usage_without(host, s) <= level + 1e-9), key=size)
-    rest = sorted((s for s in candidates if s not in enough), key=size, reverse=True)
-    by_usage = sorted((n for n in dests if n != host and model.usage(n) <= level), key=lambda n: (model.usage(n), n))
-    for server in enough + rest:
-        dest = _destination(model, server, by_usage, level, tight)
+    # What the host must shed, per resource, to be at `level`: a server that sheds at least
+    # that alone brings it down in one move.
+    cap, used = model.cap[host], model.used[host]
+    excess = [u - level * c / 100.0 - 1e-9 for u, c in zip(used, cap)]
+    enough, rest = [], []
+    for server in model.servers[host].values():
+        if server.id not in modes or server.id in model.moved:
+            continue
+        need = model.need(server)
+        size = (need.memory_mb, need.vcpus, server.name, server.id)
+        shed = (need.vcpus, need.memory_mb, need.disk_gb, need.pcpus)
+        (enough if all(n >= e for n, e in zip(shed, excess) if e > 0) else rest).append((size, server))
+    enough.sort(key=lambda t: t[0])
+    rest.sort(key=lambda t: t[0], reverse=True)
+    for _, server in enough + rest:
+        dest = _destination(model, server, ranking.up_to(level, tight), level, tight)
         if dest is not None:
             return model.move(server, host, dest)
     return None
 
 
-def _destination(model: _Hosts, server: Server, by_usage: list[str], level: float,
+# How many destinations a server's search looks at before it gives up on that server (the
+# least loaded ones first, or the fullest at the level): beyond a few hundred the chance that a
+# host further down takes it is small, and an exhaustive scan per server grows with hosts x moves.
+SEARCH_DEPTH = 256
+
+
+def _destination(model: _Hosts, server: Server, hosts: Iterable[str], level: float,
                  tight: bool) -> Optional[str]:
     """A host that takes `server` and stays at or below `level`: the least loaded one, or with
-    `tight` the one it fills the most (soft policies first, in both)."""
+    `tight` the one it fills the most (`hosts` come in that order); soft policies first."""
     best: Optional[tuple] = None
-    need = model.need(server)
-    for dest in (reversed(by_usage) if tight else by_usage):
-        if best is not None and best[0][0] == 0 and not tight:
-            break                    # ascending usage: the first that fits is the least loaded
-        if not (model.fits(dest, need) and model.hard_ok(server, dest)):
+    need = _vec(model.need(server))
+    for rank, dest in enumerate(hosts):
+        if rank >= SEARCH_DEPTH or (best is not None and (best[0][0] == 0 or rank > 64)):
+            break                    # the first without a soft objection, or a few to compare
+        if server.host == dest:
             continue
-        after = model.usage_with(dest, server)
-        if after > level + 1e-9:
+        cap, used, peak = model.cap[dest], model.used[dest], model.peak[dest]
+        ok = True
+        for i in range(_FIELDS):
+            n = need[i]
+            if n and (peak[i] + n > cap[i] + 1e-9 or used[i] + n > level * cap[i] / 100.0 + 1e-9):
+                ok = False
+                break
+        if not ok or not model.hard_ok(server, dest):
             continue
-        key = (model.soft_penalty(server, dest), -after if tight else after, dest)
+        key = (model.soft_penalty(server, dest), rank)
         if best is None or key < best[0]:
             best = (key, dest)
     return best[1] if best else None
@@ -528,7 +580,7 @@ def _pack_in_order(model: _Hosts, names: list[str], modes: Mapping[str, str], li
     finders = {z: _BestFit(model, hs) for z, hs in fits.items()}
     order = sorted((n for n in names if model.servers[n]), key=lambda n: key(model, n))
     for host in order:
-        servers = model.servers[host]
+        servers = list(model.servers[host].values())
         if host in model.took or any(s.id not in modes or s.id in model.moved for s in servers):
             continue                 # a host that received, or holds a server that stays
         if len(tokens) + len(servers) > limit:
