@@ -21,6 +21,7 @@ that gave, and in an order that only works one move at a time (what novamove ref
 from __future__ import annotations
 
 import argparse
+import itertools
 import random
 import resource
 import sys
@@ -56,6 +57,7 @@ def unbalanced_cloud(n_hosts: int, n_servers: int, seed: int = 7) -> CloudState:
         weights.append(4.0 if rnd.random() < 0.1 else 1.0)
     used = {h.name: [0.0, 0.0, 0.0] for h in hosts}
     names = [h.name for h in hosts]
+    cum = list(itertools.accumulate(weights))      # choices() would sum the weights every call
     servers, groups = [], []
 
     def room(h: str, f: Flavor) -> bool:
@@ -71,10 +73,10 @@ def unbalanced_cloud(n_hosts: int, n_servers: int, seed: int = 7) -> CloudState:
         elif r < 0.0043:
             gid = f"aff-{len(groups)}"
             members, policy = [f"srv{i + k:06d}" for k in range(2)], HARD_AFFINITY
-            on = [rnd.choices(names, weights)[0]] * 2
+            on = [rnd.choices(names, cum_weights=cum)[0]] * 2
         else:
             gid, members, policy = None, [f"srv{i:06d}"], None
-            on = [rnd.choices(names, weights)[0]]
+            on = [rnd.choices(names, cum_weights=cum)[0]]
         flavors = [rnd.choices(FLAVORS, FLAVOR_WEIGHTS)[0] for _ in members]
         if any(not room(h, f) for h, f in zip(on, flavors)):
             continue                 # a full host: try again elsewhere (never overfilled)
@@ -111,8 +113,10 @@ def _movable(s: Server, aff: set) -> bool:
     return s.status in ("ACTIVE", "SHUTOFF", "PAUSED") and s.id not in aff
 
 
-def naive(state: CloudState, goal: str) -> tuple[int, float, int]:
-    """(moves, max usage after, hosts empty after)."""
+def naive(state: CloudState, goal: str, seconds: float) -> tuple[int, float, int, bool]:
+    """(moves, max usage after, hosts empty after, stopped): the naive greedy is stopped after
+    `seconds` of CPU (it scans every host for every move) and says so."""
+    deadline = time.process_time() + seconds
     cap, used, zone, ok, on, anti, aff = _naive_setup(state)
     where = {s.id: s.host for s in state.servers}
 
@@ -138,7 +142,7 @@ def naive(state: CloudState, goal: str) -> tuple[int, float, int]:
     moves = 0
     if goal == SPREAD:
         stuck: set[str] = set()
-        while True:
+        while time.process_time() < deadline:
             top = max((h for h in cap if h not in stuck), key=usage, default=None)
             if top is None:
                 break
@@ -161,6 +165,8 @@ def naive(state: CloudState, goal: str) -> tuple[int, float, int]:
     else:
         kept: set[str] = set()
         for host in sorted(cap, key=usage):
+            if time.process_time() > deadline:
+                break
             if not on[host] or host in kept or not all(_movable(s, aff) for s in on[host]):
                 continue
             plan = []
@@ -177,10 +183,11 @@ def naive(state: CloudState, goal: str) -> tuple[int, float, int]:
                     move(s, dest, host)
                 continue
             moves += len(plan)
-    return moves, max(usage(h) for h in cap), sum(1 for h in cap if not on[h])
+    stopped = time.process_time() >= deadline
+    return moves, max(usage(h) for h in cap), sum(1 for h in cap if not on[h]), stopped
 
 
-def measure(label: str, state: CloudState, goal: str) -> None:
+def measure(label: str, state: CloudState, goal: str, naive_seconds: float) -> None:
     tracemalloc.start()
     t = time.process_time()
     plan = plan_rebalance(state, goal=goal)
@@ -188,7 +195,7 @@ def measure(label: str, state: CloudState, goal: str) -> None:
     peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
     tracemalloc.stop()
     t = time.process_time()
-    n_moves, n_max, n_empty = naive(state, goal)
+    n_moves, n_max, n_empty, stopped = naive(state, goal, naive_seconds)
     n_cpu = time.process_time() - t
     print(f"{label} {goal:6}: novamove {cpu:6.2f} s CPU, peak {peak:6.0f} MB traced, {len(plan.steps):5} moves, "
           f"max usage {plan.before.max_usage:.1f} -> {plan.after.max_usage:.1f}%, spread "
@@ -196,19 +203,22 @@ def measure(label: str, state: CloudState, goal: str) -> None:
           f"{plan.after.hosts_empty}")
     print(f"{'':{len(label)}} {'':6}  naive    {n_cpu:6.2f} s CPU,                    {n_moves:5} moves, "
           f"max usage {plan.before.max_usage:.1f} -> {n_max:.1f}%, empty -> {n_empty}"
-          f"   (novamove/naive CPU {cpu / max(n_cpu, 1e-9):.2f}x)")
+          + (" (stopped: out of time)" if stopped else "")
+          + f"   (novamove/naive CPU {cpu / max(n_cpu, 1e-9):.2f}x)")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="2,000 / 40,000 instead of 10,000 / 200,000")
+    ap.add_argument("--naive-seconds", type=float, default=120.0,
+                    help="CPU seconds the naive greedy gets per goal before it is stopped")
     args = ap.parse_args()
     big = (2000, 40000) if args.quick else (10000, 200000)
     for hosts, servers in (big, (113, 15769)):
         state = unbalanced_cloud(hosts, servers)
         label = f"{hosts} hosts / {len(state.servers)} servers"
         for goal in (SPREAD, PACK):
-            measure(label, state, goal)
+            measure(label, state, goal, args.naive_seconds)
     print(f"max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     return 0
 

@@ -41,7 +41,9 @@ from novamove.planner import (CloudState, HARD_AFFINITY, HARD_ANTI_AFFINITY, mov
 GOALS = ("spread", "pack")
 SPREAD, PACK = GOALS
 DEFAULT_MIN_GAIN = 2.0          # percentage points a spread move must gain
-BEST_MOVE_HOSTS = 300           # zones up to this size also try the repeated best single move
+# Scopes (and zones) up to this many hosts also try the slower ways (spread: the repeated best
+# single move; pack: destinations by usage and by size): their scans grow with hosts x moves.
+SMALL_SCOPE = 300
 SOFT_ANTI_AFFINITY = "soft-anti-affinity"
 SOFT_AFFINITY = "soft-affinity"
 _FIELDS = 4                      # vcpus, memory_mb, disk_gb, pcpus (Resources.FIELDS)
@@ -310,7 +312,7 @@ def _spread_zone(model: _Hosts, zone_hosts: list[str], modes: Mapping[str, str],
     now = max(model.usage(n) for n in zone_hosts)
     tried = []
     ways = [(_by_level, False), (_by_level, True), (_by_best_move, False)]
-    if len(zone_hosts) > BEST_MOVE_HOSTS:
+    if len(zone_hosts) > SMALL_SCOPE:
         ways.pop()                   # its scans grow with hosts x moves: the level search alone
     for rank, (way, tight) in enumerate(ways):
         tokens = way(model, zone_hosts, modes, limit, min_gain, tight)
@@ -511,29 +513,43 @@ def _destination(model: _Hosts, server: Server, hosts: Iterable[str], level: flo
 
 # -------------------------------------------------------------------------------------- pack
 
-class _BestFit:
-    """Destinations of one zone sorted by free RAM: the fullest host with room, in O(log H)."""
+# How pack chooses a destination among the hosts it keeps: the fullest by RAM that has room
+# (classic best fit), the busiest by usage, or the biggest (then busiest), which keeps the small
+# hosts free to be emptied. Each is tried with each order below; the best result is kept.
+FULLEST, BUSIEST, BIGGEST = "fullest", "busiest", "biggest"
 
-    def __init__(self, model: _Hosts, names: Iterable[str]) -> None:
-        self.model = model
-        self.keys: list[tuple[float, str]] = sorted((self._free(n), n) for n in names)
 
-    def _free(self, name: str) -> float:
-        return self.model.cap[name][1] - self.model.used[name][1]
+class _Destinations:
+    """Destinations of one zone, kept sorted by the way's key as moves change them."""
+
+    def __init__(self, model: _Hosts, names: Iterable[str], way: str) -> None:
+        self.model, self.way = model, way
+        self.keys: list[tuple] = sorted(self._key(n) for n in names)
+
+    def _key(self, name: str) -> tuple:
+        m = self.model
+        if self.way == FULLEST:
+            return (m.cap[name][1] - m.used[name][1], name)
+        if self.way == BUSIEST:
+            return (-m.usage(name), name)
+        return (-m.cap[name][1], -m.usage(name), name)
 
     def remove(self, name: str) -> None:
-        key = (self._free(name), name)
+        key = self._key(name)
         i = bisect.bisect_left(self.keys, key)
         if i < len(self.keys) and self.keys[i] == key:
             self.keys.pop(i)
 
     def add(self, name: str) -> None:
-        bisect.insort(self.keys, (self._free(name), name))
+        bisect.insort(self.keys, self._key(name))
 
     def choose(self, server: Server, need: Resources, exclude: str) -> Optional[str]:
-        i = bisect.bisect_left(self.keys, (need.memory_mb - 1e-9, ""))
+        # Best fit starts at the first host with RAM enough; the others look at most
+        # SEARCH_DEPTH hosts from the front.
+        start = bisect.bisect_left(self.keys, (need.memory_mb - 1e-9, "")) if self.way == FULLEST else 0
         best = None
-        for free, name in self.keys[i:]:
+        for rank, key in enumerate(self.keys[start:start + SEARCH_DEPTH if self.way != FULLEST else None]):
+            name = key[-1]
             if name == exclude or not self.model.servers[name]:
                 continue             # an empty host filled is one more host to keep running
             if not self.model.fits(name, need) or not self.model.hard_ok(server, name):
@@ -546,22 +562,27 @@ class _BestFit:
         return best[1] if best else None
 
 
-# Orders in which pack tries to empty hosts; each is tried and the best result kept (most
-# hosts emptied, then fewest moves). Fewest servers first needs the fewest moves per host;
-# least used first frees room that is nearly free anyway; smallest capacity first keeps the
-# big hosts as destinations.
+# Orders in which pack tries to empty hosts. Fewest servers first needs the fewest moves per
+# host; least used first frees room that is nearly free anyway; smallest first keeps the big
+# hosts as destinations; the others break the ties the other way.
 _PACK_ORDERS = (
     lambda m, n: (len(m.servers[n]), m.usage(n), n),
     lambda m, n: (m.usage(n), len(m.servers[n]), n),
     lambda m, n: (m.cap[n][1], m.usage(n), n),
+    lambda m, n: (-m.cap[n][1], m.usage(n), n),
+    lambda m, n: (m.used[n][1], n),
+    lambda m, n: (m.usage(n) * m.cap[n][1], n),
 )
 
 
 def _pack(model: _Hosts, names: list[str], modes: Mapping[str, str],
           limit: float) -> tuple[list[PlanStep], tuple[str, ...]]:
+    """Every order with every way of choosing destinations; the most hosts emptied, then the
+    fewest moves, is kept (pure and cheap next to the moves themselves)."""
     tried = []
-    for rank, key in enumerate(_PACK_ORDERS):
-        tokens, emptied = _pack_in_order(model, names, modes, limit, key)
+    ways = (FULLEST, BUSIEST, BIGGEST) if len(names) <= SMALL_SCOPE else (FULLEST,)
+    for rank, (key, way) in enumerate((k, w) for k in _PACK_ORDERS for w in ways):
+        tokens, emptied = _pack_in_order(model, names, modes, limit, key, way)
         tried.append((-len(emptied), len(tokens), rank, tokens, emptied))
         for token in reversed(tokens):
             model.undo(token)
@@ -570,14 +591,14 @@ def _pack(model: _Hosts, names: list[str], modes: Mapping[str, str],
 
 
 def _pack_in_order(model: _Hosts, names: list[str], modes: Mapping[str, str], limit: float,
-                   key) -> tuple[list[tuple], tuple[str, ...]]:
+                   key, way: str) -> tuple[list[tuple], tuple[str, ...]]:
     tokens: list[tuple] = []
     emptied: list[str] = []
     fits: dict[Optional[str], list[str]] = {}
     for n in names:
         if model.destination_ok[n]:
             fits.setdefault(model.zone[n], []).append(n)
-    finders = {z: _BestFit(model, hs) for z, hs in fits.items()}
+    finders = {z: _Destinations(model, hs, way) for z, hs in fits.items()}
     order = sorted((n for n in names if model.servers[n]), key=lambda n: key(model, n))
     for host in order:
         servers = list(model.servers[host].values())
@@ -596,7 +617,7 @@ def _pack_in_order(model: _Hosts, names: list[str], modes: Mapping[str, str], li
     return tokens, tuple(emptied)
 
 
-def _try_empty(model: _Hosts, finder: _BestFit, host: str,
+def _try_empty(model: _Hosts, finder: _Destinations, host: str,
                servers: list[Server]) -> Optional[list[tuple]]:
     """Place every server of `host` elsewhere, or undo and return None."""
     finder.remove(host)
