@@ -101,12 +101,13 @@ def _naive_setup(state: CloudState):
     used = {h.name: [h.used.vcpus, h.used.memory_mb, h.used.disk_gb] for h in state.hosts}
     zone = {h.name: h.zone for h in state.hosts}
     ok = {h.name for h in state.hosts if h.service.enabled and h.service.up}
+    up = {h.name for h in state.hosts if h.service.up}        # Nova moves nothing off a down compute
     on: dict[str, list[Server]] = {h.name: [] for h in state.hosts}
     for s in state.servers:
         on[s.host].append(s)
     anti = {g.id: g for g in state.groups if g.policy == HARD_ANTI_AFFINITY}
     aff = {m for g in state.groups if g.policy == HARD_AFFINITY for m in g.members}
-    return cap, used, zone, ok, on, anti, aff
+    return cap, used, zone, ok, up, on, anti, aff
 
 
 def _movable(s: Server, aff: set) -> bool:
@@ -117,7 +118,7 @@ def naive(state: CloudState, goal: str, seconds: float) -> tuple[int, float, int
     """(moves, max usage after, hosts empty after, stopped): the naive greedy is stopped after
     `seconds` of CPU (it scans every host for every move) and says so."""
     deadline = time.process_time() + seconds
-    cap, used, zone, ok, on, anti, aff = _naive_setup(state)
+    cap, used, zone, ok, up, on, anti, aff = _naive_setup(state)
     where = {s.id: s.host for s in state.servers}
 
     def usage(h):
@@ -147,6 +148,9 @@ def naive(state: CloudState, goal: str, seconds: float) -> tuple[int, float, int
             if top is None:
                 break
             best = None
+            if top not in up:
+                stuck.add(top)
+                continue
             for s in sorted((s for s in on[top] if _movable(s, aff)), key=lambda s: -need_of(s).memory_mb):
                 for h in cap:           # scan every host: the least loaded that fits
                     if h == top or h not in ok or zone[h] != zone[top] or not fits(h, need_of(s)) or not anti_ok(s, h):
@@ -157,7 +161,7 @@ def naive(state: CloudState, goal: str, seconds: float) -> tuple[int, float, int
                     break
             if best is None or usage(best[1]) + 1e-9 >= usage(top) - 2.0:
                 stuck.add(top)          # this host cannot be lowered: try the next one
-                if len(stuck) > 50:
+                if len(stuck) > 200:
                     break
                 continue
             move(best[0], top, best[1])
@@ -167,7 +171,7 @@ def naive(state: CloudState, goal: str, seconds: float) -> tuple[int, float, int
         for host in sorted(cap, key=usage):
             if time.process_time() > deadline:
                 break
-            if not on[host] or host in kept or not all(_movable(s, aff) for s in on[host]):
+            if not on[host] or host in kept or host not in up or not all(_movable(s, aff) for s in on[host]):
                 continue
             plan = []
             for s in sorted(on[host], key=lambda s: -need_of(s).memory_mb):
@@ -198,7 +202,8 @@ def measure(label: str, state: CloudState, goal: str, naive_seconds: float) -> N
     n_moves, n_max, n_empty, stopped = naive(state, goal, naive_seconds)
     n_cpu = time.process_time() - t
     print(f"{label} {goal:6}: novamove {cpu:6.2f} s CPU, peak {peak:6.0f} MB traced, {len(plan.steps):5} moves, "
-          f"max usage {plan.before.max_usage:.1f} -> {plan.after.max_usage:.1f}%, spread "
+          f"max usage {plan.before.max_usage:.1f} -> {plan.after.max_usage:.1f}% (of hosts it can lower "
+          f"{plan.before.lowerable_max:.1f} -> {plan.after.lowerable_max:.1f}%), spread "
           f"{plan.before.spread:.1f} -> {plan.after.spread:.1f}, empty {plan.before.hosts_empty} -> "
           f"{plan.after.hosts_empty}")
     print(f"{'':{len(label)}} {'':6}  naive    {n_cpu:6.2f} s CPU,                    {n_moves:5} moves, "

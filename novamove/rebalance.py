@@ -56,6 +56,9 @@ class Figures:
     spread: float                # population standard deviation of the hosts' usage, points
     hosts_empty: int             # hosts holding no server
     servers: int
+    # the most loaded host a plan can lower (one holding a server that may move): a host whose
+    # servers all stay (a down compute, skip-tagged servers) is counted in max_usage only
+    lowerable_max: float = 0.0
 
 
 @dataclass
@@ -201,14 +204,16 @@ class _Hosts:
     def usage_with(self, name: str, server: Server) -> float:
         return usage_of(self.cap[name], [u + n for u, n in zip(self.used[name], _vec(self.need(server)))])
 
-    def figures(self, names: Iterable[str]) -> Figures:
+    def figures(self, names: Iterable[str], modes: Mapping[str, str]) -> Figures:
         names = list(names)
         usages = [self.usage(n) for n in names]
+        lowerable = [self.usage(n) for n in names if any(s.id in modes for s in self.servers[n].values())]
         finite = [u for u in usages if math.isfinite(u)]
         return Figures(max_usage=round(max(usages, default=0.0), 2),
                        spread=round(statistics.pstdev(finite), 2) if len(finite) > 1 else 0.0,
                        hosts_empty=sum(1 for n in names if not self.servers[n]),
-                       servers=sum(len(self.servers[n]) for n in names))
+                       servers=sum(len(self.servers[n]) for n in names),
+                       lowerable_max=round(max(lowerable, default=0.0), 2))
 
 
 # ----------------------------------------------------------------------- which servers move
@@ -272,7 +277,7 @@ def plan_rebalance(state: CloudState, *, goal: str = SPREAD, hosts: Sequence[str
             else:
                 unmovable.append(PlanStep(server.id, server.name, name, None, COLD, why,
                                           model.need(server)))
-    before = model.figures(names)
+    before = model.figures(names, modes)
     limit = max_moves if max_moves is not None else math.inf
     if goal == SPREAD:
         steps = _spread(model, names, modes, limit, min_gain)
@@ -281,7 +286,7 @@ def plan_rebalance(state: CloudState, *, goal: str = SPREAD, hosts: Sequence[str
         steps, emptied = _pack(model, names, modes, limit)
     return RebalancePlan(kind="rebalance", steps=steps, created_at=created_at, goal=goal,
                          hosts=tuple(names), max_moves=max_moves, min_gain=min_gain,
-                         before=before, after=model.figures(names), emptied=emptied,
+                         before=before, after=model.figures(names, modes), emptied=emptied,
                          unmovable=unmovable)
 
 
@@ -308,15 +313,22 @@ def _spread_zone(model: _Hosts, zone_hosts: list[str], modes: Mapping[str, str],
                  min_gain: float) -> list[PlanStep]:
     """Three ways to the same goal, the best kept (lower maximum, then fewer moves): moves
     toward the lowest level every host can be brought to (onto the least loaded hosts, or onto
-    the fullest that stay at the level), and the best single move repeated."""
-    now = max(model.usage(n) for n in zone_hosts)
+    the fullest that stay at the level), and the best single move repeated.
+
+    A host none of whose servers may move (a down compute, only skip-tagged servers) cannot be
+    lowered: it is measured by nobody, so the others are still brought down below it."""
+    measured = [n for n in zone_hosts
+                if any(s.id in modes for s in model.servers[n].values()) or not model.servers[n]]
+    if not measured:
+        return []
+    now = max(model.usage(n) for n in measured)
     tried = []
     ways = [(_by_level, False), (_by_level, True), (_by_best_move, False)]
     if len(zone_hosts) > SMALL_SCOPE:
         ways.pop()                   # its scans grow with hosts x moves: the level search alone
     for rank, (way, tight) in enumerate(ways):
-        tokens = way(model, zone_hosts, modes, limit, min_gain, tight)
-        tried.append((max(model.usage(n) for n in zone_hosts), len(tokens), rank, tokens))
+        tokens = way(model, zone_hosts, measured, modes, limit, min_gain, tight)
+        tried.append((max(model.usage(n) for n in measured), len(tokens), rank, tokens))
         for token in reversed(tokens):
             model.undo(token)
     achieved, _, _, tokens = min(tried, key=lambda t: t[:3])
@@ -325,18 +337,18 @@ def _spread_zone(model: _Hosts, zone_hosts: list[str], modes: Mapping[str, str],
     return _steps(model, [model.move(t[0], t[1], t[2]) for t in tokens], modes)
 
 
-def _by_best_move(model: _Hosts, zone_hosts: list[str], modes: Mapping[str, str], limit: float,
-                  min_gain: float, tight: bool = False) -> list[tuple]:
+def _by_best_move(model: _Hosts, zone_hosts: list[str], measured: list[str], modes: Mapping[str, str],
+                  limit: float, min_gain: float, tight: bool = False) -> list[tuple]:
     """Repeat the move that lowers the most loaded host the most; keep the shortest prefix
     that reaches the lowest maximum seen (a later move lowered no maximum)."""
     tokens: list[tuple] = []
-    best_max, keep = max(model.usage(n) for n in zone_hosts), 0
+    best_max, keep = max(model.usage(n) for n in measured), 0
     while len(tokens) < limit:
-        token = _best_move(model, zone_hosts, modes, min_gain)
+        token = _best_move(model, zone_hosts, measured, modes, min_gain)
         if token is None:
             break
         tokens.append(token)
-        now = max(model.usage(n) for n in zone_hosts)
+        now = max(model.usage(n) for n in measured)
         if now < best_max - 1e-9:
             best_max, keep = now, len(tokens)
     for token in reversed(tokens[keep:]):
@@ -344,9 +356,9 @@ def _by_best_move(model: _Hosts, zone_hosts: list[str], modes: Mapping[str, str]
     return tokens[:keep]
 
 
-def _best_move(model: _Hosts, zone_hosts: list[str], modes: Mapping[str, str],
+def _best_move(model: _Hosts, zone_hosts: list[str], measured: list[str], modes: Mapping[str, str],
                min_gain: float) -> Optional[tuple]:
-    top = max(zone_hosts, key=lambda n: (model.usage(n), n))
+    top = max(measured, key=lambda n: (model.usage(n), n))
     top_usage = model.usage(top)
     dests = sorted((n for n in zone_hosts if n != top and model.destination_ok[n]),
                    key=lambda n: (model.usage(n), n))
@@ -369,18 +381,18 @@ def _best_move(model: _Hosts, zone_hosts: list[str], modes: Mapping[str, str],
     return model.move(best[1], top, best[2]) if best else None
 
 
-def _by_level(model: _Hosts, zone_hosts: list[str], modes: Mapping[str, str], limit: float,
-              min_gain: float, tight: bool = False) -> list[tuple]:
+def _by_level(model: _Hosts, zone_hosts: list[str], measured: list[str], modes: Mapping[str, str],
+              limit: float, min_gain: float, tight: bool = False) -> list[tuple]:
     """The lowest level every host can be brought to (a search over levels, each tried with
     `_to_level` and taken back, to half a point), then the moves to it."""
-    now = max(model.usage(n) for n in zone_hosts)
-    low, high = _lowest_possible(model, zone_hosts, modes), now - min_gain
+    now = max(model.usage(n) for n in measured)
+    low, high = _lowest_possible(model, zone_hosts, measured, modes), now - min_gain
     best: Optional[float] = None
     while high >= low - 1e-9:
         level = high if best is None and high - low < 0.5 else (low + high) / 2
-        tokens = _to_level(model, zone_hosts, modes, level, limit, tight)
+        tokens = _to_level(model, zone_hosts, measured, modes, level, limit, tight)
         if tokens is not None:
-            best = min(level, max(model.usage(n) for n in zone_hosts))
+            best = min(level, max(model.usage(n) for n in measured))
             high = best - 0.5
             for token in reversed(tokens):
                 model.undo(token)
@@ -388,16 +400,17 @@ def _by_level(model: _Hosts, zone_hosts: list[str], modes: Mapping[str, str], li
             low = level + 0.5
     if best is None:
         return []
-    return _to_level(model, zone_hosts, modes, best, limit, tight) or []
+    return _to_level(model, zone_hosts, measured, modes, best, limit, tight) or []
 
 
-def _lowest_possible(model: _Hosts, zone_hosts: list[str], modes: Mapping[str, str]) -> float:
+def _lowest_possible(model: _Hosts, zone_hosts: list[str], measured: list[str],
+                     modes: Mapping[str, str]) -> float:
     """No plan gets the zone's most loaded host below this: the zone's usage if it were one
     host, and each host's usage by the servers that stay on it."""
     total_cap = [sum(model.cap[n][i] for n in zone_hosts) for i in range(_FIELDS)]
     total_used = [sum(model.used[n][i] for n in zone_hosts) for i in range(_FIELDS)]
     low = usage_of(total_cap, total_used)
-    for n in zone_hosts:
+    for n in measured:
         staying = [0.0] * _FIELDS
         for server in model.servers[n].values():
             if server.id not in modes:
@@ -432,13 +445,13 @@ class _Ranking:
         return (self.keys[i][1] for i in range(end))
 
 
-def _to_level(model: _Hosts, zone_hosts: list[str], modes: Mapping[str, str], level: float,
-              limit: float, tight: bool) -> Optional[list[tuple]]:
+def _to_level(model: _Hosts, zone_hosts: list[str], measured: list[str], modes: Mapping[str, str],
+              level: float, limit: float, tight: bool) -> Optional[list[tuple]]:
     """Move servers off every host above `level` onto hosts that stay at or below it, fewest
     moves first (one server that brings its host down alone, the smallest such; else the
     largest). Returns the moves' undo tokens, or None (taken back) when it cannot."""
     tokens: list[tuple] = []
-    over = sorted((n for n in zone_hosts if model.usage(n) > level + 1e-9),
+    over = sorted((n for n in measured if model.usage(n) > level + 1e-9),
                   key=lambda n: (-model.usage(n), n))
     ranking = _Ranking(model, (n for n in zone_hosts if model.destination_ok[n]
                                and model.usage(n) <= level + 1e-9))
