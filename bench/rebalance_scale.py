@@ -78,7 +78,9 @@ def unbalanced_cloud(n_hosts: int, n_servers: int, seed: int = 7) -> CloudState:
             gid, members, policy = None, [f"srv{i:06d}"], None
             on = [rnd.choices(names, cum_weights=cum)[0]]
         flavors = [rnd.choices(FLAVORS, FLAVOR_WEIGHTS)[0] for _ in members]
-        if any(not room(h, f) for h, f in zip(on, flavors)):
+        if any(not room(h, f) for h, f in zip(on, flavors)) or (len(set(on)) < len(on) and not room(
+                on[0], Flavor("pair", sum(f.vcpus for f in flavors), sum(f.ram for f in flavors),
+                              sum(f.disk for f in flavors)))):
             continue                 # a full host: try again elsewhere (never overfilled)
         if gid:
             groups.append(ServerGroup(gid, gid, policy, tuple(members)))

@@ -325,7 +325,7 @@ def _spread_zone(model: _Hosts, zone_hosts: list[str], modes: Mapping[str, str],
     tried = []
     ways = [(_by_level, False), (_by_level, True), (_by_best_move, False)]
     if len(zone_hosts) > SMALL_SCOPE:
-        ways.pop()                   # its scans grow with hosts x moves: the level search alone
+        ways = ways[:1]              # each way is a whole plan, and the others grow with hosts x moves
     for rank, (way, tight) in enumerate(ways):
         tokens = way(model, zone_hosts, measured, modes, limit, min_gain, tight)
         tried.append((max(model.usage(n) for n in measured), len(tokens), rank, tokens))
@@ -383,12 +383,28 @@ def _best_move(model: _Hosts, zone_hosts: list[str], measured: list[str], modes:
 
 def _by_level(model: _Hosts, zone_hosts: list[str], measured: list[str], modes: Mapping[str, str],
               limit: float, min_gain: float, tight: bool = False) -> list[tuple]:
-    """The lowest level every host can be brought to (a search over levels, each tried with
-    `_to_level` and taken back, to half a point), then the moves to it."""
+    """The lowest level every host can be brought to, then the moves to it. Each level is tried
+    with `_to_level` and taken back. A small zone is searched by halving, to half a point; a large
+    one upward from the lowest possible level (0.5, 1, 2, 4 ... points above it), the first that
+    works taken: its hosts are many and small next to the zone, so that comes within a point or
+    two, and each try costs a whole plan."""
     now = max(model.usage(n) for n in measured)
     low, high = _lowest_possible(model, zone_hosts, measured, modes), now - min_gain
     best: Optional[float] = None
-    while high >= low - 1e-9:
+    if len(zone_hosts) > SMALL_SCOPE:
+        step = 0.5
+        while best is None and low + step <= high + 1e-9:
+            tokens = _to_level(model, zone_hosts, measured, modes, low + step, limit, tight)
+            if tokens is not None:
+                best = min(low + step, max(model.usage(n) for n in measured))
+                for token in reversed(tokens):
+                    model.undo(token)
+            step *= 2
+        if best is None and high > low and _to_level_ok(model, zone_hosts, measured, modes, high, limit, tight):
+            best = high
+    while best is None or len(zone_hosts) <= SMALL_SCOPE:
+        if high < low - 1e-9:
+            break
         level = high if best is None and high - low < 0.5 else (low + high) / 2
         tokens = _to_level(model, zone_hosts, measured, modes, level, limit, tight)
         if tokens is not None:
@@ -401,6 +417,14 @@ def _by_level(model: _Hosts, zone_hosts: list[str], measured: list[str], modes: 
     if best is None:
         return []
     return _to_level(model, zone_hosts, measured, modes, best, limit, tight) or []
+
+
+def _to_level_ok(model: _Hosts, zone_hosts: list[str], measured: list[str], modes: Mapping[str, str],
+                 level: float, limit: float, tight: bool) -> bool:
+    tokens = _to_level(model, zone_hosts, measured, modes, level, limit, tight)
+    for token in reversed(tokens or []):
+        model.undo(token)
+    return tokens is not None
 
 
 def _lowest_possible(model: _Hosts, zone_hosts: list[str], measured: list[str],
@@ -593,8 +617,10 @@ def _pack(model: _Hosts, names: list[str], modes: Mapping[str, str],
     """Every order with every way of choosing destinations; the most hosts emptied, then the
     fewest moves, is kept (pure and cheap next to the moves themselves)."""
     tried = []
-    ways = (FULLEST, BUSIEST, BIGGEST) if len(names) <= SMALL_SCOPE else (FULLEST,)
-    for rank, (key, way) in enumerate((k, w) for k in _PACK_ORDERS for w in ways):
+    small = len(names) <= SMALL_SCOPE
+    ways = (FULLEST, BUSIEST, BIGGEST) if small else (FULLEST,)
+    orders = _PACK_ORDERS if small else _PACK_ORDERS[:3]
+    for rank, (key, way) in enumerate((k, w) for k in orders for w in ways):
         tokens, emptied = _pack_in_order(model, names, modes, limit, key, way)
         tried.append((-len(emptied), len(tokens), rank, tokens, emptied))
         for token in reversed(tokens):
