@@ -1,0 +1,269 @@
+"""Test helpers for the rebalance planner: random clouds, a replay against a simulated
+Placement, and the exact optimum of the same problem from a MILP solver (SciPy's HiGHS).
+
+The optimum is of *the same problem*: the same servers may move (the planner's own verdicts,
+`novamove.rebalance.movable`), each stays in its zone, hard anti-affinity holds, capacity holds
+in the final state. It ignores the planner's "a host gives or takes, never both" rule, which the
+planner keeps so that any order of the moves is safe: the comparison shows what that costs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from typing import Optional
+
+from novamove.model import Flavor, Host, Resources, Server, ServerGroup, Service
+from novamove.planner import HARD_AFFINITY, HARD_ANTI_AFFINITY, CloudState
+from novamove.rebalance import RebalancePlan, _Hosts, movable, usage_of
+from novamove.planner import _NeedMemo
+
+FLAVORS = [Flavor("nano", 1, 512, 1), Flavor("small", 2, 2048, 10), Flavor("medium", 4, 4096, 20),
+           Flavor("large", 8, 8192, 40), Flavor("pinned", 2, 2048, 10, dedicated_cpus=True)]
+
+
+def random_cloud(rng: random.Random, n_hosts: int, fill: float, zones: int = 1, scale: int = 1,
+                 groups: int = 2, pcpu_hosts: float = 0.3, skewed: bool = True
+                 ) -> tuple[CloudState, dict[str, str]]:
+    """Hosts of a few sizes, servers booted onto them skewed (a few hosts hold most), some in
+    anti-affinity/affinity/soft groups, some with intents, some stopped or in ERROR."""
+    hosts = []
+    for i in range(n_hosts):
+        size = rng.choice([1, 1, 2])
+        zone = f"az{i % zones}"
+        pcpus = 8 * size if rng.random() < pcpu_hosts else 0
+        size *= scale
+        cap = Resources(16 * size, 16384 * size, 200 * size, pcpus)
+        hosts.append(Host(f"h{i:02d}", Service(id=f"s{i}", host=f"h{i:02d}", zone=zone),
+                          capacity=cap, used=Resources()))
+    used = {h.name: Resources() for h in hosts}
+    servers: list[Server] = []
+    weights = [rng.random() ** (3 if skewed else 1) for _ in hosts]
+    target = fill * sum(h.capacity.memory_mb for h in hosts)
+    total = 0.0
+    n = 0
+    attempts = 0
+    while total < target and attempts < 4000:
+        attempts += 1
+        flavor = rng.choice(FLAVORS)
+        need = flavor.resources
+        h = rng.choices(hosts, weights)[0]
+        if not (used[h.name] + need).__class__ or not h.capacity.fits(used[h.name] + need):
+            continue
+        used[h.name] = used[h.name] + need
+        total += need.memory_mb
+        status = rng.choices(["ACTIVE", "SHUTOFF", "ERROR", "PAUSED"], [80, 14, 3, 3])[0]
+        servers.append(Server(id=f"v{n:03d}", name=f"vm{n:03d}", status=status, host=h.name,
+                              flavor=flavor, zone=h.service.zone))
+        n += 1
+    hosts = [Host(h.name, h.service, capacity=h.capacity, used=used[h.name]) for h in hosts]
+    group_list = []
+    policies = [HARD_ANTI_AFFINITY, HARD_AFFINITY, "soft-anti-affinity", "soft-affinity"]
+    for g in range(groups):
+        policy = policies[g % len(policies)]
+        if policy == HARD_ANTI_AFFINITY:
+            # a valid group: members on distinct hosts
+            seen, members = set(), []
+            for s in rng.sample(servers, min(len(servers), 6)):
+                if s.host not in seen:
+                    seen.add(s.host)
+                    members.append(s.id)
+        elif policy == HARD_AFFINITY:
+            host_name = rng.choice(hosts).name
+            members = [s.id for s in servers if s.host == host_name][:3]
+        else:
+            members = [s.id for s in rng.sample(servers, min(len(servers), 4))]
+        group_list.append(ServerGroup(f"g{g}", f"group{g}", policy, tuple(members)))
+    intents = {}
+    for s in servers:
+        roll = rng.random()
+        if roll < 0.04:
+            intents[s.id] = "skip"
+        elif roll < 0.06:
+            intents[s.id] = "stop"
+        elif roll < 0.10:
+            intents[s.id] = "live"
+        elif roll < 0.12:
+            intents[s.id] = "cold"
+    return CloudState(hosts=hosts, servers=servers, groups=group_list), intents
+
+
+def replay(state: CloudState, plan: RebalancePlan, order: Optional[list] = None) -> list[str]:
+    """Run the plan against a simulated Placement, step by step (in `order`, default the plan's):
+    a move holds its allocation on both hosts until it ends, as Nova's migration allocation
+    does. Returns every violation seen at any intermediate state (empty: a valid plan)."""
+    cap = {h.name: h.capacity for h in state.hosts}
+    used = {h.name: h.used for h in state.hosts}
+    where = {s.id: s.host for s in state.servers}
+    hard = [g for g in state.groups if g.policy == HARD_ANTI_AFFINITY]
+    problems: list[str] = []
+    steps = order if order is not None else plan.steps
+    # worst case of any parallel execution: every move in flight at once
+    peak = dict(used)
+    for st in steps:
+        peak[st.dest] = peak[st.dest] + st.need
+    for name, p in peak.items():
+        if not cap[name].fits(p):
+            problems.append(f"{name} overfilled if the moves run together: {cap[name].shortfall(p)}")
+    for st in steps:
+        if where[st.server_id] != st.source:
+            problems.append(f"{st.server_id} is not on {st.source}")
+        used[st.dest] = used[st.dest] + st.need          # the move starts: both hosts hold it
+        if not cap[st.dest].fits(used[st.dest]):
+            problems.append(f"{st.dest} overfilled by {st.server_id}")
+        in_flight = dict(where)
+        for g in hard:
+            hosts_now = [in_flight[m] for m in g.members if in_flight.get(m)]
+            hosts_now.append(st.dest) if st.server_id in g.members else None
+            if len(hosts_now) != len(set(hosts_now)):
+                problems.append(f"anti-affinity {g.id} broken by {st.server_id} -> {st.dest}")
+        used[st.source] = used[st.source] - st.need      # the move ends
+        where[st.server_id] = st.dest
+    for g in state.groups:
+        if g.policy == HARD_AFFINITY:
+            if len({where[m] for m in g.members if m in where}) > 1:
+                problems.append(f"affinity {g.id} split")
+    return problems
+
+
+def final_usage(state: CloudState, plan: RebalancePlan) -> dict[str, float]:
+    used = {h.name: h.used for h in state.hosts}
+    for st in plan.steps:
+        used[st.dest] = used[st.dest] + st.need
+        used[st.source] = used[st.source] - st.need
+    caps = {h.name: h.capacity for h in state.hosts}
+    return {n: usage_of(_v(caps[n]), _v(used[n])) for n in used if n in plan.hosts}
+
+
+def _v(r: Resources) -> list[float]:
+    return [r.vcpus, r.memory_mb, r.disk_gb, r.pcpus]
+
+
+def optimum(state: CloudState, goal: str, intents: dict[str, str], time_limit: float = 10) -> dict:
+    """Spread is planned zone by zone (servers keep their zone): so is its optimum."""
+    if goal == "pack":
+        return _optimum(state, goal, intents, time_limit)
+    zones = sorted({h.service.zone for h in state.hosts}, key=str)
+    out = {"max_usage": 0.0, "moves": 0, "proven": True}
+    for zone in zones:
+        names = {h.name for h in state.hosts if h.service.zone == zone}
+        sub = CloudState([h for h in state.hosts if h.name in names],
+                         [s for s in state.servers if s.host in names], state.groups)
+        got = _optimum(sub, goal, intents, time_limit)
+        out = {"max_usage": max(out["max_usage"], got["max_usage"]), "moves": out["moves"] + got["moves"],
+               "proven": out["proven"] and got["proven"]}
+    return out
+
+
+def _optimum(state: CloudState, goal: str, intents: dict[str, str], time_limit: float) -> dict:
+    """The exact optimum by MILP: pack -> most hosts emptied; spread -> lowest max usage, then
+    the fewest moves reaching it. Returns {"empty": n} or {"max_usage": z, "moves": m}."""
+    import numpy as np
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    model = _Hosts(state.hosts, state.servers, state.groups, _NeedMemo())
+    hosts = [h.name for h in state.hosts]
+    hi = {h: i for i, h in enumerate(hosts)}
+    servers = [s for s in state.servers if s.host in hi]
+    allowed: list[list[str]] = []
+    for s in servers:
+        mode, _ = movable(s, intents.get(s.id), model)
+        if mode is None:
+            allowed.append([s.host])
+        else:
+            allowed.append([h.name for h in state.hosts if h.service.zone == model.zone[s.host]
+                            and (h.name == s.host or model.destination_ok[h.name])])
+    var = [(si, h) for si, hs in enumerate(allowed) for h in hs]
+    nx = len(var)
+    ny = len(hosts)
+    cap = [_v(h.capacity) for h in state.hosts]
+    need = [_v(model.need(s)) for s in servers]
+    rows, lo, up = [], [], []
+
+    def row():
+        return np.zeros(nx + ny + 1)
+    for si in range(len(servers)):                       # each server on exactly one host
+        r = row()
+        for k, (sj, _) in enumerate(var):
+            if sj == si:
+                r[k] = 1
+        rows.append(r), lo.append(1), up.append(1)
+    for g in state.groups:
+        if g.policy != HARD_ANTI_AFFINITY:
+            continue
+        ids = {s.id: i for i, s in enumerate(servers)}
+        members = {ids[m] for m in g.members if m in ids}
+        for h in hosts:
+            r = row()
+            for k, (sj, hh) in enumerate(var):
+                if sj in members and hh == h:
+                    r[k] = 1
+            rows.append(r), lo.append(-np.inf), up.append(1)
+    for hj, h in enumerate(hosts):
+        for f in range(4):
+            r = row()
+            for k, (sj, hh) in enumerate(var):
+                if hh == h:
+                    r[k] = need[sj][f]
+            if goal == "pack":
+                r[nx + hj] = -max(cap[hj][f], 0)        # used only if the host is kept
+                rows.append(r), lo.append(-np.inf), up.append(0)
+            else:
+                if cap[hj][f] > 0:
+                    r[nx + ny] = -cap[hj][f] / 100.0     # sum need <= z% of capacity
+                    rows.append(r), lo.append(-np.inf), up.append(0)
+                else:
+                    rows.append(r), lo.append(-np.inf), up.append(0)
+    if goal == "pack":
+        # a host with no server may be counted empty only if nothing is on it
+        for hj, h in enumerate(hosts):
+            r = row()
+            for k, (sj, hh) in enumerate(var):
+                if hh == h:
+                    r[k] = 1
+            r[nx + hj] = -len(servers)
+            rows.append(r), lo.append(-np.inf), up.append(0)
+    A = LinearConstraint(np.array(rows), np.array(lo), np.array(up))
+    integrality = np.concatenate([np.ones(nx + ny), [0]])
+    lb = np.zeros(nx + ny + 1)
+    ub = np.concatenate([np.ones(nx + ny), [np.inf if goal != "pack" else 0]])
+    if goal == "pack":
+        c = np.concatenate([np.zeros(nx), np.ones(ny), [0]])
+        res = milp(c, constraints=A, integrality=integrality, bounds=Bounds(lb, ub),
+                   options={"time_limit": time_limit})
+        # Out of time, HiGHS's dual bound still caps what any plan can empty: the comparison
+        # is then against that cap (never in the planner's favour).
+        bound = getattr(res, "mip_dual_bound", None)
+        if res.status == 0:
+            return {"empty": int(round(ny - res.fun)), "proven": True}
+        assert bound is not None and math.isfinite(bound), res.message
+        return {"empty": int(ny - math.ceil(bound - 1e-6)), "proven": False}
+    c = np.zeros(nx + ny + 1)
+    c[nx + ny] = 1
+    res = milp(c, constraints=A, integrality=integrality, bounds=Bounds(lb, ub),
+               options={"time_limit": time_limit})
+    assert res.x is not None, res.message
+    z = res.x[nx + ny]
+    # Out of time: the dual bound is below the true optimum (a stricter yardstick for the
+    # planner); the fewest moves are then counted at the best max usage found.
+    z_low = z if res.status == 0 else float(res.mip_dual_bound)
+    # then the fewest moves that reach z (+ a hair for rounding)
+    c2 = np.zeros(nx + ny + 1)
+    for k, (sj, h) in enumerate(var):
+        if h != servers[sj].host:
+            c2[k] = 1
+    ub2 = ub.copy()
+    ub2[nx + ny] = z + 1e-6
+    res2 = milp(c2, constraints=A, integrality=integrality, bounds=Bounds(lb, ub2),
+                options={"time_limit": time_limit})
+    assert res2.x is not None, res2.message
+    return {"max_usage": z_low, "moves": int(round(res2.fun)),
+            "proven": res.status == 0 and res2.status == 0}
+
+
+def pairs(it):
+    return itertools.pairwise(it)
+
+
+__all__ = ["random_cloud", "replay", "final_usage", "optimum", "math"]
