@@ -108,10 +108,10 @@ def status(state_dir):
         state = "up" if r.up else "down"
         pid = f"pid {r.pid}" if r.pid else ""
         click.echo(f"{r.name:<{width}}  {state:<4}  {pid:<10}  {r.detail}")
-    options = _cloud(state_dir).options
+    click.echo(f"release: OpenStack {_cloud(state_dir).saved_release()}")
+    options = _cloud(state_dir).options       # last: scripts read the options from the last line
     click.echo("options: " + ", ".join(f"{k}={'on' if v is True else 'off' if v is False else v}"
                                        for k, v in options.items()))
-    click.echo(f"release: OpenStack {_cloud(state_dir).saved_release()}")
     if not all(r.up for r in rows):
         sys.exit(1)
 
