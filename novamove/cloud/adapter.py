@@ -26,7 +26,6 @@ import itertools
 import re
 import threading
 import time
-import uuid as uuidlib
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Optional
 
@@ -1035,7 +1034,3 @@ def _http_error(status: Optional[int], message: str, what: str) -> errors.Novamo
     if status in (502, 503, 504):
         return errors.Unreachable(f"{what}: the cloud API is unavailable ({status})")
     return errors.NovamoveError(f"{what}: HTTP {status}: {message}")
-
-
-def new_run_id() -> str:
-    return uuidlib.uuid4().hex[:12]

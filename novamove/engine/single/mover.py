@@ -12,7 +12,7 @@ from novamove.engine import events
 from novamove import errors
 from novamove.engine.single import strategies
 from novamove.engine.single import checks
-from novamove.engine.frame import RunFrame
+from novamove.engine.frame import RunFrame, new_run_id
 from novamove.engine.poll import poll_until
 from novamove.engine.journal import Journal, now
 from novamove.engine.resolve import pick_host, resolve_server
@@ -105,8 +105,6 @@ def move(cloud, journal: Journal, server_ref: str, host_ref: Optional[str], *, m
          check_mode: bool = False, progress: Optional[Callable[[Snapshot], None]] = None,
          poll_interval: float = 1.0, verb: str = "migrate", run_id: Optional[str] = None,
          schedule_timeout: float = 60.0) -> MoveResult:
-    from novamove.cloud.adapter import new_run_id
-
     if on_timeout not in ON_TIMEOUT:
         raise errors.UsageError(f"unknown on-timeout {on_timeout!r} (choose {', '.join(ON_TIMEOUT)})")
     for name, value in (("timeout", timeout), ("schedule_timeout", schedule_timeout),
@@ -209,7 +207,6 @@ def _run_move(frame: RunFrame, plan: Plan, common: dict[str, Any], *, reason: Op
 def _finish_on_target(cloud, journal: Journal, server: Server, *, confirm: bool, check_mode: bool,
                       verb: str, run_id: Optional[str]) -> MoveResult:
     """The server already reached the target and awaits confirmation: finish that move."""
-    from novamove.cloud.adapter import new_run_id
     from novamove.engine.single import operations
 
     facts = server_facts(server)
@@ -263,8 +260,6 @@ def follow(cloud, journal: Journal, server_ref: str, *, confirm: bool = False, t
     """Wait for the move SERVER is in (started by `migrate --no-wait`, a dashboard, another
     tool) and judge it like `migrate` does; confirm a cold one only when asked, and by default
     do nothing to a live one on timeout (it may not be ours)."""
-    from novamove.cloud.adapter import new_run_id
-
     if on_timeout not in ON_TIMEOUT:
         raise errors.UsageError(f"unknown on-timeout {on_timeout!r} (choose {', '.join(ON_TIMEOUT)})")
     started = time.monotonic()
