@@ -245,10 +245,19 @@ def apply_plan(plan, *, cloud=None, journal_path=None, observers: Sequence[Obser
                poll_interval: Optional[float] = None, step_timeout: float = 1800.0,
                allow_unmovable: bool = False, progress: Optional[Callable[[str], None]] = None,
                status: Optional[Callable[[Any], None]] = None, **connection: Any):
-    """Run a saved plan (a DrainPlan or a plan file path); each step is re-checked as it runs."""
+    """Run a saved plan (a DrainPlan, a RebalancePlan or a plan file path); each step is
+    re-checked as it runs. A rebalance plan returns a RebalanceReport (see `rebalance`)."""
     from novamove.engine.batch import drain as engine
     if not hasattr(plan, "steps"):
         plan = load_plan(plan)
+    if plan.kind == "rebalance":
+        from novamove.engine.batch import rebalance as rebalancing
+        with _connected(cloud, **connection) as c:
+            return rebalancing.apply_rebalance(
+                c, plan, journal=open_journal(journal_path, observers), max_parallel=max_parallel,
+                max_per_host=max_per_host, on_interrupt=on_interrupt, verb="apply",
+                poll_interval=poll_interval or engine.POLL_INTERVAL, step_timeout=step_timeout,
+                progress=progress, status=status)
     with _connected(cloud, **connection) as c:
         return engine.apply_plan(c, plan, journal=open_journal(journal_path, observers), max_parallel=max_parallel,
                                  max_per_host=max_per_host, on_interrupt=on_interrupt,
@@ -266,6 +275,55 @@ def load_plan(path):
 def save_plan(plan, path) -> None:
     from novamove.planner import save_plan as save
     save(plan, path)
+
+
+# ------------------------------------------------------------------------------ rebalance
+
+def rebalance_options(*, goal: str = "spread", hosts=(), zone: Optional[str] = None,
+                      aggregate: Optional[str] = None, max_moves: Optional[int] = None,
+                      min_gain: Optional[float] = None, disable_emptied: bool = False,
+                      reason: Optional[str] = None, max_parallel: int = 4, max_per_host: int = 2):
+    """The options of a rebalance, checked once (UsageError, one line, exit 2, before any read)."""
+    from novamove.engine.batch import rebalance as engine
+    return engine.Options(goal=goal, hosts=tuple([hosts] if isinstance(hosts, str) else hosts), zone=zone,
+                          aggregate=aggregate, max_moves=max_moves,
+                          min_gain=engine.DEFAULT_MIN_GAIN if min_gain is None else min_gain,
+                          disable_emptied=disable_emptied, reason=reason, max_parallel=max_parallel,
+                          max_per_host=max_per_host).validate()
+
+
+def plan_rebalance(options=None, *, cloud=None, **connection: Any):
+    """The rebalance plan (reads only): a RebalancePlan with its before/after figures, to
+    review, save (save_plan) and apply (apply_plan) later. `options`: rebalance_options()."""
+    from novamove.engine.batch import rebalance as engine
+    options = (options or rebalance_options()).validate()
+    with _connected(cloud, **connection) as c:
+        return engine.make_plan(c, options)
+
+
+def rebalance(options=None, *, cloud=None, journal_path=None, observers: Sequence[Observer] = (),
+              dry_run: bool = False, on_interrupt: str = "finish", poll_interval: Optional[float] = None,
+              step_timeout: float = 1800.0, progress: Optional[Callable[[str], None]] = None,
+              status: Optional[Callable[[Any], None]] = None, **connection: Any):
+    """Spread load over the hosts in scope, or pack it to empty hosts (novamove.rebalance),
+    from Placement alone. `dry_run`: plan only (the report carries the plan and its figures);
+    else plan and apply in one go, as `apply_plan` would run the saved plan. Returns a
+    RebalanceReport: ok only when every move landed and the hosts, read back from Placement, are
+    within the plan's figures (pack: the emptied hosts empty)."""
+    from novamove.engine.batch import drain as drains
+    from novamove.engine.batch import rebalance as engine
+    options = (options or rebalance_options()).validate()
+    with _connected(cloud, **connection) as c:
+        plan = engine.make_plan(c, options)
+        if dry_run:
+            return engine.dry_run_report(plan)
+        return engine.apply_rebalance(c, plan, journal=open_journal(journal_path, observers),
+                                      on_interrupt=on_interrupt,
+                                      poll_interval=poll_interval or drains.POLL_INTERVAL,
+                                      step_timeout=step_timeout, progress=progress, status=status)
+
+
+__all__ += ["rebalance", "rebalance_options", "plan_rebalance"]
 
 
 # ------------------------------------------------------------------------------ evacuation

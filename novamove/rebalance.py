@@ -71,6 +71,15 @@ class RebalancePlan(Plan):
     after: Optional[Figures] = None
     emptied: tuple[str, ...] = ()              # pack: hosts the plan empties
     unmovable: list[PlanStep] = field(default_factory=list)   # servers left where they are, why
+    # What `novamove rebalance` / `apply` need besides the moves (novamove.rebalance_io saves them).
+    zone: Optional[str] = None
+    aggregate: Optional[str] = None
+    max_parallel: int = 4
+    max_per_host: int = 2
+    disable_emptied: bool = False              # pack: leave the emptied hosts disabled (tagged)
+    reason: Optional[str] = None               # operator text added to that disabled reason
+    cloud: Optional[str] = None                # the cloud it was made on: apply checks it
+    pinned: tuple[str, ...] = ()               # servers whose intent chose live or cold
 
     @property
     def moves(self) -> list[PlanStep]:

@@ -26,6 +26,7 @@ VERB_UNFENCE = "unfence"
 VERB_RECOVER = "recover"
 VERB_WAIT = "wait"
 VERB_DOCTOR = "doctor"
+VERB_REBALANCE = "rebalance"
 
 # ---------------------------------------------------------------- single moves and services
 SERVICE_DISABLE = "service.disable"           # an isolation window's disable (intent/done)
@@ -74,6 +75,13 @@ EVACUATE_DISABLE = "evacuate.disable"         # service disabled with our tag
 EVACUATE_SERVER = "evacuate.server"           # one server's evacuate POST
 UNFENCE_FORCE_UP = "unfence.force-up"         # service forced_down=false
 UNFENCE_ENABLE = "unfence.enable"             # service enabled (only with our tag on it)
+
+# ---------------------------------------------------------------- rebalance (engine/batch/rebalance.py)
+# Its moves are drain.move / drain.confirm / ... (the batch runner's), so a rerun or `recover`
+# adopts them as a drain's.
+REBALANCE_PLAN = "rebalance.plan"             # note: the plan it runs (goal, figures, steps)
+REBALANCE_DISABLE = "rebalance.disable"       # an emptied host left disabled with our tag (--disable-emptied)
+REBALANCE_READ_BACK = "rebalance.read-back"   # note: the figures read back from Placement after the moves
 
 # ---------------------------------------------------------------- doctor --fix (engine/doctor/repair.py)
 # (The scan's reads are NOVAMOVE_FAULT kinds doctor.services, doctor.allocations, ...: see
