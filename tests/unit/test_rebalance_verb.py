@@ -214,3 +214,20 @@ def test_read_back_outside_the_plan_is_not_success(nova, tmp_path):
     nova.list_servers_on_host = crowd
     rep = api.apply_plan(plan, journal_path=tmp_path / "j.sqlite", poll_interval=0.2)
     assert not rep.ok and rep.exit_code == errors.EXIT_FAILED and "NOT within the plan" in rep.summary
+
+
+# ------------------------------------------------------------------ the `openstack` plugin
+
+def test_openstack_novamove_rebalance_dry_run_rows_and_bad_input(nova):
+    pytest.importorskip("osc_lib")
+    from test_osc_plugin import run_command
+    from novamove.osc.rebalance import Rebalance
+    code, out, err = run_command(Rebalance, ["c1", "c2", "c3", "c4", "--dry-run", "-f", "json"])
+    assert code == 0, err
+    rows = json.loads(out)
+    assert rows and all(r["Result"] == "planned" and r["Source Compute"] == "c1" for r in rows)
+    assert "rebalance plan: spread over 4 hosts" in err and nova.migrations == []
+    code, out, err = run_command(Rebalance, ["--max-moves", "0"])
+    assert code == errors.EXIT_USAGE and "--max-moves must be" in err and len(err.splitlines()) == 1
+    code, out, err = run_command(Rebalance, ["--goal", "tidy"])
+    assert code == errors.EXIT_USAGE and "unknown goal 'tidy'" in err
