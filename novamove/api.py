@@ -310,13 +310,15 @@ def rebalance(options=None, *, cloud=None, journal_path=None, observers: Sequenc
     else plan and apply in one go, as `apply_plan` would run the saved plan. Returns a
     RebalanceReport: ok only when every move landed and the hosts, read back from Placement, are
     within the plan's figures (pack: the emptied hosts empty)."""
+    import time
     from novamove.engine.batch import drain as drains
     from novamove.engine.batch import rebalance as engine
     options = (options or rebalance_options()).validate()
     with _connected(cloud, **connection) as c:
+        t0, requests0 = time.monotonic(), engine._requests(c)
         plan = engine.make_plan(c, options)
         if dry_run:
-            return engine.dry_run_report(plan)
+            return engine.dry_run_report(plan, c, t0, requests0)
         return engine.apply_rebalance(c, plan, journal=open_journal(journal_path, observers),
                                       on_interrupt=on_interrupt,
                                       poll_interval=poll_interval or drains.POLL_INTERVAL,

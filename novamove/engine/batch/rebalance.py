@@ -209,10 +209,14 @@ class RebalanceReport(BatchReport):
         return out
 
 
-def dry_run_report(plan: RebalancePlan) -> RebalanceReport:
+def dry_run_report(plan: RebalancePlan, cloud: Any = None, t0: Optional[float] = None,
+                   requests0: int = 0) -> RebalanceReport:
+    """The plan as a report (`--dry-run`): its moves "planned", what reading the cloud cost."""
     from novamove.engine.batch.report import _result
     return RebalanceReport("rebalance", list(plan.hosts), dry_run=True, plan=plan,
-                           results=[_result(s, "planned", "") for s in plan.moves])
+                           results=[_result(s, "planned", "") for s in plan.moves],
+                           api_requests=_requests(cloud) - requests0 if cloud is not None else 0,
+                           elapsed_seconds=time.monotonic() - t0 if t0 is not None else 0.0)
 
 
 # ------------------------------------------------------------------------------ running it
