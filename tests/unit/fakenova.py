@@ -173,7 +173,8 @@ class FakeNova:
         return host.capacity, host.used, host.capacity
 
     def provider_traits(self, hypervisor_hostname):
-        return set()                               # schedulable as soon as enabled
+        # schedulable as soon as enabled; `host_traits` {service host: traits} for rebalance's tests
+        return set(getattr(self, "host_traits", {}).get(hypervisor_hostname.split(".")[0], ()))
 
     def aggregate_hosts(self, name):
         if name != "rack1":

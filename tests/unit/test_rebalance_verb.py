@@ -231,3 +231,35 @@ def test_openstack_novamove_rebalance_dry_run_rows_and_bad_input(nova):
     assert code == errors.EXIT_USAGE and "--max-moves must be" in err and len(err.splitlines()) == 1
     code, out, err = run_command(Rebalance, ["--goal", "tidy"])
     assert code == errors.EXIT_USAGE and "unknown goal 'tidy'" in err
+
+
+# ------------------------------------------------------------------ required and forbidden traits
+
+def test_a_flavor_s_required_and_forbidden_traits_choose_the_destination(tmp_path):
+    """Servers needing CUSTOM_GPU (only c3 has it) go to c3 or stay; those forbidding it never
+    go there; the traits are read only because such a flavor is in scope."""
+    gpu = Flavor("gpu", vcpus=1, ram=512, disk=1, required_traits=frozenset({"CUSTOM_GPU"}))
+    plain = Flavor("plain", vcpus=1, ram=512, disk=1, forbidden_traits=frozenset({"CUSTOM_GPU"}))
+    nova = FakeNova(capacity=Resources(8, 8192, 100))
+    nova.host_traits = {"c3": {"CUSTOM_GPU"}}
+    for i in range(3):
+        nova.add(f"g{i}", "c1", flavor=gpu)
+    for i in range(4):
+        nova.add(f"p{i}", "c1", flavor=plain)
+    plan = engine.make_plan(nova, engine.Options())
+    dests = {s.server_id: s.dest for s in plan.moves}
+    assert dests and all(d == "c3" for sid, d in dests.items() if sid.startswith("g"))
+    assert all(d != "c3" for sid, d in dests.items() if sid.startswith("p"))
+    assert any(sid.startswith("g") for sid in dests) and any(sid.startswith("p") for sid in dests)
+    nova.host_traits = {}                   # nobody has the trait: the GPU servers stay
+    plan = engine.make_plan(nova, engine.Options())
+    assert not any(s.server_id.startswith("g") for s in plan.moves)
+
+
+def test_flavor_traits_come_from_the_extra_specs():
+    from novamove.cloud.convert import flavor_from_api as flavor
+    f = flavor({"vcpus": 2, "ram": 1024, "disk": 10, "original_name": "x",
+                "extra_specs": {"trait:CUSTOM_GPU": "required", "trait:HW_CPU_X86_AVX2": "forbidden",
+                                "hw:cpu_policy": "shared"}})
+    assert f.required_traits == {"CUSTOM_GPU"} and f.forbidden_traits == {"HW_CPU_X86_AVX2"}
+    assert flavor({"vcpus": 1, "ram": 1, "disk": 1}).required_traits == frozenset()

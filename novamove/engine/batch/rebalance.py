@@ -110,7 +110,7 @@ def make_plan(cloud: Any, options: Options) -> RebalancePlan:
     state = gather_state(cloud, scope, hosts)
     intents, _ = intents_of(s for s in state.servers if s.host in set(scope))
     plan = plan_rebalance(state, goal=options.goal, hosts=scope, zone=zone, max_moves=options.max_moves,
-                          min_gain=options.min_gain, intents=intents,
+                          min_gain=options.min_gain, intents=intents, traits=traits_of(cloud, hosts, scope, state),
                           created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     status = {s.id: s.status for s in state.servers}
     groups = {s.id: tuple(s.server_groups) for s in state.servers}
@@ -124,6 +124,17 @@ def make_plan(cloud: Any, options: Options) -> RebalancePlan:
     plan.disable_emptied, plan.reason = options.disable_emptied, options.reason
     plan.cloud = getattr(cloud, "identity", None)
     return plan
+
+
+def traits_of(cloud: Any, hosts: Sequence[Host], scope: Sequence[str], state: Any) -> Optional[dict]:
+    """Each host's Placement traits, read only when a server in scope has a flavor that
+    requires or forbids one (one request per host)."""
+    wanted = set(scope)
+    if not any(s.flavor is not None and (s.flavor.required_traits or s.flavor.forbidden_traits)
+               for s in state.servers if s.host in wanted):
+        return None
+    return {h.name: frozenset(cloud.provider_traits(h.hypervisor_hostname or h.name))
+            for h in hosts if h.name in wanted}
 
 
 def read_back(cloud: Any, names: Sequence[str]) -> tuple[Figures, dict[str, int]]:
