@@ -279,39 +279,32 @@ def save_plan(plan, path) -> None:
 
 # ------------------------------------------------------------------------------ rebalance
 
-def rebalance_options(*, goal: str = "spread", hosts=(), zone: Optional[str] = None,
-                      aggregate: Optional[str] = None, max_moves: Optional[int] = None,
-                      min_gain: Optional[float] = None, disable_emptied: bool = False,
-                      reason: Optional[str] = None, max_parallel: int = 4, max_per_host: int = 2):
+def rebalance_options(*, goal: str = "spread", hosts=(), zone: Optional[str] = None, aggregate: Optional[str] = None,
+                      max_moves: Optional[int] = None, min_gain: Optional[float] = None,
+                      disable_emptied: bool = False, reason: Optional[str] = None, max_parallel: int = 4,
+                      max_per_host: int = 2):
     """The options of a rebalance, checked once (UsageError, one line, exit 2, before any read)."""
     from novamove.engine.batch import rebalance as engine
     return engine.Options(goal=goal, hosts=tuple([hosts] if isinstance(hosts, str) else hosts), zone=zone,
-                          aggregate=aggregate, max_moves=max_moves,
-                          min_gain=engine.DEFAULT_MIN_GAIN if min_gain is None else min_gain,
-                          disable_emptied=disable_emptied, reason=reason, max_parallel=max_parallel,
-                          max_per_host=max_per_host).validate()
+                          aggregate=aggregate, max_moves=max_moves, disable_emptied=disable_emptied,
+                          min_gain=engine.DEFAULT_MIN_GAIN if min_gain is None else min_gain, reason=reason,
+                          max_parallel=max_parallel, max_per_host=max_per_host).validate()
 
 
 def plan_rebalance(options=None, *, cloud=None, **connection: Any):
-    """The rebalance plan (reads only): a RebalancePlan with its before/after figures, to
-    review, save (save_plan) and apply (apply_plan) later. `options`: rebalance_options()."""
-    from novamove.engine.batch import rebalance as engine
-    options = (options or rebalance_options()).validate()
-    with _connected(cloud, **connection) as c:
-        return engine.make_plan(c, options)
+    """The RebalancePlan (reads only), with its before/after figures: review, save_plan, apply_plan."""
+    return rebalance(options, cloud=cloud, dry_run=True, **connection).plan
 
 
 def rebalance(options=None, *, cloud=None, journal_path=None, observers: Sequence[Observer] = (),
               dry_run: bool = False, on_interrupt: str = "finish", poll_interval: Optional[float] = None,
               step_timeout: float = 1800.0, progress: Optional[Callable[[str], None]] = None,
               status: Optional[Callable[[Any], None]] = None, **connection: Any):
-    """Spread load over the hosts in scope, or pack it to empty hosts (novamove.rebalance),
-    from Placement alone. `dry_run`: plan only (the report carries the plan and its figures);
-    else plan and apply in one go, as `apply_plan` would run the saved plan. Returns a
-    RebalanceReport: ok only when every move landed and the hosts, read back from Placement, are
-    within the plan's figures (pack: the emptied hosts empty)."""
+    """Spread load over the hosts in scope, or pack it to empty hosts, from Placement alone
+    (`options`: rebalance_options()). `dry_run`: plan only; else plan and apply in one go, as
+    apply_plan runs a saved plan. Returns a RebalanceReport: ok only when every move landed and
+    the hosts, read back from Placement, are within the plan's figures (docs/rebalance.md)."""
     import time
-    from novamove.engine.batch import drain as drains
     from novamove.engine.batch import rebalance as engine
     options = (options or rebalance_options()).validate()
     with _connected(cloud, **connection) as c:
@@ -320,8 +313,7 @@ def rebalance(options=None, *, cloud=None, journal_path=None, observers: Sequenc
         if dry_run:
             return engine.dry_run_report(plan, c, t0, requests0)
         return engine.apply_rebalance(c, plan, journal=open_journal(journal_path, observers),
-                                      on_interrupt=on_interrupt,
-                                      poll_interval=poll_interval or drains.POLL_INTERVAL,
+                                      on_interrupt=on_interrupt, poll_interval=poll_interval or engine.POLL_INTERVAL,
                                       step_timeout=step_timeout, progress=progress, status=status)
 
 

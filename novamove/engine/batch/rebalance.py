@@ -262,7 +262,7 @@ def apply_rebalance(cloud: Any, plan: RebalancePlan, *, journal: Any, max_parall
             raise errors.NotFound(f"the plan rebalances {name!r}, which is not a compute host of this cloud")
     _refuse_unfinished(journal)
     caps = (max_parallel or plan.max_parallel, max_per_host or plan.max_per_host)
-    source = ",".join(plan.hosts)
+    source = scope_label(plan)
     frame = RunFrame(journal, events.VERB_REBALANCE, cloud=cloud, source=source, mode=plan.goal,
                      strategy="native", t0=t0, requests0=requests0,
                      interrupt_error="left by a second Ctrl-C with moves in flight")
@@ -291,7 +291,17 @@ def apply_rebalance(cloud: Any, plan: RebalancePlan, *, journal: Any, max_parall
                      figures=dataclasses.asdict(report.read_back), emptied_left=report.emptied_left)
         if plan.disable_emptied:
             _disable_emptied(cloud, journal, frame.run_id, plan, report, say)
+            report.changed = report.changed or bool(report.disabled)
     return report
+
+
+def scope_label(plan: RebalancePlan) -> str:
+    """The run's `source` in the journal and `history`: the hosts, or how they were chosen."""
+    if plan.aggregate:
+        return f"aggregate {plan.aggregate}"
+    if len(plan.hosts) <= 8:
+        return ",".join(plan.hosts)
+    return f"zone {plan.zone} ({len(plan.hosts)} hosts)" if plan.zone else f"{len(plan.hosts)} hosts"
 
 
 def _disable_emptied(cloud: Any, journal: Any, run_id: str, plan: RebalancePlan, report: RebalanceReport,
