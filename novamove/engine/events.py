@@ -50,6 +50,8 @@ DRAIN_ABORT = "drain.abort"
 DRAIN_REVERT = "drain.revert"
 DRAIN_LEASE = "drain.lease"                   # note: the lease on a source host renewed
 DRAIN_LOST_RACE = "drain.lost_race"           # note: another run disabled the host first
+DRAIN_STALL = "drain.stall"                   # note: a live move stalled, and what is done about it
+DRAIN_FORCE_COMPLETE = "drain.force_complete"  # a stalled live move force-completed (engine/stall.py)
 
 # ---------------------------------------------------------------- maintain (campaign)
 MAINTAIN_CAMPAIGN = "maintain.campaign"       # note: the campaign's options and ordered hosts

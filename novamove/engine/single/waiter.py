@@ -222,7 +222,7 @@ class MoveWatcher:
 
     def _failed(self, server: Server, migration: Optional[Migration]) -> Outcome:
         ctx = self.ctx
-        reason = self._reason(server)
+        reason = self._reason(server, migration)
         status = migration.status if migration else "unknown"
         where = f"; {server.name} is on {server.host} ({server.status})"
         text = f"{ctx.mode} migration of {server.name} to {ctx.target.name} failed (migration {status})"
@@ -230,7 +230,7 @@ class MoveWatcher:
             text += f": {reason}"
         return Outcome(False, server, migration, error=text + where, exit_code=errors.EXIT_FAILED)
 
-    def _reason(self, server: Server) -> Optional[str]:
+    def _reason(self, server: Server, migration: Optional[Migration] = None) -> Optional[str]:
         """Nova's reason for the failure, waited for as lifecycle.reason_due says (Nova marks
         the migration failed a moment before it records why)."""
         ctx = self.ctx
@@ -240,7 +240,7 @@ class MoveWatcher:
                 reason = self.cloud.server_fault(server.id, since=ctx.started_at) or server.fault
             except errors.NovamoveError:
                 reason = server.fault
-            if reason or lifecycle.reason_due(seen, ctx.clock(), reason):
+            if reason or lifecycle.reason_due(seen, ctx.clock(), reason, migration):
                 return reason
             ctx.sleep(1.0)
 
