@@ -38,6 +38,7 @@ MIGRATION_SCHEDULED = "migration.scheduled"   # note: Nova picked the destinatio
 MIGRATION_SCHEDULE_TIMEOUT = "migration.schedule_timeout"
 MIGRATION_ABORT = "migration.abort"
 MIGRATION_FORCE_COMPLETE = "migration.force_complete"
+MIGRATION_STALL = "migration.stall"           # note: a live move stalled, and what is done about it
 LOCK_BREAK = "lock.break"                     # note: recover --break-lock took a dead run's services
 
 # ---------------------------------------------------------------- drain / undrain / apply

@@ -200,3 +200,56 @@ def test_a_live_migration_the_hypervisor_rolled_back_is_reported_at_once():
     assert lifecycle.reason_due(100.0, 100.0, None, rolled_back)
     assert not lifecycle.reason_due(100.0, 100.0, None, errored)       # a raising path writes one
     assert not lifecycle.reason_due(100.0, 100.0, None, Migration("1", "s", "c1", "c2", "failed", "migration"))
+
+
+# ------------------------------------------------------------------ single moves (migrate)
+
+@pytest.fixture
+def ticking(monkeypatch):
+    """Every clock read is a second later; sleeps are instant."""
+    import itertools
+    clock = itertools.count(0, 1.0)
+    monkeypatch.setattr("time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    monkeypatch.setenv("NOVAMOVE_STALL_WINDOW", "5")
+
+
+def _migrate(nova, journal, sid, **kw):
+    from novamove.engine.single import mover
+    nova.tick_on_get = True
+    return mover.move(nova, journal, sid, "c2", mode="live", poll_interval=0, timeout=600, **kw)
+
+
+def test_migrate_force_completes_a_stall_by_default_and_says_so(journal, ticking):
+    nova = stalling_cloud("v1")
+    result = _migrate(nova, journal, "v1")
+    assert result.ok and result.stall == "force-completed", result.error
+    assert result.to_dict()["stall"] == "force-completed"
+    kinds = [e.kind for e in journal.events(result.run_id)]
+    assert kinds.index(events.MIGRATION_STALL) < kinds.index(events.MIGRATION_FORCE_COMPLETE)
+
+
+@pytest.mark.parametrize("on_stall,tags", [("abort", {}), ("force-complete", {"v1": "live-strict"})])
+def test_migrate_aborts_a_stall_when_asked_or_live_strict(journal, ticking, on_stall, tags):
+    nova = stalling_cloud("v1", tags=tags)
+    result = _migrate(nova, journal, "v1", on_stall=on_stall)
+    assert not result.ok and result.exit_code == errors.EXIT_FAILED and result.stall == "aborted"
+    assert "stalled" in result.error and nova.servers["v1"].host == "c1"
+    assert nova.force_completed == []
+
+
+def test_migrate_on_stall_cold_moves_it_cold_to_the_same_target(journal, ticking):
+    nova = stalling_cloud("v1")
+    result = _migrate(nova, journal, "v1", on_stall="cold")
+    assert result.ok and result.stall == "fell back to cold" and result.mode == "cold", result.error
+    assert nova.servers["v1"].host == "c2"
+    assert [m["kind"] for m in nova.migrations if m["server"] == "v1"] == ["live", "cold"]
+
+
+def test_wait_never_acts_on_a_stall_of_a_move_it_did_not_start(journal, ticking):
+    from novamove.engine.single import mover
+    nova = stalling_cloud("v1")
+    nova.tick_on_get = True
+    nova.live_migrate_server("v1", host="c2")
+    result = mover.follow(nova, journal, "v1", timeout=30, on_timeout="leave", poll_interval=0)
+    assert not result.ok and nova.force_completed == []

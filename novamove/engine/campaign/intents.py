@@ -7,7 +7,10 @@ whether the cloud can absorb each stage (N+K). No API calls, no clock: tests and
 
 Per-server intent comes from a server tag `novamove:maintenance=<intent>`:
 - `live` / `cold`: the server is moved in that mode only (a live intent on a SHUTOFF server
-  cannot be honoured: the host is then not serviced);
+  cannot be honoured: the host is then not serviced); `live` is never moved cold, not even
+  after a stall (engine/stall.py);
+- `live-strict`: as `live` for planning, and a stalled live move of it is never force-completed
+  nor switched to post-copy: it is aborted and stays (engine/stall.py reads the tag itself);
 - `stop`: the server is not moved; it is powered off in place before the hook and started
   again after the gate (for servers that cannot move);
 - `skip`: the server is never touched, and the host holding it is not serviced unless the
@@ -34,7 +37,7 @@ from novamove.engine.tags import is_drain_tag, reason_run_id
 _LEASE_SUFFIX = re.compile(r" \[lease [^\]]*\]$")
 
 INTENT_KEY = "novamove:maintenance"
-INTENTS = (LIVE, COLD, "stop", "skip")
+INTENTS = (LIVE, COLD, "stop", "skip", "live-strict")
 STOP, SKIP = "stop", "skip"
 ORDERS = ("fewest", "name", "given")
 
@@ -53,7 +56,8 @@ def server_intent(server: Server) -> tuple[Optional[str], Optional[str]]:
         if key.strip() == INTENT_KEY and sep:
             value = value.strip().lower()
             if value in INTENTS:
-                return value, None
+                # live-strict plans as live; only the stall policy tells them apart.
+                return (LIVE if value == "live-strict" else value), None
             return None, (f"{server.name}: unknown {INTENT_KEY} value {value!r} "
                           f"(expected {', '.join(INTENTS)}); treated as untagged")
     return None, None
