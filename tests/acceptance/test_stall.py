@@ -124,10 +124,15 @@ def test_on_stall_abort_leaves_them_active_on_the_source_and_names_them(miniclou
 
 @full
 def test_intents_bound_the_policy_live_never_cold_live_strict_never_forced(minicloud, servers, tmp_path):
+    """--on-stall cold: the live-tagged server is force-completed instead (here in post-copy),
+    the live-strict one aborted and left, neither moved cold."""
     made = servers(2, host=SOURCE)
     live, strict = made
     _never_converging(minicloud, live, intent="live")
     _never_converging(minicloud, strict, intent="live-strict")
+    # Post-copy permitted: the force-complete of the live one goes through "running (post-copy)"
+    # (reset after the test by the conftest's FAKEVIRT_DEFAULTS).
+    minicloud.set_fakevirt(permit_post_copy=1, post_copy_seconds=3)
     try:
         res, lines = _drain(minicloud, tmp_path, "--on-stall", "cold")
     finally:
@@ -137,7 +142,7 @@ def test_intents_bound_the_policy_live_never_cold_live_strict_never_forced(minic
         by = {r["server_id"]: r for r in json.loads(res.stdout)["results"]}
         kinds = {s.id: [m.migration_type for m in minicloud.conn().compute.migrations(instance_uuid=s.id)]
                  for s in made}
-        assert "migration" not in kinds[live.id] and by[live.id]["stall"] == "force-completed"
+        assert "migration" not in kinds[live.id] and by[live.id]["stall"] == "force-completed (post-copy)"
         assert minicloud.host_of(live.id) != SOURCE
         assert by[strict.id]["stall"] == "aborted" and "live-strict" in by[strict.id]["detail"]
         assert kinds[strict.id] == ["live-migration"]            # not retried, not moved cold
