@@ -253,3 +253,16 @@ def test_wait_never_acts_on_a_stall_of_a_move_it_did_not_start(journal, ticking)
     nova.live_migrate_server("v1", host="c2")
     result = mover.follow(nova, journal, "v1", timeout=30, on_timeout="leave", poll_interval=0)
     assert not result.ok and nova.force_completed == []
+
+
+def test_a_faulted_force_complete_is_journaled_and_tried_again(journal, monkeypatch):
+    """NOVAMOVE_FAULT reaches the new journaled change: the first force-complete fails (a 500)
+    after its intent is written; the stall is seen again a window later and forced then."""
+    monkeypatch.setenv("NOVAMOVE_FAULT", "drain.force_complete:before:error:1")
+    nova = stalling_cloud("v1")
+    report = drain(nova, "c1", journal=journal, **fast())
+    by = {r.server_id: r for r in report.results}
+    assert report.ok and by["v1"].stall == "force-completed", report.summary
+    states = [e.state for e in journal.events(report.run_id) if e.kind == events.DRAIN_FORCE_COMPLETE]
+    assert states == ["failed", "done"]
+    assert len([e for e in journal.events(report.run_id) if e.kind == events.DRAIN_STALL]) == 2

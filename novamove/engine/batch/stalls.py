@@ -99,8 +99,10 @@ class StallHandler:
                 r.actions += 1
             except errors.NovamoveError as exc:
                 # 409: no longer running (it completed, or switched to post-copy by itself): what
-                # Nova does next says how it ended.
-                r.progress(f"{step.server_name}: force-complete refused ({exc}); following it")
+                # Nova does next says how it ended. Still running and stalled a window later
+                # (a 500, a timeout): seen again and tried again.
+                r.progress(f"{step.server_name}: force-complete not accepted ({exc}); following it")
+                st.action, st.watch = None, None
         elif action in (stall.ABORT, stall.COLD):
             f.move.abort_wanted = True          # the runner sends it, journaled (drain.abort)
 

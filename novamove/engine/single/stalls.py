@@ -44,6 +44,11 @@ class MoveStall:
                          memory_total_bytes=migration.memory_total_bytes)
         return None if self.action == stall.LEAVE else self.action
 
+    def forget(self) -> None:
+        """The action did not reach Nova: watch afresh (a stall seen again is acted on again)."""
+        self.stalled, self.action = None, None
+        self.watch = stall.StallWatch(self.watch.settings)
+
     @property
     def outcome(self) -> Optional[str]:
         """What the result says was done about the stall (None: no stall)."""

@@ -211,8 +211,10 @@ class MoveWatcher:
                 self.forced = True
                 self.deadline = max(self.deadline, ctx.clock() + SETTLE_SECONDS)
             except errors.NovamoveError as exc:
-                # 409: no longer running (it completed or switched to post-copy by itself).
+                # 409: no longer running (it completed or switched to post-copy by itself); still
+                # stalled a window later (a 500, a timeout): seen again and tried again.
                 log.warning("force-complete of %s after a stall: %s (following it)", server.name, exc)
+                self.stall.forget()
             return None
         try:
             server, migration = self._abort_and_settle(migration)
