@@ -266,3 +266,21 @@ def test_a_faulted_force_complete_is_journaled_and_tried_again(journal, monkeypa
     states = [e.state for e in journal.events(report.run_id) if e.kind == events.DRAIN_FORCE_COMPLETE]
     assert states == ["failed", "done"]
     assert len([e for e in journal.events(report.run_id) if e.kind == events.DRAIN_STALL]) == 2
+
+
+def test_an_adopted_move_reads_its_servers_intent_before_acting(journal):
+    """A rerun follows a move an earlier run started: a live-strict server is still never
+    force-completed (its tag is read before the policy applies)."""
+    from novamove.engine.batch.moves import BatchRunner, _InFlight
+    from novamove.planner import DrainStep
+    nova = stalling_cloud("v1", tags={"v1": "live-strict"})
+    nova.live_migrate_server("v1", host="c2")
+    step = DrainStep(server_id="v1", server_name="vm-v1", source="c1", dest="c2", mode="live")
+    kw = fast()
+    clock = kw.pop("clock")
+    adopted = _InFlight(step, None, clock(), set(), adopted=True)
+    journal.start_run("r1", "drain")
+    runner = BatchRunner(nova, journal, "r1", [], max_parallel=2, max_per_host=2, adopted=[adopted],
+                         clock=clock, **kw)
+    results = {r.server_id: r for r in runner.run()}
+    assert nova.force_completed == [] and results["v1"].stall == "aborted"

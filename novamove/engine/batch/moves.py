@@ -30,7 +30,7 @@ from novamove.engine.batch.common import (ABORTED, ABORT_GRACE, EV_ABORT, EV_CON
                                           STEP_ERRORS, _iso, is_passing)
 from novamove.engine.batch.report import StepResult, _result
 from novamove.engine import stall
-from novamove.engine.batch.stalls import StallHandler, StallState
+from novamove.engine.batch.stalls import COLD_FALLBACK, StallHandler, StallState
 
 log = logging.getLogger("novamove.drain")
 
@@ -266,7 +266,8 @@ class BatchRunner(CappedRunner):
         self.actions += 1
         self.inflight[step.server_id] = _InFlight(step, change.id, self.clock(), known,
                                                   submitted_at=submitted_at,
-                                                  stall=StallState(intent=stall.intent_of(server)))
+                                                  stall=StallState(intent=stall.intent_of(server),
+                                                                   intent_read=True))
         self.progress(f"{step.server_name}: {step.mode} {step.source} -> {step.dest} started "
                       f"({len(self.inflight)} in flight)")
         return True
@@ -367,7 +368,7 @@ class BatchRunner(CappedRunner):
             if after_stall is not None:
                 outcome, detail, what = after_stall
                 self._finish(f, outcome, detail, m, host, stall=what)
-                if what == "fell back to cold":
+                if what == COLD_FALLBACK:
                     self.pinned.add(step.server_id)
                     self.pending.insert(0, self.stalls.cold_step(f))
             elif f.wrong_host:

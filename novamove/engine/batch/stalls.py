@@ -25,6 +25,7 @@ RETRIED, ABORTED_STAYS, COLD_FALLBACK, LEFT = ("aborted, retried elsewhere", "ab
 class StallState:
     """One in-flight move's stall bookkeeping."""
     intent: Optional[str] = None
+    intent_read: bool = False            # False for a move adopted from an earlier run: read it first
     watch: Optional[stall.StallWatch] = None
     sampled_at: float = float("-inf")
     said_at: float = float("-inf")
@@ -81,6 +82,10 @@ class StallHandler:
 
     def _act(self, f: "_InFlight", m: Migration, stalled: str) -> None:
         r, st, step = self.runner, f.stall, f.step
+        if not st.intent_read:
+            # A move an earlier run started: its server's intent is read before anything is done.
+            server = r._call(lambda: r.cloud.get_server(step.server_id), f"server {step.server_name}")
+            st.intent, st.intent_read = stall.intent_of(server), True
         action = stall.action_for(self.on_stall, st.intent)
         st.stalled, st.action = stalled, action
         why = {stall.FORCE_COMPLETE: "force-completing it", stall.LEAVE: "leaving it running (--on-stall leave)",
