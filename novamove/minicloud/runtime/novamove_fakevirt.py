@@ -41,8 +41,9 @@ run time by a JSON control file, so a test can make migrations slow without rest
 
 Per server, metadata ``fakevirt:converge`` makes a live migration not converge, as a busy guest
 that dirties memory faster than the link copies it: ``never`` climbs to about half copied and
-then stays there, the remaining memory wobbling up and down; ``slow`` crawls (a hundredth of the
-normal speed). Both go on until Nova's force-complete (then, with post-copy permitted, the
+then stays there, the remaining memory wobbling up and down; ``slow`` crawls at 0.05 % of the
+guest's memory a second (1.5 % in 30 s: below novamove's default stall threshold; it would end
+after about 33 minutes). Both go on until Nova's force-complete (then, with post-copy permitted, the
 record shows libvirt's "running (post-copy)" for a moment before it completes; without, the
 guest is "paused" and the copy completes) or abort (the migration ends "cancelled" on the
 source).
@@ -102,7 +103,7 @@ def _setting(name: str, default: float) -> float:
 # -- live migrations that do not converge (server metadata fakevirt:converge) ----------------
 CONVERGE_KEY = "fakevirt:converge"
 _NEVER_PLATEAU = 0.55   # a "never" migration copies about this much, then the guest dirties it again
-_SLOW_FACTOR = 100.0    # a "slow" one takes this many times the normal duration
+_SLOW_RATE = 0.0005     # a "slow" one copies this fraction of the memory a second
 
 
 def _convergence(instance) -> str:
@@ -118,7 +119,7 @@ def _copied(converge: str, elapsed: float, duration: float) -> float:
     """The fraction copied after `elapsed` seconds (1.0: done)."""
     duration = max(duration, 0.01)
     if converge == "slow":
-        return min(1.0, elapsed / (duration * _SLOW_FACTOR))
+        return min(1.0, elapsed * _SLOW_RATE)
     if converge == "never":
         climb = min(1.0, elapsed / duration) * _NEVER_PLATEAU
         # A guest dirtying memory as fast as it is copied: the remaining bytes wobble, and now
