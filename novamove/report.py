@@ -50,7 +50,7 @@ RECOVER_TABLE = ("run_id", "verb", "server", "status_before", "summary")
 RECOVER_COLUMNS = RECOVER_TABLE + ("services_enabled", "services_left", "server_action", "server_state",
                                    "in_flight", "notes")
 STEP_COLUMNS = ("server_id", "server_name", "source_compute", "dest_compute", "mode", "result", "detail",
-                "migration_id", "compute_host", "seconds")
+                "migration_id", "compute_host", "seconds", "stall")
 STEP_TABLE = ("server_name", "mode", "source_compute", "dest_compute", "result", "seconds", "detail")
 PLAN_STEP_COLUMNS = ("step", "server_id", "server_name", "status", "mode", "source_compute", "dest_compute",
                      "vcpus", "memory_mb", "disk_gb", "groups", "skip_reason")

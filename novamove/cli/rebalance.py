@@ -40,7 +40,8 @@ GOALS = ("spread", "pack")       # novamove.rebalance.GOALS, spelled out so --he
 @observe_options
 @click.pass_context
 def rebalance(ctx, hosts, goal, zone, aggregate, max_moves, min_gain, disable_emptied, reason, dry_run,
-              output_file, max_parallel, max_per_host, on_interrupt, poll_interval, step_timeout, quiet, fmt):
+              output_file, max_parallel, max_per_host, on_interrupt, poll_interval, step_timeout, on_stall,
+              quiet, fmt):
     """Spread load over the hosts in scope, or pack it to empty hosts, from Placement alone.
 
     The scope is the HOSTs named, or --zone's, or --aggregate's, or every compute. Without
@@ -64,12 +65,12 @@ def rebalance(ctx, hosts, goal, zone, aggregate, max_moves, min_gain, disable_em
         the_plan = rep.plan
         with report.BatchView(enabled=not quiet) as view:
             rep = api.apply_plan(the_plan, journal_path=journal_path(ctx), on_interrupt=on_interrupt,
-                                 poll_interval=poll_interval, step_timeout=step_timeout,
+                                 poll_interval=poll_interval, step_timeout=step_timeout, on_stall=on_stall,
                                  progress=view.line, status=view.update, **conn(ctx))
         show(rep, out)
         return
     with report.BatchView(enabled=not quiet) as view:
         rep = api.rebalance(options, journal_path=journal_path(ctx), on_interrupt=on_interrupt,
-                            poll_interval=poll_interval, step_timeout=step_timeout,
+                            poll_interval=poll_interval, step_timeout=step_timeout, on_stall=on_stall,
                             progress=view.line, status=view.update, **conn(ctx))
     show(rep, out)

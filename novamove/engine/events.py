@@ -39,6 +39,7 @@ MIGRATION_SCHEDULED = "migration.scheduled"   # note: Nova picked the destinatio
 MIGRATION_SCHEDULE_TIMEOUT = "migration.schedule_timeout"
 MIGRATION_ABORT = "migration.abort"
 MIGRATION_FORCE_COMPLETE = "migration.force_complete"
+MIGRATION_STALL = "migration.stall"           # note: a live move stalled, and what is done about it
 LOCK_BREAK = "lock.break"                     # note: recover --break-lock took a dead run's services
 
 # ---------------------------------------------------------------- drain / undrain / apply
@@ -51,6 +52,8 @@ DRAIN_ABORT = "drain.abort"
 DRAIN_REVERT = "drain.revert"
 DRAIN_LEASE = "drain.lease"                   # note: the lease on a source host renewed
 DRAIN_LOST_RACE = "drain.lost_race"           # note: another run disabled the host first
+DRAIN_STALL = "drain.stall"                   # note: a live move stalled, and what is done about it
+DRAIN_FORCE_COMPLETE = "drain.force_complete"  # a stalled live move force-completed (engine/stall.py)
 
 # ---------------------------------------------------------------- maintain (campaign)
 MAINTAIN_CAMPAIGN = "maintain.campaign"       # note: the campaign's options and ordered hosts

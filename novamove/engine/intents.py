@@ -1,4 +1,4 @@
-"""Per-server intents: the `novamove:maintenance=<intent>` server tag (live, cold, stop, skip).
+"""Per-server intents: the `novamove:maintenance=<intent>` server tag (live, live-strict, cold, stop, skip).
 
 Read by maintenance campaigns (engine/campaign/intents.py says what each intent means there)
 and by rebalance (skip and stop never move; live and cold choose how).
@@ -11,7 +11,7 @@ from typing import Iterable, Optional
 from novamove.model import COLD, LIVE, Server
 
 INTENT_KEY = "novamove:maintenance"
-INTENTS = (LIVE, COLD, "stop", "skip")
+INTENTS = (LIVE, COLD, "stop", "skip", "live-strict")
 
 
 def server_intent(server: Server) -> tuple[Optional[str], Optional[str]]:
@@ -23,7 +23,9 @@ def server_intent(server: Server) -> tuple[Optional[str], Optional[str]]:
         if key.strip() == INTENT_KEY and sep:
             value = value.strip().lower()
             if value in INTENTS:
-                return value, None
+                # live-strict plans as live; only the stall policy (engine/stall.py) tells
+                # them apart.
+                return (LIVE if value == "live-strict" else value), None
             return None, (f"{server.name}: unknown {INTENT_KEY} value {value!r} "
                           f"(expected {', '.join(INTENTS)}); treated as untagged")
     return None, None

@@ -7,7 +7,10 @@ whether the cloud can absorb each stage (N+K). No API calls, no clock: tests and
 
 Per-server intent comes from a server tag `novamove:maintenance=<intent>`:
 - `live` / `cold`: the server is moved in that mode only (a live intent on a SHUTOFF server
-  cannot be honoured: the host is then not serviced);
+  cannot be honoured: the host is then not serviced); `live` is never moved cold, not even
+  after a stall (engine/stall.py);
+- `live-strict`: as `live` for planning, and a stalled live move of it is never force-completed
+  nor switched to post-copy: it is aborted and stays (engine/stall.py reads the tag itself);
 - `stop`: the server is not moved; it is powered off in place before the hook and started
   again after the gate (for servers that cannot move);
 - `skip`: the server is never touched, and the host holding it is not serviced unless the

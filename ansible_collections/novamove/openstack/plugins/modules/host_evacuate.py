@@ -106,6 +106,18 @@ options:
       - Give up following one server after this many seconds.
     type: int
     default: 1800
+  on_stall:
+    description:
+      - With O(state=unfenced) and O(move_back=true), what to do with a live move back that stops converging (its remaining memory does not
+        drop over E(NOVAMOVE_STALL_WINDOW) seconds, default 30, or grows again).
+      - V(force-complete) pauses the guest for the last copy (or switches to post-copy where the
+        cloud permits it), V(abort) aborts it (a drain retries once on another host), V(cold)
+        aborts it and moves the server cold, V(leave) only reports it.
+      - Servers tagged C(novamove:maintenance=live) are never moved cold; C(=live-strict) are never
+        force-completed (aborted, they stay and are reported).
+    type: str
+    choices: [force-complete, abort, cold, leave]
+    default: force-complete
   journal:
     description:
       - Path of the novamove journal (default C(~/.local/state/novamove/journal.sqlite)).
@@ -224,6 +236,7 @@ class HostEvacuateModule(NovamoveModule):
         move_back=dict(type='bool', default=False),
         wait=dict(type='int', default=90),
         timeout=dict(type='int', default=1800),
+        on_stall=dict(type='str', choices=['force-complete', 'abort', 'cold', 'leave'], default='force-complete'),
         journal=dict(type='path'),
     )
     module_kwargs = dict(supports_check_mode=True, mutually_exclusive=[('fence_cmd', 'fenced')])
@@ -238,7 +251,8 @@ class HostEvacuateModule(NovamoveModule):
                                            fenced=p['fenced'], power=p['power'], reason=p['reason'],
                                            max_down_percent=p['max_down_percent'], **common)
         else:
-            report = novamove_api.unfence(p['host'], move_back=p['move_back'], wait=p['wait'], **common)
+            report = novamove_api.unfence(p['host'], move_back=p['move_back'], wait=p['wait'],
+                                          on_stall=p['on_stall'], **common)
         data = novamove_report.batch_document(report)
         result = dict(changed=bool(report.changed), summary=data['summary'], fence=data['fence'],
                       service=data['service'], run_id=data['run_id'], results=data['results'],
