@@ -69,10 +69,12 @@ def check_run_stream(journal_path, events_path, run_id: str | None = None) -> li
     from novamove.engine.journal import Journal
     from novamove.observe import stream
 
+    t0 = time.monotonic()
     lines = stream.read(str(events_path))
     assert check_stream(Journal(journal_path), lines) > 0
     if run_id is not None:
         assert run_id in {x["run_id"] for x in lines}
+    print(f"[events] {len(lines)} lines checked against the journal in {time.monotonic() - t0:.2f} s")
     return lines
 
 
@@ -85,6 +87,7 @@ def check_textfile(path, journal_path=None, run_ids=None) -> str:
 
     from prometheus_client.parser import text_string_to_metric_families
 
+    t0 = time.monotonic()
     promtool = shutil.which("promtool")
     assert promtool, "promtool is not installed (scripts/system-deps.sh installs Debian's prometheus)"
     with open(path, "rb") as f:
@@ -108,4 +111,5 @@ def check_textfile(path, journal_path=None, run_ids=None) -> str:
                     key = (run["verb"], e.kind, e.state)
                     expected[key] = expected.get(key, 0) + 1
         assert counted == expected, (counted, expected)
+    print(f"[metrics] textfile checked (promtool, counters) in {time.monotonic() - t0:.2f} s")
     return text
