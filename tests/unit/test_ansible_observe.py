@@ -125,3 +125,32 @@ def test_a_textfile_that_cannot_be_written_is_a_warning_not_a_failure(nova, tmp_
     assert res["exit_code"] == 8 and res["changed"]                  # the evacuation went on
     # (a string before ansible-core 2.19, a structured warning since)
     assert "novamove.prom: cannot write it" in json.dumps(res.get("warnings")), res.get("warnings")
+
+
+def test_a_campaign_task_masks_its_hook_in_the_stream(tmp_path, capsys, monkeypatch):
+    """The hook (no_log: it may carry a BMC or SSH secret) is journaled with its maintain.hook
+    change; the task's stream carries it masked."""
+    import novamove.cloud
+    from ansible_collections.novamove.openstack.plugins.modules import host_maintain
+    from novamove.engine.batch import drain as drains
+    from novamove.engine.campaign import common
+    from test_campaign import fleet_with_servers
+
+    fleet = fleet_with_servers()
+    fleet.close = lambda: None
+    monkeypatch.setattr(novamove.cloud, "connect", lambda *a, **kw: fleet)
+    monkeypatch.setattr(drains, "POLL_INTERVAL", 0.01)
+    monkeypatch.setattr(drains, "REPLAN_PAUSE", 0.01)
+    monkeypatch.setattr(common, "POLL", 0.01)
+    events, journal = tmp_path / "events.jsonl", tmp_path / "j"
+    hook = f"true --password {FENCE_SECRET}"
+    with patch_module_args({"hosts": ["c1"], "hook": hook, "gate": "heartbeat", "gate_timeout": 5,
+                            "journal": str(journal), "events": str(events)}), pytest.raises(SystemExit):
+        host_maintain.main()
+    res = json.loads(capsys.readouterr().out)
+    assert not res.get("failed") and res["changed"], res
+    lines = stream.read(str(events))
+    assert_matches_journal(Journal(journal), lines)
+    [started] = [x for x in lines if x["kind"] == kinds.MAINTAIN_HOOK and x["state"] == "intent"]
+    assert started["data"]["command"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+    assert FENCE_SECRET not in events.read_text() and FENCE_SECRET not in json.dumps(res)
