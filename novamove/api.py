@@ -58,6 +58,31 @@ def open_journal(journal_path=None, observers: Sequence[Observer] = ()) -> Journ
     return journal.observe(*observers)
 
 
+@contextmanager
+def observing(events: Optional[str] = None, metrics_textfile: Optional[str] = None,
+              metrics_push: Optional[str] = None, redact: Optional[Callable[[Any], Any]] = None):
+    """The observers of `--events FILE`, `--metrics-textfile PATH` and `--metrics-push URL`
+    (docs/events.md, docs/observability.md) for the verbs called inside:
+
+        with api.observing(events="run.jsonl", metrics_textfile="novamove.prom") as seen:
+            api.drain("compute1", observers=seen.observers)
+
+    On leaving, the metrics are written a last time and the stream is closed; `seen.given_up`
+    then lists the metrics outputs that failed during the run (the run went on without them).
+    `redact` gets each stream line (plain JSON types) and returns what is written. An events
+    file that cannot be opened is a UsageError (nothing opened, nothing changed)."""
+    from novamove.errors import UsageError
+    from novamove.observe.session import Observation
+    try:
+        seen = Observation(events, metrics_textfile, metrics_push, redact=redact)
+    except OSError as exc:
+        raise UsageError(f"cannot open events file {events!r}: {exc.strerror or exc}") from None
+    try:
+        yield seen
+    finally:
+        seen.close()
+
+
 def migrate(server: str, host: Optional[str] = None, *, cloud=None, auth=None, region_name=None, interface=None,
             validate_certs=None, mode: str = "auto", strategy: str = "auto", reason: Optional[str] = None,
             confirm: bool = True, wait: bool = True, timeout: float = 600, on_timeout: str = "abort",
@@ -368,7 +393,7 @@ def unfence(host: str, *, cloud=None, journal_path=None, observers: Sequence[Obs
                             poll_interval=poll_interval, step_timeout=timeout, progress=progress, **stalls)
 
 
-__all__ += ["evacuate", "unfence", "open_journal", "run_record"]
+__all__ += ["evacuate", "unfence", "open_journal", "run_record", "observing"]
 # ------------------------------------------------------------------------------ maintenance campaigns
 
 def maintain(hosts=(), *, cloud=None, journal_path=None, observers: Sequence[Observer] = (), zone: Optional[str] = None,

@@ -498,6 +498,8 @@ class Doctor(_NovamoveCommand, command.Lister):
                          progress=self._progress_line if parsed_args.fix else None, cloud=self._cloud,
                          **self._observing)
         self._exit_code = rep.exit_code
+        if self._metrics is not None:        # findings left by class, as `novamove doctor` counts them
+            self._metrics.doctor_findings([f.to_dict()["class"] for f in rep.remaining])
         self._note(f"scan: {rep.stats.total} API requests, {rep.stats.seconds:.1f} s"
                    + (f"; run {rep.run_id}" if rep.run_id else ""))
         (self._error if rep.exit_code == errors.EXIT_FAILED else self._note)(rep.summary)

@@ -7,7 +7,7 @@ read back from Placement) go to stderr as the summary line.
 
 from __future__ import annotations
 
-from novamove.osc.v1 import _BatchCommand, _cap_options, positive_int
+from novamove.osc.v1 import _BatchCommand, _cap_options, on_stall_argument, positive_int
 
 
 class Rebalance(_BatchCommand):
@@ -40,6 +40,7 @@ class Rebalance(_BatchCommand):
         parser.add_argument("--dry-run", "--check", dest="dry_run", action="store_true",
                             help="List the plan and its before/after figures; change nothing")
         _cap_options(parser)
+        on_stall_argument(parser)
         return parser
 
     def take_action(self, parsed_args):
@@ -53,7 +54,8 @@ class Rebalance(_BatchCommand):
                                         max_per_host=parsed_args.max_per_host)
         report = api.rebalance(options, cloud=self._cloud, **self._observing, dry_run=parsed_args.dry_run,
                                step_timeout=parsed_args.timeout, on_interrupt=parsed_args.on_interrupt,
-                               poll_interval=parsed_args.poll_interval, progress=self._progress_line)
+                               poll_interval=parsed_args.poll_interval, on_stall=parsed_args.on_stall,
+                               progress=self._progress_line)
         return self._show(report)
 
 

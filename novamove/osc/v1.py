@@ -104,6 +104,7 @@ class _NovamoveCommand:
     _exit_code = 0
     observed = False      # a verb that changes the cloud: --events, --metrics-textfile, --metrics-push
     _observers: tuple = ()
+    _metrics = None       # the RunMetrics of --metrics-* (doctor adds its findings to it)
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -151,7 +152,7 @@ class _NovamoveCommand:
             observers.append(stream)
         if textfile or push:
             from novamove.observe.metrics import RunMetrics
-            metrics = RunMetrics(textfile=textfile, push_url=push)
+            metrics = self._metrics = RunMetrics(textfile=textfile, push_url=push)
             observers.append(metrics)
             closers.insert(0, metrics.flush)
         self._observers = tuple(observers)

@@ -26,6 +26,7 @@ author:
   - novamove developers (@novamove)
 extends_documentation_fragment:
   - novamove.openstack.connection
+  - novamove.openstack.observe
 options:
   goal:
     description:
@@ -82,6 +83,18 @@ options:
       - Give up on one move after this many seconds.
     type: int
     default: 1800
+  on_stall:
+    description:
+      - What to do with a live migration that stops converging (its remaining memory does not
+        drop over E(NOVAMOVE_STALL_WINDOW) seconds, default 30, or grows again).
+      - V(force-complete) pauses the guest for the last copy (or switches to post-copy where the
+        cloud permits it), V(abort) aborts it (a drain retries once on another host), V(cold)
+        aborts it and moves the server cold, V(leave) only reports it.
+      - Servers tagged C(novamove:maintenance=live) are never moved cold; C(=live-strict) are never
+        force-completed (aborted, they stay and are reported).
+    type: str
+    choices: [force-complete, abort, cold, leave]
+    default: force-complete
   journal:
     description:
       - Path of the novamove journal (default C(~/.local/state/novamove/journal.sqlite)).
@@ -175,6 +188,7 @@ from ansible_collections.novamove.openstack.plugins.module_utils.novamove_module
 
 
 class CloudRebalanceModule(NovamoveModule):
+    observed = True       # changes the cloud: events, metrics_textfile, metrics_push
     argument_spec = dict(
         goal=dict(type='str', choices=['spread', 'pack'], default='spread'),
         hosts=dict(type='list', elements='str', default=[]),
@@ -187,6 +201,7 @@ class CloudRebalanceModule(NovamoveModule):
         max_parallel=dict(type='int', default=4),
         max_per_host=dict(type='int', default=2),
         timeout=dict(type='int', default=1800),
+        on_stall=dict(type='str', choices=['force-complete', 'abort', 'cold', 'leave'], default='force-complete'),
         journal=dict(type='path'),
     )
     module_kwargs = dict(supports_check_mode=True)
@@ -197,8 +212,8 @@ class CloudRebalanceModule(NovamoveModule):
             goal=p['goal'], hosts=tuple(p['hosts']), zone=p['zone'], aggregate=p['aggregate'],
             max_moves=p['max_moves'], min_gain=p['min_gain'], disable_emptied=p['disable_emptied'],
             reason=p['reason'], max_parallel=p['max_parallel'], max_per_host=p['max_per_host'])
-        report = novamove_api.rebalance(options, journal_path=p['journal'], step_timeout=p['timeout'],
-                                        dry_run=self.ansible.check_mode, **self.connection)
+        report = novamove_api.rebalance(options, journal_path=p['journal'], step_timeout=p['timeout'], on_stall=p['on_stall'],
+                                        dry_run=self.ansible.check_mode, **dict(self.connection, **self.observing))
         data = novamove_report.batch_document(report)
         result = dict(changed=bool(report.changed), summary=data['summary'], run_id=data['run_id'],
                       before=data['before'], predicted=data['predicted'], read_back=data['read_back'],

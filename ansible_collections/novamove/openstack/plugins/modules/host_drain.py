@@ -26,6 +26,7 @@ author:
   - novamove developers (@novamove)
 extends_documentation_fragment:
   - novamove.openstack.connection
+  - novamove.openstack.observe
 options:
   host:
     description:
@@ -235,6 +236,7 @@ from ansible_collections.novamove.openstack.plugins.module_utils.novamove_module
 
 
 class HostDrainModule(NovamoveModule):
+    observed = True       # changes the cloud: events, metrics_textfile, metrics_push
     argument_spec = dict(
         host=dict(type='str', required=True, aliases=['name']),
         state=dict(type='str', choices=['drained', 'undrained'], default='drained'),
@@ -256,7 +258,7 @@ class HostDrainModule(NovamoveModule):
         p = self.params
         common = dict(journal_path=p['journal'], max_parallel=p['max_parallel'],
                       max_per_host=p['max_per_host'], step_timeout=p['timeout'], on_stall=p['on_stall'],
-                      dry_run=self.ansible.check_mode, **self.connection)
+                      dry_run=self.ansible.check_mode, **dict(self.connection, **self.observing))
         if p['state'] == 'drained':
             report = novamove_api.drain(p['host'], targets=p['targets'], mode=p['mode'],
                                         order=p['order'], reason=p['reason'],

@@ -32,6 +32,7 @@ author:
   - novamove developers (@novamove)
 extends_documentation_fragment:
   - novamove.openstack.connection
+  - novamove.openstack.observe
 options:
   host:
     description:
@@ -222,6 +223,7 @@ from ansible_collections.novamove.openstack.plugins.module_utils.novamove_module
 
 
 class HostEvacuateModule(NovamoveModule):
+    observed = True       # changes the cloud: events, metrics_textfile, metrics_push
     argument_spec = dict(
         host=dict(type='str', required=True, aliases=['name']),
         state=dict(type='str', choices=['evacuated', 'unfenced'], default='evacuated'),
@@ -245,7 +247,7 @@ class HostEvacuateModule(NovamoveModule):
         p = self.params
         common = dict(journal_path=p['journal'], max_parallel=p['max_parallel'],
                       max_per_host=p['max_per_host'], timeout=p['timeout'],
-                      dry_run=self.ansible.check_mode, **self.connection)
+                      dry_run=self.ansible.check_mode, **dict(self.connection, **self.observing))
         if p['state'] == 'evacuated':
             report = novamove_api.evacuate(p['host'], targets=p['targets'], fence_cmd=p['fence_cmd'],
                                            fenced=p['fenced'], power=p['power'], reason=p['reason'],

@@ -27,6 +27,7 @@ author:
   - novamove developers (@novamove)
 extends_documentation_fragment:
   - novamove.openstack.connection
+  - novamove.openstack.observe
 options:
   hosts:
     description: Compute hosts (service host names or hypervisor hostnames).
@@ -187,6 +188,7 @@ from ansible_collections.novamove.openstack.plugins.module_utils.novamove_module
 
 
 class HostMaintainModule(NovamoveModule):
+    observed = True       # changes the cloud: events, metrics_textfile, metrics_push
     argument_spec = dict(
         hosts=dict(type='list', elements='str', default=[]),
         zone=dict(type='str'),
@@ -227,7 +229,7 @@ class HostMaintainModule(NovamoveModule):
             allow_skip=p['allow_skip'], allow_unmovable=p['allow_unmovable'], hook_timeout=p['hook_timeout'],
             gate=p['gate'], gate_timeout=p['gate_timeout'], max_parallel=p['max_parallel'], max_per_host=p['max_per_host'],
             step_timeout=p['timeout'], on_stall=p['on_stall'], reason=p['reason'], resume=p['resume'], rerun_hook=p['rerun_hook'],
-            dry_run=self.ansible.check_mode, journal_path=p['journal'], **self.connection)
+            dry_run=self.ansible.check_mode, journal_path=p['journal'], **dict(self.connection, **self.observing))
         data = report.to_dict()
         result = dict(changed=bool(data['changed']), summary=data['summary'], run_id=data['run_id'],
                       results=data['results'], plan=data['plan'] or {}, exit_code=data['exit_code'])

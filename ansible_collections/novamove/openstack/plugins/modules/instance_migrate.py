@@ -21,6 +21,7 @@ author:
   - novamove developers (@novamove)
 extends_documentation_fragment:
   - novamove.openstack.connection
+  - novamove.openstack.observe
 options:
   server:
     description:
@@ -274,6 +275,7 @@ RESULT_FIELDS = ('summary', 'server_id', 'server_name', 'before', 'after', 'sour
 
 
 class InstanceMigrateModule(NovamoveModule):
+    observed = True       # changes the cloud: events, metrics_textfile, metrics_push
     argument_spec = dict(
         server=dict(type='str', required=True, aliases=['instance', 'name']),
         host=dict(type='str', aliases=['dest', 'destination']),
@@ -297,7 +299,7 @@ class InstanceMigrateModule(NovamoveModule):
             wait=p['wait'], timeout=p['timeout'], on_timeout=p['on_timeout'], journal_path=p['journal'],
             on_stall=p['on_stall'],
             check_mode=self.ansible.check_mode,
-            **self.connection)
+            **dict(self.connection, **self.observing))
         doc = novamove_report.move_document(move)
         result = dict((name, doc.get(name)) for name in RESULT_FIELDS)
         result['changed'] = bool(move.changed)
