@@ -284,3 +284,30 @@ def test_an_adopted_move_reads_its_servers_intent_before_acting(journal):
                          clock=clock, **kw)
     results = {r.server_id: r for r in runner.run()}
     assert nova.force_completed == [] and results["v1"].stall == "aborted"
+
+
+def test_a_stall_is_a_line_of_the_event_stream_and_counts_in_the_metrics(tmp_path):
+    """Issue 22: stalls and what is done about them are journal notes, so the stream has them and
+    novamove_stalls_total counts them."""
+    import json
+    from prometheus_client.parser import text_string_to_metric_families
+    from novamove.observe.metrics import RunMetrics
+    from novamove.observe.stream import EventStream, schema
+
+    stream_path, textfile = tmp_path / "events.jsonl", tmp_path / "m.prom"
+    stream = EventStream.open(str(stream_path))
+    metrics = RunMetrics(textfile=str(textfile))
+    j = Journal(tmp_path / "j.sqlite", observers=[stream, metrics])
+    report = drain(stalling_cloud("v1", "v2"), "c1", journal=j, **fast())
+    stream.close()
+    metrics.write(force=True)
+    assert report.ok, report.summary
+    lines = [json.loads(line) for line in stream_path.read_text().splitlines()]
+    import jsonschema
+    for line in lines:
+        jsonschema.validate(line, schema())
+    stalls = [x for x in lines if x["kind"] == events.DRAIN_STALL]
+    assert sorted(x["target"] for x in stalls) == ["v2", "v1"][::-1]
+    value = {s.name: s.value for fam in text_string_to_metric_families(textfile.read_text())
+             for s in fam.samples}["novamove_stalls_total"]
+    assert value == len(stalls) == 2
