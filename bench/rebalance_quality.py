@@ -32,8 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "unit"))
 
+import importlib.util  # noqa: E402
+
 from novamove.rebalance import PACK, SPREAD, plan_rebalance  # noqa: E402
-from rebalance_oracle import fewest_moves, optimum, random_cloud  # noqa: E402
+from rebalance_oracle import fewest_moves, final_usage, optimum, random_cloud  # noqa: E402
 
 EPS = 1e-6
 
@@ -53,45 +55,62 @@ def main() -> int:
     ap.add_argument("--oracle-cache", help="JSON file keeping HiGHS's answers between runs (the same "
                     "seed set solved once: before/after comparisons of the planner cost no second solve)")
     ap.add_argument("--per-cloud", action="store_true", help="print one line per cloud")
+    ap.add_argument("--baseline", metavar="REBALANCE_PY", help="another version of novamove/rebalance.py "
+                    "(e.g. main's) planned on the same clouds in the same run, reported first")
     args = ap.parse_args()
     cache = _load(args.oracle_cache)
+    planners = [("novamove", plan_rebalance)]
+    if args.baseline:
+        spec = importlib.util.spec_from_file_location("rebalance_baseline", args.baseline)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["rebalance_baseline"] = module       # dataclasses look their module up
+        spec.loader.exec_module(module)
+        planners.insert(0, (f"baseline {args.baseline}", module.plan_rebalance))
+    results = {label: ([], {PACK: 0.0, SPREAD: 0.0}) for label, _ in planners}
     rng = random.Random(args.seed)
-    rows = []
-    cpu = {PACK: 0.0, SPREAD: 0.0}
     for i in range(args.clouds):
         state, intents = random_cloud(rng, rng.randint(4, args.max_hosts), fill=rng.uniform(0.2, 0.6),
                                       zones=rng.choice([1, 2]), groups=rng.randint(0, 4),
                                       scale=rng.choice([1, 2, 4]))
         key = f"{args.seed}/{args.max_hosts}/{args.time_limit}/{i}"
-        t = time.process_time()
-        pack = plan_rebalance(state, goal=PACK, intents=intents)
-        cpu[PACK] += time.process_time() - t
-        t = time.process_time()
-        spread = plan_rebalance(state, goal=SPREAD, intents=intents)
-        cpu[SPREAD] += time.process_time() - t
         if key not in cache:
             cache[key] = {"pack": optimum(state, PACK, intents, time_limit=args.time_limit),
                           "spread": optimum(state, SPREAD, intents, time_limit=args.time_limit),
                           "at": {}}
         best = cache[key]
-        # The fewest moves any plan needs to reach *our* max usage: the strict move yardstick
-        # (when we stop above the optimum, fewer moves may reach our level than the optimum's).
-        level = f"{spread.after.max_usage:.2f}"
-        if level not in best["at"]:
-            best["at"][level] = fewest_moves(state, intents, spread.after.max_usage + 0.005,
-                                             time_limit=args.time_limit)
-        rows.append({"hosts": len(state.hosts), "pack_gap": best["pack"]["empty"] - pack.after.hosts_empty,
-                     "pack_proven": best["pack"]["proven"], "ours": spread.after.max_usage,
-                     "moves": len(spread.steps), "opt": best["spread"], "at_ours": best["at"][level]})
-        if args.per_cloud:
-            r, o = rows[-1], best["spread"]
-            print(f"#{i:3d} {r['hosts']:2d} hosts  pack gap {r['pack_gap']}  spread {r['ours']:6.2f}% "
-                  f"{r['moves']:3d} moves | optimum {o['max_usage']:6.2f}% (incumbent {o['incumbent']:6.2f}%) "
-                  f"{o['moves']:3d} moves{'' if o['proven'] else ' UNPROVEN'} | fewest to ours "
-                  f"{r['at_ours']['moves']}{'' if r['at_ours']['proven'] else ' (bound)'}", flush=True)
+        for label, plan in planners:
+            rows, cpu = results[label]
+            t = time.process_time()
+            pack = plan(state, goal=PACK, intents=intents)
+            cpu[PACK] += time.process_time() - t
+            t = time.process_time()
+            spread = plan(state, goal=SPREAD, intents=intents)
+            cpu[SPREAD] += time.process_time() - t
+            # The fewest moves any plan needs to bring each zone to *our* max usage there: the
+            # strict move yardstick (when we stop above the optimum, fewer moves may do).
+            zone = {h.name: h.service.zone for h in state.hosts}
+            levels: dict = {}
+            for name, use in final_usage(state, spread).items():
+                levels[zone[name]] = max(levels.get(zone[name], 0.0), round(use, 2))
+            level = ",".join(f"{z}={v:.2f}" for z, v in sorted(levels.items()))
+            if level not in best["at"]:
+                best["at"][level] = fewest_moves(state, intents, {z: v + 0.005 for z, v in levels.items()},
+                                                 time_limit=args.time_limit)
+            rows.append({"hosts": len(state.hosts), "pack_gap": best["pack"]["empty"] - pack.after.hosts_empty,
+                         "pack_proven": best["pack"]["proven"], "ours": spread.after.max_usage,
+                         "moves": len(spread.steps), "opt": best["spread"], "at_ours": best["at"][level]})
+            if args.per_cloud:
+                r, o = rows[-1], best["spread"]
+                print(f"#{i:3d} {label[:8]:8s} {r['hosts']:2d} hosts  pack gap {r['pack_gap']}  spread "
+                      f"{r['ours']:6.2f}% {r['moves']:3d} moves | optimum {o['max_usage']:6.2f}% (incumbent "
+                      f"{o['incumbent']:6.2f}%) {o['moves']:3d} moves{'' if o['proven'] else ' UNPROVEN'} | "
+                      f"fewest to ours {r['at_ours']['moves']}{'' if r['at_ours']['proven'] else ' (bound)'}",
+                      flush=True)
     if args.oracle_cache:
         Path(args.oracle_cache).write_text(json.dumps(cache, indent=0, sort_keys=True))
-    report(rows, args, cpu)
+    for label, (rows, cpu) in results.items():
+        print(f"== {label}")
+        report(rows, args, cpu)
     return 0
 
 
@@ -143,7 +162,7 @@ def report(rows: list[dict], args, cpu: dict) -> None:
         print(f"  out of time: novamove's max against HiGHS's best plan found: "
               + ", ".join(f"{k} {v}" for k, v in sorted(vs_inc.items()))
               + f"; HiGHS's own gap (incumbent - bound) median {_q(gaps, .5):.1f}, worst {max(gaps):.1f} points")
-    print(f"novamove planning CPU: pack {cpu[PACK]:.2f} s, spread {cpu[SPREAD]:.2f} s for all {n}")
+    print(f"planning CPU: pack {cpu[PACK]:.2f} s, spread {cpu[SPREAD]:.2f} s for all {n}")
 
 
 if __name__ == "__main__":

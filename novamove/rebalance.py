@@ -426,9 +426,17 @@ def _unshift(model: _Hosts, plan: dict, change: tuple) -> None:
 
 
 def _on(model: _Hosts, host: str, modes: Mapping[str, str]) -> list[Server]:
-    """Servers now on `host` (planned or not) that the plan may move, smallest first."""
-    return sorted((s for s in model.servers[host].values() if s.id in modes),
-                  key=lambda s: (model.need(s).memory_mb, model.need(s).vcpus, s.name, s.id))
+    """Servers now on `host` (planned or not) that the plan may move, smallest first, one of
+    each kind: servers of the same size, groups, traits and planned move are interchangeable
+    here, and a host of a big zone holds hundreds of them in a few flavors."""
+    seen: dict[tuple, Server] = {}
+    for s in model.servers[host].values():
+        if s.id in modes:
+            kind = (tuple(_vec(model.need(s))), tuple(model.groups_of.get(s.id, ())),
+                    model.trait_needs.get(s.id), s.host)
+            if kind not in seen or (s.name, s.id) < (seen[kind].name, seen[kind].id):
+                seen[kind] = s
+    return sorted(seen.values(), key=lambda s: (model.need(s).memory_mb, model.need(s).vcpus, s.name, s.id))
 
 
 # How many destinations a chain looks at for each of its two moves (least loaded first).

@@ -157,15 +157,15 @@ def optimum(state: CloudState, goal: str, intents: dict[str, str], time_limit: f
     return out
 
 
-def fewest_moves(state: CloudState, intents: dict[str, str], level: float,
+def fewest_moves(state: CloudState, intents: dict[str, str], levels: dict,
                  time_limit: float = 10) -> dict:
-    """The fewest moves that bring every host to `level` percent or below (zone by zone):
+    """The fewest moves that bring every host of each zone to `levels[zone]` percent or below:
     {"moves": n, "proven": bool}. Out of time the count is HiGHS's bound on it (rounded up),
     which is at most the true fewest: a yardstick never in the planner's favour."""
     total, proven = 0, True
     for sub in _zones(state):
         m = _Milp(sub, "spread", intents)
-        got = m.fewest_moves(level, time_limit)
+        got = m.fewest_moves(levels[sub.hosts[0].service.zone], time_limit)
         total += got[0]
         proven = proven and got[1]
     return {"moves": total, "proven": proven}
