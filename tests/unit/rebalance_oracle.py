@@ -127,6 +127,23 @@ def replay(state: CloudState, plan: RebalancePlan, order: Optional[list] = None)
     return problems
 
 
+def lowerable_max(state: CloudState, plan: RebalancePlan) -> float:
+    """The plan's maximum as the planner measures it (and the spread optimum does): over the
+    hosts in scope holding a server that may move or none at all, and those taking a server; a
+    host whose servers all stay and that takes nothing is left out (no plan lowers it)."""
+    return max(counted_usage(state, plan).values(), default=0.0)
+
+
+def counted_usage(state: CloudState, plan: RebalancePlan) -> dict[str, float]:
+    """{host: usage after the plan} for the hosts `lowerable_max` counts."""
+    stays = {s.server_id for s in plan.unmovable}
+    takes = {s.dest for s in plan.steps}
+    usage = final_usage(state, plan)
+    return {h: usage[h] for h in plan.hosts if h in takes or not any(
+        s.host == h and s.id in stays for s in state.servers) or any(
+        s.host == h and s.id not in stays for s in state.servers)}
+
+
 def final_usage(state: CloudState, plan: RebalancePlan) -> dict[str, float]:
     used = {h.name: h.used for h in state.hosts}
     for st in plan.steps:
@@ -218,13 +235,29 @@ class _Milp:
             for hj in range(ny):
                 rows.append({k: 1.0 for k in by_host.get(hj, []) if var[k][0] in members})
                 lo.append(-np.inf), up.append(1)
+        # A host none of whose servers may move ("fixed": a down compute, only skip-tagged
+        # servers) is measured only if it takes a server, as the planner measures it (it lowers
+        # the hosts it can lower, below one it cannot): y[host] = 1 when it takes one.
+        fixed = {hj for hj in range(ny) if any(servers[si].host == hosts[hj] for si in range(len(servers)))
+                 and all(allowed[si] == [servers[si].host] for si in range(len(servers))
+                         if servers[si].host == hosts[hj])}
         for hj in range(ny):
+            load = [sum(need[var[k][0]][f] for k in by_host.get(hj, []) if allowed[var[k][0]] == [hosts[hj]])
+                    for f in range(4)]
             for f in range(4):
                 r = {k: need[var[k][0]][f] for k in by_host.get(hj, []) if need[var[k][0]][f]}
+                room = 0.0
                 if goal == "pack":
                     r[nx + hj] = -max(cap[hj][f], 0)    # used only if the host is kept
                 elif cap[hj][f] > 0:
                     r[nx + ny] = -cap[hj][f] / 100.0     # sum need <= z% of capacity
+                    if hj in fixed and load[f]:          # ... unless a fixed host takes nothing
+                        r[nx + hj] = load[f]
+                        room = load[f]
+                rows.append(r), lo.append(-np.inf), up.append(room)
+            if goal != "pack" and hj in fixed:
+                r = {k: 1.0 for k in by_host.get(hj, []) if allowed[var[k][0]] != [hosts[hj]]}
+                r[nx + hj] = -len(servers)
                 rows.append(r), lo.append(-np.inf), up.append(0)
         if goal == "pack":
             # a host may be counted empty only if nothing is on it
@@ -298,4 +331,4 @@ def pairs(it):
     return itertools.pairwise(it)
 
 
-__all__ = ["random_cloud", "replay", "final_usage", "optimum", "fewest_moves", "math"]
+__all__ = ["random_cloud", "replay", "final_usage", "optimum", "fewest_moves", "lowerable_max", "counted_usage", "math"]

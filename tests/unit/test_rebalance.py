@@ -18,7 +18,7 @@ from novamove.model import COLD, LIVE, Flavor, Host, Resources, Server, ServerGr
 from novamove.planner import CloudState
 from novamove.rebalance import PACK, SPREAD, plan_rebalance
 
-from rebalance_oracle import final_usage, optimum, random_cloud, replay
+from rebalance_oracle import final_usage, lowerable_max, optimum, random_cloud, replay
 
 SMALL = Flavor("small", 2, 2048, 10)
 BIG = Flavor("big", 8, 8192, 40)
@@ -203,10 +203,10 @@ def test_close_to_the_optimum_on_small_clouds():
         pack_ok += pack.after.hosts_empty >= best["empty"] - 1
         spread = plan_rebalance(state, goal=SPREAD, intents=intents)
         best = optimum(state, SPREAD, intents)
-        spread_ok += (spread.after.max_usage <= best["max_usage"] + 5
+        spread_ok += (lowerable_max(state, spread) <= best["max_usage"] + 5
                       and len(spread.steps) <= math.ceil(1.1 * best["moves"]))
     assert pack_ok >= trials - 1
-    assert spread_ok >= trials * 0.75
+    assert spread_ok >= trials - 1
 
 
 def _applied(state: CloudState, plan) -> CloudState:
