@@ -353,7 +353,7 @@ def _spread_zone(model: _Hosts, zone_hosts: list[str], modes: Mapping[str, str],
         tokens = way(model, zone_hosts, measured, modes, limit, min_gain, tight)
         if small and tokens:
             tokens = _improve(model, zone_hosts, measured, modes, limit, tokens)
-        if tokens:
+        if small and tokens:
             tokens = _prune(model, zone_hosts, measured, tokens)
         tried.append((_top_level(model, zone_hosts, measured), len(tokens), rank, tokens))
         for token in reversed(tokens):
