@@ -127,6 +127,23 @@ def replay(state: CloudState, plan: RebalancePlan, order: Optional[list] = None)
     return problems
 
 
+def lowerable_max(state: CloudState, plan: RebalancePlan) -> float:
+    """The plan's maximum as the planner measures it (and the spread optimum does): over the
+    hosts in scope holding a server that may move or none at all, and those taking a server; a
+    host whose servers all stay and that takes nothing is left out (no plan lowers it)."""
+    return max(counted_usage(state, plan).values(), default=0.0)
+
+
+def counted_usage(state: CloudState, plan: RebalancePlan) -> dict[str, float]:
+    """{host: usage after the plan} for the hosts `lowerable_max` counts."""
+    stays = {s.server_id for s in plan.unmovable}
+    takes = {s.dest for s in plan.steps}
+    usage = final_usage(state, plan)
+    return {h: usage[h] for h in plan.hosts if h in takes or not any(
+        s.host == h and s.id in stays for s in state.servers) or any(
+        s.host == h and s.id not in stays for s in state.servers)}
+
+
 def final_usage(state: CloudState, plan: RebalancePlan) -> dict[str, float]:
     used = {h.name: h.used for h in state.hosts}
     for st in plan.steps:
@@ -141,97 +158,154 @@ def _v(r: Resources) -> list[float]:
 
 
 def optimum(state: CloudState, goal: str, intents: dict[str, str], time_limit: float = 10) -> dict:
-    """Spread is planned zone by zone (servers keep their zone): so is its optimum."""
+    """Spread is planned zone by zone (servers keep their zone): so is its optimum.
+
+    spread returns {"max_usage": the optimum (or, out of time, HiGHS's bound: below it),
+    "incumbent": the best max usage HiGHS found (= max_usage when proven), "moves": the fewest
+    moves reaching `incumbent`, "proven": both stages solved to optimality}."""
     if goal == "pack":
         return _optimum(state, goal, intents, time_limit)
-    zones = sorted({h.service.zone for h in state.hosts}, key=str)
-    out = {"max_usage": 0.0, "moves": 0, "proven": True}
-    for zone in zones:
-        names = {h.name for h in state.hosts if h.service.zone == zone}
-        sub = CloudState([h for h in state.hosts if h.name in names],
-                         [s for s in state.servers if s.host in names], state.groups)
+    out = {"max_usage": 0.0, "incumbent": 0.0, "moves": 0, "proven": True}
+    for sub in _zones(state):
         got = _optimum(sub, goal, intents, time_limit)
-        out = {"max_usage": max(out["max_usage"], got["max_usage"]), "moves": out["moves"] + got["moves"],
-               "proven": out["proven"] and got["proven"]}
+        out = {"max_usage": max(out["max_usage"], got["max_usage"]),
+               "incumbent": max(out["incumbent"], got["incumbent"]),
+               "moves": out["moves"] + got["moves"], "proven": out["proven"] and got["proven"]}
     return out
+
+
+def fewest_moves(state: CloudState, intents: dict[str, str], levels: dict,
+                 time_limit: float = 10) -> dict:
+    """The fewest moves that bring every host of each zone to `levels[zone]` percent or below:
+    {"moves": n, "proven": bool}. Out of time the count is HiGHS's bound on it (rounded up),
+    which is at most the true fewest: a yardstick never in the planner's favour."""
+    total, proven = 0, True
+    for sub in _zones(state):
+        m = _Milp(sub, "spread", intents)
+        got = m.fewest_moves(levels[sub.hosts[0].service.zone], time_limit)
+        total += got[0]
+        proven = proven and got[1]
+    return {"moves": total, "proven": proven}
+
+
+def _zones(state: CloudState):
+    for zone in sorted({h.service.zone for h in state.hosts}, key=str):
+        names = {h.name for h in state.hosts if h.service.zone == zone}
+        yield CloudState([h for h in state.hosts if h.name in names],
+                         [s for s in state.servers if s.host in names], state.groups)
+
+
+class _Milp:
+    """The problem as a MILP: x[server, host] (a server only on a host it may be on), y[host]
+    (pack: the host is kept), z (spread: the most loaded host's usage, percent)."""
+
+    def __init__(self, state: CloudState, goal: str, intents: dict[str, str]) -> None:
+        import numpy as np
+        from scipy.sparse import lil_matrix
+        model = _Hosts(state.hosts, state.servers, state.groups, _NeedMemo())
+        hosts = [h.name for h in state.hosts]
+        hi = {h: i for i, h in enumerate(hosts)}
+        servers = [s for s in state.servers if s.host in hi]
+        allowed: list[list[str]] = []
+        for s in servers:
+            mode, _ = movable(s, intents.get(s.id), model)
+            if mode is None:
+                allowed.append([s.host])
+            else:
+                allowed.append([h.name for h in state.hosts if h.service.zone == model.zone[s.host]
+                                and (h.name == s.host or model.destination_ok[h.name])])
+        var = [(si, hi[h]) for si, hs in enumerate(allowed) for h in hs]
+        nx, ny = len(var), len(hosts)
+        cap = [_v(h.capacity) for h in state.hosts]
+        need = [_v(model.need(s)) for s in servers]
+        by_server: dict[int, list[int]] = {}
+        by_host: dict[int, list[int]] = {}
+        for k, (si, hj) in enumerate(var):
+            by_server.setdefault(si, []).append(k)
+            by_host.setdefault(hj, []).append(k)
+        rows: list[dict[int, float]] = []
+        lo, up = [], []
+        for si in range(len(servers)):                   # each server on exactly one host
+            rows.append({k: 1.0 for k in by_server.get(si, [])}), lo.append(1), up.append(1)
+        ids = {s.id: i for i, s in enumerate(servers)}
+        for g in state.groups:
+            if g.policy != HARD_ANTI_AFFINITY:
+                continue
+            members = {ids[m] for m in g.members if m in ids}
+            for hj in range(ny):
+                rows.append({k: 1.0 for k in by_host.get(hj, []) if var[k][0] in members})
+                lo.append(-np.inf), up.append(1)
+        # A host none of whose servers may move ("fixed": a down compute, only skip-tagged
+        # servers) is measured only if it takes a server, as the planner measures it (it lowers
+        # the hosts it can lower, below one it cannot): y[host] = 1 when it takes one.
+        fixed = {hj for hj in range(ny) if any(servers[si].host == hosts[hj] for si in range(len(servers)))
+                 and all(allowed[si] == [servers[si].host] for si in range(len(servers))
+                         if servers[si].host == hosts[hj])}
+        for hj in range(ny):
+            load = [sum(need[var[k][0]][f] for k in by_host.get(hj, []) if allowed[var[k][0]] == [hosts[hj]])
+                    for f in range(4)]
+            for f in range(4):
+                r = {k: need[var[k][0]][f] for k in by_host.get(hj, []) if need[var[k][0]][f]}
+                room = 0.0
+                if goal == "pack":
+                    r[nx + hj] = -max(cap[hj][f], 0)    # used only if the host is kept
+                elif cap[hj][f] > 0:
+                    r[nx + ny] = -cap[hj][f] / 100.0     # sum need <= z% of capacity
+                    if hj in fixed and load[f]:          # ... unless a fixed host takes nothing
+                        r[nx + hj] = load[f]
+                        room = load[f]
+                rows.append(r), lo.append(-np.inf), up.append(room)
+            if goal != "pack" and hj in fixed:
+                r = {k: 1.0 for k in by_host.get(hj, []) if allowed[var[k][0]] != [hosts[hj]]}
+                r[nx + hj] = -len(servers)
+                rows.append(r), lo.append(-np.inf), up.append(0)
+        if goal == "pack":
+            # a host may be counted empty only if nothing is on it
+            for hj in range(ny):
+                r = {k: 1.0 for k in by_host.get(hj, [])}
+                r[nx + hj] = -len(servers)
+                rows.append(r), lo.append(-np.inf), up.append(0)
+        a = lil_matrix((len(rows), nx + ny + 1))
+        for i, r in enumerate(rows):
+            for k, v in r.items():
+                a[i, k] = v
+        self.a, self.lo, self.up = a.tocsr(), np.array(lo, float), np.array(up, float)
+        self.nx, self.ny, self.goal = nx, ny, goal
+        self.integrality = np.concatenate([np.ones(nx + ny), [0]])
+        self.lb = np.zeros(nx + ny + 1)
+        self.ub = np.concatenate([np.ones(nx + ny), [np.inf if goal != "pack" else 0]])
+        self.moving = np.zeros(nx + ny + 1)              # 1 where x puts a server off its host
+        for k, (si, hj) in enumerate(var):
+            if hosts[hj] != servers[si].host:
+                self.moving[k] = 1
+
+    def solve(self, c, ub, time_limit: float):
+        from scipy.optimize import Bounds, LinearConstraint, milp
+        return milp(c, constraints=LinearConstraint(self.a, self.lo, self.up),
+                    integrality=self.integrality, bounds=Bounds(self.lb, ub),
+                    options={"time_limit": time_limit})
+
+    def fewest_moves(self, level: float, time_limit: float) -> tuple[int, bool]:
+        ub = self.ub.copy()
+        ub[self.nx + self.ny] = level + 1e-6
+        res = self.solve(self.moving, ub, time_limit)
+        if res.status == 0:
+            return int(round(res.fun)), True
+        bound = getattr(res, "mip_dual_bound", None)
+        assert bound is not None and math.isfinite(bound), res.message
+        return int(math.ceil(bound - 1e-6)), False
 
 
 def _optimum(state: CloudState, goal: str, intents: dict[str, str], time_limit: float) -> dict:
     """The exact optimum by MILP: pack -> most hosts emptied; spread -> lowest max usage, then
     the fewest moves reaching it. Returns {"empty": n} or {"max_usage": z, "moves": m}."""
     import numpy as np
-    from scipy.optimize import Bounds, LinearConstraint, milp
 
-    model = _Hosts(state.hosts, state.servers, state.groups, _NeedMemo())
-    hosts = [h.name for h in state.hosts]
-    hi = {h: i for i, h in enumerate(hosts)}
-    servers = [s for s in state.servers if s.host in hi]
-    allowed: list[list[str]] = []
-    for s in servers:
-        mode, _ = movable(s, intents.get(s.id), model)
-        if mode is None:
-            allowed.append([s.host])
-        else:
-            allowed.append([h.name for h in state.hosts if h.service.zone == model.zone[s.host]
-                            and (h.name == s.host or model.destination_ok[h.name])])
-    var = [(si, h) for si, hs in enumerate(allowed) for h in hs]
-    nx = len(var)
-    ny = len(hosts)
-    cap = [_v(h.capacity) for h in state.hosts]
-    need = [_v(model.need(s)) for s in servers]
-    rows, lo, up = [], [], []
-
-    def row():
-        return np.zeros(nx + ny + 1)
-    for si in range(len(servers)):                       # each server on exactly one host
-        r = row()
-        for k, (sj, _) in enumerate(var):
-            if sj == si:
-                r[k] = 1
-        rows.append(r), lo.append(1), up.append(1)
-    for g in state.groups:
-        if g.policy != HARD_ANTI_AFFINITY:
-            continue
-        ids = {s.id: i for i, s in enumerate(servers)}
-        members = {ids[m] for m in g.members if m in ids}
-        for h in hosts:
-            r = row()
-            for k, (sj, hh) in enumerate(var):
-                if sj in members and hh == h:
-                    r[k] = 1
-            rows.append(r), lo.append(-np.inf), up.append(1)
-    for hj, h in enumerate(hosts):
-        for f in range(4):
-            r = row()
-            for k, (sj, hh) in enumerate(var):
-                if hh == h:
-                    r[k] = need[sj][f]
-            if goal == "pack":
-                r[nx + hj] = -max(cap[hj][f], 0)        # used only if the host is kept
-                rows.append(r), lo.append(-np.inf), up.append(0)
-            else:
-                if cap[hj][f] > 0:
-                    r[nx + ny] = -cap[hj][f] / 100.0     # sum need <= z% of capacity
-                    rows.append(r), lo.append(-np.inf), up.append(0)
-                else:
-                    rows.append(r), lo.append(-np.inf), up.append(0)
-    if goal == "pack":
-        # a host with no server may be counted empty only if nothing is on it
-        for hj, h in enumerate(hosts):
-            r = row()
-            for k, (sj, hh) in enumerate(var):
-                if hh == h:
-                    r[k] = 1
-            r[nx + hj] = -len(servers)
-            rows.append(r), lo.append(-np.inf), up.append(0)
-    A = LinearConstraint(np.array(rows), np.array(lo), np.array(up))
-    integrality = np.concatenate([np.ones(nx + ny), [0]])
-    lb = np.zeros(nx + ny + 1)
-    ub = np.concatenate([np.ones(nx + ny), [np.inf if goal != "pack" else 0]])
+    m = _Milp(state, goal, intents)
+    nx, ny = m.nx, m.ny
     if goal == "pack":
         c = np.concatenate([np.zeros(nx), np.ones(ny), [0]])
-        res = milp(c, constraints=A, integrality=integrality, bounds=Bounds(lb, ub),
-                   options={"time_limit": time_limit})
+        res = m.solve(c, m.ub, time_limit)
         # Out of time, HiGHS's dual bound still caps what any plan can empty: the comparison
         # is then against that cap (never in the planner's favour).
         bound = getattr(res, "mip_dual_bound", None)
@@ -239,31 +313,22 @@ def _optimum(state: CloudState, goal: str, intents: dict[str, str], time_limit: 
             return {"empty": int(round(ny - res.fun)), "proven": True}
         assert bound is not None and math.isfinite(bound), res.message
         return {"empty": int(ny - math.ceil(bound - 1e-6)), "proven": False}
+    # Stage 1: the lowest max usage alone (no term for moves: the bound HiGHS reports out of
+    # time is then a bound on z itself, below the true optimum).
     c = np.zeros(nx + ny + 1)
     c[nx + ny] = 1
-    res = milp(c, constraints=A, integrality=integrality, bounds=Bounds(lb, ub),
-               options={"time_limit": time_limit})
+    res = m.solve(c, m.ub, time_limit)
     assert res.x is not None, res.message
-    z = res.x[nx + ny]
-    # Out of time: the dual bound is below the true optimum (a stricter yardstick for the
-    # planner); the fewest moves are then counted at the best max usage found.
-    z_low = z if res.status == 0 else float(res.mip_dual_bound)
-    # then the fewest moves that reach z (+ a hair for rounding)
-    c2 = np.zeros(nx + ny + 1)
-    for k, (sj, h) in enumerate(var):
-        if h != servers[sj].host:
-            c2[k] = 1
-    ub2 = ub.copy()
-    ub2[nx + ny] = z + 1e-6
-    res2 = milp(c2, constraints=A, integrality=integrality, bounds=Bounds(lb, ub2),
-                options={"time_limit": time_limit})
-    assert res2.x is not None, res2.message
-    return {"max_usage": z_low, "moves": int(round(res2.fun)),
-            "proven": res.status == 0 and res2.status == 0}
+    incumbent = float(res.x[nx + ny])
+    z_low = incumbent if res.status == 0 else min(incumbent, float(res.mip_dual_bound))
+    # Stage 2: the fewest moves that reach the incumbent (the optimum when proven).
+    moves, moves_proven = m.fewest_moves(incumbent, time_limit)
+    return {"max_usage": z_low, "incumbent": incumbent, "moves": moves,
+            "proven": res.status == 0 and moves_proven}
 
 
 def pairs(it):
     return itertools.pairwise(it)
 
 
-__all__ = ["random_cloud", "replay", "final_usage", "optimum", "math"]
+__all__ = ["random_cloud", "replay", "final_usage", "optimum", "fewest_moves", "lowerable_max", "counted_usage", "math"]

@@ -18,7 +18,7 @@ from novamove.model import COLD, LIVE, Flavor, Host, Resources, Server, ServerGr
 from novamove.planner import CloudState
 from novamove.rebalance import PACK, SPREAD, plan_rebalance
 
-from rebalance_oracle import final_usage, optimum, random_cloud, replay
+from rebalance_oracle import final_usage, lowerable_max, optimum, random_cloud, replay
 
 SMALL = Flavor("small", 2, 2048, 10)
 BIG = Flavor("big", 8, 8192, 40)
@@ -203,10 +203,10 @@ def test_close_to_the_optimum_on_small_clouds():
         pack_ok += pack.after.hosts_empty >= best["empty"] - 1
         spread = plan_rebalance(state, goal=SPREAD, intents=intents)
         best = optimum(state, SPREAD, intents)
-        spread_ok += (spread.after.max_usage <= best["max_usage"] + 5
+        spread_ok += (lowerable_max(state, spread) <= best["max_usage"] + 5
                       and len(spread.steps) <= math.ceil(1.1 * best["moves"]))
     assert pack_ok >= trials - 1
-    assert spread_ok >= trials * 0.75
+    assert spread_ok >= trials - 1
 
 
 def _applied(state: CloudState, plan) -> CloudState:
@@ -214,3 +214,50 @@ def _applied(state: CloudState, plan) -> CloudState:
     servers = [s.replace(host=where.get(s.id, s.host)) for s in state.servers]
     return cloud([Host(h.name, h.service, capacity=h.capacity) for h in state.hosts], servers,
                  state.groups)
+
+
+# ------------------------------------------------------- spread: improvement and pruning
+
+def test_pruning_drops_the_moves_the_reached_maximum_does_not_need():
+    from novamove.planner import _NeedMemo
+    from novamove.rebalance import _Hosts, _prune
+    state = cloud([host("c1"), host("c2"), host("c3")],
+                  [vm(i, "c1") for i in range(6)] + [vm(10 + i, "c2") for i in range(4)])
+    model = _Hosts(state.hosts, state.servers, state.groups, _NeedMemo())
+    by_id = {s.id: s for s in state.servers}
+    tokens = [model.move(by_id["v0"], "c1", "c3"), model.move(by_id["v1"], "c1", "c3"),
+              model.move(by_id["v10"], "c2", "c3")]          # c1 75 -> 50%, c2 50 -> 37.5%
+    kept = _prune(model, ["c1", "c2", "c3"], ["c1", "c2", "c3"], tokens)
+    assert [(t[0].id, t[1], t[2]) for t in kept] == [("v0", "c1", "c3"), ("v1", "c1", "c3")]
+    assert max(model.usage(n) for n in ("c1", "c2", "c3")) == 50.0
+    assert model.peak["c3"][0] == 4 and "v10" not in model.moved      # the model is the kept plan's
+
+
+def test_the_improvement_phase_never_worsens_a_plan_and_lowers_some(monkeypatch):
+    """The same clouds planned with and without the improvement and pruning phases: never a
+    higher maximum, never more moves at the same maximum, and better on some; valid in any order."""
+    import novamove.rebalance as rebalance
+    rng = random.Random(2026)
+    clouds = [random_cloud(rng, rng.randint(4, 20), fill=rng.uniform(0.2, 0.6), zones=rng.choice([1, 2]),
+                           groups=rng.randint(0, 4), scale=rng.choice([1, 2, 4])) for _ in range(25)]
+    with_it = [plan_rebalance(s, goal=SPREAD, intents=i) for s, i in clouds]
+    monkeypatch.setattr(rebalance, "_improve", lambda model, zh, ms, modes, limit, tokens: tokens)
+    monkeypatch.setattr(rebalance, "_prune", lambda model, zh, ms, tokens: tokens)
+    without = [plan_rebalance(s, goal=SPREAD, intents=i) for s, i in clouds]
+    better = 0
+    for (state, _), new, old in zip(clouds, with_it, without):
+        for zone in {h.service.zone for h in state.hosts}:     # each zone is planned on its own
+            mine = {h.name for h in state.hosts if h.service.zone == zone}
+            got, had = (_zone_figures(state, p, mine) for p in (new, old))
+            assert got <= had, zone
+            better += got < had
+        assert replay(state, new) == [] and replay(state, new, new.steps[::-1]) == []
+        if new.steps:
+            assert math.isclose(max(final_usage(state, new).values()), new.after.max_usage, abs_tol=0.01)
+    assert better >= 3
+
+
+def _zone_figures(state, plan, names) -> tuple[float, int]:
+    """(the zone's max usage after the plan, the plan's moves in the zone)."""
+    return (round(max(u for n, u in final_usage(state, plan).items() if n in names), 2),
+            sum(1 for s in plan.steps if s.source in names))
