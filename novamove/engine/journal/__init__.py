@@ -154,7 +154,7 @@ class Journal:
                     return Written(len(ids), ids[0] if ids else 0)
                 if isinstance(stmt, sa.Insert) and stmt.select is None:
                     return Written(r.rowcount, r.inserted_primary_key[0] or 0)
-                return Written(r.rowcount, r.lastrowid or 0)
+                return Written(r.rowcount, r.lastrowid or 0 if self.store.dialect != "postgresql" else 0)
         return self.store.run(call, "write")
 
     def _read(self, stmt: Any, args: tuple = ()) -> list[dict]:
