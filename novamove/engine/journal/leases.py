@@ -154,6 +154,15 @@ def holder_text(run: dict) -> str:
     return f"{who} (pid {run.get('pid')})"
 
 
+def still_running(run: dict) -> str:
+    """Why recover leaves a live run alone, and until when: "still running (pid 42)" here;
+    from another machine, who holds it and how long its lease has left."""
+    if on_this_machine(run):
+        return f"still running (pid {run.get('pid')})"
+    return (f"still running on {holder_text(run)}: its lease ends in {lease_left(run):.0f} s (recover again "
+            "after that if it neither finishes nor renews it)")
+
+
 class _Renewer:
     """One daemon thread per process renewing the leases of the runs every Journal holds, every
     third of a lease. A process that is stopped (SIGSTOP, a frozen VM) renews nothing: its lease

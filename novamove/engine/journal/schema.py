@@ -35,7 +35,7 @@ runs = sa.Table(
     sa.Column("machine", sa.String(255)),
     sa.Column("command", LongText),            # argv without secrets
     sa.Column("holder", sa.String(64)),        # fencing token of the process that holds the run
-    sa.Column("lease_until", sa.Float),        # epoch seconds; renewed while the holder lives
+    sa.Column("lease_until", sa.Double),        # epoch seconds; renewed while the holder lives
     sa.Column("version", sa.Integer, nullable=False, server_default="0"),   # compare-and-swap
 )
 
@@ -58,7 +58,7 @@ claims = sa.Table(
     sa.Column("name", sa.String(255), primary_key=True),
     sa.Column("run_id", sa.String(64), nullable=False),
     sa.Column("holder", sa.String(64)),
-    sa.Column("lease_until", sa.Float),
+    sa.Column("lease_until", sa.Double),
     sa.Column("version", sa.Integer, nullable=False, server_default="0"),
 )
 

@@ -16,7 +16,7 @@ RUN_COLUMNS = [
     ("machine", sa.String(255)),
     ("command", sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql")),
     ("holder", sa.String(64)),
-    ("lease_until", sa.Float),
+    ("lease_until", sa.Double),
 ]
 
 
@@ -37,7 +37,7 @@ def upgrade() -> None:
             sa.Column("name", sa.String(255), primary_key=True),
             sa.Column("run_id", sa.String(64), nullable=False),
             sa.Column("holder", sa.String(64)),
-            sa.Column("lease_until", sa.Float),
+            sa.Column("lease_until", sa.Double),
             sa.Column("version", sa.Integer, nullable=False, server_default="0"),
         )
 
