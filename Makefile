@@ -61,7 +61,7 @@ test-floor:
 	$(PYTHON) scripts/floor_constraints.py > $(FLOOR_DIR)/constraints.txt
 	$(PYTHON) -m venv $(FLOOR_DIR)/venv
 	$(FLOOR_DIR)/venv/bin/pip install -q --disable-pip-version-check -c $(FLOOR_DIR)/constraints.txt '.[test]'
-	$(FLOOR_DIR)/venv/bin/pip list --disable-pip-version-check | grep -iE '^(openstacksdk|click|rich|pyyaml|cryptography|ansible-core|click-man|python-openstackclient) '
+	$(FLOOR_DIR)/venv/bin/pip list --disable-pip-version-check | grep -iE '^(openstacksdk|click|rich|pyyaml|cryptography|ansible-core|click-man|python-openstackclient|sqlalchemy|alembic|pymysql|psycopg) '
 	cd $(FLOOR_DIR) && venv/bin/python -m pytest -q -p no:cacheprovider --rootdir=$(CURDIR) $(CURDIR)/tests/unit
 
 # Build the sdist, the wheel (from the sdist) and the collection tarball, install them into a clean

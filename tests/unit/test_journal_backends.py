@@ -315,3 +315,25 @@ def test_a_paused_holder_is_left_alone_while_its_lease_holds_then_fenced(journal
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_ansible_refuses_an_inline_password_and_masks_one_from_the_environment(monkeypatch, capsys, tmp_path):
+    pytest.importorskip("ansible")
+    import json
+    from ansible_args import patch_module_args
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from ansible_collections.novamove.openstack.plugins.modules import instance_migrate
+
+    def run(args):
+        with patch_module_args(args), pytest.raises(SystemExit) as exited:
+            instance_migrate.main()
+        return exited.value.code, capsys.readouterr().out
+
+    code, out = run({"server": "vm1", "host": "c2", "journal": "mysql+pymysql://u:S3cretPw@db/j"})
+    result = json.loads(out)
+    assert code != 0 and result["exit_code"] == 2 and "NOVAMOVE_JOURNAL" in result["msg"]
+    assert "S3cretPw" not in out
+    monkeypatch.setenv("NOVAMOVE_JOURNAL", "mysql+pymysql://u:S3cretPw@127.0.0.1:1/j")
+    code, out = run({"server": "vm1", "host": "c2", "cloud": "nosuchcloud"})
+    assert code != 0 and "S3cretPw" not in out
