@@ -337,3 +337,11 @@ def test_ansible_refuses_an_inline_password_and_masks_one_from_the_environment(m
     monkeypatch.setenv("NOVAMOVE_JOURNAL", "mysql+pymysql://u:S3cretPw@127.0.0.1:1/j")
     code, out = run({"server": "vm1", "host": "c2", "cloud": "nosuchcloud"})
     assert code != 0 and "S3cretPw" not in out
+
+
+def test_a_hook_never_sees_the_journal_password():
+    from novamove.engine.commands import command_env
+    env = command_env({}, {"NOVAMOVE_JOURNAL": "postgresql+psycopg://u:pw9@db/j", "PATH": "/bin"})
+    assert "NOVAMOVE_JOURNAL" not in env and env["PATH"] == "/bin"
+    env = command_env({}, {"NOVAMOVE_JOURNAL": "postgresql+psycopg://u@db/j", "NOVAMOVE_JOURNAL_PASSWORD_FILE": "/f"})
+    assert env == {"NOVAMOVE_JOURNAL": "postgresql+psycopg://u@db/j", "NOVAMOVE_JOURNAL_PASSWORD_FILE": "/f"}
