@@ -207,7 +207,7 @@ def _stop(backend: str, info: dict) -> None:
     import signal
     try:
         # postgres started through runuser: the session (runuser and postgres) is ours to end
-        os.killpg(info["pid"], signal.SIGTERM if backend == "mariadb" else signal.SIGINT)
+        os.killpg(info["pid"], signal.SIGTERM if backend == "mariadb" else signal.SIGQUIT)   # a throwaway cluster: immediate shutdown
     except ProcessLookupError:
         pass
     deadline = time.monotonic() + 20
