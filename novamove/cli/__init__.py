@@ -89,9 +89,8 @@ def _store_journal(ctx: click.Context, param: click.Parameter, value: Any) -> An
     user of the machine): $NOVAMOVE_JOURNAL or a password file carry it instead."""
     from click.core import ParameterSource
     if value and "://" in value and ctx.get_parameter_source(param.name) != ParameterSource.ENVIRONMENT:
-        from novamove.engine.journal.store import INLINE_PASSWORD_REFUSED, has_inline_password
-        if has_inline_password(value):
-            raise errors.UsageError(INLINE_PASSWORD_REFUSED)
+        from novamove import api
+        api.refuse_inline_journal_password(value)
     return _store(ctx, param, value)
 
 
