@@ -345,3 +345,18 @@ def test_a_hook_never_sees_the_journal_password():
     assert "NOVAMOVE_JOURNAL" not in env and env["PATH"] == "/bin"
     env = command_env({}, {"NOVAMOVE_JOURNAL": "postgresql+psycopg://u@db/j", "NOVAMOVE_JOURNAL_PASSWORD_FILE": "/f"})
     assert env == {"NOVAMOVE_JOURNAL": "postgresql+psycopg://u@db/j", "NOVAMOVE_JOURNAL_PASSWORD_FILE": "/f"}
+
+
+def test_a_claim_is_taken_once_and_from_a_dead_run_only(journal_url):
+    from novamove.engine.journal import claims
+    j = Journal(journal_url)
+    j.start_run("d1", "drain", source="c1")
+    assert claims.claim(j, "host:c1", "d1") is None and claims.claim(j, "host:c1", "d1") is None
+    j.start_run("d2", "drain", source="c1")
+    assert claims.claim(j, "host:c1", "d2")["id"] == "d1", "d1 lives: its claim holds"
+    j.finish_run("d1", "failed")
+    assert claims.claim(j, "host:c1", "d2") is None and claims.holder(j, "host:c1") == "d2"
+    claims.release(j, "host:c1", "d1")                      # not d1's any more: nothing happens
+    assert claims.holder(j, "host:c1") == "d2"
+    claims.release(j, "host:c1", "d2")
+    assert claims.holder(j, "host:c1") is None

@@ -105,10 +105,13 @@ def process_token(pid: int) -> Optional[str]:
 
 
 def on_this_machine(run: dict) -> bool:
+    """Same boot id and same host name: containers on one host share its boot id but not their
+    pids (nor, normally, their host names), so a pid is only checked where it means something.
+    Another boot id is another machine, or this one rebooted: the lease decides either way."""
     recorded = run.get("process")
     if not recorded:
         return True                   # written by a novamove before process tokens: local
-    return recorded.rsplit(":", 2)[0] == boot_id()
+    return recorded.rsplit(":", 2)[0] == boot_id() and run.get("machine") in (None, machine_name())
 
 
 def lease_left(run: dict, now: Optional[float] = None) -> float:
