@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test unit acceptance acceptance-doctor install system-deps os-venv bench down clean docs package-check test-floor faults compat
+.PHONY: demo test unit acceptance acceptance-doctor acceptance-shared-journal install system-deps os-venv bench down clean docs package-check test-floor faults compat
 
 # PYTHONWARNINGS hushes the one notice setuptools prints for every editable flat-layout install.
 $(BIN)/novamove: pyproject.toml
@@ -44,6 +44,11 @@ acceptance: install system-deps os-venv
 # Placement's API and the killed drain (`make test` runs the realistic causes only).
 acceptance-doctor: install system-deps os-venv
 	NOVAMOVE_DOCTOR_ACCEPTANCE=all $(BIN)/python -m pytest -ra --durations=10 tests/acceptance/test_doctor.py
+
+# A move killed on machine A and recovered from machine B with the journal on the minicloud's
+# MariaDB and on PostgreSQL (`make test` runs the MariaDB case only; docs/testing.md).
+acceptance-shared-journal: install system-deps os-venv
+	NOVAMOVE_SHARED_JOURNAL_ACCEPTANCE=all $(BIN)/python -m pytest -ra --durations=10 tests/acceptance/test_shared_journal.py
 
 # Man pages generated from the click definitions (read one: man -l build/man/novamove-migrate.1).
 MAN_DIR ?= build/man
