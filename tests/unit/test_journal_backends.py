@@ -235,6 +235,7 @@ def test_bad_journal_urls_are_one_line_with_a_documented_code_and_no_password(jo
         (dict(NOVAMOVE_JOURNAL=journal_servers.foreign_database(backend)), errors.EXIT_PRECONDITION,
          "not a novamove journal"),
         (dict(NOVAMOVE_JOURNAL=good.replace("+", "+nosuchdriver", 1)), errors.EXIT_USAGE, "unknown database driver"),
+        (dict(NOVAMOVE_JOURNAL=good.rsplit("/", 1)[0] + "/nmj_no_such_db"), errors.EXIT_NOT_FOUND, "no such database"),
     ]
     for env, code, words in cases:
         r = cli(["history"], env)

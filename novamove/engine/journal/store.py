@@ -173,13 +173,14 @@ def _classify(exc: BaseException, display: str, doing: str, secret: Optional[str
             or "authentication failed" in lowered or "access denied" in lowered:
         return errors.AuthError(redact(f"journal {display}: the database refused the user or password "
                                        "(check $NOVAMOVE_JOURNAL or the password file)", secret))
+    # (PostgreSQL says it after "connection failed": before the unreachable words)
+    if (isinstance(code, int) and code == 1049) or ("database" in lowered and "does not exist" in lowered):
+        return errors.NotFound(redact(f"journal {display}: no such database (create it, empty, for novamove)",
+                                      secret))
     if (isinstance(code, int) and code in _MYSQL_UNREACHABLE) or "connection refused" in lowered \
             or "could not connect" in lowered or "timeout" in lowered or "name or service not known" in lowered \
             or "can't connect" in lowered or "connection failed" in lowered:
         return JournalUnreachable(redact(f"journal {display}: the database does not answer ({doing})", secret))
-    if (isinstance(code, int) and code == 1049) or ("database" in lowered and "does not exist" in lowered):
-        return errors.NotFound(redact(f"journal {display}: no such database (create it, empty, for novamove)",
-                                      secret))
     if "unable to open database file" in lowered:
         return errors.UsageError(f"journal {display}: cannot open the file ({doing})")
     first = redact(text, secret)[:200]
