@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test unit acceptance acceptance-doctor acceptance-rebalance acceptance-stall install system-deps os-venv bench down clean docs package-check test-floor faults compat
+.PHONY: demo test unit acceptance acceptance-doctor acceptance-rebalance acceptance-stall acceptance-shared-journal install system-deps os-venv bench down clean docs package-check test-floor faults compat
 
 # PYTHONWARNINGS hushes the one notice setuptools prints for every editable flat-layout install.
 $(BIN)/novamove: pyproject.toml
@@ -52,6 +52,10 @@ acceptance-rebalance: install system-deps os-venv
 # Live migrations that never converge: --on-stall abort and the intents (make test runs the default policy only).
 acceptance-stall: install system-deps os-venv
 	NOVAMOVE_STALL_ACCEPTANCE=all $(BIN)/python -m pytest -ra --durations=10 tests/acceptance/test_stall.py
+# A move killed on machine A and recovered from machine B with the journal on the minicloud's
+# MariaDB and on PostgreSQL (`make test` runs the MariaDB case only; docs/testing.md).
+acceptance-shared-journal: install system-deps os-venv
+	NOVAMOVE_SHARED_JOURNAL_ACCEPTANCE=all $(BIN)/python -m pytest -ra --durations=10 tests/acceptance/test_shared_journal.py
 
 # Man pages generated from the click definitions (read one: man -l build/man/novamove-migrate.1).
 MAN_DIR ?= build/man
@@ -69,7 +73,7 @@ test-floor:
 	$(PYTHON) scripts/floor_constraints.py > $(FLOOR_DIR)/constraints.txt
 	$(PYTHON) -m venv $(FLOOR_DIR)/venv
 	$(FLOOR_DIR)/venv/bin/pip install -q --disable-pip-version-check -c $(FLOOR_DIR)/constraints.txt '.[test]'
-	$(FLOOR_DIR)/venv/bin/pip list --disable-pip-version-check | grep -iE '^(openstacksdk|click|rich|pyyaml|cryptography|ansible-core|click-man|python-openstackclient) '
+	$(FLOOR_DIR)/venv/bin/pip list --disable-pip-version-check | grep -iE '^(openstacksdk|click|rich|pyyaml|cryptography|ansible-core|click-man|python-openstackclient|sqlalchemy|alembic|pymysql|psycopg) '
 	cd $(FLOOR_DIR) && venv/bin/python -m pytest -q -p no:cacheprovider --rootdir=$(CURDIR) $(CURDIR)/tests/unit
 
 # Build the sdist, the wheel (from the sdist) and the collection tarball, install them into a clean

@@ -51,6 +51,15 @@ def _connected(cloud=None, **options: Any) -> Iterator[cloud_adapter.Cloud]:
         conn.close()
 
 
+def refuse_inline_journal_password(location: Optional[str]) -> None:
+    """A journal URL carrying its password, given on a command line: a one-line UsageError
+    naming where the password goes instead (docs/journal.md#secrets)."""
+    from novamove import errors
+    from novamove.engine.journal.store import INLINE_PASSWORD_REFUSED, has_inline_password
+    if has_inline_password(location):
+        raise errors.UsageError(INLINE_PASSWORD_REFUSED)
+
+
 def open_journal(journal_path=None, observers: Sequence[Observer] = ()) -> Journal:
     """The journal of a call. `observers` (novamove.observe's event stream, metrics; or any
     callable taking a record dict) see every state change the call writes to it."""

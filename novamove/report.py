@@ -45,7 +45,8 @@ MIGRATION_TABLE = ("id", "server_id", "migration_type", "source_compute", "dest_
                    "updated_at")
 RUN_TABLE = ("id", "started_at", "verb", "server_name", "source_compute", "dest_compute", "mode",
              "strategy", "status")
-RUN_COLUMNS = RUN_TABLE + ("finished_at", "cloud", "server_id", "pid", "process", "summary", "error")
+RUN_COLUMNS = RUN_TABLE + ("finished_at", "cloud", "server_id", "pid", "process", "summary", "error",
+                            "user_name", "machine", "command", "lease_until")
 RECOVER_TABLE = ("run_id", "verb", "server", "status_before", "summary")
 RECOVER_COLUMNS = RECOVER_TABLE + ("services_enabled", "services_left", "server_action", "server_state",
                                    "in_flight", "notes")

@@ -17,11 +17,12 @@ T = TypeVar("T")
 
 
 def patiently(call: Callable[[], T], what: str, *, patience: float = 60.0,
-              sleep: Optional[Callable[[float], None]] = None) -> T:
-    """`call()`, retried on errors.Unreachable with doubling pauses (1 s up to 15 s) until
-    `patience` seconds of pauses have passed; then the last error is raised."""
+              sleep: Optional[Callable[[float], None]] = None, first_delay: float = 1.0) -> T:
+    """`call()`, retried on errors.Unreachable with doubling pauses (`first_delay`, 1 s by
+    default, up to 15 s) until `patience` seconds of pauses have passed; then the last error is
+    raised. (The journal's database retries its write conflicts here too, from 50 ms.)"""
     sleep = sleep or time.sleep
-    delay, waited = 1.0, 0.0
+    delay, waited = first_delay, 0.0
     while True:
         try:
             return call()

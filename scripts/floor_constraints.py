@@ -21,7 +21,7 @@ import tomllib
 from pathlib import Path
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
-DEFAULT_EXTRAS = ("ansible", "docs", "osc")
+DEFAULT_EXTRAS = ("ansible", "docs", "osc", "mysql", "postgresql")
 # NAME[extras]>=X[,<Y] [; marker]
 REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(.*?)\s*(;.*)?$")
 

@@ -84,6 +84,24 @@ def _store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
+def _store_journal(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A database URL with its password is refused on the command line (ps shows argv to every
+    user of the machine): $NOVAMOVE_JOURNAL or a password file carry it instead."""
+    from click.core import ParameterSource
+    if value and "://" in value and ctx.get_parameter_source(param.name) != ParameterSource.ENVIRONMENT:
+        from novamove import api
+        api.refuse_inline_journal_password(value)
+    return _store(ctx, param, value)
+
+
+def _store_password_file(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """The journal opens where the api is called: the file's name goes through the variable
+    (a path, no secret; hooks read no journal password from it unless they read the file)."""
+    if value:
+        os.environ["NOVAMOVE_JOURNAL_PASSWORD_FILE"] = os.path.expanduser(value)
+    return value
+
+
 def _check_api_version(ctx, param, value):
     if value is None:
         return None
@@ -123,8 +141,14 @@ def _global_options(root: bool) -> list[click.Option]:
             help="Timeout of each HTTP request (default: clouds.yaml api_timeout, else 60)."),
     ]
     diagnostics = [
-        opt("--journal", envvar="NOVAMOVE_JOURNAL", metavar="PATH",
-            help="SQLite journal of runs (default: ~/.local/state/novamove/journal.sqlite)."),
+        opt("--journal", envvar="NOVAMOVE_JOURNAL", metavar="PATH|URL", callback=_store_journal,
+            help="Journal of runs: an SQLite file (default: ~/.local/state/novamove/journal.sqlite) or a "
+                 "database URL shared by several machines (mysql+pymysql://USER@HOST/DB, "
+                 "postgresql+psycopg://USER@HOST/DB; docs/journal.md). A URL with its password only "
+                 "from the variable or with --journal-password-file."),
+        opt("--journal-password-file", envvar="NOVAMOVE_JOURNAL_PASSWORD_FILE", metavar="PATH",
+            callback=_store_password_file,
+            help="File holding the password of the --journal URL's user (never on the command line)."),
         opt("--debug", is_flag=True, default=False,
             help="Log every HTTP request and response (secrets redacted) and show tracebacks."),
         opt("-v", "--verbose", count=True, default=0, help="More log lines on stderr (-vv: debug)."),

@@ -116,6 +116,18 @@ def status(state_dir):
         sys.exit(1)
 
 
+@minicloud.command("journal-url")
+@state_dir_option
+def journal_url(state_dir):
+    """Print the URL of a journal database on the minicloud's MariaDB (with its password: use it
+    as NOVAMOVE_JOURNAL, e.g. `export NOVAMOVE_JOURNAL=$(novamove minicloud journal-url)`)."""
+    from novamove.minicloud import MinicloudError
+    try:
+        click.echo(_cloud(state_dir).journal_url())
+    except MinicloudError as exc:
+        raise MinicloudFailed(str(exc)) from exc
+
+
 @minicloud.command()
 @state_dir_option
 def env(state_dir):

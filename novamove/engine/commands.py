@@ -20,16 +20,24 @@ SECRET_VARS = frozenset({
 })
 
 
-def is_secret_var(name: str) -> bool:
+# A journal database URL with its password inline (user:password@): not handed to a hook (a
+# URL without one, and NOVAMOVE_JOURNAL_PASSWORD_FILE, are).
+_URL_WITH_PASSWORD = re.compile(r"://[^/@\s]*:[^@\s]*@")
+
+
+def is_secret_var(name: str, value: str = "") -> bool:
     up = name.upper()
+    if up == "NOVAMOVE_JOURNAL":
+        return bool(_URL_WITH_PASSWORD.search(value))
     return up in SECRET_VARS or (up.startswith("OS_") and any(
         word in up for word in ("PASSWORD", "SECRET", "TOKEN", "PASSCODE")))
 
 
 def command_env(extra: Mapping[str, str], base: Optional[Mapping[str, str]] = None) -> dict[str, str]:
     """The environment of an operator command: `base` (default os.environ) without the
-    secret-bearing OS_* variables, plus `extra` (NOVAMOVE_HOST and friends)."""
-    env = {k: v for k, v in (os.environ if base is None else base).items() if not is_secret_var(k)}
+    secret-bearing OS_* variables (nor a journal URL with its password), plus `extra`
+    (NOVAMOVE_HOST and friends)."""
+    env = {k: v for k, v in (os.environ if base is None else base).items() if not is_secret_var(k, v)}
     env.update(extra)
     return env
 

@@ -21,6 +21,7 @@ from novamove.engine import events
 from novamove import errors
 from novamove.engine.frame import RunFrame, mark_recovered
 from novamove.engine.journal import Journal, run_alive
+from novamove.engine.journal.leases import still_running
 from novamove.engine.poll import poll_until
 from novamove.model import Service
 from novamove.engine.services import restorable, restore_services
@@ -209,7 +210,13 @@ def recover(cloud, journal: Journal, run_id: Optional[str] = None, *, confirm: b
                 and not run_id:
             reports.append({"run_id": run["id"], "verb": run["verb"], "server": run.get("server_name"),
                             "status_before": run["status"],
-                            "summary": f"still running (pid {run['pid']}); not touched"})
+                            "summary": f"{still_running(run)}; not touched"})
+            continue
+        if not dry_run and not journal.take_over(run["id"]):
+            # Its holder renewed the lease between our read and now (compare-and-swap lost): alive.
+            now = journal.get_run(run["id"]) or run
+            reports.append({"run_id": run["id"], "verb": run["verb"], "server": run.get("server_name"),
+                            "status_before": run["status"], "summary": f"{still_running(now)}; not touched"})
             continue
         reports.append(recover_run(cloud, journal, run, confirm=confirm, dry_run=dry_run))
     if not run_id:
@@ -223,7 +230,7 @@ def _doctor_left(journal: Journal, run: dict, dry_run: bool) -> dict:
     whose outcome was never written is named, and the next doctor's scan says whether it took."""
     report = {"run_id": run["id"], "verb": run["verb"], "server": None, "status_before": run["status"]}
     if run["status"] == events.RUN_RUNNING and run.get("pid") != os.getpid() and run_alive(run):
-        report["summary"] = f"doctor --fix still running (pid {run['pid']}); not touched"
+        report["summary"] = f"doctor --fix {still_running(run)}; not touched"
         return report
     open_ = [f"{e.kind} {e.target}" for e in journal.events(run["id"])
              if e.kind in events.DOCTOR_KINDS and e.state == "intent"]

@@ -127,6 +127,33 @@ class Minicloud:
     def is_running(self) -> bool:
         return bool(procs.running(self.state / "run", self.state))
 
+    # -- a shared journal --------------------------------------------------------------------
+    JOURNAL_DB = "novamove_journal"
+
+    def journal_url(self) -> str:
+        """The URL of a database of its own on the minicloud's MariaDB (loopback only, its own
+        user and password, kept 0600 in settings.json), for NOVAMOVE_JOURNAL: a journal shared
+        by every HOME on this machine (docs/journal.md). Made on first use, the same after."""
+        import secrets as _secrets
+        lay = self.layout
+        if not self.is_running():
+            raise MinicloudError(f"the minicloud at {self.state} is not running (`novamove minicloud up`)")
+        password = lay.secrets.get("journal")
+        if not password:
+            password = lay.secrets["journal"] = _secrets.token_hex(16)
+            self._save_layout(lay, self._saved_venv())
+        db, user = self.JOURNAL_DB, self.JOURNAL_DB
+        sql = (f"CREATE DATABASE IF NOT EXISTS {db} CHARACTER SET utf8mb4;\n"
+               f"CREATE USER IF NOT EXISTS '{user}'@'127.0.0.1' IDENTIFIED BY '{password}';\n"
+               f"GRANT ALL PRIVILEGES ON {db}.* TO '{user}'@'127.0.0.1';\nFLUSH PRIVILEGES;\n")
+        # on stdin: the password never shows up in argv
+        res = subprocess.run(["mariadb", "--no-defaults", f"--socket={lay.mysql_socket}", "-uroot"],
+                             input=sql.encode(), capture_output=True)
+        if res.returncode != 0:
+            raise MinicloudError(f"could not create the journal database on the minicloud's MariaDB "
+                                 f"(exit {res.returncode})")
+        return f"mysql+pymysql://{user}:{password}@127.0.0.1:{lay.mysql_port}/{db}"
+
     # -- environment for clients ---------------------------------------------------------
     def env(self) -> dict[str, str]:
         lay = self.layout

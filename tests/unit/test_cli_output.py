@@ -217,8 +217,10 @@ def test_step_columns_are_the_step_result_fields():
 def test_run_columns_are_the_journal_columns(tmp_path):
     import sqlite3
     from novamove.engine.journal import Journal
+    from novamove.engine.journal.schema import INTERNAL_RUN_COLUMNS
     Journal(tmp_path / "j.sqlite").runs()
     columns = {r[1] for r in sqlite3.connect(tmp_path / "j.sqlite").execute("PRAGMA table_info(runs)")}
+    columns -= set(INTERNAL_RUN_COLUMNS)
     assert set(report.RUN_COLUMNS) == {report.RUN_KEYS.get(c, c) for c in columns}
 
 

@@ -486,8 +486,7 @@ def test_recover_after_kill_reenables_only_what_the_run_disabled(cloud, journal)
     cloud.disable_service(cloud.services["compute1"], tagged_reason(run_id, None))
     journal.done(e)
     journal.intent(run_id, "service.disable", "compute3", service_id="svc-compute3")
-    with journal._connect() as db:  # the dead process's pid
-        db.execute("UPDATE runs SET pid=? WHERE id=?", (2 ** 22 + 12345, run_id))
+    journal._write("UPDATE runs SET pid=? WHERE id=?", (2 ** 22 + 12345, run_id))
     reports = recovery.recover(cloud, journal)
     assert reports[0]["services_enabled"] == ["compute1"]
     assert cloud.services["compute1"].enabled
@@ -506,8 +505,7 @@ def test_recover_dry_run_lists_what_it_would_undo_and_changes_nothing(cloud, jou
     cloud.disable_service(cloud.services["compute1"], tagged_reason(run_id, None))
     journal.done(e)
     cloud.disable_service(cloud.services["compute3"], tagged_reason("0123456789ab", None))  # a lost run
-    with journal._connect() as db:
-        db.execute("UPDATE runs SET pid=? WHERE id=?", (2 ** 22 + 12345, run_id))
+    journal._write("UPDATE runs SET pid=? WHERE id=?", (2 ** 22 + 12345, run_id))
     before_events = len(journal.events(run_id))
     cloud.calls.clear()
     reports = recovery.recover(cloud, journal, dry_run=True)

@@ -217,10 +217,10 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
             status(batch_progress(verb, plan.sources, rounds.results, runner, clock() - started))
     with frame:
         try:
+            own_runs = {run_id} | {r["id"] for r in previous} | ({on_behalf_of} if on_behalf_of else set())
+            _claim_sources(journal, run_id, plan, own_runs, frame)
             report.service, report.changed = _disable_sources(
-                cloud, journal, run_id, plan, say,
-                own_runs={run_id} | {r["id"] for r in previous} | ({on_behalf_of} if on_behalf_of else set()),
-                sleep=sleep, clock=clock)
+                cloud, journal, run_id, plan, say, own_runs=own_runs, sleep=sleep, clock=clock)
             if replan_first:
                 plan = _replan(cloud, plan)
                 report.plan = plan
@@ -296,6 +296,19 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
                             f"again to continue it, or `novamove undrain {source_key}` to give up") from exc
         frame.continues = [r["id"] for r in previous]
     return report
+
+
+def _claim_sources(journal: Any, run_id: str, plan: DrainPlan, own_runs: set, frame: RunFrame) -> None:
+    """Claim each source in the journal (compare-and-swap) before any tag is written: a drain of
+    the same host from another machine sharing the journal is refused here; released at the end."""
+    from novamove.engine.journal import claims, holder_text
+    for name in plan.sources:
+        other = claims.claim(journal, f"host:{name}", run_id, own=own_runs)
+        if other is not None:
+            raise errors.PreconditionFailed(f"cannot drain {name}: drain run {other['id']} of "
+                                            f"{holder_text(other)} holds it in the shared journal; wait for it "
+                                            "or stop it first")
+        frame.on_exit.append(lambda name=name: claims.release(journal, f"host:{name}", run_id))
 
 
 def _replan(cloud: Any, plan: DrainPlan, avoid: Optional[Mapping[str, Collection[str]]] = None) -> DrainPlan:

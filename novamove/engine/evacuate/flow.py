@@ -15,6 +15,7 @@ from novamove.engine.batch.drain import resolve_hosts
 from novamove.engine.commands import validate_command
 from novamove.engine.frame import RunFrame
 from novamove.engine.journal import run_alive
+from novamove.engine.journal.leases import still_running
 from novamove.engine.runner import IN_FLIGHT, NOT_STARTED
 from novamove.engine.resolve import pick_host
 from novamove.planner import Check, DrainStep, plan_to_dict
@@ -252,7 +253,7 @@ def recover_run(cloud: Any, journal: Any, run: dict, **kwargs: Any) -> dict:
     base = {"run_id": run["id"], "verb": run["verb"], "server": None, "status_before": run["status"]}
     host = run.get("source") or "?"
     if run["status"] == "running" and run.get("pid") != os.getpid() and run_alive(run):
-        return {**base, "summary": f"still running (pid {run['pid']}); not touched"}
+        return {**base, "summary": f"{still_running(run)}; not touched"}
     if run["verb"] == UNFENCE_VERB:
         return {**base, "summary": f"unfence of {host} did not finish: run `novamove unfence {host}` again"}
     opts = next((e.data for e in journal.events(run["id"]) if e.kind == EV_PLAN), {})

@@ -110,6 +110,26 @@ def cloud_secrets(cloud):
     return found
 
 
+def journal_secrets(params):
+    """The password of a journal database URL (the ``journal`` option or $NOVAMOVE_JOURNAL):
+    hidden like a no_log value wherever it could show."""
+    import os
+    found = set()
+    for location in (params.get('journal'), os.environ.get('NOVAMOVE_JOURNAL')):
+        if isinstance(location, str) and '://' in location:
+            userinfo = location.split('://', 1)[1].split('@', 1)
+            if len(userinfo) == 2 and ':' in userinfo[0]:
+                found.add(userinfo[0].split(':', 1)[1])
+    return found - set([''])
+
+
+# A database URL with its password is refused as the ``journal`` option (it would be in the
+# playbook, the job's log and -vvv's invocation): the environment or a password file carry it.
+JOURNAL_PASSWORD_REFUSED = ('journal: a database URL with an inline password is refused as a module option; '
+                            'set NOVAMOVE_JOURNAL in the task environment (e.g. from an AWX credential), or give '
+                            'the URL without the password and NOVAMOVE_JOURNAL_PASSWORD_FILE naming a file with it')
+
+
 class _AnsibleModule(AnsibleModule):
     """AnsibleModule that also hides the secrets of a dict ``cloud`` from the invocation it
     logs on the managed node (its results are masked by NovamoveModule), and calls
@@ -119,6 +139,7 @@ class _AnsibleModule(AnsibleModule):
 
     def _log_invocation(self):
         self.no_log_values.update(cloud_secrets(self.params.get('cloud')))
+        self.no_log_values.update(journal_secrets(self.params))
         super(_AnsibleModule, self)._log_invocation()
 
     def _before_exit(self):
@@ -199,6 +220,7 @@ class NovamoveModule(object):
         spec.update(self.argument_spec)
         self.ansible = _AnsibleModule(argument_spec=spec, **self.module_kwargs)
         self.ansible.no_log_values.update(cloud_secrets(self.ansible.params.get('cloud')))
+        self.ansible.no_log_values.update(journal_secrets(self.ansible.params))
         self.params = self.ansible.params
 
     @property
@@ -245,6 +267,8 @@ class NovamoveModule(object):
         if not HAS_NOVAMOVE:
             self.ansible.fail_json(msg=missing_required_lib('novamove'),
                                    exception=NOVAMOVE_IMPORT_ERROR)
+        if journal_secrets({'journal': self.params.get('journal')}):
+            self.ansible.fail_json(msg=JOURNAL_PASSWORD_REFUSED, exit_code=2, error='UsageError')
         try:
             connection_spec(self.params)
         except ValueError as exc:

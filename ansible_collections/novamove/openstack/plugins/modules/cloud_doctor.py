@@ -67,6 +67,9 @@ options:
       - The novamove journal; the library's default when unset (C($NOVAMOVE_JOURNAL), else the
         one in the user's state directory). The repairs are journaled there, and it tells which
         novamove runs are over.
+      - Or a database URL that several controllers share (V(mysql+pymysql://USER@HOST/DB),
+        V(postgresql+psycopg://USER@HOST/DB)). A URL with its password is refused here; set
+        E(NOVAMOVE_JOURNAL) in the task environment instead (an AWX credential can inject it).
     type: path
 attributes:
   check_mode:

@@ -122,6 +122,9 @@ options:
   journal:
     description:
       - Path of the novamove journal (default C(~/.local/state/novamove/journal.sqlite)).
+      - Or a database URL that several controllers share (V(mysql+pymysql://USER@HOST/DB),
+        V(postgresql+psycopg://USER@HOST/DB)). A URL with its password is refused here; set
+        E(NOVAMOVE_JOURNAL) in the task environment instead (an AWX credential can inject it).
     type: path
 attributes:
   check_mode:

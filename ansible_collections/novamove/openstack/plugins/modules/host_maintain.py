@@ -140,7 +140,11 @@ options:
     type: bool
     default: false
   journal:
-    description: Path of the novamove journal.
+    description:
+      - Path of the novamove journal.
+      - Or a database URL that several controllers share (V(mysql+pymysql://USER@HOST/DB),
+        V(postgresql+psycopg://USER@HOST/DB)). A URL with its password is refused here; set
+        E(NOVAMOVE_JOURNAL) in the task environment instead (an AWX credential can inject it).
     type: path
 attributes:
   check_mode:

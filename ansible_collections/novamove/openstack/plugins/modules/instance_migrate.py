@@ -98,6 +98,9 @@ options:
     description:
       - Path of the SQLite journal of runs. Defaults to the library's default
         (E(NOVAMOVE_JOURNAL), else C(~/.local/state/novamove/journal.sqlite)).
+      - Or a database URL that several controllers share (V(mysql+pymysql://USER@HOST/DB),
+        V(postgresql+psycopg://USER@HOST/DB)). A URL with its password is refused here; set
+        E(NOVAMOVE_JOURNAL) in the task environment instead (an AWX credential can inject it).
     type: path
 attributes:
   check_mode:

@@ -1,0 +1,462 @@
+"""The journal: runs and every state change they make, in an SQLite file (mode 0600, the
+default) or in a database server shared by several machines (a SQLAlchemy URL; store.py).
+
+Each change to the cloud is written as an `intent` *before* the API call and marked `done`
+(or `failed`) after it, so that after a crash -- even SIGKILL -- `novamove recover` knows what
+may have been changed and can undo it. Nothing secret is ever written here: names, UUIDs,
+statuses and reasons only (a command line is stored with its secrets masked).
+
+A run is held by the process that started (or resumed, or recovers) it: its holder token is
+the fencing token every write about the run checks, and its lease (leases.py) is renewed while
+the process lives. A process whose run was taken over writes nothing more as its holder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+import sqlalchemy as sa
+
+from novamove import errors, requestids
+from novamove.engine import events, faults
+from novamove.engine.journal import leases, migrate
+from novamove.engine.journal.leases import (holder_text, lease_left, lease_seconds, pid_alive,  # noqa: F401
+                                            process_token, run_alive)
+from novamove.engine.journal.schema import INTERNAL_RUN_COLUMNS, events as events_t, runs as runs_t
+from novamove.engine.journal.store import Fenced, is_url, open_store
+
+LOG = logging.getLogger(__name__)
+
+# An observer sees every journal state change, as one record (a dict: see record kinds below),
+# right after it is on disk: the event stream and the metrics are observers (novamove/observe/).
+Observer = Callable[[dict], None]
+
+# Record kinds an observer receives (the "kind" of a run record; event records carry the
+# journal event's own kind and "record": "event").
+RECORD_RUN = "run"
+RECORD_EVENT = "event"
+RUN_START, RUN_RESUME, RUN_UPDATE, RUN_FINISH = "run.start", "run.resume", "run.update", "run.finish"
+
+# Run statuses that mean "this run is over and left nothing behind on purpose".
+FINAL = events.FINAL
+
+
+def default_path() -> Path | str:
+    """$NOVAMOVE_JOURNAL (a path or a database URL), else the SQLite file under XDG_STATE_HOME."""
+    env = os.environ.get("NOVAMOVE_JOURNAL")
+    if env:
+        return env if is_url(env) else Path(env).expanduser()
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(state) / "novamove" / "journal.sqlite"
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Event:
+    id: int
+    run_id: str
+    at: str
+    kind: str
+    target: Optional[str]
+    state: str
+    data: dict
+
+    ended_at: Optional[str] = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> "Event":
+        return cls(row["id"], row["run_id"], row["at"], row["kind"], row["target"], row["state"],
+                   json.loads(row["data"] or "{}"), row["ended_at"])
+
+
+def _run_dict(row: Any) -> dict:
+    return {k: v for k, v in dict(row).items() if k not in INTERNAL_RUN_COLUMNS}
+
+
+NEWEST_FIRST = (runs_t.c.started_at.desc(), runs_t.c.started_ns.desc())
+
+
+class Journal:
+    def __init__(self, path: str | os.PathLike | None = None, observers: Iterable[Observer] = ()):
+        location = path if path else default_path()
+        if is_url(str(location)):
+            self.store = open_store(str(location))
+            self.path: Any = self.store.display          # a URL without its password
+        else:
+            self.path = Path(location).expanduser()
+            self._create_file()
+            self.store = open_store(self.path)
+        self.observers: list[Observer] = list(observers)
+        self.holder = leases.holder_token()   # this process's fencing token
+        self._held: set[str] = set()          # runs this journal holds (writes fenced, leases renewed)
+        self._lost: set[str] = set()          # runs taken over from this process: no more writes
+        self._lock = threading.Lock()
+        migrate.ensure(self.store)
+
+    @property
+    def shared(self) -> bool:
+        """Whether the journal is a database server (other machines may share it)."""
+        return self.store.dialect != "sqlite"
+
+    def observe(self, *observers: Observer) -> "Journal":
+        """Add observers (the api's `observers=`): they see the changes from now on."""
+        self.observers.extend(o for o in observers if o not in self.observers)
+        return self
+
+    def _tell(self, record: dict) -> None:
+        """Hand one state change to every observer. The journal is the truth and the run goes
+        on whatever an observer does: one that raises is dropped (with a warning), so a full
+        disk under --events or a gone Pushgateway never fails a move."""
+        for observer in list(self.observers):
+            try:
+                observer(record)
+            except Exception as exc:  # noqa: BLE001 -- any observer fault, by design
+                self.observers.remove(observer)
+                LOG.warning("observer %s failed and is dropped: %s", getattr(observer, "__name__", observer), exc)
+
+    # The file is created 0600 in a 0700 directory before SQLite ever opens it: it names the
+    # cloud's hosts and servers, which is nobody else's business.
+    def _create_file(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self.path.exists():
+            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        os.chmod(self.path, 0o600)
+
+    def _native(self, sql: str) -> str:
+        return sql if self.store.dialect == "sqlite" else sql.replace("?", "%s")
+
+    def _write(self, stmt: Any, args: tuple = ()) -> "Written":
+        """Every write of the journal's records goes through here (lease renewals aside),
+        committed before it returns: a Core statement, or SQL text with `?` placeholders."""
+        return self._execute(stmt, args)
+
+    def _execute(self, stmt: Any, args: tuple = ()) -> "Written":
+        def call() -> Written:
+            with self.store.engine.begin() as c:
+                if isinstance(stmt, str):
+                    r = c.exec_driver_sql(self._native(stmt), tuple(args))
+                else:
+                    r = c.execute(stmt)
+                if r.returns_rows:                      # INSERT ... RETURNING (PostgreSQL)
+                    ids = [row[0] for row in r]
+                    return Written(len(ids), ids[0] if ids else 0)
+                if isinstance(stmt, sa.Insert) and stmt.select is None:
+                    return Written(r.rowcount, r.inserted_primary_key[0] or 0)
+                return Written(r.rowcount, r.lastrowid or 0 if self.store.dialect != "postgresql" else 0)
+        return self.store.run(call, "write")
+
+    def _read(self, stmt: Any, args: tuple = ()) -> list[dict]:
+        def call() -> list[dict]:
+            with self.store.engine.connect() as c:
+                r = c.exec_driver_sql(self._native(stmt), tuple(args)) if isinstance(stmt, str) else c.execute(stmt)
+                return [dict(m) for m in r.mappings()]
+        return self.store.run(call, "read")
+
+    # ------------------------------------------------------------------ holding runs
+
+    def _holding(self, run_id: str) -> bool:
+        """Whether writes about `run_id` are this process's as holder (then fenced)."""
+        if run_id in self._lost:
+            raise self._fenced(run_id)
+        return run_id in self._held
+
+    def _fenced(self, run_id: str) -> Fenced:
+        with self._lock:
+            self._held.discard(run_id)
+            self._lost.add(run_id)
+        rows = self._read(sa.select(runs_t).where(runs_t.c.id == run_id))
+        by = holder_text(rows[0]) if rows else "another process"
+        return Fenced(f"run {run_id} was taken over by {by} (this process's lease on it had expired): "
+                      "this process writes nothing more for it")
+
+    def _hold(self, run_id: str) -> None:
+        with self._lock:
+            self._held.add(run_id)
+            self._lost.discard(run_id)
+        leases.RENEWER.add(self)
+
+    def _release(self, run_id: str) -> None:
+        with self._lock:
+            self._held.discard(run_id)
+
+    def renew_leases(self) -> None:
+        """Push the lease of every run held further (the Renewer calls it); a run whose holder
+        is no longer this process is lost (fenced) from now on."""
+        for run_id in list(self._held):
+            w = self._execute(runs_t.update().where(runs_t.c.id == run_id, runs_t.c.holder == self.holder)
+                              .values(lease_until=time.time() + lease_seconds(), version=runs_t.c.version + 1))
+            if w.rowcount == 0 and run_id in self._held:
+                LOG.warning("%s", self._fenced(run_id))
+
+    def take_over(self, run_id: str) -> bool:
+        """Hold a dead run (recover, a continuing run): compare-and-swap on its version, so a
+        holder that renewed its lease meanwhile keeps it. False when it is alive or was taken."""
+        rows = self._read(sa.select(runs_t).where(runs_t.c.id == run_id))
+        if not rows:
+            return False
+        run = rows[0]
+        if run["holder"] == self.holder:
+            self._hold(run_id)
+            return True
+        if run["status"] == events.RUN_RUNNING and run_alive(run):
+            return False
+        w = self._write(runs_t.update().where(runs_t.c.id == run_id, runs_t.c.version == run["version"])
+                        .values(holder=self.holder, version=run["version"] + 1,
+                                lease_until=time.time() + lease_seconds()), ())
+        if w.rowcount == 1:
+            self._hold(run_id)
+        return w.rowcount == 1
+
+    # ------------------------------------------------------------------ runs
+
+    def start_run(self, run_id: str, verb: str, *, cloud: Optional[str] = None,
+                  server_id: Optional[str] = None, server_name: Optional[str] = None,
+                  source: Optional[str] = None, dest: Optional[str] = None,
+                  mode: Optional[str] = None, strategy: Optional[str] = None) -> str:
+        # The primary key makes a run id taken twice an error, on every backend.
+        self._write(runs_t.insert().values(
+            id=run_id, verb=verb, started_at=now(), started_ns=time.time_ns(), status="running", cloud=cloud,
+            server_id=server_id, server_name=server_name, source=source, dest=dest, mode=mode,
+            strategy=strategy, pid=os.getpid(), process=process_token(os.getpid()),
+            user_name=leases.user_name(), machine=leases.machine_name(), command=leases.command_line(),
+            holder=self.holder, lease_until=time.time() + lease_seconds(), version=0), ())
+        self._hold(run_id)
+        self._tell_run(RUN_START, run_id)
+        return run_id
+
+    def _tell_run(self, kind: str, run_id: str) -> None:
+        if not self.observers:
+            return
+        rows = self._read(sa.select(runs_t).where(runs_t.c.id == run_id))
+        if rows:
+            self._tell({"record": RECORD_RUN, "kind": kind, "run": _run_dict(rows[0])})
+
+    def resume_run(self, run_id: str) -> None:
+        """This process takes over an ended or dead run to continue it (`--resume`): the run is
+        "running" again under this process's pid, token and lease (compare-and-swap on its
+        version), so status, stop and a second resume see who holds it."""
+        for _ in range(5):
+            rows = self._read(sa.select(runs_t.c.version).where(runs_t.c.id == run_id))
+            version = rows[0]["version"] if rows else 0
+            w = self._write(runs_t.update().where(runs_t.c.id == run_id, runs_t.c.version == version).values(
+                status=events.RUN_RUNNING, finished_at=None, pid=os.getpid(), process=process_token(os.getpid()),
+                user_name=leases.user_name(), machine=leases.machine_name(), command=leases.command_line(),
+                holder=self.holder, lease_until=time.time() + lease_seconds(), version=version + 1), ())
+            if w.rowcount == 1 or not rows:
+                break
+        else:
+            raise errors.PreconditionFailed(f"run {run_id} is being taken by another process: not resumed")
+        self._hold(run_id)
+        self._tell_run(RUN_RESUME, run_id)
+
+    def _run_update(self, run_id: str, **values: Any) -> None:
+        stmt = runs_t.update().where(runs_t.c.id == run_id)
+        if self._holding(run_id):
+            stmt = stmt.where(runs_t.c.holder == self.holder)
+        elif values.get("finished_at"):
+            # Finishing another process's run (recover, a continuing run): it is ours now, so
+            # its old holder, should it wake up, writes nothing more as holder.
+            values.update(holder=self.holder, version=runs_t.c.version + 1)
+        if self._write(stmt.values(**values), ()).rowcount == 0 and run_id in self._held:
+            raise self._fenced(run_id)
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        allowed = {"status", "summary", "error", "dest", "source", "mode", "strategy", "finished_at"}
+        cols = {k: v for k, v in fields.items() if k in allowed}
+        if not cols:
+            return
+        self._run_update(run_id, **cols)
+        self._tell_run(RUN_UPDATE, run_id)
+
+    def finish_run(self, run_id: str, status: str, summary: Optional[str] = None,
+                   error: Optional[str] = None) -> None:
+        values: dict = dict(status=status, error=error, finished_at=now(), lease_until=None)
+        if summary is not None:
+            values["summary"] = summary
+        self._run_update(run_id, **values)
+        self._release(run_id)
+        self._tell_run(RUN_FINISH, run_id)
+
+    def get_run(self, run_id: str) -> Optional[dict]:
+        rows = self._read(sa.select(runs_t).where(sa.or_(runs_t.c.id == run_id,
+                                                         runs_t.c.id.like(run_id.replace("%", "") + "%"))))
+        return _run_dict(rows[0]) if len(rows) == 1 else None
+
+    def runs(self, limit: int = 50, server_id: Optional[str] = None) -> list[dict]:
+        q = sa.select(runs_t).order_by(*NEWEST_FIRST).limit(limit)
+        if server_id:
+            q = q.where(runs_t.c.server_id == server_id)
+        return [_run_dict(r) for r in self._read(q)]
+
+    def unfinished_runs(self) -> list[dict]:
+        """Runs that did not reach a final status: running (maybe killed) or interrupted."""
+        q = (sa.select(runs_t).where(runs_t.c.status.not_in(list(FINAL)))
+             .order_by(runs_t.c.started_at, runs_t.c.started_ns))
+        return [_run_dict(r) for r in self._read(q)]
+
+    def recent_final_runs(self, verbs: set[str], limit: int = 200) -> list[dict]:
+        """The latest runs of `verbs` that ended (any final status but "recovered"), oldest
+        first: a run can end "failed" and still leave a change behind (a re-enable that did
+        not go through), so `recover` looks at these too."""
+        q = (sa.select(runs_t).where(runs_t.c.verb.in_(sorted(verbs)), runs_t.c.status.in_(["failed", "ok"]))
+             .order_by(*NEWEST_FIRST).limit(limit))
+        return [_run_dict(r) for r in reversed(self._read(q))]
+
+    def last_move(self, server_id: str) -> Optional[dict]:
+        """The latest run that moved `server_id` (for `novamove back`)."""
+        q = (sa.select(runs_t).where(runs_t.c.server_id == server_id, runs_t.c.verb.in_(["migrate", "back"]),
+                                     runs_t.c.status == "ok", runs_t.c.source.is_not(None),
+                                     runs_t.c.dest.is_not(None), runs_t.c.source != runs_t.c.dest)
+             .order_by(*NEWEST_FIRST).limit(1))
+        rows = self._read(q)
+        return _run_dict(rows[0]) if rows else None
+
+    # ------------------------------------------------------------------ events
+
+    def intent(self, run_id: str, kind: str, target: Optional[str], **data: Any) -> int:
+        """Announce a change before making it; returns the event id to mark done/failed."""
+        return self._insert(run_id, kind, target, "intent", data)
+
+    def note(self, run_id: str, kind: str, target: Optional[str], **data: Any) -> int:
+        """Record an observation (not a change): scheduling decisions, statuses, outcomes."""
+        return self._insert(run_id, kind, target, "note", data)
+
+    def _insert(self, run_id: str, kind: str, target: Optional[str], state: str, data: dict) -> int:
+        row = dict(run_id=run_id, at=now(), kind=kind, target=target, state=state,
+                   data=json.dumps(data, default=str))
+        if self._holding(run_id):
+            # Written only while this process is the run's holder: one statement, no row lock.
+            cols = list(row)
+            fenced = sa.select(*[sa.cast(sa.literal(row[c]), events_t.c[c].type) for c in cols]).where(
+                runs_t.c.id == run_id, runs_t.c.holder == self.holder)
+            stmt = events_t.insert().from_select(cols, fenced)
+            if self.store.dialect == "postgresql":
+                stmt = stmt.returning(events_t.c.id)
+            w = self._write(stmt, ())
+            if w.rowcount == 0:
+                raise self._fenced(run_id)
+        else:
+            w = self._write(events_t.insert().values(**row), ())
+        self._tell_event(w.lastrowid)
+        return w.lastrowid
+
+    def _tell_event(self, event_id: int) -> None:
+        if not self.observers:
+            return
+        rows = self._read(sa.select(events_t).where(events_t.c.id == event_id))
+        if rows:
+            self._tell({"record": RECORD_EVENT, "event": Event.from_row(rows[0])})
+
+    def change(self, run_id: str, kind: str, target: Optional[str], *, keep_open: bool = False,
+               **data: Any) -> "Change":
+        """Write the intent now; used as a context manager around the API call, it marks the
+        change done (or failed with the error, which is re-raised). The one way novamove
+        changes the cloud: a change without its journal entry cannot be written.
+
+            with journal.change(run_id, events.SERVICE_DISABLE, host, service_id=sid) as change:
+                cloud.disable_service(service, reason)
+                change.record(request_id=...)
+
+        `keep_open`: on success the intent stays open (a move in flight: its watcher marks it
+        done or failed when the move ends). NOVAMOVE_FAULT hooks in here (engine/faults.py).
+        `change.id` is known from the start, even if the call never ran.
+        """
+        return Change(self, self.intent(run_id, kind, target, **data), kind, keep_open)
+
+    def done(self, event_id: int, **data: Any) -> None:
+        self._mark(event_id, "done", data)
+
+    def failed(self, event_id: int, **data: Any) -> None:
+        self._mark(event_id, "failed", data)
+
+    def _mark(self, event_id: int, state: Optional[str], data: dict) -> None:
+        """Set a change's state (None: keep it) and merge facts into its data. Observers hear of
+        a state change only (an outcome, an intent reopened): more facts alone are no news."""
+        rows = self._read(sa.select(events_t).where(events_t.c.id == event_id))
+        merged = json.loads(rows[0]["data"] or "{}") if rows else {}
+        merged.update(data)
+        before = rows[0]["state"] if rows else "intent"
+        state = state or before
+        ended = rows[0]["ended_at"] if rows else None
+        if state != before:
+            ended = now() if state in ("done", "failed") else None
+        stmt = events_t.update().where(events_t.c.id == event_id).values(
+            state=state, data=json.dumps(merged, default=str), ended_at=ended)
+        run_id = rows[0]["run_id"] if rows else None
+        held = run_id is not None and self._holding(run_id)
+        if held:
+            stmt = stmt.where(sa.exists().where(runs_t.c.id == run_id, runs_t.c.holder == self.holder))
+        if self._write(stmt, ()).rowcount == 0 and held:
+            raise self._fenced(run_id)
+        if state != before:
+            self._tell_event(event_id)
+
+    def _merge(self, event_id: int, data: dict) -> None:
+        self._mark(event_id, None, data)
+
+    def events(self, run_id: str) -> list[Event]:
+        return [Event.from_row(r) for r in
+                self._read(sa.select(events_t).where(events_t.c.run_id == run_id).order_by(events_t.c.id))]
+
+    def request_ids(self, run_id: str) -> list[str]:
+        """Nova's request ids of the run's changes, in order (for reports and error texts)."""
+        return [e.data["request_id"] for e in self.events(run_id) if e.data.get("request_id")]
+
+
+class Change:
+    """A journaled change in progress (see Journal.change): `record(...)` adds facts stored
+    with its outcome."""
+
+    def __init__(self, journal: "Journal", event_id: int, kind: str, keep_open: bool = False):
+        self.journal, self.id, self.kind, self.keep_open = journal, event_id, kind, keep_open
+        self.data: dict = {}
+
+    def record(self, **data: Any) -> None:
+        self.data.update(data)
+
+    def __enter__(self) -> "Change":
+        requestids.take()          # an id from before this change is not this change's
+        try:
+            faults.hit(self.kind, "before")
+        except BaseException as exc:
+            self.journal.failed(self.id, error=str(exc)[:500] or type(exc).__name__)
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        rid = requestids.take() or getattr(exc, "request_id", None)
+        if rid:
+            self.data.setdefault("request_id", rid)
+        if exc is None:
+            try:
+                faults.hit(self.kind, "after")
+            except BaseException as injected:
+                self.journal.failed(self.id, error=str(injected)[:500], **self.data)
+                raise
+            if not self.keep_open:
+                self.journal.done(self.id, **self.data)
+            elif self.data:
+                self.journal._merge(self.id, self.data)
+            return False
+        self.journal.failed(self.id, error=str(exc)[:500] or exc_type.__name__, **self.data)
+        return False
+
+
+class Written:
+    """What a write did: rows it matched, and the id of the row it inserted."""
+    __slots__ = ("rowcount", "lastrowid")
+
+    def __init__(self, rowcount: int, lastrowid: int) -> None:
+        self.rowcount, self.lastrowid = rowcount, lastrowid

@@ -1,0 +1,1 @@
+"""Alembic migrations of the journal (novamove.engine.journal.migrate runs them)."""

@@ -1,0 +1,187 @@
+"""Where the journal lives: an SQLite file (the default) or a database server named by a
+SQLAlchemy URL (`mysql+pymysql://...`, `postgresql+psycopg://...`), shared by every machine
+that names it.
+
+The password of a URL never leaves this module: what novamove shows of a journal (`display`)
+is the URL without it, and every error raised here is one line without it. A URL without a
+password takes it from the file NOVAMOVE_JOURNAL_PASSWORD_FILE names (docs/journal.md).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import NullPool
+
+from novamove import errors, retry
+
+T = TypeVar("T")
+
+PASSWORD_FILE_ENV = "NOVAMOVE_JOURNAL_PASSWORD_FILE"
+# The drivers novamove is tested with (docs/journal.md "Backends").
+DRIVERS = ("sqlite", "mysql+pymysql", "postgresql+psycopg")
+ALIASES = {"mariadb+pymysql": "mysql+pymysql", "mysql": "mysql+pymysql", "mariadb": "mysql+pymysql",
+           "postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
+
+
+class JournalUnreachable(errors.Unreachable):
+    """The journal's database does not answer (exit 6). Said at once: a journal that cannot be
+    written stops the run before its next change, not minutes later."""
+    transient = False
+
+
+class Fenced(errors.PreconditionFailed):
+    """Another process took this run over (its lease expired): this one no longer writes as
+    its holder (exit 4)."""
+
+
+def is_url(location: Any) -> bool:
+    return isinstance(location, str) and "://" in location
+
+
+def has_inline_password(location: Any) -> bool:
+    """Whether `location` is a URL carrying its password (refused on a command line)."""
+    if not is_url(location):
+        return False
+    try:
+        return bool(make_url(location).password)
+    except sa_exc.ArgumentError:
+        return False
+
+
+INLINE_PASSWORD_REFUSED = ("--journal: a database URL with an inline password is refused on the command line "
+                           "(it would show in the process list); give the URL in $NOVAMOVE_JOURNAL, or without "
+                           f"the password and put the password in a file named by ${PASSWORD_FILE_ENV} "
+                           "(--journal-password-file)")
+
+
+def redact(text: str, secret: Optional[str]) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+@dataclass
+class Store:
+    """One journal's database: its engine, its dialect and how to name it without secrets."""
+    engine: sa.Engine
+    display: str
+    dialect: str                  # sqlite | mysql | postgresql
+    path: Optional[Path] = None   # the SQLite file
+    secret: Optional[str] = None
+
+    def fail(self, exc: BaseException, doing: str) -> errors.NovamoveError:
+        """The one-line error for a database error: never the password, never a traceback."""
+        return _classify(exc, self.display, doing, self.secret)
+
+    def run(self, call: Callable[[], T], what: str) -> T:
+        """`call()`; a deadlock or serialization failure (another writer won the race) is tried
+        again (retry.patiently), any other database error becomes a one-line NovamoveError."""
+        def once() -> T:
+            try:
+                return call()
+            except sa_exc.DBAPIError as exc:
+                if _is_conflict(exc):
+                    raise _Conflict(f"journal {self.display}: {what}: write conflict") from None
+                raise self.fail(exc, what) from None
+        return retry.patiently(once, f"journal {what}", patience=10.0, first_delay=0.05)
+
+
+class _Conflict(errors.Unreachable):
+    transient = True
+
+
+def open_store(location: str | os.PathLike) -> Store:
+    if is_url(location):
+        return _server_store(str(location))
+    path = Path(location).expanduser()
+    engine = sa.create_engine(f"sqlite:///{path}", poolclass=NullPool,
+                              connect_args={"timeout": 30, "check_same_thread": False})
+    return Store(engine, str(path), "sqlite", path=path)
+
+
+def _server_store(location: str) -> Store:
+    try:
+        url = make_url(location)
+    except sa_exc.ArgumentError:
+        raise errors.UsageError("journal: not a database URL or path (see docs/journal.md: "
+                                "mysql+pymysql://USER@HOST/DB, postgresql+psycopg://USER@HOST/DB)") from None
+    url = _with_password(url)
+    driver = ALIASES.get(url.drivername, url.drivername)
+    display = url.render_as_string(hide_password=True)
+    if driver == "sqlite":
+        return open_store(url.database or "")
+    if driver not in DRIVERS:
+        raise errors.UsageError(f"journal {display}: unknown database driver {url.drivername!r} "
+                                f"(novamove knows: {', '.join(DRIVERS)}, or a file path)")
+    url = url.set(drivername=driver)
+    if driver == "mysql+pymysql" and "charset" not in url.query:
+        url = url.update_query_dict({"charset": "utf8mb4"})
+    connect_args: dict = {"connect_timeout": 10}
+    try:
+        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4,
+                                  connect_args=connect_args, hide_parameters=True)
+    except (sa_exc.NoSuchModuleError, ImportError, ModuleNotFoundError):
+        extra = "mysql" if driver.startswith("mysql") else "postgresql"
+        raise errors.UsageError(f"journal {display}: the {driver} driver is not installed "
+                                f"(pip install 'novamove[{extra}]')") from None
+    return Store(engine, display, engine.dialect.name, secret=url.password)
+
+
+def _with_password(url: URL) -> URL:
+    """A URL with a user and no password takes it from $NOVAMOVE_JOURNAL_PASSWORD_FILE."""
+    name = os.environ.get(PASSWORD_FILE_ENV)
+    if url.password or not url.username or not name:
+        return url
+    try:
+        password = Path(name).expanduser().read_text().strip("\r\n")
+    except OSError as exc:
+        raise errors.UsageError(f"{PASSWORD_FILE_ENV}: cannot read {name}: {exc.strerror}") from None
+    return url.set(password=password)
+
+
+# MySQL/MariaDB: deadlock (1213, also Galera's certification failure), lock wait timeout (1205);
+# PostgreSQL: serialization_failure, deadlock_detected; SQLite: another writer holds the file.
+_MYSQL_CONFLICTS = {1213, 1205}
+_PG_CONFLICTS = {"40001", "40P01"}
+
+
+def _is_conflict(exc: sa_exc.DBAPIError) -> bool:
+    orig = exc.orig
+    code = getattr(orig, "args", (None,))[0] if orig is not None else None
+    if isinstance(code, int) and code in _MYSQL_CONFLICTS:
+        return True
+    if getattr(orig, "sqlstate", None) in _PG_CONFLICTS:
+        return True
+    return "database is locked" in str(orig)
+
+
+_MYSQL_AUTH = {1045, 1044, 1698}
+_MYSQL_UNREACHABLE = {2002, 2003, 2005, 2006, 2013}
+
+
+def _classify(exc: BaseException, display: str, doing: str, secret: Optional[str]) -> errors.NovamoveError:
+    orig = getattr(exc, "orig", None) or exc
+    code = getattr(orig, "args", (None,))[0] if getattr(orig, "args", None) else None
+    text = " ".join(str(orig).split())
+    lowered = text.lower()
+    if (isinstance(code, int) and code in _MYSQL_AUTH) or "password authentication failed" in lowered \
+            or "authentication failed" in lowered or "access denied" in lowered:
+        return errors.AuthError(redact(f"journal {display}: the database refused the user or password "
+                                       "(check $NOVAMOVE_JOURNAL or the password file)", secret))
+    # (PostgreSQL says it after "connection failed": before the unreachable words)
+    if (isinstance(code, int) and code == 1049) or ("database" in lowered and "does not exist" in lowered):
+        return errors.NotFound(redact(f"journal {display}: no such database (create it, empty, for novamove)",
+                                      secret))
+    if (isinstance(code, int) and code in _MYSQL_UNREACHABLE) or "connection refused" in lowered \
+            or "could not connect" in lowered or "timeout" in lowered or "name or service not known" in lowered \
+            or "can't connect" in lowered or "connection failed" in lowered:
+        return JournalUnreachable(redact(f"journal {display}: the database does not answer ({doing})", secret))
+    if "unable to open database file" in lowered:
+        return errors.UsageError(f"journal {display}: cannot open the file ({doing})")
+    first = redact(text, secret)[:200]
+    return errors.NovamoveError(f"journal {display}: {doing} failed: {first}")
