@@ -45,6 +45,7 @@ class FakeNova:
         self.servers: dict[str, Server] = {}
         self.tags: dict[str, set[str]] = {}
         self.groups: list[ServerGroup] = []
+        self.traits: dict[str, set[str]] = {}     # compute host -> its provider's placement traits
         self.migrations: list[dict] = []          # live and cold moves
         self.records: list[dict] = []             # evacuations
         self.ids = itertools.count(1)
@@ -173,7 +174,11 @@ class FakeNova:
         return host.capacity, host.used, host.capacity
 
     def provider_traits(self, hypervisor_hostname):
-        return set()                               # schedulable as soon as enabled
+        self._maybe_fail("provider_traits")
+        host = hypervisor_hostname.removesuffix(".fake")
+        if host not in self.services:
+            raise errors.NotFound(f"no resource provider named {hypervisor_hostname!r}")
+        return set(self.traits.get(host, ()))      # no COMPUTE_STATUS_DISABLED: schedulable when enabled
 
     def aggregate_hosts(self, name):
         if name != "rack1":

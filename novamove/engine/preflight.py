@@ -1,0 +1,54 @@
+"""The reads pre-flight checks need (novamove.refusals has the rules), shared by the single
+moves (engine/single/preflight.py) and the planner's gathering (engine/batch/drain.py).
+
+Only what a server could be refused for is read: a destination's placement traits when the
+server requires or forbids one, its hard-policy groups and their members' hosts when it is in
+one. Every read is an adapter verb (NOVAMOVE_FAULT faults it as cloud.VERB; the engine's
+patient reads retry it, novamove/retry.py); traits are cached per run in a `TraitCache`.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from novamove import errors
+from novamove.model import Host, Server, ServerGroup
+
+HARD_POLICIES = ("affinity", "anti-affinity")
+
+
+class TraitCache:
+    """Placement traits of compute nodes, read once per run (a drain of N servers does not read
+    a host's traits N times). Unknown (no node, no provider) is None: no prediction."""
+
+    def __init__(self, cloud) -> None:
+        self._cloud = cloud
+        self._traits: dict[str, Optional[frozenset[str]]] = {}
+
+    def of(self, host: Host) -> Optional[frozenset[str]]:
+        node = host.hypervisor_hostname
+        if not node or not hasattr(self._cloud, "provider_traits"):
+            return None
+        if node not in self._traits:
+            try:
+                self._traits[node] = frozenset(self._cloud.provider_traits(node))
+            except errors.NotFound:
+                self._traits[node] = None
+        return self._traits[node]
+
+
+def hard_groups(cloud, server: Server) -> tuple[list[ServerGroup], dict[str, Optional[str]]]:
+    """The server's hard-policy groups and the hosts of their other members (reads only when
+    the server is in a group: from 2.71 the server lists its groups)."""
+    shows_groups = cloud.supports("2.71") if hasattr(cloud, "supports") else True
+    if shows_groups and not server.server_groups:
+        return [], {}
+    groups = [g for g in cloud.list_server_groups()
+              if g.policy in HARD_POLICIES and (server.id in g.members or g.id in server.server_groups)]
+    host_of: dict[str, Optional[str]] = {server.id: server.host}
+    for member in sorted({m for g in groups for m in g.members} - {server.id}):
+        try:
+            host_of[member] = cloud.get_server(member).host
+        except errors.NotFound:
+            pass            # deleted since the listing: binds nothing
+    return groups, host_of
