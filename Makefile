@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test unit acceptance acceptance-doctor install system-deps os-venv bench down clean docs package-check test-floor faults compat
+.PHONY: demo test unit acceptance acceptance-doctor acceptance-preflight install system-deps os-venv bench down clean docs package-check test-floor faults compat
 
 # PYTHONWARNINGS hushes the one notice setuptools prints for every editable flat-layout install.
 $(BIN)/novamove: pyproject.toml
@@ -44,6 +44,11 @@ acceptance: install system-deps os-venv
 # Placement's API and the killed drain (`make test` runs the realistic causes only).
 acceptance-doctor: install system-deps os-venv
 	NOVAMOVE_DOCTOR_ACCEPTANCE=all $(BIN)/python -m pytest -ra --durations=10 tests/acceptance/test_doctor.py
+
+# The pre-flight fixture: >= 10 causes of refusal made real with the fake driver's inventory and
+# traits (~5 min: it restarts computes); prints the share refused before any request.
+acceptance-preflight: install system-deps os-venv
+	NOVAMOVE_PREFLIGHT_ACCEPTANCE=1 $(BIN)/python -m pytest -ra -s --durations=5 tests/acceptance/test_preflight.py
 
 # Man pages generated from the click definitions (read one: man -l build/man/novamove-migrate.1).
 MAN_DIR ?= build/man

@@ -3,10 +3,11 @@
 Each returns None (Nova would not refuse for this reason) or one line: Nova's own words first,
 then what novamove saw. The rules and the words are Nova's (2025.2/2026.1 source):
 
-- required and forbidden traits: `trait:X=required|forbidden` in the flavor's extra specs or
-  the image's properties, and the traits Nova adds itself (vTPM: COMPUTE_SECURITY_TPM_1_2/_2_0
-  and COMPUTE_SECURITY_TPM_TIS/_CRB, nova/scheduler/utils.py _translate_vtpm_request), checked
-  by placement against the destination's root provider: "No valid host was found";
+- required and forbidden traits: `trait:X=required|forbidden` in the flavor's extra specs, and
+  the traits Nova adds itself for a vTPM (COMPUTE_SECURITY_TPM_1_2/_2_0 and
+  COMPUTE_SECURITY_TPM_TIS/_CRB, nova/scheduler/utils.py _translate_vtpm_request; the flavor's
+  hw:tpm_* or the image's hw_tpm_*, which the server shows from 2.98), checked by placement
+  against the destination's root provider: "No valid host was found";
 - hard server-group policies (ServerGroupAntiAffinityFilter, ServerGroupAffinityFilter over
   the group's hosts, which include the server's own);
 - a pinned availability zone (`pinned_availability_zone`, compute API 2.96);
@@ -17,7 +18,10 @@ then what novamove saw. The rules and the words are Nova's (2025.2/2026.1 source
 Not predicted, because the API does not show what Nova decides on: a flavor PCI alias (Nova
 live-migrates it when the alias is `live_migratable` in nova.conf, which no API shows: refused
 after the request with "This request does not explicitly request live-migratable devices"),
-vPMEM (live-migratable since compute service version 51), numbered trait groups (`trait1:`,
+vPMEM (live-migratable since compute service version 51), an image's `trait:X` properties
+(2.98 shows only standard image properties; Glance's image may have changed since the boot),
+the traits Nova 33+ adds for a vTPM's secret security or a memory encryption model (older
+Novas do not: predicting them would refuse falsely there), numbered trait groups (`trait1:`,
 possibly on nested providers), and aggregate filters: those stay refusals Nova reports and a
 drain plans again around.
 """
@@ -61,7 +65,7 @@ def required_traits(server: Server) -> tuple[frozenset[str], frozenset[str]]:
     """(required, forbidden) traits the scheduler asks placement for on the root provider."""
     required: set[str] = set()
     forbidden: set[str] = set()
-    for source in (_specs(server), _props(server)):
+    for source in (_specs(server),):      # an image's trait:X is not shown (module docstring)
         for key, value in source.items():
             if not key.startswith("trait:"):
                 continue
@@ -106,7 +110,7 @@ def _origin(server: Server, trait: str) -> str:
         return f"flavor {flavor}: trait:{trait}={_specs(server)[f'trait:{trait}']}"
     if f"trait:{trait}" in _props(server):
         return f"image property trait:{trait}={_props(server)[f'trait:{trait}']}"
-    return f"its vTPM (hw:tpm_version={vtpm(server)[0]})" if vtpm(server) else f"flavor {flavor}"
+    return f"its vTPM, TPM {vtpm(server)[0]} {vtpm(server)[1]}" if vtpm(server) else f"flavor {flavor}"
 
 
 def live_refusal(server: Server) -> Optional[str]:

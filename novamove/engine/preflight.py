@@ -2,8 +2,8 @@
 moves (engine/single/preflight.py) and the planner's gathering (engine/batch/drain.py).
 
 Only what a server could be refused for is read: a destination's placement traits when the
-server requires or forbids one, its hard-policy groups and their members' hosts when it is in
-one. Every read is an adapter verb (NOVAMOVE_FAULT faults it as cloud.VERB; the engine's
+server requires or forbids one, the hard-policy groups (one listing) and the hosts of the
+members of the server's. Every read is an adapter verb (NOVAMOVE_FAULT faults it as cloud.VERB; the engine's
 patient reads retry it, novamove/retry.py); traits are cached per run in a `TraitCache`.
 """
 
@@ -38,11 +38,9 @@ class TraitCache:
 
 
 def hard_groups(cloud, server: Server) -> tuple[list[ServerGroup], dict[str, Optional[str]]]:
-    """The server's hard-policy groups and the hosts of their other members (reads only when
-    the server is in a group: from 2.71 the server lists its groups)."""
-    shows_groups = cloud.supports("2.71") if hasattr(cloud, "supports") else True
-    if shows_groups and not server.server_groups:
-        return [], {}
+    """The server's hard-policy groups and the hosts of their other members. Read from the
+    groups' member lists (one listing), not from the server's own `server_groups`: Nova shows
+    those (2.71) on GET /servers/{id} only, not in the listing a server found by name comes from."""
     groups = [g for g in cloud.list_server_groups()
               if g.policy in HARD_POLICIES and (server.id in g.members or g.id in server.server_groups)]
     host_of: dict[str, Optional[str]] = {server.id: server.host}

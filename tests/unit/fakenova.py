@@ -221,6 +221,7 @@ class FakeNova:
         return [s for s in self.servers.values() if s.host == host]
 
     def list_server_groups(self):
+        self._maybe_fail("list_server_groups")
         return list(self.groups)
 
     def get_server(self, server_id):
