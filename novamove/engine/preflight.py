@@ -32,7 +32,8 @@ class TraitCache:
         if node not in self._traits:
             try:
                 self._traits[node] = frozenset(self._cloud.provider_traits(node))
-            except errors.NotFound:
+            except (errors.NotFound, errors.Forbidden):
+                # No provider, or a policy that hides placement from this user: Nova decides.
                 self._traits[node] = None
         return self._traits[node]
 
@@ -41,7 +42,11 @@ def hard_groups(cloud, server: Server) -> tuple[list[ServerGroup], dict[str, Opt
     """The server's hard-policy groups and the hosts of their other members. Read from the
     groups' member lists (one listing), not from the server's own `server_groups`: Nova shows
     those (2.71) on GET /servers/{id} only, not in the listing a server found by name comes from."""
-    groups = [g for g in cloud.list_server_groups()
+    try:
+        listed = cloud.list_server_groups()
+    except errors.Forbidden:
+        return [], {}       # a policy that hides other projects' groups: Nova's filters decide
+    groups = [g for g in listed
               if g.policy in HARD_POLICIES and (server.id in g.members or g.id in server.server_groups)]
     host_of: dict[str, Optional[str]] = {server.id: server.host}
     for member in sorted({m for g in groups for m in g.members} - {server.id}):

@@ -230,3 +230,14 @@ def test_a_drain_reads_each_hosts_traits_once_and_only_when_a_server_needs_them(
     assert nova.calls.count("provider_traits") == 2               # c2 and c3, once each
     assert {s.dest for s in plan.steps if s.server_id.startswith("g")} == {"c2"}
     assert LIVE in {s.mode for s in plan.steps}
+
+
+def test_reads_a_policy_forbids_leave_the_decision_to_nova(journal):
+    """No prediction without the facts: a 403 on the groups or traits reads is not a refusal."""
+    nova = nova_with(GOLD, c1={"CUSTOM_GOLD"}, c2={"CUSTOM_GOLD"})
+
+    def forbidden(*args):
+        raise errors.Forbidden("policy does not allow this")
+    nova.list_server_groups = forbidden
+    nova.provider_traits = forbidden
+    assert mover.move(nova, journal, "vm1", "c2", poll_interval=0).ok
