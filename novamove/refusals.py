@@ -126,9 +126,12 @@ def live_refusal(server: Server) -> Optional[str]:
     return None
 
 
-def zone_refusal(server: Server, host: str, zone: Optional[str]) -> Optional[str]:
-    """A server pinned to an availability zone moves only within it."""
-    if server.pinned_zone and zone and zone != server.pinned_zone:
+def zone_refusal(server: Server, host: str, zone: Optional[str],
+                 zone_hosts: Optional[Collection[str]]) -> Optional[str]:
+    """A server pinned to an availability zone moves only to the hosts of the aggregates of that
+    zone (nova/scheduler/request_filter.py map_az_to_placement_aggregate); `zone_hosts` None: no
+    aggregate has the zone (the default zone), which restricts nothing."""
+    if server.pinned_zone and zone_hosts is not None and host not in zone_hosts:
         return (f"{NO_VALID_HOST}: {server.name} is pinned to availability zone {server.pinned_zone!r} "
                 f"(pinned_availability_zone) and {host} is in {zone!r}")
     return None

@@ -763,6 +763,16 @@ class Cloud(DoctorReads):
                 return list(agg.get("hosts") or [])
         raise errors.NotFound(f"no host aggregate named {name!r}")
 
+    def zone_hosts(self, zone: str) -> Optional[set[str]]:
+        """The compute hosts of the aggregates whose availability zone is `zone`, or None when no
+        aggregate has it (the default zone): what Nova's map_az_to_placement_aggregate requires
+        of a server pinned to `zone` (none: no restriction)."""
+        hosts: Optional[set[str]] = None
+        for agg in self._sdk_list(None, "aggregates", lambda nova: nova.aggregates()):
+            if agg.get("availability_zone") == zone or (agg.get("metadata") or {}).get("availability_zone") == zone:
+                hosts = (hosts or set()) | set(agg.get("hosts") or [])
+        return hosts
+
 
     # ------------------------------------------------------------------ added for evacuation (engine/evacuate/)
     # Evacuate is Nova's rebuild of a server on another host after its own host failed. novamove

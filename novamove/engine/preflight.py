@@ -55,3 +55,15 @@ def hard_groups(cloud, server: Server) -> tuple[list[ServerGroup], dict[str, Opt
         except errors.NotFound:
             pass            # deleted since the listing: binds nothing
     return groups, host_of
+
+
+def pinned_zone_hosts(cloud, server: Server) -> Optional[set[str]]:
+    """The hosts a server pinned to an availability zone may move to (the zone's aggregates'),
+    or None: not pinned, a zone no aggregate has (the default zone restricts nothing), or the
+    aggregates hidden from this user."""
+    if not server.pinned_zone or not hasattr(cloud, "zone_hosts"):
+        return None
+    try:
+        return cloud.zone_hosts(server.pinned_zone)
+    except errors.Forbidden:
+        return None

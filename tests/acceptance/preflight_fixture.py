@@ -123,9 +123,29 @@ def test_preflight_fixture_refuses_before_any_request(minicloud):
         movable = [("gold", RICH, ()), ("img", RICH, ("--cold",)), ("tpm", RICH, ("--cold",)),
                    ("nobad", RICH, ()), ("a1", RICH, ()), ("pin", RICH, ()), ("plain", PLAIN, ())]
         counted, refused, lines = 0, 0, []
+        nova_refused = 0
+
+        def nova_answer(key, argv) -> str:
+            """The same request sent to Nova directly: its refusal ("" if it accepted)."""
+            server = vms[key]
+            dest = argv[argv.index("--to") + 1] if "--to" in argv else None
+            seen = {m.id for m in conn.compute.migrations(instance_uuid=server.id)}
+            try:
+                if "--cold" in argv:
+                    conn.compute.migrate_server(server, host=dest)
+                else:
+                    conn.compute.live_migrate_server(server, host=dest, block_migration="auto")
+            except Exception as exc:          # refused by the API itself (400 NoValidHost, 409)
+                return f"API {getattr(exc, 'status_code', '?')}: {str(exc).splitlines()[0][-160:]}"
+            record = _wait(f"Nova's answer for {key}", lambda: next(
+                (m for m in conn.compute.migrations(instance_uuid=server.id)
+                 if m.id not in seen and m.status in ("error", "failed", "completed", "finished",
+                                                      "confirmed", "cancelled")), None))
+            _wait(f"{key} settled", lambda: conn.compute.get_server(server.id).task_state is None)
+            return f"migration {record.status}" if record.status in ("error", "failed", "cancelled") else ""
 
         def attempt(cause, key, argv, words):
-            nonlocal counted, refused
+            nonlocal counted, refused, nova_refused
             if not booted[key]:
                 lines.append(f"  -- {cause}: not bootable on the fake driver, not counted")
                 return
@@ -136,8 +156,11 @@ def test_preflight_fixture_refuses_before_any_request(minicloud):
             ok = out.returncode == 4 and words in out.stderr and after == before
             refused += ok
             last = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else ""
+            nova = nova_answer(key, argv)       # and Nova itself refuses it: the refusal is real
+            nova_refused += bool(nova)
             lines.append(f"  {'ok' if ok else 'MISSED'} {cause}: exit {out.returncode}, "
-                         f"{after - before} migration(s): {last}")
+                         f"{after - before} migration(s): {last}\n      Nova asked directly: "
+                         f"{nova or 'ACCEPTED (a false prediction)'}")
 
         for cause in causes:
             attempt(*cause)
@@ -148,24 +171,37 @@ def test_preflight_fixture_refuses_before_any_request(minicloud):
             out = minicloud.cli("migrate", name[key], "--to", dest, *extra)
             if out.returncode != 0:
                 false_refusals.append(f"{key} -> {dest}: exit {out.returncode}: {out.stderr.strip()}")
-        # The pinned zone last: an availability zone aggregate takes only a host without servers
-        # (Nova refuses to change a zone under them), so every server but `plain` goes first.
+        # The pinned zone last: a host leaves an availability zone aggregate only once it has no
+        # servers (Nova refuses to change a zone under them), so the others go first. A server
+        # pinned to the default zone may go anywhere (no aggregate has it): `plain` must not be
+        # refused; one booted into the zone's aggregate (PLAIN only) must stay in it.
         minicloud.delete([s for k, s in vms.items() if k != "plain"])
         made["servers"] = [vms["plain"]]
         agg = conn.compute.create_aggregate(name=f"pf-{tag}", availability_zone=ZONE)
         made["aggregates"].append(agg)
-        conn.compute.add_host_to_aggregate(agg, RICH)
-        attempt("pinned availability zone", "plain", ["--to", RICH], f"is in '{ZONE}'")
+        conn.compute.add_host_to_aggregate(agg, PLAIN)
+        zoned = conn.compute.create_server(name=f"pf-zoned-{tag}", image_id=base_image, flavor_id=nano.id,
+                                           networks="none", availability_zone=ZONE)
+        made["servers"].append(zoned)
+        vms["zoned"], name["zoned"] = zoned, zoned.name
+        booted["zoned"] = _wait("zoned server", lambda: (lambda x: x if x.status in ("ACTIVE", "ERROR") else None)(
+            conn.compute.get_server(zoned.id))).status == "ACTIVE"
+        attempt("pinned availability zone", "zoned", ["--to", RICH], f"pinned to availability zone '{ZONE}'")
+        out = minicloud.cli("migrate", name["plain"], "--to", RICH)     # pinned to "nova": free to go
+        if out.returncode != 0:
+            false_refusals.append(f"plain (default zone) -> {RICH}: exit {out.returncode}: {out.stderr.strip()}")
         print(f"\n[preflight] refused before any request: {refused}/{counted} causes "
-              f"({100.0 * refused / max(counted, 1):.0f}%); false refusals: {len(false_refusals)}/{len(movable)} "
-              "movable servers\n" + "\n".join(lines), file=sys.stderr)
+              f"({100.0 * refused / max(counted, 1):.0f}%); false refusals: {len(false_refusals)}/{len(movable) + 1} "
+              f"movable servers; Nova itself refused {nova_refused}/{counted} when asked directly\n"
+              + "\n".join(lines), file=sys.stderr)
         assert counted >= 10, lines
         assert refused >= 0.95 * counted, "\n".join(lines)
         assert not false_refusals, false_refusals
+        assert nova_refused == counted, "\n".join(lines)
     finally:
         minicloud.delete(made["servers"])
         for agg in made["aggregates"]:
-            conn.compute.remove_host_from_aggregate(agg, RICH)
+            conn.compute.remove_host_from_aggregate(agg, PLAIN)
             conn.compute.delete_aggregate(agg)
         for g in made["groups"]:
             conn.compute.delete_server_group(g, ignore_missing=True)

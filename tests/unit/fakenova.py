@@ -46,6 +46,7 @@ class FakeNova:
         self.tags: dict[str, set[str]] = {}
         self.groups: list[ServerGroup] = []
         self.traits: dict[str, set[str]] = {}     # compute host -> its provider's placement traits
+        self.zones: dict[str, set[str]] = {}      # availability zone aggregates: zone -> hosts
         self.migrations: list[dict] = []          # live and cold moves
         self.records: list[dict] = []             # evacuations
         self.ids = itertools.count(1)
@@ -179,6 +180,11 @@ class FakeNova:
         if host not in self.services:
             raise errors.NotFound(f"no resource provider named {hypervisor_hostname!r}")
         return set(self.traits.get(host, ()))      # no COMPUTE_STATUS_DISABLED: schedulable when enabled
+
+    def zone_hosts(self, zone):
+        """Availability zone aggregates: `zones` {zone: hosts}; "nova" (the default) has none."""
+        self._maybe_fail("zone_hosts")
+        return set(self.zones[zone]) if zone in self.zones else None
 
     def aggregate_hosts(self, name):
         if name != "rack1":

@@ -71,9 +71,11 @@ def test_features_that_block_live_migration_are_refused_in_novas_words():
 
 def test_pinned_zone_and_hard_groups():
     pinned = srv(pinned_zone="az1")
-    assert "pinned to availability zone 'az1'" in refusals.zone_refusal(pinned, "c2", "az2")
-    assert refusals.zone_refusal(pinned, "c2", "az1") is None
-    assert refusals.zone_refusal(srv(), "c2", "az2") is None             # not pinned: free to go
+    assert "pinned to availability zone 'az1'" in refusals.zone_refusal(pinned, "c2", "az2", {"c1", "c3"})
+    assert refusals.zone_refusal(pinned, "c3", "az1", {"c1", "c3"}) is None
+    assert refusals.zone_refusal(srv(), "c2", "az2", {"c1"}) is None     # not pinned: free to go
+    # Pinned to a zone no aggregate has (the default "nova"): Nova restricts nothing.
+    assert refusals.zone_refusal(srv(pinned_zone="nova"), "c2", "az2", None) is None
     anti = ServerGroup("g1", "web", "anti-affinity", ("s1", "s2"))
     assert "c2 already holds member s2 of anti-affinity group web" in refusals.group_refusal(
         srv(), "c2", [anti], {"s2": "c2"})
@@ -156,6 +158,17 @@ def test_anti_affinity_on_the_target_is_refused_and_without_a_target_no_other_ho
     with pytest.raises(errors.NoCapacity, match="no other compute can take vm-vm1: .*anti-affinity group web"):
         mover.move(nova, journal, "vm1", None)
     assert not WRITES & set(nova.calls)
+
+
+def test_a_pinned_zone_refuses_hosts_outside_its_aggregates_and_the_default_zone_nothing(journal):
+    nova = nova_with()
+    nova.servers["vm1"] = nova.servers["vm1"].replace(pinned_zone="az1")
+    nova.zones = {"az1": {"c1", "c2"}}
+    with pytest.raises(errors.PreconditionFailed, match="pinned to availability zone 'az1'"):
+        mover.move(nova, journal, "vm1", "c3")
+    assert "the scheduler chooses among: c2 " in mover.move(nova, journal, "vm1", None, check_mode=True).summary
+    nova.servers["vm1"] = nova.servers["vm1"].replace(pinned_zone="nova")      # no aggregate has it
+    assert mover.move(nova, journal, "vm1", "c3", poll_interval=0).ok
 
 
 def test_scheduled_move_dry_run_lists_only_hosts_with_the_trait(journal):

@@ -113,22 +113,24 @@ def check_capacity(server: Server, target: Host, max_unit: Optional[Resources] =
 
 
 def refusal(server: Server, target: Host, mode: str, traits: Optional[frozenset[str]],
-            groups: list[ServerGroup], host_of: dict[str, Optional[str]]) -> Optional[str]:
+            groups: list[ServerGroup], host_of: dict[str, Optional[str]],
+            zone_hosts: Optional[set[str]] = None) -> Optional[str]:
     """Nova's reason (its words first) to refuse moving `server` to `target` in `mode`, or None."""
     if mode == LIVE:
         why = refusals.live_refusal(server)
         if why:
             return why + "; a cold migration (--cold) moves it, with a restart"
-    return (refusals.zone_refusal(server, target.name, target.zone)
+    return (refusals.zone_refusal(server, target.name, target.zone, zone_hosts)
             or refusals.trait_refusal(server, target.name, traits)
             or refusals.group_refusal(server, target.name, groups, host_of))
 
 
 def check_refusals(server: Server, target: Host, mode: str, traits: Optional[frozenset[str]],
-                   groups: list[ServerGroup], host_of: dict[str, Optional[str]]) -> None:
+                   groups: list[ServerGroup], host_of: dict[str, Optional[str]],
+                   zone_hosts: Optional[set[str]] = None) -> None:
     """Raise PreconditionFailed (exit 4) with Nova's reason when Nova would refuse the move:
     predicted here, before any request, instead of discovered after it (novamove.refusals)."""
-    why = refusal(server, target, mode, traits, groups, host_of)
+    why = refusal(server, target, mode, traits, groups, host_of, zone_hosts)
     if why:
         raise errors.PreconditionFailed(f"Nova would refuse to move {server.name} to {target.name}: {why}")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Optional
 
 from novamove import errors, refusals
-from novamove.engine.preflight import TraitCache, hard_groups
+from novamove.engine.preflight import TraitCache, hard_groups, pinned_zone_hosts
 from novamove.engine.single import checks
 from novamove.model import LIVE, Host, Server
 
@@ -20,7 +20,7 @@ def check_named_target(cloud, server: Server, target: Host, mode: str,
     traits = traits or TraitCache(cloud)
     host_traits = traits.of(target) if refusals.needs_traits(server) else None
     groups, host_of = hard_groups(cloud, server)
-    checks.check_refusals(server, target, mode, host_traits, groups, host_of)
+    checks.check_refusals(server, target, mode, host_traits, groups, host_of, pinned_zone_hosts(cloud, server))
 
 
 def filter_candidates(cloud, server: Server, mode: str, hosts: list[Host],
@@ -37,10 +37,12 @@ def filter_candidates(cloud, server: Server, mode: str, hosts: list[Host],
     cache = TraitCache(cloud)
     wants_traits = refusals.needs_traits(server)
     groups, host_of = hard_groups(cloud, server)
+    zone_hosts = pinned_zone_hosts(cloud, server)
     passing, refused = [], []
     for name in candidates:
         host = by_name[name]
-        why = checks.refusal(server, host, "", cache.of(host) if wants_traits else None, groups, host_of)
+        why = checks.refusal(server, host, "", cache.of(host) if wants_traits else None, groups, host_of,
+                             zone_hosts)
         if why:
             refused.append(why)
         else:
