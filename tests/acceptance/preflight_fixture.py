@@ -171,25 +171,27 @@ def test_preflight_fixture_refuses_before_any_request(minicloud):
             out = minicloud.cli("migrate", name[key], "--to", dest, *extra)
             if out.returncode != 0:
                 false_refusals.append(f"{key} -> {dest}: exit {out.returncode}: {out.stderr.strip()}")
-        # The pinned zone last: a host leaves an availability zone aggregate only once it has no
-        # servers (Nova refuses to change a zone under them), so the others go first. A server
-        # pinned to the default zone may go anywhere (no aggregate has it): `plain` must not be
-        # refused; one booted into the zone's aggregate (PLAIN only) must stay in it.
-        minicloud.delete([s for k, s in vms.items() if k != "plain"])
-        made["servers"] = [vms["plain"]]
+        # The pinned zone last: Nova adds a host to an availability zone aggregate only while it
+        # has no servers, so the others go first. `zoned` is booted into the zone (PLAIN only)
+        # and must stay in it; `loose` is pinned to the default zone, which no aggregate has and
+        # which restricts nothing: moving it into the zone must not be refused.
+        minicloud.delete(made["servers"])
+        made["servers"] = []
         agg = conn.compute.create_aggregate(name=f"pf-{tag}", availability_zone=ZONE)
         made["aggregates"].append(agg)
         conn.compute.add_host_to_aggregate(agg, PLAIN)
-        zoned = conn.compute.create_server(name=f"pf-zoned-{tag}", image_id=base_image, flavor_id=nano.id,
-                                           networks="none", availability_zone=ZONE)
-        made["servers"].append(zoned)
-        vms["zoned"], name["zoned"] = zoned, zoned.name
-        booted["zoned"] = _wait("zoned server", lambda: (lambda x: x if x.status in ("ACTIVE", "ERROR") else None)(
-            conn.compute.get_server(zoned.id))).status == "ACTIVE"
+        vms["zoned"] = conn.compute.create_server(name=f"pf-zoned-{tag}", image_id=base_image, flavor_id=nano.id,
+                                                  networks="none", availability_zone=ZONE)
+        vms["loose"] = boot("loose")
+        made["servers"] = [vms["zoned"], vms["loose"]]
+        for key in ("zoned", "loose"):
+            name[key] = vms[key].name
+            booted[key] = _wait(key, lambda k=key: (lambda x: x if x.status in ("ACTIVE", "ERROR") else None)(
+                conn.compute.get_server(vms[k].id))).status == "ACTIVE"
         attempt("pinned availability zone", "zoned", ["--to", RICH], f"pinned to availability zone '{ZONE}'")
-        out = minicloud.cli("migrate", name["plain"], "--to", RICH)     # pinned to "nova": free to go
+        out = minicloud.cli("migrate", name["loose"], "--to", PLAIN)
         if out.returncode != 0:
-            false_refusals.append(f"plain (default zone) -> {RICH}: exit {out.returncode}: {out.stderr.strip()}")
+            false_refusals.append(f"loose (default zone) -> {PLAIN}: exit {out.returncode}: {out.stderr.strip()}")
         print(f"\n[preflight] refused before any request: {refused}/{counted} causes "
               f"({100.0 * refused / max(counted, 1):.0f}%); false refusals: {len(false_refusals)}/{len(movable) + 1} "
               f"movable servers; Nova itself refused {nova_refused}/{counted} when asked directly\n"
@@ -199,21 +201,34 @@ def test_preflight_fixture_refuses_before_any_request(minicloud):
         assert not false_refusals, false_refusals
         assert nova_refused == counted, "\n".join(lines)
     finally:
-        minicloud.delete(made["servers"])
-        for agg in made["aggregates"]:
-            conn.compute.remove_host_from_aggregate(agg, PLAIN)
-            conn.compute.delete_aggregate(agg)
-        for g in made["groups"]:
-            conn.compute.delete_server_group(g, ignore_missing=True)
-        for f in made["flavors"]:
-            conn.compute.delete_flavor(f, ignore_missing=True)
-        for img in made["images"]:
-            conn.image.delete_image(img, ignore_missing=True)
-        # Back to the driver's defaults: restarted computes report the three base resource classes
-        # only; the traits this run gave them are taken off in placement.
-        minicloud.manager.set_fakevirt_providers({})
-        for host, wanted in PROVIDERS.items():
-            minicloud.manager.restart_compute(host)
-            rp = provider(conn, node_of(minicloud, host))
-            for trait in wanted.get("traits", ()):
-                change_traits(conn, rp, remove=trait)
+        _clean_up(minicloud, conn, made)
+
+
+def _clean_up(minicloud, conn, made) -> None:
+    """Everything the fixture made, each step on its own (one failing does not hide the rest or
+    the test's own failure)."""
+    def quietly(what, call):
+        try:
+            call()
+        except Exception as exc:
+            print(f"[preflight] clean-up: {what}: {exc}", file=sys.stderr)
+
+    quietly("servers", lambda: minicloud.delete(made["servers"]))
+    for agg in made["aggregates"]:
+        for host in conn.compute.get_aggregate(agg).hosts or []:
+            quietly(f"aggregate host {host}", lambda h=host: conn.compute.remove_host_from_aggregate(agg, h))
+        quietly("aggregate", lambda: conn.compute.delete_aggregate(agg))
+    for g in made["groups"]:
+        quietly("group", lambda g=g: conn.compute.delete_server_group(g, ignore_missing=True))
+    for f in made["flavors"]:
+        quietly("flavor", lambda f=f: conn.compute.delete_flavor(f, ignore_missing=True))
+    for img in made["images"]:
+        quietly("image", lambda img=img: conn.image.delete_image(img, ignore_missing=True))
+    # Back to the driver's defaults: restarted computes report the three base resource classes
+    # only; the traits this run gave them are taken off in placement.
+    minicloud.manager.set_fakevirt_providers({})
+    for host, wanted in PROVIDERS.items():
+        quietly(f"restart {host}", lambda h=host: minicloud.manager.restart_compute(h))
+        rp = provider(conn, node_of(minicloud, host))
+        for trait in wanted.get("traits", ()):
+            quietly(f"trait {trait}", lambda t=trait: change_traits(conn, rp, remove=t))
