@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test unit acceptance acceptance-doctor acceptance-preflight install system-deps os-venv bench down clean docs package-check test-floor faults compat
+.PHONY: demo test unit acceptance acceptance-doctor acceptance-preflight acceptance-rebalance acceptance-stall install system-deps os-venv bench down clean docs package-check test-floor faults compat
 
 # PYTHONWARNINGS hushes the one notice setuptools prints for every editable flat-layout install.
 $(BIN)/novamove: pyproject.toml
@@ -45,6 +45,13 @@ acceptance: install system-deps os-venv
 acceptance-doctor: install system-deps os-venv
 	NOVAMOVE_DOCTOR_ACCEPTANCE=all $(BIN)/python -m pytest -ra --durations=10 tests/acceptance/test_doctor.py
 
+# Rebalance on the minicloud beyond the one spread test of `make test`: pack --disable-emptied
+# and a SIGKILLed rebalance recovered (docs/testing.md).
+acceptance-rebalance: install system-deps os-venv
+	NOVAMOVE_REBALANCE_ACCEPTANCE=all $(BIN)/python -m pytest -ra --durations=10 tests/acceptance/test_rebalance.py
+# Live migrations that never converge: --on-stall abort and the intents (make test runs the default policy only).
+acceptance-stall: install system-deps os-venv
+	NOVAMOVE_STALL_ACCEPTANCE=all $(BIN)/python -m pytest -ra --durations=10 tests/acceptance/test_stall.py
 # The pre-flight fixture: >= 10 causes of refusal made real with the fake driver's inventory and
 # traits (~5 min: it restarts computes); prints the share refused before any request.
 acceptance-preflight: install system-deps os-venv

@@ -64,6 +64,9 @@ class Flavor:
     ephemeral: int = 0
     swap: int = 0  # MB
     dedicated_cpus: bool = False   # hw:cpu_policy=dedicated: placement allocates PCPU, not VCPU
+    # trait:NAME=required / =forbidden extra specs: a host's provider must have / lack NAME
+    required_traits: frozenset = frozenset()
+    forbidden_traits: frozenset = frozenset()
     # Every extra spec as (key, value) pairs (a tuple keeps the flavor hashable): what the
     # pre-flight checks read (trait:X=required, hw:tpm_version, hw:mem_encryption, ...).
     extra_specs: tuple[tuple[str, str], ...] = ()

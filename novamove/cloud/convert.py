@@ -28,6 +28,8 @@ def flavor_from_api(body: Optional[dict]) -> Optional[Flavor]:
         # Embedded flavors carry extra_specs from 2.61 on (and /flavors/{id} bodies with 2.61).
         dedicated_cpus=str((body.get("extra_specs") or {}).get("hw:cpu_policy", "")).lower() == "dedicated",
         extra_specs=_pairs(body.get("extra_specs")),
+        required_traits=_traits(body, "required"),
+        forbidden_traits=_traits(body, "forbidden"),
     )
 
 
@@ -37,6 +39,13 @@ def _pairs(mapping: Any) -> tuple[tuple[str, str], ...]:
         return ()
     return tuple(sorted((str(k), v if isinstance(v, str) else str(v)) for k, v in mapping.items()
                         if v is not None and not isinstance(v, (dict, list))))
+
+
+def _traits(body: dict, value: str) -> frozenset:
+    """The traits a flavor's `trait:NAME` extra specs set to `value` (required | forbidden)."""
+    specs = body.get("extra_specs") or {}
+    return frozenset(k[len("trait:"):] for k, v in specs.items()
+                     if isinstance(k, str) and k.startswith("trait:") and str(v).lower() == value)
 
 
 def server_from_api(body: dict[str, Any], flavor: Optional[Flavor] = None) -> Server:

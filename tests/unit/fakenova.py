@@ -79,6 +79,9 @@ class FakeNova:
         self.updated: dict[str, str] = {}          # doctor: server -> Nova's `updated`
         self.bump_on_delete: set[str] = set()
         self.tick_on_get = False                   # get_server advances the migrations (doctor's read-backs)
+        self.stall_servers: set[str] = set()       # live moves that never converge (fakevirt:converge=never)
+        self.post_copy = False                     # force-complete switches to "running (post-copy)"
+        self.force_completed: list[str] = []       # migration ids force-completed
 
     requests = type("R", (), {"count": 0})()
     cloud_name = "fake"
@@ -176,10 +179,10 @@ class FakeNova:
 
     def provider_traits(self, hypervisor_hostname):
         self._maybe_fail("provider_traits")
-        host = hypervisor_hostname.removesuffix(".fake")
-        if host not in self.services:
-            raise errors.NotFound(f"no resource provider named {hypervisor_hostname!r}")
-        return set(self.traits.get(host, ()))      # no COMPUTE_STATUS_DISABLED: schedulable when enabled
+        host = hypervisor_hostname.split(".")[0]
+        # schedulable as soon as enabled (no COMPUTE_STATUS_DISABLED); `traits` (pre-flight) and
+        # `host_traits` (rebalance's tests): {service host: traits}
+        return set(self.traits.get(host, ())) | set(getattr(self, "host_traits", {}).get(host, ()))
 
     def zone_hosts(self, zone):
         """Availability zone aggregates: `zones` {zone: hosts}; "nova" (the default) has none."""
@@ -310,7 +313,14 @@ class FakeNova:
 
     def force_complete_migration(self, server_id, migration_id):
         m = next(m for m in self.migrations if m["id"] == migration_id)
+        if m["status"] != "running":
+            raise errors.PreconditionFailed(f"conflict (409): migration {migration_id} is {m['status']}")
+        self.force_completed.append(migration_id)
         m["step"] = max(m["step"], len(self.LIVE_STEPS) - 2)      # completes on the next step
+        if m.get("stalling"):
+            m["stalling"] = False
+            if self.post_copy:
+                m["status"], m["post_copy"] = "running (post-copy)", True
 
     def _current(self, sid):
         return [m for m in self.migrations if m["server"] == sid][-1]
@@ -341,6 +351,13 @@ class FakeNova:
             if st == "finished":
                 continue
             steps = self.LIVE_STEPS if m["kind"] == "live" else self.COLD_STEPS
+            if m["kind"] == "live" and sid in self.stall_servers and m["status"] == "running" \
+                    and "forced" not in m and m.setdefault("stalling", True):
+                m["polls"] = m.get("polls", 0) + 1
+                continue                    # stuck at the same remaining memory until forced or aborted
+            if m.pop("post_copy", False):
+                m["forced"] = True
+                continue                    # one poll in post-copy, then it completes
             m["step"] += 1
             if (sid in self.fail_servers or m["dest"] in self.refuse.get(sid, ())) and m["step"] == 2:
                 m["status"] = "error"
@@ -396,8 +413,20 @@ class FakeNova:
         return rows[:limit] if limit else rows
 
     def list_server_migrations(self, server_id):
-        return [self._migration(m) for m in self.migrations
-                if m["server"] == server_id and m["kind"] == "live" and m["status"] not in ENDED]
+        # Nova's in-progress list for this call leaves "running (post-copy)" out.
+        return [dataclasses.replace(self._migration(m), memory_total_bytes=self.MEMORY,
+                                    memory_remaining_bytes=self._remaining(m))
+                for m in self.migrations if m["server"] == server_id and m["kind"] == "live"
+                and m["status"] in ("queued", "preparing", "running", "post-migrating")]
+
+    MEMORY = 2048 * 1024 * 1024
+
+    def _remaining(self, m):
+        """A converging move halves what is left at every poll; a stalling one stays near half,
+        growing now and then (the guest dirties memory as fast as it is copied)."""
+        if m.get("stalling") is not None:
+            return self.MEMORY // 2 + (m.get("polls", 0) % 3) * self.MEMORY // 50
+        return self.MEMORY >> (m["step"] + 1)
 
     # ------------------------------------------------------------------ evacuations
     def evacuate_server(self, server_id, host, *, target_state=None):
