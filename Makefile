@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test unit acceptance acceptance-doctor acceptance-rebalance acceptance-stall acceptance-shared-journal install system-deps os-venv bench down clean docs package-check test-floor faults compat
+.PHONY: demo test unit acceptance acceptance-doctor acceptance-preflight acceptance-rebalance acceptance-stall acceptance-shared-journal install system-deps os-venv bench down clean docs package-check test-floor faults compat
 
 # PYTHONWARNINGS hushes the one notice setuptools prints for every editable flat-layout install.
 $(BIN)/novamove: pyproject.toml
@@ -49,13 +49,20 @@ acceptance-doctor: install system-deps os-venv
 # and a SIGKILLed rebalance recovered (docs/testing.md).
 acceptance-rebalance: install system-deps os-venv
 	NOVAMOVE_REBALANCE_ACCEPTANCE=all $(BIN)/python -m pytest -ra --durations=10 tests/acceptance/test_rebalance.py
+
 # Live migrations that never converge: --on-stall abort and the intents (make test runs the default policy only).
 acceptance-stall: install system-deps os-venv
 	NOVAMOVE_STALL_ACCEPTANCE=all $(BIN)/python -m pytest -ra --durations=10 tests/acceptance/test_stall.py
+
 # A move killed on machine A and recovered from machine B with the journal on the minicloud's
 # MariaDB and on PostgreSQL (`make test` runs the MariaDB case only; docs/testing.md).
 acceptance-shared-journal: install system-deps os-venv
 	NOVAMOVE_SHARED_JOURNAL_ACCEPTANCE=all $(BIN)/python -m pytest -ra --durations=10 tests/acceptance/test_shared_journal.py
+
+# The pre-flight fixture: >= 10 causes of refusal made real with the fake driver's inventory and
+# traits (~5 min: it restarts computes); prints the share refused before any request.
+acceptance-preflight: install system-deps os-venv
+	NOVAMOVE_PREFLIGHT_ACCEPTANCE=1 $(BIN)/python -m pytest -ra -s --durations=5 tests/acceptance/test_preflight.py
 
 # Man pages generated from the click definitions (read one: man -l build/man/novamove-migrate.1).
 MAN_DIR ?= build/man

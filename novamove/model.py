@@ -67,6 +67,12 @@ class Flavor:
     # trait:NAME=required / =forbidden extra specs: a host's provider must have / lack NAME
     required_traits: frozenset = frozenset()
     forbidden_traits: frozenset = frozenset()
+    # Every extra spec as (key, value) pairs (a tuple keeps the flavor hashable): what the
+    # pre-flight checks read (trait:X=required, hw:tpm_version, hw:mem_encryption, ...).
+    extra_specs: tuple[tuple[str, str], ...] = ()
+
+    def spec(self, key: str) -> Optional[str]:
+        return next((v for k, v in self.extra_specs if k == key), None)
 
     @property
     def resources(self) -> Resources:
@@ -142,6 +148,10 @@ class Server:
     fault: Optional[str] = None
     volume_backed: bool = False    # booted from volume: no local root disk on the host
     tags: tuple[str, ...] = ()     # server tags (microversion >= 2.26): campaign intents
+    pinned_zone: Optional[str] = None    # pinned_availability_zone (2.96+): moves stay in it
+    # The image's properties as (key, value) pairs (embedded in the server from 2.98 on; empty
+    # below or for a volume-backed server): trait:X=required, hw_tpm_version, hw_mem_encryption.
+    image_properties: tuple[tuple[str, str], ...] = ()
 
     POWER_STATES = {0: "NOSTATE", 1: "RUNNING", 3: "PAUSED", 4: "SHUTDOWN", 6: "CRASHED", 7: "SUSPENDED"}
 

@@ -11,7 +11,12 @@ is one the scheduler accepts):
 - hard server-group policies: anti-affinity (no two members on one host) and affinity (only the
   hosts already holding members: Nova's ServerGroupAffinityFilter checks `group.hosts`, which
   includes the source, so an affinity group can only move onto a host where members already live);
-- availability zone: a server stays in its source host's zone;
+- availability zone: a server stays in its source host's zone (its pinned zone, compute API
+  2.96, when Nova shows one);
+- placement traits: a destination lacking a trait the flavor or image requires (or having one
+  it forbids) is never chosen (`CloudState.traits`, read only when a server needs traits);
+- features that block live migration (memory encryption, vTPM): such a server is not planned
+  live, with Nova's reason (novamove.refusals);
 - disabled or down compute services, the drained hosts themselves, and `--to` restrictions.
 
 Destinations are chosen the way Nova's default RAM weigher does (spread: most free RAM first),
@@ -24,6 +29,7 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Collection, Iterable, Mapping, Optional, Sequence
 
+from novamove import refusals
 from novamove.errors import NotFound, UsageError
 from novamove.model import COLD, LIVE, Host, Plan, PlanStep, Resources, Server, ServerGroup
 
@@ -102,6 +108,9 @@ class CloudState:
     hosts: Sequence[Host]
     servers: Sequence[Server]
     groups: Sequence[ServerGroup] = ()
+    # Placement traits by compute host, for the hosts read (only when a server needs traits);
+    # a host missing here is not judged on traits (the re-plan catches Nova's refusal).
+    traits: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 def move_mode(server: Server, mode: str) -> tuple[Optional[str], Optional[str]]:
@@ -168,6 +177,7 @@ class _Unit:
     zone: Optional[str]
     anti_groups: tuple[str, ...]
     affinity_group: Optional[str] = None
+    refused: dict[str, str] = field(default_factory=dict)   # host -> Nova's predicted refusal
 
 
 class _Placer:
@@ -292,10 +302,15 @@ def plan_drain(state: CloudState, sources: Sequence[str], *, targets: Sequence[s
                          dest=None, mode=step_mode or unmovable_mode,
                          skip_reason=why, need=need_of_server(server), status=server.status, groups=gids)
         steps[server.id] = step
+        if not why and step_mode == LIVE:
+            blocked = refusals.live_refusal(server)
+            if blocked:
+                step.skip_reason = why = blocked + "; drain with --mode cold to move it with a restart"
         if why:
             continue
         src = hosts.get(server.host)
-        zone = src.service.zone if src is not None else server.zone
+        zone = server.pinned_zone or (src.service.zone if src is not None else server.zone)
+        refused = _trait_refusals(server, eligible, state.traits) if state.traits else {}
         anti: tuple[str, ...] = ()
         aff: Optional[str] = None
         if gids:                  # most servers are in no hard group: skip the scans
@@ -307,8 +322,9 @@ def plan_drain(state: CloudState, sources: Sequence[str], *, targets: Sequence[s
             u.modes.append(step_mode)
             u.need = u.need + step.need
             u.anti_groups = tuple(dict.fromkeys(u.anti_groups + anti))
+            u.refused.update({h: r for h, r in refused.items() if h not in u.refused})
             continue
-        u = _Unit([server], [step_mode], step.need, zone, anti, aff)
+        u = _Unit([server], [step_mode], step.need, zone, anti, aff, refused)
         units.append(u)
         if aff is not None:
             affinity_units[aff] = u
@@ -371,6 +387,19 @@ def _validate(state: CloudState, sources: Sequence[str], targets: Sequence[str],
         raise UsageError(f"host {sorted(both)[0]!r} is both drained and a --to destination")
 
 
+def _trait_refusals(server: Server, eligible: list[str],
+                    traits: Mapping[str, frozenset[str]]) -> dict[str, str]:
+    """{host: Nova's refusal} for the eligible hosts whose traits do not suit the server."""
+    if not refusals.needs_traits(server):
+        return {}
+    out = {}
+    for name in eligible:
+        why = refusals.trait_refusal(server, name, traits.get(name))
+        if why:
+            out[name] = why
+    return out
+
+
 def _eligible_hosts(hosts: Sequence[Host], sources: set[str], targets: set[str],
                     checks: list[Check]) -> list[str]:
     eligible, disabled, down = [], [], []
@@ -421,7 +450,7 @@ def _hard_groups_by_server(servers: Sequence[Server], groups: dict[str, ServerGr
 
 def _place(u: _Unit, placer: _Placer, eligible: list[str], group_hosts: dict[str, set[str]],
            avoid: Optional[Mapping[str, Collection[str]]] = None) -> Optional[str]:
-    banned: set[str] = set()
+    banned: set[str] = set(u.refused)
     for gid in u.anti_groups:
         banned |= group_hosts[gid]
     if avoid:
@@ -461,6 +490,10 @@ def _why_unplaced(u: _Unit, placer: _Placer, eligible: list[str], group_hosts: d
     for gid in u.anti_groups:
         banned |= group_hosts[gid]
     fitting = [h for h in in_zone if placer.fits(h, need)]
+    if fitting and u.refused and all(h in banned or h in u.refused for h in fitting):
+        # Nova's words for the first such host: the operator sees what the flavor needs.
+        return u.refused[min(h for h in fitting if h in u.refused)] if any(
+            h in u.refused for h in fitting) else u.refused[min(u.refused)]
     refused = {h for server in u.servers for h in (avoid or {}).get(server.id, ())}
     if fitting and refused and all(h in banned or h in refused for h in fitting):
         return (f"Nova refused the destinations with room for it ({', '.join(sorted(refused & set(fitting)))}) "

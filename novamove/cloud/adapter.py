@@ -47,6 +47,8 @@ MV_ACTION_DETAILS = "2.84"     # instance action events carry `details`
 MV_ABORT_QUEUED = "2.65"       # abort live migrations in queued/preparing too
 MV_MIGRATIONS_MAX = "2.80"     # newest /os-migrations format
 MV_HYPERVISOR_UPTIME = "2.88"  # the hypervisor shows its uptime (before: /os-hypervisors/{id}/uptime)
+MV_PINNED_AZ = "2.96"          # servers show pinned_availability_zone (pre-flight: the zone a move keeps)
+MV_IMAGE_PROPS = "2.98"        # servers embed their image's properties (pre-flight: required traits, vTPM)
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 
@@ -424,7 +426,7 @@ class Cloud(DoctorReads):
     # ------------------------------------------------------------------ servers
 
     def _server_mv(self) -> Optional[str]:
-        return self._pick(MV_SERVER_GROUPS, MV_FLAVOR_EMBED)
+        return self._pick(MV_IMAGE_PROPS, MV_PINNED_AZ, MV_SERVER_GROUPS, MV_FLAVOR_EMBED)
 
     def _server(self, body: dict) -> Server:
         flavor = None
@@ -760,6 +762,16 @@ class Cloud(DoctorReads):
             if agg.get("name") == name:
                 return list(agg.get("hosts") or [])
         raise errors.NotFound(f"no host aggregate named {name!r}")
+
+    def zone_hosts(self, zone: str) -> Optional[set[str]]:
+        """The compute hosts of the aggregates whose availability zone is `zone`, or None when no
+        aggregate has it (the default zone): what Nova's map_az_to_placement_aggregate requires
+        of a server pinned to `zone` (none: no restriction)."""
+        hosts: Optional[set[str]] = None
+        for agg in self._sdk_list(None, "aggregates", lambda nova: nova.aggregates()):
+            if agg.get("availability_zone") == zone or (agg.get("metadata") or {}).get("availability_zone") == zone:
+                hosts = (hosts or set()) | set(agg.get("hosts") or [])
+        return hosts
 
 
     # ------------------------------------------------------------------ added for evacuation (engine/evacuate/)

@@ -27,9 +27,18 @@ def flavor_from_api(body: Optional[dict]) -> Optional[Flavor]:
         swap=int(body.get("swap") or 0),
         # Embedded flavors carry extra_specs from 2.61 on (and /flavors/{id} bodies with 2.61).
         dedicated_cpus=str((body.get("extra_specs") or {}).get("hw:cpu_policy", "")).lower() == "dedicated",
+        extra_specs=_pairs(body.get("extra_specs")),
         required_traits=_traits(body, "required"),
         forbidden_traits=_traits(body, "forbidden"),
     )
+
+
+def _pairs(mapping: Any) -> tuple[tuple[str, str], ...]:
+    """A JSON object as sorted (key, text) pairs; anything else as no pairs."""
+    if not isinstance(mapping, dict):
+        return ()
+    return tuple(sorted((str(k), v if isinstance(v, str) else str(v)) for k, v in mapping.items()
+                        if v is not None and not isinstance(v, (dict, list))))
 
 
 def _traits(body: dict, value: str) -> frozenset:
@@ -58,6 +67,9 @@ def server_from_api(body: dict[str, Any], flavor: Optional[Flavor] = None) -> Se
         # Nova shows "" (not an image) for a server booted from a volume.
         volume_backed=not body.get("image"),
         tags=tuple(body.get("tags") or ()),
+        pinned_zone=body.get("pinned_availability_zone") or None,
+        image_properties=_pairs((body.get("image") or {}).get("properties")
+                                if isinstance(body.get("image"), dict) else None),
     )
 
 

@@ -305,6 +305,11 @@ enabled = false
 enabled = false
 [upgrade_levels]
 compute = auto
+[workarounds]
+# As on a cloud whose hosts report PCPU (every one since Train): a pinned server needs placement
+# PCPU, no fallback query for VCPU (which only legacy vcpu_pin_set hosts need; with it the fake
+# driver, which has no NUMA topology, would take a pinned server on a host without PCPU).
+disable_fallback_pcpu_query = true
 [quota]
 # A test bed shared by many test servers: the default 10 instances per project is too few.
 instances = -1

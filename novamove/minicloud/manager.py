@@ -339,6 +339,13 @@ class Minicloud:
         current.update(settings)
         path.write_text(json.dumps(current))
 
+    def set_fakevirt_providers(self, providers: dict) -> None:
+        """Per-compute extra placement inventory and traits of the fake driver, e.g.
+        {"compute2": {"inventory": {"PCPU": 8}, "traits": ["COMPUTE_SECURITY_TPM_2_0"]}}
+        (runtime/novamove_fakevirt.py). A compute reports them at its next claim or
+        update_available_resource period, or at once after restart_compute(host)."""
+        self.set_fakevirt(providers=providers)
+
     def guests(self, host: str) -> dict[str, str]:
         """The guests HOST's fake hypervisor has, running or not, whether or not its nova-compute
         runs: server id -> power state ("running", "shutdown", ...), read from the compute's

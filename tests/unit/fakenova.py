@@ -45,6 +45,8 @@ class FakeNova:
         self.servers: dict[str, Server] = {}
         self.tags: dict[str, set[str]] = {}
         self.groups: list[ServerGroup] = []
+        self.traits: dict[str, set[str]] = {}     # compute host -> its provider's placement traits
+        self.zones: dict[str, set[str]] = {}      # availability zone aggregates: zone -> hosts
         self.migrations: list[dict] = []          # live and cold moves
         self.records: list[dict] = []             # evacuations
         self.ids = itertools.count(1)
@@ -176,8 +178,16 @@ class FakeNova:
         return host.capacity, host.used, host.capacity
 
     def provider_traits(self, hypervisor_hostname):
-        # schedulable as soon as enabled; `host_traits` {service host: traits} for rebalance's tests
-        return set(getattr(self, "host_traits", {}).get(hypervisor_hostname.split(".")[0], ()))
+        self._maybe_fail("provider_traits")
+        host = hypervisor_hostname.split(".")[0]
+        # schedulable as soon as enabled (no COMPUTE_STATUS_DISABLED); `traits` (pre-flight) and
+        # `host_traits` (rebalance's tests): {service host: traits}
+        return set(self.traits.get(host, ())) | set(getattr(self, "host_traits", {}).get(host, ()))
+
+    def zone_hosts(self, zone):
+        """Availability zone aggregates: `zones` {zone: hosts}; "nova" (the default) has none."""
+        self._maybe_fail("zone_hosts")
+        return set(self.zones[zone]) if zone in self.zones else None
 
     def aggregate_hosts(self, name):
         if name != "rack1":
@@ -220,6 +230,7 @@ class FakeNova:
         return [s for s in self.servers.values() if s.host == host]
 
     def list_server_groups(self):
+        self._maybe_fail("list_server_groups")
         return list(self.groups)
 
     def get_server(self, server_id):

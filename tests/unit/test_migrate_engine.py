@@ -117,6 +117,12 @@ class FakeCloud:
         return [Host(name=h, service=s, hypervisor_hostname=f"{h}.fake.local", capacity=self.capacity[h],
                      used=self._used(h)) for h, s in self.services.items()]
 
+    def list_server_groups(self):
+        return []                          # pre-flight reads them below 2.71 (servers do not list theirs)
+
+    def provider_traits(self, node):
+        return set()
+
     def host_resources(self, node):
         self._hit("host_resources", node)
         host = node.split(".")[0]

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Collection, Iterable, Mapping, Optional, Sequence
 
-from novamove import errors
+from novamove import errors, refusals
 from novamove.engine import tags
 from novamove.engine.batch.common import (ABORT_GRACE, ABORTED, DRAIN_VERB, EV_ABORT, EV_CONFIRM, EV_DISABLE,
                                           EV_ENABLE, EV_MOVE, EV_PLAN, EV_REVERT, FAILED, GONE, MOVED,
@@ -49,14 +49,18 @@ from novamove.engine.batch.claim import (  # noqa: F401
     _refuse_down_sources, _unfinished_drains, drain_reason, is_our_drain_reason)
 from novamove.engine.journal import FINAL  # noqa: F401
 from novamove.engine.frame import RunFrame
+from novamove.engine.preflight import TraitCache
 from novamove.engine.resolve import pick_host
 from novamove.model import LIVE, Host, Resources, Server  # noqa: F401
 from novamove.planner import CloudState, DrainPlan, DrainStep, move_mode, plan_drain, plan_to_dict
 
 # ---------------------------------------------------------------------------------- gathering
 
-def gather_state(cloud: Any, sources: Sequence[str], hosts: Optional[Sequence[Host]] = None) -> CloudState:
-    """What the planner needs, read through the adapter (reads only)."""
+def gather_state(cloud: Any, sources: Sequence[str], hosts: Optional[Sequence[Host]] = None,
+                 traits: Optional[TraitCache] = None) -> CloudState:
+    """What the planner needs, read through the adapter (reads only). The destinations'
+    placement traits only when a server on the sources requires or forbids one, through
+    `traits` (a run's cache: a re-plan does not read them again)."""
     hosts = list(hosts) if hosts is not None else cloud.compute_hosts(with_resources=True)
     servers: list[Server] = []
     for name in sources:
@@ -70,7 +74,15 @@ def gather_state(cloud: Any, sources: Sequence[str], hosts: Optional[Sequence[Ho
             servers.append(cloud.get_server(sid))
         except errors.NotFound:
             pass        # a member deleted since the listing binds nothing
-    return CloudState(hosts=hosts, servers=servers, groups=groups)
+    host_traits: dict[str, frozenset[str]] = {}
+    if any(s.host in sources and refusals.needs_traits(s) for s in servers):
+        cache = traits or TraitCache(cloud)
+        for h in hosts:
+            if h.name not in sources and h.service.enabled and h.service.up:
+                found = cache.of(h)
+                if found is not None:
+                    host_traits[h.name] = found
+    return CloudState(hosts=hosts, servers=servers, groups=groups, traits=host_traits)
 
 
 def resolve_hosts(names: Iterable[str], hosts: Sequence[Host]) -> list[str]:
@@ -80,11 +92,12 @@ def resolve_hosts(names: Iterable[str], hosts: Sequence[Host]) -> list[str]:
 
 def make_plan(cloud: Any, sources: Sequence[str], *, targets: Sequence[str] = (), mode: str = "auto",
               order: str = "largest", reason: Optional[str] = None, max_parallel: int = 4,
-              max_per_host: int = 2, avoid: Optional[Mapping[str, Collection[str]]] = None) -> DrainPlan:
+              max_per_host: int = 2, avoid: Optional[Mapping[str, Collection[str]]] = None,
+              traits: Optional[TraitCache] = None) -> DrainPlan:
     hosts = cloud.compute_hosts(with_resources=True)
     sources = resolve_hosts(sources, hosts)
     targets = resolve_hosts(targets, hosts)
-    state = gather_state(cloud, sources, hosts)
+    state = gather_state(cloud, sources, hosts, traits)
     plan = plan_drain(state, sources, targets=targets, mode=mode, order=order, reason=reason,
                       max_parallel=max_parallel, max_per_host=max_per_host,
                       created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), avoid=avoid)
@@ -197,6 +210,7 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
              **runner_kwargs: Any) -> BatchReport:
     say = progress or (lambda line: None)
     keep, modes = dict(keep or {}), dict(modes or {})
+    trait_cache = TraitCache(cloud)      # placement traits read once per run, re-plans included
     clock = runner_kwargs.get("clock", time.monotonic)
     sleep = runner_kwargs.get("sleep", time.sleep)
     _refuse_down_sources(plan, {s.host: s for s in cloud.list_compute_services()})
@@ -222,7 +236,7 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
             report.service, report.changed = _disable_sources(
                 cloud, journal, run_id, plan, say, own_runs=own_runs, sleep=sleep, clock=clock)
             if replan_first:
-                plan = _replan(cloud, plan)
+                plan = _replan(cloud, plan, traits=trait_cache)
                 report.plan = plan
             _pin(plan, keep, modes)
             journal.note(run_id, EV_PLAN, source_key, plan=plan_to_dict(plan), via=verb,
@@ -272,7 +286,7 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
                     break
                 say(f"{len(again)} server(s) still on {source_key} to move: planning them again")
                 sleep(REPLAN_PAUSE)
-                fresh = _replan(cloud, plan, avoid=refused)
+                fresh = _replan(cloud, plan, avoid=refused, traits=trait_cache)
                 _pin(fresh, keep, modes)
                 wanted = {srv.id for srv in again}
                 # A failed move with no other destination keeps its failure (not "skipped").
@@ -311,11 +325,13 @@ def _claim_sources(journal: Any, run_id: str, plan: DrainPlan, own_runs: set, fr
         frame.on_exit.append(lambda name=name: claims.release(journal, f"host:{name}", run_id))
 
 
-def _replan(cloud: Any, plan: DrainPlan, avoid: Optional[Mapping[str, Collection[str]]] = None) -> DrainPlan:
-    """The same drain planned again from the cloud as it is now."""
+def _replan(cloud: Any, plan: DrainPlan, avoid: Optional[Mapping[str, Collection[str]]] = None,
+            traits: Optional[TraitCache] = None) -> DrainPlan:
+    """The same drain planned again from the cloud as it is now (traits as read earlier in
+    the run: a drain's re-plans do not read every host's traits again)."""
     fresh = make_plan(cloud, plan.sources, targets=plan.targets, mode=plan.mode, order=plan.order,
                       reason=plan.reason, max_parallel=plan.max_parallel, max_per_host=plan.max_per_host,
-                      avoid=avoid)
+                      avoid=avoid, traits=traits)
     return fresh
 
 

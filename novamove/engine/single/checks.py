@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from novamove import errors
-from novamove.model import COLD, LIVE, Host, Resources, Server
+from novamove import errors, refusals
+from novamove.model import COLD, LIVE, Host, Resources, Server, ServerGroup
 
 MODES = ("auto", LIVE, COLD)
 STRATEGIES = ("auto", "native", "isolate")
@@ -103,10 +103,36 @@ def check_capacity(server: Server, target: Host, max_unit: Optional[Resources] =
             if limit and want > limit:
                 missing.append(f"{name} {want:g} exceeds the per-instance maximum {limit:g}")
     if missing:
+        if need.pcpus and any(m.startswith("pcpus ") for m in missing):
+            # Nova's scheduler: placement has no PCPU candidate there, "No valid host was found".
+            missing = [m + " (dedicated CPUs: hw:cpu_policy=dedicated allocates placement's PCPU)"
+                       if m.startswith("pcpus ") else m for m in missing]
         raise errors.NoCapacity(
             f"target {target.name} has no room for {server.name} (flavor {server.flavor.name}): "
             + "; ".join(missing))
 
+
+def refusal(server: Server, target: Host, mode: str, traits: Optional[frozenset[str]],
+            groups: list[ServerGroup], host_of: dict[str, Optional[str]],
+            zone_hosts: Optional[set[str]] = None) -> Optional[str]:
+    """Nova's reason (its words first) to refuse moving `server` to `target` in `mode`, or None."""
+    if mode == LIVE:
+        why = refusals.live_refusal(server)
+        if why:
+            return why + "; a cold migration (--cold) moves it, with a restart"
+    return (refusals.zone_refusal(server, target.name, target.zone, zone_hosts)
+            or refusals.trait_refusal(server, target.name, traits)
+            or refusals.group_refusal(server, target.name, groups, host_of))
+
+
+def check_refusals(server: Server, target: Host, mode: str, traits: Optional[frozenset[str]],
+                   groups: list[ServerGroup], host_of: dict[str, Optional[str]],
+                   zone_hosts: Optional[set[str]] = None) -> None:
+    """Raise PreconditionFailed (exit 4) with Nova's reason when Nova would refuse the move:
+    predicted here, before any request, instead of discovered after it (novamove.refusals)."""
+    why = refusal(server, target, mode, traits, groups, host_of, zone_hosts)
+    if why:
+        raise errors.PreconditionFailed(f"Nova would refuse to move {server.name} to {target.name}: {why}")
 
 
 def scheduler_candidates(server: Server, hosts: list[Host]) -> tuple[list[str], list[str]]:

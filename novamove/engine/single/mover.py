@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional
 from novamove.engine import events
 from novamove import errors
 from novamove.engine.single import strategies
-from novamove.engine.single import checks
+from novamove.engine.single import checks, preflight
 from novamove.engine.frame import RunFrame, new_run_id
 from novamove.engine.poll import poll_until
 from novamove.engine.journal import Journal, now
@@ -70,6 +70,7 @@ def prepare(cloud, server_ref: str, host_ref: Optional[str], *, mode: str = "aut
     checks.check_target(server, target)
     checks.check_source(server, {h.name: h for h in hosts}.get(server.host))
     chosen_strategy = checks.choose_strategy(strategy, chosen_mode, cloud.supports, cloud.capped)
+    preflight.check_named_target(cloud, server, target, chosen_mode)
     if target.hypervisor_hostname:
         capacity, used, max_unit = cloud.host_resources(target.hypervisor_hostname)
         target = dataclasses.replace(target, capacity=capacity, used=used)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from novamove import errors
 from novamove.engine.resolve import resolve_server
-from novamove.engine.single import checks
+from novamove.engine.single import checks, preflight
 from novamove.model import Server
 
 
@@ -17,6 +17,8 @@ def prepare_unnamed(cloud, server_ref: str, *, mode: str, strategy: str) -> tupl
     hosts = cloud.compute_hosts(with_resources=True)
     checks.check_source(server, {h.name: h for h in hosts}.get(server.host))
     candidates, refused = checks.scheduler_candidates(server, hosts)
+    candidates, predicted = preflight.filter_candidates(cloud, server, chosen_mode, hosts, candidates)
+    refused += predicted
     if not candidates:
         why = "; ".join(refused) if refused else "it is the only compute"
         raise errors.NoCapacity(f"no other compute can take {server.name}: {why}")

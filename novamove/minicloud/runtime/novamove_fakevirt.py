@@ -47,6 +47,20 @@ after about 33 minutes). Both go on until Nova's force-complete (then, with post
 record shows libvirt's "running (post-copy)" for a moment before it completes; without, the
 guest is "paused" and the copy completes) or abort (the migration ends "cancelled" on the
 source).
+
+Per compute, the control file's "providers" key (or NOVAMOVE_FAKE_PROVIDERS, the same JSON) gives
+chosen computes extra placement inventory and traits, reported through update_provider_tree as a
+real driver reports PCPU or COMPUTE_SECURITY_TPM_2_0, so flavors that need them boot there and
+Nova's refusals elsewhere are real:
+
+  {"providers": {"compute2": {"inventory": {"PCPU": 8, "MEMORY_MB": 4096},
+                              "traits": ["COMPUTE_SECURITY_TPM_2_0", "CUSTOM_GOLD"]}}}
+
+An inventory entry is a total (or a dict of placement inventory fields); it adds a resource
+class or replaces one of VCPU/MEMORY_MB/DISK_GB. Traits are added to the ones Nova sets; traits
+this process added earlier and no longer listed are taken off again. Nova pushes the tree to
+placement on every claim and every update_available_resource period (60 s), so a change shows
+after the next boot or move on that compute, or at once after a restart of its nova-compute.
 """
 
 import json
@@ -139,6 +153,40 @@ def _post_copy_permitted() -> bool:
         pass
     return bool(_setting("permit_post_copy", 0))
 
+def provider_settings(host: str) -> dict:
+    """This compute's {"inventory": {...}, "traits": [...]} from the control file's "providers"
+    (else NOVAMOVE_FAKE_PROVIDERS); {} when it has none or the JSON is unreadable."""
+    raw = None
+    path = os.environ.get("NOVAMOVE_FAKEVIRT_CONTROL")
+    if path and os.path.exists(path):
+        try:
+            with open(path) as f:
+                raw = json.load(f).get("providers")
+        except (OSError, ValueError, AttributeError) as exc:
+            LOG.warning("ignoring unreadable fakevirt control file %s: %s", path, exc)
+    if raw is None:
+        try:
+            raw = json.loads(os.environ.get("NOVAMOVE_FAKE_PROVIDERS") or "{}")
+        except ValueError as exc:
+            LOG.warning("ignoring unreadable NOVAMOVE_FAKE_PROVIDERS: %s", exc)
+            raw = {}
+    mine = (raw or {}).get(host) if isinstance(raw, dict) else None
+    return mine if isinstance(mine, dict) else {}
+
+
+def extra_inventory(settings: dict) -> dict:
+    """Placement inventory records for the configured resource classes (a total, or a dict)."""
+    out = {}
+    for rc, value in (settings.get("inventory") or {}).items():
+        record = dict(value) if isinstance(value, dict) else {"total": int(value)}
+        total = int(record.get("total", 0))
+        if total <= 0:
+            continue
+        out[rc] = {"total": total, "min_unit": 1, "max_unit": int(record.get("max_unit", total)),
+                   "step_size": 1, "allocation_ratio": float(record.get("allocation_ratio", 1.0)),
+                   "reserved": int(record.get("reserved", 0))}
+    return out
+
 
 class NovamoveFakeDriver(fake.FakeDriver):
 
@@ -217,6 +265,27 @@ class NovamoveFakeDriver(fake.FakeDriver):
 
     def get_nodenames_by_uuid(self, refresh=False):
         return {self._node_uuid(n): n for n in self.get_available_nodes()}
+
+    # -- per-compute inventory and traits (the control file's "providers") -----------
+    def update_provider_tree(self, provider_tree, nodename, allocations=None):
+        super().update_provider_tree(provider_tree, nodename, allocations=allocations)
+        self._update_extra_provider(provider_tree, nodename)
+
+    def _update_extra_provider(self, provider_tree, nodename) -> None:
+        settings = provider_settings(getattr(self, "_host", None) or CONF.host)
+        extra = extra_inventory(settings)
+        if extra:
+            inventory = dict(provider_tree.data(nodename).inventory)
+            inventory.update(extra)
+            provider_tree.update_inventory(nodename, inventory)
+        wanted = {str(t) for t in settings.get("traits") or ()}
+        given = getattr(self, "_given_traits", set())
+        dropped = given - wanted
+        if dropped:
+            provider_tree.remove_traits(nodename, *sorted(dropped))
+        if wanted:
+            provider_tree.add_traits(nodename, *sorted(wanted))
+        self._given_traits = wanted
 
     # -- cold migration ---------------------------------------------------------------
     def migrate_disk_and_power_off(self, context, instance, dest, flavor, network_info,
