@@ -104,7 +104,7 @@ def migrate(server: str, host: Optional[str] = None, *, cloud=None, auth=None, r
     the pre-checks (strategy "scheduler"; `strategy="isolate"` is then a UsageError). See the
     module docstring for errors vs. results. `on_stall`: what is done with a live migration that
     stops converging (engine/stall.py; docs/reference.md)."""
-    _stall_options(on_stall)
+    _stall_options(on_stall, mode)
     with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
         return move(c, open_journal(journal_path, observers), server, host, mode=mode, strategy=strategy, reason=reason,
                     confirm=confirm, wait=wait, timeout=timeout, on_timeout=on_timeout,
@@ -244,7 +244,7 @@ def drain(host, *, cloud=None, journal_path=None, observers: Sequence[Observer] 
     (moved/total, in flight, failed, ETA) for a progress bar. `on_stall`: what is done with a
     live move that stops converging (force-complete, abort: retried once elsewhere, cold, leave)."""
     from novamove.engine.batch import drain as engine
-    stalls = _stall_options(on_stall)
+    stalls = _stall_options(on_stall, mode)
     with _connected(cloud, **connection) as c:
         return engine.drain(c, host, journal=open_journal(journal_path, observers), targets=targets, mode=mode,
                             order=order, reason=reason, max_parallel=max_parallel,
@@ -547,11 +547,16 @@ def doctor_classes(fix_classes=None) -> dict:
     return {c.name: {"explain": c.explain, "repair": c.repair} for c in engine.CLASSES.values()}
 
 
-def _stall_options(on_stall: str) -> dict:
+def _stall_options(on_stall: str, mode: Optional[str] = None) -> dict:
     """--on-stall and the NOVAMOVE_STALL_* settings, checked once before connecting (bad input:
     one line, nothing changed); the batch engines take them as given."""
+    from novamove import errors
     from novamove.engine import stall
     stall.check_on_stall(on_stall)
+    if mode == "live" and on_stall == stall.COLD:
+        # The operator asked for live moves only: falling back to a cold one would break that.
+        raise errors.UsageError("--on-stall cold contradicts a live-only move (--live, --mode live): a stalled move would be made "
+                                "cold; use --on-stall force-complete, abort or leave")
     return {"on_stall": on_stall, "stall_settings": stall.settings_from_env()}
 
 

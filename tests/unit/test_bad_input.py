@@ -80,6 +80,8 @@ CASES = [
     ("drain compute1 --max-parallel 0", 2, "--max-parallel"),
     (f"drain compute1 --reason {LONG} --dry-run", 2, "--reason is 300 characters"),
     ("undrain nosuch", 3, "no compute host 'nosuch'"),
+    ("drain compute1 --mode live --on-stall cold", 2, "--on-stall cold contradicts a live-only move"),
+    ("drain compute1 --on-stall later", 2, "'later' is not one of"),
     # rebalance
     ("rebalance --goal tidy", 2, "'tidy' is not one of"),
     ("rebalance --max-moves 0", 2, "--max-moves must be a whole number of at least 1"),
@@ -93,6 +95,7 @@ CASES = [
     # migrate
     ("migrate", 2, "Missing argument 'SERVER'"),
     ("migrate vm1 --strategy isolate", 2, "--strategy isolate needs a target"),
+    ("migrate vm1 --to compute2 --live --on-stall cold", 2, "--on-stall cold contradicts a live-only move"),
     ("migrate vm1 --to nosuch", 3, "nosuch"),
     ("migrate nosuch --to compute2", 3, "nosuch"),
     ("migrate vm1 --to compute2 --live --cold", 2, "--live"),
