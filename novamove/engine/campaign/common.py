@@ -36,6 +36,7 @@ CHECK_TIMEOUT = 600.0
 POWER_TIMEOUT = 300.0
 POLL = 1.0
 RECHECK = 10.0       # a host waiting for capacity or group budget is checked again this often
+FULL_RECHECK = 120.0  # ... and judged on a whole read of the cloud (not the view) at most this often
 
 
 def reason_text(run_id: str, what: str, lease_until: Optional[datetime] = None) -> str:
