@@ -9,7 +9,6 @@ import pytest
 from novamove.engine import campaign as camp
 from novamove.engine.batch import drain as drainmod
 from novamove.engine.campaign import Options, run_campaign
-from novamove.engine.campaign.runner import Campaign
 from novamove.engine.journal import Journal
 from novamove.engine.poll import Backoff, poll_until
 from novamove.model import Flavor, Resources
