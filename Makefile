@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test unit acceptance acceptance-doctor install system-deps os-venv bench down clean docs package-check test-floor faults compat
+.PHONY: demo test unit acceptance acceptance-doctor acceptance-rebalance acceptance-stall install system-deps os-venv bench down clean docs package-check test-floor faults compat
 
 # PYTHONWARNINGS hushes the one notice setuptools prints for every editable flat-layout install.
 $(BIN)/novamove: pyproject.toml
@@ -44,6 +44,14 @@ acceptance: install system-deps os-venv
 # Placement's API and the killed drain (`make test` runs the realistic causes only).
 acceptance-doctor: install system-deps os-venv
 	NOVAMOVE_DOCTOR_ACCEPTANCE=all $(BIN)/python -m pytest -ra --durations=10 tests/acceptance/test_doctor.py
+
+# Rebalance on the minicloud beyond the one spread test of `make test`: pack --disable-emptied
+# and a SIGKILLed rebalance recovered (docs/testing.md).
+acceptance-rebalance: install system-deps os-venv
+	NOVAMOVE_REBALANCE_ACCEPTANCE=all $(BIN)/python -m pytest -ra --durations=10 tests/acceptance/test_rebalance.py
+# Live migrations that never converge: --on-stall abort and the intents (make test runs the default policy only).
+acceptance-stall: install system-deps os-venv
+	NOVAMOVE_STALL_ACCEPTANCE=all $(BIN)/python -m pytest -ra --durations=10 tests/acceptance/test_stall.py
 
 # Man pages generated from the click definitions (read one: man -l build/man/novamove-migrate.1).
 MAN_DIR ?= build/man

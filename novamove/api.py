@@ -58,21 +58,49 @@ def open_journal(journal_path=None, observers: Sequence[Observer] = ()) -> Journ
     return journal.observe(*observers)
 
 
+@contextmanager
+def observing(events: Optional[str] = None, metrics_textfile: Optional[str] = None,
+              metrics_push: Optional[str] = None, redact: Optional[Callable[[Any], Any]] = None):
+    """The observers of `--events FILE`, `--metrics-textfile PATH` and `--metrics-push URL`
+    (docs/events.md, docs/observability.md) for the verbs called inside:
+
+        with api.observing(events="run.jsonl", metrics_textfile="novamove.prom") as seen:
+            api.drain("compute1", observers=seen.observers)
+
+    On leaving, the metrics are written a last time and the stream is closed; `seen.given_up`
+    then lists the metrics outputs that failed during the run (the run went on without them).
+    `redact` gets each stream line (plain JSON types) and returns what is written. An events
+    file that cannot be opened is a UsageError (nothing opened, nothing changed)."""
+    from novamove.errors import UsageError
+    from novamove.observe.session import Observation
+    try:
+        seen = Observation(events, metrics_textfile, metrics_push, redact=redact)
+    except OSError as exc:
+        raise UsageError(f"cannot open events file {events!r}: {exc.strerror or exc}") from None
+    try:
+        yield seen
+    finally:
+        seen.close()
+
+
 def migrate(server: str, host: Optional[str] = None, *, cloud=None, auth=None, region_name=None, interface=None,
             validate_certs=None, mode: str = "auto", strategy: str = "auto", reason: Optional[str] = None,
             confirm: bool = True, wait: bool = True, timeout: float = 600, on_timeout: str = "abort",
             check_mode: bool = False, journal_path=None, observers: Sequence[Observer] = (),
             progress: Optional[Callable[[Snapshot], None]] = None,
-            poll_interval: float = 1.0, schedule_timeout: float = 60.0) -> MoveResult:
+            poll_interval: float = 1.0, schedule_timeout: float = 60.0,
+            on_stall: str = "force-complete") -> MoveResult:
     """Put `server` (UUID or exact name, any project) on compute `host` (service host or
     hypervisor hostname); without `host` Nova's scheduler chooses among the computes that pass
     the pre-checks (strategy "scheduler"; `strategy="isolate"` is then a UsageError). See the
-    module docstring for errors vs. results."""
+    module docstring for errors vs. results. `on_stall`: what is done with a live migration that
+    stops converging (engine/stall.py; docs/reference.md)."""
+    _stall_options(on_stall)
     with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
         return move(c, open_journal(journal_path, observers), server, host, mode=mode, strategy=strategy, reason=reason,
                     confirm=confirm, wait=wait, timeout=timeout, on_timeout=on_timeout,
                     check_mode=check_mode, progress=progress, poll_interval=poll_interval,
-                    schedule_timeout=schedule_timeout)
+                    schedule_timeout=schedule_timeout, on_stall=on_stall)
 
 
 def wait(server: str, *, cloud=None, auth=None, region_name=None, interface=None,
@@ -88,6 +116,7 @@ def wait(server: str, *, cloud=None, auth=None, region_name=None, interface=None
 def back(server: str, *, cloud=None, auth=None, region_name=None, interface=None, validate_certs=None,
          journal_path=None, observers: Sequence[Observer] = (), **kwargs: Any) -> MoveResult:
     """Move `server` back to where it was before its last novamove move."""
+    _stall_options(kwargs.get("on_stall", "force-complete"))
     journal = open_journal(journal_path, observers)
     with _connected(cloud, auth=auth, region_name=region_name, interface=interface, validate_certs=validate_certs) as c:
         found, source = operations.previous_host(c, journal, server)
@@ -195,7 +224,7 @@ def run_record(run_id: str, *, journal_path=None) -> dict:
 def drain(host, *, cloud=None, journal_path=None, observers: Sequence[Observer] = (), targets=(), mode: str = "auto", order: str = "largest",
           reason: Optional[str] = None, max_parallel: int = 4, max_per_host: int = 2,
           dry_run: bool = False, on_interrupt: str = "finish", poll_interval: Optional[float] = None,
-          step_timeout: float = 1800.0, allow_unmovable: bool = False,
+          step_timeout: float = 1800.0, allow_unmovable: bool = False, on_stall: str = "force-complete",
           progress: Optional[Callable[[str], None]] = None, status: Optional[Callable[[Any], None]] = None,
           **connection: Any):
     """Empty compute `host` (or a list of hosts): disable it with a tagged reason, plan and move
@@ -203,30 +232,34 @@ def drain(host, *, cloud=None, journal_path=None, observers: Sequence[Observer] 
     `left`): ok only when the host, read back, holds no server (`allow_unmovable`: except
     servers Nova cannot move, such as ERROR ones, which are then reported and left).
     `progress` gets one line per event; `status`, at every poll (0.25 to 1 s apart), a BatchProgress
-    (moved/total, in flight, failed, ETA) for a progress bar."""
+    (moved/total, in flight, failed, ETA) for a progress bar. `on_stall`: what is done with a
+    live move that stops converging (force-complete, abort: retried once elsewhere, cold, leave)."""
     from novamove.engine.batch import drain as engine
+    stalls = _stall_options(on_stall)
     with _connected(cloud, **connection) as c:
         return engine.drain(c, host, journal=open_journal(journal_path, observers), targets=targets, mode=mode,
                             order=order, reason=reason, max_parallel=max_parallel,
                             max_per_host=max_per_host, dry_run=dry_run, on_interrupt=on_interrupt,
                             poll_interval=poll_interval or engine.POLL_INTERVAL,
                             step_timeout=step_timeout, allow_unmovable=allow_unmovable,
-                            progress=progress, status=status)
+                            progress=progress, status=status, **stalls)
 
 
 def undrain(host: str, *, cloud=None, journal_path=None, observers: Sequence[Observer] = (), move_back: bool = False, max_parallel: int = 4,
             max_per_host: int = 2, on_interrupt: str = "finish", poll_interval: Optional[float] = None,
-            step_timeout: float = 1800.0, dry_run: bool = False,
+            step_timeout: float = 1800.0, dry_run: bool = False, on_stall: str = "force-complete",
             progress: Optional[Callable[[str], None]] = None, status: Optional[Callable[[Any], None]] = None,
             **connection: Any):
-    """Re-enable `host` if a novamove drain disabled it; `move_back` returns that drain's servers."""
+    """Re-enable `host` if a novamove drain disabled it; `move_back` returns that drain's servers
+    (`on_stall` as for drain, but an aborted move back is not retried elsewhere)."""
     from novamove.engine.batch import drain as engine
+    stalls = _stall_options(on_stall)
     with _connected(cloud, **connection) as c:
         return engine.undrain(c, host, journal=open_journal(journal_path, observers), move_back=move_back,
                               max_parallel=max_parallel, max_per_host=max_per_host,
                               on_interrupt=on_interrupt, poll_interval=poll_interval or engine.POLL_INTERVAL,
                               step_timeout=step_timeout, dry_run=dry_run, progress=progress,
-                              status=status)
+                              status=status, **stalls)
 
 
 def plan_drain(hosts, *, cloud=None, targets=(), mode: str = "auto", order: str = "largest",
@@ -244,17 +277,28 @@ def apply_plan(plan, *, cloud=None, journal_path=None, observers: Sequence[Obser
                max_per_host: Optional[int] = None, on_interrupt: str = "finish",
                poll_interval: Optional[float] = None, step_timeout: float = 1800.0,
                allow_unmovable: bool = False, progress: Optional[Callable[[str], None]] = None,
-               status: Optional[Callable[[Any], None]] = None, **connection: Any):
-    """Run a saved plan (a DrainPlan or a plan file path); each step is re-checked as it runs."""
+               status: Optional[Callable[[Any], None]] = None, on_stall: str = "force-complete",
+               **connection: Any):
+    """Run a saved plan (a DrainPlan, a RebalancePlan or a plan file path); each step is
+    re-checked as it runs. A rebalance plan returns a RebalanceReport (see `rebalance`)."""
     from novamove.engine.batch import drain as engine
+    stalls = _stall_options(on_stall)
     if not hasattr(plan, "steps"):
         plan = load_plan(plan)
+    if plan.kind == "rebalance":
+        from novamove.engine.batch import rebalance as rebalancing
+        with _connected(cloud, **connection) as c:
+            return rebalancing.apply_rebalance(
+                c, plan, journal=open_journal(journal_path, observers), max_parallel=max_parallel,
+                max_per_host=max_per_host, on_interrupt=on_interrupt, verb="apply",
+                poll_interval=poll_interval or engine.POLL_INTERVAL, step_timeout=step_timeout,
+                progress=progress, status=status, **stalls)
     with _connected(cloud, **connection) as c:
         return engine.apply_plan(c, plan, journal=open_journal(journal_path, observers), max_parallel=max_parallel,
                                  max_per_host=max_per_host, on_interrupt=on_interrupt,
                                  poll_interval=poll_interval or engine.POLL_INTERVAL,
                                  step_timeout=step_timeout, allow_unmovable=allow_unmovable,
-                                 progress=progress, status=status)
+                                 progress=progress, status=status, **stalls)
 
 
 def load_plan(path):
@@ -266,6 +310,51 @@ def load_plan(path):
 def save_plan(plan, path) -> None:
     from novamove.planner import save_plan as save
     save(plan, path)
+
+
+# ------------------------------------------------------------------------------ rebalance
+
+def rebalance_options(*, goal: str = "spread", hosts=(), zone: Optional[str] = None, aggregate: Optional[str] = None,
+                      max_moves: Optional[int] = None, min_gain: Optional[float] = None,
+                      disable_emptied: bool = False, reason: Optional[str] = None, max_parallel: int = 4,
+                      max_per_host: int = 2):
+    """The options of a rebalance, checked once (UsageError, one line, exit 2, before any read)."""
+    from novamove.engine.batch import rebalance as engine
+    return engine.Options(goal=goal, hosts=tuple([hosts] if isinstance(hosts, str) else hosts), zone=zone,
+                          aggregate=aggregate, max_moves=max_moves, disable_emptied=disable_emptied,
+                          min_gain=engine.DEFAULT_MIN_GAIN if min_gain is None else min_gain, reason=reason,
+                          max_parallel=max_parallel, max_per_host=max_per_host).validate()
+
+
+def plan_rebalance(options=None, *, cloud=None, **connection: Any):
+    """The RebalancePlan (reads only), with its before/after figures: review, save_plan, apply_plan."""
+    return rebalance(options, cloud=cloud, dry_run=True, **connection).plan
+
+
+def rebalance(options=None, *, cloud=None, journal_path=None, observers: Sequence[Observer] = (),
+              dry_run: bool = False, on_interrupt: str = "finish", poll_interval: Optional[float] = None,
+              step_timeout: float = 1800.0, progress: Optional[Callable[[str], None]] = None,
+              status: Optional[Callable[[Any], None]] = None, on_stall: str = "force-complete",
+              **connection: Any):
+    """Spread load over the hosts in scope, or pack it to empty hosts, from Placement alone
+    (`options`: rebalance_options()). `dry_run`: plan only; else plan and apply in one go, as
+    apply_plan runs a saved plan. Returns a RebalanceReport: ok only when every move landed and
+    the hosts, read back from Placement, are within the plan's figures (docs/rebalance.md)."""
+    import time
+    from novamove.engine.batch import rebalance as engine
+    options = (options or rebalance_options()).validate()
+    stalls = _stall_options(on_stall)
+    with _connected(cloud, **connection) as c:
+        t0, requests0 = time.monotonic(), engine._requests(c)
+        plan = engine.make_plan(c, options)
+        if dry_run:
+            return engine.dry_run_report(plan, c, t0, requests0)
+        return engine.apply_rebalance(c, plan, journal=open_journal(journal_path, observers),
+                                      on_interrupt=on_interrupt, poll_interval=poll_interval or engine.POLL_INTERVAL,
+                                      step_timeout=step_timeout, progress=progress, status=status, **stalls)
+
+
+__all__ += ["rebalance", "rebalance_options", "plan_rebalance"]
 
 
 # ------------------------------------------------------------------------------ evacuation
@@ -292,16 +381,19 @@ def evacuate(host: str, *, cloud=None, journal_path=None, observers: Sequence[Ob
 
 def unfence(host: str, *, cloud=None, journal_path=None, observers: Sequence[Observer] = (), move_back: bool = False, wait: float = 90.0,
             dry_run: bool = False, max_parallel: int = 4, max_per_host: int = 2, poll_interval: float = 0.5,
-            timeout: float = 1800.0, progress: Optional[Callable[[str], None]] = None, **connection: Any):
-    """Put a repaired, evacuated host back in service (see novamove.engine.evacuate.unfence)."""
+            timeout: float = 1800.0, progress: Optional[Callable[[str], None]] = None,
+            on_stall: str = "force-complete", **connection: Any):
+    """Put a repaired, evacuated host back in service (see novamove.engine.evacuate.unfence);
+    `on_stall` governs the live moves back (as undrain's)."""
     from novamove.engine import evacuate as evac
+    stalls = _stall_options(on_stall)
     with _connected(cloud, **connection) as c:
         return evac.unfence(c, host, journal=open_journal(journal_path, observers), move_back=move_back, wait=wait,
                             dry_run=dry_run, max_parallel=max_parallel, max_per_host=max_per_host,
-                            poll_interval=poll_interval, step_timeout=timeout, progress=progress)
+                            poll_interval=poll_interval, step_timeout=timeout, progress=progress, **stalls)
 
 
-__all__ += ["evacuate", "unfence", "open_journal", "run_record"]
+__all__ += ["evacuate", "unfence", "open_journal", "run_record", "observing"]
 # ------------------------------------------------------------------------------ maintenance campaigns
 
 def maintain(hosts=(), *, cloud=None, journal_path=None, observers: Sequence[Observer] = (), zone: Optional[str] = None,
@@ -314,7 +406,8 @@ def maintain(hosts=(), *, cloud=None, journal_path=None, observers: Sequence[Obs
              dry_run: bool = False, resume: Optional[str] = None, rerun_hook: bool = False,
              hook_done: bool = False, on_interrupt: str = "finish",
              progress: Optional[Callable[[str], None]] = None, on_update: Optional[Callable[[Any], None]] = None,
-             move_seconds: Optional[float] = None, hook_seconds: Optional[float] = None, **connection: Any):
+             move_seconds: Optional[float] = None, hook_seconds: Optional[float] = None,
+             on_stall: str = "force-complete", **connection: Any):
     """A rolling maintenance campaign over `hosts` (names; or zone / aggregate / all_hosts): each
     host is disabled, drained, handed to `hook`, gated (`gate`: "restart", the default with a
     hook, waits for the host booted or its nova-compute seen down and back after the hook began;
@@ -331,7 +424,7 @@ def maintain(hosts=(), *, cloud=None, journal_path=None, observers: Sequence[Obs
                              allow_unmovable=allow_unmovable, hook_timeout=hook_timeout, gate_timeout=gate_timeout,
                              check_timeout=check_timeout, max_parallel=max_parallel, max_per_host=max_per_host,
                              step_timeout=step_timeout, poll_interval=poll_interval or drains.POLL_INTERVAL,
-                             reason=reason, gate=gate)
+                             reason=reason, gate=gate, on_stall=on_stall)
     options.validate()          # bad numbers: one-line error before connecting
     with _connected(cloud, **connection) as c:
         return engine.run_campaign(c, open_journal(journal_path, observers), list(hosts), zone=zone, aggregate=aggregate,
@@ -443,6 +536,14 @@ def doctor_classes(fix_classes=None) -> dict:
     from novamove.engine import doctor as engine
     engine.run.check_classes(fix_classes)
     return {c.name: {"explain": c.explain, "repair": c.repair} for c in engine.CLASSES.values()}
+
+
+def _stall_options(on_stall: str) -> dict:
+    """--on-stall and the NOVAMOVE_STALL_* settings, checked once before connecting (bad input:
+    one line, nothing changed); the batch engines take them as given."""
+    from novamove.engine import stall
+    stall.check_on_stall(on_stall)
+    return {"on_stall": on_stall, "stall_settings": stall.settings_from_env()}
 
 
 def _env_seconds(name: str, default: Optional[float]) -> Optional[float]:

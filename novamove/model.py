@@ -64,6 +64,9 @@ class Flavor:
     ephemeral: int = 0
     swap: int = 0  # MB
     dedicated_cpus: bool = False   # hw:cpu_policy=dedicated: placement allocates PCPU, not VCPU
+    # trait:NAME=required / =forbidden extra specs: a host's provider must have / lack NAME
+    required_traits: frozenset = frozenset()
+    forbidden_traits: frozenset = frozenset()
 
     @property
     def resources(self) -> Resources:

@@ -491,6 +491,9 @@ PLAN_FORMAT = "novamove-plan/1"
 
 def plan_to_dict(plan: DrainPlan) -> dict:
     """A JSON-ready dict: every field, nothing secret (names and ids only)."""
+    if plan.kind == "rebalance":
+        from novamove import rebalance_io
+        return rebalance_io.plan_to_dict(plan)
     return {
         "format": PLAN_FORMAT,
         "kind": plan.kind,
@@ -514,10 +517,13 @@ def plan_to_dict(plan: DrainPlan) -> dict:
     }
 
 
-def plan_from_dict(data: object) -> DrainPlan:
+def plan_from_dict(data: object) -> DrainPlan:  # or a RebalancePlan (kind "rebalance")
     """Rebuild a plan from `plan_to_dict` output; anything malformed is a one-line UsageError."""
     if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
         raise UsageError(f"not a novamove plan (expected \"format\": \"{PLAN_FORMAT}\")")
+    if data.get("kind") == "rebalance":
+        from novamove import rebalance_io
+        return rebalance_io.plan_from_dict(data)
     try:
         if data["kind"] != "drain":
             raise UsageError(f"unsupported plan kind {data['kind']!r}")

@@ -71,6 +71,15 @@ class RebalancePlan(Plan):
     after: Optional[Figures] = None
     emptied: tuple[str, ...] = ()              # pack: hosts the plan empties
     unmovable: list[PlanStep] = field(default_factory=list)   # servers left where they are, why
+    # What `novamove rebalance` / `apply` need besides the moves (novamove.rebalance_io saves them).
+    zone: Optional[str] = None
+    aggregate: Optional[str] = None
+    max_parallel: int = 4
+    max_per_host: int = 2
+    disable_emptied: bool = False              # pack: leave the emptied hosts disabled (tagged)
+    reason: Optional[str] = None               # operator text added to that disabled reason
+    cloud: Optional[str] = None                # the cloud it was made on: apply checks it
+    pinned: tuple[str, ...] = ()               # servers whose intent chose live or cold
 
     @property
     def moves(self) -> list[PlanStep]:
@@ -102,7 +111,8 @@ def usage_of(capacity: Sequence[float], used: Sequence[float]) -> float:
 class _Hosts:
     """The hosts in scope as the plan changes them: usage, servers, group members."""
 
-    def __init__(self, hosts: Sequence[Host], servers: Sequence[Server], groups, need) -> None:
+    def __init__(self, hosts: Sequence[Host], servers: Sequence[Server], groups, need,
+                 traits: Optional[Mapping[str, frozenset]] = None) -> None:
         self.cap = {h.name: _vec(h.capacity) for h in hosts}
         self.used = {h.name: _vec(h.used) for h in hosts}
         self.peak = {h.name: _vec(h.used) for h in hosts}   # used + planned in, nothing out
@@ -133,6 +143,11 @@ class _Hosts:
             for gid in self.groups_of.get(s.id, ()):
                 if s.host:
                     self.group_hosts[gid].add(s.host)
+        # Servers whose flavor requires or forbids provider traits, and each host's traits
+        # (a host missing from `traits` has none): only these servers pay for the check.
+        self.traits = {n: frozenset(t) for n, t in (traits or {}).items()}
+        self.trait_needs = {s.id: (s.flavor.required_traits, s.flavor.forbidden_traits) for s in servers
+                            if s.flavor is not None and (s.flavor.required_traits or s.flavor.forbidden_traits)}
         self.gave: set[str] = set()
         self.took: set[str] = set()
         self.moved: set[str] = set()          # a server moves at most once in a plan
@@ -146,6 +161,11 @@ class _Hosts:
         return all(b + n <= c + 1e-9 for b, n, c in zip(self.peak[name], _vec(need), self.cap[name]))
 
     def hard_ok(self, server: Server, dest: str) -> bool:
+        if self.trait_needs and server.id in self.trait_needs:
+            required, forbidden = self.trait_needs[server.id]
+            have = self.traits.get(dest, frozenset())
+            if not required <= have or forbidden & have:
+                return False
         for gid in self.groups_of.get(server.id, ()):
             g = self.groups[gid]
             if g.policy == HARD_ANTI_AFFINITY and dest in self.group_hosts[gid]:
@@ -259,13 +279,15 @@ def _validate(state: CloudState, goal: str, scope: Sequence[str], zone: Optional
 def plan_rebalance(state: CloudState, *, goal: str = SPREAD, hosts: Sequence[str] = (),
                    zone: Optional[str] = None, max_moves: Optional[int] = None,
                    min_gain: float = DEFAULT_MIN_GAIN, intents: Optional[Mapping[str, str]] = None,
-                   created_at: Optional[str] = None) -> RebalancePlan:
+                   created_at: Optional[str] = None,
+                   traits: Optional[Mapping[str, frozenset]] = None) -> RebalancePlan:
     """Plan `goal` over the hosts named (or the zone's, or every host). Bad input raises
-    (UsageError / NotFound) before any planning."""
+    (UsageError / NotFound) before any planning. `traits` {host: its provider's traits}: a
+    server whose flavor requires (forbids) a trait only goes to a host that has (lacks) it."""
     scope_hosts = _validate(state, goal, hosts, zone, max_moves, min_gain)
     names = [h.name for h in scope_hosts]
     in_scope = set(names)
-    model = _Hosts(scope_hosts, state.servers, state.groups, _NeedMemo())
+    model = _Hosts(scope_hosts, state.servers, state.groups, _NeedMemo(), traits)
     intents = intents or {}
     modes: dict[str, str] = {}
     unmovable: list[PlanStep] = []

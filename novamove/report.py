@@ -50,7 +50,7 @@ RECOVER_TABLE = ("run_id", "verb", "server", "status_before", "summary")
 RECOVER_COLUMNS = RECOVER_TABLE + ("services_enabled", "services_left", "server_action", "server_state",
                                    "in_flight", "notes")
 STEP_COLUMNS = ("server_id", "server_name", "source_compute", "dest_compute", "mode", "result", "detail",
-                "migration_id", "compute_host", "seconds")
+                "migration_id", "compute_host", "seconds", "stall")
 STEP_TABLE = ("server_name", "mode", "source_compute", "dest_compute", "result", "seconds", "detail")
 PLAN_STEP_COLUMNS = ("step", "server_id", "server_name", "status", "mode", "source_compute", "dest_compute",
                      "vcpus", "memory_mb", "disk_gb", "groups", "skip_reason")
@@ -410,6 +410,15 @@ def plan_document(plan) -> dict:
             "elapsed_seconds": 0.0, "plan": data, "results": []}
 
 
+def figure_rows(doc: Mapping) -> list[dict]:
+    """A rebalance report's figures: before, as the plan predicted them, as read back."""
+    names = (("max_usage", "max host usage %"), ("spread", "usage spread (points)"),
+             ("hosts_empty", "hosts empty"), ("servers", "servers"))
+    parts = [doc.get("before") or {}, doc.get("predicted") or {}, doc.get("read_back") or {}]
+    return [{"figure": label, "before": parts[0].get(key), "predicted": parts[1].get(key),
+             "read_back": parts[2].get(key)} for key, label in names]
+
+
 def print_batch(report, fmt: Any = "table", written_to: Optional[str] = None) -> None:
     """A drain, undrain or apply report (BatchReport), or a plan (DrainPlan). Table, value and
     csv print its rows (the results; the plan's steps for a dry run or a plan); JSON and YAML
@@ -436,12 +445,15 @@ def print_batch(report, fmt: Any = "table", written_to: Optional[str] = None) ->
         return
     hosts = ", ".join(doc["hosts"])
     if showing_plan:
-        print_table(rows_table(rows, cols, title=f"drain plan for {hosts}"))
+        print_table(rows_table(rows, cols, title=f"{plan.get('kind') or 'drain'} plan for {hosts}"))
         if written_to is None and not out.columns:
             print_table(rows_table(checks_rows(plan), ["check", "result", "detail"], title="pre-checks",
                                    styles={"result": {"ok": "green", "warn": "yellow"}}))
     elif rows:
         print_table(rows_table(rows, cols, title=f"{doc['verb']} {hosts}", styles={"result": RESULT_STYLE}))
+    if doc.get("read_back") and not out.columns:
+        print_table(rows_table(figure_rows(doc), ["figure", "before", "predicted", "read_back"],
+                               title="hosts in scope, read back from Placement"))
     if doc.get("left") and not out.columns:
         print_table(rows_table(doc["left"], LEFT_COLUMNS, title=f"still on {hosts}",
                                styles={"accepted": {"False": "red"}}))

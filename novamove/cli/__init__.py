@@ -233,6 +233,19 @@ def _store_observe(ctx: click.Context, param: click.Parameter, value: Any) -> An
     return value
 
 
+# novamove.engine.stall's choices, spelled out here so that `novamove --help` does not import it.
+ON_STALL_CHOICES = ("force-complete", "abort", "cold", "leave")
+
+on_stall_option = click.option(
+    "--on-stall", type=click.Choice(ON_STALL_CHOICES), default="force-complete", show_default=True,
+    help="What to do with a live migration that stops converging (no memory progress over "
+         "NOVAMOVE_STALL_WINDOW seconds): force-complete (the guest pauses for the last copy, or "
+         "post-copy where the cloud permits it), abort (a drain retries once on another host), "
+         "cold (abort, then move it cold), leave. Servers tagged novamove:maintenance=live are "
+         "never moved cold; =live-strict are never force-completed (aborted, they stay). "
+         "--timeout/--on-timeout still bound the whole wait.")
+
+
 def observe_options(f):
     """--events, --metrics-textfile, --metrics-push: on every verb that changes the cloud, the
     observers of its journal (novamove.observe; docs/events.md, docs/observability.md)."""
@@ -405,3 +418,4 @@ from novamove.cli import evacuate as _evacuate  # noqa: E402,F401
 from novamove.cli import maintain as _maintain  # noqa: E402,F401
 from novamove.cli import doctor as _doctor  # noqa: E402,F401
 from novamove.cli import runreport as _runreport  # noqa: E402,F401
+from novamove.cli import rebalance as _rebalance  # noqa: E402,F401

@@ -12,7 +12,7 @@ import sys
 import click
 
 from novamove import report
-from novamove.cli import conn, journal_path, main, observe_options, output, output_options
+from novamove.cli import conn, journal_path, main, observe_options, on_stall_option, output, output_options
 
 # The library's choices (novamove.planner / novamove.engine.batch.drain), spelled out here so that
 # `novamove --help` does not import them.
@@ -43,6 +43,7 @@ def _cap_options(f):
                                                    "it while none is)."),
         click.option("--timeout", "step_timeout", type=click.FloatRange(min=10), default=1800,
                      show_default=True, metavar="SECONDS", help="Give up on one move after this long."),
+        on_stall_option,
         click.option("--quiet", "-q", is_flag=True,
                      help="No progress (on a terminal a progress bar under the event lines; "
                           "elsewhere one line per event)."),
@@ -90,7 +91,7 @@ def show(rep, out) -> None:
 @observe_options
 @click.pass_context
 def drain(ctx, host, targets, mode, order, reason, dry_run, allow_unmovable, max_parallel, max_per_host,
-          on_interrupt, poll_interval, step_timeout, quiet, fmt):
+          on_interrupt, poll_interval, step_timeout, on_stall, quiet, fmt):
     """Empty compute HOST: disable it (tagged reason), then move every server off it.
 
     Live moves for ACTIVE/PAUSED servers, cold moves + confirm for SHUTOFF ones; the rest is
@@ -102,7 +103,7 @@ def drain(ctx, host, targets, mode, order, reason, dry_run, allow_unmovable, max
         rep = api.drain(host, journal_path=journal_path(ctx), targets=targets, mode=mode, order=order,
                         reason=reason, max_parallel=max_parallel or 4, max_per_host=max_per_host or 2,
                         dry_run=dry_run, on_interrupt=on_interrupt, poll_interval=poll_interval,
-                        step_timeout=step_timeout, allow_unmovable=allow_unmovable,
+                        step_timeout=step_timeout, allow_unmovable=allow_unmovable, on_stall=on_stall,
                         progress=view.line, status=view.update, **conn(ctx))
     show(rep, out)
 
@@ -116,7 +117,7 @@ def drain(ctx, host, targets, mode, order, reason, dry_run, allow_unmovable, max
 @observe_options
 @click.pass_context
 def undrain(ctx, host, move_back, dry_run, max_parallel, max_per_host, on_interrupt, poll_interval,
-            step_timeout, quiet, fmt):
+            step_timeout, on_stall, quiet, fmt):
     """Re-enable HOST if a novamove drain disabled it (and, with --move-back, refill it)."""
     from novamove import api
     out = _batch_output(fmt)
@@ -124,7 +125,8 @@ def undrain(ctx, host, move_back, dry_run, max_parallel, max_per_host, on_interr
         rep = api.undrain(host, journal_path=journal_path(ctx), move_back=move_back,
                           max_parallel=max_parallel or 4, max_per_host=max_per_host or 2,
                           on_interrupt=on_interrupt, poll_interval=poll_interval, step_timeout=step_timeout,
-                          dry_run=dry_run, progress=view.line, status=view.update, **conn(ctx))
+                          dry_run=dry_run, on_stall=on_stall, progress=view.line, status=view.update,
+                          **conn(ctx))
     show(rep, out)
 
 
@@ -160,7 +162,7 @@ def plan_drain(ctx, host, targets, mode, order, reason, max_parallel, max_per_ho
 @observe_options
 @click.pass_context
 def apply(ctx, plan_file, allow_unmovable, max_parallel, max_per_host, on_interrupt, poll_interval,
-          step_timeout, quiet, fmt):
+          step_timeout, on_stall, quiet, fmt):
     """Run a saved plan; each step's pre-condition is checked again when it runs."""
     from novamove import api
     out = _batch_output(fmt)
@@ -168,6 +170,6 @@ def apply(ctx, plan_file, allow_unmovable, max_parallel, max_per_host, on_interr
     with report.BatchView(enabled=not quiet) as view:
         rep = api.apply_plan(the_plan, journal_path=journal_path(ctx), max_parallel=max_parallel,
                              max_per_host=max_per_host, on_interrupt=on_interrupt, poll_interval=poll_interval,
-                             step_timeout=step_timeout, allow_unmovable=allow_unmovable,
+                             step_timeout=step_timeout, allow_unmovable=allow_unmovable, on_stall=on_stall,
                              progress=view.line, status=view.update, **conn(ctx))
     show(rep, out)

@@ -14,7 +14,7 @@ import sys
 import click
 
 from novamove import report as render
-from novamove.cli import conn, journal_path, main, observe_options, output_options
+from novamove.cli import conn, journal_path, main, observe_options, on_stall_option, output_options
 
 POWER_POLICIES = ("restore", "stopped")
 
@@ -104,11 +104,12 @@ def evacuate(ctx, host, targets, fence_cmd, fenced, power, max_down_percent, qui
 @click.option("--move-back", is_flag=True, help="Also bring the evacuated servers back (live when ACTIVE).")
 @click.option("--wait", type=click.FloatRange(min=0), default=90, show_default=True, metavar="SECONDS",
               help="How long to wait for HOST's nova-compute to report.")
+@on_stall_option
 @click.option("--dry-run", "--check", "dry_run", is_flag=True, help="Say what would happen; change nothing (--check is an alias).")
 @_common
 @observe_options
 @click.pass_context
-def unfence(ctx, host, move_back, wait, dry_run, max_parallel, max_per_host, poll_interval, timeout, quiet, fmt):
+def unfence(ctx, host, move_back, wait, on_stall, dry_run, max_parallel, max_per_host, poll_interval, timeout, quiet, fmt):
     """Put the repaired HOST back after an evacuation.
 
     Its nova-compute must be running again (it destroys the local copies of evacuated servers
@@ -119,5 +120,5 @@ def unfence(ctx, host, move_back, wait, dry_run, max_parallel, max_per_host, pol
     from novamove import api
     rep = api.unfence(host, journal_path=journal_path(ctx), move_back=move_back, wait=wait, dry_run=dry_run, max_parallel=max_parallel,
                       max_per_host=max_per_host, poll_interval=poll_interval, timeout=timeout,
-                      progress=render.progress_lines(not quiet), **conn(ctx))
+                      on_stall=on_stall, progress=render.progress_lines(not quiet), **conn(ctx))
     _finish(rep, fmt)

@@ -14,7 +14,7 @@ import click
 
 from novamove import errors
 from novamove import report as render
-from novamove.cli import conn, journal_path, main, observe_options
+from novamove.cli import conn, journal_path, main, observe_options, on_stall_option
 
 # The library's choices (novamove.engine.campaign.simulate), spelled out so that `novamove --help`
 # does not import the engine.
@@ -86,6 +86,7 @@ def _print(rep, fmt: str) -> None:
 @click.option("--reason", metavar="TEXT", help="Added to the hosts' disabled reason.")
 @click.option("--on-interrupt", type=click.Choice(("finish", "abort")), default="finish", show_default=True,
               help="On Ctrl-C/SIGTERM: start no new host; in-flight moves finish or abort; hooks always end.")
+@on_stall_option
 @click.option("--dry-run", is_flag=True, help="Print the whole ordered campaign (stages, moves, capacity left, "
                                               "estimate) and change nothing.")
 @click.option("--resume", metavar="RUN", help="Continue campaign RUN (rerunning the same hosts does it too).")
@@ -101,7 +102,7 @@ def _print(rep, fmt: str) -> None:
 @click.pass_context
 def maintain(ctx, hosts, zone, aggregate, all_hosts, hook, check, max_hosts, max_failed_hosts, group_budget,
              order, move_back, allow_skip, allow_unmovable, hook_timeout, gate, gate_timeout, check_timeout,
-             max_parallel, max_per_host, step_timeout, poll_interval, reason, on_interrupt, dry_run, resume,
+             max_parallel, max_per_host, step_timeout, poll_interval, reason, on_interrupt, on_stall, dry_run, resume,
              rerun_hook, hook_done, estimate_move, estimate_hook, quiet, fmt):
     """Rolling maintenance: empty, service and return compute hosts in turn.
 
@@ -128,7 +129,7 @@ def maintain(ctx, hosts, zone, aggregate, all_hosts, hook, check, max_hosts, max
                            step_timeout=step_timeout, poll_interval=poll_interval, reason=reason,
                            dry_run=dry_run, resume=resume, rerun_hook=rerun_hook, hook_done=hook_done,
                            on_interrupt=on_interrupt, progress=view.line, on_update=view.update,
-                           move_seconds=estimate_move, hook_seconds=estimate_hook, **conn(ctx))
+                           move_seconds=estimate_move, hook_seconds=estimate_hook, on_stall=on_stall, **conn(ctx))
     _show(rep, fmt)
 
 

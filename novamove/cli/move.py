@@ -13,7 +13,7 @@ import sys
 import click
 
 from novamove import errors, report
-from novamove.cli import conn, journal_path, main, observe_options, output, output_options
+from novamove.cli import conn, journal_path, main, observe_options, on_stall_option, output, output_options
 
 FORMAT = output_options          # the name older verb modules use
 
@@ -63,6 +63,7 @@ def _move_options(f):
                      metavar="SECONDS", help="Give up waiting after this long."),
         click.option("--on-timeout", type=click.Choice(["abort", "force-complete", "leave"]),
                      default="abort", show_default=True, help="What to do with a live migration on timeout."),
+        on_stall_option,
         click.option("--schedule-timeout", type=click.FloatRange(min=1), default=60, show_default=True,
                      metavar="SECONDS",
                      help="isolate: the longest the other computes stay disabled while the scheduler "
@@ -102,8 +103,8 @@ def _run_move(ctx: click.Context, call, quiet: bool, fmt: str, if_needed: bool =
 @_move_options
 @observe_options
 @click.pass_context
-def migrate(ctx, server, host, mode, strategy, reason, confirm, wait, timeout, on_timeout, schedule_timeout,
-            check_mode, if_needed, quiet, fmt):
+def migrate(ctx, server, host, mode, strategy, reason, confirm, wait, timeout, on_timeout, on_stall,
+            schedule_timeout, check_mode, if_needed, quiet, fmt):
     """Move SERVER (UUID or exact name, any project) to compute HOST, cold or live; without
     --to, to the host Nova's scheduler chooses."""
     from novamove import api
@@ -112,7 +113,7 @@ def migrate(ctx, server, host, mode, strategy, reason, confirm, wait, timeout, o
                                 "(without --to Nova's scheduler chooses)")
     _run_move(ctx, lambda **kw: api.migrate(server, host, **kw), quiet, fmt, if_needed, mode=mode or "auto",
               strategy=strategy, reason=reason, confirm=confirm, wait=wait, timeout=timeout,
-              on_timeout=on_timeout, schedule_timeout=schedule_timeout, check_mode=check_mode)
+              on_timeout=on_timeout, on_stall=on_stall, schedule_timeout=schedule_timeout, check_mode=check_mode)
 
 
 migrate.shows_one = True
@@ -123,13 +124,13 @@ migrate.shows_one = True
 @_move_options
 @observe_options
 @click.pass_context
-def back(ctx, server, mode, strategy, reason, confirm, wait, timeout, on_timeout, schedule_timeout, check_mode,
-         if_needed, quiet, fmt):
+def back(ctx, server, mode, strategy, reason, confirm, wait, timeout, on_timeout, on_stall, schedule_timeout,
+         check_mode, if_needed, quiet, fmt):
     """Move SERVER back to where it was before its last novamove move (from the journal)."""
     from novamove import api
     _run_move(ctx, lambda **kw: api.back(server, **kw), quiet, fmt, if_needed, mode=mode or "auto",
               strategy=strategy, reason=reason, confirm=confirm, wait=wait, timeout=timeout,
-              on_timeout=on_timeout, schedule_timeout=schedule_timeout, check_mode=check_mode)
+              on_timeout=on_timeout, on_stall=on_stall, schedule_timeout=schedule_timeout, check_mode=check_mode)
 
 
 back.shows_one = True

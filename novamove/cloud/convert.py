@@ -27,7 +27,16 @@ def flavor_from_api(body: Optional[dict]) -> Optional[Flavor]:
         swap=int(body.get("swap") or 0),
         # Embedded flavors carry extra_specs from 2.61 on (and /flavors/{id} bodies with 2.61).
         dedicated_cpus=str((body.get("extra_specs") or {}).get("hw:cpu_policy", "")).lower() == "dedicated",
+        required_traits=_traits(body, "required"),
+        forbidden_traits=_traits(body, "forbidden"),
     )
+
+
+def _traits(body: dict, value: str) -> frozenset:
+    """The traits a flavor's `trait:NAME` extra specs set to `value` (required | forbidden)."""
+    specs = body.get("extra_specs") or {}
+    return frozenset(k[len("trait:"):] for k, v in specs.items()
+                     if isinstance(k, str) and k.startswith("trait:") and str(v).lower() == value)
 
 
 def server_from_api(body: dict[str, Any], flavor: Optional[Flavor] = None) -> Server:

@@ -26,6 +26,7 @@ VERB_UNFENCE = "unfence"
 VERB_RECOVER = "recover"
 VERB_WAIT = "wait"
 VERB_DOCTOR = "doctor"
+VERB_REBALANCE = "rebalance"
 
 # ---------------------------------------------------------------- single moves and services
 SERVICE_DISABLE = "service.disable"           # an isolation window's disable (intent/done)
@@ -38,6 +39,7 @@ MIGRATION_SCHEDULED = "migration.scheduled"   # note: Nova picked the destinatio
 MIGRATION_SCHEDULE_TIMEOUT = "migration.schedule_timeout"
 MIGRATION_ABORT = "migration.abort"
 MIGRATION_FORCE_COMPLETE = "migration.force_complete"
+MIGRATION_STALL = "migration.stall"           # note: a live move stalled, and what is done about it
 LOCK_BREAK = "lock.break"                     # note: recover --break-lock took a dead run's services
 
 # ---------------------------------------------------------------- drain / undrain / apply
@@ -50,6 +52,8 @@ DRAIN_ABORT = "drain.abort"
 DRAIN_REVERT = "drain.revert"
 DRAIN_LEASE = "drain.lease"                   # note: the lease on a source host renewed
 DRAIN_LOST_RACE = "drain.lost_race"           # note: another run disabled the host first
+DRAIN_STALL = "drain.stall"                   # note: a live move stalled, and what is done about it
+DRAIN_FORCE_COMPLETE = "drain.force_complete"  # a stalled live move force-completed (engine/stall.py)
 
 # ---------------------------------------------------------------- maintain (campaign)
 MAINTAIN_CAMPAIGN = "maintain.campaign"       # note: the campaign's options and ordered hosts
@@ -74,6 +78,13 @@ EVACUATE_DISABLE = "evacuate.disable"         # service disabled with our tag
 EVACUATE_SERVER = "evacuate.server"           # one server's evacuate POST
 UNFENCE_FORCE_UP = "unfence.force-up"         # service forced_down=false
 UNFENCE_ENABLE = "unfence.enable"             # service enabled (only with our tag on it)
+
+# ---------------------------------------------------------------- rebalance (engine/batch/rebalance.py)
+# Its moves are drain.move / drain.confirm / ... (the batch runner's), so a rerun or `recover`
+# adopts them as a drain's.
+REBALANCE_PLAN = "rebalance.plan"             # note: the plan it runs (goal, figures, steps)
+REBALANCE_DISABLE = "rebalance.disable"       # an emptied host left disabled with our tag (--disable-emptied)
+REBALANCE_READ_BACK = "rebalance.read-back"   # note: the figures read back from Placement after the moves
 
 # ---------------------------------------------------------------- doctor --fix (engine/doctor/repair.py)
 # (The scan's reads are NOVAMOVE_FAULT kinds doctor.services, doctor.allocations, ...: see

@@ -66,9 +66,21 @@ def _elsewhere(server: Server, source: Optional[str]) -> str:
     return ELSEWHERE if source is not None and server.host not in (source, None) else FAILED
 
 
-def reason_due(failed_seen_at: float, now: float, reason: Optional[str]) -> bool:
-    """Report the failure now (with its reason, or after waiting long enough for one)."""
-    return bool(reason) or now - failed_seen_at >= REASON_PATIENCE
+def reason_due(failed_seen_at: float, now: float, reason: Optional[str],
+               migration: Optional[Migration] = None) -> bool:
+    """Report the failure now (with its reason, after waiting long enough for one, or at once
+    when Nova writes none: see `no_reason_coming`)."""
+    return bool(reason) or no_reason_coming(migration) or now - failed_seen_at >= REASON_PATIENCE
+
+
+def no_reason_coming(migration: Optional[Migration]) -> bool:
+    """A live migration the hypervisor gave up on: the driver calls Nova's rollback
+    (ComputeManager._rollback_live_migration, default status "failed") instead of raising, so
+    no exception unwinds and no instance fault or failed action event is ever written. Paths
+    that raise (pre-checks, pre_live_migration, the conductor) mark the record "error" and do
+    write a reason, which is waited for."""
+    return (migration is not None and migration.migration_type == "live-migration"
+            and migration.status == "failed" and bool(migration.source_host and migration.dest_host))
 
 
 # ---------------------------------------------------------------------------- phases and next step

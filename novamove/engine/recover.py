@@ -190,6 +190,10 @@ def recover(cloud, journal: Journal, run_id: Optional[str] = None, *, confirm: b
                                        f"`novamove maintain --resume {run['id']}` continues it "
                                        f"(`novamove campaign status {run['id']}` shows each host)"})
             continue
+        if run["verb"] == events.VERB_REBALANCE:       # its moves followed to their end, then closed
+            from novamove.engine.batch.rebalance import recover_run as recover_rebalance
+            reports.append(recover_rebalance(cloud, journal, run, dry_run=dry_run, **(runner_kwargs or {})))
+            continue
         if run["verb"] == events.VERB_DOCTOR:
             reports.append(_doctor_left(journal, run, dry_run))
             continue

@@ -70,6 +70,10 @@ class RunMetrics:
                                   ["verb", "result"], buckets=DURATION_BUCKETS, registry=self.registry)
         self.verbs: dict[str, str] = {}              # run id -> verb
         self.moves: dict[int, _Move] = {}            # event id -> its last state
+        # Outcomes counted, never taken back: a Prometheus counter only grows, so a move whose
+        # provisional failure is reopened and then done counts once under each result.
+        self.outcomes: dict[tuple[str, str, str], int] = {}
+        self.counted: set[tuple[int, str]] = set()
         self.timed: set[int] = set()                 # moves whose duration is observed
         self.out: dict[str, str] = {}                # host -> run id that took it out of service
         self.campaign_hosts: dict[tuple[str, str], str] = {}   # (run, host) -> outcome
@@ -90,6 +94,10 @@ class RunMetrics:
         verb = self.verbs.get(ev.run_id, "unknown")
         if ev.kind in MOVE_KINDS:
             self.moves[ev.id] = _Move(verb, ev.kind, ev.state)
+            if ev.state in OUTCOMES and (ev.id, ev.state) not in self.counted:
+                self.counted.add((ev.id, ev.state))
+                key = (verb, ev.kind, ev.state)
+                self.outcomes[key] = self.outcomes.get(key, 0) + 1
             if ev.state in OUTCOMES and ev.id not in self.timed:
                 seconds = _seconds(ev.at, ev.ended_at)
                 if seconds is not None:
@@ -116,15 +124,8 @@ class RunMetrics:
     def collect(self):
         moves = CounterMetricFamily("novamove_moves", "Moves that reached an outcome, by verb, journal "
                                     "kind and result (done or failed).", labels=["verb", "kind", "result"])
-        counts: dict[tuple[str, str, str], int] = {}
-        flight = 0
-        for m in self.moves.values():
-            if m.state in OUTCOMES:
-                key = (m.verb, m.kind, m.state)
-                counts[key] = counts.get(key, 0) + 1
-            elif m.state == "intent":
-                flight += 1
-        for key, n in sorted(counts.items()):
+        flight = sum(1 for m in self.moves.values() if m.state == "intent")
+        for key, n in sorted(self.outcomes.items()):
             moves.add_metric(list(key), n)
         yield moves
         yield GaugeMetricFamily("novamove_moves_in_flight", "Moves started and not yet ended.", value=flight)

@@ -7,10 +7,11 @@ id is the journal's (see docs/events.md; the schema is events.schema.json beside
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime, timezone
 from importlib import resources
-from typing import IO, Optional
+from typing import IO, Any, Callable, Optional
 
 from novamove.report import RUN_KEYS, renamed
 
@@ -40,21 +41,34 @@ def line(record: dict) -> dict:
             "ended_at": ev.ended_at, "data": ev.data}
 
 
-class EventStream:
-    """An observer writing one line per record, flushed at once (a `tail -f` sees it live)."""
+Redact = Callable[[Any], Any]
 
-    def __init__(self, out: IO[str], close: bool = False):
-        self.out, self._close = out, close
+
+class EventStream:
+    """An observer writing one line per record, flushed at once (a `tail -f` sees it live).
+
+    `redact`, if given, gets each line (plain JSON types) and returns what to write: the Ansible
+    modules mask their no_log values with it (a hook or fence command the journal records)."""
+
+    def __init__(self, out: IO[str], close: bool = False, redact: Optional[Redact] = None):
+        self.out, self._close, self.redact = out, close, redact
         self.__name__ = f"--events {getattr(out, 'name', '?')}"
 
     @classmethod
-    def open(cls, where: str) -> "EventStream":
+    def open(cls, where: str, redact: Optional[Redact] = None) -> "EventStream":
         if where == "-":
-            return cls(sys.stdout)
-        return cls(open(where, "a", encoding="utf-8"), close=True)
+            return cls(sys.stdout, redact=redact)
+        # Created readable by its owner only, as the journal it mirrors (hook and fence commands).
+        fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        stream = cls(os.fdopen(fd, "a", encoding="utf-8"), close=True, redact=redact)
+        stream.__name__ = f"--events {where}"
+        return stream
 
     def __call__(self, record: dict) -> None:
-        self.out.write(json.dumps(line(record), default=str, sort_keys=True) + "\n")
+        out = line(record)
+        if self.redact is not None:
+            out = self.redact(json.loads(json.dumps(out, default=str)))
+        self.out.write(json.dumps(out, default=str, sort_keys=True) + "\n")
         self.out.flush()
 
     def close(self) -> None:

@@ -18,7 +18,7 @@ from osc_lib.command import command
 from novamove import report
 
 from novamove.osc.v1 import (LOG, _BatchCommand, _NovamoveCommand, _mode_options, already_there,
-                             confirm_options, move_row, positive_float, positive_int)
+                             confirm_options, move_row, on_stall_argument, positive_float, positive_int)
 
 # The keys of each kind of row, as `novamove -c` and `-f json` name them (novamove/report.py;
 # novamove.api's campaign reports for maintain and campaign status, which have no -c).
@@ -144,6 +144,7 @@ class BackServerMove(_ServerFollowUp):
         parser.add_argument("--on-timeout", choices=["abort", "force-complete", "leave"],
                             default="abort", help="What to do with a live migration still running "
                                                   "at the timeout (default abort)")
+        on_stall_argument(parser)
         parser.add_argument("--schedule-timeout", metavar="<seconds>", type=positive_float,
                             default=60.0, help="How long the scheduler may take to choose, with "
                                                "--strategy isolate (default 60)")
@@ -159,7 +160,7 @@ class BackServerMove(_ServerFollowUp):
                           strategy=parsed_args.strategy, reason=parsed_args.reason,
                           confirm=parsed_args.confirm, wait=parsed_args.wait,
                           timeout=parsed_args.timeout, on_timeout=parsed_args.on_timeout,
-                          schedule_timeout=parsed_args.schedule_timeout,
+                          schedule_timeout=parsed_args.schedule_timeout, on_stall=parsed_args.on_stall,
                           check_mode=parsed_args.check_mode, progress=self._progress_snapshot)
         already_there(result, parsed_args.if_needed)
         return self._result(result)
@@ -246,6 +247,7 @@ class UnfenceComputeHost(_EvacuationCommand):
                             help="Also bring the evacuated servers back (live when ACTIVE)")
         parser.add_argument("--wait", metavar="<seconds>", type=float, default=90.0,
                             help="How long to wait for the host's nova-compute to report (default 90)")
+        on_stall_argument(parser)
         parser.add_argument("--dry-run", "--check", dest="dry_run", action="store_true",
                             help="Say what would happen; change nothing")
         _evacuation_caps(parser)
@@ -258,7 +260,7 @@ class UnfenceComputeHost(_EvacuationCommand):
                              max_parallel=parsed_args.max_parallel,
                              max_per_host=parsed_args.max_per_host,
                              poll_interval=parsed_args.poll_interval, timeout=parsed_args.timeout,
-                             progress=self._progress_line)
+                             on_stall=parsed_args.on_stall, progress=self._progress_line)
         return self._show(report)
 
 
@@ -322,6 +324,7 @@ class MaintainComputeHosts(_NovamoveCommand, command.Lister):
         parser.add_argument("--reason", metavar="<text>", help="Added to the hosts' disabled reason")
         parser.add_argument("--on-interrupt", choices=["finish", "abort"], default="finish",
                             help="On Ctrl-C/SIGTERM: in-flight moves finish or abort (default finish)")
+        on_stall_argument(parser)
         parser.add_argument("--dry-run", action="store_true",
                             help="List the whole ordered campaign; change nothing")
         parser.add_argument("--resume", metavar="<run>", help="Continue campaign <run>")
@@ -353,7 +356,7 @@ class MaintainComputeHosts(_NovamoveCommand, command.Lister):
             poll_interval=a.poll_interval, reason=a.reason, dry_run=a.dry_run, resume=a.resume,
             rerun_hook=a.rerun_hook, hook_done=a.hook_done, on_interrupt=a.on_interrupt,
             progress=self._progress_line, move_seconds=a.estimate_move,
-            hook_seconds=a.estimate_hook)
+            hook_seconds=a.estimate_hook, on_stall=a.on_stall)
         data = report.to_dict()
         if not report.ok:
             self._exit_code = report.exit_code
@@ -495,6 +498,8 @@ class Doctor(_NovamoveCommand, command.Lister):
                          progress=self._progress_line if parsed_args.fix else None, cloud=self._cloud,
                          **self._observing)
         self._exit_code = rep.exit_code
+        if self._metrics is not None:        # findings left by class, as `novamove doctor` counts them
+            self._metrics.doctor_findings([f.to_dict()["class"] for f in rep.remaining])
         self._note(f"scan: {rep.stats.total} API requests, {rep.stats.seconds:.1f} s"
                    + (f"; run {rep.run_id}" if rep.run_id else ""))
         (self._error if rep.exit_code == errors.EXIT_FAILED else self._note)(rep.summary)

@@ -104,6 +104,7 @@ class _NovamoveCommand:
     _exit_code = 0
     observed = False      # a verb that changes the cloud: --events, --metrics-textfile, --metrics-push
     _observers: tuple = ()
+    _metrics = None       # the RunMetrics of --metrics-* (doctor adds its findings to it)
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -151,7 +152,7 @@ class _NovamoveCommand:
             observers.append(stream)
         if textfile or push:
             from novamove.observe.metrics import RunMetrics
-            metrics = RunMetrics(textfile=textfile, push_url=push)
+            metrics = self._metrics = RunMetrics(textfile=textfile, push_url=push)
             observers.append(metrics)
             closers.insert(0, metrics.flush)
         self._observers = tuple(observers)
@@ -224,6 +225,7 @@ class MoveServer(_NovamoveCommand, command.ShowOne):
                             default="abort",
                             help="What to do with a live migration still running at the timeout "
                                  "(default abort)")
+        on_stall_argument(parser)
         parser.add_argument("--strategy", choices=["auto", "native", "isolate"], default="auto",
                             help="native: the API targets the host; isolate: disable the other "
                                  "computes until the scheduler has decided (default auto)")
@@ -247,7 +249,7 @@ class MoveServer(_NovamoveCommand, command.ShowOne):
                              reason=parsed_args.reason, confirm=parsed_args.confirm,
                              wait=parsed_args.wait, timeout=parsed_args.timeout,
                              on_timeout=parsed_args.on_timeout, check_mode=parsed_args.check_mode,
-                             schedule_timeout=parsed_args.schedule_timeout,
+                             schedule_timeout=parsed_args.schedule_timeout, on_stall=parsed_args.on_stall,
                              progress=self._progress_snapshot)
         already_there(result, parsed_args.if_needed)
         if not result.ok:
@@ -309,6 +311,17 @@ class WaitServerMigration(_NovamoveCommand, command.ShowOne):
         return move_row(result)
 
 
+def on_stall_argument(parser) -> None:
+    """--on-stall, as the novamove CLI has it (novamove.engine.stall)."""
+    parser.add_argument("--on-stall", choices=["force-complete", "abort", "cold", "leave"],
+                        default="force-complete",
+                        help="What to do with a live migration that stops converging: force-complete "
+                             "(post-copy where permitted), abort (a drain retries once on another "
+                             "host), cold (abort, then move it cold), leave (default force-complete; "
+                             "servers tagged novamove:maintenance=live are never moved cold, "
+                             "=live-strict never force-completed)")
+
+
 def _cap_options(parser) -> None:
     parser.add_argument("--max-parallel", metavar="<n>", type=positive_int, default=4,
                         help="At most this many moves in flight in all (default 4)")
@@ -364,6 +377,7 @@ class DrainComputeHost(_BatchCommand):
         parser.add_argument("--dry-run", "--check", dest="dry_run", action="store_true",
                             help="List the plan and pre-checks; change nothing")
         _cap_options(parser)
+        on_stall_argument(parser)
         return parser
 
     def take_action(self, parsed_args):
@@ -376,7 +390,8 @@ class DrainComputeHost(_BatchCommand):
                            max_per_host=parsed_args.max_per_host, dry_run=parsed_args.dry_run,
                            step_timeout=parsed_args.timeout, on_interrupt=parsed_args.on_interrupt,
                            poll_interval=parsed_args.poll_interval,
-                           allow_unmovable=parsed_args.allow_unmovable, progress=self._progress_line)
+                           allow_unmovable=parsed_args.allow_unmovable, on_stall=parsed_args.on_stall,
+                           progress=self._progress_line)
         return self._show(report)
 
 
@@ -396,6 +411,7 @@ class UndrainComputeHost(_BatchCommand):
         parser.add_argument("--dry-run", "--check", dest="dry_run", action="store_true",
                             help="Say what would happen; change nothing")
         _cap_options(parser)
+        on_stall_argument(parser)
         return parser
 
     def take_action(self, parsed_args):
@@ -405,5 +421,6 @@ class UndrainComputeHost(_BatchCommand):
                              max_parallel=parsed_args.max_parallel,
                              max_per_host=parsed_args.max_per_host, dry_run=parsed_args.dry_run,
                              step_timeout=parsed_args.timeout, on_interrupt=parsed_args.on_interrupt,
-                             poll_interval=parsed_args.poll_interval, progress=self._progress_line)
+                             poll_interval=parsed_args.poll_interval, on_stall=parsed_args.on_stall,
+                             progress=self._progress_line)
         return self._show(report)

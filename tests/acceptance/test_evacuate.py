@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudtest import REPO, wait_until
+from cloudtest import REPO, check_run_stream, check_textfile, wait_until
 from novamove.engine.evacuate import is_our_evacuate_reason
 from novamove.engine.journal import Journal
 
@@ -333,6 +333,8 @@ def _module_runs(minicloud, fleet, tmp_path, ansible):
         cloud: {minicloud.cloud}
         host: {HOST}
         fenced: true
+        events: "{tmp_path}/events.jsonl"
+        metrics_textfile: "{tmp_path}/novamove.prom"
       register: evac
     - ansible.builtin.copy:
         content: "{{{{ evac | to_json }}}}"
@@ -354,6 +356,14 @@ def _module_runs(minicloud, fleet, tmp_path, ansible):
     assert real.returncode == 0, real.stdout + real.stderr
     done = json.loads((tmp_path / "real.json").read_text())
     assert done["changed"] and done["summary"] == f"evacuate {HOST}: 4 evacuated, 1 skipped"
+    # the task's events option: the stream of the evacuation is the journal's, event for event
+    # (the check-mode task journals nothing, so wrote nothing); the textfile counts the same
+    journal = os.environ["NOVAMOVE_JOURNAL"]
+    lines = check_run_stream(journal, tmp_path / "events.jsonl", done["run_id"])
+    assert {x["run_id"] for x in lines} == {done["run_id"]}
+    assert sum(x["kind"] == "evacuate.server" and x["state"] == "done" for x in lines) == 4
+    text = check_textfile(tmp_path / "novamove.prom", journal, run_ids={done["run_id"]})
+    assert 'novamove_moves_total{kind="evacuate.server",result="done",verb="evacuate"} 4.0' in text
     try:
         for name in ("act1", "act2", "off1", "anti-src"):
             s = conn.compute.get_server(servers[name].id)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudtest import REPO, wait_until
+from cloudtest import REPO, check_run_stream, check_textfile, wait_until
 
 pytestmark = pytest.mark.acceptance
 
@@ -148,13 +148,21 @@ def test_campaign_restarts_each_compute_empty(minicloud, servers, tmp_path):
         t0 = time.monotonic()
         # (The hook restarts the compute before it returns: the heartbeat gate is enough here and
         # keeps this test short; the restart gate has its own test below.)
+        events, textfile = tmp_path / "events.jsonl", tmp_path / "novamove.prom"
         proc = maintain(minicloud, c1, c2, c3, c4, "--max-hosts", "2", "--hook", str(hook), "--gate", "heartbeat",
-                        "-f", "json")
+                        "-f", "json", "--events", str(events), "--metrics-textfile", str(textfile))
         data = json.loads(proc.stdout)
         # compute4 holds the skip-tagged server: left out, so the campaign is incomplete (8)
         assert proc.returncode == 8, proc.stdout[-3000:] + proc.stderr[-3000:]
         outcome = {r["host"]: r["outcome"] for r in data["results"]}
         assert outcome == {c1: "done", c2: "done", c3: "done", c4: "skipped"}
+        # the stream of the campaign and of its drains is the journal's, event for event; promtool
+        # accepts the textfile and its counters are the journal's
+        lines = check_run_stream(os.environ["NOVAMOVE_JOURNAL"], events, data["run_id"])
+        hooks = [x for x in lines if x["kind"] == "maintain.hook" and x["state"] == "done"]
+        assert sorted(x["target"] for x in hooks) == sorted([c1, c2, c3])
+        text = check_textfile(textfile, os.environ["NOVAMOVE_JOURNAL"], run_ids={x["run_id"] for x in lines})
+        assert 'novamove_campaign_hosts{result="done"} 3.0' in text
         assert "skip" in next(r["detail"] for r in data["results"] if r["host"] == c4)
         seen = [json.loads(line) for line in record.read_text().splitlines()]
         assert sorted(x["host"] for x in seen) == sorted([c1, c2, c3])

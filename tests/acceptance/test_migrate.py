@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from cloudtest import check_run_stream, check_textfile
+
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -277,11 +279,18 @@ def test_isolate_lands_with_concurrent_tenant_boots_and_leaves_services_as_they_
 
         t = threading.Thread(target=tenant_boots)
         t.start()
+        events, textfile = journal.with_name("events.jsonl"), journal.with_name("novamove.prom")
         res = cli(mc, "migrate", vm.name, "--to", "compute2", "--strategy", "isolate", "--reason",
-                  "acceptance", journal=journal)
+                  "acceptance", "--events", str(events), "--metrics-textfile", str(textfile), journal=journal)
         t.join(600)
         assert res.returncode == 0, res.stderr
         assert "strategy isolate" in res.stdout
+        # the event stream is the journal's, event for event; the metrics count the same move
+        lines = check_run_stream(journal, events)
+        kinds = {x["kind"] for x in lines}
+        assert {"run.start", "service.disable", "service.enable", "server.migrate", "run.finish"} <= kinds, kinds
+        assert 'novamove_moves_total{kind="server.migrate",result="done",verb="migrate"} 1.0' in \
+            check_textfile(textfile, journal)
         assert conn.compute.get_server(vm.id).compute_host == "compute2"
         assert services(conn) == before, "every service exactly as before, compute3 with its own reason"
         assert not failures, failures
@@ -442,6 +451,10 @@ def test_live_migration_rolled_back_by_nova_is_a_failure(mc, conn, servers, jour
     assert not out["ok"] and out["migration_status"] in ("failed", "error")
     assert "was migrated" not in out["summary"]
     assert "novamove: error:" in one_line_error(res.stderr)
+    # Nova writes no fault for the hypervisor's rollback: reported at once, not after waiting
+    # REASON_PATIENCE (10 s) for a reason that never comes (it took ~11 s more before).
+    from novamove.engine.lifecycle import REASON_PATIENCE
+    assert out["elapsed_seconds"] < REASON_PATIENCE, out["elapsed_seconds"]
     after = conn.compute.get_server(vm.id)
     assert (after.compute_host, after.status) == ("compute3", "ACTIVE")
 

@@ -9,32 +9,14 @@ import shutil
 import subprocess
 import time
 
-import jsonschema
 import pytest
 
+from cloudtest import check_stream
 from novamove.engine.journal import Journal
 from novamove.observe import stream
 from novamove.observe.metrics import MOVE_KINDS
 
 pytestmark = pytest.mark.acceptance
-
-
-def check_stream(journal: Journal, lines: list[dict]) -> int:
-    validator = jsonschema.Draft202012Validator(stream.schema(), format_checker=jsonschema.FormatChecker())
-    for x in lines:
-        validator.validate(x)
-    count = 0
-    for run_id in sorted({x["run_id"] for x in lines}):
-        journal_events = journal.events(run_id)
-        seen = [x for x in lines if x["record"] == "event" and x["run_id"] == run_id]
-        assert stream.last_states(seen) == {e.id: e.state for e in journal_events}
-        assert {x["event_id"]: (x["kind"], x["target"]) for x in seen} == \
-            {e.id: (e.kind, e.target) for e in journal_events}
-        runs = [x for x in lines if x["record"] == "run" and x["run_id"] == run_id]
-        assert runs[0]["kind"] == "run.start" and runs[-1]["kind"] == "run.finish"
-        assert runs[-1]["status"] == journal.get_run(run_id)["status"]
-        count += len(journal_events)
-    return count
 
 
 def test_drain_event_stream_and_metrics_match_the_journal(minicloud, servers, tmp_path):

@@ -82,6 +82,9 @@ class FakeNova:
         self.requests = RequestCount()             # what the adapter would send (see _cost)
         self._known_providers: set[str] = set()    # the adapter caches a provider's uuid
         self._depth = 0                            # > 0 inside a counted call (its inner calls are free)
+        self.stall_servers: set[str] = set()       # live moves that never converge (fakevirt:converge=never)
+        self.post_copy = False                     # force-complete switches to "running (post-copy)"
+        self.force_completed: list[str] = []       # migration ids force-completed
 
     cloud_name = "fake"
 
@@ -188,7 +191,8 @@ class FakeNova:
         return self.capacity, Resources(*used), self.capacity
 
     def provider_traits(self, hypervisor_hostname):
-        return set()                               # schedulable as soon as enabled
+        # schedulable as soon as enabled; `host_traits` {service host: traits} for rebalance's tests
+        return set(getattr(self, "host_traits", {}).get(hypervisor_hostname.split(".")[0], ()))
 
     def aggregate_hosts(self, name):
         if name != "rack1":
@@ -313,7 +317,14 @@ class FakeNova:
 
     def force_complete_migration(self, server_id, migration_id):
         m = next(m for m in self.migrations if m["id"] == migration_id)
+        if m["status"] != "running":
+            raise errors.PreconditionFailed(f"conflict (409): migration {migration_id} is {m['status']}")
+        self.force_completed.append(migration_id)
         m["step"] = max(m["step"], len(self.LIVE_STEPS) - 2)      # completes on the next step
+        if m.get("stalling"):
+            m["stalling"] = False
+            if self.post_copy:
+                m["status"], m["post_copy"] = "running (post-copy)", True
 
     def _current(self, sid):
         return [m for m in self.migrations if m["server"] == sid][-1]
@@ -344,6 +355,13 @@ class FakeNova:
             if st == "finished":
                 continue
             steps = self.LIVE_STEPS if m["kind"] == "live" else self.COLD_STEPS
+            if m["kind"] == "live" and sid in self.stall_servers and m["status"] == "running" \
+                    and "forced" not in m and m.setdefault("stalling", True):
+                m["polls"] = m.get("polls", 0) + 1
+                continue                    # stuck at the same remaining memory until forced or aborted
+            if m.pop("post_copy", False):
+                m["forced"] = True
+                continue                    # one poll in post-copy, then it completes
             m["step"] += 1
             if (sid in self.fail_servers or m["dest"] in self.refuse.get(sid, ())) and m["step"] == 2:
                 m["status"] = "error"
@@ -399,8 +417,20 @@ class FakeNova:
         return rows[:limit] if limit else rows
 
     def list_server_migrations(self, server_id):
-        return [self._migration(m) for m in self.migrations
-                if m["server"] == server_id and m["kind"] == "live" and m["status"] not in ENDED]
+        # Nova's in-progress list for this call leaves "running (post-copy)" out.
+        return [dataclasses.replace(self._migration(m), memory_total_bytes=self.MEMORY,
+                                    memory_remaining_bytes=self._remaining(m))
+                for m in self.migrations if m["server"] == server_id and m["kind"] == "live"
+                and m["status"] in ("queued", "preparing", "running", "post-migrating")]
+
+    MEMORY = 2048 * 1024 * 1024
+
+    def _remaining(self, m):
+        """A converging move halves what is left at every poll; a stalling one stays near half,
+        growing now and then (the guest dirties memory as fast as it is copied)."""
+        if m.get("stalling") is not None:
+            return self.MEMORY // 2 + (m.get("polls", 0) % 3) * self.MEMORY // 50
+        return self.MEMORY >> (m["step"] + 1)
 
     # ------------------------------------------------------------------ evacuations
     def evacuate_server(self, server_id, host, *, target_state=None):

@@ -256,7 +256,7 @@ def test_instance_migrate_calls_the_library_and_reports_the_summary(fake, capsys
     assert name == "migrate" and args == ("web1", "compute2")
     assert kwargs == dict(cloud=spec(cloud="mycloud", interface="admin"), mode="live",
                           strategy="native", reason="rack 12", confirm=True, wait=True, timeout=600,
-                          on_timeout="abort", journal_path=None, check_mode=False)
+                          on_timeout="abort", journal_path=None, check_mode=False, on_stall="force-complete")
 
 
 def test_instance_migrate_without_a_host_lets_the_scheduler_choose(fake, capsys):

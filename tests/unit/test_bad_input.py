@@ -80,6 +80,16 @@ CASES = [
     ("drain compute1 --max-parallel 0", 2, "--max-parallel"),
     (f"drain compute1 --reason {LONG} --dry-run", 2, "--reason is 300 characters"),
     ("undrain nosuch", 3, "no compute host 'nosuch'"),
+    # rebalance
+    ("rebalance --goal tidy", 2, "'tidy' is not one of"),
+    ("rebalance --max-moves 0", 2, "--max-moves must be a whole number of at least 1"),
+    ("rebalance --min-gain -1", 2, "--min-gain must be a number of percentage points >= 0"),
+    ("rebalance --disable-emptied", 2, "--disable-emptied goes with --goal pack"),
+    ("rebalance --aggregate rack1 compute1", 2, "--aggregate selects the hosts"),
+    ("rebalance compute1", 2, "a rebalance needs at least two hosts in scope"),
+    ("rebalance compute1 nosuch", 3, "no compute host 'nosuch'"),
+    ("rebalance --zone mars", 3, "no compute host in availability zone 'mars'"),
+    ("rebalance --aggregate nope", 3, "no host aggregate named 'nope'"),
     # migrate
     ("migrate", 2, "Missing argument 'SERVER'"),
     ("migrate vm1 --strategy isolate", 2, "--strategy isolate needs a target"),

@@ -195,7 +195,10 @@ class FakeCloud:
             mig["polls"] += 1
             if mig["type"] == "live-migration":
                 if self.fail_live:
-                    mig["status"] = "failed"
+                    # A failure that raises (pre-checks, pre_live_migration) marks the record
+                    # "error" and writes a reason; "failed" is the hypervisor's rollback, which
+                    # writes none (lifecycle.no_reason_coming).
+                    mig["status"] = "error"
                     self.faults[sid] = self.fail_live
                     self.servers[sid] = server.replace(task_state=None)
                 elif mig["polls"] <= self.live_polls:
@@ -532,7 +535,7 @@ def test_live_rollback_is_reported_as_failure(cloud, journal):
     assert not result.ok and not result.changed
     assert result.exit_code == errors.EXIT_FAILED
     assert "boom" in result.error and "vm1 is on compute1" in result.error
-    assert result.migration_status == "failed"
+    assert result.migration_status == "error"
     assert journal.runs()[0]["status"] == "failed"
 
 

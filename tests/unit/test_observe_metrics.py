@@ -121,3 +121,24 @@ def test_grafana_dashboard_uses_only_series_novamove_writes():
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     used = {n for e in exprs for n in re.findall(r"\bnovamove_[a-z_]+", e)}
     assert used and used <= written, used - written
+
+
+def test_moves_total_never_goes_down_when_a_failure_is_reopened(tmp_path):
+    """A Prometheus counter only grows: a move journaled failed, then reopened and done, counts
+    once as failed and once as done (it is not taken back from `failed`).
+    Break it: count from each move's last state, as before, and `failed` drops to 0."""
+    textfile = tmp_path / "m.prom"
+    metrics = RunMetrics(textfile=str(textfile), clock=lambda: 0.0)
+    journal = Journal(tmp_path / "j.sqlite", observers=[metrics])
+    journal.start_run("r1", "drain")
+    kind = sorted(MOVE_KINDS)[0]
+    eid = journal.intent("r1", kind, "s1")
+    journal.failed(eid, error="provisional")
+    before = samples(metrics.text())
+    journal.done(eid)           # the read-back found it landed after all
+    after = samples(metrics.text())
+    for (name, labels), v in before.items():
+        if name == "novamove_moves_total":
+            assert after[(name, labels)] >= v, (labels, v, after[(name, labels)])
+    assert after[("novamove_moves_total", (("kind", kind), ("result", "done"), ("verb", "drain")))] == 1
+    assert after[("novamove_moves_total", (("kind", kind), ("result", "failed"), ("verb", "drain")))] == 1

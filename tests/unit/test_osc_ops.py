@@ -255,6 +255,14 @@ def test_doctor_fix_names_classes_and_exits_0_when_read_back_clean(monkeypatch):
     assert "run r9" in err
 
 
+def test_doctor_metrics_count_the_findings_left_by_class(monkeypatch, tmp_path):
+    """--metrics-textfile: novamove_doctor_findings by class, as `novamove doctor` writes it."""
+    monkeypatch.setattr(api, "doctor", Calls(doctor_report(fix=True)))
+    code, _, err = run_command(ops.Doctor, ["--fix", "--metrics-textfile", str(tmp_path / "m.prom"), "-f", "json"])
+    assert code == 0, err
+    assert 'novamove_doctor_findings{class="compute-held"} 1.0' in (tmp_path / "m.prom").read_text()
+
+
 def test_doctor_a_repair_that_did_not_take_exits_1_with_its_summary(monkeypatch):
     monkeypatch.setattr(api, "doctor", Calls(doctor_report(fix=True, leaked_fixed=False)))
     code, out, err = run_command(ops.Doctor, ["--fix", "-f", "json"])

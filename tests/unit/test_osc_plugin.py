@@ -37,6 +37,8 @@ OPS_COMMANDS = {"server_move_back": "BackServerMove", "server_move_confirm": "Co
                 "compute_host_campaign_stop": "CampaignStop",
                 "novamove_history": "History", "novamove_recover": "Recover",
                 "novamove_doctor": "Doctor"}
+# `openstack novamove rebalance` (novamove/osc/rebalance.py)
+OTHER_COMMANDS = {"novamove_rebalance": "novamove.osc.rebalance:Rebalance"}
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -118,7 +120,7 @@ def test_registered_where_openstackclient_looks():
     [ext] = [ep for ep in entry_points(group="openstack.cli.extension") if ep.name == "novamove"]
     assert ext.value == "novamove.osc.plugin"
     want = {**{name: f"novamove.osc.v1:{cls}" for name, cls in COMMANDS.items()},
-            **{name: f"novamove.osc.ops:{cls}" for name, cls in OPS_COMMANDS.items()}}
+            **{name: f"novamove.osc.ops:{cls}" for name, cls in OPS_COMMANDS.items()}, **OTHER_COMMANDS}
     assert _declared_group() == want
     if _installed_from_this_tree():
         group = {ep.name: ep.value for ep in entry_points(group="openstack.novamove.v1")}
@@ -128,6 +130,8 @@ def test_registered_where_openstackclient_looks():
     from novamove.osc import ops
     for name, cls in OPS_COMMANDS.items():
         assert getattr(ops, cls).__doc__
+    from novamove.osc import rebalance
+    assert rebalance.Rebalance.__doc__
     # OSC builds the command group name from these: openstack.<API_NAME>.v<major>
     assert f"openstack.{plugin.API_NAME}.v{plugin.DEFAULT_API_VERSION}" == "openstack.novamove.v1"
     assert plugin.API_VERSION_OPTION == "os_novamove_api_version"

@@ -235,13 +235,14 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
             patience_ends = clock() + replan_patience
             # Destinations Nova refused for a server in this drain: its next plan avoids them.
             refused: dict[str, set[str]] = {}
+            stall_history: dict[str, tuple[str, str]] = {}     # stalls seen, shared by the rounds
             while True:
                 runner = BatchRunner(cloud, journal, run_id, steps, max_parallel=plan.max_parallel,
                                      max_per_host=plan.max_per_host, on_interrupt=on_interrupt,
                                      poll_interval=poll_interval, step_timeout=step_timeout,
                                      since=since, adapt_mode=plan.mode == "auto", adopted=adopted,
                                      progress=say, heartbeat=lease, may_start=lease.holds, pinned=modes, on_tick=tick,
-                                     **runner_kwargs)
+                                     stall_history=stall_history, **runner_kwargs)
                 adopted = ()
                 try:
                     rounds.add(runner.run())
@@ -262,7 +263,7 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
                 # Read the source back: what is still there decides the next round and the verdict.
                 remaining = [srv for name in plan.sources for srv in cloud.list_servers_on_host(name)]
                 for r in rounds.results.values():
-                    if _refused_destination(r):
+                    if _refused_destination(r) or (r.result == RETRY and r.stall == RETRIED_ELSEWHERE):
                         refused.setdefault(r.server_id, set()).add(r.dest)
                 again = [srv for srv in remaining if srv.id not in keep
                          and _worth_another_round(srv, rounds.results.get(srv.id), modes.get(srv.id, plan.mode),
@@ -368,6 +369,8 @@ def _pin(plan: DrainPlan, keep: Optional[Mapping[str, str]], modes: Optional[Map
             else:
                 step.mode = mode
 
+
+from novamove.engine.batch.stalls import RETRIED as RETRIED_ELSEWHERE  # noqa: E402
 
 # undrain lives in its own module; its names stay importable from here.
 from novamove.engine.batch.undrain import moves_of_drain, undrain  # noqa: E402,F401

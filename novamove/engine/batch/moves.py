@@ -29,6 +29,8 @@ from novamove.engine.batch.common import (ABORTED, ABORT_GRACE, EV_ABORT, EV_CON
                                           POLL_INTERVAL, RETRY, SERVICES_FRESH, SETTLED, SKEW_MARGIN, SKIPPED,
                                           STEP_ERRORS, _iso, is_passing)
 from novamove.engine.batch.report import StepResult, _result
+from novamove.engine import stall
+from novamove.engine.batch.stalls import COLD_FALLBACK, StallHandler, StallState
 
 log = logging.getLogger("novamove.drain")
 
@@ -50,10 +52,13 @@ class _InFlight:
     abort_tries: int = 0
     wrong_host: Optional[str] = None    # a cold move Nova put elsewhere, being reverted
     adopted: bool = False               # an earlier run started it (`started`: when adopted)
+    stall: StallState = None            # type: ignore[assignment]  (memory progress, a stall)
 
     def __post_init__(self) -> None:
         if self.move is None:
             self.move = lifecycle.Move(self.step.mode, self.step.dest or "", self.step.source)
+        if self.stall is None:
+            self.stall = StallState()
 
     @property
     def migration(self) -> Optional[Migration]:
@@ -80,7 +85,9 @@ class BatchRunner(CappedRunner):
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
                  retries: int = 4, backoff: float = 1.0, heartbeat: Optional[Callable[[], bool]] = None,
                  may_start: Optional[Callable[[], bool]] = None,
-                 pinned: Collection[str] = (), on_tick: Optional[Callable[["BatchRunner"], None]] = None):
+                 pinned: Collection[str] = (), on_tick: Optional[Callable[["BatchRunner"], None]] = None,
+                 on_stall: str = stall.DEFAULT_ON_STALL, stall_settings: Optional[stall.StallSettings] = None,
+                 stall_history: Optional[dict] = None, stall_retry: bool = True):
         if on_interrupt not in ON_INTERRUPT:
             raise errors.UsageError(f"--on-interrupt must be one of {', '.join(ON_INTERRUPT)}")
         if max_parallel < 1 or max_per_host < 1:
@@ -98,7 +105,9 @@ class BatchRunner(CappedRunner):
         self.step_timeout = step_timeout
         self.since = since or _iso(datetime.now(timezone.utc) - SKEW_MARGIN)
         self.adapt_mode = adapt_mode
-        self.pinned = frozenset(pinned)     # servers whose mode was chosen for them (campaign intents)
+        self.pinned = set(pinned)     # servers whose mode was chosen for them (campaign intents, a cold fallback)
+        self.stalls = StallHandler(self, on_stall, stall_settings or stall.settings_from_env(),
+                                   {} if stall_history is None else stall_history, retry=stall_retry)
         # Called every loop: keeps the drain's lease fresh; False means "stop starting moves".
         self.heartbeat = heartbeat
         self.may_start = may_start      # False: start nothing now (a lease not renewed), ask again later
@@ -256,7 +265,9 @@ class BatchRunner(CappedRunner):
             self.progress(f"{step.server_name}: {exc}; read back: Nova accepted it, following it")
         self.actions += 1
         self.inflight[step.server_id] = _InFlight(step, change.id, self.clock(), known,
-                                                  submitted_at=submitted_at)
+                                                  submitted_at=submitted_at,
+                                                  stall=StallState(intent=stall.intent_of(server),
+                                                                   intent_read=True))
         self.progress(f"{step.server_name}: {step.mode} {step.source} -> {step.dest} started "
                       f"({len(self.inflight)} in flight)")
         return True
@@ -322,6 +333,7 @@ class BatchRunner(CappedRunner):
                 and self.clock() - f.started > self.step_timeout):
             self.progress(f"{step.server_name}: over {self.step_timeout:.0f} s, aborting it")
             move.abort_wanted = True
+        self.stalls.watch(f)
         action = lifecycle.next_step(move)
         if action is lifecycle.Next.ABORT:
             self._abort(f)
@@ -348,10 +360,18 @@ class BatchRunner(CappedRunner):
             move.sent(action)
         elif action is lifecycle.Next.LANDED:
             move.phase = lifecycle.Phase.DONE
-            self._finish(f, MOVED, f"{step.mode} migration {m.status}", m, server.host)
+            more, what = self.stalls.landed(f)
+            self._finish(f, MOVED, f"{step.mode} migration {m.status}{more}", m, server.host, stall=what)
         elif action is lifecycle.Next.ABORTED:
             host = server.host if server is not None else None
-            if f.wrong_host:
+            after_stall = self.stalls.aborted(f, host)
+            if after_stall is not None:
+                outcome, detail, what = after_stall
+                self._finish(f, outcome, detail, m, host, stall=what)
+                if what == COLD_FALLBACK:
+                    self.pinned.add(step.server_id)
+                    self.pending.insert(0, self.stalls.cold_step(f))
+            elif f.wrong_host:
                 self._finish(f, FAILED, f"Nova put it on {f.wrong_host}, not on {step.dest}; reverted", m, host)
             else:
                 self._finish(f, ABORTED, f"aborted on request: migration {m.status}"
@@ -405,7 +425,7 @@ class BatchRunner(CappedRunner):
         step, m = f.step, f.migration
         reason = self._fault(step, f.submitted_at)
         f.failed_at = self.clock() if f.failed_at is None else f.failed_at
-        if not lifecycle.reason_due(f.failed_at, self.clock(), reason):
+        if not lifecycle.reason_due(f.failed_at, self.clock(), reason, m):
             return
         status = m.status if m is not None else (server.status if server is not None else "?")
         self._finish(f, FAILED, f"migration {status}" + (f": {reason}" if reason else ""), m,
@@ -418,9 +438,10 @@ class BatchRunner(CappedRunner):
         self.actions += 1
 
     def _finish(self, f: _InFlight, outcome: str, detail: str, m: Optional[Migration] = None,
-                host: Optional[str] = None) -> None:
+                host: Optional[str] = None, stall: Optional[str] = None) -> None:
         step = f.step
         res = _result(step, outcome, detail, m, host=host)
+        res.stall = stall
         res.seconds = self.clock() - f.started
         self.results[step.server_id] = res
         if outcome == MOVED:

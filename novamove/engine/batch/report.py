@@ -31,6 +31,9 @@ class StepResult:
     migration_id: Optional[str] = None
     host: Optional[str] = None   # where the server was last seen
     seconds: float = 0.0
+    # A live move that stalled: what was done about it ("force-completed", "force-completed
+    # (post-copy)", "aborted, retried elsewhere", "aborted", "fell back to cold", "left").
+    stall: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

@@ -109,7 +109,7 @@ def undrain(cloud: Any, host: str, *, journal: Any, move_back: bool = False, max
                                  max_per_host=max_per_host, on_interrupt=on_interrupt,
                                  poll_interval=poll_interval, step_timeout=step_timeout,
                                  adapt_mode=True, progress=say, adopted=adopted, since=since,
-                                 on_tick=tick, **runner_kwargs)
+                                 on_tick=tick, stall_retry=False, **runner_kwargs)
             adopted = []
             try:
                 for r in runner.run():

@@ -7,7 +7,10 @@ whether the cloud can absorb each stage (N+K). No API calls, no clock: tests and
 
 Per-server intent comes from a server tag `novamove:maintenance=<intent>`:
 - `live` / `cold`: the server is moved in that mode only (a live intent on a SHUTOFF server
-  cannot be honoured: the host is then not serviced);
+  cannot be honoured: the host is then not serviced); `live` is never moved cold, not even
+  after a stall (engine/stall.py);
+- `live-strict`: as `live` for planning, and a stalled live move of it is never force-completed
+  nor switched to post-copy: it is aborted and stays (engine/stall.py reads the tag itself);
 - `stop`: the server is not moved; it is powered off in place before the hook and started
   again after the gate (for servers that cannot move);
 - `skip`: the server is never touched, and the host holding it is not serviced unless the
@@ -33,8 +36,8 @@ from novamove.engine.tags import is_drain_tag, reason_run_id
 
 _LEASE_SUFFIX = re.compile(r" \[lease [^\]]*\]$")
 
-INTENT_KEY = "novamove:maintenance"
-INTENTS = (LIVE, COLD, "stop", "skip")
+# The per-server intent tag is read in engine/intents.py (rebalance reads it too).
+from novamove.engine.intents import INTENT_KEY, INTENTS, intents_of, server_intent  # noqa: E402,F401
 STOP, SKIP = "stop", "skip"
 ORDERS = ("fewest", "name", "given")
 
@@ -42,34 +45,6 @@ ORDERS = ("fewest", "name", "given")
 MOVE_SECONDS = 30.0
 HOOK_SECONDS = 300.0
 GATE_SECONDS = 30.0
-
-
-def server_intent(server: Server) -> tuple[Optional[str], Optional[str]]:
-    """(intent, None) from the server's `novamove:maintenance=...` tag, (None, None) without
-    one, (None, problem) for a value novamove does not know (the server is then treated as
-    untagged and the problem reported)."""
-    for tag in server.tags or ():
-        key, sep, value = tag.partition("=")
-        if key.strip() == INTENT_KEY and sep:
-            value = value.strip().lower()
-            if value in INTENTS:
-                return value, None
-            return None, (f"{server.name}: unknown {INTENT_KEY} value {value!r} "
-                          f"(expected {', '.join(INTENTS)}); treated as untagged")
-    return None, None
-
-
-def intents_of(servers: Iterable[Server]) -> tuple[dict[str, str], list[str]]:
-    """{server id: intent} of the tagged servers, and the problems with unknown values."""
-    out: dict[str, str] = {}
-    problems: list[str] = []
-    for s in servers:
-        intent, problem = server_intent(s)
-        if intent:
-            out[s.id] = intent
-        if problem:
-            problems.append(problem)
-    return out, problems
 
 
 def select_hosts(hosts: Sequence[Host], names: Sequence[str] = (), *, zone: Optional[str] = None,

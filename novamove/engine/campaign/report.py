@@ -148,6 +148,7 @@ class Options:
     poll_interval: float = drains.POLL_INTERVAL
     reason: Optional[str] = None
     gate: Optional[str] = None        # restart | heartbeat (default: restart with a hook, else heartbeat)
+    on_stall: str = "force-complete"  # a stalled live move in a drain or move-back (engine/stall.py)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -169,6 +170,8 @@ class Options:
         for name in ("hook", "check"):
             validate_command(getattr(self, name), f"--{name}")
         tags.check_reason(self.reason)
+        from novamove.engine import stall
+        stall.check_on_stall(self.on_stall)
         if self.gate is not None and self.gate not in GATES:
             raise errors.UsageError(f"--gate must be one of {', '.join(GATES)}, not {self.gate!r}")
 

@@ -196,7 +196,8 @@ class HostStages:
                                   if self.o.group_budget < self.o.max_parallel else self.o.max_parallel,
                                   max_per_host=self.o.max_per_host, on_interrupt=self.on_interrupt,
                                   poll_interval=self.o.poll_interval, step_timeout=self.o.step_timeout,
-                                  progress=lambda line: self.say(f"{host}: {line}"), sleep=self._tick_sleep)
+                                  progress=lambda line: self.say(f"{host}: {line}"), sleep=self._tick_sleep,
+                                  on_stall=self.o.on_stall)
             r.moved_back = back.count(drains.MOVED)
             self.journal.note(self.run_id, EV_BACK, host, undrain_run=back.run_id, ok=back.ok,
                               summary=back.summary)

@@ -59,7 +59,8 @@ class TakeOut:
                                max_per_host=self.o.max_per_host, on_interrupt=self.on_interrupt,
                                poll_interval=self.o.poll_interval, step_timeout=self.o.step_timeout,
                                allow_unmovable=self.o.allow_unmovable, progress=drain_say, keep=keep,
-                               modes=modes, sleep=self._tick_sleep, on_behalf_of=self.run_id)
+                               modes=modes, sleep=self._tick_sleep, on_behalf_of=self.run_id,
+                               on_stall=self.o.on_stall)
             r.drain_run = rep.run_id
             self._take_back_tag(host, rep.run_id)
             r.moved += rep.count(drains.MOVED)

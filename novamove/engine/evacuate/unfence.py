@@ -233,7 +233,7 @@ def unfence(cloud: Any, host: str, *, journal: Any, move_back: bool = False,
             runner = BatchRunner(cloud, journal, run_id, steps, max_parallel=max_parallel,
                                  max_per_host=max_per_host, poll_interval=poll_interval,
                                  step_timeout=step_timeout, adapt_mode=True, progress=say, adopted=adopted,
-                                 **runner_kwargs)
+                                 stall_retry=False, **runner_kwargs)
             try:
                 report.results = list(landed) + runner.run()
                 for r in report.results:

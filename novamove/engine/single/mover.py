@@ -18,7 +18,8 @@ from novamove.engine.journal import Journal, now
 from novamove.engine.resolve import pick_host, resolve_server
 from novamove.engine.single.result import MoveResult, Snapshot, server_facts, summary_line
 from novamove.engine.single.waiter import ON_TIMEOUT, MoveWatcher
-from novamove.model import Host, Migration, Server
+from novamove.engine import stall
+from novamove.model import COLD, Host, Migration, Server
 from novamove.engine.single.strategies._signals import signals_as_exceptions
 from novamove.engine.single.strategies.base import MoveContext
 from novamove.engine.single.strategies.scheduler import UNDECIDED
@@ -104,9 +105,11 @@ def move(cloud, journal: Journal, server_ref: str, host_ref: Optional[str], *, m
          wait: bool = True, timeout: float = 600, on_timeout: str = "abort",
          check_mode: bool = False, progress: Optional[Callable[[Snapshot], None]] = None,
          poll_interval: float = 1.0, verb: str = "migrate", run_id: Optional[str] = None,
-         schedule_timeout: float = 60.0) -> MoveResult:
+         schedule_timeout: float = 60.0, on_stall: str = stall.DEFAULT_ON_STALL) -> MoveResult:
     if on_timeout not in ON_TIMEOUT:
         raise errors.UsageError(f"unknown on-timeout {on_timeout!r} (choose {', '.join(ON_TIMEOUT)})")
+    stall.check_on_stall(on_stall)
+    stall_settings = stall.settings_from_env()
     for name, value in (("timeout", timeout), ("schedule_timeout", schedule_timeout),
                         ("poll_interval", poll_interval)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
@@ -142,14 +145,16 @@ def move(cloud, journal: Journal, server_ref: str, host_ref: Optional[str], *, m
                   mode=plan.mode, strategy=plan.strategy) as frame:
         result = _run_move(frame, plan, common, reason=reason, confirm=confirm, wait=wait,
                            timeout=timeout, on_timeout=on_timeout, progress=progress,
-                           poll_interval=poll_interval, schedule_timeout=schedule_timeout)
+                           poll_interval=poll_interval, schedule_timeout=schedule_timeout,
+                           on_stall=on_stall, stall_settings=stall_settings)
     return finish(result)
 
 
 def _run_move(frame: RunFrame, plan: Plan, common: dict[str, Any], *, reason: Optional[str],
               confirm: bool, wait: bool, timeout: float, on_timeout: str,
               progress: Optional[Callable[[Snapshot], None]], poll_interval: float,
-              schedule_timeout: float) -> MoveResult:
+              schedule_timeout: float, on_stall: str = stall.DEFAULT_ON_STALL,
+              stall_settings: Optional[stall.StallSettings] = None) -> MoveResult:
     """The move itself, inside its run's frame; the outcome is said with frame.end."""
     cloud, journal, run_id = frame.cloud, frame.journal, frame.run_id
     server, target = plan.server, plan.target
@@ -171,7 +176,11 @@ def _run_move(frame: RunFrame, plan: Plan, common: dict[str, Any], *, reason: Op
             if not wait:
                 return _accepted(frame, ctx, common)
             outcome = MoveWatcher(ctx, confirm=confirm, on_timeout=on_timeout,
-                                  original_status=server.status).run()
+                                  original_status=server.status, on_stall=on_stall,
+                                  stall_settings=stall_settings).run()
+            if outcome.cold_fallback:
+                ctx, outcome = _cold_after_stall(ctx, outcome, confirm=confirm, on_timeout=on_timeout)
+                common["mode"] = ctx.mode
     except (KeyboardInterrupt, errors.Interrupted) as exc:
         where = (f"; migration {ctx.migration.id} continues in Nova" if ctx.migration else "")
         message = f"interrupted{where} - see `novamove migrations {server.name}` and `novamove recover`"
@@ -190,7 +199,7 @@ def _run_move(frame: RunFrame, plan: Plan, common: dict[str, Any], *, reason: Op
         ok=outcome.ok, changed=True, after=server_facts(after), migration_id=migration.id if migration else None,
         migration_status=migration.status if migration else None, error=outcome.error,
         exit_code=outcome.exit_code, isolation_seconds=ctx.isolation_seconds,
-        disabled_services=_disabled_hosts(journal, run_id),
+        disabled_services=_disabled_hosts(journal, run_id), stall=outcome.stall,
         summary=(summary_line(server.name, server.host, after.host, after.status) if outcome.ok
                  else f"{server.name} was not migrated to {target.name}: it is on {after.host} "
                       f"with a status of {after.status}"),
@@ -202,6 +211,23 @@ def _run_move(frame: RunFrame, plan: Plan, common: dict[str, Any], *, reason: Op
         result.error = f"{server.name} is still on {server.host} after the move"
     frame.end("ok" if result.ok else "failed", summary=result.summary, error=result.error)
     return result
+
+
+def _cold_after_stall(ctx: MoveContext, stalled, *, confirm: bool, on_timeout: str):
+    """--on-stall cold: the stalled live move was aborted (the server is back on its source);
+    move it cold to the same target, in the same run, journaled as any cold move."""
+    from novamove.engine.single.strategies.native import NativeStrategy
+    if stalled.server.host != ctx.server.host or stalled.server.status not in ("ACTIVE", "SHUTOFF"):
+        return ctx, stalled        # not back as it was: nothing more is tried; the error says where
+    cold = dataclasses.replace(ctx, mode=COLD, migration=None, known_migration_ids=None, scheduled=False,
+                               started=time.monotonic(), server=stalled.server)
+    NativeStrategy().run(cold)
+    outcome = MoveWatcher(cold, confirm=confirm, on_timeout=on_timeout,
+                          original_status=stalled.server.status).run()
+    outcome.stall = stalled.stall
+    if outcome.error:
+        outcome.error = f"{stalled.error}; then cold: {outcome.error}"
+    return cold, outcome
 
 
 def _finish_on_target(cloud, journal: Journal, server: Server, *, confirm: bool, check_mode: bool,
@@ -284,8 +310,10 @@ def follow(cloud, journal: Journal, server_ref: str, *, confirm: bool = False, t
                   dest=migration.dest_host, mode=mode, strategy="-") as frame:
         try:
             with signals_as_exceptions():
+                # A move this run did not start: a stall is journaled, never acted on (its
+                # owner chose; --on-timeout still governs the wait).
                 outcome = MoveWatcher(ctx, confirm=confirm, on_timeout=on_timeout,
-                                      check_status=False).run()
+                                      check_status=False, on_stall=stall.LEAVE).run()
         except (KeyboardInterrupt, errors.Interrupted) as exc:
             frame.end("interrupted", error="stopped waiting")
             raise errors.Interrupted(f"stopped waiting; migration {migration.id} of {server.name} "

@@ -55,6 +55,9 @@ class MoveResult:
     elapsed_seconds: float = 0.0
     # Nova's x-openstack-request-id of each mutating call (migrate, confirm, abort...), in order.
     request_ids: list[str] = field(default_factory=list)
+    # A live move that stalled: what was done about it ("force-completed", "force-completed
+    # (post-copy)", "aborted", "fell back to cold", "left running"); None without a stall.
+    stall: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:
         """The result with openstacksdk key names (source_compute, dest_compute, source_node,

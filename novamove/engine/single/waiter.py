@@ -18,6 +18,8 @@ from novamove.model import COLD, LIVE, Migration, Server
 from novamove.engine.poll import poll_until
 from novamove.retry import patiently
 from novamove.engine.single.strategies.base import MoveContext
+from novamove.engine import stall as stalls
+from novamove.engine.single.stalls import MoveStall
 
 log = logging.getLogger("novamove.engine")
 
@@ -48,6 +50,8 @@ class Outcome:
     error: Optional[str] = None
     exit_code: int = errors.EXIT_OK
     confirmed: bool = False
+    stall: Optional[str] = None         # what was done about a stall (engine/single/stalls.py)
+    cold_fallback: bool = False         # aborted after a stall to be moved cold (the mover does)
 
 
 class MoveWatcher:
@@ -58,7 +62,8 @@ class MoveWatcher:
     """
 
     def __init__(self, ctx: MoveContext, *, confirm: bool = True, on_timeout: str = "abort",
-                 original_status: Optional[str] = None, check_status: bool = True):
+                 original_status: Optional[str] = None, check_status: bool = True,
+                 on_stall: str = stalls.DEFAULT_ON_STALL, stall_settings: Optional[stalls.StallSettings] = None):
         if on_timeout not in ON_TIMEOUT:
             raise errors.UsageError(f"unknown on-timeout {on_timeout!r} (choose {', '.join(ON_TIMEOUT)})")
         self.ctx = ctx
@@ -72,6 +77,7 @@ class MoveWatcher:
         self.migration = ctx.migration
         self.deadline = ctx.deadline
         self.forced = False
+        self.stall = MoveStall(ctx, on_stall, stall_settings)
 
     # ------------------------------------------------------------------ observing
 
@@ -134,7 +140,7 @@ class MoveWatcher:
             move.migration = migration
             action = lifecycle.next_step(move, server)
             if action is Next.LANDED:
-                return self._landed(server, migration)
+                return self._said(self._landed(server, migration))
             if action is Next.CONFIRM:
                 if not self.confirm:
                     return Outcome(True, server, migration)
@@ -146,7 +152,7 @@ class MoveWatcher:
             elif action in (Next.REVERT, Next.ELSEWHERE):
                 return self._wrong_host(server, migration)
             elif action in (Next.FAILED, Next.ABORTED):
-                return self._failed(server, migration)
+                return self._said(self._failed(server, migration))
             elif move.phase is lifecycle.Phase.CONFIRMING:
                 if server.status == "VERIFY_RESIZE" and not server.task_state:
                     # Still waiting with nothing under way: the confirmation did not reach Nova
@@ -164,6 +170,13 @@ class MoveWatcher:
                                          f"(migration {migration.status if migration else '?'}); "
                                          f"`novamove confirm {server.id}` or `novamove recover` finishes it")
             else:
+                stalled = self.stall.look(migration)
+                if stalled is not None:
+                    if ctx.observe:
+                        ctx.observe("stalled", server, migration)
+                    outcome = self._on_stall(stalled, server, migration)
+                    if outcome is not None:
+                        return outcome
                 # defensive: idle on the source and the record frozen -> rolled back
                 status = migration.status if migration else None
                 idle_on_source = (not server.task_state and server.host == ctx.server.host
@@ -180,6 +193,52 @@ class MoveWatcher:
                     if outcome is not None:
                         return outcome
             ctx.sleep(ctx.poll_interval)
+
+    def _said(self, outcome: Outcome) -> Outcome:
+        """An outcome that says what was done about a stall, if there was one."""
+        outcome.stall = self.stall.outcome
+        if outcome.stall and outcome.error:
+            outcome.error += f" (after {self.stall.words()})"
+        return outcome
+
+    def _on_stall(self, action: str, server: Server, migration: Migration) -> Optional[Outcome]:
+        """Carry out the stall policy's action; None means "keep waiting" (force-complete)."""
+        ctx = self.ctx
+        if action == stalls.FORCE_COMPLETE:
+            try:
+                with ctx.journal.change(ctx.run_id, events.MIGRATION_FORCE_COMPLETE, migration.id, why="stall"):
+                    self.cloud.force_complete_migration(server.id, migration.id)
+                self.forced = True
+                self.deadline = max(self.deadline, ctx.clock() + SETTLE_SECONDS)
+            except errors.NovamoveError as exc:
+                # 409: no longer running (it completed or switched to post-copy by itself); still
+                # stalled a window later (a 500, a timeout): seen again and tried again.
+                log.warning("force-complete of %s after a stall: %s (following it)", server.name, exc)
+                self.stall.forget()
+            return None
+        try:
+            server, migration = self._abort_and_settle(migration)
+        except errors.NovamoveError as exc:
+            return Outcome(False, server, migration, exit_code=errors.EXIT_FAILED, stall=self.stall.outcome,
+                           error=f"{self.stall.stalled}; could not abort it: {exc}")
+        if migration is not None and migration.status == "completed" and server.host == ctx.target.name:
+            return self._said(Outcome(True, server, migration))   # it finished before the abort
+        final = migration.status if migration else "unknown"
+        return Outcome(False, server, migration, exit_code=errors.EXIT_FAILED, stall=self.stall.outcome,
+                       cold_fallback=action == stalls.COLD,
+                       error=f"live migration of {server.name} to {ctx.target.name} {self.stall.words()} "
+                             f"(migration {final}); {server.name} is on {server.host} ({server.status})")
+
+    def _abort_and_settle(self, migration: Migration) -> tuple[Server, Optional[Migration]]:
+        """Abort a live migration (journaled first) and follow it until it ends."""
+        ctx = self.ctx
+        with ctx.journal.change(ctx.run_id, events.MIGRATION_ABORT, migration.id):
+            self.cloud.abort_migration(ctx.server.id, migration.id)
+        ctx.sleep(ctx.poll_interval)
+        (server, migration), _ = poll_until(
+            lambda: self._poll("aborting"), lambda seen: seen[1] is None or not seen[1].in_progress,
+            timeout=SETTLE_SECONDS, interval=ctx.poll_interval, clock=ctx.clock, sleep=ctx.sleep)
+        return server, migration
 
     def _landed(self, server: Server, migration: Optional[Migration]) -> Outcome:
         if self.ctx.mode == COLD and self.check_status and server.status != self.original_status:
@@ -222,7 +281,7 @@ class MoveWatcher:
 
     def _failed(self, server: Server, migration: Optional[Migration]) -> Outcome:
         ctx = self.ctx
-        reason = self._reason(server)
+        reason = self._reason(server, migration)
         status = migration.status if migration else "unknown"
         where = f"; {server.name} is on {server.host} ({server.status})"
         text = f"{ctx.mode} migration of {server.name} to {ctx.target.name} failed (migration {status})"
@@ -230,7 +289,7 @@ class MoveWatcher:
             text += f": {reason}"
         return Outcome(False, server, migration, error=text + where, exit_code=errors.EXIT_FAILED)
 
-    def _reason(self, server: Server) -> Optional[str]:
+    def _reason(self, server: Server, migration: Optional[Migration] = None) -> Optional[str]:
         """Nova's reason for the failure, waited for as lifecycle.reason_due says (Nova marks
         the migration failed a moment before it records why)."""
         ctx = self.ctx
@@ -240,7 +299,7 @@ class MoveWatcher:
                 reason = self.cloud.server_fault(server.id, since=ctx.started_at) or server.fault
             except errors.NovamoveError:
                 reason = server.fault
-            if reason or lifecycle.reason_due(seen, ctx.clock(), reason):
+            if reason or lifecycle.reason_due(seen, ctx.clock(), reason, migration):
                 return reason
             ctx.sleep(1.0)
 

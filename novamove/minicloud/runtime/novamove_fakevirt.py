@@ -32,9 +32,21 @@ run time by a JSON control file, so a test can make migrations slow without rest
                                              was (migration status "error", an instance fault)
   NOVAMOVE_FAKE_EVACUATION_SECONDS           time an evacuation spends on the destination
   NOVAMOVE_FAKE_EVACUATION_FAIL              1: every evacuation fails on the destination
+  NOVAMOVE_FAKE_PERMIT_POST_COPY             1: force-complete switches to post-copy as if
+                                             [libvirt] live_migration_permit_post_copy were set
+                                             (that option, set in nova.conf, does the same)
   NOVAMOVE_FAKEVIRT_CONTROL                  path of the JSON control file with the same keys
                                              in lower case without the prefix, e.g.
                                              {"live_migration_seconds": 8}
+
+Per server, metadata ``fakevirt:converge`` makes a live migration not converge, as a busy guest
+that dirties memory faster than the link copies it: ``never`` climbs to about half copied and
+then stays there, the remaining memory wobbling up and down; ``slow`` crawls at 0.05 % of the
+guest's memory a second (1.5 % in 30 s: below novamove's default stall threshold; it would end
+after about 33 minutes). Both go on until Nova's force-complete (then, with post-copy permitted, the
+record shows libvirt's "running (post-copy)" for a moment before it completes; without, the
+guest is "paused" and the copy completes) or abort (the migration ends "cancelled" on the
+source).
 """
 
 import json
@@ -86,6 +98,46 @@ def _setting(name: str, default: float) -> float:
         except (OSError, ValueError) as exc:
             LOG.warning("ignoring unreadable fakevirt control file %s: %s", path, exc)
     return float(os.environ.get("NOVAMOVE_FAKE_" + name.upper(), default))
+
+
+# -- live migrations that do not converge (server metadata fakevirt:converge) ----------------
+CONVERGE_KEY = "fakevirt:converge"
+_NEVER_PLATEAU = 0.55   # a "never" migration copies about this much, then the guest dirties it again
+_SLOW_RATE = 0.0005     # a "slow" one copies this fraction of the memory a second
+
+
+def _convergence(instance) -> str:
+    """"never", "slow" or "" (converges normally), from the server's metadata."""
+    try:
+        value = (instance.metadata or {}).get(CONVERGE_KEY, "")
+    except Exception:  # metadata not loaded on this instance object: converge normally
+        return ""
+    return value if value in ("never", "slow") else ""
+
+
+def _copied(converge: str, elapsed: float, duration: float) -> float:
+    """The fraction copied after `elapsed` seconds (1.0: done)."""
+    duration = max(duration, 0.01)
+    if converge == "slow":
+        return min(1.0, elapsed * _SLOW_RATE)
+    if converge == "never":
+        climb = min(1.0, elapsed / duration) * _NEVER_PLATEAU
+        # A guest dirtying memory as fast as it is copied: the remaining bytes wobble, and now
+        # and then grow again, but never come close to the end.
+        wobble = 0.04 * (int(elapsed * 2) % 3 - 1) if elapsed > duration else 0.0
+        return max(0.0, climb + wobble)
+    return min(1.0, elapsed / duration)
+
+
+def _post_copy_permitted() -> bool:
+    """How Nova's libvirt driver decides (live_migration_permit_post_copy), or the fake's own
+    switch for tests that cannot restart their computes."""
+    try:
+        if CONF.libvirt.live_migration_permit_post_copy:
+            return True
+    except Exception:  # the libvirt options not registered: only the fake's switch counts
+        pass
+    return bool(_setting("permit_post_copy", 0))
 
 
 class NovamoveFakeDriver(fake.FakeDriver):
@@ -201,16 +253,18 @@ class NovamoveFakeDriver(fake.FakeDriver):
         duration = _setting("live_migration_seconds", 0.5)
         migration = getattr(migrate_data, "migration", None) if migrate_data else None
         total = int(instance.flavor.memory_mb) * _MEMORY_BYTES_PER_MB
+        converge = _convergence(instance)
         self._live[instance.uuid] = "running"
         start = time.monotonic()
         last_report = 0.0
         try:
             while self._live[instance.uuid] == "running":
                 elapsed = time.monotonic() - start
-                if elapsed >= duration:
+                done = _copied(converge, elapsed, duration)
+                if done >= 1.0:
                     break
                 if migration is not None and elapsed - last_report >= 0.5:
-                    self._report_progress(migration, instance, total, elapsed / duration)
+                    self._report_progress(migration, instance, total, done)
                     last_report = elapsed
                 time.sleep(0.1)
             outcome = self._live[instance.uuid]
@@ -226,9 +280,29 @@ class NovamoveFakeDriver(fake.FakeDriver):
                       "file; rolling back to the source", instance.uuid)
             recover_method(context, instance, dest, migrate_data)
             return
+        if outcome == "force" and migration is not None:
+            self._force_complete(migration, instance, total)
         if migration is not None:
             self._report_progress(migration, instance, total, 1.0)
         post_method(context, instance, dest, block_migration, migrate_data)
+
+    def _force_complete(self, migration, instance, total: int) -> None:
+        """What libvirt's monitor does with a force-complete (nova/virt/libvirt/migration.py
+        run_tasks): with post-copy permitted, switch to post-copy (the record says so while
+        the rest of the memory is pulled by the destination); without, pause the guest so the
+        last copy catches up."""
+        if _post_copy_permitted():
+            LOG.info("fake live migration of %s switching to post-copy", instance.uuid)
+            try:
+                migration.status = "running (post-copy)"
+                migration.save()
+            except Exception as exc:  # status is best effort, the migration itself is not
+                LOG.warning("could not save the post-copy status: %s", exc)
+            time.sleep(_setting("post_copy_seconds", 1.0))
+        else:
+            LOG.info("fake live migration of %s force-completed: guest paused for the last copy",
+                     instance.uuid)
+            time.sleep(0.2)
 
     @staticmethod
     def _report_progress(migration, instance, total: int, done: float) -> None:

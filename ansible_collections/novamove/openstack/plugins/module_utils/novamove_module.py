@@ -2,8 +2,8 @@
 # Copyright: novamove developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 
-"""What every novamove module shares: the connection options, the guarded library import and
-the error mapping.
+"""What every novamove module shares: the connection options, the observe options of the
+modules that change the cloud, the guarded library import and the error mapping.
 
 The collection is a thin front end over the novamove library, like the CLI: it parses
 options, calls ``novamove.api`` and reports the result. It never talks to OpenStack itself.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib, remove_values
 
 # The import is guarded so that ansible-test's import sanity test (which runs without the
 # library) and ansible-doc work; a module that actually runs reports the missing library.
@@ -60,6 +60,14 @@ CONNECTION_ARGUMENT_SPEC = dict(
 
 CONNECTION_OPTIONS = tuple(CONNECTION_ARGUMENT_SPEC)
 
+# novamove's --events, --metrics-textfile and --metrics-push, on every module that changes the
+# cloud (observed = True): declared here once, documented once (doc fragment observe.py).
+OBSERVE_ARGUMENT_SPEC = dict(
+    events=dict(type='path'),
+    metrics_textfile=dict(type='path'),
+    metrics_push=dict(type='str'),
+)
+
 # Module option -> novamove.api.ConnectionSpec field (the sdk_log_* options are not connection
 # settings: they configure openstacksdk's logging, see configure_sdk_logging).
 SPEC_FIELDS = dict(
@@ -104,11 +112,27 @@ def cloud_secrets(cloud):
 
 class _AnsibleModule(AnsibleModule):
     """AnsibleModule that also hides the secrets of a dict ``cloud`` from the invocation it
-    logs on the managed node (its results are masked by NovamoveModule)."""
+    logs on the managed node (its results are masked by NovamoveModule), and calls
+    ``before_exit`` (once) before it reports, whichever way the task ends."""
+
+    before_exit = None
 
     def _log_invocation(self):
         self.no_log_values.update(cloud_secrets(self.params.get('cloud')))
         super(_AnsibleModule, self)._log_invocation()
+
+    def _before_exit(self):
+        hook, self.before_exit = self.before_exit, None
+        if hook is not None:
+            hook()
+
+    def exit_json(self, **kwargs):
+        self._before_exit()
+        super(_AnsibleModule, self).exit_json(**kwargs)
+
+    def fail_json(self, msg, **kwargs):
+        self._before_exit()
+        super(_AnsibleModule, self).fail_json(msg, **kwargs)
 
 
 def connection_spec(params):
@@ -158,14 +182,20 @@ class NovamoveModule(object):
 
     Subclasses set ``argument_spec`` (module options only) and implement ``run()``, which
     returns the result dict; library errors become ``fail_json`` with the library's one-line
-    message (the text the CLI prints after ``novamove: error:``).
+    message (the text the CLI prints after ``novamove: error:``). A module that changes the
+    cloud sets ``observed = True``: it then takes the OBSERVE_ARGUMENT_SPEC options and passes
+    ``**self.observing`` to the api verbs that change the cloud.
     """
 
     argument_spec = {}
     module_kwargs = {}
+    observed = False
+    observation = None
 
     def __init__(self):
         spec = dict(CONNECTION_ARGUMENT_SPEC)
+        if self.observed:
+            spec.update(OBSERVE_ARGUMENT_SPEC)
         spec.update(self.argument_spec)
         self.ansible = _AnsibleModule(argument_spec=spec, **self.module_kwargs)
         self.ansible.no_log_values.update(cloud_secrets(self.ansible.params.get('cloud')))
@@ -175,6 +205,38 @@ class NovamoveModule(object):
     def connection(self):
         """Keyword arguments for any novamove.api call: ``cloud=`` one ConnectionSpec."""
         return dict(cloud=connection_spec(self.params))
+
+    @property
+    def observing(self):
+        """``observers=`` for an api verb that changes the cloud, when O(events) or O(metrics_*)
+        asked for any (an empty dict otherwise)."""
+        if self.observation is None or not self.observation.observers:
+            return {}
+        return dict(observers=tuple(self.observation.observers))
+
+    def _redact(self, line):
+        """An event line with the module's no_log values masked, as Ansible masks its output
+        (a hook or fence command is journaled, so its event carries it)."""
+        return remove_values(line, self.ansible.no_log_values)
+
+    def _observed_to_the_end(self):
+        """Before the task reports (done or failed): the metrics' last write, and a warning for
+        each metrics output that failed during the run."""
+        self.observation.flush()
+        for line in self.observation.given_up:
+            self.ansible.warn(line)
+
+    def _observe(self):
+        """The api's observing() context for the observe options (None when not observed)."""
+        p = self.params
+        if not self.observed or not (p.get('events') or p.get('metrics_textfile') or p.get('metrics_push')):
+            return None
+        if p.get('events') == '-':
+            # stdout is the module's JSON result: a stream there would break it.
+            self.ansible.fail_json(msg="events: give a file path ('-', stdout, carries the module's result)",
+                                   exit_code=2, error='UsageError')
+        return novamove_api.observing(events=p.get('events'), metrics_textfile=p.get('metrics_textfile'),
+                                      metrics_push=p.get('metrics_push'), redact=self._redact)
 
     def run(self):
         raise NotImplementedError
@@ -192,7 +254,13 @@ class NovamoveModule(object):
         except OSError as exc:
             self.ansible.fail_json(msg='sdk_log_path: %s' % exc, exit_code=2, error='UsageError')
         try:
-            result = self.run()
+            observing = self._observe()
+            if observing is None:
+                result = self.run()
+            else:
+                with observing as self.observation:
+                    self.ansible.before_exit = self._observed_to_the_end
+                    result = self.run()
         except NovamoveError as exc:
             self.ansible.fail_json(msg=str(exc), exit_code=getattr(exc, 'exit_code', 1),
                                    error=type(exc).__name__)

@@ -26,6 +26,7 @@ author:
   - novamove developers (@novamove)
 extends_documentation_fragment:
   - novamove.openstack.connection
+  - novamove.openstack.observe
 options:
   fix:
     description:
@@ -207,6 +208,7 @@ def _target(row):
 
 
 class CloudDoctorModule(NovamoveModule):
+    observed = True       # changes the cloud: events, metrics_textfile, metrics_push
     argument_spec = dict(
         fix=dict(type='list', elements='str', default=[]),
         hosts=dict(type='list', elements='str', default=[], aliases=['host']),
@@ -236,8 +238,10 @@ class CloudDoctorModule(NovamoveModule):
         check = self.ansible.check_mode
         report = novamove_api.doctor(hosts=p['hosts'], servers=p['servers'], older_than=p['older_than'],
                                      fix=repair and not check, fix_classes=None if check else classes,
-                                     journal_path=p['journal'], **self.connection)
+                                     journal_path=p['journal'], **dict(self.connection, **self.observing))
         rows = novamove_report.doctor_rows(report)
+        if self.observation is not None:      # findings left, by class, as `novamove doctor` counts them
+            self.observation.doctor_findings([f.to_dict()['class'] for f in report.remaining])
         would = []
         if check and repair:
             would = [_target(r) for r in rows

@@ -26,6 +26,7 @@ author:
   - novamove developers (@novamove)
 extends_documentation_fragment:
   - novamove.openstack.connection
+  - novamove.openstack.observe
 options:
   host:
     description:
@@ -89,6 +90,18 @@ options:
       - Give up on one move after this many seconds.
     type: int
     default: 1800
+  on_stall:
+    description:
+      - What to do with a live migration that stops converging (its remaining memory does not
+        drop over E(NOVAMOVE_STALL_WINDOW) seconds, default 30, or grows again).
+      - V(force-complete) pauses the guest for the last copy (or switches to post-copy where the
+        cloud permits it), V(abort) aborts it (a drain retries once on another host), V(cold)
+        aborts it and moves the server cold, V(leave) only reports it.
+      - Servers tagged C(novamove:maintenance=live) are never moved cold; C(=live-strict) are never
+        force-completed (aborted, they stay and are reported).
+    type: str
+    choices: [force-complete, abort, cold, leave]
+    default: force-complete
   journal:
     description:
       - Path of the novamove journal (default C(~/.local/state/novamove/journal.sqlite)).
@@ -173,6 +186,12 @@ results:
     seconds:
       description: How long the move took.
       type: float
+    stall:
+      description:
+        - When the live move stalled, what was done about it - V(force-completed),
+          V(force-completed (post-copy)), V(aborted, retried elsewhere), V(aborted),
+          V(fell back to cold) or V(left running); null without a stall.
+      type: str
   sample:
     - server_id: 5f0c6f1e-2c0a-4a53-9a55-0d6d3a5b6f00
       server_name: web-1
@@ -217,6 +236,7 @@ from ansible_collections.novamove.openstack.plugins.module_utils.novamove_module
 
 
 class HostDrainModule(NovamoveModule):
+    observed = True       # changes the cloud: events, metrics_textfile, metrics_push
     argument_spec = dict(
         host=dict(type='str', required=True, aliases=['name']),
         state=dict(type='str', choices=['drained', 'undrained'], default='drained'),
@@ -229,6 +249,7 @@ class HostDrainModule(NovamoveModule):
         allow_unmovable=dict(type='bool', default=False),
         move_back=dict(type='bool', default=False),
         timeout=dict(type='int', default=1800),
+        on_stall=dict(type='str', choices=['force-complete', 'abort', 'cold', 'leave'], default='force-complete'),
         journal=dict(type='path'),
     )
     module_kwargs = dict(supports_check_mode=True)
@@ -236,8 +257,8 @@ class HostDrainModule(NovamoveModule):
     def run(self):
         p = self.params
         common = dict(journal_path=p['journal'], max_parallel=p['max_parallel'],
-                      max_per_host=p['max_per_host'], step_timeout=p['timeout'],
-                      dry_run=self.ansible.check_mode, **self.connection)
+                      max_per_host=p['max_per_host'], step_timeout=p['timeout'], on_stall=p['on_stall'],
+                      dry_run=self.ansible.check_mode, **dict(self.connection, **self.observing))
         if p['state'] == 'drained':
             report = novamove_api.drain(p['host'], targets=p['targets'], mode=p['mode'],
                                         order=p['order'], reason=p['reason'],

@@ -32,6 +32,7 @@ author:
   - novamove developers (@novamove)
 extends_documentation_fragment:
   - novamove.openstack.connection
+  - novamove.openstack.observe
 options:
   host:
     description:
@@ -106,6 +107,18 @@ options:
       - Give up following one server after this many seconds.
     type: int
     default: 1800
+  on_stall:
+    description:
+      - With O(state=unfenced) and O(move_back=true), what to do with a live move back that stops converging (its remaining memory does not
+        drop over E(NOVAMOVE_STALL_WINDOW) seconds, default 30, or grows again).
+      - V(force-complete) pauses the guest for the last copy (or switches to post-copy where the
+        cloud permits it), V(abort) aborts it (a drain retries once on another host), V(cold)
+        aborts it and moves the server cold, V(leave) only reports it.
+      - Servers tagged C(novamove:maintenance=live) are never moved cold; C(=live-strict) are never
+        force-completed (aborted, they stay and are reported).
+    type: str
+    choices: [force-complete, abort, cold, leave]
+    default: force-complete
   journal:
     description:
       - Path of the novamove journal (default C(~/.local/state/novamove/journal.sqlite)).
@@ -210,6 +223,7 @@ from ansible_collections.novamove.openstack.plugins.module_utils.novamove_module
 
 
 class HostEvacuateModule(NovamoveModule):
+    observed = True       # changes the cloud: events, metrics_textfile, metrics_push
     argument_spec = dict(
         host=dict(type='str', required=True, aliases=['name']),
         state=dict(type='str', choices=['evacuated', 'unfenced'], default='evacuated'),
@@ -224,6 +238,7 @@ class HostEvacuateModule(NovamoveModule):
         move_back=dict(type='bool', default=False),
         wait=dict(type='int', default=90),
         timeout=dict(type='int', default=1800),
+        on_stall=dict(type='str', choices=['force-complete', 'abort', 'cold', 'leave'], default='force-complete'),
         journal=dict(type='path'),
     )
     module_kwargs = dict(supports_check_mode=True, mutually_exclusive=[('fence_cmd', 'fenced')])
@@ -232,13 +247,14 @@ class HostEvacuateModule(NovamoveModule):
         p = self.params
         common = dict(journal_path=p['journal'], max_parallel=p['max_parallel'],
                       max_per_host=p['max_per_host'], timeout=p['timeout'],
-                      dry_run=self.ansible.check_mode, **self.connection)
+                      dry_run=self.ansible.check_mode, **dict(self.connection, **self.observing))
         if p['state'] == 'evacuated':
             report = novamove_api.evacuate(p['host'], targets=p['targets'], fence_cmd=p['fence_cmd'],
                                            fenced=p['fenced'], power=p['power'], reason=p['reason'],
                                            max_down_percent=p['max_down_percent'], **common)
         else:
-            report = novamove_api.unfence(p['host'], move_back=p['move_back'], wait=p['wait'], **common)
+            report = novamove_api.unfence(p['host'], move_back=p['move_back'], wait=p['wait'],
+                                          on_stall=p['on_stall'], **common)
         data = novamove_report.batch_document(report)
         result = dict(changed=bool(report.changed), summary=data['summary'], fence=data['fence'],
                       service=data['service'], run_id=data['run_id'], results=data['results'],

@@ -27,6 +27,7 @@ author:
   - novamove developers (@novamove)
 extends_documentation_fragment:
   - novamove.openstack.connection
+  - novamove.openstack.observe
 options:
   hosts:
     description: Compute hosts (service host names or hypervisor hostnames).
@@ -116,6 +117,18 @@ options:
     description: Give up on one move after this many seconds.
     type: int
     default: 1800
+  on_stall:
+    description:
+      - What to do with a live migration that stops converging (its remaining memory does not
+        drop over E(NOVAMOVE_STALL_WINDOW) seconds, default 30, or grows again).
+      - V(force-complete) pauses the guest for the last copy (or switches to post-copy where the
+        cloud permits it), V(abort) aborts it (a drain retries once on another host), V(cold)
+        aborts it and moves the server cold, V(leave) only reports it.
+      - Servers tagged C(novamove:maintenance=live) are never moved cold; C(=live-strict) are never
+        force-completed (aborted, they stay and are reported).
+    type: str
+    choices: [force-complete, abort, cold, leave]
+    default: force-complete
   reason:
     description: Text added to the hosts' disabled reason.
     type: str
@@ -175,6 +188,7 @@ from ansible_collections.novamove.openstack.plugins.module_utils.novamove_module
 
 
 class HostMaintainModule(NovamoveModule):
+    observed = True       # changes the cloud: events, metrics_textfile, metrics_push
     argument_spec = dict(
         hosts=dict(type='list', elements='str', default=[]),
         zone=dict(type='str'),
@@ -196,6 +210,7 @@ class HostMaintainModule(NovamoveModule):
         max_parallel=dict(type='int', default=4),
         max_per_host=dict(type='int', default=2),
         timeout=dict(type='int', default=1800),
+        on_stall=dict(type='str', choices=['force-complete', 'abort', 'cold', 'leave'], default='force-complete'),
         reason=dict(type='str'),
         resume=dict(type='str'),
         rerun_hook=dict(type='bool', default=False),
@@ -213,8 +228,8 @@ class HostMaintainModule(NovamoveModule):
             group_budget=p['group_budget'], order=p['order'], move_back=p['move_back'],
             allow_skip=p['allow_skip'], allow_unmovable=p['allow_unmovable'], hook_timeout=p['hook_timeout'],
             gate=p['gate'], gate_timeout=p['gate_timeout'], max_parallel=p['max_parallel'], max_per_host=p['max_per_host'],
-            step_timeout=p['timeout'], reason=p['reason'], resume=p['resume'], rerun_hook=p['rerun_hook'],
-            dry_run=self.ansible.check_mode, journal_path=p['journal'], **self.connection)
+            step_timeout=p['timeout'], on_stall=p['on_stall'], reason=p['reason'], resume=p['resume'], rerun_hook=p['rerun_hook'],
+            dry_run=self.ansible.check_mode, journal_path=p['journal'], **dict(self.connection, **self.observing))
         data = report.to_dict()
         result = dict(changed=bool(data['changed']), summary=data['summary'], run_id=data['run_id'],
                       results=data['results'], plan=data['plan'] or {}, exit_code=data['exit_code'])

@@ -21,6 +21,7 @@ author:
   - novamove developers (@novamove)
 extends_documentation_fragment:
   - novamove.openstack.connection
+  - novamove.openstack.observe
 options:
   server:
     description:
@@ -81,6 +82,18 @@ options:
     type: str
     choices: [abort, force-complete, leave]
     default: abort
+  on_stall:
+    description:
+      - What to do with a live migration that stops converging (its remaining memory does not
+        drop over E(NOVAMOVE_STALL_WINDOW) seconds, default 30, or grows again).
+      - V(force-complete) pauses the guest for the last copy (or switches to post-copy where the
+        cloud permits it), V(abort) aborts it (a drain retries once on another host), V(cold)
+        aborts it and moves the server cold, V(leave) only reports it.
+      - Servers tagged C(novamove:maintenance=live) are never moved cold; C(=live-strict) are never
+        force-completed (aborted, they stay and are reported).
+    type: str
+    choices: [force-complete, abort, cold, leave]
+    default: force-complete
   journal:
     description:
       - Path of the SQLite journal of runs. Defaults to the library's default
@@ -229,6 +242,13 @@ migration_status:
   returned: when Nova created a migration
   type: str
   sample: confirmed
+stall:
+  description:
+    - When the live migration stalled, what was done about it - V(force-completed),
+      V(force-completed (post-copy)), V(aborted), V(fell back to cold) or V(left running); null without a stall.
+  returned: always
+  type: str
+  sample: force-completed
 run_id:
   description: Journal run of this move (C(novamove history) shows it).
   returned: when a move was journaled
@@ -251,10 +271,11 @@ from ansible_collections.novamove.openstack.plugins.module_utils.novamove_module
 # `novamove migrate -f json`), besides `changed`.
 RESULT_FIELDS = ('summary', 'server_id', 'server_name', 'before', 'after', 'source_compute',
                  'dest_compute', 'source_node', 'dest_node', 'mode', 'strategy', 'run_id',
-                 'migration_id', 'migration_status', 'request_ids')
+                 'migration_id', 'migration_status', 'request_ids', 'stall')
 
 
 class InstanceMigrateModule(NovamoveModule):
+    observed = True       # changes the cloud: events, metrics_textfile, metrics_push
     argument_spec = dict(
         server=dict(type='str', required=True, aliases=['instance', 'name']),
         host=dict(type='str', aliases=['dest', 'destination']),
@@ -265,6 +286,7 @@ class InstanceMigrateModule(NovamoveModule):
         wait=dict(type='bool', default=True),
         timeout=dict(type='int', default=600),
         on_timeout=dict(type='str', choices=['abort', 'force-complete', 'leave'], default='abort'),
+        on_stall=dict(type='str', choices=['force-complete', 'abort', 'cold', 'leave'], default='force-complete'),
         journal=dict(type='path'),
     )
     module_kwargs = dict(supports_check_mode=True)
@@ -275,8 +297,9 @@ class InstanceMigrateModule(NovamoveModule):
             p['server'], p['host'],
             mode=p['mode'], strategy=p['strategy'], reason=p['reason'], confirm=p['confirm'],
             wait=p['wait'], timeout=p['timeout'], on_timeout=p['on_timeout'], journal_path=p['journal'],
+            on_stall=p['on_stall'],
             check_mode=self.ansible.check_mode,
-            **self.connection)
+            **dict(self.connection, **self.observing))
         doc = novamove_report.move_document(move)
         result = dict((name, doc.get(name)) for name in RESULT_FIELDS)
         result['changed'] = bool(move.changed)
