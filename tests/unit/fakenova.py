@@ -22,7 +22,9 @@ and evacuations end in error), `refuse`, `flicker_servers`, `lie_servers`, `lost
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
+import math
 from datetime import datetime, timedelta, timezone
 
 from novamove import errors
@@ -79,11 +81,13 @@ class FakeNova:
         self.updated: dict[str, str] = {}          # doctor: server -> Nova's `updated`
         self.bump_on_delete: set[str] = set()
         self.tick_on_get = False                   # get_server advances the migrations (doctor's read-backs)
+        self.requests = RequestCount()             # what the adapter would send (see _cost)
+        self._known_providers: set[str] = set()    # the adapter caches a provider's uuid
+        self._depth = 0                            # > 0 inside a counted call (its inner calls are free)
         self.stall_servers: set[str] = set()       # live moves that never converge (fakevirt:converge=never)
         self.post_copy = False                     # force-complete switches to "running (post-copy)"
         self.force_completed: list[str] = []       # migration ids force-completed
 
-    requests = type("R", (), {"count": 0})()
     cloud_name = "fake"
 
     # ------------------------------------------------------------------ arranging (tests)
@@ -160,22 +164,33 @@ class FakeNova:
         self._maybe_fail("list_compute_services")
         return [self._reported(s) for s in self.services.values()]
 
+    def _used(self):
+        """Each host's used resources, one pass over the servers (large fakes stay quick)."""
+        used: dict[str, list] = {}
+        for x in self.servers.values():
+            r = x.flavor.resources
+            u = used.setdefault(x.host, [0, 0, 0])
+            u[0] += r.vcpus
+            u[1] += r.memory_mb
+            u[2] += r.disk_gb
+        return used
+
     def compute_hosts(self, with_resources=True):
-        out = []
-        for h, s in self.services.items():
-            used = [sum(getattr(x.flavor.resources, f) for x in self.servers.values() if x.host == h)
-                    for f in ("vcpus", "memory_mb", "disk_gb")]
-            out.append(Host(name=h, service=self._reported(s), hypervisor_hostname=f"{h}.fake",
-                            capacity=self.capacity, used=Resources(*used)))
-        return out
+        used = self._used()
+        return [Host(name=h, service=self._reported(s), hypervisor_hostname=f"{h}.fake",
+                     capacity=self.capacity, used=Resources(*used.get(h, (0, 0, 0))))
+                for h, s in self.services.items()]
 
     def hypervisors(self):
         return [{"id": str(i), "hypervisor_hostname": f"{h}.fake", "host": h, "state": s.state,
                  "status": s.status} for i, (h, s) in enumerate(self.services.items(), 1)]
 
     def host_resources(self, hypervisor_hostname):
-        host = next(h for h in self.compute_hosts() if h.hypervisor_hostname == hypervisor_hostname)
-        return host.capacity, host.used, host.capacity
+        host = hypervisor_hostname[:-len(".fake")] if hypervisor_hostname.endswith(".fake") else hypervisor_hostname
+        if host not in self.services:
+            raise errors.NotFound(f"no resource provider {hypervisor_hostname!r}")
+        used = self._used().get(host, (0, 0, 0))
+        return self.capacity, Resources(*used), self.capacity
 
     def provider_traits(self, hypervisor_hostname):
         self._maybe_fail("provider_traits")
@@ -549,3 +564,84 @@ class FakeNova:
         self.actions.append(("reset-state", server_id))
         self.servers[server_id] = s.replace(vm_state=state, task_state=None,
                                             status="ACTIVE" if state == "active" else "ERROR")
+
+
+# ------------------------------------------------------------------ request counting
+# The adapter's RequestCounter counts HTTP requests; the fake counts, at the Protocol boundary,
+# the requests the adapter would send for each call (list pages of Nova's default
+# [api] max_limit, per-host Placement reads, the provider uuid looked up once per host).
+
+PAGE = 1000
+
+
+class RequestCount:
+    """`count` as the adapter's RequestCounter has it; `by_verb` for the benches and tests."""
+
+    def __init__(self):
+        self.count = 0
+        self.by_verb: dict[str, int] = {}
+
+    def add(self, verb: str, n: int) -> None:
+        self.count += n
+        self.by_verb[verb] = self.by_verb.get(verb, 0) + n
+
+
+def _pages(n: int) -> int:
+    return max(1, math.ceil(n / PAGE))
+
+
+def _placement(fake: FakeNova, node: str) -> int:
+    """Inventories + usages of one provider, and its uuid the first time."""
+    first = node not in fake._known_providers
+    fake._known_providers.add(node)
+    return 2 + first
+
+
+def _cost(fake: FakeNova, verb: str, args: tuple, kwargs: dict) -> int:
+    if verb in _FREE:
+        return 0
+    if verb == "hypervisors":
+        return _pages(len(fake.services))
+    if verb == "compute_hosts":
+        n = _pages(len(fake.services)) + 1
+        if kwargs.get("with_resources", args[0] if args else True):
+            n += sum(_placement(fake, f"{h}.fake") for h in fake.services)
+        return n
+    if verb == "host_resources":
+        return _placement(fake, kwargs.get("hypervisor_hostname", args[0] if args else ""))
+    if verb == "list_servers_on_host":
+        host = kwargs.get("host", args[0] if args else "")
+        return _pages(sum(s.host == host for s in fake.servers.values()))
+    if verb in ("list_all_servers", "find_servers"):
+        return _pages(len(fake.servers))
+    if verb == "list_server_groups":
+        return len(fake.groups) // PAGE + 1        # offset pages until a short one
+    return 1
+
+
+_FREE = {"supports", "capped", "cloud_now"}         # answered from what the adapter holds
+
+
+def _counted(verb: str, fn):
+    @functools.wraps(fn)
+    def call(self, *args, **kwargs):
+        if self._depth == 0:
+            self.requests.add(verb, _cost(self, verb, args, kwargs))
+        self._depth += 1
+        try:
+            return fn(self, *args, **kwargs)
+        finally:
+            self._depth -= 1
+    return call
+
+
+def _count_protocol_calls() -> None:
+    import inspect
+
+    from novamove.cloud.protocol import CloudAPI
+    for name, member in vars(CloudAPI).items():
+        if not name.startswith("_") and inspect.isfunction(member) and inspect.isfunction(getattr(FakeNova, name, None)):
+            setattr(FakeNova, name, _counted(name, getattr(FakeNova, name)))
+
+
+_count_protocol_calls()

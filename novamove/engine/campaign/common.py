@@ -34,8 +34,10 @@ HOOK_TIMEOUT = 3600.0
 GATE_TIMEOUT = 900.0
 CHECK_TIMEOUT = 600.0
 POWER_TIMEOUT = 300.0
-POLL = 1.0
+POLL = 1.0           # the campaign's loop: hooks followed (locally, no API request) this often
+GATE_POLL_MAX = 5.0  # the gate's and power waits' reads back off from POLL (x1.5 each) up to this
 RECHECK = 10.0       # a host waiting for capacity or group budget is checked again this often
+FULL_RECHECK = 120.0  # ... and judged on a whole read of the cloud (not the view) at most this often
 
 
 def reason_text(run_id: str, what: str, lease_until: Optional[datetime] = None) -> str:

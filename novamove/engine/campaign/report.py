@@ -190,5 +190,8 @@ class _Out:
     hook_event: Optional[int] = None
     gate_t0: float = 0.0
     gate: Any = None                  # the gate's memory (engine/campaign/gate.GateState)
+    gate_next: float = 0.0            # when the gate reads the cloud next (clock)
+    gate_waits: Any = None            # engine/poll.Backoff between the gate's reads
+    gate_up: Optional[bool] = None    # the compute up at the gate's last read
     stopped_ids: list = field(default_factory=list)
     log_fh: Any = None

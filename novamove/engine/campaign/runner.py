@@ -16,7 +16,7 @@ from novamove.engine.batch import drain as drains
 from novamove.engine.commands import command_env
 from novamove.engine.campaign.intents import SKIP, STOP, intents_of
 from novamove.engine.campaign.simulate import plan_campaign
-from novamove.model import Service
+from novamove.model import Host, Service
 from novamove.planner import CloudState, move_mode, plan_drain
 from novamove.engine.campaign import common
 from novamove.engine.campaign.common import DONE, FAILED, INTERRUPTED, NOT_STARTED, REFUSED, SKIPPED
@@ -24,6 +24,7 @@ from novamove.engine.campaign.common import EV_HOST, RECHECK, reason_text
 from novamove.engine.campaign.report import HostResult, Options, _Out
 from novamove.engine.campaign.takeout import TakeOut
 from novamove.engine.campaign.stages import HostStages
+from novamove.engine.campaign.view import CloudView
 
 
 # ---------------------------------------------------------------------------------- the runner
@@ -33,8 +34,14 @@ class Campaign(TakeOut, HostStages, GracefulLoop):
                  hypervisors: Optional[dict] = None, say: Optional[Callable[[str], None]] = None,
                  on_update: Optional[Callable[["Campaign"], None]] = None, on_interrupt: str = "finish",
                  prior: Optional[dict] = None, rerun_hooks: bool = False, hook_done: bool = False,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
-        self.cloud, self.journal, self.run_id = cloud, journal, run_id
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 cloud_hosts: Optional[Sequence[Host]] = None):
+        # The campaign and its drains see the cloud through its view (view.py): read whole once
+        # (`cloud_hosts`, the read the plan was made from), kept current stage by stage.
+        self.cloud = CloudView(cloud, cloud_hosts if cloud_hosts is not None
+                               else cloud.compute_hosts(with_resources=True), clock)
+        self.view = self.cloud
+        self.journal, self.run_id = journal, run_id
         self.hosts = list(hosts)
         self.o = options
         self.hypervisors = hypervisors or {}
@@ -229,16 +236,51 @@ class Campaign(TakeOut, HostStages, GracefulLoop):
     # -------------------------------------------------------------- admission: N+K and group budget
 
     def _can_start(self, host: str) -> tuple[str, str, dict]:
-        """("go", "", drain caps) | ("wait", why, {}) | ("refuse", why, {})."""
-        hosts = self.cloud.compute_hosts(with_resources=True)
-        state = drains.gather_state(self.cloud, [host], hosts)
-        on_host = [s for s in state.servers if s.host == host]
+        """("go", "", drain caps) | ("wait", why, {}) | ("refuse", why, {}): judged on the view
+        (view.py), its plan's hosts read for this stage; an N+K "no" is judged again on a whole
+        read of the cloud before the host is refused, and while it waits at most every
+        FULL_RECHECK seconds (capacity someone else freed is seen)."""
+        self.view.begin_stage()
+        t = self.clock()
+        verdict = self._judge(host)
+        if (verdict[0] in ("wait", "refuse") and verdict[1].startswith("N+K") and self.view.last_full < t
+                and (verdict[0] == "refuse" or self.clock() - self.view.last_full >= common.FULL_RECHECK)):
+            self.view.read_all()
+            verdict = self._judge(host)
+        return verdict
+
+    def _judge(self, host: str) -> tuple[str, str, dict]:
+        found = drains.gather_state(self.cloud, [host], [])
+        on_host = [s for s in found.servers if s.host == host]
         intents, problems = intents_of(on_host)
         for p in problems:
             self.say(f"{host}: {p}")
-        cplan = plan_campaign(state, [host], max_hosts=1, intents=intents, allow_skip=self.o.allow_skip,
-                              allow_unmovable=self.o.allow_unmovable, run_id=self.run_id,
-                              max_parallel=self.o.max_parallel, max_per_host=self.o.max_per_host)
+        later = set(self.queue[1:])
+        leave = {sid for sid, i in intents.items() if i in (STOP, SKIP)}
+
+        def plan(hosts: list) -> tuple[tuple, set[str]]:
+            state = CloudState(hosts, found.servers, found.groups)
+            cplan = plan_campaign(state, [host], max_hosts=1, intents=intents, allow_skip=self.o.allow_skip,
+                                  allow_unmovable=self.o.allow_unmovable, run_id=self.run_id,
+                                  max_parallel=self.o.max_parallel, max_per_host=self.o.max_per_host)
+            touched = {host} | {m.dest for st in cplan.stages for m in st.moves if m.dest}
+            # Destinations the campaign will not empty again, when they can take everything (a
+            # server moved onto a host still to be serviced would move twice).
+            targets = [h.name for h in hosts if h.name not in later and h.name != host]
+            if later and targets:
+                sub = CloudState(hosts, [s for s in found.servers if s.id not in leave], found.groups)
+                trial = plan_drain(sub, [host], targets=targets)
+                touched |= {st.dest for st in trial.steps if st.dest}
+                if any(move_mode(s, "auto")[1] is None for s in on_host
+                       if s.id in {st.server_id for st in trial.skipped}):
+                    targets = []
+            else:
+                targets = []
+            # The plan the drain will make (engine/batch/drain.py make_plan): its hosts too.
+            touched |= {st.dest for st in plan_drain(state, [host], targets=targets).steps if st.dest}
+            return (state, cplan, targets), touched
+
+        state, cplan, targets = self.view.fresh_plan(plan)
         hp = cplan.host_plans[host]
         if not hp.serviced:
             self.queue.pop(0)
@@ -250,7 +292,7 @@ class Campaign(TakeOut, HostStages, GracefulLoop):
                 return "wait", f"N+K: {stage.problem}", {}
             return "refuse", f"N+K: {stage.problem}", {}
         # Server groups: members moving off this host, or powered off on it, within the budget.
-        caps = {"max_parallel": self.o.max_parallel}
+        caps: dict = {"max_parallel": self.o.max_parallel}
         stop_ids = {sid for sid, i in intents.items() if i == STOP}
         for g in state.groups:
             members_here = [m for m in g.members if any(s.id == m for s in on_host)]
@@ -269,18 +311,8 @@ class Campaign(TakeOut, HostStages, GracefulLoop):
                 return "refuse", f"server group {g.name or g.id}: budget {self.o.group_budget} used", {}
             if len(movers) > 1:
                 caps["max_parallel"] = max(1, min(caps["max_parallel"], left))
-        # Destinations the campaign will not empty again, when they can take everything (a
-        # server moved onto a host still to be serviced would move twice).
-        later = set(self.queue[1:])
-        targets = [h.name for h in hosts if h.name not in later and h.name != host]
-        if later and targets:
-            leave = {sid for sid, i in intents.items() if i in (STOP, SKIP)}
-            sub = CloudState(state.hosts, [s for s in state.servers if s.id not in leave], state.groups)
-            trial = plan_drain(sub, [host], targets=targets)
-            if not any(move_mode(s, "auto")[1] is None for s in on_host
-                       if s.id in {st.server_id for st in trial.skipped}):
-                caps["targets"] = targets
+        if targets:
+            caps["targets"] = targets
         caps["intents"] = intents
         caps["moves"] = hp.moves
         return "go", "", caps
-

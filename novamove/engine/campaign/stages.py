@@ -17,7 +17,8 @@ from novamove.engine.campaign.common import DONE, FAILED
 from novamove.engine.campaign.common import (EV_BACK, EV_CHECK, EV_ENABLE, EV_GATE, EV_HOOK, EV_REASON,
                                              EV_START, _parse, reason_text)
 from novamove.engine.campaign.report import HostResult
-from novamove.engine.campaign import gate as gates
+from novamove.engine.campaign import common, gate as gates
+from novamove.engine.poll import Backoff
 from novamove.engine.campaign.report import _Out
 
 
@@ -102,8 +103,18 @@ class HostStages:
                 started = o.hook_started or self._nova_now()
                 o.gate = gates.GateState(gates.default_gate(self.o.gate, self.o.hook), started,
                                          o.hook_ended or started)
+            # The gate reads the cloud at intervals backing off while nothing changes (POLL,
+            # x1.5, up to GATE_POLL_MAX), and at the first interval again once the compute is
+            # seen going down or coming back.
+            if self.clock() < o.gate_next:
+                return False
+            if o.gate_waits is None:
+                o.gate_waits = Backoff(common.POLL, common.GATE_POLL_MAX)
             svc = self._service(o.host)
             up = svc.up and not svc.forced_down
+            if o.gate_up is not None and o.gate_up != up:
+                o.gate_waits.reset()
+            o.gate_up = up
             reported = _parse(svc.updated_at)
             wants_uptime = o.gate.kind == gates.RESTART and up and reported is not None and reported > o.gate.hook_ended
             facts = gates.GateFacts(up, reported, self._nova_now(), self._uptime(o.host) if wants_uptime else None)
@@ -115,6 +126,7 @@ class HostStages:
                 self.say(f"{o.host}: gate passed ({why})")
                 o.phase = "check" if self.o.check else "return"
                 return True
+            o.gate_next = self.clock() + o.gate_waits.next()
             if self.clock() - o.gate_t0 > self.o.gate_timeout:
                 r.gate = f"{svc.state}{' forced down' if svc.forced_down else ''}, last report {svc.updated_at}: {why}"
                 self.journal.note(self.run_id, EV_GATE, o.host, ok=False, gate=o.gate.kind, why=why,

@@ -150,7 +150,8 @@ class TakeOut:
     def _wait_status(self, server_id: str, status: str) -> None:
         s, _ = poll_until(lambda: self.cloud.get_server(server_id),
                           lambda s: (s.status == status and not s.task_state) or s.status == "ERROR",
-                          timeout=POWER_TIMEOUT, interval=common.POLL, clock=self.clock, sleep=self._tick_sleep)
+                          timeout=POWER_TIMEOUT, interval=common.POLL, clock=self.clock, sleep=self._tick_sleep,
+                          max_interval=common.GATE_POLL_MAX)
         if s.status != status or s.task_state:
             raise errors.Timeout(f"{s.name} did not become {status} (it is {s.status}"
                                  f"{', ' + s.task_state if s.task_state else ''})")

@@ -150,7 +150,7 @@ def run_campaign(cloud: Any, journal: Any, hosts: Sequence[str] = (), *, zone: O
         hypervisors = {h.name: h.hypervisor_hostname for h in cloud_hosts}
         camp = Campaign(cloud, journal, run_id, cplan.hosts, o, hypervisors=hypervisors, say=say,
                         on_update=on_update, on_interrupt=on_interrupt, prior=prior, rerun_hooks=rerun_hooks,
-                        hook_done=hook_done)
+                        hook_done=hook_done, cloud_hosts=cloud_hosts)
         camp.servers_total = 0
         for p in cplan.not_serviced:
             camp.results[p.name] = HostResult(p.name, SKIPPED, detail=p.why_not)
