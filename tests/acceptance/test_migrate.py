@@ -226,36 +226,56 @@ def test_without_to_the_scheduler_chooses_live_then_cold_and_a_dry_run_lists_the
 
 
 def test_moves_nova_refuses_are_reported_with_novas_reason(mc, conn, servers, journal):
-    """Anti-affinity makes the scheduler refuse the target. The refusal comes after the request
-    (migration error; live migrations go at 2.34, where Nova schedules after answering). Both:
+    """Two kinds of refusal, live and cold. A hard anti-affinity clash on the target is predicted
+    from what the API shows (issue 20's pre-flight): exit 4 with Nova's reason before any request,
+    no migration record. A filter novamove does not model (ComputeCapabilitiesFilter, a flavor
+    extra spec keeping the server off compute2's node) is refused by Nova's scheduler after the
+    request (migration error; live migrations go at 2.34, where Nova schedules after answering):
     exit 1 with Nova's reason, the server still on its source."""
     group = conn.compute.create_server_group(name=f"{PREFIX}aa-{uuid.uuid4().hex[:4]}",
                                              policy="anti-affinity")
+    node = next(h.name for h in conn.compute.hypervisors(details=True) if h.service_details["host"] == "compute2")
+    nano = conn.compute.find_flavor("m1.nano", ignore_missing=False)
+    picky = conn.compute.create_flavor(name=f"{PREFIX}picky-{uuid.uuid4().hex[:4]}", ram=nano.ram,
+                                       vcpus=nano.vcpus, disk=nano.disk, is_public=True)
     try:
+        conn.compute.create_flavor_extra_specs(picky, {"capabilities:hypervisor_hostname": f"s!= {node}"})
         vm = servers("compute1", group=group.id)
         servers("compute2", group=group.id)
         before = cloud_state(conn)
-        live = cli(mc, "migrate", vm.name, "--to", "compute2", journal=journal)
+        for extra in ((), ("--cold",)):
+            out = cli(mc, "migrate", vm.name, "--to", "compute2", *extra, journal=journal)
+            assert out.returncode == 4, (extra, out.stdout, out.stderr)
+            error = one_line_error(out.stderr)
+            assert "Nova would refuse" in error and "No valid host" in error, error
+            assert "anti-affinity" in error, error
+        assert cloud_state(conn) == before            # not even a migration record
+        assert list(conn.compute.migrations(instance_uuid=vm.id)) == []
+
+        other = servers("compute1", flavor=picky.name)
+        before = cloud_state(conn)
+        live = cli(mc, "migrate", other.name, "--to", "compute2", journal=journal)
         assert live.returncode == 1, (live.stdout, live.stderr)
         error = one_line_error(live.stderr)
-        assert "live migration" in error and f"{vm.name} is on compute1" in error, error
+        assert "live migration" in error and f"{other.name} is on compute1" in error, error
         assert "No valid host" in error or "not enough hosts" in error, error     # Nova's reason
         after = cloud_state(conn)   # Nova keeps an "error" migration record; nothing else changed
         assert (after["servers"], after["services"]) == (before["servers"], before["services"])
 
-        cold = cli(mc, "migrate", vm.name, "--to", "compute2", "--cold", journal=journal)
+        cold = cli(mc, "migrate", other.name, "--to", "compute2", "--cold", journal=journal)
         assert cold.returncode == 1, (cold.stdout, cold.stderr)
         error = one_line_error(cold.stderr)
-        assert "No valid host" in error and f"{vm.name} is on compute1" in error, error
+        assert "No valid host" in error and f"{other.name} is on compute1" in error, error
         assert "was not migrated to compute2" in cold.stdout
-        assert settle(conn, vm.id).compute_host == "compute1"
+        assert settle(conn, other.id).compute_host == "compute1"
         hist = json.loads(cli(mc, "history", "-f", "json", journal=journal).stdout)
         assert [r["status"] for r in hist[:2]] == ["failed", "failed"]
     finally:
-        try:
-            conn.compute.delete_server_group(group)
-        except Exception:
-            pass
+        for thing, delete in ((group, conn.compute.delete_server_group), (picky, conn.compute.delete_flavor)):
+            try:
+                delete(thing)
+            except Exception:
+                pass
 
 
 # ----------------------------------------------------------------------------- isolate
