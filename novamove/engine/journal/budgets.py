@@ -193,8 +193,14 @@ class Gate:
             self.cloud, self.run_id, self.journal.holder, server_id, dest, state, _now()))]
         ).select_from(runs).where(runs.c.id == self.run_id, runs.c.holder == self.journal.holder)
         stmt = slots.insert().from_select(cols, values)
+        if self.journal.store.dialect == "postgresql":
+            stmt = stmt.returning(slots.c.id)     # psycopg counts no rows of INSERT ... SELECT
         self.used = True
-        n = conn.execute(stmt).rowcount if conn is not None else self.journal._write(stmt).rowcount
+        if conn is None:
+            n = self.journal._write(stmt).rowcount
+        else:
+            r = conn.execute(stmt)
+            n = len(r.fetchall()) if r.returns_rows else r.rowcount
         if n != 1:
             raise _Lost()
         return n
