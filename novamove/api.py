@@ -217,6 +217,12 @@ def _budget_cloud(cloud=None, **connection: Any) -> Optional[str]:
         return conn.cloud_name
 
 
+def budget_validate(*, max_in_flight: Optional[int] = None, max_per_host: Optional[int] = None) -> None:
+    """UsageError (one line, exit 2) for limits `budget_set` would refuse."""
+    from novamove.engine.journal import budgets
+    budgets.validate(max_in_flight, max_per_host)
+
+
 def budget_set(*, max_in_flight: Optional[int] = None, max_per_host: Optional[int] = None, cloud=None,
                journal_path=None, **connection: Any) -> dict:
     """Set the cloud-wide move budget shared by every run on this journal and cloud

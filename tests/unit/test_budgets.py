@@ -197,3 +197,52 @@ def test_budget_set_show_clear_and_bad_input(journal_url):
             budgets.set_budget(j, "fake", *bad)
     assert budgets.clear(j, "fake") and budgets.get(j, "fake") is None
     assert not budgets.clear(j, "fake")
+
+
+def test_cli_budget_set_show_clear_and_bad_input(tmp_path):
+    """The CLI, in a process: limits validated once (one line, exit 2, nothing written)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    journal = str(tmp_path / "j.sqlite")
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "novamove", "--journal", journal, "--os-cloud", "prod",
+                               "budget", *args], capture_output=True, text=True,
+                              env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    for bad in (["set"], ["set", "--max-in-flight", "0"], ["set", "--max-per-host", "x"]):
+        r = cli(*bad)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (bad, r.stderr)
+        assert "Traceback" not in r.stderr
+    assert json.loads(cli("show", "-f", "json").stdout)["max_in_flight"] is None, "bad input changed nothing"
+    r = cli("set", "--max-in-flight", "8", "--max-per-host", "2", "-f", "json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(cli("show", "-f", "json").stdout)
+    assert (doc["cloud"], doc["max_in_flight"], doc["max_per_host"], doc["in_flight"]) == ("prod", 8, 2, 0)
+    assert budgets.get(Journal(journal), "prod").max_in_flight == 8, "the cloud as runs record it"
+    assert cli("clear").stdout.strip() == "budget cleared"
+    assert json.loads(cli("show", "-f", "json").stdout)["max_per_host"] is None
+
+
+def test_slots_of_a_killed_process_on_this_machine_are_taken_back_at_once(journal_url):
+    """Same machine, process gone: dead without waiting for its lease."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    budgets.set_budget(Journal(journal_url), "fake", max_in_flight=1, max_per_host=None)
+    code = ("import os, signal, sys\n"
+            "from novamove.engine.journal import Journal, budgets\n"
+            "j = Journal(sys.argv[1]); j.start_run('killed', 'drain', cloud='fake')\n"
+            "g = budgets.Gate(j, 'killed', 'fake'); g.refresh(); assert g.take('v1', 'c2')\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n")
+    p = subprocess.run([sys.executable, "-c", code, journal_url], env={**__import__("os").environ,
+                       "PYTHONPATH": str(root), "NOVAMOVE_JOURNAL_LEASE": "600"})
+    assert p.returncode == -9
+    mine = Journal(journal_url)
+    mine.start_run("next", "drain", cloud="fake")
+    gate = budgets.Gate(mine, "next", "fake")
+    gate.refresh()
+    assert gate.take("v2", "c2"), "the killed holder's slot is taken back (its lease had 600 s left)"
