@@ -246,3 +246,21 @@ def test_slots_of_a_killed_process_on_this_machine_are_taken_back_at_once(journa
     gate = budgets.Gate(mine, "next", "fake")
     gate.refresh()
     assert gate.take("v2", "c2"), "the killed holder's slot is taken back (its lease had 600 s left)"
+
+
+def test_an_evacuation_keeps_to_the_budget_too(journal_url):
+    """The evacuation runner takes slots like a drain's: a budget of 1 holds it to 1 in flight
+    (its own caps allow 3), and every evacuable server is still evacuated."""
+    from novamove.engine.evacuate import evacuate
+    from test_evacuate import EVACUABLE, failed_host_cloud
+    journal = Journal(journal_url)
+    budgets.set_budget(journal, "fake", max_in_flight=1, max_per_host=None)
+    nova = failed_host_cloud()
+    lines: list[str] = []
+    clock = Clock()
+    report = evacuate(nova, "c3", journal=journal, fenced=True, max_parallel=3, max_per_host=3,
+                      clock=clock, sleep=clock.sleep, poll_interval=1.0, progress=lines.append)
+    assert nova.max_in_flight == 1, f"most evacuations in flight: {nova.max_in_flight} (budget 1)"
+    assert {r.server_id for r in report.results if r.result == "evacuated"} == set(EVACUABLE)
+    assert "waiting for budget: 1 of 1 in flight cloud-wide" in lines
+    assert budgets.in_flight(journal, "fake") == []
