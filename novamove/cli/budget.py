@@ -17,7 +17,7 @@ BUDGET_FIELDS = ("cloud", "max_in_flight", "max_per_host", "in_flight", "waiting
 @main.group()
 def budget():
     """Cloud-wide move budget: at most N moves in flight, at most M per destination host,
-    across every drain, campaign and rebalance on this journal and cloud."""
+    across every drain, campaign, rebalance and evacuation on this journal and cloud."""
 
 
 @budget.command(name="set")

@@ -12,8 +12,9 @@ short_description: Set, read or clear the cloud-wide move budget shared by every
 version_added: 0.2.0
 description:
   - C(novamove budget set|show|clear) in a task. A budget is per cloud and per journal; every
-    drain, campaign and rebalance on the same journal and cloud keeps to it together (at most
-    O(max_in_flight) moves in flight, at most O(max_per_host) to one destination host).
+    drain, campaign, rebalance and evacuation on the same journal and cloud keeps to it
+    together (at most O(max_in_flight) moves in flight, at most O(max_per_host) to one
+    destination host).
   - A run waiting for budget waits its turn (first come, first served); it does not fail.
 author:
   - novamove developers (@novamove)
