@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test unit acceptance acceptance-doctor acceptance-preflight acceptance-rebalance acceptance-stall acceptance-shared-journal install system-deps os-venv bench down clean docs package-check test-floor faults compat
+.PHONY: demo test unit acceptance acceptance-doctor acceptance-preflight acceptance-rebalance acceptance-stall acceptance-shared-journal acceptance-budget install system-deps os-venv bench down clean docs package-check test-floor faults compat
 
 # PYTHONWARNINGS hushes the one notice setuptools prints for every editable flat-layout install.
 $(BIN)/novamove: pyproject.toml
@@ -58,6 +58,10 @@ acceptance-stall: install system-deps os-venv
 # MariaDB and on PostgreSQL (`make test` runs the MariaDB case only; docs/testing.md).
 acceptance-shared-journal: install system-deps os-venv
 	NOVAMOVE_SHARED_JOURNAL_ACCEPTANCE=all $(BIN)/python -m pytest -ra --durations=10 tests/acceptance/test_shared_journal.py
+
+# Cloud-wide budgets: two concurrent drains sharing a budget, /os-migrations watched (not in `make test`).
+acceptance-budget: install system-deps os-venv
+	NOVAMOVE_BUDGET_ACCEPTANCE=all $(BIN)/python -m pytest -ra --durations=10 tests/acceptance/test_budget.py
 
 # The pre-flight fixture: >= 10 causes of refusal made real with the fake driver's inventory and
 # traits (~5 min: it restarts computes); prints the share refused before any request.

@@ -206,6 +206,58 @@ def history(*, limit: int = 50, server_id: Optional[str] = None, journal_path=No
     return open_journal(journal_path).runs(limit=limit, server_id=server_id)
 
 
+def _budget_cloud(cloud=None, **connection: Any) -> Optional[str]:
+    """The cloud a budget is for, named as runs record it: the clouds.yaml name given, else
+    the name the connection's config has (read from the config: no API call)."""
+    if isinstance(cloud, str):
+        return cloud
+    if isinstance(getattr(cloud, "cloud", None), str):
+        return cloud.cloud                # a ConnectionSpec naming its clouds.yaml entry
+    with _connected(cloud, **connection) as conn:
+        return conn.cloud_name
+
+
+def budget_validate(*, max_in_flight: Optional[int] = None, max_per_host: Optional[int] = None) -> None:
+    """UsageError (one line, exit 2) for limits `budget_set` would refuse."""
+    from novamove.engine.journal import budgets
+    budgets.validate(max_in_flight, max_per_host)
+
+
+def budget_set(*, max_in_flight: Optional[int] = None, max_per_host: Optional[int] = None, cloud=None,
+               journal_path=None, **connection: Any) -> dict:
+    """Set the cloud-wide move budget shared by every run on this journal and cloud
+    (docs/journal.md#budgets). Bad limits: UsageError, nothing changed."""
+    from novamove.engine.journal import budgets
+    budgets.validate(max_in_flight, max_per_host)
+    b = budgets.set_budget(open_journal(journal_path), _budget_cloud(cloud, **connection),
+                           max_in_flight, max_per_host)
+    return _budget_dict(b, [])
+
+
+def budget_show(*, cloud=None, journal_path=None, **connection: Any) -> dict:
+    """The cloud's budget and the slots held under it now ({"cloud", "max_in_flight",
+    "max_per_host", "set_at", "set_by", "in_flight", "waiting", "slots"}); limits None when unset."""
+    from novamove.engine.journal import budgets
+    journal = open_journal(journal_path)
+    key = _budget_cloud(cloud, **connection)
+    b = budgets.get(journal, key) or budgets.Budget(budgets.cloud_key(key), None, None)
+    return _budget_dict(b, budgets.in_flight(journal, key))
+
+
+def budget_clear(*, cloud=None, journal_path=None, **connection: Any) -> bool:
+    """Remove the cloud's budget; True if one was set."""
+    from novamove.engine.journal import budgets
+    return budgets.clear(open_journal(journal_path), _budget_cloud(cloud, **connection))
+
+
+def _budget_dict(b: Any, slots: list) -> dict:
+    return {"cloud": b.cloud, "max_in_flight": b.max_in_flight, "max_per_host": b.max_per_host,
+            "set_at": b.set_at, "set_by": b.set_by,
+            "in_flight": sum(1 for s in slots if s["state"] == "moving"),
+            "waiting": sum(1 for s in slots if s["state"] == "waiting"),
+            "slots": [{k: s[k] for k in ("run_id", "server_id", "dest", "state", "taken_at")} for s in slots]}
+
+
 def run_record(run_id: str, *, journal_path=None) -> dict:
     """A run as its journal has it, for a report: {"run", "runs" (it and the runs it started:
     a campaign's drains), "events": {run id: [event dicts]}}. Finished or not."""

@@ -443,3 +443,4 @@ from novamove.cli import maintain as _maintain  # noqa: E402,F401
 from novamove.cli import doctor as _doctor  # noqa: E402,F401
 from novamove.cli import runreport as _runreport  # noqa: E402,F401
 from novamove.cli import rebalance as _rebalance  # noqa: E402,F401
+from novamove.cli import budget as _budget  # noqa: E402,F401

@@ -20,6 +20,7 @@ from typing import Any, Callable, Collection, Optional, Sequence
 
 from novamove import errors
 from novamove.engine import lifecycle
+from novamove.engine.journal import budgets
 from novamove.model import COLD, LIVE, Migration, Server, Service
 from novamove.planner import DrainStep, move_mode
 from novamove.engine.runner import IN_FLIGHT, CappedRunner
@@ -114,6 +115,8 @@ class BatchRunner(CappedRunner):
         self._init_loop(poll_interval=poll_interval, progress=progress, clock=clock, sleep=sleep,
                         retries=retries, backoff=backoff, on_tick=on_tick)
         self._migrations: dict[str, list[Migration]] = {}
+        # The cloud-wide budget shared by every run on this journal (journal/budgets.py).
+        self.budget = budgets.Gate(journal, run_id, getattr(cloud, "cloud_name", None), self.progress)
         self._services_read: Optional[tuple[float, dict[str, Service]]] = None
 
     # -------------------------------------------------------------- the shared loop's hooks
@@ -132,6 +135,12 @@ class BatchRunner(CappedRunner):
 
     def _keep_going(self) -> bool:
         return self.heartbeat is None or self.heartbeat()
+
+    def run(self) -> list:
+        try:
+            return super().run()
+        finally:
+            self.budget.release_all()     # the run's slots and place in line go with it
 
     def _on_stop(self) -> None:
         if self.on_interrupt == "abort":
@@ -164,6 +173,7 @@ class BatchRunner(CappedRunner):
         # source when many start at once. Listing a host of hundreds of servers for every refill
         # made a big drain's refills slow and its CPU grow with N (bench/drain_scale.py).
         services = self._services()
+        self.budget.refresh()            # one read; nothing more per move when no budget is set
         slots = self.max_parallel - len(self.inflight)
         on_host: dict[str, dict[str, Server]] = {}
         for step in list(self.pending):
@@ -176,8 +186,12 @@ class BatchRunner(CappedRunner):
                 on_host[step.source] = {s.id: s for s in self._call(
                     lambda: self.cloud.list_servers_on_host(step.source), f"servers on {step.source}")
                 } if slots > LIST_AT_ONCE else {}
+            if not self.budget.take(step.server_id, step.dest):
+                break               # waiting its turn under the cloud-wide budget (said once)
             self.pending.remove(step)
-            if self._start(step, on_host[step.source], services):
+            if not self._start(step, on_host[step.source], services):
+                self.budget.release(step.server_id)
+            else:
                 per_source[step.source] = per_source.get(step.source, 0) + 1
                 per_dest[step.dest] = per_dest.get(step.dest, 0) + 1
 
@@ -451,6 +465,7 @@ class BatchRunner(CappedRunner):
             data = {"result": outcome, "detail": detail, "migration_id": m.id if m else None, "host": host}
             (self.journal.done if outcome == MOVED else self.journal.failed)(f.event_id, **data)
         del self.inflight[step.server_id]
+        self.budget.release(step.server_id)
         self.progress(f"{step.server_name}: {outcome} ({detail}) in {res.seconds:.0f} s")
 
     def _fault(self, step: DrainStep, since: str) -> Optional[str]:

@@ -11,6 +11,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from novamove import errors
 from novamove.engine.batch.report import StepResult
+from novamove.engine.journal import budgets
 from novamove.engine.runner import CappedRunner
 from novamove.model import Migration, Server, Service
 from novamove.planner import DrainStep
@@ -66,6 +67,8 @@ class EvacuationRunner(CappedRunner):
         self._init_loop(poll_interval=poll_interval, progress=progress, clock=clock, sleep=sleep,
                         retries=retries, backoff=backoff)
         self._records: dict[str, list[Migration]] = {}
+        # The cloud-wide budget shared by every run on this journal (journal/budgets.py).
+        self.budget = budgets.Gate(journal, run_id, getattr(cloud, "cloud_name", None), self.progress)
 
     # -------------------------------------------------------------- the shared loop's hooks
 
@@ -73,6 +76,12 @@ class EvacuationRunner(CappedRunner):
 
     def _outcome(self, step: DrainStep, outcome: str, detail: str, m: Optional[Migration] = None) -> StepResult:
         return _result(step, outcome, detail, m)
+
+    def run(self) -> list:
+        try:
+            return super().run()
+        finally:
+            self.budget.release_all()     # the run's slots and place in line go with it
 
     def _stop_message(self) -> str:
         # Evacuations cannot be aborted: those in flight are waited for.
@@ -100,13 +109,18 @@ class EvacuationRunner(CappedRunner):
         services = {s.host: s for s in self._call(self.cloud.list_compute_services, "compute services")}
         on_source = {s.id: s for s in self._call(lambda: self.cloud.list_servers_on_host(self.source),
                                                  f"servers on {self.source}")}
+        self.budget.refresh()            # one read; nothing more per move when no budget is set
         for step in list(self.pending):
             if len(self.inflight) >= self.max_parallel:
                 break
             if per_dest.get(step.dest, 0) >= self.max_per_host:
                 continue        # queued: its turn comes when its destination has a free slot
+            if not self.budget.take(step.server_id, step.dest):
+                break           # waiting its turn under the cloud-wide budget (said once)
             self.pending.remove(step)
-            if self._start(step, on_source, services):
+            if not self._start(step, on_source, services):
+                self.budget.release(step.server_id)
+            else:
                 per_dest[step.dest] = per_dest.get(step.dest, 0) + 1
 
     def _pre_condition(self, step: DrainStep, on_source: dict[str, Server],
@@ -286,6 +300,7 @@ class EvacuationRunner(CappedRunner):
             data = {"result": outcome, "detail": detail, "migration_id": m.id if m else None, "host": host}
             (self.journal.done if outcome == EVACUATED else self.journal.failed)(f.event_id, **data)
         del self.inflight[step.server_id]
+        self.budget.release(step.server_id)
         self.progress(f"{step.server_name}: {outcome} ({detail}) in {res.seconds:.0f} s")
 
     def _fault(self, step: DrainStep, since: str) -> Optional[str]:

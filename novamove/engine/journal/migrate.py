@@ -16,7 +16,7 @@ from novamove import errors
 from novamove.engine.journal.store import Store
 
 VERSION_TABLE = "novamove_journal_version"
-HEAD = "nm0004"          # the newest migration (tests check it is alembic's head)
+HEAD = "nm0005"          # the newest migration (tests check it is alembic's head)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 

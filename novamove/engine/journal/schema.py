@@ -64,3 +64,29 @@ claims = sa.Table(
 
 # Columns of `runs` that are the journal's own bookkeeping, not part of a run's record.
 INTERNAL_RUN_COLUMNS = ("started_ns", "holder", "version")
+
+# Cloud-wide move budgets (migration 0005): one row per cloud; `version` serializes slot takes.
+budgets = sa.Table(
+    "budgets", metadata,
+    sa.Column("cloud", sa.String(255), primary_key=True),
+    sa.Column("max_in_flight", sa.Integer),
+    sa.Column("max_per_host", sa.Integer),
+    sa.Column("set_at", sa.String(40)),
+    sa.Column("set_by", sa.String(255)),
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),
+)
+
+# A move in flight under a budget (state "moving"), or a run waiting its turn ("waiting": one
+# row per run, its id is its place in line).
+slots = sa.Table(
+    "slots", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("cloud", sa.String(255), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("holder", sa.String(64)),
+    sa.Column("server_id", sa.String(64)),
+    sa.Column("dest", sa.String(255)),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("taken_at", sa.String(40)),
+    sa.Index("slots_cloud", "cloud"),
+)
