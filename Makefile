@@ -102,8 +102,8 @@ faults: install system-deps os-venv
 	$(MAKE) faults-random
 
 # A run on machine A SIGKILLed at a random moment, recovered from machine B with the journal on
-# MariaDB and on PostgreSQL: RANDOM_KILLS trials per backend (issue 19: 100; ~25-40 s a trial,
-# so ~2 h for the default), RANDOM_KILLS_SEED to replay (docs/testing.md).
+# MariaDB and on PostgreSQL: RANDOM_KILLS trials per backend (issue 19: 100; ~15-35 s a trial,
+# so 1-2 h for the default), RANDOM_KILLS_SEED to replay (docs/testing.md).
 RANDOM_KILLS ?= 100
 faults-random: install system-deps os-venv
 	NOVAMOVE_RANDOM_KILLS=$(RANDOM_KILLS) $(if $(RANDOM_KILLS_SEED),NOVAMOVE_RANDOM_KILLS_SEED=$(RANDOM_KILLS_SEED)) \
