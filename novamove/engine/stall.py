@@ -35,8 +35,15 @@ DEFAULT_ON_STALL = FORCE_COMPLETE
 
 WINDOW = 30.0
 PROGRESS = 0.02
-# How often a batch runner reads one live move's memory progress (an extra GET per move).
+# How often a batch runner reads one live move's memory progress (an extra GET per move): a
+# tenth of the window, at least every second, and the first read one interval after the move
+# is seen copying. A stall needs a whole window of samples anyway, so a move that ends within
+# its first interval (most do) costs no progress read at all.
 SAMPLE_EVERY = 1.0
+
+
+def sample_every(settings: "StallSettings") -> float:
+    return max(SAMPLE_EVERY, settings.window / 10)
 
 INTENT_KEY = "novamove:maintenance"
 LIVE_STRICT = "live-strict"

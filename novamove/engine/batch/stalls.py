@@ -57,7 +57,10 @@ class StallHandler:
         if st.action is not None or m.status != "running":
             return
         now = r.clock()
-        if now - st.sampled_at < stall.SAMPLE_EVERY:
+        if st.sampled_at == float("-inf"):
+            st.sampled_at = now          # first seen copying: the first read comes one interval later
+            return
+        if now - st.sampled_at < stall.sample_every(self.settings):
             return
         st.sampled_at = now
         row = self._progress(f, m)
