@@ -191,6 +191,12 @@ def main() -> int:
     c = novamove_cloud.connect(cloud="minicloud")
     computes = mc.compute_hosts()
     others = [h for h in computes if h != SOURCE]
+    # A run killed midway leaves its servers behind: delete them, or the source has no room left.
+    leftovers = [s for s in conn.compute.servers(all_projects=True) if (s.name or "").startswith("dscale-")]
+    for s in leftovers:
+        conn.compute.delete_server(s, ignore_missing=True)
+    for s in leftovers:
+        conn.compute.wait_for_delete(s, wait=600)
     flavor = conn.compute.find_flavor("m1.nano", ignore_missing=False)
     need = {"vcpus": flavor.vcpus, "memory_mb": flavor.ram, "disk_gb": flavor.disk}
     fits = _fits(c, need)
@@ -202,6 +208,8 @@ def main() -> int:
         fits = _fits(c, need)
         limit_key = min(fits, key=fits.get)
     n = min(args.servers, fits[limit_key] - 1)       # one spare for T1
+    if n < 1:
+        sys.exit(f"{SOURCE} has no room for the servers (free: {fits}); is something else on it?")
     limited = n < args.servers
     image = ensure_image(conn)
     made, spare = [], None
