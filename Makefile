@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test unit acceptance acceptance-doctor acceptance-preflight acceptance-rebalance acceptance-stall acceptance-shared-journal acceptance-budget faults-random install system-deps os-venv bench down clean docs package-check test-floor faults compat
+.PHONY: demo test unit acceptance acceptance-doctor acceptance-preflight acceptance-rebalance acceptance-stall acceptance-shared-journal acceptance-budget acceptance-campaign-view faults-random install system-deps os-venv bench down clean docs package-check test-floor faults compat
 
 # PYTHONWARNINGS hushes the one notice setuptools prints for every editable flat-layout install.
 $(BIN)/novamove: pyproject.toml
@@ -63,6 +63,11 @@ acceptance-shared-journal: install system-deps os-venv
 # Cloud-wide budgets: two concurrent drains sharing a budget, /os-migrations watched (not in `make test`).
 acceptance-budget: install system-deps os-venv
 	NOVAMOVE_BUDGET_ACCEPTANCE=all $(BIN)/python -m pytest -ra --durations=10 tests/acceptance/test_budget.py
+
+# A server booted onto a campaign's next destination during a hook is planned around (~40 s,
+# outside `make test`'s budget; the unit test of the same rule runs there).
+acceptance-campaign-view: install system-deps os-venv
+	NOVAMOVE_CAMPAIGN_VIEW_ACCEPTANCE=1 $(BIN)/python -m pytest -ra --durations=10 tests/acceptance/test_campaign_view.py
 
 # The pre-flight fixture: >= 10 causes of refusal made real with the fake driver's inventory and
 # traits (~5 min: it restarts computes); prints the share refused before any request.
