@@ -68,6 +68,12 @@ OBSERVE_ARGUMENT_SPEC = dict(
     metrics_push=dict(type='str'),
 )
 
+# novamove's --on-stall, on every module whose moves can be live: declared once, documented once
+# (doc fragment on_stall.py; host_evacuate documents its own, which applies to move-back only).
+ON_STALL_ARGUMENT_SPEC = dict(
+    on_stall=dict(type='str', choices=['force-complete', 'abort', 'cold', 'leave'], default='force-complete'),
+)
+
 # Module option -> novamove.api.ConnectionSpec field (the sdk_log_* options are not connection
 # settings: they configure openstacksdk's logging, see configure_sdk_logging).
 SPEC_FIELDS = dict(

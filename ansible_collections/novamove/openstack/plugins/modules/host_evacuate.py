@@ -219,6 +219,7 @@ plan:
 '''
 
 from ansible_collections.novamove.openstack.plugins.module_utils.novamove_module import (
+    ON_STALL_ARGUMENT_SPEC,
     NovamoveModule,
     novamove_api,
     novamove_report,
@@ -241,7 +242,7 @@ class HostEvacuateModule(NovamoveModule):
         move_back=dict(type='bool', default=False),
         wait=dict(type='int', default=90),
         timeout=dict(type='int', default=1800),
-        on_stall=dict(type='str', choices=['force-complete', 'abort', 'cold', 'leave'], default='force-complete'),
+        **ON_STALL_ARGUMENT_SPEC,
         journal=dict(type='path'),
     )
     module_kwargs = dict(supports_check_mode=True, mutually_exclusive=[('fence_cmd', 'fenced')])

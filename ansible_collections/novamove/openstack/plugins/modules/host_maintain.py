@@ -28,6 +28,7 @@ author:
 extends_documentation_fragment:
   - novamove.openstack.connection
   - novamove.openstack.observe
+  - novamove.openstack.on_stall
 options:
   hosts:
     description: Compute hosts (service host names or hypervisor hostnames).
@@ -117,18 +118,6 @@ options:
     description: Give up on one move after this many seconds.
     type: int
     default: 1800
-  on_stall:
-    description:
-      - What to do with a live migration that stops converging (its remaining memory does not
-        drop over E(NOVAMOVE_STALL_WINDOW) seconds, default 30, or grows again).
-      - V(force-complete) pauses the guest for the last copy (or switches to post-copy where the
-        cloud permits it), V(abort) aborts it (a drain retries once on another host), V(cold)
-        aborts it and moves the server cold, V(leave) only reports it.
-      - Servers tagged C(novamove:maintenance=live) are never moved cold; C(=live-strict) are never
-        force-completed (aborted, they stay and are reported).
-    type: str
-    choices: [force-complete, abort, cold, leave]
-    default: force-complete
   reason:
     description: Text added to the hosts' disabled reason.
     type: str
@@ -186,6 +175,7 @@ plan:
 '''
 
 from ansible_collections.novamove.openstack.plugins.module_utils.novamove_module import (
+    ON_STALL_ARGUMENT_SPEC,
     NovamoveModule,
     novamove_api,
 )
@@ -214,7 +204,7 @@ class HostMaintainModule(NovamoveModule):
         max_parallel=dict(type='int', default=4),
         max_per_host=dict(type='int', default=2),
         timeout=dict(type='int', default=1800),
-        on_stall=dict(type='str', choices=['force-complete', 'abort', 'cold', 'leave'], default='force-complete'),
+        **ON_STALL_ARGUMENT_SPEC,
         reason=dict(type='str'),
         resume=dict(type='str'),
         rerun_hook=dict(type='bool', default=False),

@@ -22,6 +22,7 @@ author:
 extends_documentation_fragment:
   - novamove.openstack.connection
   - novamove.openstack.observe
+  - novamove.openstack.on_stall
 options:
   server:
     description:
@@ -82,18 +83,6 @@ options:
     type: str
     choices: [abort, force-complete, leave]
     default: abort
-  on_stall:
-    description:
-      - What to do with a live migration that stops converging (its remaining memory does not
-        drop over E(NOVAMOVE_STALL_WINDOW) seconds, default 30, or grows again).
-      - V(force-complete) pauses the guest for the last copy (or switches to post-copy where the
-        cloud permits it), V(abort) aborts it (a drain retries once on another host), V(cold)
-        aborts it and moves the server cold, V(leave) only reports it.
-      - Servers tagged C(novamove:maintenance=live) are never moved cold; C(=live-strict) are never
-        force-completed (aborted, they stay and are reported).
-    type: str
-    choices: [force-complete, abort, cold, leave]
-    default: force-complete
   journal:
     description:
       - Path of the SQLite journal of runs. Defaults to the library's default
@@ -265,6 +254,7 @@ migration_id:
 '''
 
 from ansible_collections.novamove.openstack.plugins.module_utils.novamove_module import (
+    ON_STALL_ARGUMENT_SPEC,
     NovamoveModule,
     novamove_api,
     novamove_report,
@@ -289,7 +279,7 @@ class InstanceMigrateModule(NovamoveModule):
         wait=dict(type='bool', default=True),
         timeout=dict(type='int', default=600),
         on_timeout=dict(type='str', choices=['abort', 'force-complete', 'leave'], default='abort'),
-        on_stall=dict(type='str', choices=['force-complete', 'abort', 'cold', 'leave'], default='force-complete'),
+        **ON_STALL_ARGUMENT_SPEC,
         journal=dict(type='path'),
     )
     module_kwargs = dict(supports_check_mode=True)
