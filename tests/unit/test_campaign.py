@@ -10,6 +10,7 @@ import pytest
 
 from novamove import errors
 from novamove.engine import campaign as camp
+from novamove.engine import faults
 from novamove.engine.batch import drain as drainmod
 from novamove.engine.campaign import Options, run_campaign
 from novamove.engine.journal import Journal
@@ -546,3 +547,39 @@ def test_a_host_out_for_its_hook_is_the_campaigns_other_operators_are_refused(jo
     for verb, what in tried.items():
         assert f"maintenance campaign {rep.run_id} holds it" in what, (verb, what)
     assert f.services["c1"].enabled and "lease" not in (f.services["c1"].disabled_reason or "")
+
+
+@pytest.mark.parametrize("action", ["error", "timeout"])
+def test_a_stop_whose_answer_was_lost_is_read_back_and_started_after_the_hook(journal, hooks_seen,
+                                                                             monkeypatch, action):
+    """Nova took the stop but its answer was lost (a 500 or a timeout after the call): the
+    server, read back SHUTOFF, is the campaign's, so it is started again after the hook (the
+    fault matrix's maintain.stop error/timeout after points found it left off)."""
+    seen, popen = hooks_seen
+    f = fleet_with_servers()
+    popen.cloud = f
+    f.tag("a0", "stop")
+    faults.reset()
+    monkeypatch.setenv("NOVAMOVE_FAULT", f"maintain.stop:after:{action}:1")
+    rep = run_campaign(f, journal, ["c1"], options=opts())
+    assert rep.ok, rep.summary
+    assert f.actions == [("stop", "a0"), ("start", "a0")]
+    assert f.servers["a0"].status == "ACTIVE" and rep.results[0].stopped == ["vm-a0"]
+    [stop] = [e for e in journal.events(rep.run_id) if e.kind == "maintain.stop"]
+    assert stop.state == "done" and stop.data["read_back"] == "SHUTOFF"
+
+
+def test_a_stop_nova_never_got_fails_the_host_and_leaves_the_server_alone(journal, hooks_seen, monkeypatch):
+    seen, popen = hooks_seen
+    f = fleet_with_servers()
+    popen.cloud = f
+    f.tag("a0", "stop")
+    faults.reset()
+    monkeypatch.setenv("NOVAMOVE_FAULT", "maintain.stop:before:error:1")
+    rep = run_campaign(f, journal, ["c1"], options=opts())
+    assert not rep.ok and rep.results[0].outcome == "failed" and rep.results[0].stage == "stop"
+    assert "read back: still ACTIVE" in rep.results[0].detail
+    assert ("stop", "a0") not in f.actions and f.servers["a0"].status == "ACTIVE"
+    assert not seen                                       # no hook on a host still running it
+    [stop] = [e for e in journal.events(rep.run_id) if e.kind == "maintain.stop"]
+    assert stop.state == "failed"

@@ -104,8 +104,7 @@ class TakeOut:
                         r.stopped.append(s.name)
                         r.stage = "stop"
                         try:
-                            with self.journal.change(self.run_id, EV_STOP, s.id, host=host, name=s.name):
-                                self.cloud.stop_server(s.id)
+                            self._power_off(s, host)
                             self._wait_status(s.id, "SHUTOFF")
                         except errors.NotFound:
                             # Deleted by its owner meanwhile: nothing to power off (or on later).
@@ -146,6 +145,33 @@ class TakeOut:
         except BaseException:
             self.current = ""
             raise
+
+    def _power_off(self, s, host: str) -> None:
+        """Stop a server for the hook, journaled. An ambiguous answer (5xx, timeout, lost
+        connection) may hide a stop Nova took: the server is read back. Powering off or off,
+        it is ours (the change done, so that it is started again after the hook, also by a
+        resumed run); still running, Nova did not take it (PreconditionFailed: this host
+        fails, `--resume` goes on); unreadable, the change stays an open intent, which a resume
+        counts as ours, as it does after a kill."""
+        change = self.journal.change(self.run_id, EV_STOP, s.id, host=host, name=s.name)
+        try:
+            with change:
+                self.cloud.stop_server(s.id)
+        except errors.NovamoveError as exc:
+            if not errors.is_ambiguous(exc):
+                raise
+            try:
+                now = self.cloud.get_server(s.id)
+            except errors.NotFound:
+                raise
+            except errors.NovamoveError:
+                self.journal._mark(change.id, "intent", {"read_back": "unknown"})
+                raise exc
+            if now.status == "SHUTOFF" or now.task_state == "powering-off":
+                self.journal._mark(change.id, "done", {"read_back": f"{now.status} {now.task_state or ''}".strip()})
+                self.say(f"{host}: {s.name}: {exc}; read back: Nova took the stop")
+                return
+            raise errors.PreconditionFailed(f"{exc} (read back: still {now.status})") from exc
 
     def _wait_status(self, server_id: str, status: str) -> None:
         s, _ = poll_until(lambda: self.cloud.get_server(server_id),
