@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test unit acceptance acceptance-doctor acceptance-preflight acceptance-rebalance acceptance-stall acceptance-shared-journal acceptance-budget acceptance-campaign-view acceptance-minicloud faults-random install system-deps os-venv bench down clean docs package-check test-floor faults compat
+.PHONY: demo test unit acceptance acceptance-doctor acceptance-preflight acceptance-rebalance acceptance-stall acceptance-shared-journal acceptance-budget acceptance-campaign-view acceptance-minicloud faults-random faults-shared-journal install system-deps os-venv bench down clean docs package-check test-floor faults compat
 
 # PYTHONWARNINGS hushes the one notice setuptools prints for every editable flat-layout install.
 $(BIN)/novamove: pyproject.toml
@@ -119,6 +119,13 @@ faults: install system-deps os-venv
 	NOVAMOVE_FAULT_MATRIX=full $(BIN)/python -m pytest -ra --durations=20 \
 		$(if $(FAULTS_ONLY),-k "$(FAULTS_ONLY)") tests/acceptance/test_fault_matrix.py \
 		$(if $(FAULTS_ONLY),,tests/acceptance/test_drain_under_stress.py)
+
+# A kill before and after every journaled step of an isolate cold move, a drain and a campaign on
+# machine A, finished from machine B, with the journal on MariaDB and on PostgreSQL (52 points,
+# ~40 min; docs/testing.md).
+faults-shared-journal: install system-deps os-venv
+	NOVAMOVE_SHARED_JOURNAL_ACCEPTANCE=every $(BIN)/python -m pytest -ra -s --durations=10 \
+		tests/acceptance/test_shared_journal.py -k test_fleet_run_killed_on_a_ends_clean_from_b
 
 # A run on machine A SIGKILLed at a random moment, recovered from machine B with the journal on
 # MariaDB and on PostgreSQL: RANDOM_KILLS trials per backend (issue 19: 100; ~15-35 s a trial,

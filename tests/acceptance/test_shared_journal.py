@@ -102,6 +102,23 @@ def test_killed_on_a_recovered_on_b_once_its_lease_ran_out(minicloud, servers, t
 
 FLEET_POINTS = [("drain", "drain.move:after:kill:1"), ("maintain", "maintain.hook:after:kill:1")]
 
+# NOVAMOVE_SHARED_JOURNAL_ACCEPTANCE=every (`make faults-shared-journal`): a kill before and after
+# every journaled step of an isolate cold move (the isolate scenario with the most steps), a
+# drain and a campaign, taken from the fault matrix's own scenarios, on both backends.
+EVERY_STEP_SCENARIOS = ("isolate-cold", "drain", "maintain")
+
+
+def _every_kill_point() -> list[tuple[str, str]]:
+    import test_fault_matrix as matrix
+    return [(scenario, f"{step}:{moment}:kill:1") for scenario in EVERY_STEP_SCENARIOS
+            for step in matrix.SCENARIOS[scenario][2] if not step.startswith("cloud.")  # reads: no step
+            for moment in ("before", "after")]
+
+
+MODE = os.environ.get("NOVAMOVE_SHARED_JOURNAL_ACCEPTANCE")
+if MODE == "every":
+    FLEET_POINTS = _every_kill_point()
+
 
 def _fresh_minicloud_database(manager, name: str) -> str:
     """A database of its own on the minicloud's MariaDB, for the journal user (`journal-url`)."""
@@ -174,23 +191,29 @@ class TwoMachines:
         self.lease_waited = time.monotonic() - started
 
 
-if os.environ.get("NOVAMOVE_SHARED_JOURNAL_ACCEPTANCE") == "all":
+if MODE in ("all", "every"):
 
     @pytest.mark.parametrize("backend", ["mariadb", "postgresql"])
-    @pytest.mark.parametrize("scenario,fault", FLEET_POINTS, ids=[s for s, _ in FLEET_POINTS])
+    @pytest.mark.parametrize("scenario,fault", FLEET_POINTS,
+                             ids=[f"{s}-{f.rsplit(':', 2)[0]}" for s, f in FLEET_POINTS])
     def test_fleet_run_killed_on_a_ends_clean_from_b(minicloud, servers, tmp_path, request, monkeypatch,
                                                      backend, scenario, fault):
         import test_fault_matrix as matrix
+        step = fault.split(":", 1)[0]
         if backend == "mariadb":
-            url = _fresh_minicloud_database(minicloud.manager, f"nm_proof_{scenario}")
+            name = "nm_proof_" + "".join(c if c.isalnum() else "_" for c in f"{scenario}_{fault}")
+            url = _fresh_minicloud_database(minicloud.manager, name[:64])
         else:
             url = request.getfixturevalue("postgresql_servers").new_database("postgresql")
         machines = TwoMachines(minicloud, url, tmp_path)
         monkeypatch.setattr(matrix, "_cli", machines)
         if scenario == "drain":
             code = matrix._drain_point(minicloud, servers, url, "drain", [], fault)
+        elif scenario == "maintain":
+            code = matrix._maintain_point(minicloud, servers, url, step, fault, tmp_path)
         else:
-            code = matrix._maintain_point(minicloud, servers, url, "maintain.hook", fault, tmp_path)
+            verb, args, _ = matrix.SCENARIOS[scenario]
+            code = matrix._single_move(minicloud, servers, url, verb, args, fault)
         assert code == -9, f"the fault {fault} never fired (exit {code})"
         assert fault.rsplit(":", 1)[0] in (tmp_path / "faults.log").read_text()
         print(f"[{backend} {scenario}] B waited {machines.lease_waited:.1f} s for A's lease; "
