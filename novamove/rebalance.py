@@ -586,26 +586,23 @@ def _best_move(model: _Hosts, zone_hosts: list[str], measured: list[str], modes:
 
 def _by_level(model: _Hosts, zone_hosts: list[str], measured: list[str], modes: Mapping[str, str],
               limit: float, min_gain: float, tight: bool = False) -> list[tuple]:
-    """The lowest level every host can be brought to, then the moves to it. Each level is tried
-    with `_to_level` and taken back. A small zone is searched by halving, to half a point; a large
-    one upward from the lowest possible level (0.5, 1, 2, 4 ... points above it), the first that
-    works taken: its hosts are many and small next to the zone, so that comes within a point or
-    two, and each try costs a whole plan."""
+    """The lowest level every host can be brought to, then the moves to it. A small zone is
+    searched by halving, to half a point (each level tried with `_to_level` and taken back); a
+    large one upward from the lowest possible level (0.5, 1, 2, 4 ... points above it), the first
+    that works kept as the plan: its hosts are many and small next to the zone, so that comes
+    within a point or two, and each try costs a whole plan."""
     now = max(model.usage(n) for n in measured)
     low, high = _lowest_possible(model, zone_hosts, measured, modes), now - min_gain
     best: Optional[float] = None
     if len(zone_hosts) > SMALL_SCOPE:
         step = 0.5
-        while best is None and low + step <= high + 1e-9:
+        while low + step <= high + 1e-9:
             tokens = _to_level(model, zone_hosts, measured, modes, low + step, limit, tight)
             if tokens is not None:
-                best = min(low + step, max(model.usage(n) for n in measured))
-                for token in reversed(tokens):
-                    model.undo(token)
+                return tokens        # the first level that works: its moves are the plan
             step *= 2
-        if best is None and high > low and _to_level_ok(model, zone_hosts, measured, modes, high, limit, tight):
-            best = high
-    while best is None or len(zone_hosts) <= SMALL_SCOPE:
+        return (_to_level(model, zone_hosts, measured, modes, high, limit, tight) if high > low else None) or []
+    while True:
         if high < low - 1e-9:
             break
         level = high if best is None and high - low < 0.5 else (low + high) / 2
@@ -620,14 +617,6 @@ def _by_level(model: _Hosts, zone_hosts: list[str], measured: list[str], modes: 
     if best is None:
         return []
     return _to_level(model, zone_hosts, measured, modes, best, limit, tight) or []
-
-
-def _to_level_ok(model: _Hosts, zone_hosts: list[str], measured: list[str], modes: Mapping[str, str],
-                 level: float, limit: float, tight: bool) -> bool:
-    tokens = _to_level(model, zone_hosts, measured, modes, level, limit, tight)
-    for token in reversed(tokens or []):
-        model.undo(token)
-    return tokens is not None
 
 
 def _lowest_possible(model: _Hosts, zone_hosts: list[str], measured: list[str],
@@ -664,6 +653,11 @@ class _Ranking:
         self.key[name] = new = (self.model.usage(name), name)
         bisect.insort(self.keys, new)
 
+    def add(self, name: str) -> None:
+        if name not in self.key:
+            self.key[name] = new = (self.model.usage(name), name)
+            bisect.insort(self.keys, new)
+
     def up_to(self, level: float, tight: bool) -> Iterable[str]:
         """Names at or below `level`: least loaded first, or with `tight` fullest first."""
         end = bisect.bisect_right(self.keys, (level + 1e-9, "\uffff"))
@@ -693,6 +687,8 @@ def _to_level(model: _Hosts, zone_hosts: list[str], measured: list[str], modes: 
                 return None
             tokens.append(token)
             ranking.update(token[2])
+        if model.destination_ok[host]:
+            ranking.add(host)        # brought down, it may take a server (room at its peak)
     return tokens
 
 
@@ -702,17 +698,31 @@ def _one_move_down(model: _Hosts, host: str, ranking: _Ranking, modes: Mapping[s
     # that alone brings it down in one move.
     cap, used = model.cap[host], model.used[host]
     excess = [u - level * c / 100.0 - 1e-9 for u, c in zip(used, cap)]
-    enough, rest = [], []
+    # Servers of one kind (size, groups, traits) find the same destinations: each kind is
+    # searched once, by the server that comes first in its list (a failed search of a big
+    # host's eighty servers in five flavors is five searches, not eighty). A need is one shared
+    # object per flavor (_NeedMemo): its id is the size's key, cheaper than hashing it.
+    enough: dict[tuple, tuple] = {}
+    rest: dict[tuple, tuple] = {}
+    need_of, groups_of, trait_needs, moved = model.need, model.groups_of, model.trait_needs, model.moved
     for server in model.servers[host].values():
-        if server.id not in modes or server.id in model.moved:
+        if server.id not in modes or server.id in moved:
             continue
-        need = model.need(server)
+        need = need_of(server)
+        kind = (id(need), tuple(groups_of.get(server.id, ())), trait_needs.get(server.id))
         size = (need.memory_mb, need.vcpus, server.name, server.id)
-        shed = (need.vcpus, need.memory_mb, need.disk_gb, need.pcpus)
-        (enough if all(n >= e for n, e in zip(shed, excess) if e > 0) else rest).append((size, server))
-    enough.sort(key=lambda t: t[0])
-    rest.sort(key=lambda t: t[0], reverse=True)
-    for _, server in enough + rest:
+        if kind in enough:
+            if size < enough[kind][0]:
+                enough[kind] = (size, server)
+        elif kind in rest:
+            if size > rest[kind][0]:
+                rest[kind] = (size, server)
+        elif all(n >= e for n, e in zip((need.vcpus, need.memory_mb, need.disk_gb, need.pcpus), excess) if e > 0):
+            enough[kind] = (size, server)
+        else:
+            rest[kind] = (size, server)
+    candidates = sorted(enough.values(), key=lambda t: t[0]) + sorted(rest.values(), key=lambda t: t[0], reverse=True)
+    for _, server in candidates:
         dest = _destination(model, server, ranking.up_to(level, tight), level, tight)
         if dest is not None:
             return model.move(server, host, dest)
