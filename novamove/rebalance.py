@@ -352,17 +352,25 @@ def _spread_zone(model: _Hosts, zone_hosts: list[str], modes: Mapping[str, str],
     for rank, (way, tight) in enumerate(ways):
         tokens = way(model, zone_hosts, measured, modes, limit, min_gain, tight)
         if small and tokens:
+            tokens = _prune(model, zone_hosts, measured, tokens)
+            tried.append((_top_level(model, zone_hosts, measured), len(tokens), 2 * rank, list(tokens)))
             tokens = _improve(model, zone_hosts, measured, modes, limit, tokens)
         if small and tokens:
             tokens = _prune(model, zone_hosts, measured, tokens)
-        tried.append((_top_level(model, zone_hosts, measured), len(tokens), rank, tokens))
+        tried.append((_top_level(model, zone_hosts, measured), len(tokens), 2 * rank + 1, tokens))
         for token in reversed(tokens):
             model.undo(token)
-    achieved, _, _, tokens = min(tried, key=lambda t: t[:3])
+    lowest = min(t[0] for t in tried)
+    # Moves that lower the maximum by less than `min_gain` points in all are not worth making
+    # (the rule a single move keeps): the fewest moves within that of the lowest maximum.
+    achieved, _, _, tokens = min((t for t in tried if t[0] <= lowest + SELECT_TOLERANCE * min_gain + 1e-9),
+                                 key=lambda t: (t[1], t[0], t[2]))
     if not tokens or achieved > now - min_gain + 1e-9:
         return []
     return _steps(model, [model.move(t[0], t[1], t[2]) for t in tokens], modes)
 
+
+SELECT_TOLERANCE = 0.5
 
 # An improvement round must lower the most loaded host by at least this many points: smaller
 # gains cost moves that a plan within a few points of the optimum does not need.
@@ -738,12 +746,15 @@ SEARCH_DEPTH = 256
 def _destination(model: _Hosts, server: Server, hosts: Iterable[str], level: float,
                  tight: bool) -> Optional[str]:
     """A host that takes `server` and stays at or below `level`: the least loaded one, or with
-    `tight` the one it fills the most (`hosts` come in that order); soft policies first."""
+    `tight` the one it fills the most (`hosts` come in that order); soft policies first, then a
+    host without PCPU for a server that needs none (the few PCPU hosts are the only room for
+    pinned servers: a shared one placed there can leave a pinned one nowhere to go)."""
     best: Optional[tuple] = None
     need = _vec(model.need(server))
+    shared = not need[3]
     for rank, dest in enumerate(hosts):
-        if rank >= SEARCH_DEPTH or (best is not None and (best[0][0] == 0 or rank > 64)):
-            break                    # the first without a soft objection, or a few to compare
+        if rank >= SEARCH_DEPTH or (best is not None and (best[0][:2] == (0, 0) or rank > 64)):
+            break                    # the first without an objection, or a few to compare
         if server.host == dest:
             continue
         cap, used, peak = model.cap[dest], model.used[dest], model.peak[dest]
@@ -755,7 +766,7 @@ def _destination(model: _Hosts, server: Server, hosts: Iterable[str], level: flo
                 break
         if not ok or not model.hard_ok(server, dest):
             continue
-        key = (model.soft_penalty(server, dest), rank)
+        key = (model.soft_penalty(server, dest), shared and cap[3] > 0, rank)
         if best is None or key < best[0]:
             best = (key, dest)
     return best[1] if best else None
