@@ -220,7 +220,8 @@ def _applied(state: CloudState, plan) -> CloudState:
 
 def test_pruning_drops_the_moves_the_reached_maximum_does_not_need():
     from novamove.planner import _NeedMemo
-    from novamove.rebalance import _Hosts, _prune
+    from novamove.rebalance_improve import _prune
+    from novamove.rebalance_model import _Hosts
     state = cloud([host("c1"), host("c2"), host("c3")],
                   [vm(i, "c1") for i in range(6)] + [vm(10 + i, "c2") for i in range(4)])
     model = _Hosts(state.hosts, state.servers, state.groups, _NeedMemo())
@@ -236,7 +237,7 @@ def test_pruning_drops_the_moves_the_reached_maximum_does_not_need():
 def test_the_improvement_phase_never_worsens_a_plan_and_lowers_some(monkeypatch):
     """The same clouds planned with and without the improvement and pruning phases: never a
     higher maximum, never more moves at the same maximum, and better on some; valid in any order."""
-    import novamove.rebalance as rebalance
+    import novamove.rebalance_spread as rebalance
     rng = random.Random(2026)
     clouds = [random_cloud(rng, rng.randint(4, 20), fill=rng.uniform(0.2, 0.6), zones=rng.choice([1, 2]),
                            groups=rng.randint(0, 4), scale=rng.choice([1, 2, 4])) for _ in range(25)]
