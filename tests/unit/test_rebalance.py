@@ -262,3 +262,43 @@ def _zone_figures(state, plan, names) -> tuple[float, int]:
     """(the zone's max usage after the plan, the plan's moves in the zone)."""
     return (round(max(u for n, u in final_usage(state, plan).items() if n in names), 2),
             sum(1 for s in plan.steps if s.source in names))
+
+
+def test_a_shared_server_leaves_the_pcpu_hosts_to_the_pinned_ones():
+    """The only room for a pinned server is on a host with PCPU: the smalls of the busier host
+    go to the host without PCPU, though the PCPU host comes first by name, so both busy hosts
+    come down to half."""
+    pinned = Flavor("pinned", 2, 2048, 10, dedicated_cpus=True)
+    state = cloud([host("a-pcpu", pcpus=8), host("b-plain"), host("c-busy"), host("d-pinned", pcpus=8)],
+                  [vm(i, "c-busy") for i in range(8)] + [vm(10 + i, "d-pinned", pinned) for i in range(4)])
+    plan = plan_rebalance(state, goal=SPREAD)
+    assert plan.after.max_usage == 50.0 and len(plan.steps) == 6
+    assert {s.dest for s in plan.steps if s.need.pcpus} == {"a-pcpu"}
+    assert {s.dest for s in plan.steps if not s.need.pcpus} == {"b-plain"}
+    assert replay(state, plan) == []
+
+
+def test_a_host_s_servers_are_searched_once_per_kind(monkeypatch):
+    """Servers of one size (and groups, traits) find the same destinations: a host that cannot
+    be brought down searches once per kind, not once per server (the 10,000-host plan's cost)."""
+    import novamove.rebalance_spread as spread
+    from novamove.planner import _NeedMemo
+    from novamove.rebalance_model import _Hosts
+    state = cloud([host("c1"), host("c2")], [vm(i, "c1") for i in range(4)] + [vm(6, "c1", BIG)]
+                  + [vm(10 + i, "c2") for i in range(6)])
+    model = _Hosts(state.hosts, state.servers, state.groups, _NeedMemo())
+    calls = []
+    real = spread._destination
+    monkeypatch.setattr(spread, "_destination", lambda m, s, *a: calls.append(s.id) or real(m, s, *a))
+    modes = {s.id: LIVE for s in state.servers}
+    assert spread._to_level(model, ["c1", "c2"], ["c1", "c2"], modes, 60.0, math.inf, False) is None
+    assert sorted(calls) == ["v3", "v6"]          # no room at 60%: one small and the big tried
+    assert model.usage("c1") == 100.0 and not model.moved
+
+
+def test_of_the_ways_plans_the_fewest_moves_within_half_of_min_gain_of_the_lowest_maximum():
+    from novamove.rebalance_spread import _choose
+    tried = [(41.41, 55, 0, "a"), (42.19, 51, 1, "b"), (43.75, 45, 2, "c"), (42.19, 51, 3, "d")]
+    assert _choose(tried, 2.0)[3] == "b"          # 43.75 is 2.34 points above: not comparable
+    assert _choose(tried, 5.0)[3] == "c"
+    assert _choose(tried, 0.0)[3] == "a"          # --min-gain 0: the lowest maximum only
