@@ -1,7 +1,10 @@
 """Rebalance and consolidate from Placement alone: `spread` and `pack` plans.
 
 Pure logic over novamove.model values, like the drain planner: no API calls, no clock, no
-randomness, so a plan is reproducible from one snapshot of the cloud and cheap to test.
+randomness but shuffles from fixed seeds (spread's restarts, novamove.rebalance_spread), so a
+plan is reproducible from one snapshot of the cloud and cheap to test. The modules:
+rebalance_model (the hosts as a plan changes them), rebalance_spread (+ rebalance_improve),
+rebalance_pack.
 
 A host's *usage* is the largest of its resource shares, used / capacity, in percent, where
 capacity is Placement's inventory x allocation ratio - reserved (`Host.capacity`) and used is
@@ -126,7 +129,6 @@ def plan_rebalance(state: CloudState, *, goal: str = SPREAD, hosts: Sequence[str
     server whose flavor requires (forbids) a trait only goes to a host that has (lacks) it."""
     scope_hosts = _validate(state, goal, hosts, zone, max_moves, min_gain)
     names = [h.name for h in scope_hosts]
-    in_scope = set(names)
     model = _Hosts(scope_hosts, state.servers, state.groups, _NeedMemo(), traits)
     intents = intents or {}
     modes: dict[str, str] = {}

@@ -2,7 +2,9 @@
 
 Zone by zone: moves toward the lowest level every host can be brought to (onto the least loaded
 hosts, or onto the fullest that stay at the level), and, in small zones, the best single move
-repeated; each way's plan improved and pruned (novamove.rebalance_improve), the best kept.
+repeated, each way's plan improved and pruned (novamove.rebalance_improve), and, in zones with
+few servers, restarts of the level search in shuffled orders; of all these plans the fewest
+moves within half of `min_gain` of the lowest maximum is kept (`_choose`).
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ def _spread(model: _Hosts, names: list[str], modes: Mapping[str, str], limit: fl
 
 def _spread_zone(model: _Hosts, zone_hosts: list[str], modes: Mapping[str, str], limit: float,
                  min_gain: float) -> list[PlanStep]:
-    """Three ways to the same goal, the best kept (lower maximum, then fewer moves): moves
-    toward the lowest level every host can be brought to (onto the least loaded hosts, or onto
-    the fullest that stay at the level), and the best single move repeated.
+    """Three ways to the same goal (a large zone: the first only): moves toward the lowest level
+    every host can be brought to (onto the least loaded hosts, or onto the fullest that stay at
+    the level), and the best single move repeated; then restarts (`_restarts`); `_choose` keeps
+    one.
 
     A host none of whose servers may move (a down compute, only skip-tagged servers) cannot be
     lowered: it is measured by nobody, so the others are still brought down below it."""
