@@ -24,7 +24,7 @@ MAX_LINES = 500
 
 
 def modules(under: str):
-    for path in sorted((ROOT / under).rglob("*.py")) if under else [ROOT / "planner.py", ROOT / "rebalance.py", ROOT / "model.py"]:
+    for path in sorted((ROOT / under).rglob("*.py")) if under else [ROOT / "planner.py", ROOT / "model.py", *sorted(ROOT.glob("rebalance*.py"))]:
         name = "novamove." + ".".join(path.relative_to(ROOT).with_suffix("").parts)
         yield name.removesuffix(".__init__"), path
 
