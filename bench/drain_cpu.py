@@ -9,13 +9,18 @@ turn (round after round, so a busy machine slows them alike):
 - bare:      no observers;
 - observed:  an EventStream to a file and RunMetrics writing a textfile (what --events FILE
              --metrics-textfile PATH build).
-Each run's CPU is split by where it was spent (exclusive time, a stack of meters around every
+Each drain's CPU is split by where it was spent (exclusive time, a stack of meters around every
 call into the fake, the journal and each observer): the fake Nova (not novamove: on a real
 cloud that is openstacksdk + HTTP, drain_scale.py's figure), the journal (its store), the
 journal re-reading a row to tell observers, each observer, and the rest of novamove (runner,
 planner, polls, reports). "novamove CPU per move" is everything but the fake.
 
     .venv/bin/python bench/drain_cpu.py [--servers 80] [--rounds 3] [--cap 4] [--profile FILE]
+
+The fake stands for the cloud client, so the real client's CPU (openstacksdk, keystoneauth,
+requests and novamove/cloud/) is measured apart: each adapter verb the drain called, on canned
+Nova answers through an in-process transport (no sockets), before and with connect()'s
+once-per-endpoint environment settings; times the drain's requests per verb, per move.
 
 --profile writes the cProfile stats of one more observed drain (read with `python -m pstats`)
 and prints its 25 hottest functions by own time, the fake excluded.
@@ -142,6 +147,93 @@ def one_drain(tmp: Path, tag: str, n: int, cap: int, poll: float, observe: bool,
     return out
 
 
+# ------------------------------------------------------------------------------ the client
+
+def _server_body(i: int) -> dict:
+    return {"id": f"s{i:04d}", "name": f"vm-{i}", "status": "ACTIVE", "OS-EXT-SRV-ATTR:host": SOURCE,
+            "OS-EXT-SRV-ATTR:hypervisor_hostname": f"{SOURCE}.fake", "OS-EXT-STS:task_state": None,
+            "OS-EXT-STS:vm_state": "active", "OS-EXT-STS:power_state": 1, "OS-EXT-AZ:availability_zone": "nova",
+            "flavor": {"vcpus": 1, "ram": 512, "disk": 1, "original_name": "m1.nano", "extra_specs": {}},
+            "image": {"id": "img"}, "tags": [], "metadata": {}, "tenant_id": "p", "addresses": {},
+            "updated": "2026-12-06T11:00:00Z", "created": "2026-12-06T10:00:00Z"}
+
+
+def client_cost(n: int, remembered: bool, calls: int = 200) -> dict[str, float]:
+    """CPU per call (ms) of the real adapter (openstacksdk, keystoneauth, requests; novamove's
+    cloud/ code) on canned Nova answers through an in-process transport (no sockets): what each
+    request of the drain costs on a real cloud besides the network. Listings hold n/2 rows (a
+    drain's average). `remembered`: with connect()'s once-per-endpoint environment settings."""
+    import requests
+    from keystoneauth1 import session as ks_session
+    from keystoneauth1 import token_endpoint
+    from requests.adapters import BaseAdapter
+
+    import openstack.connection
+
+    from novamove.cloud import remember_environment_settings
+    from novamove.cloud.adapter import Cloud
+    nova_url = "http://nova.test/v2.1"
+    half = max(1, n // 2)
+    answers = {
+        ("GET", ""): {"version": {"id": "v2.1", "status": "CURRENT", "version": "2.96", "min_version": "2.1",
+                                  "links": [{"rel": "self", "href": f"{nova_url}/"}]}},
+        ("GET", "/servers/s0001"): {"server": _server_body(1)},
+        ("GET", "/servers/detail"): {"servers": [_server_body(i) for i in range(half)]},
+        ("GET", "/os-services"): {"services": [
+            {"id": f"0000000{i}-0000-4000-8000-000000000000", "host": h, "binary": "nova-compute", "zone": "nova",
+             "status": "enabled", "state": "up", "disabled_reason": None, "forced_down": False,
+             "updated_at": "2026-12-06T11:00:00.000000"} for i, h in enumerate(HOSTS)]},
+        ("GET", "/os-migrations"): {"migrations": [
+            {"id": i + 1, "uuid": f"m{i}", "instance_uuid": f"s{i:04d}", "status": "completed",
+             "migration_type": "live-migration", "source_compute": SOURCE, "dest_compute": "c2",
+             "source_node": "c1.fake", "dest_node": "c2.fake", "created_at": "2026-12-06T11:00:00.000000",
+             "updated_at": "2026-12-06T11:00:05.000000", "memory_total_bytes": 1, "memory_processed_bytes": 1,
+             "memory_remaining_bytes": 0, "disk_total_bytes": 0, "disk_processed_bytes": 0,
+             "disk_remaining_bytes": 0, "project_id": "p", "user_id": "u"} for i in range(half)]},
+    }
+
+    class Transport(BaseAdapter):
+        def send(self, request, **kwargs):
+            path = request.url.split("/v2.1", 1)[1].split("?")[0].rstrip("/")
+            body = answers.get((request.method, path))
+            response = requests.Response()
+            response.status_code = 200 if body is not None else 202
+            response.url, response.request = request.url, request
+            response.headers["x-openstack-request-id"] = "req-0"
+            response.headers["Content-Type"] = "application/json"
+            response._content = json.dumps(body).encode() if body is not None else b""
+            return response
+
+        def close(self):
+            pass
+
+    http = requests.Session()
+    http.mount("http://", Transport())
+    if remembered:
+        remember_environment_settings(http)
+    session = ks_session.Session(session=http, auth=token_endpoint.Token(nova_url, "token"))
+    cloud = Cloud(openstack.connection.Connection(session=session, compute_endpoint_override=nova_url))
+    verbs = {"get_server": lambda: cloud.get_server("s0001"),
+             "live_migrate_server": lambda: cloud.live_migrate_server("s0001", "c2"),
+             "list_compute_services": cloud.list_compute_services,
+             "list_migrations_changed_since": lambda: cloud.list_migrations_changed_since("2026-12-06T10:00:00"),
+             "list_servers_on_host": lambda: cloud.list_servers_on_host(SOURCE)}
+    out = {}
+    for name, call in verbs.items():
+        call()
+        t = time.process_time()
+        for _ in range(calls):
+            call()
+        out[name] = (time.process_time() - t) / calls * 1000
+    return out
+
+
+def client_ms_per_move(by_verb: dict[str, int], cost: dict[str, float], moves: int) -> float:
+    """The drain's requests (the fake counts them per verb) at the client's CPU per request;
+    a verb not measured costs what a get_server does."""
+    return sum(cost.get(verb, cost["get_server"]) * k for verb, k in by_verb.items()) / moves
+
+
 def profile(tmp: Path, n: int, cap: int, poll: float, path: str) -> None:
     prof = cProfile.Profile(time.process_time)     # CPU, not wall (sleeps and fsync waits)
     prof.enable()
@@ -172,6 +264,12 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(one_drain(Path(tmp), tag, args.servers, args.cap, args.poll, observe, meter=True))
         if args.profile:
             profile(Path(tmp), args.servers, args.cap, args.poll, args.profile)
+    clients = {"before": [], "remembered": []}
+    for _ in range(args.rounds):
+        for name in clients:
+            clients[name].append(client_cost(args.servers, remembered=name == "remembered"))
+    client = {name: {verb: round(statistics.median(x[verb] for x in got), 3) for verb in got[0]}
+              for name, got in clients.items()}
     load1 = os.getloadavg()[0]
     summary = {}
     for observe in (False, True):
@@ -186,8 +284,12 @@ def main(argv: list[str] | None = None) -> int:
             "requests_per_move": round(mine[0]["requests"] / args.servers, 2),
             "requests_by_verb": mine[0]["requests_by_verb"],
         }
+        for cname, cost in client.items():
+            summary[name][f"client_ms_per_move_{cname}"] = round(
+                client_ms_per_move(mine[0]["requests_by_verb"], cost, args.servers), 2)
     result = {"servers": args.servers, "cap": args.cap, "poll": args.poll, "rounds": args.rounds,
-              "load_1min": [round(load0, 2), round(load1, 2)], "goal_ms": GOAL_MS, **summary}
+              "load_1min": [round(load0, 2), round(load1, 2)], "goal_ms": GOAL_MS,
+              "client_ms_per_call": client, **summary}
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -200,6 +302,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{s['requests_per_move']} requests/move)")
         for k, v in s["split_ms_per_move_median"].items():
             print(f"{'':>11}{k:<34} {v:6.2f} ms/move")
+        for cname in client:
+            c = s[f"client_ms_per_move_{cname}"]
+            print(f"{'':>11}+ the real client ({cname}): {c:.2f} ms/move -> "
+                  f"{s['novamove_ms_per_move_median'] + c:.2f} ms/move in all")
+    for cname, cost in client.items():
+        print(f"client CPU per call ({cname}): " + ", ".join(f"{k} {v:.3f} ms" for k, v in cost.items()))
     extra = summary["observed"]["novamove_ms_per_move_median"] - summary["bare"]["novamove_ms_per_move_median"]
     print(f"observers cost {extra:+.2f} ms/move; goal <= {GOAL_MS} ms/move observed: "
           f"{'met' if summary['observed']['novamove_ms_per_move_median'] <= GOAL_MS else 'NOT met'}")
