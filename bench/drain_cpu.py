@@ -54,12 +54,16 @@ from novamove.model import Resources  # noqa: E402
 SOURCE = "c1"
 HOSTS = ("c1", "c2", "c3", "c4", "c5")
 GOAL_MS = 20.0
+REREAD = "journal re-read for observers"
 
 
 class Meters:
-    """Exclusive process CPU by category: the innermost metered call is charged."""
+    """Exclusive process CPU by category: the innermost metered call is charged, except that a
+    call of `inner` inside an `outer` category stays the outer one's (the journal's reads made
+    to tell the observers are that re-read's, not the journal's own)."""
 
-    def __init__(self) -> None:
+    def __init__(self, outer: tuple = (), inner: str = "") -> None:
+        self.outer, self.inner = set(outer), inner
         self.stack = ["novamove"]
         self.spent: dict[str, float] = {}
         self.last = time.process_time()
@@ -74,7 +78,8 @@ class Meters:
         @functools.wraps(fn)
         def metered(*args, **kwargs):
             self._switch()
-            self.stack.append(category)
+            top = self.stack[-1]
+            self.stack.append(top if category == self.inner and top in self.outer else category)
             try:
                 return fn(*args, **kwargs)
             finally:
@@ -103,23 +108,27 @@ def make_fake(n: int) -> FakeNova:
     return fake
 
 
+OBSERVER_DIR: list = []     # --observer-dir: where the stream and the textfile go (default: the journal's)
+
+
 def observers_for(tmp: Path, tag: str) -> list:
     from novamove.observe.metrics import RunMetrics
     from novamove.observe.stream import EventStream
-    return [EventStream.open(str(tmp / f"{tag}.events.jsonl")), RunMetrics(textfile=str(tmp / f"{tag}.prom"))]
+    where = Path(OBSERVER_DIR[0]) if OBSERVER_DIR else tmp
+    return [EventStream.open(str(where / f"{tag}.events.jsonl")), RunMetrics(textfile=str(where / f"{tag}.prom"))]
 
 
 def one_drain(tmp: Path, tag: str, n: int, cap: int, poll: float, observe: bool, meter: bool) -> dict:
     fake = make_fake(n)
     journal = Journal(tmp / f"{tag}.sqlite")
     observers = observers_for(tmp, tag) if observe else []
-    meters = Meters() if meter else None
+    meters = Meters(outer=(REREAD,), inner="journal") if meter else None
     if meters:
         # The fake's own inner calls stay "fake" (innermost is charged, and they are fake too).
         meters.wrap_object(fake, "fake", [m for m in public_methods(fake) if not m.startswith("_")])
         journal_methods = [m for m in public_methods(journal) if m not in ("_tell", "_tell_event", "_tell_run")]
         meters.wrap_object(journal, "journal", journal_methods)
-        meters.wrap_object(journal, "journal re-read for observers", ["_tell_event", "_tell_run"])
+        meters.wrap_object(journal, REREAD, ["_tell_event", "_tell_run"])
         meters.wrap_object(journal, "novamove", ["_tell"])       # the observers' loop
         observers = [meters.wrap(f"observer {type(o).__name__}", o) for o in observers]
     # Through api's own connection path (its retrying and fault-injecting wrappers are
@@ -253,8 +262,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cap", type=int, default=4)
     ap.add_argument("--poll", type=float, default=0.25, help="the drain's poll interval (s)")
     ap.add_argument("--profile", help="also profile one observed drain into this file")
+    ap.add_argument("--observer-dir", help="write the stream and the textfile here (default: beside the journal)")
+    ap.add_argument("--no-client", action="store_true", help="skip the client's per-request figures")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if args.observer_dir:
+        OBSERVER_DIR.append(args.observer_dir)
     load0 = os.getloadavg()[0]
     runs: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -265,11 +278,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             profile(Path(tmp), args.servers, args.cap, args.poll, args.profile)
     clients = {"before": [], "remembered": []}
-    for _ in range(args.rounds):
+    for _ in range(0 if args.no_client else args.rounds):
         for name in clients:
             clients[name].append(client_cost(args.servers, remembered=name == "remembered"))
     client = {name: {verb: round(statistics.median(x[verb] for x in got), 3) for verb in got[0]}
-              for name, got in clients.items()}
+              for name, got in clients.items() if got}
     load1 = os.getloadavg()[0]
     summary = {}
     for observe in (False, True):
