@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from typing import Optional
+from urllib.parse import urlsplit
 
 from novamove import errors
 from novamove.cloud.adapter import Cloud, is_uuid  # noqa: F401
@@ -83,7 +84,41 @@ def connect(cloud=None, *, environ=None, **options) -> Cloud:
     except Exception as exc:  # keystoneauth option errors and friends
         raise errors.AuthError("no usable cloud credentials (use --os-cloud, $OS_CLOUD or OS_* "
                                f"variables): {str(exc).splitlines()[0]}") from exc
+    remember_environment_settings(getattr(getattr(conn, "session", None), "session", None))
     return Cloud(conn, max_microversion=_ceiling(spec, region, env))
+
+
+def remember_environment_settings(http) -> None:
+    """Read the environment's proxy and CA-bundle settings once per endpoint, not per request.
+
+    requests merges them into every request (Session.merge_environment_settings): two scans of
+    os.environ for *_proxy variables, about half of a request's CPU in novamove's client (a
+    drain polls several times a second, bench/drain_cpu.py). The answer depends only on the
+    endpoint (scheme and host, for no_proxy), the call's own settings and the environment, which
+    a command does not change while it runs: so the first answer per endpoint is kept."""
+    merge = getattr(http, "merge_environment_settings", None)
+    if merge is None or getattr(merge, "remembered", False):
+        return
+    known: dict = {}
+
+    def remembered(url, proxies, stream, verify, cert):
+        parts = urlsplit(url)
+        try:
+            key = (parts.scheme, parts.netloc, tuple(sorted((proxies or {}).items())), stream, verify, cert)
+            hash(key)
+        except TypeError:             # an unhashable setting: ask requests every time
+            return merge(url, proxies, stream, verify, cert)
+        if key not in known:
+            known[key] = merge(url, proxies, stream, verify, cert)
+        settings = dict(known[key])
+        settings["proxies"] = dict(settings["proxies"] or {})
+        if proxies is not None:
+            # requests fills the caller's dict with the environment's proxies: so do we.
+            for k, v in settings["proxies"].items():
+                proxies.setdefault(k, v)
+        return settings
+    remembered.remembered = True
+    http.merge_environment_settings = remembered
 
 
 def _ceiling(spec: ConnectionSpec, region, env) -> Optional[str]:

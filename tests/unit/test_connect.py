@@ -188,3 +188,35 @@ def test_an_sdk_connection_is_wrapped_as_is_with_only_the_ceiling_ours(monkeypat
     with pytest.raises(errors.UsageError):
         connect(ConnectionSpec(sdk_connection=Conn(), compute_api_version="2.x"))
     assert "<connection>" in repr(ConnectionSpec(sdk_connection=conn))
+
+
+def test_the_environments_proxy_settings_are_read_once_per_endpoint(clouds, monkeypatch):
+    """requests scans os.environ for *_proxy twice per request (half a request's CPU in a
+    drain's polls): connect keeps the answer per endpoint; proxies, no_proxy and the CA bundle
+    of the environment still apply."""
+    import requests.sessions
+    seen = []
+    real = requests.sessions.get_environ_proxies
+
+    def counted(url, no_proxy=None):
+        seen.append(url)
+        return real(url, no_proxy=no_proxy)
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", counted)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "nova.internal")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/bundle.pem")
+    http = connect("plain").conn.session.session
+    out = {}
+    for i in range(3):
+        for host in ("nova.example", "nova.internal"):
+            given = {}
+            out[host] = http.merge_environment_settings(f"https://{host}/v2.1/servers/s{i}", given, None, None, None)
+            assert given == out[host]["proxies"]                 # the caller's dict filled, as requests does
+    assert out["nova.example"]["proxies"]["https"] == "http://proxy.example:3128"
+    assert "https" not in out["nova.internal"]["proxies"]        # NO_PROXY still bypasses
+    assert out["nova.example"]["verify"] == "/etc/ssl/bundle.pem"
+    assert len(seen) == 2                                        # once per endpoint, not per request
+    out["nova.example"]["proxies"]["https"] = "changed"          # an answer is the caller's to change
+    assert http.merge_environment_settings("https://nova.example/", {}, None, None, None)["proxies"]["https"] == \
+        "http://proxy.example:3128"
+    assert http.merge_environment_settings("https://nova.example/", {}, None, False, None)["verify"] is False
