@@ -86,6 +86,23 @@ def _run_dict(row: Any) -> dict:
 
 NEWEST_FIRST = (runs_t.c.started_at.desc(), runs_t.c.started_ns.desc())
 
+# The statements of a journaled change (intent, then done/failed), built once: SQLAlchemy then
+# finds their compiled SQL in its cache, and a change costs two statements' execution, not the
+# construction of two expression trees (issue 22: bench/journal_cost.py). The fence (the run's
+# holder is this process's token) is part of the very statement that writes.
+EVENT_COLUMNS = ("run_id", "at", "kind", "target", "state", "data")
+_FENCE = sa.and_(runs_t.c.id == sa.bindparam("fence_run"), runs_t.c.holder == sa.bindparam("fence_holder"))
+INSERT_EVENT = events_t.insert().values({c: sa.bindparam(c) for c in EVENT_COLUMNS})
+INSERT_EVENT_FENCED = events_t.insert().from_select(
+    list(EVENT_COLUMNS),
+    sa.select(*[sa.cast(sa.bindparam(c, type_=events_t.c[c].type), events_t.c[c].type) for c in EVENT_COLUMNS])
+    .where(_FENCE))
+INSERT_EVENT_FENCED_RETURNING = INSERT_EVENT_FENCED.returning(events_t.c.id)   # psycopg counts no rows
+READ_EVENT = sa.select(events_t).where(events_t.c.id == sa.bindparam("event_id"))
+MARK_EVENT = events_t.update().where(events_t.c.id == sa.bindparam("event_id")).values(
+    state=sa.bindparam("new_state"), data=sa.bindparam("new_data"), ended_at=sa.bindparam("new_ended_at"))
+MARK_EVENT_FENCED = MARK_EVENT.where(sa.exists().where(_FENCE))
+
 
 class Journal:
     def __init__(self, path: str | os.PathLike | None = None, observers: Iterable[Observer] = ()):
@@ -137,18 +154,19 @@ class Journal:
     def _native(self, sql: str) -> str:
         return sql if self.store.dialect == "sqlite" else sql.replace("?", "%s")
 
-    def _write(self, stmt: Any, args: tuple = ()) -> "Written":
+    def _write(self, stmt: Any, args: tuple | dict = ()) -> "Written":
         """Every write of the journal's records goes through here (lease renewals aside),
-        committed before it returns: a Core statement, or SQL text with `?` placeholders."""
+        committed before it returns: a Core statement (with its parameters, a dict), or SQL
+        text with `?` placeholders."""
         return self._execute(stmt, args)
 
-    def _execute(self, stmt: Any, args: tuple = ()) -> "Written":
+    def _execute(self, stmt: Any, args: tuple | dict = ()) -> "Written":
         def call() -> Written:
             with self.store.engine.begin() as c:
                 if isinstance(stmt, str):
                     r = c.exec_driver_sql(self._native(stmt), tuple(args))
                 else:
-                    r = c.execute(stmt)
+                    r = c.execute(stmt, args or None)
                 if r.returns_rows:                      # INSERT ... RETURNING (PostgreSQL)
                     ids = [row[0] for row in r]
                     return Written(len(ids), ids[0] if ids else 0)
@@ -157,10 +175,19 @@ class Journal:
                 return Written(r.rowcount, r.lastrowid or 0 if self.store.dialect != "postgresql" else 0)
         return self.store.run(call, "write")
 
-    def _read(self, stmt: Any, args: tuple = ()) -> list[dict]:
+    def _transaction(self, work: Callable[[Any], Any]) -> Any:
+        """`work(connection)` in one transaction, committed before it returns (tried again as a
+        whole when the database says so: store.run)."""
+        def call() -> Any:
+            with self.store.engine.begin() as c:
+                return work(c)
+        return self.store.run(call, "write")
+
+    def _read(self, stmt: Any, args: tuple | dict = ()) -> list[dict]:
         def call() -> list[dict]:
             with self.store.engine.connect() as c:
-                r = c.exec_driver_sql(self._native(stmt), tuple(args)) if isinstance(stmt, str) else c.execute(stmt)
+                r = (c.exec_driver_sql(self._native(stmt), tuple(args)) if isinstance(stmt, str)
+                     else c.execute(stmt, args or None))
                 return [dict(m) for m in r.mappings()]
         return self.store.run(call, "read")
 
@@ -334,30 +361,20 @@ class Journal:
         return self._insert(run_id, kind, target, "note", data)
 
     def _insert(self, run_id: str, kind: str, target: Optional[str], state: str, data: dict) -> int:
-        row = dict(run_id=run_id, at=now(), kind=kind, target=target, state=state,
-                   data=json.dumps(data, default=str))
+        text = json.dumps(data, default=str)
+        row = dict(run_id=run_id, at=now(), kind=kind, target=target, state=state, data=text)
         if self._holding(run_id):
             # Written only while this process is the run's holder: one statement, no row lock.
-            cols = list(row)
-            fenced = sa.select(*[sa.cast(sa.literal(row[c]), events_t.c[c].type) for c in cols]).where(
-                runs_t.c.id == run_id, runs_t.c.holder == self.holder)
-            stmt = events_t.insert().from_select(cols, fenced)
-            if self.store.dialect == "postgresql":
-                stmt = stmt.returning(events_t.c.id)
-            w = self._write(stmt, ())
+            stmt = INSERT_EVENT_FENCED_RETURNING if self.store.dialect == "postgresql" else INSERT_EVENT_FENCED
+            w = self._write(stmt, dict(row, fence_run=run_id, fence_holder=self.holder))
             if w.rowcount == 0:
                 raise self._fenced(run_id)
         else:
-            w = self._write(events_t.insert().values(**row), ())
-        self._tell_event(w.lastrowid)
+            w = self._write(INSERT_EVENT, row)
+        if self.observers:
+            self._tell({"record": RECORD_EVENT, "event": Event(w.lastrowid, run_id, row["at"], kind, target, state,
+                                                                 json.loads(text), None)})
         return w.lastrowid
-
-    def _tell_event(self, event_id: int) -> None:
-        if not self.observers:
-            return
-        rows = self._read(sa.select(events_t).where(events_t.c.id == event_id))
-        if rows:
-            self._tell({"record": RECORD_EVENT, "event": Event.from_row(rows[0])})
 
     def change(self, run_id: str, kind: str, target: Optional[str], *, keep_open: bool = False,
                **data: Any) -> "Change":
@@ -384,24 +401,36 @@ class Journal:
     def _mark(self, event_id: int, state: Optional[str], data: dict) -> None:
         """Set a change's state (None: keep it) and merge facts into its data. Observers hear of
         a state change only (an outcome, an intent reopened): more facts alone are no news."""
-        rows = self._read(sa.select(events_t).where(events_t.c.id == event_id))
-        merged = json.loads(rows[0]["data"] or "{}") if rows else {}
-        merged.update(data)
-        before = rows[0]["state"] if rows else "intent"
-        state = state or before
-        ended = rows[0]["ended_at"] if rows else None
-        if state != before:
-            ended = now() if state in ("done", "failed") else None
-        stmt = events_t.update().where(events_t.c.id == event_id).values(
-            state=state, data=json.dumps(merged, default=str), ended_at=ended)
-        run_id = rows[0]["run_id"] if rows else None
-        held = run_id is not None and self._holding(run_id)
-        if held:
-            stmt = stmt.where(sa.exists().where(runs_t.c.id == run_id, runs_t.c.holder == self.holder))
-        if self._write(stmt, ()).rowcount == 0 and held:
-            raise self._fenced(run_id)
-        if state != before:
-            self._tell_event(event_id)
+        def read_then_write(c: Any) -> tuple:
+            # One connection, one transaction: the read of what the change holds so far and
+            # the (fenced) write of its outcome.
+            rows = [dict(m) for m in c.execute(READ_EVENT, {"event_id": event_id}).mappings()]
+            if not rows:
+                return None, state or "intent", 0, False
+            row = rows[0]
+            merged = json.loads(row["data"] or "{}")
+            merged.update(data)
+            new_state = state or row["state"]
+            ended = row["ended_at"]
+            if new_state != row["state"]:
+                ended = now() if new_state in ("done", "failed") else None
+            row.update(new_state=new_state, new_data=json.dumps(merged, default=str), new_ended_at=ended)
+            params = {k: row[k] for k in ("new_state", "new_data", "new_ended_at")}
+            params["event_id"] = event_id
+            held = self._holding(row["run_id"])
+            if held:
+                params.update(fence_run=row["run_id"], fence_holder=self.holder)
+            return row, new_state, c.execute(MARK_EVENT_FENCED if held else MARK_EVENT, params).rowcount, held
+
+        row, state, rowcount, held = self._transaction(read_then_write)
+        if row is None:
+            return
+        if rowcount == 0 and held:
+            raise self._fenced(row["run_id"])
+        if state != row["state"] and self.observers:
+            self._tell({"record": RECORD_EVENT, "event": Event(event_id, row["run_id"], row["at"], row["kind"],
+                                                                 row["target"], state, json.loads(row["new_data"]),
+                                                                 row["new_ended_at"])})
 
     def _merge(self, event_id: int, data: dict) -> None:
         self._mark(event_id, None, data)

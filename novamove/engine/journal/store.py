@@ -10,6 +10,7 @@ password takes it from the file NOVAMOVE_JOURNAL_PASSWORD_FILE names (docs/journ
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
@@ -17,7 +18,7 @@ from typing import Any, Callable, Optional, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 from novamove import errors, retry
 
@@ -99,9 +100,28 @@ def open_store(location: str | os.PathLike) -> Store:
     if is_url(location):
         return _server_store(str(location))
     path = Path(location).expanduser()
-    engine = sa.create_engine(f"sqlite:///{path}", poolclass=NullPool,
+    # Connections are kept (a pool, one per thread at a time): opening the file for every
+    # statement cost more CPU than the statement. SQLite's own defaults are kept on purpose:
+    # rollback journal, synchronous=FULL, so a committed intent is on disk (fsync) before the
+    # cloud change it announces, power loss included; and no WAL (it needs shared memory, so
+    # no journal on NFS and no reading it without write access).
+    engine = sa.create_engine(f"sqlite:///{path}", poolclass=QueuePool, pool_size=2, max_overflow=8,
                               connect_args={"timeout": 30, "check_same_thread": False})
+    _ENGINES.add(engine)
     return Store(engine, str(path), "sqlite", path=path)
+
+
+# A forked child (a hook's process before its exec, a test's subprocess) must not use its
+# parent's pooled connections: it drops them (without closing them under the parent).
+_ENGINES: "weakref.WeakSet[sa.Engine]" = weakref.WeakSet()
+
+
+def _forget_connections_after_fork() -> None:
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_connections_after_fork)
 
 
 def _server_store(location: str) -> Store:
@@ -125,6 +145,7 @@ def _server_store(location: str) -> Store:
     try:
         engine = sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4,
                                   connect_args=connect_args, hide_parameters=True)
+        _ENGINES.add(engine)
     except (sa_exc.NoSuchModuleError, ImportError, ModuleNotFoundError):
         extra = "mysql" if driver.startswith("mysql") else "postgresql"
         raise errors.UsageError(f"journal {display}: the {driver} driver is not installed "
