@@ -102,6 +102,15 @@ READ_EVENT = sa.select(events_t).where(events_t.c.id == sa.bindparam("event_id")
 MARK_EVENT = events_t.update().where(events_t.c.id == sa.bindparam("event_id")).values(
     state=sa.bindparam("new_state"), data=sa.bindparam("new_data"), ended_at=sa.bindparam("new_ended_at"))
 MARK_EVENT_FENCED = MARK_EVENT.where(sa.exists().where(_FENCE))
+# After a lost connection an insert is tried again, but its first try may have been committed
+# (the connection was lost after the COMMIT went out): it is looked for first, so an intent is
+# not written twice. Newer than any event this journal wrote before, and the same in every
+# column (`at` included, taken once): nothing else can match.
+FIND_EVENT = sa.select(events_t.c.id).where(
+    events_t.c.id > sa.bindparam("after"), events_t.c.run_id == sa.bindparam("run_id"),
+    events_t.c.at == sa.bindparam("at"), events_t.c.kind == sa.bindparam("kind"),
+    events_t.c.target.is_not_distinct_from(sa.bindparam("target", type_=events_t.c.target.type)),
+    events_t.c.state == sa.bindparam("state"), events_t.c.data == sa.bindparam("data")).order_by(events_t.c.id)
 
 
 class Journal:
@@ -119,7 +128,9 @@ class Journal:
         self._held: set[str] = set()          # runs this journal holds (writes fenced, leases renewed)
         self._lost: set[str] = set()          # runs taken over from this process: no more writes
         self._lock = threading.Lock()
+        self._last_event = 0                  # the id of the last event this journal wrote
         migrate.ensure(self.store)
+        self.store.answered = True            # from now on a lost connection is a blip to ride out
 
     @property
     def shared(self) -> bool:
@@ -161,19 +172,19 @@ class Journal:
         return self._execute(stmt, args)
 
     def _execute(self, stmt: Any, args: tuple | dict = ()) -> "Written":
-        def call() -> Written:
-            with self.store.engine.begin() as c:
-                if isinstance(stmt, str):
-                    r = c.exec_driver_sql(self._native(stmt), tuple(args))
-                else:
-                    r = c.execute(stmt, args or None)
-                if r.returns_rows:                      # INSERT ... RETURNING (PostgreSQL)
-                    ids = [row[0] for row in r]
-                    return Written(len(ids), ids[0] if ids else 0)
-                if isinstance(stmt, sa.Insert) and stmt.select is None:
-                    return Written(r.rowcount, r.inserted_primary_key[0] or 0)
-                return Written(r.rowcount, r.lastrowid or 0 if self.store.dialect != "postgresql" else 0)
-        return self.store.run(call, "write")
+        def work(c: Any) -> Written:
+            if isinstance(stmt, str):
+                return self._written(stmt, c.exec_driver_sql(self._native(stmt), tuple(args)))
+            return self._written(stmt, c.execute(stmt, args or None))
+        return self._transaction(work)
+
+    def _written(self, stmt: Any, r: Any) -> "Written":
+        if r.returns_rows:                      # INSERT ... RETURNING (PostgreSQL)
+            ids = [row[0] for row in r]
+            return Written(len(ids), ids[0] if ids else 0)
+        if isinstance(stmt, sa.Insert) and stmt.select is None:
+            return Written(r.rowcount, r.inserted_primary_key[0] or 0)
+        return Written(r.rowcount, (r.lastrowid or 0) if self.store.dialect != "postgresql" else 0)
 
     def _transaction(self, work: Callable[[Any], Any]) -> Any:
         """`work(connection)` in one transaction, committed before it returns (tried again as a
@@ -252,13 +263,23 @@ class Journal:
                   server_id: Optional[str] = None, server_name: Optional[str] = None,
                   source: Optional[str] = None, dest: Optional[str] = None,
                   mode: Optional[str] = None, strategy: Optional[str] = None) -> str:
-        # The primary key makes a run id taken twice an error, on every backend.
-        self._write(runs_t.insert().values(
+        # The primary key makes a run id taken twice an error, on every backend; tried again
+        # after a lost connection, the run may be there already: this process's own, it is.
+        tries = []
+
+        def insert(c: Any) -> None:
+            tries.append(1)
+            if len(tries) > 1 and c.execute(sa.select(runs_t.c.id).where(
+                    runs_t.c.id == run_id, runs_t.c.holder == self.holder)).first():
+                return
+            c.execute(stmt)
+        stmt = runs_t.insert().values(
             id=run_id, verb=verb, started_at=now(), started_ns=time.time_ns(), status="running", cloud=cloud,
             server_id=server_id, server_name=server_name, source=source, dest=dest, mode=mode,
             strategy=strategy, pid=os.getpid(), process=process_token(os.getpid()),
             user_name=leases.user_name(), machine=leases.machine_name(), command=leases.command_line(),
-            holder=self.holder, lease_until=time.time() + lease_seconds(), version=0), ())
+            holder=self.holder, lease_until=time.time() + lease_seconds(), version=0)
+        self._transaction(insert)
         self._hold(run_id)
         self._tell_run(RUN_START, run_id)
         return run_id
@@ -363,14 +384,26 @@ class Journal:
     def _insert(self, run_id: str, kind: str, target: Optional[str], state: str, data: dict) -> int:
         text = json.dumps(data, default=str)
         row = dict(run_id=run_id, at=now(), kind=kind, target=target, state=state, data=text)
-        if self._holding(run_id):
+        held = self._holding(run_id)
+        if held:
             # Written only while this process is the run's holder: one statement, no row lock.
             stmt = INSERT_EVENT_FENCED_RETURNING if self.store.dialect == "postgresql" else INSERT_EVENT_FENCED
-            w = self._write(stmt, dict(row, fence_run=run_id, fence_holder=self.holder))
-            if w.rowcount == 0:
-                raise self._fenced(run_id)
+            params = dict(row, fence_run=run_id, fence_holder=self.holder)
         else:
-            w = self._write(INSERT_EVENT, row)
+            stmt, params = INSERT_EVENT, row
+        tries = []
+
+        def insert(c: Any) -> Written:
+            tries.append(1)
+            if len(tries) > 1:          # the first try may have been committed (see FIND_EVENT)
+                found = c.execute(FIND_EVENT, dict(row, after=self._last_event)).scalar()
+                if found:
+                    return Written(1, found)
+            return self._written(stmt, c.execute(stmt, params))
+        w = self._transaction(insert)
+        if held and w.rowcount == 0:
+            raise self._fenced(run_id)
+        self._last_event = max(self._last_event, w.lastrowid)
         if self.observers:
             self._tell({"record": RECORD_EVENT, "event": Event(w.lastrowid, run_id, row["at"], kind, target, state,
                                                                  json.loads(text), None)})
