@@ -15,7 +15,6 @@ import sqlalchemy as sa
 
 from novamove import errors
 from novamove.engine.journal import Journal
-from novamove.engine.journal.schema import events as events_t
 
 RUN = "r-retry"
 
