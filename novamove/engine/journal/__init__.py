@@ -141,18 +141,21 @@ class Journal:
     def _native(self, sql: str) -> str:
         return sql if self.store.dialect == "sqlite" else sql.replace("?", "%s")
 
-    def _write(self, stmt: Any, args: tuple | dict = ()) -> "Written":
+    def _write(self, stmt: Any, args: tuple | dict = ()) -> Any:
         """Every write of the journal's records goes through here (lease renewals aside),
-        committed before it returns: a Core statement (with its parameters, a dict), or SQL
-        text with `?` placeholders."""
+        committed before it returns: a Core statement (with its parameters, a dict), SQL text
+        with `?` placeholders, or a function of a connection run in one transaction."""
         return self._execute(stmt, args)
 
-    def _execute(self, stmt: Any, args: tuple | dict = ()) -> "Written":
-        def work(c: Any) -> Written:
-            if isinstance(stmt, str):
-                return self._written(stmt, c.exec_driver_sql(self._native(stmt), tuple(args)))
-            return self._written(stmt, c.execute(stmt, args or None))
-        return self._transaction(work)
+    def _execute(self, stmt: Any, args: tuple | dict = ()) -> Any:
+        def call() -> Any:      # one transaction, tried again as a whole when the database says so
+            with self.store.engine.begin() as c:
+                if callable(stmt) and not isinstance(stmt, (str, sa.sql.ClauseElement)):
+                    return stmt(c)
+                if isinstance(stmt, str):
+                    return self._written(stmt, c.exec_driver_sql(self._native(stmt), tuple(args)))
+                return self._written(stmt, c.execute(stmt, args or None))
+        return self.store.run(call, "write")
 
     def _written(self, stmt: Any, r: Any) -> "Written":
         if r.returns_rows:                      # INSERT ... RETURNING (PostgreSQL)
@@ -161,14 +164,6 @@ class Journal:
         if isinstance(stmt, sa.Insert) and stmt.select is None:
             return Written(r.rowcount, r.inserted_primary_key[0] or 0)
         return Written(r.rowcount, (r.lastrowid or 0) if self.store.dialect != "postgresql" else 0)
-
-    def _transaction(self, work: Callable[[Any], Any]) -> Any:
-        """`work(connection)` in one transaction, committed before it returns (tried again as a
-        whole when the database says so: store.run)."""
-        def call() -> Any:
-            with self.store.engine.begin() as c:
-                return work(c)
-        return self.store.run(call, "write")
 
     def _read(self, stmt: Any, args: tuple | dict = ()) -> list[dict]:
         def call() -> list[dict]:
@@ -255,7 +250,7 @@ class Journal:
             strategy=strategy, pid=os.getpid(), process=process_token(os.getpid()),
             user_name=leases.user_name(), machine=leases.machine_name(), command=leases.command_line(),
             holder=self.holder, lease_until=time.time() + lease_seconds(), version=0)
-        self._transaction(insert)
+        self._write(insert, ())
         self._hold(run_id)
         self._tell_run(RUN_START, run_id)
         return run_id
@@ -376,7 +371,7 @@ class Journal:
                 if found:
                     return Written(1, found)
             return self._written(stmt, c.execute(stmt, params))
-        w = self._transaction(insert)
+        w = self._write(insert, ())
         if held and w.rowcount == 0:
             raise self._fenced(run_id)
         self._last_event = max(self._last_event, w.lastrowid)
@@ -431,7 +426,7 @@ class Journal:
                 params.update(fence_run=row["run_id"], fence_holder=self.holder)
             return row, new_state, c.execute(MARK_EVENT_FENCED if held else MARK_EVENT, params).rowcount, held
 
-        row, state, rowcount, held = self._transaction(read_then_write)
+        row, state, rowcount, held = self._write(read_then_write, ())
         if row is None:
             return
         if rowcount == 0 and held:
