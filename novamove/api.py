@@ -508,6 +508,11 @@ def campaign_stop(run_id: str, *, journal_path=None) -> dict:
     if run["status"] != "running" or not run_alive(run):
         raise errors.PreconditionFailed(f"campaign {run['id']} is not running ({run['status']}); "
                                         f"`novamove maintain --resume {run['id']}` continues it")
+    from novamove.engine.journal.leases import holder_text, on_this_machine
+    if not on_this_machine(run):
+        # Its pid means nothing here (it could be any process of this machine's).
+        raise errors.PreconditionFailed(f"campaign {run['id']} runs on {holder_text(run)}, not on this machine: "
+                                        f"run `novamove campaign stop {run['id']}` there")
     os.kill(run["pid"], signal.SIGTERM)
     return run
 

@@ -21,7 +21,7 @@ from novamove.engine import events
 from novamove import errors
 from novamove.engine.frame import RunFrame, mark_recovered
 from novamove.engine.journal import Journal, run_alive
-from novamove.engine.journal.leases import still_running
+from novamove.engine.journal.leases import alive_elsewhere, still_running
 from novamove.engine.poll import poll_until
 from novamove.model import Service
 from novamove.engine.services import restorable, restore_services
@@ -171,6 +171,13 @@ def recover(cloud, journal: Journal, run_id: Optional[str] = None, *, confirm: b
         runs += _failed_campaigns_holding_hosts(cloud, journal)
     reports = []
     for run in runs:
+        if alive_elsewhere(run):
+            # Whatever its verb, a live run is its holder's: no rerun, --resume or recover
+            # advice that would race it, only who holds it and until when.
+            reports.append({"run_id": run["id"], "verb": run["verb"], "server": run.get("server_name"),
+                            "status_before": run["status"],
+                            "summary": f"{run['verb']} {still_running(run)}; not touched"})
+            continue
         if run["verb"] in ("evacuate", "unfence") and dry_run:
             reports.append({"run_id": run["id"], "verb": run["verb"], "server": None,
                             "status_before": run["status"],
@@ -205,12 +212,6 @@ def recover(cloud, journal: Journal, run_id: Optional[str] = None, *, confirm: b
                             "summary": f"{run['verb']} of {run.get('source') or '?'} did not finish: run "
                                        f"`novamove {run['verb']} {run.get('source') or 'HOST'}` again "
                                        "to continue it"})
-            continue
-        if run["status"] == "running" and run.get("pid") != os.getpid() and run_alive(run) \
-                and not run_id:
-            reports.append({"run_id": run["id"], "verb": run["verb"], "server": run.get("server_name"),
-                            "status_before": run["status"],
-                            "summary": f"{still_running(run)}; not touched"})
             continue
         if not dry_run and not journal.take_over(run["id"]):
             # Its holder renewed the lease between our read and now (compare-and-swap lost): alive.

@@ -179,10 +179,12 @@ class TwoMachines:
         first = self.minicloud.cli("recover", "-f", "json", env=self.b)
         assert first.returncode == 0, first.stdout + first.stderr
         if max(r["lease_until"] for r in held) > time.time() + 1:      # still current when B looked
-            # A drain/maintain run's row does not (yet) name its holder; what counts is that
-            # nothing was touched.
-            self.first_look = [r["summary"] for r in json.loads(first.stdout or "[]")]
+            # Every verb's row names A and its lease, and advises nothing that would race A.
+            rows = [r for r in json.loads(first.stdout or "[]") if r["run_id"] in {h["id"] for h in held}]
+            self.first_look = [r["summary"] for r in rows]
             assert self.first_look, first.stdout + first.stderr
+            assert all("machine-a" in s and "lease ends in" in s and "again to continue" not in s
+                       and "--resume" not in s for s in self.first_look), self.first_look
             assert _services(self.minicloud) == services, "a run whose lease is current is not touched"
         assert self.url.split("@")[0].rsplit(":", 1)[1] not in first.stdout + first.stderr
         started = time.monotonic()

@@ -31,6 +31,9 @@ from novamove.engine.journal import leases, migrate
 from novamove.engine.journal.leases import (holder_text, lease_left, lease_seconds, pid_alive,  # noqa: F401
                                             process_token, run_alive)
 from novamove.engine.journal.schema import INTERNAL_RUN_COLUMNS, events as events_t, runs as runs_t
+from novamove.engine.journal.statements import (FIND_EVENT, INSERT_EVENT, INSERT_EVENT_FENCED,
+                                                INSERT_EVENT_FENCED_RETURNING, MARK_EVENT, MARK_EVENT_FENCED,
+                                                READ_EVENT)
 from novamove.engine.journal.store import Fenced, is_url, open_store
 
 LOG = logging.getLogger(__name__)
@@ -86,7 +89,6 @@ def _run_dict(row: Any) -> dict:
 
 NEWEST_FIRST = (runs_t.c.started_at.desc(), runs_t.c.started_ns.desc())
 
-
 class Journal:
     def __init__(self, path: str | os.PathLike | None = None, observers: Iterable[Observer] = ()):
         location = path if path else default_path()
@@ -102,7 +104,9 @@ class Journal:
         self._held: set[str] = set()          # runs this journal holds (writes fenced, leases renewed)
         self._lost: set[str] = set()          # runs taken over from this process: no more writes
         self._lock = threading.Lock()
+        self._last_event = 0                  # the id of the last event this journal wrote
         migrate.ensure(self.store)
+        self.store.answered = True            # from now on a lost connection is a blip to ride out
 
     @property
     def shared(self) -> bool:
@@ -137,30 +141,35 @@ class Journal:
     def _native(self, sql: str) -> str:
         return sql if self.store.dialect == "sqlite" else sql.replace("?", "%s")
 
-    def _write(self, stmt: Any, args: tuple = ()) -> "Written":
+    def _write(self, stmt: Any, args: tuple | dict = ()) -> Any:
         """Every write of the journal's records goes through here (lease renewals aside),
-        committed before it returns: a Core statement, or SQL text with `?` placeholders."""
+        committed before it returns: a Core statement (with its parameters, a dict), SQL text
+        with `?` placeholders, or a function of a connection run in one transaction."""
         return self._execute(stmt, args)
 
-    def _execute(self, stmt: Any, args: tuple = ()) -> "Written":
-        def call() -> Written:
+    def _execute(self, stmt: Any, args: tuple | dict = ()) -> Any:
+        def call() -> Any:      # one transaction, tried again as a whole when the database says so
             with self.store.engine.begin() as c:
+                if callable(stmt) and not isinstance(stmt, (str, sa.sql.ClauseElement)):
+                    return stmt(c)
                 if isinstance(stmt, str):
-                    r = c.exec_driver_sql(self._native(stmt), tuple(args))
-                else:
-                    r = c.execute(stmt)
-                if r.returns_rows:                      # INSERT ... RETURNING (PostgreSQL)
-                    ids = [row[0] for row in r]
-                    return Written(len(ids), ids[0] if ids else 0)
-                if isinstance(stmt, sa.Insert) and stmt.select is None:
-                    return Written(r.rowcount, r.inserted_primary_key[0] or 0)
-                return Written(r.rowcount, r.lastrowid or 0 if self.store.dialect != "postgresql" else 0)
+                    return self._written(stmt, c.exec_driver_sql(self._native(stmt), tuple(args)))
+                return self._written(stmt, c.execute(stmt, args or None))
         return self.store.run(call, "write")
 
-    def _read(self, stmt: Any, args: tuple = ()) -> list[dict]:
+    def _written(self, stmt: Any, r: Any) -> "Written":
+        if r.returns_rows:                      # INSERT ... RETURNING (PostgreSQL)
+            ids = [row[0] for row in r]
+            return Written(len(ids), ids[0] if ids else 0)
+        if isinstance(stmt, sa.Insert) and stmt.select is None:
+            return Written(r.rowcount, r.inserted_primary_key[0] or 0)
+        return Written(r.rowcount, (r.lastrowid or 0) if self.store.dialect != "postgresql" else 0)
+
+    def _read(self, stmt: Any, args: tuple | dict = ()) -> list[dict]:
         def call() -> list[dict]:
             with self.store.engine.connect() as c:
-                r = c.exec_driver_sql(self._native(stmt), tuple(args)) if isinstance(stmt, str) else c.execute(stmt)
+                r = (c.exec_driver_sql(self._native(stmt), tuple(args)) if isinstance(stmt, str)
+                     else c.execute(stmt, args or None))
                 return [dict(m) for m in r.mappings()]
         return self.store.run(call, "read")
 
@@ -225,13 +234,23 @@ class Journal:
                   server_id: Optional[str] = None, server_name: Optional[str] = None,
                   source: Optional[str] = None, dest: Optional[str] = None,
                   mode: Optional[str] = None, strategy: Optional[str] = None) -> str:
-        # The primary key makes a run id taken twice an error, on every backend.
-        self._write(runs_t.insert().values(
+        # The primary key makes a run id taken twice an error, on every backend; tried again
+        # after a lost connection, the run may be there already: this process's own, it is.
+        tries = []
+
+        def insert(c: Any) -> None:
+            tries.append(1)
+            if len(tries) > 1 and c.execute(sa.select(runs_t.c.id).where(
+                    runs_t.c.id == run_id, runs_t.c.holder == self.holder)).first():
+                return
+            c.execute(stmt)
+        stmt = runs_t.insert().values(
             id=run_id, verb=verb, started_at=now(), started_ns=time.time_ns(), status="running", cloud=cloud,
             server_id=server_id, server_name=server_name, source=source, dest=dest, mode=mode,
             strategy=strategy, pid=os.getpid(), process=process_token(os.getpid()),
             user_name=leases.user_name(), machine=leases.machine_name(), command=leases.command_line(),
-            holder=self.holder, lease_until=time.time() + lease_seconds(), version=0), ())
+            holder=self.holder, lease_until=time.time() + lease_seconds(), version=0)
+        self._write(insert, ())
         self._hold(run_id)
         self._tell_run(RUN_START, run_id)
         return run_id
@@ -334,30 +353,32 @@ class Journal:
         return self._insert(run_id, kind, target, "note", data)
 
     def _insert(self, run_id: str, kind: str, target: Optional[str], state: str, data: dict) -> int:
-        row = dict(run_id=run_id, at=now(), kind=kind, target=target, state=state,
-                   data=json.dumps(data, default=str))
-        if self._holding(run_id):
+        text = json.dumps(data, default=str)
+        row = dict(run_id=run_id, at=now(), kind=kind, target=target, state=state, data=text)
+        held = self._holding(run_id)
+        if held:
             # Written only while this process is the run's holder: one statement, no row lock.
-            cols = list(row)
-            fenced = sa.select(*[sa.cast(sa.literal(row[c]), events_t.c[c].type) for c in cols]).where(
-                runs_t.c.id == run_id, runs_t.c.holder == self.holder)
-            stmt = events_t.insert().from_select(cols, fenced)
-            if self.store.dialect == "postgresql":
-                stmt = stmt.returning(events_t.c.id)
-            w = self._write(stmt, ())
-            if w.rowcount == 0:
-                raise self._fenced(run_id)
+            stmt = INSERT_EVENT_FENCED_RETURNING if self.store.dialect == "postgresql" else INSERT_EVENT_FENCED
+            params = dict(row, fence_run=run_id, fence_holder=self.holder)
         else:
-            w = self._write(events_t.insert().values(**row), ())
-        self._tell_event(w.lastrowid)
-        return w.lastrowid
+            stmt, params = INSERT_EVENT, row
+        tries = []
 
-    def _tell_event(self, event_id: int) -> None:
-        if not self.observers:
-            return
-        rows = self._read(sa.select(events_t).where(events_t.c.id == event_id))
-        if rows:
-            self._tell({"record": RECORD_EVENT, "event": Event.from_row(rows[0])})
+        def insert(c: Any) -> Written:
+            tries.append(1)
+            if len(tries) > 1:          # the first try may have been committed (see FIND_EVENT)
+                found = c.execute(FIND_EVENT, dict(row, after=self._last_event)).scalar()
+                if found:
+                    return Written(1, found)
+            return self._written(stmt, c.execute(stmt, params))
+        w = self._write(insert, ())
+        if held and w.rowcount == 0:
+            raise self._fenced(run_id)
+        self._last_event = max(self._last_event, w.lastrowid)
+        if self.observers:
+            self._tell({"record": RECORD_EVENT, "event": Event(w.lastrowid, run_id, row["at"], kind, target, state,
+                                                                 json.loads(text), None)})
+        return w.lastrowid
 
     def change(self, run_id: str, kind: str, target: Optional[str], *, keep_open: bool = False,
                **data: Any) -> "Change":
@@ -384,24 +405,36 @@ class Journal:
     def _mark(self, event_id: int, state: Optional[str], data: dict) -> None:
         """Set a change's state (None: keep it) and merge facts into its data. Observers hear of
         a state change only (an outcome, an intent reopened): more facts alone are no news."""
-        rows = self._read(sa.select(events_t).where(events_t.c.id == event_id))
-        merged = json.loads(rows[0]["data"] or "{}") if rows else {}
-        merged.update(data)
-        before = rows[0]["state"] if rows else "intent"
-        state = state or before
-        ended = rows[0]["ended_at"] if rows else None
-        if state != before:
-            ended = now() if state in ("done", "failed") else None
-        stmt = events_t.update().where(events_t.c.id == event_id).values(
-            state=state, data=json.dumps(merged, default=str), ended_at=ended)
-        run_id = rows[0]["run_id"] if rows else None
-        held = run_id is not None and self._holding(run_id)
-        if held:
-            stmt = stmt.where(sa.exists().where(runs_t.c.id == run_id, runs_t.c.holder == self.holder))
-        if self._write(stmt, ()).rowcount == 0 and held:
-            raise self._fenced(run_id)
-        if state != before:
-            self._tell_event(event_id)
+        def read_then_write(c: Any) -> tuple:
+            # One connection, one transaction: the read of what the change holds so far and
+            # the (fenced) write of its outcome.
+            rows = [dict(m) for m in c.execute(READ_EVENT, {"event_id": event_id}).mappings()]
+            if not rows:
+                return None, state or "intent", 0, False
+            row = rows[0]
+            merged = json.loads(row["data"] or "{}")
+            merged.update(data)
+            new_state = state or row["state"]
+            ended = row["ended_at"]
+            if new_state != row["state"]:
+                ended = now() if new_state in ("done", "failed") else None
+            row.update(new_state=new_state, new_data=json.dumps(merged, default=str), new_ended_at=ended)
+            params = {k: row[k] for k in ("new_state", "new_data", "new_ended_at")}
+            params["event_id"] = event_id
+            held = self._holding(row["run_id"])
+            if held:
+                params.update(fence_run=row["run_id"], fence_holder=self.holder)
+            return row, new_state, c.execute(MARK_EVENT_FENCED if held else MARK_EVENT, params).rowcount, held
+
+        row, state, rowcount, held = self._write(read_then_write, ())
+        if row is None:
+            return
+        if rowcount == 0 and held:
+            raise self._fenced(row["run_id"])
+        if state != row["state"] and self.observers:
+            self._tell({"record": RECORD_EVENT, "event": Event(event_id, row["run_id"], row["at"], row["kind"],
+                                                                 row["target"], state, json.loads(row["new_data"]),
+                                                                 row["new_ended_at"])})
 
     def _merge(self, event_id: int, data: dict) -> None:
         self._mark(event_id, None, data)

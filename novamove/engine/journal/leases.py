@@ -162,8 +162,19 @@ def still_running(run: dict) -> str:
     from another machine, who holds it and how long its lease has left."""
     if on_this_machine(run):
         return f"still running (pid {run.get('pid')})"
-    return (f"still running on {holder_text(run)}: its lease ends in {lease_left(run):.0f} s (recover again "
-            "after that if it neither finishes nor renews it)")
+    ends = time.strftime("%H:%M:%S UTC", time.gmtime(float(run.get("lease_until") or time.time())))
+    return (f"still running on {holder_text(run)}: its lease ends in {lease_left(run):.0f} s, at {ends} "
+            "(recover again after that if it neither finishes nor renews it)")
+
+
+def alive_elsewhere(run: dict) -> bool:
+    """Whether `run` is running under another process that still lives (here: its process; on
+    another machine: its current lease): nothing may be done to it, nor advised that races it."""
+    if run.get("status") != "running":
+        return False
+    if on_this_machine(run) and run.get("pid") == os.getpid():
+        return False                  # this very process (a run recovering itself)
+    return run_alive(run)
 
 
 class _Renewer:

@@ -10,6 +10,7 @@ password takes it from the file NOVAMOVE_JOURNAL_PASSWORD_FILE names (docs/journ
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
@@ -17,7 +18,7 @@ from typing import Any, Callable, Optional, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 from novamove import errors, retry
 
@@ -31,8 +32,10 @@ ALIASES = {"mariadb+pymysql": "mysql+pymysql", "mysql": "mysql+pymysql", "mariad
 
 
 class JournalUnreachable(errors.Unreachable):
-    """The journal's database does not answer (exit 6). Said at once: a journal that cannot be
-    written stops the run before its next change, not minutes later."""
+    """The journal's database does not answer (exit 6): at once when it never answered this
+    process (a wrong address, a server that is down); after patience() seconds of retries when
+    it stopped answering mid-run. Either way the run stops before its next change: a change
+    that cannot be journaled is not made."""
     transient = False
 
 
@@ -78,30 +81,85 @@ class Store:
         """The one-line error for a database error: never the password, never a traceback."""
         return _classify(exc, self.display, doing, self.secret)
 
+    # Whether this journal's database has answered this process (set once it is opened): a
+    # database that never answered is a wrong address or a server that is down, said at once;
+    # one that answered and then stops is a blip (a restart, a fail-over) to ride out.
+    answered: bool = False
+
     def run(self, call: Callable[[], T], what: str) -> T:
-        """`call()`; a deadlock or serialization failure (another writer won the race) is tried
-        again (retry.patiently), any other database error becomes a one-line NovamoveError."""
+        """`call()` (one whole transaction), tried again on a transient fault: a deadlock, a
+        serialization failure or a lock wait (another writer won the race), a lost connection
+        or a database that stops answering once it has answered. Bounded (patience(), from
+        50 ms, doubling): then one line naming `novamove recover`. Any other database error is
+        a one-line NovamoveError at once."""
         def once() -> T:
             try:
                 return call()
             except sa_exc.DBAPIError as exc:
                 if _is_conflict(exc):
-                    raise _Conflict(f"journal {self.display}: {what}: write conflict") from None
+                    raise _Transient("another process holds the file locked" if self.dialect == "sqlite" else
+                                     "write conflict (deadlock, serialization failure or lock wait)") from None
+                if self.answered and _is_disconnect(exc):
+                    raise _Transient("the database does not answer (connection lost or refused)") from None
                 raise self.fail(exc, what) from None
-        return retry.patiently(once, f"journal {what}", patience=10.0, first_delay=0.05)
+        limit = patience()
+        try:
+            return retry.patiently(once, f"journal {self.display}: {what}", patience=limit, first_delay=0.05)
+        except _Transient as exc:
+            raise JournalUnreachable(redact(
+                f"journal {self.display}: {what}: {exc.why}, still after {limit:g} s of retries; the run stops "
+                "here, writing nothing more: once the database answers, `novamove recover` finishes or undoes "
+                "what it began", self.secret)) from None
 
 
-class _Conflict(errors.Unreachable):
+PATIENCE_ENV = "NOVAMOVE_JOURNAL_PATIENCE"
+
+
+def patience() -> float:
+    """Seconds of pauses a journal write rides out before giving up ($NOVAMOVE_JOURNAL_PATIENCE,
+    30 by default: a MariaDB/PostgreSQL restart or fail-over)."""
+    try:
+        return max(0.0, float(os.environ.get(PATIENCE_ENV) or 30.0))
+    except ValueError:
+        return 30.0
+
+
+class _Transient(errors.Unreachable):
     transient = True
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
 
 
 def open_store(location: str | os.PathLike) -> Store:
     if is_url(location):
         return _server_store(str(location))
     path = Path(location).expanduser()
-    engine = sa.create_engine(f"sqlite:///{path}", poolclass=NullPool,
-                              connect_args={"timeout": 30, "check_same_thread": False})
+    # Connections are kept (a pool, one per thread at a time): opening the file for every
+    # statement cost more CPU than the statement. SQLite's own defaults are kept on purpose:
+    # rollback journal, synchronous=FULL, so a committed intent is on disk (fsync) before the
+    # cloud change it announces, power loss included; and no WAL (it needs shared memory, so
+    # no journal on NFS and no reading it without write access). A file another process holds
+    # locked is waited for up to 5 s per try (busy timeout), then tried again (Store.run).
+    engine = sa.create_engine(f"sqlite:///{path}", poolclass=QueuePool, pool_size=2, max_overflow=8,
+                              connect_args={"timeout": min(5.0, max(0.1, patience() / 3)),
+                                            "check_same_thread": False})
+    _ENGINES.add(engine)
     return Store(engine, str(path), "sqlite", path=path)
+
+
+# A forked child (a hook's process before its exec, a test's subprocess) must not use its
+# parent's pooled connections: it drops them (without closing them under the parent).
+_ENGINES: "weakref.WeakSet[sa.Engine]" = weakref.WeakSet()
+
+
+def _forget_connections_after_fork() -> None:
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_connections_after_fork)
 
 
 def _server_store(location: str) -> Store:
@@ -125,6 +183,7 @@ def _server_store(location: str) -> Store:
     try:
         engine = sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4,
                                   connect_args=connect_args, hide_parameters=True)
+        _ENGINES.add(engine)
     except (sa_exc.NoSuchModuleError, ImportError, ModuleNotFoundError):
         extra = "mysql" if driver.startswith("mysql") else "postgresql"
         raise errors.UsageError(f"journal {display}: the {driver} driver is not installed "
@@ -158,6 +217,31 @@ def _is_conflict(exc: sa_exc.DBAPIError) -> bool:
     if getattr(orig, "sqlstate", None) in _PG_CONFLICTS:
         return True
     return "database is locked" in str(orig)
+
+
+# A connection lost or refused: MySQL client errors (2002/2003 cannot connect, 2006 gone away,
+# 2013 lost during a query), server shutdown (1053) and a killed connection (1927); PostgreSQL's
+# class 08 (connection exception) and 57P01-57P03 (terminated by an administrator, crash
+# shutdown, cannot connect now: pg_terminate_backend, a restart); and whatever SQLAlchemy
+# itself took for a disconnect.
+_MYSQL_DISCONNECTS = {2002, 2003, 2005, 2006, 2013, 2055, 1053, 1927, 4031}
+_PG_DISCONNECTS = {"57P01", "57P02", "57P03"}
+
+
+def _is_disconnect(exc: sa_exc.DBAPIError) -> bool:
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    code = getattr(orig, "args", (None,))[0] if orig is not None and getattr(orig, "args", None) else None
+    if isinstance(code, int) and code in _MYSQL_DISCONNECTS:
+        return True
+    state = getattr(orig, "sqlstate", None) or ""
+    if state.startswith("08") or state in _PG_DISCONNECTS:
+        return True
+    text = str(orig).lower()
+    return isinstance(exc, sa_exc.OperationalError) and (
+        "server closed the connection" in text or "connection refused" in text or "connection failed" in text
+        or "terminating connection" in text or "lost connection" in text or "gone away" in text)
 
 
 _MYSQL_AUTH = {1045, 1044, 1698}

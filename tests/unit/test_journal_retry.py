@@ -1,0 +1,169 @@
+"""A journal write rides out a transient database fault (issue 19): a connection killed by the
+server (MariaDB `KILL`, PostgreSQL pg_terminate_backend), a lost connection after the commit
+went out, an SQLite file locked by another process; bounded, then one line naming
+`novamove recover` (exit 6)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+
+import pytest
+import sqlalchemy as sa
+
+from novamove import errors
+from novamove.engine.journal import Journal
+
+RUN = "r-retry"
+
+
+def _kill_server_side(journal_servers, backend: str, dbapi_connection) -> None:
+    """End one journal connection from the server's side, as an operator or a fail-over would."""
+    info = journal_servers.server(backend)
+    admin = sa.create_engine(info["admin_url"], isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as c:
+        if backend == "mariadb":
+            c.exec_driver_sql(f"KILL {dbapi_connection.thread_id()}")
+        else:
+            pid = dbapi_connection.info.backend_pid
+            c.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+            for _ in range(100):      # the backend ends on its own signal: wait until it has
+                if not c.exec_driver_sql(f"SELECT 1 FROM pg_stat_activity WHERE pid = {pid}").first():
+                    break
+                time.sleep(0.02)
+    admin.dispose()
+
+
+def _kill_before(journal, journal_servers, backend, statement_start: str, times: int) -> list:
+    """Kill the connection that is about to run a statement starting with `statement_start`,
+    the first `times` times."""
+    killed: list = []
+
+    @sa.event.listens_for(journal.store.engine, "before_cursor_execute")
+    def kill(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith(statement_start) and len(killed) < times:
+            killed.append(statement)
+            _kill_server_side(journal_servers, backend, conn.connection.dbapi_connection)
+    return killed
+
+
+def _intents(journal) -> list:
+    return [e for e in journal.events(RUN) if e.kind == "drain.move"]
+
+
+@pytest.mark.parametrize("backend", ["mariadb", "postgresql"])
+def test_a_write_rides_out_a_connection_the_server_killed(journal_servers, backend):
+    j = Journal(journal_servers.new_database(backend))
+    j.start_run(RUN, "drain", source="c1")
+    inserts = _kill_before(j, journal_servers, backend, "INSERT INTO EVENTS", times=1)
+    with j.change(RUN, "drain.move", "s1", dest="c2"):     # its intent's connection is killed
+        pass
+    updates = _kill_before(j, journal_servers, backend, "UPDATE EVENTS", times=1)
+    with j.change(RUN, "drain.move", "s2", dest="c2"):     # its outcome's connection is killed
+        pass
+    assert (len(inserts), len(updates)) == (1, 1)
+    assert [(e.target, e.state) for e in _intents(j)] == [("s1", "done"), ("s2", "done")]
+
+
+@pytest.mark.parametrize("backend", ["mariadb", "postgresql"])
+def test_a_database_that_stays_away_fails_the_write_in_one_line_naming_recover(journal_servers, backend,
+                                                                               monkeypatch):
+    monkeypatch.setenv("NOVAMOVE_JOURNAL_PATIENCE", "0.5")
+    url = journal_servers.new_database(backend)
+    j = Journal(url)
+    j.start_run(RUN, "drain", source="c1")
+    killed = _kill_before(j, journal_servers, backend, "INSERT INTO EVENTS", times=1000)
+    t = time.monotonic()
+    with pytest.raises(errors.Unreachable) as caught:
+        j.intent(RUN, "drain.move", "s1")
+    assert time.monotonic() - t < 20 and len(killed) >= 3           # bounded, and tried more than once
+    text = str(caught.value)
+    assert caught.value.exit_code == errors.EXIT_UNREACHABLE and "\n" not in text
+    assert "novamove recover" in text and "does not answer" in text
+    assert journal_servers.server(backend)["password"] not in text
+
+
+class _LostAfterCommit:
+    """The engine of a journal whose next transaction is committed, then its connection lost
+    before the answer came back: the writer cannot tell whether it was written."""
+
+    def __init__(self, engine):
+        self._engine, self.lost = engine, 0
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    @contextmanager
+    def begin(self):
+        with self._engine.begin() as c:
+            yield c
+        if not self.lost:
+            self.lost += 1
+            raise sa.exc.OperationalError("COMMIT", {}, _Lost(2013, "Lost connection to server during query"),
+                                          connection_invalidated=True)
+
+
+class _Lost(Exception):
+    pass
+
+
+def test_an_intent_committed_before_its_connection_was_lost_is_not_written_twice(journal_url):
+    j = Journal(journal_url)
+    j.start_run(RUN, "drain", source="c1")
+    with j.change(RUN, "drain.move", "s0", dest="c2"):
+        pass
+    j.store.engine = _LostAfterCommit(j.store.engine)
+    with j.change(RUN, "drain.move", "s1", dest="c2"):      # the intent: committed, then "lost"
+        pass
+    j.store.engine = _LostAfterCommit(j.store.engine._engine)
+    with j.change(RUN, "drain.move", "s1", dest="c2"):      # the same change again: a new intent
+        pass
+    assert [(e.target, e.state) for e in _intents(j)] == [("s0", "done"), ("s1", "done"), ("s1", "done")]
+
+
+def test_a_run_started_before_its_connection_was_lost_starts_once(journal_url):
+    j = Journal(journal_url)
+    j.store.engine = _LostAfterCommit(j.store.engine)
+    j.start_run(RUN, "drain", source="c1")
+    assert j.get_run(RUN)["status"] == "running"
+    j.intent(RUN, "drain.move", "s1")                  # and it is held: fenced writes pass
+
+
+def _lock_file(path, seconds: float, locked: threading.Event) -> None:
+    db = sqlite3.connect(str(path), isolation_level=None)
+    db.execute("BEGIN EXCLUSIVE")
+    locked.set()
+    time.sleep(seconds)
+    db.execute("COMMIT")
+    db.close()
+
+
+def test_sqlite_a_locked_file_is_waited_for_then_one_line_naming_recover(tmp_path, monkeypatch):
+    monkeypatch.setenv("NOVAMOVE_JOURNAL_PATIENCE", "3")        # busy timeout 1 s, then retries
+    path = tmp_path / "j.sqlite"
+    j = Journal(path)
+    j.start_run(RUN, "drain", source="c1")
+    locked = threading.Event()
+    holder = threading.Thread(target=_lock_file, args=(path, 2.0, locked))
+    holder.start()
+    locked.wait()
+    j.intent(RUN, "drain.move", "s1")                  # waits out a 2 s lock
+    holder.join()
+    assert [e.target for e in _intents(j)] == ["s1"]
+
+    monkeypatch.setenv("NOVAMOVE_JOURNAL_PATIENCE", "0.3")
+    j = Journal(path)
+    locked.clear()
+    holder = threading.Thread(target=_lock_file, args=(path, 2.0, locked))
+    holder.start()
+    locked.wait()
+    try:
+        with pytest.raises(errors.Unreachable) as caught:
+            j.note(RUN, "drain.move", "s2")
+    finally:
+        holder.join()
+    text = str(caught.value)
+    assert "\n" not in text and "novamove recover" in text and "locked" in text
+    assert len(_intents(Journal(path))) == 1
