@@ -27,7 +27,7 @@ hosts in the cloud.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
+from typing import Any, Callable, Collection, Iterable, Optional, Sequence, TypeVar
 
 from novamove.model import Host, Server
 from novamove.planner import need_of
@@ -56,6 +56,7 @@ READS = frozenset({
     "list_server_migrations", "list_migrations_changed_since", "list_evacuations", "evacuation_fault",
     "list_all_servers", "list_all_migrations", "list_resource_providers", "provider_allocations",
     "consumer_allocations"})
+SERVICE_WRITE_KEEPS = ("groups", "servers")   # what a disable or an enable leaves shared
 
 
 class CloudView:
@@ -88,10 +89,12 @@ class CloudView:
 
     # -------------------------------------------------------------- listings shared in one breath
 
-    def forget(self, groups: bool = False) -> None:
-        """The listings are read from the cloud again: after a write (no write of a campaign
-        changes a server group's members), and every one, groups too, for a new stage."""
-        self._listed = {k: v for k, v in self._listed.items() if k[0] == "groups" and not groups}
+    def forget(self, keep: Collection[str] = ("groups",)) -> None:
+        """The listings are read from the cloud again, but those of the kinds in `keep`: after a
+        write, all but the server groups (no write of a campaign changes their members); after
+        a service's write, the services only (a host's servers are read back by the drain
+        after its own disable, and listed again after every move); all for a new stage."""
+        self._listed = {k: v for k, v in self._listed.items() if k[0] in keep}
 
     def _shared(self, key: tuple, read: Callable[[], list]) -> list:
         hit = self._listed.get(key)
@@ -148,7 +151,7 @@ class CloudView:
     def begin_stage(self) -> None:
         """What was read for the last stage is not read for this one."""
         self._fresh = set()
-        self.forget(groups=True)
+        self.forget(keep=())
 
     def fresh_plan(self, plan: Callable[[list[Host]], tuple[T, set[str]]]) -> T:
         """`plan(hosts)` -> (result, hosts it touches), made until every host it touches was
@@ -202,20 +205,20 @@ class CloudView:
         return self._cloud.revert_resize(server_id)
 
     def disable_service(self, service: Any, reason: str) -> Any:
-        self.forget()
+        self.forget(SERVICE_WRITE_KEEPS)
         try:
             svc = self._cloud.disable_service(service, reason)
         finally:
-            self.forget()
+            self.forget(SERVICE_WRITE_KEEPS)
         self._set_service(svc)
         return svc
 
     def enable_service(self, service: Any) -> Any:
-        self.forget()
+        self.forget(SERVICE_WRITE_KEEPS)
         try:
             svc = self._cloud.enable_service(service)
         finally:
-            self.forget()
+            self.forget(SERVICE_WRITE_KEEPS)
         self._set_service(svc)
         return svc
 
