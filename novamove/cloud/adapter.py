@@ -193,6 +193,7 @@ class Cloud(DoctorReads):
         """
         self.conn = conn
         self.requests = RequestCounter()
+        self._hypervisor_ids: dict[str, str] = {}     # compute host -> its hypervisor's id
         self.requests.hook(conn.session)
         self._cap = _version_tuple(max_microversion) if max_microversion else None
         self._compute_max: Optional[tuple[int, int]] = None
@@ -836,17 +837,29 @@ class Cloud(DoctorReads):
         output), or None where the driver or a down compute gives none. Raw REST: 2.88+ shows
         it on the hypervisor, older microversions at /os-hypervisors/{id}/uptime (one RPC to
         that compute either way, so it is read for one host, never in a listing)."""
-        hyp = next((h for h in self.hypervisors() if h["host"] == host), None)
-        if hyp is None:
-            raise errors.NotFound(f"no hypervisor for compute host {host!r}")
+        # The hypervisor's id is listed once per host (a gate reads the uptime again and again);
+        # an id that is gone (the compute registered anew) is listed again.
+        known = self._hypervisor_ids.get(host)
+        hyp_id = known
+        if hyp_id is None:
+            hyp = next((h for h in self.hypervisors() if h["host"] == host), None)
+            if hyp is None:
+                raise errors.NotFound(f"no hypervisor for compute host {host!r}")
+            hyp_id = self._hypervisor_ids[host] = hyp["id"]
         what = f"uptime of {host}"
-        # 501: the driver does not implement it (only libvirt and zVM do).
-        if self.supports(MV_HYPERVISOR_UPTIME):
-            body = self._compute("GET", f"/os-hypervisors/{hyp['id']}", microversion=MV_HYPERVISOR_UPTIME,
-                                 what=what, ok=(200, 501))
-        else:
-            body = self._compute("GET", f"/os-hypervisors/{hyp['id']}/uptime",
-                                 microversion=self._pick(MV_SERVICE_UUID), what=what, ok=(200, 501))
+        try:
+            # 501: the driver does not implement it (only libvirt and zVM do).
+            if self.supports(MV_HYPERVISOR_UPTIME):
+                body = self._compute("GET", f"/os-hypervisors/{hyp_id}", microversion=MV_HYPERVISOR_UPTIME,
+                                     what=what, ok=(200, 501))
+            else:
+                body = self._compute("GET", f"/os-hypervisors/{hyp_id}/uptime",
+                                     microversion=self._pick(MV_SERVICE_UUID), what=what, ok=(200, 501))
+        except errors.NotFound:
+            self._hypervisor_ids.pop(host, None)
+            if known is None:
+                raise
+            return self.hypervisor_uptime(host)
         return ((body or {}).get("hypervisor") or {}).get("uptime") or None
 
     def compute_service_heartbeat(self, host: str) -> Optional[str]:

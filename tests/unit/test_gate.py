@@ -63,3 +63,20 @@ def test_without_uptime_a_restart_is_the_compute_seen_down_then_reporting():
 def test_no_report_since_the_hook_ended_never_passes():
     for kind in g.GATES:
         assert g.judge(state(kind), g.GateFacts(True, T0, T0 + timedelta(seconds=5), " up 0 min,  0 users,"))[0] is False
+
+
+def test_an_uptime_that_allows_a_restart_is_read_again_when_it_can_prove_it():
+    s = state()
+    # Booted at T0 + 20 s. At T0 + 30 s "0 min" allows that boot but proves nothing before
+    # T0 + 60 s (the earliest boot it allows, now - 60 s, is before the hook began until then).
+    now = T0 + timedelta(seconds=30)
+    facts = g.GateFacts(True, now, now, " up 0 min,  0 users,")
+    assert g.judge(s, facts)[0] is False
+    at = g.next_read_at(s, facts)
+    assert at == T0 + timedelta(seconds=60 + g.UPTIME_MARGIN)
+    # The read then (uptime 41.5 s: still "0 min") proves it.
+    assert g.judge(s, g.GateFacts(True, at, at, " up 0 min,  0 users,"))[0] is True
+    # An uptime from before the hook (no restart yet), no uptime, a heartbeat gate: as usual.
+    assert g.next_read_at(s, g.GateFacts(True, now, now, " up 5 min,  0 users,")) is None
+    assert g.next_read_at(s, g.GateFacts(True, now, now)) is None
+    assert g.next_read_at(state(g.HEARTBEAT), facts) is None

@@ -71,8 +71,12 @@ def test_a_runner_polls_sooner_when_a_move_is_due_and_later_when_none_is(kind):
     assert runner._next_pause() == pytest.approx(0.5 * 2.0)
     now[0] = 101.5                                   # due in 0.38 s: wait exactly that
     assert runner._next_pause() == pytest.approx(0.38)
-    now[0] = 102.5                                   # due (overdue): poll often until seen
+    now[0] = 102.0                                   # just due: poll often until seen
     assert runner._next_pause() == pytest.approx(0.5 * 0.5)
+    now[0] = 103.08                                  # 1.2 s overdue: half that
+    assert runner._next_pause() == pytest.approx(0.6)
+    now[0] = 110.0                                   # long overdue: no longer than the idle bound
+    assert runner._next_pause() == pytest.approx(0.5 * 2.0)
     # a step adopted from an earlier run has no known start: it does not make anything due
     runner.inflight = {"b": _Step(started=102.5, adopted=True)}
     assert runner._next_pause() == 0.5

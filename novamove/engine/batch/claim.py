@@ -161,8 +161,11 @@ class _Lease:
     tag means this run lost the host: it stops starting moves."""
 
     def __init__(self, cloud: Any, journal: Any, run_id: str, plan: DrainPlan, say: Callable[[str], None],
-                 clock: Callable[[], float]):
+                 clock: Callable[[], float], hand_back: Optional[Callable[[], str]] = None):
         self.cloud, self.journal, self.run_id, self.plan, self.say, self.clock = cloud, journal, run_id, plan, say, clock
+        # The reason the drain leaves on its source(s) at the end instead of its own tag without
+        # a lease: the run it worked for (a campaign) holds the host again with that one write.
+        self.hand_back = hand_back
         self.last = clock()
         self.lost_to: Optional[str] = None
         # Until when (Nova's clock) the lease this run last wrote holds: the claim just wrote one.
@@ -205,7 +208,8 @@ class _Lease:
                         self.lost_to = other
                         self.say(f"{name}: novamove run {other} took the host over; starting nothing new")
                     continue
-                reason = drain_reason(self.run_id, self.plan.reason, until)
+                reason = (self.hand_back() if release and self.hand_back is not None
+                          else drain_reason(self.run_id, self.plan.reason, until))
                 with self.journal.change(self.run_id, EV_LEASE, name, service_id=svc.id, reason=reason):
                     self.cloud.disable_service(svc, reason)
             if not release:

@@ -114,7 +114,7 @@ def drain(cloud: Any, host: str | Sequence[str], *, journal: Any, targets: Seque
           allow_unmovable: bool = False, replan_patience: float = REPLAN_PATIENCE,
           progress: Optional[Callable[[str], None]] = None, keep: Optional[Mapping[str, str]] = None,
           modes: Optional[Mapping[str, str]] = None, on_behalf_of: Optional[str] = None,
-          **runner_kwargs: Any) -> BatchReport:
+          hand_back: Optional[Callable[[], str]] = None, **runner_kwargs: Any) -> BatchReport:
     """Disable `host`, then plan a destination for each server on it and move them (caps held),
     planning again what could not start, until the host is empty or nothing more can move.
 
@@ -123,7 +123,9 @@ def drain(cloud: Any, host: str | Sequence[str], *, journal: Any, targets: Seque
 
     `keep` {server id: why}: servers never moved (left on the host, reported as accepted);
     `modes` {server id: live|cold}: servers moved in that mode only (campaign intents).
-    `on_behalf_of`: the run (a campaign) whose lease on the host this drain works under."""
+    `on_behalf_of`: the run (a campaign) whose lease on the host this drain works under;
+    `hand_back()`: the disabled reason the drain leaves on the host at the end (that run's
+    tag and lease), instead of its own tag without a lease."""
     sources = [host] if isinstance(host, str) else list(host)
     tags.check_reason(reason)
     _validate_options(on_interrupt=on_interrupt, poll_interval=poll_interval, step_timeout=step_timeout,
@@ -148,7 +150,7 @@ def drain(cloud: Any, host: str | Sequence[str], *, journal: Any, targets: Seque
                     poll_interval=poll_interval, step_timeout=step_timeout, progress=progress,
                     t0=t0, requests0=requests0, replan_first=True, allow_unmovable=allow_unmovable,
                     replan_patience=replan_patience, keep=keep, modes=modes, on_behalf_of=on_behalf_of,
-                    **runner_kwargs)
+                    hand_back=hand_back, **runner_kwargs)
 
 
 def apply_plan(cloud: Any, plan: DrainPlan, *, journal: Any, max_parallel: Optional[int] = None,
@@ -207,7 +209,7 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
              replan_patience: float = REPLAN_PATIENCE, keep: Optional[Mapping[str, str]] = None,
              modes: Optional[Mapping[str, str]] = None,
              status: Optional[Callable[[BatchProgress], None]] = None, on_behalf_of: Optional[str] = None,
-             **runner_kwargs: Any) -> BatchReport:
+             hand_back: Optional[Callable[[], str]] = None, **runner_kwargs: Any) -> BatchReport:
     say = progress or (lambda line: None)
     keep, modes = dict(keep or {}), dict(modes or {})
     trait_cache = TraitCache(cloud)      # placement traits read once per run, re-plans included
@@ -222,7 +224,7 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
     run_id = frame.run_id
     report = frame.report = BatchReport(verb, list(plan.sources), run_id=run_id, plan=plan)
     rounds = _Rounds()
-    lease = _Lease(cloud, journal, run_id, plan, say, clock)
+    lease = _Lease(cloud, journal, run_id, plan, say, clock, hand_back=hand_back)
     frame.on_exit.append(lease.release)
     started = clock()
 

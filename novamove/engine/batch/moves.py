@@ -88,7 +88,8 @@ class BatchRunner(CappedRunner):
                  may_start: Optional[Callable[[], bool]] = None,
                  pinned: Collection[str] = (), on_tick: Optional[Callable[["BatchRunner"], None]] = None,
                  on_stall: str = stall.DEFAULT_ON_STALL, stall_settings: Optional[stall.StallSettings] = None,
-                 stall_history: Optional[dict] = None, stall_retry: bool = True):
+                 stall_history: Optional[dict] = None, stall_retry: bool = True,
+                 durations: Optional[list[float]] = None):
         if on_interrupt not in ON_INTERRUPT:
             raise errors.UsageError(f"--on-interrupt must be one of {', '.join(ON_INTERRUPT)}")
         if max_parallel < 1 or max_per_host < 1:
@@ -114,6 +115,10 @@ class BatchRunner(CappedRunner):
         self.may_start = may_start      # False: start nothing now (a lease not renewed), ask again later
         self._init_loop(poll_interval=poll_interval, progress=progress, clock=clock, sleep=sleep,
                         retries=retries, backoff=backoff, on_tick=on_tick)
+        if durations is not None:
+            # Moves an earlier runner of the same run saw finish (a campaign's earlier drains):
+            # this one polls by when its moves are due from its first move on (runner.py).
+            self.durations = durations
         self._migrations: dict[str, list[Migration]] = {}
         # The cloud-wide budget shared by every run on this journal (journal/budgets.py).
         self.budget = budgets.Gate(journal, run_id, getattr(cloud, "cloud_name", None), self.progress)

@@ -24,6 +24,9 @@ from datetime import datetime, timedelta
 from typing import Optional
 
 RESTART, HEARTBEAT = "restart", "heartbeat"
+# Seconds past the first moment an uptime read can prove a restart that the read waits for
+# (Nova's Date header, the `now` it is judged against, has whole seconds).
+UPTIME_MARGIN = 1.5
 GATES = (RESTART, HEARTBEAT)
 
 _UP = re.compile(r"\bup\s+(.*?),\s+\d+\s+users?\b", re.S)
@@ -101,3 +104,22 @@ def judge(state: GateState, facts: GateFacts) -> tuple[bool, str]:
     if state.seen_down_at is not None and facts.reported > state.seen_down_at:
         return True, f"restarted: seen down at {state.seen_down_at.isoformat(timespec='seconds')}, reporting since"
     return False, "no sign of a restart yet (no uptime from the hypervisor, not seen down)"
+
+
+def next_read_at(state: GateState, facts: GateFacts) -> Optional[datetime]:
+    """Nova's time before which another uptime read cannot prove the restart that this one
+    allows, or None (no uptime, or none since the hook began: read again as usual).
+
+    `uptime` counts whole minutes: a read says the boot was in (now - high, now - low]. While
+    the count stays the same, the earliest boot it allows, now - high, moves on with the
+    clock, and passes the hook's start at hook start + high: a read just after that, before
+    the count goes up, proves a boot after the hook began (when the boot was more than
+    UPTIME_MARGIN s after it). Reads before then cannot; a minute of reads every few seconds
+    costs a dozen requests for the one that counts."""
+    bounds = uptime_bounds(facts.uptime)
+    if bounds is None or facts.now is None or not facts.up or state.kind != RESTART:
+        return None
+    low, high = bounds
+    if facts.now - timedelta(seconds=low) <= state.hook_started:
+        return None                       # booted before the hook began: no restart yet
+    return state.hook_started + timedelta(seconds=high + UPTIME_MARGIN)

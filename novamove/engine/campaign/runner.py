@@ -61,6 +61,7 @@ class Campaign(TakeOut, HostStages, GracefulLoop):
         self.disrupted: dict[str, set[str]] = {}    # group id -> member ids powered off now
         self.servers_total = 0
         self.servers_done = 0
+        self.move_durations: list[float] = []       # seconds each move of its drains took (their polls)
         self.current = ""                           # the host being drained
         self.rundir = Path(getattr(journal, "path", Path.cwd() / "journal")).parent / "runs" / run_id
         self.t0 = clock()
@@ -76,8 +77,10 @@ class Campaign(TakeOut, HostStages, GracefulLoop):
         self.say(f"{host}: {outcome}" + (f": {r.detail}" if r.detail else ""))
         self.on_update(self)
 
-    def _service(self, host: str) -> Service:
-        for s in self.cloud.list_compute_services():
+    def _service(self, host: str, now: bool = False) -> Service:
+        """`host`'s nova-compute as listed through the view (a listing read in the same breath
+        answers again: view.py READ_FRESH); `now`: read from the cloud now (a gate's poll)."""
+        for s in (self.view.services_now() if now else self.cloud.list_compute_services()):
             if s.host == host:
                 return s
         raise errors.NotFound(f"no nova-compute service on {host!r}")

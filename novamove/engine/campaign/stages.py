@@ -105,12 +105,13 @@ class HostStages:
                                          o.hook_ended or started)
             # The gate reads the cloud at intervals backing off while nothing changes (POLL,
             # x1.5, up to GATE_POLL_MAX), and at the first interval again once the compute is
-            # seen going down or coming back.
+            # seen going down or coming back; an uptime that allows a restart it cannot prove
+            # yet is read again when it can (gate.py next_read_at), not every few seconds.
             if self.clock() < o.gate_next:
                 return False
             if o.gate_waits is None:
                 o.gate_waits = Backoff(common.POLL, common.GATE_POLL_MAX)
-            svc = self._service(o.host)
+            svc = self._service(o.host, now=True)
             up = svc.up and not svc.forced_down
             if o.gate_up is not None and o.gate_up != up:
                 o.gate_waits.reset()
@@ -126,7 +127,13 @@ class HostStages:
                 self.say(f"{o.host}: gate passed ({why})")
                 o.phase = "check" if self.o.check else "return"
                 return True
-            o.gate_next = self.clock() + o.gate_waits.next()
+            wait = o.gate_waits.next()
+            proof_at = gates.next_read_at(o.gate, facts)
+            if proof_at is not None and facts.now is not None:
+                # The uptime allows a restart it cannot prove yet: read when it can.
+                wait = max(common.POLL, min((proof_at - facts.now).total_seconds(),
+                                            o.gate_t0 + self.o.gate_timeout - self.clock()))
+            o.gate_next = self.clock() + wait
             if self.clock() - o.gate_t0 > self.o.gate_timeout:
                 r.gate = f"{svc.state}{' forced down' if svc.forced_down else ''}, last report {svc.updated_at}: {why}"
                 self.journal.note(self.run_id, EV_GATE, o.host, ok=False, gate=o.gate.kind, why=why,
@@ -211,7 +218,12 @@ class HostStages:
 
     def _take_back_tag(self, host: str, drain_run: Optional[str]) -> None:
         """The drain held the host under its own run id (and lease) while it worked; the host is
-        the campaign's again for its hook, gate and return."""
+        the campaign's again for its hook, gate and return. The drain hands it back itself
+        (its last write leaves the campaign's tag, and Nova's answer to that write says so):
+        then nothing is read or written here."""
+        known = self.view.service_of(host)
+        if known is not None and not known.enabled and reason_run_id(known.disabled_reason) == self.run_id:
+            return
         svc = self._service(host)
         if svc.enabled or reason_run_id(svc.disabled_reason) != drain_run or not drain_run:
             return

@@ -60,7 +60,9 @@ class TakeOut:
                                poll_interval=self.o.poll_interval, step_timeout=self.o.step_timeout,
                                allow_unmovable=self.o.allow_unmovable, progress=drain_say, keep=keep,
                                modes=modes, sleep=self._tick_sleep, on_behalf_of=self.run_id,
-                               on_stall=self.o.on_stall)
+                               hand_back=lambda: reason_text(self.run_id, self.o.reason or "draining",
+                                                             self._lease_until()),
+                               on_stall=self.o.on_stall, durations=self.move_durations)
             r.drain_run = rep.run_id
             self._take_back_tag(host, rep.run_id)
             r.moved += rep.count(drains.MOVED)
@@ -81,7 +83,9 @@ class TakeOut:
                 return
             # 3. power off the servers that stay (stop intent), group budget counted
             o = _Out(host, r, t0)
-            on_host = self.cloud.list_servers_on_host(host)
+            # Only servers tagged stop when the stage was planned stay (the drain moved any
+            # other): with none, there is nothing to look for.
+            on_host = self.cloud.list_servers_on_host(host) if STOP in intents.values() else []
             # Group membership from the groups' own member lists: a server shows its groups only
             # from compute API 2.71 on (before, `server_groups` is empty).
             member_of: dict[str, set[str]] = {}

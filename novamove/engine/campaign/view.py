@@ -27,7 +27,7 @@ hosts in the cloud.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
+from typing import Any, Callable, Collection, Iterable, Optional, Sequence, TypeVar
 
 from novamove.model import Host, Server
 from novamove.planner import need_of
@@ -35,6 +35,28 @@ from novamove.planner import need_of
 T = TypeVar("T")
 
 FRESH_ROUNDS = 4          # plan, re-read the hosts it touched, plan again: at most this many times
+# A listing read through the view (services, a host's servers, server groups) answers again for
+# at most this long, and only until the campaign or its drain writes anything (a move, a
+# disable...) or a new stage begins: the reads a stage makes in one breath (the plan, the
+# take-out, the drain's own plan and checks) share one request. The drain's runner already
+# trusts a service listing this long (engine/batch/common.py SERVICES_FRESH).
+READ_FRESH = 2.0
+# The adapter verbs that change the cloud: each drops every listing the view holds (what is
+# read after a write is read from the cloud). tests/unit/test_campaign_requests.py checks that
+# every verb of the Protocol is here or in READS, so a new verb is classed when it is added.
+WRITES = frozenset({
+    "stop_server", "start_server", "disable_service", "enable_service", "set_service_forced_down",
+    "migrate_server", "live_migrate_server", "confirm_resize", "revert_resize", "abort_migration",
+    "force_complete_migration", "evacuate_server", "delete_consumer_allocations", "reset_server_state"})
+READS = frozenset({
+    "cloud_name", "identity", "microversion", "supports", "capped", "get_server", "find_servers",
+    "server_fault", "list_servers_on_host", "list_server_groups", "server_ids_tagged",
+    "list_compute_services", "compute_service_heartbeat", "cloud_now", "hypervisor_uptime", "hypervisors",
+    "host_resources", "compute_hosts", "aggregate_hosts", "zone_hosts", "provider_traits", "list_migrations",
+    "list_server_migrations", "list_migrations_changed_since", "list_evacuations", "evacuation_fault",
+    "list_all_servers", "list_all_migrations", "list_resource_providers", "provider_allocations",
+    "consumer_allocations"})
+SERVICE_WRITE_KEEPS = ("groups", "servers")   # what a disable or an enable leaves shared
 
 
 class CloudView:
@@ -47,18 +69,57 @@ class CloudView:
         self._stale = False                      # every host's usage to be read again
         self._fresh: set[str] = set()            # hosts read since the stage began
         self._seen: dict[str, Server] = {}       # servers listed through the view (where, and their flavor)
+        self._listed: dict[tuple, tuple[float, Any]] = {}   # (verb, args) -> (when read, answer)
         self.last_full = clock()
         self.full_reads = 0
         self.usage_reads = 0
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._cloud, name)
+        value = getattr(self._cloud, name)
+        if name in READS or not callable(value):
+            return value
+
+        def write(*args: Any, **kwargs: Any) -> Any:
+            self.forget()
+            try:
+                return value(*args, **kwargs)
+            finally:
+                self.forget()
+        return write
+
+    # -------------------------------------------------------------- listings shared in one breath
+
+    def forget(self, keep: Collection[str] = ("groups",)) -> None:
+        """The listings are read from the cloud again, but those of the kinds in `keep`: after a
+        write, all but the server groups (no write of a campaign changes their members); after
+        a service's write, the services only (a host's servers are read back by the drain
+        after its own disable, and listed again after every move); all for a new stage."""
+        self._listed = {k: v for k, v in self._listed.items() if k[0] in keep}
+
+    def _shared(self, key: tuple, read: Callable[[], list]) -> list:
+        hit = self._listed.get(key)
+        if hit is not None and self._clock() - hit[0] <= READ_FRESH:
+            return list(hit[1])
+        answer = read()
+        self._listed[key] = (self._clock(), list(answer))
+        return answer
+
+    def list_compute_services(self) -> list:
+        return self._shared(("services",), self._cloud.list_compute_services)
+
+    def services_now(self) -> list:
+        """The service list read from the cloud now (a gate's poll: never an earlier answer)."""
+        self._listed.pop(("services",), None)
+        return self.list_compute_services()
+
+    def list_server_groups(self) -> list:
+        return self._shared(("groups",), self._cloud.list_server_groups)
 
     # -------------------------------------------------------------- reads
 
     def compute_hosts(self, with_resources: bool = True) -> list[Host]:
         """The hosts as the view has them: services as listed now, stale usages read again."""
-        services = {s.host: s for s in self._cloud.list_compute_services()}
+        services = {s.host: s for s in self.list_compute_services()}
         if set(services) != set(self._hosts) or self._stale:
             # A compute added or removed (its hypervisor and Placement numbers), or a move the
             # view could not follow: read whole.
@@ -90,6 +151,7 @@ class CloudView:
     def begin_stage(self) -> None:
         """What was read for the last stage is not read for this one."""
         self._fresh = set()
+        self.forget(keep=())
 
     def fresh_plan(self, plan: Callable[[list[Host]], tuple[T, set[str]]]) -> T:
         """`plan(hosts)` -> (result, hosts it touches), made until every host it touches was
@@ -104,7 +166,7 @@ class CloudView:
         return result
 
     def list_servers_on_host(self, host: str) -> list:
-        servers = self._cloud.list_servers_on_host(host)
+        servers = self._shared(("servers", host), lambda: self._cloud.list_servers_on_host(host))
         for s in servers:
             self._seen[s.id] = s
         return servers
@@ -129,25 +191,41 @@ class CloudView:
 
     def live_migrate_server(self, server_id: str, host: Optional[str] = None) -> None:
         self._moving(server_id, host)
+        self.forget()
         return self._cloud.live_migrate_server(server_id, host)
 
     def migrate_server(self, server_id: str, host: Optional[str] = None) -> None:
         self._moving(server_id, host)
+        self.forget()
         return self._cloud.migrate_server(server_id, host)
 
     def revert_resize(self, server_id: str) -> None:
         self._stale = True                         # back to where it came from
+        self.forget()
         return self._cloud.revert_resize(server_id)
 
     def disable_service(self, service: Any, reason: str) -> Any:
-        svc = self._cloud.disable_service(service, reason)
+        self.forget(SERVICE_WRITE_KEEPS)
+        try:
+            svc = self._cloud.disable_service(service, reason)
+        finally:
+            self.forget(SERVICE_WRITE_KEEPS)
         self._set_service(svc)
         return svc
 
     def enable_service(self, service: Any) -> Any:
-        svc = self._cloud.enable_service(service)
+        self.forget(SERVICE_WRITE_KEEPS)
+        try:
+            svc = self._cloud.enable_service(service)
+        finally:
+            self.forget(SERVICE_WRITE_KEEPS)
         self._set_service(svc)
         return svc
+
+    def service_of(self, host: str) -> Any:
+        """`host`'s service as last listed or answered to a write through the view."""
+        h = self._hosts.get(host)
+        return h.service if h is not None else None
 
     def _set_service(self, svc: Any) -> None:
         h = self._hosts.get(getattr(svc, "host", None))
