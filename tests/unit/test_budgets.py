@@ -137,7 +137,9 @@ def test_slots_of_a_dead_run_are_taken_back_after_its_lease(journal_url):
     gate = budgets.Gate(theirs, "dead", "fake")
     gate.refresh()
     assert gate.take("v1", "c2") and gate.take("v2", "c3")
-    _as_other_machine(theirs, "dead", lease_in=1.0)      # its machine went away: lease runs out
+    # Its machine went away: its lease runs out. 4 s, so that a loaded machine still reaches the
+    # first take below while the lease holds (1 s failed under load).
+    _as_other_machine(theirs, "dead", lease_in=4.0)
     mine = Journal(journal_url)
     mine.start_run("alive", "drain", cloud="fake")
     said: list[str] = []
@@ -145,7 +147,7 @@ def test_slots_of_a_dead_run_are_taken_back_after_its_lease(journal_url):
     gate.refresh()
     assert not gate.take("v9", "c2"), "its lease still holds: its slots count"
     assert said == ["waiting for budget: 2 of 2 in flight cloud-wide"]
-    time.sleep(1.2)
+    time.sleep(max(0.0, mine.get_run("dead")["lease_until"] - time.time()) + 0.2)
     assert gate.take("v9", "c2"), "lease expired: its slots are taken back"
     assert [(r["run_id"], r["state"]) for r in budgets.in_flight(mine, "fake")] == [("alive", "moving")]
 
