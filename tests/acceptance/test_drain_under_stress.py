@@ -157,4 +157,10 @@ if FULL:
         assert rec.returncode == 0, rec.stderr
         wait_until(lambda: not minicloud.server(server.id).task_state, timeout=300, what="the server settled")
         assert minicloud.services() == before
-        assert minicloud.host_of(server.id) in ("compute1", "compute3")
+        host = minicloud.host_of(server.id)
+        if host not in ("compute1", "compute3"):
+            # The request waited for the scheduler past the window's deadline, and the scheduler
+            # then chose freely (seen once under load): docs/reference.md says a live move Nova
+            # puts on another host is a failure (exit 1) reported with the host it is on.
+            assert proc.returncode == 1, (proc.returncode, out, err)
+            assert host in out + err, out + err
