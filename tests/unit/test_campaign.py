@@ -583,3 +583,18 @@ def test_a_stop_nova_never_got_fails_the_host_and_leaves_the_server_alone(journa
     assert not seen                                       # no hook on a host still running it
     [stop] = [e for e in journal.events(rep.run_id) if e.kind == "maintain.stop"]
     assert stop.state == "failed"
+
+
+def test_hook_logs_of_a_database_journal_go_to_the_state_directory(journal, tmp_path, monkeypatch):
+    """A database journal's `path` is its URL (password masked): no directory to put hook logs
+    beside. They go under XDG_STATE_HOME/novamove/runs, never into a directory named after the
+    URL in the working directory (seen after a shared-journal run)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    journal.path = "mysql+pymysql://novamove:***@127.0.0.1:3306/novamove"
+    f = fleet_with_servers()
+    rep = run_campaign(f, journal, ["c1"], options=opts(hook="echo serviced"))
+    assert rep.ok, rep.summary
+    logs = list((tmp_path / "state" / "novamove" / "runs" / rep.run_id).glob("*.log"))
+    assert logs and "serviced" in logs[0].read_text()
+    assert not (tmp_path / "mysql+pymysql:").exists()

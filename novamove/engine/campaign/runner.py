@@ -14,6 +14,7 @@ from novamove.engine.runner import GracefulLoop
 from novamove.engine.tags import reason_run_id
 from novamove.engine.batch import drain as drains
 from novamove.engine.commands import command_env
+from novamove.engine.journal import state_dir
 from novamove.engine.campaign.intents import SKIP, STOP, intents_of
 from novamove.engine.campaign.simulate import plan_campaign
 from novamove.model import Host, Service
@@ -63,7 +64,10 @@ class Campaign(TakeOut, HostStages, GracefulLoop):
         self.servers_done = 0
         self.move_durations: list[float] = []       # seconds each move of its drains took (their polls)
         self.current = ""                           # the host being drained
-        self.rundir = Path(getattr(journal, "path", Path.cwd() / "journal")).parent / "runs" / run_id
+        # Hook logs: beside a journal file; on this machine's state directory for a database
+        # journal (its URL is no directory: it made one named after the URL in the cwd).
+        where = getattr(journal, "path", Path.cwd() / "journal")
+        self.rundir = (where.parent if isinstance(where, Path) else state_dir()) / "runs" / run_id
         self.t0 = clock()
         self._recheck_at = 0.0
         self._leased_at = clock()

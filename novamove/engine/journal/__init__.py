@@ -57,8 +57,13 @@ def default_path() -> Path | str:
     env = os.environ.get("NOVAMOVE_JOURNAL")
     if env:
         return env if is_url(env) else Path(env).expanduser()
+    return state_dir() / "journal.sqlite"
+
+
+def state_dir() -> Path:
+    """This machine's novamove state: XDG_STATE_HOME/novamove (hook logs of a database journal)."""
     state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(state) / "novamove" / "journal.sqlite"
+    return Path(state) / "novamove"
 
 
 def now() -> str:
