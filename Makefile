@@ -69,9 +69,11 @@ acceptance-budget: install system-deps os-venv
 acceptance-campaign-view: install system-deps os-venv
 	NOVAMOVE_CAMPAIGN_VIEW_ACCEPTANCE=1 $(BIN)/python -m pytest -ra --durations=10 tests/acceptance/test_campaign_view.py
 
-# The slow checks of the minicloud itself: a second start-up with TLS options kept, TLS switched
-# off and on again, the control plane restarted under a server boot, a failed start cleaned up
-# (~4 min; `make test` runs the cheap ones).
+# The slow checks of the minicloud itself: up again / status / down leaving nothing, a TLS
+# minicloud of its own (its CA, clients with and without it, options kept across a second
+# start-up, TLS switched off and on), the control plane restarted under a server boot, a failed
+# start cleaned up (~7 min; `make test` runs the cheap ones, and TLS through its CLI and Ansible
+# tests).
 acceptance-minicloud: install system-deps os-venv
 	NOVAMOVE_MINICLOUD_ACCEPTANCE=all $(BIN)/python -m pytest -ra --durations=10 tests/acceptance/test_minicloud_tls.py \
 		tests/acceptance/test_minicloud_control.py tests/acceptance/test_minicloud_lifecycle.py

@@ -33,6 +33,7 @@ def _novamove(*args: str, env: dict) -> subprocess.CompletedProcess:
                           text=True, env={**os.environ, **env}, timeout=600)
 
 
+@full
 def test_up_again_status_and_down_leave_nothing(tmp_path, minicloud):
     # `minicloud` (the session cloud) is requested so both never start at the same time.
     state = tmp_path / "mc"

@@ -60,6 +60,7 @@ def tls_cloud(tmp_path_factory, minicloud):
         assert procs.running(state / "run", state) == {}
 
 
+@full
 def test_tls_material_catalog_and_exports(tls_cloud):
     cloud, env, up = tls_cloud
     lay = cloud.layout
@@ -87,6 +88,7 @@ def test_tls_material_catalog_and_exports(tls_cloud):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read()
 
 
+@full
 def test_sdk_with_the_ca_works_without_it_fails_and_verify_false_works(tls_cloud):
     cloud, _, _ = tls_cloud
     lay = cloud.layout
@@ -105,6 +107,7 @@ def test_sdk_with_the_ca_works_without_it_fails_and_verify_false_works(tls_cloud
     assert len(list(insecure.compute.services())) >= 3
 
 
+@full
 def test_novamove_hosts_with_os_cacert_and_with_clouds_yaml_cacert(tls_cloud, tmp_path):
     cloud, env, _ = tls_cloud
     lay = cloud.layout
