@@ -177,9 +177,16 @@ def main() -> int:
     ap.add_argument("--observe", action="store_true",
                     help="drain with the event stream and the metrics textfile on (--events, "
                          "--metrics-textfile), to see what they cost in CPU per move")
+    ap.add_argument("--journal-url", action="store_true",
+                    help="journal on the minicloud's MariaDB (`novamove minicloud journal-url`) "
+                         "instead of a fresh SQLite file, to see a shared journal's CPU per move")
     args = ap.parse_args()
     os.environ.update(minicloud_env())
-    os.environ["NOVAMOVE_JOURNAL"] = f"/tmp/novamove-bench-drain-scale-{uuid.uuid4().hex[:6]}.sqlite"
+    scratch = f"/tmp/novamove-bench-drain-scale-{uuid.uuid4().hex[:6]}"
+    os.environ["NOVAMOVE_JOURNAL"] = scratch + ".sqlite"
+    if args.journal_url:
+        from novamove.minicloud import Minicloud
+        os.environ["NOVAMOVE_JOURNAL"] = Minicloud(Path(os.environ["NOVAMOVE_MINICLOUD_DIR"])).journal_url()
     from novamove import api
     from novamove.engine.journal import Journal
     from novamove.engine.single.mover import move
@@ -247,8 +254,7 @@ def main() -> int:
         if args.observe:
             from novamove.observe.metrics import RunMetrics
             from novamove.observe.stream import EventStream
-            base = os.environ["NOVAMOVE_JOURNAL"][:-len(".sqlite")]
-            observers = [EventStream.open(base + ".events.jsonl"), RunMetrics(textfile=base + ".prom")]
+            observers = [EventStream.open(scratch + ".events.jsonl"), RunMetrics(textfile=scratch + ".prom")]
         rep = api.drain(SOURCE, cloud=c, max_parallel=args.cap, max_per_host=args.cap, poll_interval=0.5,
                         progress=trace.progress if trace else None, observers=observers)
         for o in observers:
