@@ -785,14 +785,24 @@ class _Starter:
     def _start_mariadb(self) -> None:
         lay = self.lay
         data = lay.state / "mysql"
+        # Its own temporary directory, not /tmp: an install beside other miniclouds and test
+        # databases once failed on a temporary table file gone from /tmp ("Could not remove
+        # temporary table ... error: 2").
+        tmp = lay.state / "mysql-tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
         if not (data / "mysql").exists():   # a new state directory
             data.mkdir(parents=True, exist_ok=True)
-            self._run("mariadb", ["mariadb-install-db", "--no-defaults", f"--datadir={data}",
-                                  "--user=root", "--auth-root-authentication-method=socket",
-                                  "--skip-test-db"])
+            try:
+                self._run("mariadb", ["mariadb-install-db", "--no-defaults", f"--datadir={data}",
+                                      "--user=root", "--auth-root-authentication-method=socket",
+                                      "--skip-test-db", f"--tmpdir={tmp}"])
+            except _ComponentFailed:
+                # A half-made data directory would pass for an installed one at the next `up`.
+                shutil.rmtree(data, ignore_errors=True)
+                raise
         self._start("mariadb", [
             shutil.which("mariadbd") or "/usr/sbin/mariadbd", "--no-defaults",
-            f"--datadir={data}", f"--socket={lay.mysql_socket}", f"--port={lay.mysql_port}",
+            f"--datadir={data}", f"--tmpdir={tmp}", f"--socket={lay.mysql_socket}", f"--port={lay.mysql_port}",
             "--bind-address=127.0.0.1", "--user=root", f"--pid-file={lay.run / 'mysqld.pidfile'}",
             "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=32M",
             "--innodb-flush-log-at-trx-commit=0", "--skip-log-bin", "--skip-name-resolve",

@@ -328,3 +328,23 @@ def test_up_never_uses_or_deletes_a_directory_it_did_not_make(tmp_path, monkeypa
     empty = tmp_path / "empty"
     empty.mkdir()
     Minicloud(empty, log=lambda m: None)._refuse_foreign_dir()
+
+
+def test_a_failed_mariadb_install_leaves_no_data_directory_and_uses_its_own_tmpdir(tmp_path, monkeypatch):
+    """A half-made data directory would pass for an installed one at the next `up` (which
+    installs only when mysql/mysql is missing); and the install's temporary files are kept out
+    of /tmp, where other miniclouds and test databases work."""
+    from novamove.minicloud import manager
+    lay = layout(tmp_path)
+    calls = []
+
+    def failing_install(self, name, argv, stdin=None, **env):
+        calls.append(argv)
+        (tmp_path / "mysql" / "mysql").mkdir(parents=True)      # what a failed install leaves
+        raise manager._ComponentFailed(name, "mariadb-install-db ... exited 1")
+    monkeypatch.setattr(manager._Starter, "_run", failing_install)
+    starter = manager._Starter(lay, tmp_path / "venv", lambda m: None)
+    with pytest.raises(manager._ComponentFailed):
+        starter._start_mariadb()
+    assert not (tmp_path / "mysql").exists()
+    assert f"--tmpdir={tmp_path / 'mysql-tmp'}" in calls[0]
