@@ -3,8 +3,9 @@
 Zone by zone: moves toward the lowest level every host can be brought to (onto the least loaded
 hosts, or onto the fullest that stay at the level), and, in small zones, the best single move
 repeated, each way's plan improved and pruned (novamove.rebalance_improve), and, in zones with
-few servers, restarts of the level search in shuffled orders; of all these plans the fewest
-moves within half of `min_gain` of the lowest maximum is kept (`_choose`).
+few servers, restarts of the level search in shuffled orders, and the best few plans' moves
+cut (novamove.rebalance_cut); of all these plans the fewest moves within half of `min_gain` of
+the lowest maximum is kept (`_choose`).
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ def _spread_zone(model: _Hosts, zone_hosts: list[str], modes: Mapping[str, str],
                  min_gain: float) -> list[PlanStep]:
     """Three ways to the same goal (a large zone: the first only): moves toward the lowest level
     every host can be brought to (onto the least loaded hosts, or onto the fullest that stay at
-    the level), and the best single move repeated; then restarts (`_restarts`); `_choose` keeps
-    one.
+    the level), and the best single move repeated; then restarts (`_restarts`) and the best
+    few plans with fewer moves (`_cut_best`); `_choose` keeps one.
 
     A host none of whose servers may move (a down compute, only skip-tagged servers) cannot be
     lowered: it is measured by nobody, so the others are still brought down below it."""
