@@ -207,8 +207,12 @@ def _zones(state: CloudState):
 
 
 class _Milp:
-    """The problem as a MILP: x[server, host] (a server only on a host it may be on), y[host]
-    (pack: the host is kept), z (spread: the most loaded host's usage, percent)."""
+    """The problem as a MILP: x[kind, host] (how many servers of a kind end on a host it may be
+    on), y[host] (pack: the host is kept), z (spread: the most loaded host's usage, percent).
+    A kind is the servers of one host that are interchangeable here (same needs, same hosts
+    allowed, same hard anti-affinity groups): one integer per kind and host instead of one
+    binary per server and host, the same optimum without the symmetry that keeps HiGHS from
+    proving it."""
 
     def __init__(self, state: CloudState, goal: str, intents: dict[str, str], peak: bool = False) -> None:
         import numpy as np
@@ -217,44 +221,51 @@ class _Milp:
         hosts = [h.name for h in state.hosts]
         hi = {h: i for i, h in enumerate(hosts)}
         servers = [s for s in state.servers if s.host in hi]
-        allowed: list[list[str]] = []
-        for s in servers:
+        ids = {s.id: i for i, s in enumerate(servers)}
+        anti = [{ids[m] for m in g.members if m in ids} for g in state.groups if g.policy == HARD_ANTI_AFFINITY]
+        sneed = [_v(model.need(s)) for s in servers]
+        kinds: dict[tuple, list[int]] = {}
+        for si, s in enumerate(servers):
             mode, _ = movable(s, intents.get(s.id), model)
             if mode is None:
-                allowed.append([s.host])
+                allowed = (s.host,)
             else:
-                allowed.append([h.name for h in state.hosts if h.service.zone == model.zone[s.host]
-                                and (h.name == s.host or model.destination_ok[h.name])])
-        var = [(si, hi[h]) for si, hs in enumerate(allowed) for h in hs]
+                allowed = tuple(h.name for h in state.hosts if h.service.zone == model.zone[s.host]
+                                and (h.name == s.host or model.destination_ok[h.name]))
+            key = (s.host, tuple(sneed[si]), allowed, tuple(gi for gi, g in enumerate(anti) if si in g))
+            kinds.setdefault(key, []).append(si)
+        kind_list = list(kinds.values())
+        khost = [servers[members[0]].host for members in kind_list]
+        kallowed = [key[2] for key in kinds]
+        need = [sneed[members[0]] for members in kind_list]
+        count = [len(members) for members in kind_list]
+        n_servers = len(servers)
+        var = [(ki, hi[h]) for ki, hs in enumerate(kallowed) for h in hs]
         nx, ny = len(var), len(hosts)
         cap = [_v(h.capacity) for h in state.hosts]
-        need = [_v(model.need(s)) for s in servers]
-        by_server: dict[int, list[int]] = {}
+        by_kind: dict[int, list[int]] = {}
         by_host: dict[int, list[int]] = {}
-        for k, (si, hj) in enumerate(var):
-            by_server.setdefault(si, []).append(k)
+        for k, (ki, hj) in enumerate(var):
+            by_kind.setdefault(ki, []).append(k)
             by_host.setdefault(hj, []).append(k)
         rows: list[dict[int, float]] = []
         lo, up = [], []
-        for si in range(len(servers)):                   # each server on exactly one host
-            rows.append({k: 1.0 for k in by_server.get(si, [])}), lo.append(1), up.append(1)
-        ids = {s.id: i for i, s in enumerate(servers)}
-        for g in state.groups:
-            if g.policy != HARD_ANTI_AFFINITY:
-                continue
-            members = {ids[m] for m in g.members if m in ids}
+        for ki in range(len(kind_list)):                  # each server on exactly one host
+            rows.append({k: 1.0 for k in by_kind.get(ki, [])}), lo.append(count[ki]), up.append(count[ki])
+        member_kinds = [{ki for ki, members in enumerate(kind_list) if set(members) & g} for g in anti]
+        for kis in member_kinds:
             for hj in range(ny):
-                rows.append({k: 1.0 for k in by_host.get(hj, []) if var[k][0] in members})
-                lo.append(-np.inf), up.append(1)
+                r = {k: 1.0 for k in by_host.get(hj, []) if var[k][0] in kis}
+                if r:
+                    rows.append(r), lo.append(-np.inf), up.append(1)
         # A host none of whose servers may move ("fixed": a down compute, only skip-tagged
         # servers) is measured only if it takes a server, as the planner measures it (it lowers
         # the hosts it can lower, below one it cannot): y[host] = 1 when it takes one.
-        fixed = {hj for hj in range(ny) if any(servers[si].host == hosts[hj] for si in range(len(servers)))
-                 and all(allowed[si] == [servers[si].host] for si in range(len(servers))
-                         if servers[si].host == hosts[hj])}
+        fixed = {hj for hj in range(ny) if any(khost[ki] == hosts[hj] for ki in range(len(kind_list)))
+                 and all(kallowed[ki] == (khost[ki],) for ki in range(len(kind_list)) if khost[ki] == hosts[hj])}
         for hj in range(ny):
-            load = [sum(need[var[k][0]][f] for k in by_host.get(hj, []) if allowed[var[k][0]] == [hosts[hj]])
-                    for f in range(4)]
+            load = [sum(need[ki][f] * count[ki] for ki in range(len(kind_list))
+                        if kallowed[ki] == (hosts[hj],)) for f in range(4)]
             for f in range(4):
                 r = {k: need[var[k][0]][f] for k in by_host.get(hj, []) if need[var[k][0]][f]}
                 room = 0.0
@@ -267,35 +278,32 @@ class _Milp:
                         room = load[f]
                 rows.append(r), lo.append(-np.inf), up.append(room)
             if goal != "pack" and hj in fixed:
-                r = {k: 1.0 for k in by_host.get(hj, []) if allowed[var[k][0]] != [hosts[hj]]}
-                r[nx + hj] = -len(servers)
+                r = {k: 1.0 for k in by_host.get(hj, []) if kallowed[var[k][0]] != (hosts[hj],)}
+                r[nx + hj] = -n_servers
                 rows.append(r), lo.append(-np.inf), up.append(0)
         if peak:
             # The peak rule: what a host holds now plus everything moved into it fits its
             # capacity; a host a hard anti-affinity member is on now takes no other member.
             for hj in range(ny):
-                here = [sum(need[si][f] for si in range(len(servers)) if servers[si].host == hosts[hj])
+                here = [sum(sneed[si][f] for si in range(n_servers) if servers[si].host == hosts[hj])
                         for f in range(4)]
-                moved_in = [k for k in by_host.get(hj, []) if servers[var[k][0]].host != hosts[hj]]
+                moved_in = [k for k in by_host.get(hj, []) if khost[var[k][0]] != hosts[hj]]
                 for f in range(4):
                     r = {k: need[var[k][0]][f] for k in moved_in if need[var[k][0]][f]}
                     if r:
                         rows.append(r), lo.append(-np.inf), up.append(max(cap[hj][f] - here[f], 0.0))
-            for g in state.groups:
-                if g.policy != HARD_ANTI_AFFINITY:
-                    continue
-                members = {ids[m] for m in g.members if m in ids}
+            for kis in member_kinds:
                 for hj in range(ny):
-                    if any(servers[si].host == hosts[hj] for si in members):
-                        r = {k: 1.0 for k in by_host.get(hj, []) if var[k][0] in members
-                             and servers[var[k][0]].host != hosts[hj]}
+                    if any(khost[ki] == hosts[hj] for ki in kis):
+                        r = {k: 1.0 for k in by_host.get(hj, []) if var[k][0] in kis
+                             and khost[var[k][0]] != hosts[hj]}
                         if r:
                             rows.append(r), lo.append(-np.inf), up.append(0)
         if goal == "pack":
             # a host may be counted empty only if nothing is on it
             for hj in range(ny):
                 r = {k: 1.0 for k in by_host.get(hj, [])}
-                r[nx + hj] = -len(servers)
+                r[nx + hj] = -n_servers
                 rows.append(r), lo.append(-np.inf), up.append(0)
         a = lil_matrix((len(rows), nx + ny + 1))
         for i, r in enumerate(rows):
@@ -305,20 +313,27 @@ class _Milp:
         self.nx, self.ny, self.goal = nx, ny, goal
         self.integrality = np.concatenate([np.ones(nx + ny), [0]])
         self.lb = np.zeros(nx + ny + 1)
-        self.ub = np.concatenate([np.ones(nx + ny), [np.inf if goal != "pack" else 0]])
-        self.moving = np.zeros(nx + ny + 1)              # 1 where x puts a server off its host
-        for k, (si, hj) in enumerate(var):
-            if hosts[hj] != servers[si].host:
+        self.ub = np.concatenate([[count[ki] for ki, _ in var], np.ones(ny), [np.inf if goal != "pack" else 0]])
+        self.moving = np.zeros(nx + ny + 1)              # 1 per server x puts off its host
+        for k, (ki, hj) in enumerate(var):
+            if hosts[hj] != khost[ki]:
                 self.moving[k] = 1
-        self.var, self.servers, self.hosts, self.need, self.cap = var, servers, hosts, need, cap
-        self.anti = [{ids[m] for m in g.members if m in ids} for g in state.groups
-                     if g.policy == HARD_ANTI_AFFINITY]
+        self.var, self.kinds, self.servers, self.hosts, self.need, self.cap = var, kind_list, servers, hosts, sneed, cap
+        self.anti = anti
 
     def moves_of(self, x) -> list[tuple[int, int, int]]:
-        """(server, from host, to host) indices of the moves a solution makes."""
+        """(server, from host, to host) indices of the moves a solution makes (the servers of a
+        kind, interchangeable, taken in turn)."""
         hi = {h: j for j, h in enumerate(self.hosts)}
-        return [(si, hi[self.servers[si].host], hj) for k, (si, hj) in enumerate(self.var)
-                if x[k] > 0.5 and self.hosts[hj] != self.servers[si].host]
+        moves, taken = [], {}
+        for k, (ki, hj) in enumerate(self.var):
+            members = self.kinds[ki]
+            a = hi[self.servers[members[0]].host]
+            for _ in range(int(round(x[k])) if hj != a else 0):
+                si = members[taken.setdefault(ki, 0)]
+                taken[ki] += 1
+                moves.append((si, a, hj))
+        return moves
 
     def ordered(self, x) -> bool:
         """A valid order of the solution's moves exists (found by running, one at a time, any

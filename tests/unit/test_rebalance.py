@@ -381,8 +381,6 @@ def test_the_optimum_under_the_peak_rule_and_the_order_check():
     swap = cloud([host("d"), host("e")], [vm(20, "d", BIG), vm(21, "d", BIG), vm(22, "e", BIG), vm(23, "e", BIG)])
     from rebalance_oracle import _Milp
     m = _Milp(swap, SPREAD, {})
-    x = [0.0] * (m.nx + m.ny + 1)
-    for k, (si, hj) in enumerate(m.var):
-        moved = m.servers[si].id in ("v20", "v22")
-        x[k] = 1.0 if (m.hosts[hj] != m.servers[si].host) == moved else 0.0
+    assert len(m.kinds) == 2 and len(m.var) == 4        # the two bigs of a host are one kind
+    x = [1.0] * m.nx + [0.0] * (m.ny + 1)               # one big of each kind on each host
     assert len(m.moves_of(x)) == 2 and not m.ordered(x) and not m.peak_ok(x)
