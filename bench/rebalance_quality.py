@@ -16,7 +16,10 @@ found. Moves are compared twice: with the fewest that reach the optimum (the iss
 and with the fewest that reach novamove's own max usage (stricter when novamove stops above the
 optimum). Out of time on a fewest-moves problem, its bound (rounded up) is used. Out of time
 on the lowest maximum, HiGHS is then asked whether any plan gets 0.01 point below its incumbent;
-"infeasible" counts as proven (to 0.01 point).
+"infeasible" counts as proven (to 0.01 point). The MILP has one integer per kind of
+interchangeable servers (same host, needs, hosts allowed, hard anti-affinity groups) and host,
+not one binary per server: the same optimum, far fewer optima left unproven (the cache key's
+"v2"; pack's answers of the older keys are reused, the problem is the same).
 
 Spread is counted two ways (both printed, with every cloud that misses):
 - **as solved**: against the optimum of the final state alone (the yardstick above). It may be
