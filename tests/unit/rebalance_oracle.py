@@ -174,7 +174,7 @@ def optimum(state: CloudState, goal: str, intents: dict[str, str], time_limit: f
     HiGHS, out of time, then proves no plan gets 0.01 point below its incumbent), "ordered": the
     fewest-moves plan found has a valid order, "peak_ok": it keeps the peak rule}."""
     if goal == "pack":
-        return _optimum(state, goal, intents, time_limit)
+        return _optimum(state, goal, intents, time_limit, peak)
     out = {"max_usage": 0.0, "incumbent": 0.0, "moves": 0, "proven": True, "ordered": True, "peak_ok": True}
     for sub in _zones(state):
         got = _optimum(sub, goal, intents, time_limit, peak)
