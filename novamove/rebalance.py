@@ -3,8 +3,8 @@
 Pure logic over novamove.model values, like the drain planner: no API calls, no clock, no
 randomness but shuffles from fixed seeds (spread's restarts, novamove.rebalance_spread), so a
 plan is reproducible from one snapshot of the cloud and cheap to test. The modules:
-rebalance_model (the hosts as a plan changes them), rebalance_spread (+ rebalance_improve),
-rebalance_pack.
+rebalance_model (the hosts as a plan changes them), rebalance_spread (+ rebalance_improve,
+rebalance_cut), rebalance_pack.
 
 A host's *usage* is the largest of its resource shares, used / capacity, in percent, where
 capacity is Placement's inventory x allocation ratio - reserved (`Host.capacity`) and used is

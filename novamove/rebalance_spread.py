@@ -3,8 +3,9 @@
 Zone by zone: moves toward the lowest level every host can be brought to (onto the least loaded
 hosts, or onto the fullest that stay at the level), and, in small zones, the best single move
 repeated, each way's plan improved and pruned (novamove.rebalance_improve), and, in zones with
-few servers, restarts of the level search in shuffled orders; of all these plans the fewest
-moves within half of `min_gain` of the lowest maximum is kept (`_choose`).
+few servers, restarts of the level search in shuffled orders, and the best few plans' moves
+cut (novamove.rebalance_cut); of all these plans the fewest moves within half of `min_gain` of
+the lowest maximum is kept (`_choose`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from __future__ import annotations
 import bisect
 import math
 import random
-from typing import Iterable, Mapping, Optional
+from typing import Iterable, Mapping, Optional, Sequence
 
 from novamove.model import PlanStep, Server
+from novamove.rebalance_cut import _cut
 from novamove.rebalance_improve import IMPROVE_STEP, _improve, _prune, _top_level
 from novamove.rebalance_model import SEARCH_DEPTH, SMALL_SCOPE, _FIELDS, _Hosts, _steps, _vec, usage_of
 
@@ -35,8 +37,8 @@ def _spread_zone(model: _Hosts, zone_hosts: list[str], modes: Mapping[str, str],
                  min_gain: float) -> list[PlanStep]:
     """Three ways to the same goal (a large zone: the first only): moves toward the lowest level
     every host can be brought to (onto the least loaded hosts, or onto the fullest that stay at
-    the level), and the best single move repeated; then restarts (`_restarts`); `_choose` keeps
-    one.
+    the level), and the best single move repeated; then restarts (`_restarts`) and the best
+    few plans with fewer moves (`_cut_best`); `_choose` keeps one.
 
     A host none of whose servers may move (a down compute, only skip-tagged servers) cannot be
     lowered: it is measured by nobody, so the others are still brought down below it."""
@@ -63,6 +65,7 @@ def _spread_zone(model: _Hosts, zone_hosts: list[str], modes: Mapping[str, str],
             model.undo(token)
     if small:
         tried.extend(_restarts(model, zone_hosts, measured, modes, limit, min(t[0] for t in tried)))
+        tried.extend(_cut_best(model, zone_hosts, measured, modes, limit, tried, min_gain))
     achieved, _, _, tokens = _choose(tried, min_gain)
     if not tokens or achieved > now - min_gain + 1e-9:
         return []
@@ -98,6 +101,37 @@ def _restarts(model: _Hosts, zone_hosts: list[str], measured: list[str], modes: 
         found.append((level, len(tokens), 100 + k, list(tokens)))
         best = min(best, level)
         for token in reversed(tokens):
+            model.undo(token)
+    return found
+
+
+# The plans the move-cutting pass works on: the one `_choose` keeps, the lowest maximum, and
+# the next fewest moves among those `_choose` compares (distinct plans only).
+CUT_PLANS = 4
+
+
+def _cut_best(model: _Hosts, zone_hosts: list[str], measured: list[str], modes: Mapping[str, str],
+              limit: float, tried: list[tuple], min_gain: float) -> list[tuple]:
+    """The few best plans tried, each with the moves it does not need cut (`_cut`): the same
+    maximum in fewer moves can make another plan the one kept."""
+    if not tried or not any(t[3] for t in tried):
+        return []
+    lowest = min(t[0] for t in tried)
+    close = sorted((t for t in tried if t[0] <= lowest + SELECT_TOLERANCE * min_gain + 1e-9),
+                   key=lambda t: (t[1], t[0], t[2]))
+    picks, seen = [], set()
+    for t in [min(tried, key=lambda t: (t[0], t[1], t[2]))] + close:
+        key = frozenset((tok[0].id, tok[2]) for tok in t[3])
+        if t[3] and key not in seen and len(picks) < CUT_PLANS:
+            seen.add(key)
+            picks.append(t)
+    found = []
+    for level, _, rank, tokens in picks:
+        applied = [model.move(t[0], t[1], t[2]) for t in tokens]
+        applied = _cut(model, zone_hosts, measured, modes, limit, applied, _to_level)
+        if len(applied) < len(tokens):
+            found.append((_top_level(model, zone_hosts, measured), len(applied), 1000 + rank, list(applied)))
+        for token in reversed(applied):
             model.undo(token)
     return found
 
@@ -242,15 +276,19 @@ class _Ranking:
 
 
 def _to_level(model: _Hosts, zone_hosts: list[str], measured: list[str], modes: Mapping[str, str],
-              level: float, limit: float, tight: bool, rng=None) -> Optional[list[tuple]]:
+              level: float, limit: float, tight: bool, rng=None,
+              first: Sequence[str] = ()) -> Optional[list[tuple]]:
     """Move servers off every host above `level` onto hosts that stay at or below it, fewest
     moves first (one server that brings its host down alone, the smallest such; else the
-    largest). Returns the moves' undo tokens, or None (taken back) when it cannot."""
+    largest), the hosts in `first` first, in that order. Returns the moves' undo tokens, or
+    None (taken back) when it cannot."""
     tokens: list[tuple] = []
     over = sorted((n for n in measured if model.usage(n) > level + 1e-9),
                   key=lambda n: (-model.usage(n), n))
     if rng is not None:
         rng.shuffle(over)
+    if first:
+        over = [n for n in first if n in over] + [n for n in over if n not in first]
     ranking = _Ranking(model, (n for n in zone_hosts if model.destination_ok[n]
                                and model.usage(n) <= level + 1e-9))
     for host in over:
