@@ -167,3 +167,97 @@ def test_sqlite_a_locked_file_is_waited_for_then_one_line_naming_recover(tmp_pat
     text = str(caught.value)
     assert "\n" not in text and "novamove recover" in text and "locked" in text
     assert len(_intents(Journal(path))) == 1
+
+
+# ---------------------------------------------------------------- budget slots and claims (issue 19)
+
+def test_a_budget_slot_committed_before_its_connection_was_lost_is_taken_once(journal_url):
+    """The slot's transaction (the budget's compare-and-swap and the slot) committed, the answer
+    lost: tried again, the run finds its own slot, and neither takes a second one nor waits in
+    line behind itself (with a budget of 1 it would wait forever)."""
+    from novamove.engine.journal import budgets
+    j = Journal(journal_url)
+    budgets.set_budget(j, "fake", max_in_flight=1, max_per_host=None)
+    j.start_run(RUN, "drain", cloud="fake")
+    gate = budgets.Gate(j, RUN, "fake")
+    gate.refresh()
+    j.store.engine = _LostAfterCommit(j.store.engine)
+    assert gate.take("v1", "c2"), "the slot taken by the lost commit is this move's"
+    assert j.store.engine.lost == 1
+    assert [(r["run_id"], r["server_id"], r["state"]) for r in budgets.in_flight(j, "fake")] == [
+        (RUN, "v1", "moving")]
+    gate.release("v1")
+    assert budgets.in_flight(j, "fake") == []
+
+
+def test_a_place_in_line_written_before_its_connection_was_lost_is_written_once(journal_url):
+    from novamove.engine.journal import budgets
+    j = Journal(journal_url)
+    budgets.set_budget(j, "fake", max_in_flight=1, max_per_host=None)
+    for run_id in ("first", RUN):
+        j.start_run(run_id, "drain", cloud="fake")
+    first = budgets.Gate(j, "first", "fake")
+    first.refresh()
+    assert first.take("v0", "c2")
+    gate = budgets.Gate(j, RUN, "fake")
+    gate.refresh()
+    j.store.engine = _LostAfterCommit(j.store.engine)
+    assert not gate.take("v1", "c2")                   # waits: its place in line, committed, "lost"
+    assert j.store.engine.lost == 1
+    assert [(r["run_id"], r["state"]) for r in budgets.in_flight(j, "fake")] == [
+        ("first", "moving"), (RUN, "waiting")]
+
+
+def test_a_claim_committed_before_its_connection_was_lost_is_taken_once_as_ours(journal_url):
+    """Tried again, the claim finds its own row (this run, this process) and takes it for its
+    own: no second insert bumping into it, no take-over of itself. Another run's claim is not
+    taken for ours (the claim test of test_journal_backends.py)."""
+    from novamove.engine.journal import claims
+    from novamove.engine.journal.schema import claims as claims_t
+    j = Journal(journal_url)
+    j.start_run(RUN, "drain", source="c1")
+    failed: list = []
+    sa.event.listen(j.store.engine, "handle_error", lambda ctx: failed.append(type(ctx.original_exception)))
+    j.store.engine = _LostAfterCommit(j.store.engine)
+    assert claims.claim(j, "host:c1", RUN) is None
+    assert j.store.engine.lost == 1
+    assert failed == [], "no statement failed (a duplicate insert would)"
+    rows = j._read(sa.select(claims_t))
+    assert [(r["name"], r["run_id"], r["holder"], r["version"]) for r in rows] == [
+        ("host:c1", RUN, j.holder, 0)]
+    other = Journal(journal_url)                      # another process: the claim is not its own
+    other.start_run("r-other", "drain", source="c1")
+    assert claims.claim(other, "host:c1", "r-other")["id"] == RUN
+
+
+class _NeverAnswers:
+    """The engine of a journal whose database stopped answering: every transaction is lost."""
+
+    def __init__(self, engine):
+        self._engine = engine
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def begin(self):
+        raise sa.exc.OperationalError("INSERT", {}, _Lost(2013, "Lost connection to server during query"),
+                                      connection_invalidated=True)
+
+
+@pytest.mark.parametrize("what", ["claim", "budget"])
+def test_a_claim_or_budget_the_database_does_not_take_fails_as_unreachable(journal_url, monkeypatch, what):
+    """A write the database never answers is exit 6 naming `novamove recover`: not "other runs
+    keep taking it" after eight rounds of patience, nor a traceback."""
+    from novamove.engine.journal import budgets, claims
+    monkeypatch.setenv("NOVAMOVE_JOURNAL_PATIENCE", "0.2")
+    j = Journal(journal_url)
+    j.start_run(RUN, "drain", source="c1")
+    j.store.engine = _NeverAnswers(j.store.engine)
+    t = time.monotonic()
+    with pytest.raises(errors.Unreachable) as caught:
+        if what == "claim":
+            claims.claim(j, "host:c1", RUN)
+        else:
+            budgets.set_budget(j, "fake", max_in_flight=2, max_per_host=None)
+    assert caught.value.exit_code == errors.EXIT_UNREACHABLE and "novamove recover" in str(caught.value)
+    assert time.monotonic() - t < 1.5, "given up after one patience, not eight"

@@ -39,6 +39,12 @@ class JournalUnreachable(errors.Unreachable):
     transient = False
 
 
+class Duplicate(errors.NovamoveError):
+    """A row with the same unique key is there already (a claim or a budget another run wrote
+    first): the caller looks again. Its own row, written by a try whose answer was lost, the
+    caller looks for before it inserts again (claims.py, budgets.py)."""
+
+
 class Fenced(errors.PreconditionFailed):
     """Another process took this run over (its lease expired): this one no longer writes as
     its holder (exit 4)."""
@@ -101,7 +107,10 @@ class Store:
                                      "write conflict (deadlock, serialization failure or lock wait)") from None
                 if self.answered and _is_disconnect(exc):
                     raise _Transient("the database does not answer (connection lost or refused)") from None
-                raise self.fail(exc, what) from None
+                failure = self.fail(exc, what)
+                if _is_duplicate(exc):
+                    raise Duplicate(str(failure)) from None
+                raise failure from None
         limit = patience()
         try:
             return retry.patiently(once, f"journal {self.display}: {what}", patience=limit, first_delay=0.05)
@@ -217,6 +226,15 @@ def _is_conflict(exc: sa_exc.DBAPIError) -> bool:
     if getattr(orig, "sqlstate", None) in _PG_CONFLICTS:
         return True
     return "database is locked" in str(orig)
+
+
+def _is_duplicate(exc: sa_exc.DBAPIError) -> bool:
+    """A unique key taken (MySQL 1062, PostgreSQL 23505, SQLite's UNIQUE/PRIMARY KEY failure)."""
+    if not isinstance(exc, sa_exc.IntegrityError):
+        return False
+    orig = exc.orig
+    code = getattr(orig, "args", (None,))[0] if orig is not None and getattr(orig, "args", None) else None
+    return code == 1062 or getattr(orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(orig)
 
 
 # A connection lost or refused: MySQL client errors (2002/2003 cannot connect, 2006 gone away,
