@@ -46,7 +46,8 @@ MIGRATION_TABLE = ("id", "server_id", "migration_type", "source_compute", "dest_
 RUN_TABLE = ("id", "started_at", "verb", "server_name", "source_compute", "dest_compute", "mode",
              "strategy", "status")
 RUN_COLUMNS = RUN_TABLE + ("finished_at", "cloud", "server_id", "pid", "process", "summary", "error",
-                            "user_name", "machine", "command", "lease_until")
+                            "user_name", "machine", "command", "lease_until", "taken_over_user",
+                            "taken_over_machine", "taken_over_command", "taken_over_at")
 RECOVER_TABLE = ("run_id", "verb", "server", "status_before", "summary")
 RECOVER_COLUMNS = RECOVER_TABLE + ("services_enabled", "services_left", "server_action", "server_state",
                                    "in_flight", "notes")

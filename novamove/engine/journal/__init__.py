@@ -270,14 +270,13 @@ class Journal:
     def resume_run(self, run_id: str) -> None:
         """This process takes over an ended or dead run to continue it (`--resume`): the run is
         "running" again under this process's pid, token and lease (compare-and-swap on its
-        version), so status, stop and a second resume see who holds it."""
+        version), so status, stop and a second resume see who holds it; who started it stays."""
         for _ in range(5):
             rows = self._read(sa.select(runs_t.c.version).where(runs_t.c.id == run_id))
             version = rows[0]["version"] if rows else 0
             w = self._write(runs_t.update().where(runs_t.c.id == run_id, runs_t.c.version == version).values(
                 status=events.RUN_RUNNING, finished_at=None, pid=os.getpid(), process=process_token(os.getpid()),
-                user_name=leases.user_name(), machine=leases.machine_name(), command=leases.command_line(),
-                holder=self.holder, lease_until=time.time() + lease_seconds(), version=version + 1), ())
+                **leases.taken_over_by(now()), holder=self.holder, lease_until=time.time() + lease_seconds(), version=version + 1), ())
             if w.rowcount == 1 or not rows:
                 break
         else:

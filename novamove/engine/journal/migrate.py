@@ -22,7 +22,7 @@ from novamove import errors
 from novamove.engine.journal.store import Store
 
 VERSION_TABLE = "novamove_journal_version"
-HEAD = "nm0005"          # the newest migration (tests check it is alembic's head)
+HEAD = "nm0006"          # the newest migration (tests check it is alembic's head)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
