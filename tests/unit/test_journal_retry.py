@@ -261,3 +261,20 @@ def test_a_claim_or_budget_the_database_does_not_take_fails_as_unreachable(journ
             budgets.set_budget(j, "fake", max_in_flight=2, max_per_host=None)
     assert caught.value.exit_code == errors.EXIT_UNREACHABLE and "novamove recover" in str(caught.value)
     assert time.monotonic() - t < 1.5, "given up after one patience, not eight"
+
+
+def test_a_take_over_committed_before_its_connection_was_lost_holds_the_run(journal_url):
+    """recover (or a continuing run) takes a dead run over by compare-and-swap; its answer lost,
+    the retried swap matches nothing: the run is held all the same, by this process."""
+    dead = Journal(journal_url)
+    dead.start_run(RUN, "drain", source="c1")
+    dead._write("UPDATE runs SET process=?, machine=?, lease_until=? WHERE id=?",
+                ("test-b2:4242:1", "b2", time.time() - 1, RUN))
+    taker = Journal(journal_url)
+    taker.holder = "taker-token"
+    taker.store.engine = _LostAfterCommit(taker.store.engine)
+    assert taker.take_over(RUN)
+    assert taker.store.engine.lost == 1
+    taker.intent(RUN, "drain.move", "s1")              # held: its fenced writes pass
+    with pytest.raises(Exception, match="taken over"):
+        dead.intent(RUN, "drain.move", "s2")

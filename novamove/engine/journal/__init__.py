@@ -147,9 +147,8 @@ class Journal:
         return sql if self.store.dialect == "sqlite" else sql.replace("?", "%s")
 
     def _write(self, stmt: Any, args: tuple | dict = ()) -> Any:
-        """Every write of the journal's records goes through here (lease renewals aside),
-        committed before it returns: a Core statement (with its parameters, a dict), SQL text
-        with `?` placeholders, or a function of a connection run in one transaction."""
+        """Every write of the journal's records (lease renewals aside), committed before it returns: a
+        Core statement (parameters: a dict), SQL text with `?` placeholders, or a function of a connection (one transaction)."""
         return self._execute(stmt, args)
 
     def _execute(self, stmt: Any, args: tuple | dict = ()) -> Any:
@@ -229,9 +228,11 @@ class Journal:
         w = self._write(runs_t.update().where(runs_t.c.id == run_id, runs_t.c.version == run["version"])
                         .values(holder=self.holder, version=run["version"] + 1,
                                 lease_until=time.time() + lease_seconds()), ())
-        if w.rowcount == 1:
-            self._hold(run_id)
-        return w.rowcount == 1
+        # No row after a lost answer: the swap may have been committed all the same (then we hold it)
+        won = w.rowcount == 1 or self._read(sa.select(runs_t.c.holder).where(runs_t.c.id == run_id))[0][
+            "holder"] == self.holder
+        self._hold(run_id) if won else None
+        return won
 
     # ------------------------------------------------------------------ runs
 
