@@ -111,6 +111,9 @@ class Journal:
         self._lost: set[str] = set()          # runs taken over from this process: no more writes
         self._lock = threading.Lock()
         self._last_event = 0                  # the id of the last event this journal wrote
+        # Intents this process wrote for runs it holds, as they stand in the journal: marking one
+        # needs no read (nobody else writes a held run's events; a taker's fence stops our write).
+        self._open: dict[int, dict] = {}
         migrate.ensure(self.store)
         self.store.answered = True            # from now on a lost connection is a blip to ride out
 
@@ -381,6 +384,8 @@ class Journal:
         if held and w.rowcount == 0:
             raise self._fenced(run_id)
         self._last_event = max(self._last_event, w.lastrowid)
+        if held and state == "intent":
+            self._remember(w.lastrowid, dict(row, ended_at=None))
         if self.observers:
             self._tell({"record": RECORD_EVENT, "event": Event(w.lastrowid, run_id, row["at"], kind, target, state,
                                                                  json.loads(text), None)})
@@ -411,13 +416,18 @@ class Journal:
     def _mark(self, event_id: int, state: Optional[str], data: dict) -> None:
         """Set a change's state (None: keep it) and merge facts into its data. Observers hear of
         a state change only (an outcome, an intent reopened): more facts alone are no news."""
+        known = self._open.get(event_id)
+
         def read_then_write(c: Any) -> tuple:
-            # One connection, one transaction: the read of what the change holds so far and
-            # the (fenced) write of its outcome.
-            rows = [dict(m) for m in c.execute(READ_EVENT, {"event_id": event_id}).mappings()]
-            if not rows:
-                return None, state or "intent", 0, False
-            row = rows[0]
+            # One connection, one transaction: the read of what the change holds so far (unless
+            # this process wrote it, for a run it still holds) and the (fenced) write of its outcome.
+            if known is not None and self._holding(known["run_id"]):
+                row = dict(known)
+            else:
+                rows = [dict(m) for m in c.execute(READ_EVENT, {"event_id": event_id}).mappings()]
+                if not rows:
+                    return None, state or "intent", 0, False
+                row = rows[0]
             merged = json.loads(row["data"] or "{}")
             merged.update(data)
             new_state = state or row["state"]
@@ -437,10 +447,19 @@ class Journal:
             return
         if rowcount == 0 and held:
             raise self._fenced(row["run_id"])
+        self._open.pop(event_id, None)
+        if held and state == "intent":
+            self._remember(event_id, {k: row[k] for k in ("run_id", "at", "kind", "target")} | dict(
+                state=state, data=row["new_data"], ended_at=row["new_ended_at"]))
         if state != row["state"] and self.observers:
             self._tell({"record": RECORD_EVENT, "event": Event(event_id, row["run_id"], row["at"], row["kind"],
                                                                  row["target"], state, json.loads(row["new_data"]),
                                                                  row["new_ended_at"])})
+
+    def _remember(self, event_id: int, row: dict) -> None:
+        if len(self._open) >= 10_000:         # bounded: a forgotten one is read back when marked
+            self._open.clear()
+        self._open[event_id] = row
 
     def _merge(self, event_id: int, data: dict) -> None:
         self._mark(event_id, None, data)

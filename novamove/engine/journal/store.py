@@ -10,6 +10,7 @@ password takes it from the file NOVAMOVE_JOURNAL_PASSWORD_FILE names (docs/journ
 from __future__ import annotations
 
 import os
+import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,14 +191,44 @@ def _server_store(location: str) -> Store:
         url = url.update_query_dict({"charset": "utf8mb4"})
     connect_args: dict = {"connect_timeout": 10}
     try:
-        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4,
+        # LIFO: the connection just given back is the next one taken (warm, not pinged).
+        engine = sa.create_engine(url, pool_size=2, max_overflow=4, pool_use_lifo=True,
                                   connect_args=connect_args, hide_parameters=True)
+        _ping_when_idle(engine)
         _ENGINES.add(engine)
     except (sa_exc.NoSuchModuleError, ImportError, ModuleNotFoundError):
         extra = "mysql" if driver.startswith("mysql") else "postgresql"
         raise errors.UsageError(f"journal {display}: the {driver} driver is not installed "
                                 f"(pip install 'novamove[{extra}]')") from None
     return Store(engine, display, engine.dialect.name, secret=url.password)
+
+
+# A pooled connection idle longer than this is pinged before it is used again (a round trip);
+# one used more recently is not. (SQLAlchemy's pool_pre_ping pinged before every statement's
+# checkout: a round trip per journal write and read, most of a change's CPU over the bare driver.)
+# A connection that went bad meanwhile is no danger either way: its statement fails as a lost
+# connection, which Store.run retries on a fresh one (an insert whose commit may have gone
+# through is looked for first), so the ping only spares that one failed try and its warning.
+PING_AFTER_IDLE = 5.0
+_IDLE_SINCE = "novamove_idle_since"
+
+
+def _ping_when_idle(engine: sa.Engine) -> None:
+    @sa.event.listens_for(engine, "checkin")
+    def idle(dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def ping(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.pop(_IDLE_SINCE, None)          # none: a new connection
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:        # noqa: BLE001 -- any failure: this connection is not to be used
+            # the pool drops its connections from before now and takes a new one
+            raise sa_exc.InvalidatePoolError(f"journal connection idle {time.monotonic() - since:.0f} s: "
+                                             f"{type(exc).__name__}") from None
 
 
 def _with_password(url: URL) -> URL:

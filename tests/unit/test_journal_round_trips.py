@@ -1,0 +1,109 @@
+"""What one journaled change costs the database (issue 19, CPU per move with a MariaDB journal):
+an intent and its outcome are two statements (the outcome of an intent this process wrote for a
+run it holds is not read back first), and a warm pooled connection is used without a ping; one
+idle for longer is pinged, and a dead one replaced before the write, not failed and retried."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from novamove.engine.journal import Journal, store
+
+RUN = "r-trips"
+
+
+def _count(journal: Journal, monkeypatch) -> dict:
+    """Statements about events, and pings of pooled connections, from now on."""
+    seen = {"statements": [], "pings": 0}
+
+    @sa.event.listens_for(journal.store.engine, "before_cursor_execute")
+    def statement(conn, cursor, text, parameters, context, executemany):
+        if "events" in text.lower():
+            seen["statements"].append(text.split()[0].upper())
+    dialect = journal.store.engine.dialect
+    real = dialect.do_ping
+
+    def ping(dbapi_connection):
+        seen["pings"] += 1
+        return real(dbapi_connection)
+    monkeypatch.setattr(dialect, "do_ping", ping, raising=False)
+    return seen
+
+
+def test_a_change_is_two_statements_without_a_ping_on_a_warm_connection(journal_url, monkeypatch):
+    j = Journal(journal_url)
+    j.start_run(RUN, "drain", source="c1")
+    with j.change(RUN, "drain.move", "s0", dest="c2"):     # the pool is warm
+        pass
+    seen = _count(j, monkeypatch)
+    for i in range(10):
+        with j.change(RUN, "drain.move", f"s{i}", dest="c2") as change:
+            change.record(request_id=f"req-{i}")
+    assert seen["statements"] == ["INSERT", "UPDATE"] * 10
+    assert seen["pings"] == 0
+    moves = [e for e in j.events(RUN) if e.kind == "drain.move"]
+    assert [(e.state, e.data.get("request_id"), e.data["dest"]) for e in moves[1:]] == [
+        ("done", f"req-{i}", "c2") for i in range(10)]
+    # An intent kept open (a move in flight), then facts merged, then its outcome: all known here.
+    seen["statements"].clear()
+    change = j.change(RUN, "drain.move", "s10", keep_open=True, dest="c3")
+    with change:
+        change.record(migration_id=7)
+    j._merge(change.id, {"read_back": "accepted"})
+    j.failed(change.id, error="stalled")
+    assert seen["statements"] == ["INSERT", "UPDATE", "UPDATE", "UPDATE"]
+    last = j.events(RUN)[-1]
+    assert (last.state, last.data) == ("failed", {"dest": "c3", "migration_id": 7, "read_back": "accepted",
+                                                  "error": "stalled"}) and last.ended_at
+
+
+def test_an_outcome_of_another_process_s_intent_is_read_first(journal_url, monkeypatch):
+    """Only what this process wrote for a run it holds is known without a read."""
+    theirs = Journal(journal_url)
+    theirs.start_run(RUN, "drain", source="c1")
+    event_id = theirs.intent(RUN, "drain.move", "s1", dest="c2")
+    mine = Journal(journal_url)
+    seen = _count(mine, monkeypatch)
+    mine.done(event_id, found="after a kill")
+    assert seen["statements"] == ["SELECT", "UPDATE"]
+    assert mine.events(RUN)[0].data == {"dest": "c2", "found": "after a kill"}
+
+
+def _end_connections(journal_servers, backend: str, url: str) -> int:
+    """End, from the server's side, every connection to `url`'s database (a restart, a fail-over)."""
+    database = make_url(url).database
+    info = journal_servers.server(backend)
+    admin = sa.create_engine(info["admin_url"], isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as c:
+        if backend == "mariadb":
+            ids = [r[0] for r in c.exec_driver_sql(
+                f"SELECT id FROM information_schema.processlist WHERE db = '{database}'")]
+            for i in ids:
+                c.exec_driver_sql(f"KILL {i}")
+        else:
+            ids = [r[0] for r in c.exec_driver_sql(
+                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'")]
+    admin.dispose()
+    return len(ids)
+
+
+@pytest.mark.parametrize("backend", ["mariadb", "postgresql"])
+def test_an_idle_connection_is_pinged_and_a_dead_one_replaced_before_the_write(journal_servers, backend,
+                                                                                monkeypatch, caplog):
+    monkeypatch.setattr(store, "PING_AFTER_IDLE", 0.3)
+    url = journal_servers.new_database(backend)
+    j = Journal(url)
+    j.start_run(RUN, "drain", source="c1")
+    seen = _count(j, monkeypatch)
+    assert _end_connections(journal_servers, backend, url) >= 1
+    time.sleep(0.5)
+    with caplog.at_level(logging.WARNING):
+        j.intent(RUN, "drain.move", "s1")
+    assert seen["pings"] >= 1 and seen["statements"] == ["INSERT"], "pinged, found dead, replaced: one try"
+    assert not [r for r in caplog.records if "does not answer" in r.getMessage()]
+    assert [e.target for e in j.events(RUN)] == ["s1"]
