@@ -89,6 +89,17 @@ def migration_rows(rows: Iterable[Mapping]) -> list[dict]:
     return [renamed(r, MIGRATION_KEYS) for r in rows]
 
 
+def campaign_by(row: Mapping) -> str:
+    """" by alice@bastion1; taken over by bob@bastion2 at T": who started a campaign and who
+    resumed it last (`campaign status`'s header line); "" when the journal does not know."""
+    text = f" by {row['started_by']}" if row.get("started_by") else ""
+    return text + (f"; taken over by {taken_over(row)}" if row.get("taken_over_by") else "")
+
+
+def taken_over(row: Mapping) -> Optional[str]:
+    return f"{row['taken_over_by']} at {row['taken_over_at']}" if row.get("taken_over_by") else None
+
+
 def run_rows(rows: Iterable[Mapping]) -> list[dict]:
     return [renamed(r, RUN_KEYS) for r in rows]
 

@@ -9,7 +9,6 @@ reason saying why); 4 refused (N+K capacity or group budget; nothing changed on 
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 import click
 
@@ -153,24 +152,14 @@ def campaign_status(ctx, run_id, fmt):
     if run_id and rows:
         r = rows[0]
         hosts = [{"host": h, **st} for h, st in r["host_state"].items()]
-        print(f"campaign {r['run_id']}: {r['status']} (started {r['started_at']}{_by(r)}); {r.get('summary') or ''}")
+        print(f"campaign {r['run_id']}: {r['status']} (started {r['started_at']}{render.campaign_by(r)}); "
+              f"{r.get('summary') or ''}")
         render.print_rows(hosts, ("host", "outcome", "hook", "hook_started", "detail"), "table",
                           empty="no host touched yet")
         return
-    render.print_rows([{**r, "hosts": ", ".join(r["hosts"]), "taken_over": _taken_over(r)} for r in rows],
+    render.print_rows([{**r, "hosts": ", ".join(r["hosts"]), "taken_over": render.taken_over(r)} for r in rows],
                       ("run_id", "status", "started_at", "started_by", "taken_over", "hosts", "summary"), "table",
                       empty="no campaign")
-
-
-def _by(row: dict) -> str:
-    """" by alice@bastion1; taken over by bob@bastion2 at T": who started a campaign and who
-    resumed it last (from another machine, or the same one)."""
-    text = f" by {row['started_by']}" if row.get("started_by") else ""
-    return text + (f"; taken over by {_taken_over(row)}" if row.get("taken_over_by") else "")
-
-
-def _taken_over(row: dict) -> Optional[str]:
-    return f"{row['taken_over_by']} at {row['taken_over_at']}" if row.get("taken_over_by") else None
 
 
 @campaign.command(name="stop")
