@@ -107,3 +107,36 @@ def test_an_idle_connection_is_pinged_and_a_dead_one_replaced_before_the_write(j
     assert seen["pings"] >= 1 and seen["statements"] == ["INSERT"], "pinged, found dead, replaced: one try"
     assert not [r for r in caplog.records if "does not answer" in r.getMessage()]
     assert [e.target for e in j.events(RUN)] == ["s1"]
+
+
+def test_a_drain_and_its_undrain_read_their_host_s_runs_not_the_whole_journal(tmp_path, monkeypatch):
+    """A shared journal holds every run of the team for months: a drain's start (earlier
+    drains of its host, dead runs' tags) and an undrain (what the drain moved) ask the database
+    for their host's runs, not for all of them (CPU at the start of every drain, growing with
+    the journal)."""
+    from novamove.engine.batch import drain as drainmod
+    from novamove.engine.batch.undrain import undrain
+    from novamove.engine.journal.schema import runs as runs_t
+    from fakenova import FakeNova
+    monkeypatch.setattr(drainmod, "REPLAN_PAUSE", 0.01)
+    j = Journal(tmp_path / "j.sqlite")
+    with j.store.engine.begin() as c:                  # 500 runs of others, over
+        c.execute(runs_t.insert(), [dict(id=f"other{i:04d}", verb=("drain", "migrate", "maintain")[i % 3],
+                                         started_at="2026-01-01T00:00:00+00:00", started_ns=i, status="ok",
+                                         source=f"h{i % 50}", version=0) for i in range(500)])
+    read: list[int] = []
+    real = j._read
+
+    def counted(*a, **kw):
+        rows = real(*a, **kw)
+        read.append(len(rows))
+        return rows
+    monkeypatch.setattr(j, "_read", counted)
+    nova = FakeNova()
+    for i in range(3):
+        nova.add(f"v{i}", "c1")
+    report = drainmod.drain(nova, "c1", journal=j, mode="live", poll_interval=0.01)
+    assert report.ok, report.summary
+    back = undrain(nova, "c1", journal=j, move_back=True, poll_interval=0.01)
+    assert back.ok and sum(1 for r in back.results if r.result == "moved") == 3, back.summary
+    assert max(read) < 20, f"a read of {max(read)} runs: the whole journal"

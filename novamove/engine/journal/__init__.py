@@ -322,10 +322,17 @@ class Journal:
                                                          runs_t.c.id.like(run_id.replace("%", "") + "%"))))
         return _run_dict(rows[0]) if len(rows) == 1 else None
 
-    def runs(self, limit: int = 50, server_id: Optional[str] = None) -> list[dict]:
+    def runs(self, limit: int = 50, server_id: Optional[str] = None, verbs: Iterable[str] = (),
+             source: Optional[str] = None) -> list[dict]:
+        """Newest first; only those of `verbs` and of `source` when given (chosen by the database:
+        a shared journal holds every run of the team, for months)."""
         q = sa.select(runs_t).order_by(*NEWEST_FIRST).limit(limit)
         if server_id:
             q = q.where(runs_t.c.server_id == server_id)
+        if verbs:
+            q = q.where(runs_t.c.verb.in_(sorted(verbs)))
+        if source is not None:
+            q = q.where(runs_t.c.source == source)
         return [_run_dict(r) for r in self._read(q)]
 
     def unfinished_runs(self) -> list[dict]:
