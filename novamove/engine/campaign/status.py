@@ -13,7 +13,7 @@ from novamove.engine.campaign.common import (EV_CAMPAIGN, EV_DISABLE, EV_DRAIN, 
 # ---------------------------------------------------------------------------------- journal reading
 
 def campaign_runs(journal: Any) -> list[dict]:
-    return [r for r in journal.runs(limit=100000) if r["verb"] == VERB]
+    return journal.runs(limit=100000, verbs={VERB})
 
 
 def read_campaign(journal: Any, run_id: str) -> tuple[dict, dict, dict]:
