@@ -41,12 +41,23 @@ def _kill_before(journal, journal_servers, backend, statement_start: str, times:
     the first `times` times."""
     killed: list = []
 
-    @sa.event.listens_for(journal.store.engine, "before_cursor_execute")
     def kill(conn, cursor, statement, parameters, context, executemany):
         if statement.lstrip().upper().startswith(statement_start) and len(killed) < times:
             killed.append(statement)
             _kill_server_side(journal_servers, backend, conn.connection.dbapi_connection)
+    for engine in _engines(journal):
+        sa.event.listen(engine, "before_cursor_execute", kill)
     return killed
+
+
+def _engines(journal) -> list:
+    """The journal's pools: its transactions' and, on a server, its autocommit one."""
+    store = journal.store
+    return [e for e in store.__dict__.get("real_engines", (store.engine, store.quick)) if e is not None]
+
+
+def _is_write(statement: str) -> bool:
+    return statement.lstrip().split()[0].upper() in ("INSERT", "UPDATE", "DELETE")
 
 
 def _intents(journal) -> list:
@@ -86,23 +97,48 @@ def test_a_database_that_stays_away_fails_the_write_in_one_line_naming_recover(j
 
 
 class _LostAfterCommit:
-    """The engine of a journal whose next transaction is committed, then its connection lost
-    before the answer came back: the writer cannot tell whether it was written."""
+    """The journal's next `times` writes (a transaction, or a statement on a server's
+    autocommit pool) are committed, then their connection lost before the answer came back: the
+    writer cannot tell whether they were written. Reads go through."""
 
-    def __init__(self, engine):
-        self._engine, self.lost = engine, 0
-
-    def __getattr__(self, name):
-        return getattr(self._engine, name)
+    def __init__(self, journal, times: int = 1):
+        self.lost, self.times = 0, times
+        store = journal.store
+        real = store.__dict__.setdefault("real_engines", (store.engine, store.quick))
+        for engine in real:
+            if engine is not None and not sa.event.contains(engine, "before_cursor_execute", _mark_write):
+                sa.event.listen(engine, "before_cursor_execute", _mark_write)
+        store.engine = _Through(real[0], "begin", self)
+        if real[1] is not None:
+            store.quick = _Through(real[1], "connect", self)
 
     @contextmanager
-    def begin(self):
-        with self._engine.begin() as c:
+    def around(self, opening):
+        with opening as c:
+            c.info.pop("wrote", None)
             yield c
-        if not self.lost:
+            wrote = c.info.pop("wrote", False)
+        if wrote and self.lost < self.times:
             self.lost += 1
             raise sa.exc.OperationalError("COMMIT", {}, _Lost(2013, "Lost connection to server during query"),
                                           connection_invalidated=True)
+
+
+def _mark_write(conn, cursor, statement, parameters, context, executemany):
+    if _is_write(statement):
+        conn.info["wrote"] = True
+
+
+class _Through:
+    """An engine whose `method` (begin or connect) goes through a _LostAfterCommit."""
+
+    def __init__(self, engine, method: str, lose: _LostAfterCommit):
+        self._engine, self._method, self._lose = engine, method, lose
+
+    def __getattr__(self, name):
+        if name == self._method:
+            return lambda: self._lose.around(getattr(self._engine, name)())
+        return getattr(self._engine, name)
 
 
 class _Lost(Exception):
@@ -114,19 +150,22 @@ def test_an_intent_committed_before_its_connection_was_lost_is_not_written_twice
     j.start_run(RUN, "drain", source="c1")
     with j.change(RUN, "drain.move", "s0", dest="c2"):
         pass
-    j.store.engine = _LostAfterCommit(j.store.engine)
+    lost = _LostAfterCommit(j)
     with j.change(RUN, "drain.move", "s1", dest="c2"):      # the intent: committed, then "lost"
         pass
-    j.store.engine = _LostAfterCommit(j.store.engine._engine)
+    assert lost.lost == 1
+    lost = _LostAfterCommit(j)
     with j.change(RUN, "drain.move", "s1", dest="c2"):      # the same change again: a new intent
         pass
+    assert lost.lost == 1
     assert [(e.target, e.state) for e in _intents(j)] == [("s0", "done"), ("s1", "done"), ("s1", "done")]
 
 
 def test_a_run_started_before_its_connection_was_lost_starts_once(journal_url):
     j = Journal(journal_url)
-    j.store.engine = _LostAfterCommit(j.store.engine)
+    lost = _LostAfterCommit(j)
     j.start_run(RUN, "drain", source="c1")
+    assert lost.lost == 1
     assert j.get_run(RUN)["status"] == "running"
     j.intent(RUN, "drain.move", "s1")                  # and it is held: fenced writes pass
 
@@ -181,9 +220,9 @@ def test_a_budget_slot_committed_before_its_connection_was_lost_is_taken_once(jo
     j.start_run(RUN, "drain", cloud="fake")
     gate = budgets.Gate(j, RUN, "fake")
     gate.refresh()
-    j.store.engine = _LostAfterCommit(j.store.engine)
+    lost = _LostAfterCommit(j)
     assert gate.take("v1", "c2"), "the slot taken by the lost commit is this move's"
-    assert j.store.engine.lost == 1
+    assert lost.lost == 1
     assert [(r["run_id"], r["server_id"], r["state"]) for r in budgets.in_flight(j, "fake")] == [
         (RUN, "v1", "moving")]
     gate.release("v1")
@@ -201,9 +240,9 @@ def test_a_place_in_line_written_before_its_connection_was_lost_is_written_once(
     assert first.take("v0", "c2")
     gate = budgets.Gate(j, RUN, "fake")
     gate.refresh()
-    j.store.engine = _LostAfterCommit(j.store.engine)
+    lost = _LostAfterCommit(j)
     assert not gate.take("v1", "c2")                   # waits: its place in line, committed, "lost"
-    assert j.store.engine.lost == 1
+    assert lost.lost == 1
     assert [(r["run_id"], r["state"]) for r in budgets.in_flight(j, "fake")] == [
         ("first", "moving"), (RUN, "waiting")]
 
@@ -217,10 +256,11 @@ def test_a_claim_committed_before_its_connection_was_lost_is_taken_once_as_ours(
     j = Journal(journal_url)
     j.start_run(RUN, "drain", source="c1")
     failed: list = []
-    sa.event.listen(j.store.engine, "handle_error", lambda ctx: failed.append(type(ctx.original_exception)))
-    j.store.engine = _LostAfterCommit(j.store.engine)
+    for engine in _engines(j):
+        sa.event.listen(engine, "handle_error", lambda ctx: failed.append(type(ctx.original_exception)))
+    lost = _LostAfterCommit(j)
     assert claims.claim(j, "host:c1", RUN) is None
-    assert j.store.engine.lost == 1
+    assert lost.lost == 1
     assert failed == [], "no statement failed (a duplicate insert would)"
     rows = j._read(sa.select(claims_t))
     assert [(r["name"], r["run_id"], r["holder"], r["version"]) for r in rows] == [
@@ -230,18 +270,14 @@ def test_a_claim_committed_before_its_connection_was_lost_is_taken_once_as_ours(
     assert claims.claim(other, "host:c1", "r-other")["id"] == RUN
 
 
-class _NeverAnswers:
-    """The engine of a journal whose database stopped answering: every transaction is lost."""
-
-    def __init__(self, engine):
-        self._engine = engine
-
-    def __getattr__(self, name):
-        return getattr(self._engine, name)
-
-    def begin(self):
-        raise sa.exc.OperationalError("INSERT", {}, _Lost(2013, "Lost connection to server during query"),
-                                      connection_invalidated=True)
+def _never_answers(journal) -> None:
+    """The journal's database stopped answering its writes: each is lost before it is made."""
+    def refuse(conn, cursor, statement, parameters, context, executemany):
+        if _is_write(statement):
+            raise sa.exc.OperationalError(statement[:20], {}, _Lost(2013, "Lost connection to server during query"),
+                                          connection_invalidated=True)
+    for engine in _engines(journal):
+        sa.event.listen(engine, "before_cursor_execute", refuse)
 
 
 @pytest.mark.parametrize("what", ["claim", "budget"])
@@ -252,7 +288,7 @@ def test_a_claim_or_budget_the_database_does_not_take_fails_as_unreachable(journ
     monkeypatch.setenv("NOVAMOVE_JOURNAL_PATIENCE", "0.2")
     j = Journal(journal_url)
     j.start_run(RUN, "drain", source="c1")
-    j.store.engine = _NeverAnswers(j.store.engine)
+    _never_answers(j)
     t = time.monotonic()
     with pytest.raises(errors.Unreachable) as caught:
         if what == "claim":
@@ -272,9 +308,9 @@ def test_a_take_over_committed_before_its_connection_was_lost_holds_the_run(jour
                 ("test-b2:4242:1", "b2", time.time() - 1, RUN))
     taker = Journal(journal_url)
     taker.holder = "taker-token"
-    taker.store.engine = _LostAfterCommit(taker.store.engine)
+    lost = _LostAfterCommit(taker)
     assert taker.take_over(RUN)
-    assert taker.store.engine.lost == 1
+    assert lost.lost == 1
     taker.intent(RUN, "drain.move", "s1")              # held: its fenced writes pass
     with pytest.raises(Exception, match="taken over"):
         dead.intent(RUN, "drain.move", "s2")

@@ -19,19 +19,32 @@ RUN = "r-trips"
 
 def _count(journal: Journal, monkeypatch) -> dict:
     """Statements about events, and pings of pooled connections, from now on."""
-    seen = {"statements": [], "pings": 0}
+    seen = {"statements": [], "pings": 0, "ends": []}
 
-    @sa.event.listens_for(journal.store.engine, "before_cursor_execute")
     def statement(conn, cursor, text, parameters, context, executemany):
         if "events" in text.lower():
             seen["statements"].append(text.split()[0].upper())
-    dialect = journal.store.engine.dialect
-    real = dialect.do_ping
 
-    def ping(dbapi_connection):
-        seen["pings"] += 1
-        return real(dbapi_connection)
-    monkeypatch.setattr(dialect, "do_ping", ping, raising=False)
+    def counted(real):
+        def ping(dbapi_connection):
+            seen["pings"] += 1
+            return real(dbapi_connection)
+        return ping
+    for engine in (journal.store.engine, journal.store.quick):      # (a server's autocommit pool)
+        if engine is None:
+            continue
+        sa.event.listen(engine, "before_cursor_execute", statement)
+        monkeypatch.setattr(engine.dialect, "do_ping", counted(engine.dialect.do_ping), raising=False)
+    if journal.store.quick is not None:
+        # The driver's own COMMIT and ROLLBACK (each a round trip with PyMySQL), whoever calls them.
+        raw = journal.store.quick.raw_connection()
+        driver = type(raw.driver_connection)
+        raw.close()
+        for name in ("commit", "rollback"):
+            def ended(self, _real=getattr(driver, name), _name=name.upper()):
+                seen["ends"].append(_name)
+                return _real(self)
+            monkeypatch.setattr(driver, name, ended)
     return seen
 
 
@@ -46,6 +59,8 @@ def test_a_change_is_two_statements_without_a_ping_on_a_warm_connection(journal_
             change.record(request_id=f"req-{i}")
     assert seen["statements"] == ["INSERT", "UPDATE"] * 10
     assert seen["pings"] == 0
+    if j.store.quick is not None and store._SKIP_AUTOCOMMIT_ROLLBACK:
+        assert seen["ends"] == [], "a server's autocommit: no COMMIT nor ROLLBACK round trip"
     moves = [e for e in j.events(RUN) if e.kind == "drain.move"]
     assert [(e.state, e.data.get("request_id"), e.data["dest"]) for e in moves[1:]] == [
         ("done", f"req-{i}", "c2") for i in range(10)]

@@ -35,7 +35,7 @@ from novamove.engine.journal.schema import INTERNAL_RUN_COLUMNS, events as event
 from novamove.engine.journal.statements import (FIND_EVENT, INSERT_EVENT, INSERT_EVENT_FENCED,
                                                 INSERT_EVENT_FENCED_RETURNING, MARK_EVENT, MARK_EVENT_FENCED,
                                                 READ_EVENT)
-from novamove.engine.journal.store import Fenced, is_url, open_store
+from novamove.engine.journal.store import Fenced, autocommit, is_url, open_store
 
 LOG = logging.getLogger(__name__)
 
@@ -152,13 +152,19 @@ class Journal:
 
     def _write(self, stmt: Any, args: tuple | dict = ()) -> Any:
         """Every write of the journal's records (lease renewals aside), committed before it returns: a
-        Core statement (parameters: a dict), SQL text with `?` placeholders, or a function of a connection (one transaction)."""
+        Core statement (parameters: a dict), SQL text with `?` placeholders, or a function of a connection
+        (one transaction, unless marked store.autocommit)."""
         return self._execute(stmt, args)
 
     def _execute(self, stmt: Any, args: tuple | dict = ()) -> Any:
+        function = callable(stmt) and not isinstance(stmt, (str, sa.sql.ClauseElement))
+        # One statement (or a function marked `autocommit`: its statements need no transaction
+        # together) goes to a server's autocommit pool: committed when its answer comes back.
+        quick = self.store.quick if not function or getattr(stmt, "autocommit", False) else None
+
         def call() -> Any:      # one transaction, tried again as a whole when the database says so
-            with self.store.engine.begin() as c:
-                if callable(stmt) and not isinstance(stmt, (str, sa.sql.ClauseElement)):
+            with quick.connect() if quick is not None else self.store.engine.begin() as c:
+                if function:
                     return stmt(c)
                 if isinstance(stmt, str):
                     return self._written(stmt, c.exec_driver_sql(self._native(stmt), tuple(args)))
@@ -175,7 +181,7 @@ class Journal:
 
     def _read(self, stmt: Any, args: tuple | dict = ()) -> list[dict]:
         def call() -> list[dict]:
-            with self.store.engine.connect() as c:
+            with (self.store.quick or self.store.engine).connect() as c:
                 r = (c.exec_driver_sql(self._native(stmt), tuple(args)) if isinstance(stmt, str)
                      else c.execute(stmt, args or None))
                 return [dict(m) for m in r.mappings()]
@@ -248,6 +254,7 @@ class Journal:
         # after a lost connection, the run may be there already: this process's own, it is.
         tries = []
 
+        @autocommit
         def insert(c: Any) -> None:
             tries.append(1)
             if len(tries) > 1 and c.execute(sa.select(runs_t.c.id).where(
@@ -380,6 +387,7 @@ class Journal:
             stmt, params = INSERT_EVENT, row
         tries = []
 
+        @autocommit
         def insert(c: Any) -> Written:
             tries.append(1)
             if len(tries) > 1:          # the first try may have been committed (see FIND_EVENT)
@@ -425,9 +433,10 @@ class Journal:
         a state change only (an outcome, an intent reopened): more facts alone are no news."""
         known = self._open.get(event_id)
 
+        @autocommit
         def read_then_write(c: Any) -> tuple:
-            # One connection, one transaction: the read of what the change holds so far (unless
-            # this process wrote it, for a run it still holds) and the (fenced) write of its outcome.
+            # One connection: the read of what the change holds so far (unless this process wrote
+            # it, for a run it still holds) and the (fenced) write of its outcome.
             if known is not None and self._holding(known["run_id"]):
                 row = dict(known)
             else:

@@ -24,7 +24,7 @@ from novamove import errors
 from novamove.engine import events
 from novamove.engine.journal.leases import run_alive, user_name, machine_name
 from novamove.engine.journal.schema import budgets, runs, slots
-from novamove.engine.journal.store import Duplicate
+from novamove.engine.journal.store import Duplicate, autocommit
 
 MOVING, WAITING = "moving", "waiting"
 
@@ -202,6 +202,7 @@ class Gate:
         self.used = True
         tries = []
 
+        @autocommit
         def insert(c: Any) -> int:
             tries.append(1)
             if len(tries) > 1 and self._own_row(c, state, server_id):

@@ -17,7 +17,7 @@ from novamove import errors
 from novamove.engine import events
 from novamove.engine.journal.leases import run_alive
 from novamove.engine.journal.schema import claims
-from novamove.engine.journal.store import Duplicate
+from novamove.engine.journal.store import Duplicate, autocommit
 
 
 def claim(journal: Any, name: str, run_id: str, own: Iterable[str] = ()) -> Optional[dict]:
@@ -51,6 +51,7 @@ def _insert(journal: Any, name: str, run_id: str) -> None:
     of this run from another process) is not ours: Duplicate, and the caller looks again."""
     tries = []
 
+    @autocommit
     def insert(c: Any) -> None:
         tries.append(1)
         if len(tries) > 1 and c.execute(sa.select(claims.c.name).where(

@@ -83,6 +83,10 @@ class Store:
     dialect: str                  # sqlite | mysql | postgresql
     path: Optional[Path] = None   # the SQLite file
     secret: Optional[str] = None
+    # A server's second pool, in autocommit: a write of one statement is committed as it is
+    # executed (its answer says so), without a COMMIT round trip, and a read ends without a
+    # ROLLBACK one. Transactions of several statements stay on `engine`. None for SQLite.
+    quick: Optional[sa.Engine] = None
 
     def fail(self, exc: BaseException, doing: str) -> errors.NovamoveError:
         """The one-line error for a database error: never the password, never a traceback."""
@@ -123,6 +127,13 @@ class Store:
 
 
 PATIENCE_ENV = "NOVAMOVE_JOURNAL_PATIENCE"
+
+
+def autocommit(function: T) -> T:
+    """Mark a write function of a connection whose statements need no transaction together
+    (a look-up, then an insert): Journal._write runs it on a server's autocommit pool."""
+    function.autocommit = True     # type: ignore[attr-defined]
+    return function
 
 
 def patience() -> float:
@@ -192,15 +203,17 @@ def _server_store(location: str) -> Store:
     connect_args: dict = {"connect_timeout": 10}
     try:
         # LIFO: the connection just given back is the next one taken (warm, not pinged).
-        engine = sa.create_engine(url, pool_size=2, max_overflow=4, pool_use_lifo=True,
-                                  connect_args=connect_args, hide_parameters=True)
-        _ping_when_idle(engine)
-        _ENGINES.add(engine)
+        engine, quick = (sa.create_engine(url, pool_size=2, max_overflow=4, pool_use_lifo=True,
+                                          connect_args=connect_args, hide_parameters=True, **options)
+                         for options in ({}, dict(isolation_level="AUTOCOMMIT", **_SKIP_AUTOCOMMIT_ROLLBACK)))
+        for e in (engine, quick):
+            _ping_when_idle(e)
+            _ENGINES.add(e)
     except (sa_exc.NoSuchModuleError, ImportError, ModuleNotFoundError):
         extra = "mysql" if driver.startswith("mysql") else "postgresql"
         raise errors.UsageError(f"journal {display}: the {driver} driver is not installed "
                                 f"(pip install 'novamove[{extra}]')") from None
-    return Store(engine, display, engine.dialect.name, secret=url.password)
+    return Store(engine, display, engine.dialect.name, secret=url.password, quick=quick)
 
 
 # A pooled connection idle longer than this is pinged before it is used again (a round trip);
@@ -210,6 +223,9 @@ def _server_store(location: str) -> Store:
 # connection, which Store.run retries on a fresh one (an insert whose commit may have gone
 # through is looked for first), so the ping only spares that one failed try and its warning.
 PING_AFTER_IDLE = 5.0
+# SQLAlchemy >= 2.0.43 can leave out the ROLLBACK a connection in autocommit does not need.
+_SKIP_AUTOCOMMIT_ROLLBACK = ({"skip_autocommit_rollback": True}
+                             if hasattr(sa.engine.default.DefaultDialect, "skip_autocommit_rollback") else {})
 _IDLE_SINCE = "novamove_idle_since"
 
 
