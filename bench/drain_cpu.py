@@ -329,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
             summary[name][f"client_ms_per_move_{cname}"] = round(
                 client_ms_per_move(mine[0]["requests_by_verb"], cost, args.servers), 2)
     journal_kind = (args.journal_url or "sqlite").split("://")[0]      # (never the URL: its password)
-    result = {"journal": journal_kind, "servers": args.servers, "cap": args.cap, "poll": args.poll, "rounds": args.rounds,
+    result = {"journal": journal_kind, "servers": args.servers, "cap": args.cap, "poll": args.poll,
+              "rounds": args.rounds,
               "load_1min": [round(load0, 2), round(load1, 2)], "goal_ms": GOAL_MS,
               "client_ms_per_call": client, **summary}
     if args.json:

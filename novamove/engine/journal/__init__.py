@@ -288,7 +288,8 @@ class Journal:
             version = rows[0]["version"] if rows else 0
             w = self._write(runs_t.update().where(runs_t.c.id == run_id, runs_t.c.version == version).values(
                 status=events.RUN_RUNNING, finished_at=None, pid=os.getpid(), process=process_token(os.getpid()),
-                **leases.taken_over_by(now()), holder=self.holder, lease_until=time.time() + lease_seconds(), version=version + 1), ())
+                **leases.taken_over_by(now()), holder=self.holder, lease_until=time.time() + lease_seconds(),
+                version=version + 1), ())
             if w.rowcount == 1 or not rows:
                 break
         else:
