@@ -217,8 +217,8 @@ def _server_store(location: str) -> Store:
 
 
 # A pooled connection idle longer than this is pinged before it is used again (a round trip);
-# one used more recently is not. (SQLAlchemy's pool_pre_ping pinged before every statement's
-# checkout: a round trip per journal write and read, most of a change's CPU over the bare driver.)
+# one used more recently is not. (SQLAlchemy's pool_pre_ping pinged at every checkout: a round
+# trip more for every journal write and read.)
 # A connection that went bad meanwhile is no danger either way: its statement fails as a lost
 # connection, which Store.run retries on a fresh one (an insert whose commit may have gone
 # through is looked for first), so the ping only spares that one failed try and its warning.
