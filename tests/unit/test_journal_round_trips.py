@@ -120,7 +120,8 @@ def test_an_idle_connection_is_pinged_and_a_dead_one_replaced_before_the_write(j
     with caplog.at_level(logging.WARNING):
         j.intent(RUN, "drain.move", "s1")
     assert seen["pings"] >= 1 and seen["statements"] == ["INSERT"], "pinged, found dead, replaced: one try"
-    assert not [r for r in caplog.records if "does not answer" in r.getMessage()]
+    # (another test's journal, its lease renewer still at work, may warn meanwhile: not this one)
+    assert not [r for r in caplog.records if "does not answer" in r.getMessage() and j.store.display in r.getMessage()]
     assert [e.target for e in j.events(RUN)] == ["s1"]
 
 
