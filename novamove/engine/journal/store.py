@@ -9,6 +9,7 @@ password takes it from the file NOVAMOVE_JOURNAL_PASSWORD_FILE names (docs/journ
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 import weakref
@@ -224,8 +225,8 @@ def _server_store(location: str) -> Store:
 # through is looked for first), so the ping only spares that one failed try and its warning.
 PING_AFTER_IDLE = 5.0
 # SQLAlchemy >= 2.0.43 can leave out the ROLLBACK a connection in autocommit does not need.
-_SKIP_AUTOCOMMIT_ROLLBACK = ({"skip_autocommit_rollback": True}
-                             if hasattr(sa.engine.default.DefaultDialect, "skip_autocommit_rollback") else {})
+_SKIP_AUTOCOMMIT_ROLLBACK = ({"skip_autocommit_rollback": True} if "skip_autocommit_rollback" in
+                             inspect.signature(sa.engine.default.DefaultDialect.__init__).parameters else {})
 _IDLE_SINCE = "novamove_idle_since"
 
 
