@@ -211,7 +211,9 @@ class _Renewer:
     def _loop(self) -> None:
         while True:
             time.sleep(lease_seconds() / 3)
-            for journal in list(self.journals):
+            with self.lock:     # a copy taken while no add() changes the set (that killed this thread)
+                journals = list(self.journals)
+            for journal in journals:
                 try:
                     journal.renew_leases()        # type: ignore[attr-defined]
                 except BaseException:  # noqa: BLE001 -- a failed renewal is tried again; the lease says the rest
