@@ -16,6 +16,12 @@ journal re-reading a row to tell observers, each observer, and the rest of novam
 planner, polls, reports). "novamove CPU per move" is everything but the fake.
 
     .venv/bin/python bench/drain_cpu.py [--servers 80] [--rounds 3] [--cap 4] [--profile FILE]
+                                        [--journal-url URL|mariadb|postgresql]
+
+--journal-url puts the drains' journal on a database server (each drain's runs beside the
+others' in that database) instead of a fresh SQLite file per drain: a URL (its password inline
+is fine here, a bench), or `mariadb` / `postgresql` to start the unit tests' loopback server
+(tests/unit/journal_servers.py) for the run.
 
 The fake stands for the cloud client, so the real client's CPU (openstacksdk, keystoneauth,
 requests and novamove/cloud/) is measured apart: each adapter verb the drain called, on canned
@@ -29,6 +35,7 @@ and prints its 25 hottest functions by own time, the fake excluded.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import functools
 import io
@@ -109,6 +116,7 @@ def make_fake(n: int) -> FakeNova:
 
 
 OBSERVER_DIR: list = []     # --observer-dir: where the stream and the textfile go (default: the journal's)
+JOURNAL_URL: list = []      # --journal-url: the database the drains journal in (default: SQLite files)
 
 
 def observers_for(tmp: Path, tag: str) -> list:
@@ -120,7 +128,7 @@ def observers_for(tmp: Path, tag: str) -> list:
 
 def one_drain(tmp: Path, tag: str, n: int, cap: int, poll: float, observe: bool, meter: bool) -> dict:
     fake = make_fake(n)
-    journal = Journal(tmp / f"{tag}.sqlite")
+    journal = Journal(JOURNAL_URL[0] if JOURNAL_URL else tmp / f"{tag}.sqlite")
     observers = observers_for(tmp, tag) if observe else []
     meters = Meters(outer=(REREAD,), inner="journal") if meter else None
     if meters:
@@ -128,7 +136,7 @@ def one_drain(tmp: Path, tag: str, n: int, cap: int, poll: float, observe: bool,
         meters.wrap_object(fake, "fake", [m for m in public_methods(fake) if not m.startswith("_")])
         journal_methods = [m for m in public_methods(journal) if m not in ("_tell", "_tell_event", "_tell_run")]
         meters.wrap_object(journal, "journal", journal_methods)
-        meters.wrap_object(journal, REREAD, ["_tell_event", "_tell_run"])
+        meters.wrap_object(journal, REREAD, [n for n in ("_tell_event", "_tell_run") if hasattr(journal, n)])
         meters.wrap_object(journal, "novamove", ["_tell"])       # the observers' loop
         observers = [meters.wrap(f"observer {type(o).__name__}", o) for o in observers]
     # Through api's own connection path (its retrying and fault-injecting wrappers are
@@ -255,6 +263,22 @@ def profile(tmp: Path, n: int, cap: int, poll: float, path: str) -> None:
     print(s.getvalue())
 
 
+@contextlib.contextmanager
+def _journal_database(choice: str | None, tmp: Path):
+    """The --journal-url to use: as given, or a fresh database on a loopback server started
+    for this run (and stopped after it)."""
+    if choice not in ("mariadb", "postgresql"):
+        yield choice
+        return
+    from journal_servers import Servers
+    servers = Servers(tmp / "servers")
+    servers.enter()
+    try:
+        yield servers.new_database(choice)
+    finally:
+        servers.leave()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--servers", type=int, default=80)
@@ -264,13 +288,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", help="also profile one observed drain into this file")
     ap.add_argument("--observer-dir", help="write the stream and the textfile here (default: beside the journal)")
     ap.add_argument("--no-client", action="store_true", help="skip the client's per-request figures")
+    ap.add_argument("--journal-url", metavar="URL|mariadb|postgresql",
+                    help="journal on this database (mariadb/postgresql: the unit tests' loopback server)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.observer_dir:
         OBSERVER_DIR.append(args.observer_dir)
     load0 = os.getloadavg()[0]
     runs: list[dict] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _journal_database(args.journal_url, Path(tmp)) as url:
+        if url:
+            JOURNAL_URL.append(url)
         for r in range(args.rounds):
             for observe in (False, True):
                 tag = f"r{r}-{'observed' if observe else 'bare'}"
@@ -300,13 +328,16 @@ def main(argv: list[str] | None = None) -> int:
         for cname, cost in client.items():
             summary[name][f"client_ms_per_move_{cname}"] = round(
                 client_ms_per_move(mine[0]["requests_by_verb"], cost, args.servers), 2)
-    result = {"servers": args.servers, "cap": args.cap, "poll": args.poll, "rounds": args.rounds,
+    journal_kind = (args.journal_url or "sqlite").split("://")[0]      # (never the URL: its password)
+    result = {"journal": journal_kind, "servers": args.servers, "cap": args.cap, "poll": args.poll,
+              "rounds": args.rounds,
               "load_1min": [round(load0, 2), round(load1, 2)], "goal_ms": GOAL_MS,
               "client_ms_per_call": client, **summary}
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"drain of {args.servers} on the fake, cap {args.cap}, poll {args.poll} s, {args.rounds} rounds, "
+    print(f"drain of {args.servers} on the fake, journal {journal_kind}, cap {args.cap}, poll {args.poll} s, "
+          f"{args.rounds} rounds, "
           f"load {load0:.2f} -> {load1:.2f}")
     for name in ("bare", "observed"):
         s = summary[name]

@@ -46,7 +46,8 @@ MIGRATION_TABLE = ("id", "server_id", "migration_type", "source_compute", "dest_
 RUN_TABLE = ("id", "started_at", "verb", "server_name", "source_compute", "dest_compute", "mode",
              "strategy", "status")
 RUN_COLUMNS = RUN_TABLE + ("finished_at", "cloud", "server_id", "pid", "process", "summary", "error",
-                            "user_name", "machine", "command", "lease_until")
+                            "user_name", "machine", "command", "lease_until", "taken_over_user",
+                            "taken_over_machine", "taken_over_command", "taken_over_at")
 RECOVER_TABLE = ("run_id", "verb", "server", "status_before", "summary")
 RECOVER_COLUMNS = RECOVER_TABLE + ("services_enabled", "services_left", "server_action", "server_state",
                                    "in_flight", "notes")
@@ -86,6 +87,17 @@ def host_rows(rows: Iterable[Mapping]) -> list[dict]:
 
 def migration_rows(rows: Iterable[Mapping]) -> list[dict]:
     return [renamed(r, MIGRATION_KEYS) for r in rows]
+
+
+def campaign_by(row: Mapping) -> str:
+    """" by alice@bastion1; taken over by bob@bastion2 at T": who started a campaign and who
+    resumed it last (`campaign status`'s header line); "" when the journal does not know."""
+    text = f" by {row['started_by']}" if row.get("started_by") else ""
+    return text + (f"; taken over by {taken_over(row)}" if row.get("taken_over_by") else "")
+
+
+def taken_over(row: Mapping) -> Optional[str]:
+    return f"{row['taken_over_by']} at {row['taken_over_at']}" if row.get("taken_over_by") else None
 
 
 def run_rows(rows: Iterable[Mapping]) -> list[dict]:

@@ -152,12 +152,14 @@ def campaign_status(ctx, run_id, fmt):
     if run_id and rows:
         r = rows[0]
         hosts = [{"host": h, **st} for h, st in r["host_state"].items()]
-        print(f"campaign {r['run_id']}: {r['status']} (started {r['started_at']}); {r.get('summary') or ''}")
+        print(f"campaign {r['run_id']}: {r['status']} (started {r['started_at']}{render.campaign_by(r)}); "
+              f"{r.get('summary') or ''}")
         render.print_rows(hosts, ("host", "outcome", "hook", "hook_started", "detail"), "table",
                           empty="no host touched yet")
         return
-    render.print_rows([{**r, "hosts": ", ".join(r["hosts"])} for r in rows],
-                      ("run_id", "status", "started_at", "hosts", "summary"), "table", empty="no campaign")
+    render.print_rows([{**r, "hosts": ", ".join(r["hosts"]), "taken_over": render.taken_over(r)} for r in rows],
+                      ("run_id", "status", "started_at", "started_by", "taken_over", "hosts", "summary"), "table",
+                      empty="no campaign")
 
 
 @campaign.command(name="stop")

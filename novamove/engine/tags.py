@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Optional
+from typing import Container, Optional
 
 from novamove import errors
 
@@ -104,7 +104,7 @@ def live_drain(disabled_reason: Optional[str], now: Optional[datetime] = None) -
 
 
 def refuse_if_drained_elsewhere(host: str, disabled_reason: Optional[str], own_runs: set[str],
-                                doing: str, dead_runs: set[str] = frozenset(),
+                                doing: str, dead_runs: Container[str] = frozenset(),
                                 now: Optional[datetime] = None) -> None:
     """A drain or a maintenance campaign of `host` by another run still holds its lease: refuse
     (one line, nothing changed). Runs of our own chain, or runs our journal knows are dead, do

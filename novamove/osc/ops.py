@@ -28,7 +28,8 @@ MAINTAIN_KEYS = ("host", "outcome", "stage", "moved", "stopped", "hook_exit", "h
                  "check_exit", "moved_back", "seconds", "detail")
 MAINTAIN_PLAN_KEYS = ("name", "stage", "servers", "moves", "stop", "skip", "estimate_seconds",
                       "serviced", "why_not")
-CAMPAIGN_KEYS = ("run_id", "status", "started_at", "finished_at", "hosts", "summary")
+CAMPAIGN_KEYS = ("run_id", "status", "started_at", "finished_at", "started_by", "taken_over_by", "taken_over_at",
+                 "hosts", "summary")
 CAMPAIGN_HOST_KEYS = ("host", "outcome", "hook", "hook_started", "detail")
 STOP_KEYS = ("id", "pid", "status", "verb")
 # `novamove doctor -f json`'s keys (report.doctor_rows, docs/doctor.md): a finding's, and after
@@ -382,7 +383,8 @@ class CampaignStatus(_NovamoveCommand, command.Lister):
         found = api.campaign_status(parsed_args.run_id)
         if parsed_args.run_id and found:
             run = found[0]
-            self._note(f"campaign {run['run_id']}: {run['status']} (started {run['started_at']}); "
+            self._note(f"campaign {run['run_id']}: {run['status']} (started {run['started_at']}"
+                       f"{report.campaign_by(run)}); "
                        f"{run.get('summary') or ''}")
             return rows(CAMPAIGN_HOST_KEYS, [{"host": h, **st} for h, st in run["host_state"].items()])
         return rows(CAMPAIGN_KEYS, found)

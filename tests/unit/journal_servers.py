@@ -108,14 +108,25 @@ def url(info: dict, database: str, password: Optional[str] = None) -> str:
     return f"{driver}://{USER}:{password or info['password']}@127.0.0.1:{info['port']}/{database}"
 
 
+class _PortTaken(RuntimeError):
+    """The server exited before it listened: its free port was taken meanwhile (another
+    session's servers, the faults targets' PostgreSQL, anything on this machine)."""
+
+
 def _start(backend: str, root: Path) -> dict:
-    started: list = []
-    try:
-        return (_start_mariadb if backend == "mariadb" else _start_postgresql)(root, started)
-    except BaseException:
-        for proc in started:           # not left running by a set-up that failed half-way
-            _stop(backend, {"pid": proc.pid})
-        raise
+    # Ports are picked free, not fixed, and data directories are this run's own (pytest's
+    # numbered temporary directory; /tmp/nmj-pg-PID-RANDOM): several sessions' test runs, and
+    # `make faults-shared-journal` / `make faults-random` beside them, never share a server.
+    for attempt in range(3):
+        started: list = []
+        try:
+            return (_start_mariadb if backend == "mariadb" else _start_postgresql)(root, started)
+        except BaseException as exc:
+            for proc in started:           # not left running by a set-up that failed half-way
+                _stop(backend, {"pid": proc.pid})
+            if not isinstance(exc, _PortTaken) or attempt == 2:
+                raise
+    raise AssertionError("not reached")
 
 
 def _running(info: dict) -> bool:
@@ -126,12 +137,18 @@ def _running(info: dict) -> bool:
     return True
 
 
-def _wait_port(port: int, what: str, timeout: float = 60.0) -> None:
+def _wait_listening(port: int, sock: Path, what: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Until `proc` listens: its own unix socket `sock` is there and 127.0.0.1:`port` answers.
+    A server that exits first lost its free port to another process (whatever answers on that
+    port then is not ours: hence the socket, which only ours makes, once it has bound the port)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
+        if proc.poll() is not None:
+            raise _PortTaken(f"{what} exited ({proc.returncode}) before it listened on 127.0.0.1:{port}")
+        if sock.exists():
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return
         time.sleep(0.1)
     raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
 
@@ -154,7 +171,7 @@ def _start_mariadb(root: Path, started: list) -> dict:
          "--max-connections=300", "--performance-schema=OFF"],
         stdout=log, stderr=log, start_new_session=True)
     started.append(proc)
-    _wait_port(port, "mariadbd")
+    _wait_listening(port, sock, "mariadbd", proc)
     password = secrets.token_hex(12)
     admin_url = f"mysql+pymysql://root@localhost/?unix_socket={sock}"
     engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
@@ -188,7 +205,7 @@ def _start_postgresql(root: Path, started: list) -> dict:
                   "-c", "shared_buffers=16MB"],
         stdout=open(root / "postgresql.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
     started.append(proc)
-    _wait_port(port, "postgres")
+    _wait_listening(port, data / f".s.PGSQL.{port}", "postgres", proc)
     admin_url = f"postgresql+psycopg://postgres@/postgres?host={data}&port={port}"
     engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     for _ in range(50):

@@ -41,12 +41,23 @@ def _kill_before(journal, journal_servers, backend, statement_start: str, times:
     the first `times` times."""
     killed: list = []
 
-    @sa.event.listens_for(journal.store.engine, "before_cursor_execute")
     def kill(conn, cursor, statement, parameters, context, executemany):
         if statement.lstrip().upper().startswith(statement_start) and len(killed) < times:
             killed.append(statement)
             _kill_server_side(journal_servers, backend, conn.connection.dbapi_connection)
+    for engine in _engines(journal):
+        sa.event.listen(engine, "before_cursor_execute", kill)
     return killed
+
+
+def _engines(journal) -> list:
+    """The journal's pools: its transactions' and, on a server, its autocommit one."""
+    store = journal.store
+    return [e for e in store.__dict__.get("real_engines", (store.engine, store.quick)) if e is not None]
+
+
+def _is_write(statement: str) -> bool:
+    return statement.lstrip().split()[0].upper() in ("INSERT", "UPDATE", "DELETE")
 
 
 def _intents(journal) -> list:
@@ -86,23 +97,48 @@ def test_a_database_that_stays_away_fails_the_write_in_one_line_naming_recover(j
 
 
 class _LostAfterCommit:
-    """The engine of a journal whose next transaction is committed, then its connection lost
-    before the answer came back: the writer cannot tell whether it was written."""
+    """The journal's next `times` writes (a transaction, or a statement on a server's
+    autocommit pool) are committed, then their connection lost before the answer came back: the
+    writer cannot tell whether they were written. Reads go through."""
 
-    def __init__(self, engine):
-        self._engine, self.lost = engine, 0
-
-    def __getattr__(self, name):
-        return getattr(self._engine, name)
+    def __init__(self, journal, times: int = 1):
+        self.lost, self.times = 0, times
+        store = journal.store
+        real = store.__dict__.setdefault("real_engines", (store.engine, store.quick))
+        for engine in real:
+            if engine is not None and not sa.event.contains(engine, "before_cursor_execute", _mark_write):
+                sa.event.listen(engine, "before_cursor_execute", _mark_write)
+        store.engine = _Through(real[0], "begin", self)
+        if real[1] is not None:
+            store.quick = _Through(real[1], "connect", self)
 
     @contextmanager
-    def begin(self):
-        with self._engine.begin() as c:
+    def around(self, opening):
+        with opening as c:
+            c.info.pop("wrote", None)
             yield c
-        if not self.lost:
+            wrote = c.info.pop("wrote", False)
+        if wrote and self.lost < self.times:
             self.lost += 1
             raise sa.exc.OperationalError("COMMIT", {}, _Lost(2013, "Lost connection to server during query"),
                                           connection_invalidated=True)
+
+
+def _mark_write(conn, cursor, statement, parameters, context, executemany):
+    if _is_write(statement):
+        conn.info["wrote"] = True
+
+
+class _Through:
+    """An engine whose `method` (begin or connect) goes through a _LostAfterCommit."""
+
+    def __init__(self, engine, method: str, lose: _LostAfterCommit):
+        self._engine, self._method, self._lose = engine, method, lose
+
+    def __getattr__(self, name):
+        if name == self._method:
+            return lambda: self._lose.around(getattr(self._engine, name)())
+        return getattr(self._engine, name)
 
 
 class _Lost(Exception):
@@ -114,19 +150,22 @@ def test_an_intent_committed_before_its_connection_was_lost_is_not_written_twice
     j.start_run(RUN, "drain", source="c1")
     with j.change(RUN, "drain.move", "s0", dest="c2"):
         pass
-    j.store.engine = _LostAfterCommit(j.store.engine)
+    lost = _LostAfterCommit(j)
     with j.change(RUN, "drain.move", "s1", dest="c2"):      # the intent: committed, then "lost"
         pass
-    j.store.engine = _LostAfterCommit(j.store.engine._engine)
+    assert lost.lost == 1
+    lost = _LostAfterCommit(j)
     with j.change(RUN, "drain.move", "s1", dest="c2"):      # the same change again: a new intent
         pass
+    assert lost.lost == 1
     assert [(e.target, e.state) for e in _intents(j)] == [("s0", "done"), ("s1", "done"), ("s1", "done")]
 
 
 def test_a_run_started_before_its_connection_was_lost_starts_once(journal_url):
     j = Journal(journal_url)
-    j.store.engine = _LostAfterCommit(j.store.engine)
+    lost = _LostAfterCommit(j)
     j.start_run(RUN, "drain", source="c1")
+    assert lost.lost == 1
     assert j.get_run(RUN)["status"] == "running"
     j.intent(RUN, "drain.move", "s1")                  # and it is held: fenced writes pass
 
@@ -167,3 +206,111 @@ def test_sqlite_a_locked_file_is_waited_for_then_one_line_naming_recover(tmp_pat
     text = str(caught.value)
     assert "\n" not in text and "novamove recover" in text and "locked" in text
     assert len(_intents(Journal(path))) == 1
+
+
+# ---------------------------------------------------------------- budget slots and claims (issue 19)
+
+def test_a_budget_slot_committed_before_its_connection_was_lost_is_taken_once(journal_url):
+    """The slot's transaction (the budget's compare-and-swap and the slot) committed, the answer
+    lost: tried again, the run finds its own slot, and neither takes a second one nor waits in
+    line behind itself (with a budget of 1 it would wait forever)."""
+    from novamove.engine.journal import budgets
+    j = Journal(journal_url)
+    budgets.set_budget(j, "fake", max_in_flight=1, max_per_host=None)
+    j.start_run(RUN, "drain", cloud="fake")
+    gate = budgets.Gate(j, RUN, "fake")
+    gate.refresh()
+    lost = _LostAfterCommit(j)
+    assert gate.take("v1", "c2"), "the slot taken by the lost commit is this move's"
+    assert lost.lost == 1
+    assert [(r["run_id"], r["server_id"], r["state"]) for r in budgets.in_flight(j, "fake")] == [
+        (RUN, "v1", "moving")]
+    gate.release("v1")
+    assert budgets.in_flight(j, "fake") == []
+
+
+def test_a_place_in_line_written_before_its_connection_was_lost_is_written_once(journal_url):
+    from novamove.engine.journal import budgets
+    j = Journal(journal_url)
+    budgets.set_budget(j, "fake", max_in_flight=1, max_per_host=None)
+    for run_id in ("first", RUN):
+        j.start_run(run_id, "drain", cloud="fake")
+    first = budgets.Gate(j, "first", "fake")
+    first.refresh()
+    assert first.take("v0", "c2")
+    gate = budgets.Gate(j, RUN, "fake")
+    gate.refresh()
+    lost = _LostAfterCommit(j)
+    assert not gate.take("v1", "c2")                   # waits: its place in line, committed, "lost"
+    assert lost.lost == 1
+    assert [(r["run_id"], r["state"]) for r in budgets.in_flight(j, "fake")] == [
+        ("first", "moving"), (RUN, "waiting")]
+
+
+def test_a_claim_committed_before_its_connection_was_lost_is_taken_once_as_ours(journal_url):
+    """Tried again, the claim finds its own row (this run, this process) and takes it for its
+    own: no second insert bumping into it, no take-over of itself. Another run's claim is not
+    taken for ours (the claim test of test_journal_backends.py)."""
+    from novamove.engine.journal import claims
+    from novamove.engine.journal.schema import claims as claims_t
+    j = Journal(journal_url)
+    j.start_run(RUN, "drain", source="c1")
+    failed: list = []
+    for engine in _engines(j):
+        sa.event.listen(engine, "handle_error", lambda ctx: failed.append(type(ctx.original_exception)))
+    lost = _LostAfterCommit(j)
+    assert claims.claim(j, "host:c1", RUN) is None
+    assert lost.lost == 1
+    assert failed == [], "no statement failed (a duplicate insert would)"
+    rows = j._read(sa.select(claims_t))
+    assert [(r["name"], r["run_id"], r["holder"], r["version"]) for r in rows] == [
+        ("host:c1", RUN, j.holder, 0)]
+    other = Journal(journal_url)                      # another process: the claim is not its own
+    other.start_run("r-other", "drain", source="c1")
+    assert claims.claim(other, "host:c1", "r-other")["id"] == RUN
+
+
+def _never_answers(journal) -> None:
+    """The journal's database stopped answering its writes: each is lost before it is made."""
+    def refuse(conn, cursor, statement, parameters, context, executemany):
+        if _is_write(statement):
+            raise sa.exc.OperationalError(statement[:20], {}, _Lost(2013, "Lost connection to server during query"),
+                                          connection_invalidated=True)
+    for engine in _engines(journal):
+        sa.event.listen(engine, "before_cursor_execute", refuse)
+
+
+@pytest.mark.parametrize("what", ["claim", "budget"])
+def test_a_claim_or_budget_the_database_does_not_take_fails_as_unreachable(journal_url, monkeypatch, what):
+    """A write the database never answers is exit 6 naming `novamove recover`: not "other runs
+    keep taking it" after eight rounds of patience, nor a traceback."""
+    from novamove.engine.journal import budgets, claims
+    monkeypatch.setenv("NOVAMOVE_JOURNAL_PATIENCE", "0.2")
+    j = Journal(journal_url)
+    j.start_run(RUN, "drain", source="c1")
+    _never_answers(j)
+    t = time.monotonic()
+    with pytest.raises(errors.Unreachable) as caught:
+        if what == "claim":
+            claims.claim(j, "host:c1", RUN)
+        else:
+            budgets.set_budget(j, "fake", max_in_flight=2, max_per_host=None)
+    assert caught.value.exit_code == errors.EXIT_UNREACHABLE and "novamove recover" in str(caught.value)
+    assert time.monotonic() - t < 1.5, "given up after one patience, not eight"
+
+
+def test_a_take_over_committed_before_its_connection_was_lost_holds_the_run(journal_url):
+    """recover (or a continuing run) takes a dead run over by compare-and-swap; its answer lost,
+    the retried swap matches nothing: the run is held all the same, by this process."""
+    dead = Journal(journal_url)
+    dead.start_run(RUN, "drain", source="c1")
+    dead._write("UPDATE runs SET process=?, machine=?, lease_until=? WHERE id=?",
+                ("test-b2:4242:1", "b2", time.time() - 1, RUN))
+    taker = Journal(journal_url)
+    taker.holder = "taker-token"
+    lost = _LostAfterCommit(taker)
+    assert taker.take_over(RUN)
+    assert lost.lost == 1
+    taker.intent(RUN, "drain.move", "s1")              # held: its fenced writes pass
+    with pytest.raises(Exception, match="taken over"):
+        dead.intent(RUN, "drain.move", "s2")

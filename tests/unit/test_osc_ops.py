@@ -150,16 +150,19 @@ def test_maintain_needs_hosts_or_a_selection():
 
 def test_campaign_status_lists_runs_or_one_run_s_hosts(monkeypatch):
     runs = [dict(run_id="r2", status="ok", started_at="2026-12-01T10:00", finished_at=None,
+                 started_by="alice@bastion-a", taken_over_by="bob@bastion-b", taken_over_at="2026-12-01T11:00",
                  hosts=["c1", "c2"], summary="2 done",
                  host_state={"c1": {"outcome": "done", "hook": "exit 0"}})]
     status = Calls(runs)
     monkeypatch.setattr(api, "campaign_status", status)
     code, out, _ = run_command(ops.CampaignStatus, ["-f", "json"])
     assert code == 0 and json.loads(out)[0]["Hosts"] == "c1, c2"
+    assert json.loads(out)[0]["Taken Over By"] == "bob@bastion-b"
     code, out, err = run_command(ops.CampaignStatus, ["r2", "-f", "json"])
     assert json.loads(out) == [{"Host": "c1", "Outcome": "done", "Hook": "exit 0",
                                 "Hook Started": None, "Detail": None}]
     assert status.calls[-1][0] == ("r2",) and err.startswith("campaign r2: ok")
+    assert "by alice@bastion-a; taken over by bob@bastion-b at 2026-12-01T11:00" in err
 
 
 def test_campaign_stop_shows_the_run_and_refusals_keep_their_code(monkeypatch):

@@ -274,7 +274,7 @@ def test_rerun_confirms_a_cold_move_left_in_verify_resize(journal, monkeypatch):
 def test_a_drain_still_running_elsewhere_is_not_raced(journal, monkeypatch):
     nova = typical_cloud()
     journal.start_run("other", "drain", source="c1")
-    monkeypatch.setattr(journal, "runs", lambda limit=50: [dict(journal.get_run("other"), pid=1)])
+    monkeypatch.setattr(journal, "runs", lambda limit=50, **filters: [dict(journal.get_run("other"), pid=1)])
     monkeypatch.setattr("novamove.engine.batch.claim.run_alive", lambda run: True)
     with pytest.raises(errors.PreconditionFailed, match="still running"):
         drain(nova, "c1", journal=journal, allow_unmovable=True, **fast())

@@ -51,7 +51,7 @@ def _refuse_down_sources(plan: DrainPlan, services: dict[str, Service]) -> None:
 
 
 def _drain_runs(journal: Any, source_key: str, limit: int = 100000) -> list[dict]:
-    return [r for r in journal.runs(limit=limit) if r["verb"] == DRAIN_VERB and r["source"] == source_key]
+    return journal.runs(limit=limit, verbs={DRAIN_VERB}, source=source_key)
 
 
 def _unfinished_drains(journal: Any, source_key: str) -> list[dict]:
@@ -87,11 +87,23 @@ def _service(cloud: Any, name: str) -> Service:
     return svc
 
 
-def _dead_drains(journal: Any) -> set[str]:
+class _DeadDrains:
     """Drain and campaign runs this journal knows are over (finished, or their process is
-    gone): their lease on a host no longer means anything."""
-    return {r["id"] for r in journal.runs(limit=100000) if r["verb"] in (DRAIN_VERB, events.VERB_MAINTAIN)
-            and (r["status"] != "running" or not run_alive(r))}
+    gone): their lease on a host no longer means anything. Asked about one run at a time (the
+    run a host's tag names), so that a drain's start does not read every run a shared journal
+    ever had."""
+
+    def __init__(self, journal: Any) -> None:
+        self.journal = journal
+
+    def __contains__(self, run_id: object) -> bool:
+        r = self.journal.get_run(run_id) if isinstance(run_id, str) and run_id else None
+        return (r is not None and r["id"] == run_id and r["verb"] in (DRAIN_VERB, events.VERB_MAINTAIN)
+                and (r["status"] != "running" or not run_alive(r)))
+
+
+def _dead_drains(journal: Any) -> _DeadDrains:
+    return _DeadDrains(journal)
 
 
 def _disable_sources(cloud: Any, journal: Any, run_id: str, plan: DrainPlan,

@@ -27,7 +27,8 @@ def moves_of_drain(journal: Any, host: str) -> list[dict]:
     its last undrain (a drain killed and rerun is several runs of one drain). A drain already
     closed by an undrain, with or without move-back, is never pulled back by a later one.
     [{server_id, name, dest, mode}] (latest move of each server)."""
-    runs = list(reversed(journal.runs(limit=100000)))      # oldest first (time, then insertion)
+    # oldest first (time, then insertion); this host's drains and undrains only
+    runs = list(reversed(journal.runs(limit=100000, verbs={DRAIN_VERB, UNDRAIN_VERB}, source=host)))
     last_back = max((i for i, r in enumerate(runs) if r["verb"] == UNDRAIN_VERB and r["source"] == host
                      and r["status"] == "ok"), default=-1)
     moved: dict[str, dict] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from novamove import errors
-from novamove.engine.journal import pid_alive
+from novamove.engine.journal import run_alive
 from novamove.engine.campaign.common import (EV_CAMPAIGN, EV_DISABLE, EV_DRAIN, EV_ENABLE, EV_GATE, EV_HOOK,
                                              EV_HOST, EV_STOP, VERB)
 
@@ -13,7 +13,7 @@ from novamove.engine.campaign.common import (EV_CAMPAIGN, EV_DISABLE, EV_DRAIN, 
 # ---------------------------------------------------------------------------------- journal reading
 
 def campaign_runs(journal: Any) -> list[dict]:
-    return [r for r in journal.runs(limit=100000) if r["verb"] == VERB]
+    return journal.runs(limit=100000, verbs={VERB})
 
 
 def read_campaign(journal: Any, run_id: str) -> tuple[dict, dict, dict]:
@@ -57,11 +57,23 @@ def status(journal: Any, run_id: Optional[str] = None) -> list[dict]:
         if run is None:
             raise errors.NotFound(f"no maintain run {run_id!r} in the journal")
         _, setup, hosts = read_campaign(journal, run["id"])
-        alive = run["status"] == "running" and pid_alive(run.get("pid"))
+        # (its process here; on another machine, its lease: a pid there means nothing here)
+        alive = run["status"] == "running" and run_alive(run)
         out.append({"run_id": run["id"], "status": run["status"] if alive or run["status"] != "running"
                     else "killed", "started_at": run["started_at"], "finished_at": run.get("finished_at"),
-                    "hosts": setup.get("hosts", []), "summary": run.get("summary"),
+                    **people(run), "hosts": setup.get("hosts", []), "summary": run.get("summary"),
                     "host_state": {h: {k: v for k, v in st.items() if k != "stopped"} for h, st in hosts.items() if h}})
     return out
+
+
+def people(run: dict) -> dict:
+    """Who started the campaign (user@machine, command line without secrets) and who took it
+    over last (`maintain --resume`, maybe on another machine) and when; None when unknown
+    (a journal from before novamove recorded them) or never taken over."""
+    def who(user: Optional[str], machine: Optional[str]) -> Optional[str]:
+        return f"{user or '?'}@{machine}" if machine else None
+    return {"started_by": who(run.get("user_name"), run.get("machine")), "command": run.get("command"),
+            "taken_over_by": who(run.get("taken_over_user"), run.get("taken_over_machine")),
+            "taken_over_at": run.get("taken_over_at")}
 
 

@@ -33,7 +33,7 @@ from novamove.engine.evacuate.service import _fence_service, _service, _settle_s
 # ---------------------------------------------------------------------------------- journal helpers
 
 def _runs(journal: Any, verb: str, host: str) -> list[dict]:
-    return [r for r in journal.runs(limit=100000) if r["verb"] == verb and r["source"] == host]
+    return journal.runs(limit=100000, verbs={verb}, source=host)
 
 
 def unfinished_evacuations(journal: Any, host: str) -> list[dict]:

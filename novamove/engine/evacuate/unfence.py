@@ -33,7 +33,7 @@ def forced_down_by_us(journal: Any, host: str) -> bool:
     answer was lost) after the last unfence that cleared it. A forced_down nobody here set is
     someone else's (an operator, a fencing agent such as Masakari or Pacemaker)."""
     ours = False
-    for r in reversed(journal.runs(limit=100000)):                # oldest first
+    for r in reversed(journal.runs(limit=100000, verbs={EVACUATE_VERB, UNFENCE_VERB}, source=host)):  # oldest first
         if r["source"] != host or r["verb"] not in (EVACUATE_VERB, UNFENCE_VERB):
             continue
         for ev in journal.events(r["id"]):
@@ -47,7 +47,7 @@ def forced_down_by_us(journal: Any, host: str) -> bool:
 def evacuated_from(journal: Any, host: str) -> list[dict]:
     """Servers novamove evacuated off `host` since its last `unfence --move-back`:
     [{server_id, name, dest}] (latest evacuation of each)."""
-    runs = list(reversed(journal.runs(limit=100000)))          # oldest first
+    runs = list(reversed(journal.runs(limit=100000, verbs={EVACUATE_VERB, UNFENCE_VERB}, source=host)))  # oldest first
     last_back = max((i for i, r in enumerate(runs) if r["verb"] == UNFENCE_VERB and r["source"] == host
                      and r["status"] == "ok" and r["mode"] == "move-back"), default=-1)
     out: dict[str, dict] = {}

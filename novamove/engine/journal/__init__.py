@@ -25,16 +25,17 @@ from typing import Any, Callable, Iterable, Optional
 
 import sqlalchemy as sa
 
-from novamove import errors, requestids
-from novamove.engine import events, faults
+from novamove import errors
+from novamove.engine import events
 from novamove.engine.journal import leases, migrate
+from novamove.engine.journal.changes import Change, Written
 from novamove.engine.journal.leases import (holder_text, lease_left, lease_seconds, pid_alive,  # noqa: F401
                                             process_token, run_alive)
 from novamove.engine.journal.schema import INTERNAL_RUN_COLUMNS, events as events_t, runs as runs_t
 from novamove.engine.journal.statements import (FIND_EVENT, INSERT_EVENT, INSERT_EVENT_FENCED,
                                                 INSERT_EVENT_FENCED_RETURNING, MARK_EVENT, MARK_EVENT_FENCED,
                                                 READ_EVENT)
-from novamove.engine.journal.store import Fenced, is_url, open_store
+from novamove.engine.journal.store import Fenced, autocommit, is_url, open_store
 
 LOG = logging.getLogger(__name__)
 
@@ -110,6 +111,9 @@ class Journal:
         self._lost: set[str] = set()          # runs taken over from this process: no more writes
         self._lock = threading.Lock()
         self._last_event = 0                  # the id of the last event this journal wrote
+        # Intents this process wrote for runs it holds, as they stand in the journal: marking one
+        # needs no read (nobody else writes a held run's events; a taker's fence stops our write).
+        self._open: dict[int, dict] = {}
         migrate.ensure(self.store)
         self.store.answered = True            # from now on a lost connection is a blip to ride out
 
@@ -147,15 +151,20 @@ class Journal:
         return sql if self.store.dialect == "sqlite" else sql.replace("?", "%s")
 
     def _write(self, stmt: Any, args: tuple | dict = ()) -> Any:
-        """Every write of the journal's records goes through here (lease renewals aside),
-        committed before it returns: a Core statement (with its parameters, a dict), SQL text
-        with `?` placeholders, or a function of a connection run in one transaction."""
+        """Every write of the journal's records (lease renewals aside), committed before it returns: a
+        Core statement (parameters: a dict), SQL text with `?` placeholders, or a function of a connection
+        (one transaction, unless marked store.autocommit)."""
         return self._execute(stmt, args)
 
     def _execute(self, stmt: Any, args: tuple | dict = ()) -> Any:
+        function = callable(stmt) and not isinstance(stmt, (str, sa.sql.ClauseElement))
+        # One statement (or a function marked `autocommit`: its statements need no transaction
+        # together) goes to a server's autocommit pool: committed when its answer comes back.
+        quick = self.store.quick if not function or getattr(stmt, "autocommit", False) else None
+
         def call() -> Any:      # one transaction, tried again as a whole when the database says so
-            with self.store.engine.begin() as c:
-                if callable(stmt) and not isinstance(stmt, (str, sa.sql.ClauseElement)):
+            with quick.connect() if quick is not None else self.store.engine.begin() as c:
+                if function:
                     return stmt(c)
                 if isinstance(stmt, str):
                     return self._written(stmt, c.exec_driver_sql(self._native(stmt), tuple(args)))
@@ -172,7 +181,7 @@ class Journal:
 
     def _read(self, stmt: Any, args: tuple | dict = ()) -> list[dict]:
         def call() -> list[dict]:
-            with self.store.engine.connect() as c:
+            with (self.store.quick or self.store.engine).connect() as c:
                 r = (c.exec_driver_sql(self._native(stmt), tuple(args)) if isinstance(stmt, str)
                      else c.execute(stmt, args or None))
                 return [dict(m) for m in r.mappings()]
@@ -229,9 +238,11 @@ class Journal:
         w = self._write(runs_t.update().where(runs_t.c.id == run_id, runs_t.c.version == run["version"])
                         .values(holder=self.holder, version=run["version"] + 1,
                                 lease_until=time.time() + lease_seconds()), ())
-        if w.rowcount == 1:
-            self._hold(run_id)
-        return w.rowcount == 1
+        # No row after a lost answer: the swap may have been committed all the same (then we hold it)
+        won = w.rowcount == 1 or self._read(sa.select(runs_t.c.holder).where(runs_t.c.id == run_id))[0][
+            "holder"] == self.holder
+        self._hold(run_id) if won else None
+        return won
 
     # ------------------------------------------------------------------ runs
 
@@ -243,6 +254,7 @@ class Journal:
         # after a lost connection, the run may be there already: this process's own, it is.
         tries = []
 
+        @autocommit
         def insert(c: Any) -> None:
             tries.append(1)
             if len(tries) > 1 and c.execute(sa.select(runs_t.c.id).where(
@@ -270,14 +282,14 @@ class Journal:
     def resume_run(self, run_id: str) -> None:
         """This process takes over an ended or dead run to continue it (`--resume`): the run is
         "running" again under this process's pid, token and lease (compare-and-swap on its
-        version), so status, stop and a second resume see who holds it."""
+        version), so status, stop and a second resume see who holds it; who started it stays."""
         for _ in range(5):
             rows = self._read(sa.select(runs_t.c.version).where(runs_t.c.id == run_id))
             version = rows[0]["version"] if rows else 0
             w = self._write(runs_t.update().where(runs_t.c.id == run_id, runs_t.c.version == version).values(
                 status=events.RUN_RUNNING, finished_at=None, pid=os.getpid(), process=process_token(os.getpid()),
-                user_name=leases.user_name(), machine=leases.machine_name(), command=leases.command_line(),
-                holder=self.holder, lease_until=time.time() + lease_seconds(), version=version + 1), ())
+                **leases.taken_over_by(now()), holder=self.holder, lease_until=time.time() + lease_seconds(),
+                version=version + 1), ())
             if w.rowcount == 1 or not rows:
                 break
         else:
@@ -318,10 +330,17 @@ class Journal:
                                                          runs_t.c.id.like(run_id.replace("%", "") + "%"))))
         return _run_dict(rows[0]) if len(rows) == 1 else None
 
-    def runs(self, limit: int = 50, server_id: Optional[str] = None) -> list[dict]:
+    def runs(self, limit: int = 50, server_id: Optional[str] = None, verbs: Iterable[str] = (),
+             source: Optional[str] = None) -> list[dict]:
+        """Newest first; only those of `verbs` and of `source` when given (chosen by the database:
+        a shared journal holds every run of the team, for months)."""
         q = sa.select(runs_t).order_by(*NEWEST_FIRST).limit(limit)
         if server_id:
             q = q.where(runs_t.c.server_id == server_id)
+        if verbs:
+            q = q.where(runs_t.c.verb.in_(sorted(verbs)))
+        if source is not None:
+            q = q.where(runs_t.c.source == source)
         return [_run_dict(r) for r in self._read(q)]
 
     def unfinished_runs(self) -> list[dict]:
@@ -369,6 +388,7 @@ class Journal:
             stmt, params = INSERT_EVENT, row
         tries = []
 
+        @autocommit
         def insert(c: Any) -> Written:
             tries.append(1)
             if len(tries) > 1:          # the first try may have been committed (see FIND_EVENT)
@@ -380,6 +400,8 @@ class Journal:
         if held and w.rowcount == 0:
             raise self._fenced(run_id)
         self._last_event = max(self._last_event, w.lastrowid)
+        if held and state == "intent":
+            self._remember(w.lastrowid, dict(row, ended_at=None))
         if self.observers:
             self._tell({"record": RECORD_EVENT, "event": Event(w.lastrowid, run_id, row["at"], kind, target, state,
                                                                  json.loads(text), None)})
@@ -410,13 +432,19 @@ class Journal:
     def _mark(self, event_id: int, state: Optional[str], data: dict) -> None:
         """Set a change's state (None: keep it) and merge facts into its data. Observers hear of
         a state change only (an outcome, an intent reopened): more facts alone are no news."""
+        known = self._open.get(event_id)
+
+        @autocommit
         def read_then_write(c: Any) -> tuple:
-            # One connection, one transaction: the read of what the change holds so far and
-            # the (fenced) write of its outcome.
-            rows = [dict(m) for m in c.execute(READ_EVENT, {"event_id": event_id}).mappings()]
-            if not rows:
-                return None, state or "intent", 0, False
-            row = rows[0]
+            # One connection: the read of what the change holds so far (unless this process wrote
+            # it, for a run it still holds) and the (fenced) write of its outcome.
+            if known is not None and self._holding(known["run_id"]):
+                row = dict(known)
+            else:
+                rows = [dict(m) for m in c.execute(READ_EVENT, {"event_id": event_id}).mappings()]
+                if not rows:
+                    return None, state or "intent", 0, False
+                row = rows[0]
             merged = json.loads(row["data"] or "{}")
             merged.update(data)
             new_state = state or row["state"]
@@ -436,10 +464,19 @@ class Journal:
             return
         if rowcount == 0 and held:
             raise self._fenced(row["run_id"])
+        self._open.pop(event_id, None)
+        if held and state == "intent":
+            self._remember(event_id, {k: row[k] for k in ("run_id", "at", "kind", "target")} | dict(
+                state=state, data=row["new_data"], ended_at=row["new_ended_at"]))
         if state != row["state"] and self.observers:
             self._tell({"record": RECORD_EVENT, "event": Event(event_id, row["run_id"], row["at"], row["kind"],
                                                                  row["target"], state, json.loads(row["new_data"]),
                                                                  row["new_ended_at"])})
+
+    def _remember(self, event_id: int, row: dict) -> None:
+        if len(self._open) >= 10_000:         # bounded: a forgotten one is read back when marked
+            self._open.clear()
+        self._open[event_id] = row
 
     def _merge(self, event_id: int, data: dict) -> None:
         self._mark(event_id, None, data)
@@ -451,50 +488,3 @@ class Journal:
     def request_ids(self, run_id: str) -> list[str]:
         """Nova's request ids of the run's changes, in order (for reports and error texts)."""
         return [e.data["request_id"] for e in self.events(run_id) if e.data.get("request_id")]
-
-
-class Change:
-    """A journaled change in progress (see Journal.change): `record(...)` adds facts stored
-    with its outcome."""
-
-    def __init__(self, journal: "Journal", event_id: int, kind: str, keep_open: bool = False):
-        self.journal, self.id, self.kind, self.keep_open = journal, event_id, kind, keep_open
-        self.data: dict = {}
-
-    def record(self, **data: Any) -> None:
-        self.data.update(data)
-
-    def __enter__(self) -> "Change":
-        requestids.take()          # an id from before this change is not this change's
-        try:
-            faults.hit(self.kind, "before")
-        except BaseException as exc:
-            self.journal.failed(self.id, error=str(exc)[:500] or type(exc).__name__)
-            raise
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        rid = requestids.take() or getattr(exc, "request_id", None)
-        if rid:
-            self.data.setdefault("request_id", rid)
-        if exc is None:
-            try:
-                faults.hit(self.kind, "after")
-            except BaseException as injected:
-                self.journal.failed(self.id, error=str(injected)[:500], **self.data)
-                raise
-            if not self.keep_open:
-                self.journal.done(self.id, **self.data)
-            elif self.data:
-                self.journal._merge(self.id, self.data)
-            return False
-        self.journal.failed(self.id, error=str(exc)[:500] or exc_type.__name__, **self.data)
-        return False
-
-
-class Written:
-    """What a write did: rows it matched, and the id of the row it inserted."""
-    __slots__ = ("rowcount", "lastrowid")
-
-    def __init__(self, rowcount: int, lastrowid: int) -> None:
-        self.rowcount, self.lastrowid = rowcount, lastrowid

@@ -24,6 +24,7 @@ from novamove import errors
 from novamove.engine import events
 from novamove.engine.journal.leases import run_alive, user_name, machine_name
 from novamove.engine.journal.schema import budgets, runs, slots
+from novamove.engine.journal.store import Duplicate, autocommit
 
 MOVING, WAITING = "moving", "waiting"
 
@@ -76,12 +77,15 @@ def set_budget(journal: Any, cloud: Optional[str], max_in_flight: Optional[int],
             try:
                 journal._write(budgets.insert().values(cloud=key, version=0, **stamp))
                 break
-            except errors.NovamoveError:      # set by another at the same moment: look again
+            except Duplicate:     # set by another at the same moment (or our own lost answer): look again
                 continue
         w = journal._write(budgets.update().where(budgets.c.cloud == key, budgets.c.version == old.version)
                            .values(version=old.version + 1, **stamp))
         if w.rowcount == 1:
             break
+    else:
+        raise errors.PreconditionFailed(f"budget set: other processes kept changing the budget of {key or 'the cloud'}"
+                                        "; try again")
     result = get(journal, key)
     assert result is not None
     return result
@@ -196,25 +200,46 @@ class Gate:
         if self.journal.store.dialect == "postgresql":
             stmt = stmt.returning(slots.c.id)     # psycopg counts no rows of INSERT ... SELECT
         self.used = True
-        if conn is None:
-            n = self.journal._write(stmt).rowcount
-        else:
-            r = conn.execute(stmt)
-            n = len(r.fetchall()) if r.returns_rows else r.rowcount
+        tries = []
+
+        @autocommit
+        def insert(c: Any) -> int:
+            tries.append(1)
+            if len(tries) > 1 and self._own_row(c, state, server_id):
+                return 1                          # the first try's commit went through
+            r = c.execute(stmt)
+            return len(r.fetchall()) if r.returns_rows else r.rowcount
+        n = self.journal._write(insert, ()) if conn is None else insert(conn)
         if n != 1:
             raise _Lost()
         return n
 
+    def _own_row(self, c: Any, state: str, server_id: str) -> bool:
+        """Whether this process already wrote this run's `state` row (for `server_id` when
+        moving): a try tried again after its answer was lost may find its first try committed.
+        Only a row of this run written by this process (its holder token) counts, never
+        another run's: one move in flight holds one slot, a run waits in one place in line."""
+        q = sa.select(slots.c.id).where(slots.c.cloud == self.cloud, slots.c.run_id == self.run_id,
+                                        slots.c.holder == self.journal.holder, slots.c.state == state)
+        if state == MOVING:
+            q = q.where(slots.c.server_id == server_id)
+        return c.execute(q.limit(1)).first() is not None
+
     def _commit_take(self, budget: Budget, server_id: str, dest: str) -> bool:
         """CAS on the budget's version and the slot's insert, in one transaction."""
+        tries = []
+
         def call() -> bool:
+            tries.append(1)
             with self.journal.store.engine.begin() as c:
+                if len(tries) > 1 and self._own_row(c, MOVING, server_id):
+                    return True            # committed, then the answer lost: the slot is ours
                 w = c.execute(budgets.update().where(budgets.c.cloud == self.cloud,
                                                      budgets.c.version == budget.version)
                               .values(version=budget.version + 1))
                 if w.rowcount != 1:
                     return False           # another run took a slot since we counted: count again
-                self._insert(MOVING, server_id, dest, conn=c)
+                self._insert(MOVING, server_id, dest, conn=c)   # (its own retry is this one's)
                 c.execute(slots.delete().where(slots.c.cloud == self.cloud, slots.c.run_id == self.run_id,
                                                slots.c.state == WAITING))
                 return True

@@ -17,6 +17,7 @@ from novamove import errors
 from novamove.engine import events
 from novamove.engine.journal.leases import run_alive
 from novamove.engine.journal.schema import claims
+from novamove.engine.journal.store import Duplicate, autocommit
 
 
 def claim(journal: Any, name: str, run_id: str, own: Iterable[str] = ()) -> Optional[dict]:
@@ -27,9 +28,9 @@ def claim(journal: Any, name: str, run_id: str, own: Iterable[str] = ()) -> Opti
         rows = journal._read(sa.select(claims).where(claims.c.name == name))
         if not rows:
             try:
-                journal._write(claims.insert().values(name=name, run_id=run_id, holder=journal.holder, version=0), ())
+                _insert(journal, name, run_id)
                 return None
-            except errors.NovamoveError:      # another run inserted it first: look again
+            except Duplicate:                 # another run inserted it first: look again
                 continue
         row = rows[0]
         if row["run_id"] not in mine:
@@ -41,6 +42,23 @@ def claim(journal: Any, name: str, run_id: str, own: Iterable[str] = ()) -> Opti
         if w.rowcount == 1:
             return None
     raise errors.PreconditionFailed(f"could not claim {name} in the journal: other runs keep taking it")
+
+
+def _insert(journal: Any, name: str, run_id: str) -> None:
+    """A new claim of `name` for `run_id`, once: tried again after a lost connection, the first
+    try may have been committed (the answer was lost, not the COMMIT), so the retry looks for
+    this run's row from this process first and takes it for its own. A row of another run (or
+    of this run from another process) is not ours: Duplicate, and the caller looks again."""
+    tries = []
+
+    @autocommit
+    def insert(c: Any) -> None:
+        tries.append(1)
+        if len(tries) > 1 and c.execute(sa.select(claims.c.name).where(
+                claims.c.name == name, claims.c.run_id == run_id, claims.c.holder == journal.holder)).first():
+            return
+        c.execute(claims.insert().values(name=name, run_id=run_id, holder=journal.holder, version=0))
+    journal._write(insert, ())
 
 
 def release(journal: Any, name: str, run_id: str) -> None:

@@ -111,7 +111,19 @@ def on_this_machine(run: dict) -> bool:
     recorded = run.get("process")
     if not recorded:
         return True                   # written by a novamove before process tokens: local
-    return recorded.rsplit(":", 2)[0] == boot_id() and run.get("machine") in (None, machine_name())
+    return recorded.rsplit(":", 2)[0] == boot_id() and holder_machine(run) in (None, machine_name())
+
+
+def holder_machine(run: dict) -> Optional[str]:
+    """The host name of the run's holder: who took it over last, else who started it."""
+    return run.get("taken_over_machine") or run.get("machine")
+
+
+def taken_over_by(at: str) -> dict:
+    """The columns a take-over (`--resume`) writes: this process's user, machine and command
+    line, and when. The run's user_name, machine and command stay who started it."""
+    return dict(taken_over_user=user_name(), taken_over_machine=machine_name(), taken_over_command=command_line(),
+                taken_over_at=at)
 
 
 def lease_left(run: dict, now: Optional[float] = None) -> float:
@@ -153,7 +165,8 @@ def pid_alive(pid: Optional[int]) -> bool:
 
 def holder_text(run: dict) -> str:
     """"alice@bastion2 (pid 4242)": who holds a run, for messages."""
-    who = f"{run.get('user_name') or '?'}@{run.get('machine') or '?'}" if run.get("machine") else "a process"
+    user = run.get("taken_over_user") if run.get("taken_over_machine") else run.get("user_name")
+    who = f"{user or '?'}@{holder_machine(run)}" if holder_machine(run) else "a process"
     return f"{who} (pid {run.get('pid')})"
 
 
@@ -198,7 +211,9 @@ class _Renewer:
     def _loop(self) -> None:
         while True:
             time.sleep(lease_seconds() / 3)
-            for journal in list(self.journals):
+            with self.lock:     # a copy taken while no add() changes the set (that killed this thread)
+                journals = list(self.journals)
+            for journal in journals:
                 try:
                     journal.renew_leases()        # type: ignore[attr-defined]
                 except BaseException:  # noqa: BLE001 -- a failed renewal is tried again; the lease says the rest

@@ -37,6 +37,12 @@ runs = sa.Table(
     sa.Column("holder", sa.String(64)),        # fencing token of the process that holds the run
     sa.Column("lease_until", sa.Double),        # epoch seconds; renewed while the holder lives
     sa.Column("version", sa.Integer, nullable=False, server_default="0"),   # compare-and-swap
+    # the latest take-over (migration 0006): a run resumed by another process, maybe on another
+    # machine; user_name, machine and command stay who started it
+    sa.Column("taken_over_user", sa.String(255)),
+    sa.Column("taken_over_machine", sa.String(255)),
+    sa.Column("taken_over_command", LongText),  # argv without secrets
+    sa.Column("taken_over_at", sa.String(40)),
 )
 
 events = sa.Table(

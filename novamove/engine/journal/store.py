@@ -9,7 +9,9 @@ password takes it from the file NOVAMOVE_JOURNAL_PASSWORD_FILE names (docs/journ
 
 from __future__ import annotations
 
+import inspect
 import os
+import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,12 @@ class JournalUnreachable(errors.Unreachable):
     it stopped answering mid-run. Either way the run stops before its next change: a change
     that cannot be journaled is not made."""
     transient = False
+
+
+class Duplicate(errors.NovamoveError):
+    """A row with the same unique key is there already (a claim or a budget another run wrote
+    first): the caller looks again. Its own row, written by a try whose answer was lost, the
+    caller looks for before it inserts again (claims.py, budgets.py)."""
 
 
 class Fenced(errors.PreconditionFailed):
@@ -76,6 +84,10 @@ class Store:
     dialect: str                  # sqlite | mysql | postgresql
     path: Optional[Path] = None   # the SQLite file
     secret: Optional[str] = None
+    # A server's second pool, in autocommit: a write of one statement is committed as it is
+    # executed (its answer says so), without a COMMIT round trip, and a read ends without a
+    # ROLLBACK one. Transactions of several statements stay on `engine`. None for SQLite.
+    quick: Optional[sa.Engine] = None
 
     def fail(self, exc: BaseException, doing: str) -> errors.NovamoveError:
         """The one-line error for a database error: never the password, never a traceback."""
@@ -101,7 +113,10 @@ class Store:
                                      "write conflict (deadlock, serialization failure or lock wait)") from None
                 if self.answered and _is_disconnect(exc):
                     raise _Transient("the database does not answer (connection lost or refused)") from None
-                raise self.fail(exc, what) from None
+                failure = self.fail(exc, what)
+                if _is_duplicate(exc):
+                    raise Duplicate(str(failure)) from None
+                raise failure from None
         limit = patience()
         try:
             return retry.patiently(once, f"journal {self.display}: {what}", patience=limit, first_delay=0.05)
@@ -113,6 +128,13 @@ class Store:
 
 
 PATIENCE_ENV = "NOVAMOVE_JOURNAL_PATIENCE"
+
+
+def autocommit(function: T) -> T:
+    """Mark a write function of a connection whose statements need no transaction together
+    (a look-up, then an insert): Journal._write runs it on a server's autocommit pool."""
+    function.autocommit = True     # type: ignore[attr-defined]
+    return function
 
 
 def patience() -> float:
@@ -181,14 +203,49 @@ def _server_store(location: str) -> Store:
         url = url.update_query_dict({"charset": "utf8mb4"})
     connect_args: dict = {"connect_timeout": 10}
     try:
-        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4,
-                                  connect_args=connect_args, hide_parameters=True)
-        _ENGINES.add(engine)
+        # LIFO: the connection just given back is the next one taken (warm, not pinged).
+        engine, quick = (sa.create_engine(url, pool_size=2, max_overflow=4, pool_use_lifo=True,
+                                          connect_args=connect_args, hide_parameters=True, **options)
+                         for options in ({}, dict(isolation_level="AUTOCOMMIT", **_SKIP_AUTOCOMMIT_ROLLBACK)))
+        for e in (engine, quick):
+            _ping_when_idle(e)
+            _ENGINES.add(e)
     except (sa_exc.NoSuchModuleError, ImportError, ModuleNotFoundError):
         extra = "mysql" if driver.startswith("mysql") else "postgresql"
         raise errors.UsageError(f"journal {display}: the {driver} driver is not installed "
                                 f"(pip install 'novamove[{extra}]')") from None
-    return Store(engine, display, engine.dialect.name, secret=url.password)
+    return Store(engine, display, engine.dialect.name, secret=url.password, quick=quick)
+
+
+# A pooled connection idle longer than this is pinged before it is used again (a round trip);
+# one used more recently is not. (SQLAlchemy's pool_pre_ping pinged at every checkout: a round
+# trip more for every journal write and read.)
+# A connection that went bad meanwhile is no danger either way: its statement fails as a lost
+# connection, which Store.run retries on a fresh one (an insert whose commit may have gone
+# through is looked for first), so the ping only spares that one failed try and its warning.
+PING_AFTER_IDLE = 5.0
+# SQLAlchemy >= 2.0.43 can leave out the ROLLBACK a connection in autocommit does not need.
+_SKIP_AUTOCOMMIT_ROLLBACK = ({"skip_autocommit_rollback": True} if "skip_autocommit_rollback" in
+                             inspect.signature(sa.engine.default.DefaultDialect.__init__).parameters else {})
+_IDLE_SINCE = "novamove_idle_since"
+
+
+def _ping_when_idle(engine: sa.Engine) -> None:
+    @sa.event.listens_for(engine, "checkin")
+    def idle(dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def ping(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.pop(_IDLE_SINCE, None)          # none: a new connection
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:        # noqa: BLE001 -- any failure: this connection is not to be used
+            # the pool drops its connections from before now and takes a new one
+            raise sa_exc.InvalidatePoolError(f"journal connection idle {time.monotonic() - since:.0f} s: "
+                                             f"{type(exc).__name__}") from None
 
 
 def _with_password(url: URL) -> URL:
@@ -217,6 +274,15 @@ def _is_conflict(exc: sa_exc.DBAPIError) -> bool:
     if getattr(orig, "sqlstate", None) in _PG_CONFLICTS:
         return True
     return "database is locked" in str(orig)
+
+
+def _is_duplicate(exc: sa_exc.DBAPIError) -> bool:
+    """A unique key taken (MySQL 1062, PostgreSQL 23505, SQLite's UNIQUE/PRIMARY KEY failure)."""
+    if not isinstance(exc, sa_exc.IntegrityError):
+        return False
+    orig = exc.orig
+    code = getattr(orig, "args", (None,))[0] if orig is not None and getattr(orig, "args", None) else None
+    return code == 1062 or getattr(orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(orig)
 
 
 # A connection lost or refused: MySQL client errors (2002/2003 cannot connect, 2006 gone away,
