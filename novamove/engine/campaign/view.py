@@ -19,7 +19,7 @@ view holds every host's capacity and usage from the campaign's first read and ke
 
 It is the adapter for the campaign and the drains it runs (every other call goes through to
 the cloud unchanged), so their plans use it too. What it costs: one service listing per plan,
-two Placement reads per host a stage touches, one whole read at the start and when a stage is
+one Placement read (its usage) per host a stage touches, one whole read at the start and when a stage is
 refused on the view: it grows with the servers moved and the hosts serviced, not with the
 hosts in the cloud.
 """
@@ -52,7 +52,7 @@ READS = frozenset({
     "cloud_name", "identity", "microversion", "supports", "capped", "get_server", "find_servers",
     "server_fault", "list_servers_on_host", "list_server_groups", "server_ids_tagged",
     "list_compute_services", "compute_service_heartbeat", "cloud_now", "hypervisor_uptime", "hypervisors",
-    "host_resources", "compute_hosts", "aggregate_hosts", "zone_hosts", "provider_traits", "list_migrations",
+    "host_resources", "host_usage", "compute_hosts", "aggregate_hosts", "zone_hosts", "provider_traits", "list_migrations",
     "list_server_migrations", "list_migrations_changed_since", "list_evacuations", "evacuation_fault",
     "list_all_servers", "list_all_migrations", "list_resource_providers", "provider_allocations",
     "consumer_allocations"})
@@ -138,13 +138,15 @@ class CloudView:
         return list(hosts)
 
     def read_usage(self, names: Iterable[str]) -> None:
-        """Placement's numbers for these hosts, read again."""
+        """Placement's usage of these hosts, read again: one request a host (their capacity is
+        the whole read's; a compute added or removed, or a stage refused on the view, reads
+        everything again)."""
         for name in names:
             h = self._hosts.get(name)
             if h is None or not h.hypervisor_hostname:
                 continue
-            capacity, used, _ = self._cloud.host_resources(h.hypervisor_hostname)
-            self._hosts[name] = dataclasses.replace(h, capacity=capacity, used=used)
+            used = self._cloud.host_usage(h.hypervisor_hostname)
+            self._hosts[name] = dataclasses.replace(h, used=used)
             self._fresh.add(name)
             self.usage_reads += 1
 
