@@ -73,10 +73,12 @@ def test_a_runner_polls_sooner_when_a_move_is_due_and_later_when_none_is(kind):
     runner.durations = [30.0, 60.0, 32.0]            # long moves: listed at least every NOT_DUE_MOST
     assert runner._next_pause() == pytest.approx(runner_mod.NOT_DUE_MOST)
     runner.durations = [3.0, 6.0, 3.2, 2.0, 3.4]
-    now[0] = 101.5                                   # due in 0.38 s: wait exactly that
-    assert runner._next_pause() == pytest.approx(0.38)
-    now[0] = 102.0                                   # just due: poll often until seen
-    assert runner._next_pause() == pytest.approx(0.5 * 0.5)
+    now[0] = 101.2                                   # due in 0.68 s: wait exactly that
+    assert runner._next_pause() == pytest.approx(0.68)
+    now[0] = 101.5                                   # due in 0.38 s: not sooner than the interval
+    assert runner._next_pause() == pytest.approx(0.5)
+    now[0] = 102.0                                   # just due: every poll_interval until seen
+    assert runner._next_pause() == pytest.approx(0.5)
     now[0] = 103.08                                  # 1.2 s overdue: half that
     assert runner._next_pause() == pytest.approx(0.6)
     now[0] = 110.0                                   # long overdue: no longer than the idle bound
