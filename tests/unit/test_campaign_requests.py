@@ -104,3 +104,26 @@ def test_a_listing_is_shared_only_until_a_write_a_stage_or_its_time_is_over():
     view.stop_server("c1-0")
     assert view.list_servers_on_host("c1")[0].status == "SHUTOFF"
     assert f.requests.by_verb["list_servers_on_host"] == 2
+
+
+def test_a_move_leaves_the_service_listing_shared_but_not_the_servers():
+    # A move changes no service: a drain's pre-conditions share the listing the gate or the
+    # lease renewal read a moment ago (never older than READ_FRESH); the servers are read again.
+    f = FakeNova(hosts=HOSTS)
+    f.add("c1-0", "c1")
+    clock = Clock()
+    view = CloudView(f, f.compute_hosts(with_resources=True), clock)
+    n0 = f.requests.by_verb.get("list_compute_services", 0)
+    view.list_compute_services()
+    view.list_servers_on_host("c1")
+    view.live_migrate_server("c1-0", "c2")
+    view.list_compute_services()
+    assert f.requests.by_verb["list_compute_services"] - n0 == 1
+    view.list_servers_on_host("c1")
+    assert f.requests.by_verb["list_servers_on_host"] == 2
+    view.abort_migration("c1-0", "1")            # any other server's write (no method of its own)
+    view.list_compute_services()
+    assert f.requests.by_verb["list_compute_services"] - n0 == 1
+    clock.t += viewmod.READ_FRESH + 0.1
+    view.list_compute_services()
+    assert f.requests.by_verb["list_compute_services"] - n0 == 2

@@ -57,6 +57,11 @@ READS = frozenset({
     "list_all_servers", "list_all_migrations", "list_resource_providers", "provider_allocations",
     "consumer_allocations"})
 SERVICE_WRITE_KEEPS = ("groups", "servers")   # what a disable or an enable leaves shared
+# What any other write (a move, a confirm, a stop...) leaves shared: it changes no service, so a
+# service listing read less than READ_FRESH ago still answers (a drain's pre-conditions share the
+# gate's and the lease renewal's listings; issue 24).
+SERVER_WRITE_KEEPS = ("groups", "services")
+SERVICE_VERBS = frozenset({"disable_service", "enable_service", "set_service_forced_down"})
 
 
 class CloudView:
@@ -79,21 +84,24 @@ class CloudView:
         if name in READS or not callable(value):
             return value
 
+        keep = SERVICE_WRITE_KEEPS if name in SERVICE_VERBS else SERVER_WRITE_KEEPS
+
         def write(*args: Any, **kwargs: Any) -> Any:
-            self.forget()
+            self.forget(keep)
             try:
                 return value(*args, **kwargs)
             finally:
-                self.forget()
+                self.forget(keep)
         return write
 
     # -------------------------------------------------------------- listings shared in one breath
 
     def forget(self, keep: Collection[str] = ("groups",)) -> None:
         """The listings are read from the cloud again, but those of the kinds in `keep`: after a
-        write, all but the server groups (no write of a campaign changes their members); after
-        a service's write, the services only (a host's servers are read back by the drain
-        after its own disable, and listed again after every move); all for a new stage."""
+        server's write (a move...), the servers (no write of a campaign changes a group's
+        members, nor a move a service); after a service's write, the services (a host's servers
+        are read back by the drain after its own disable, and listed again after every move);
+        all for a new stage."""
         self._listed = {k: v for k, v in self._listed.items() if k[0] in keep}
 
     def _shared(self, key: tuple, read: Callable[[], list]) -> list:
@@ -193,17 +201,17 @@ class CloudView:
 
     def live_migrate_server(self, server_id: str, host: Optional[str] = None) -> None:
         self._moving(server_id, host)
-        self.forget()
+        self.forget(SERVER_WRITE_KEEPS)
         return self._cloud.live_migrate_server(server_id, host)
 
     def migrate_server(self, server_id: str, host: Optional[str] = None) -> None:
         self._moving(server_id, host)
-        self.forget()
+        self.forget(SERVER_WRITE_KEEPS)
         return self._cloud.migrate_server(server_id, host)
 
     def revert_resize(self, server_id: str) -> None:
         self._stale = True                         # back to where it came from
-        self.forget()
+        self.forget(SERVER_WRITE_KEEPS)
         return self._cloud.revert_resize(server_id)
 
     def disable_service(self, service: Any, reason: str) -> Any:
