@@ -224,7 +224,7 @@ class _Lease:
             until = None if release else tags.lease_from_now(now=cloud_now(self.cloud))
             for name in self.plan.sources:
                 svc = services.get(name)
-                if (self.held_for and svc is not None and not svc.enabled
+                if (name in self.held and svc is not None and not svc.enabled
                         and reason_run_id(svc.disabled_reason) == self.held_for):
                     if not release:
                         reason = self.hand_back()
