@@ -37,7 +37,8 @@ def patiently(call: Callable[[], T], what: str, *, patience: float = 60.0,
 
 # The adapter verbs that only read (and may be repeated at will): `patient_reads` retries them.
 READ_PREFIXES = ("get_", "list_", "find_")
-READS = frozenset({"hypervisors", "compute_hosts", "host_resources", "provider_inventories", "provider_usages",
+READS = frozenset({"hypervisors", "compute_hosts", "host_resources", "host_usage", "provider_inventories",
+                   "provider_usages",
                    "provider_traits", "aggregate_hosts", "zone_hosts", "server_fault", "evacuation_fault",
                    "compute_service_heartbeat", "hypervisor_uptime", "server_ids_tagged",
                    "placement_max_microversion", "provider_allocations", "consumer_allocations"})

@@ -576,6 +576,11 @@ class Cloud(DoctorReads):
                 convert.used_from_usages(self.provider_usages(hypervisor_hostname)),
                 convert.max_unit_from_inventories(inventories))
 
+    def host_usage(self, hypervisor_hostname: str) -> Resources:
+        """What one compute node's consumers use, from placement: one request (its inventories,
+        the capacity, change rarely; a campaign reads them whole, and the usage per stage)."""
+        return convert.used_from_usages(self.provider_usages(hypervisor_hostname))
+
     def compute_hosts(self, with_resources: bool = True) -> list[Host]:
         """Every nova-compute service joined with its hypervisor (and placement numbers)."""
         by_host: dict[str, list[str]] = {}

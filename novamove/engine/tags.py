@@ -21,8 +21,11 @@ from typing import Container, Optional
 
 from novamove import errors
 
-# A drain's lease: renewed every LEASE_SECONDS / 3 while it runs.
+# A drain's (and a campaign's) lease: renewed once half spent (RENEW_AFTER) while it runs; a
+# renewal that fails is tried again sooner, and a drain starts no move once only a third is left.
+# (A third spent, as before issue 24, cost a third more writes and reads for the same safety.)
 LEASE_SECONDS = 120.0
+RENEW_AFTER = LEASE_SECONDS / 2
 NOVA_REASON_MAX = 255       # Nova's column
 
 _LEASE_RE = re.compile(r" \[lease (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\]$")

@@ -1,5 +1,6 @@
 """A campaign plans each stage on its view of the cloud (engine/campaign/view.py, issue 24),
-and still sees what someone else changed before the stage that depends on it, on 3 computes.
+and still sees what someone else changed before the stage that depends on it, on 3 computes
+(a minicloud with more has the others disabled for the test: they would be destinations too).
 
 compute1 and compute2 are serviced in that order (--max-hosts 1). compute1 keeps a server
 (tagged skip, --allow-skip: it stays, untouched), so once back it has less free RAM than
@@ -53,6 +54,10 @@ if os.environ.get("NOVAMOVE_CAMPAIGN_VIEW_ACCEPTANCE") == "1":
         c1, c2, c3 = minicloud.computes[:3]
         conn = minicloud.conn()
         t0 = time.monotonic()
+        # The test's premise is three computes: any more (a fourth would take compute2's server,
+        # being the emptiest) are out of play while it runs, enabled again at its end.
+        extra = [svc for svc in conn.compute.services(binary="nova-compute")
+                 if svc.host in minicloud.computes[3:] and svc.status == "enabled"]
         cap = _ram_capacity(conn, c3)
         # compute3 after compute1's stage and the hook: 1536 MB free, less than compute2's server
         # (m1.medium, 2048 MB); compute1, back, has cap - 2048 MB free.
@@ -61,6 +66,8 @@ if os.environ.get("NOVAMOVE_CAMPAIGN_VIEW_ACCEPTANCE") == "1":
         record = tmp_path / "record.jsonl"
         booted: list[str] = []
         try:
+            for svc in extra:
+                conn.compute.disable_service(svc, disabled_reason="test_campaign_view: only three computes in play")
             [stays] = servers(1, host=c1, flavor="m1.medium", prefix="cv-stay", wait=False)
             [small] = servers(1, host=c1, flavor="m1.nano", prefix="cv-small", wait=False)
             [mover] = servers(1, host=c2, flavor="m1.medium", prefix="cv-move", wait=False)
@@ -100,3 +107,5 @@ if os.environ.get("NOVAMOVE_CAMPAIGN_VIEW_ACCEPTANCE") == "1":
                 except Exception:
                     pass
             conn.compute.delete_flavor(big, ignore_missing=True)
+            for svc in extra:
+                conn.compute.enable_service(svc)

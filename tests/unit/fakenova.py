@@ -192,6 +192,9 @@ class FakeNova:
         used = self._used().get(host, (0, 0, 0))
         return self.capacity, Resources(*used), self.capacity
 
+    def host_usage(self, hypervisor_hostname):
+        return self.host_resources(hypervisor_hostname)[1]
+
     def provider_traits(self, hypervisor_hostname):
         self._maybe_fail("provider_traits")
         host = hypervisor_hostname.split(".")[0]
@@ -609,6 +612,8 @@ def _cost(fake: FakeNova, verb: str, args: tuple, kwargs: dict) -> int:
         return n
     if verb == "host_resources":
         return _placement(fake, kwargs.get("hypervisor_hostname", args[0] if args else ""))
+    if verb == "host_usage":        # usages only
+        return _placement(fake, kwargs.get("hypervisor_hostname", args[0] if args else "")) - 1
     if verb == "list_servers_on_host":
         host = kwargs.get("host", args[0] if args else "")
         return _pages(sum(s.host == host for s in fake.servers.values()))

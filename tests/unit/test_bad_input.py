@@ -25,7 +25,7 @@ READS = {"compute_hosts", "list_compute_services", "list_servers_on_host", "get_
          "list_server_groups", "hypervisors", "aggregate_hosts", "cloud_now", "supports", "close",
          "list_migrations", "list_migrations_changed_since", "list_server_migrations", "server_fault",
          "list_evacuations", "compute_service_heartbeat", "server_ids_tagged", "provider_traits",
-         "host_resources", "provider_inventories", "provider_usages", "get_flavor", "hypervisor_uptime",
+         "host_resources", "host_usage", "provider_inventories", "provider_usages", "get_flavor", "hypervisor_uptime",
          "request_mark", "request_ids_since", "last_request_id",
          # doctor's scan
          "list_resource_providers", "provider_allocations", "list_all_servers", "list_all_migrations",

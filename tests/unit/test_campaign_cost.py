@@ -53,8 +53,10 @@ def test_stage_requests_do_not_grow_with_the_hosts_in_the_cloud(tmp_path):
     # ...and the stages cost the same whatever the size of the cloud.
     stages = {verb: n for verb, n in small.requests.by_verb.items() if verb != "compute_hosts"}
     assert stages == {verb: n for verb, n in large.requests.by_verb.items() if verb != "compute_hosts"}
-    # Placement is read for the hosts the stages touch (source and destinations), not all.
-    assert large.requests.by_verb["host_resources"] <= 2 * 4 * (1 + 2)
+    # Placement is read for the hosts the stages touch (source and destinations), not all, and
+    # only their usage (one request a host; the capacities are the whole read's).
+    assert large.requests.by_verb["host_usage"] <= 4 * (1 + 2)
+    assert "host_resources" not in large.requests.by_verb, large.requests.by_verb
 
 
 def test_a_server_booted_onto_a_planned_destination_between_stages_is_planned_around(tmp_path):

@@ -6,6 +6,7 @@ import signal
 import pytest
 
 from novamove import errors
+from novamove.engine import runner as runner_mod
 from novamove.engine.batch.moves import BatchRunner
 from novamove.engine.evacuate import EvacuationRunner
 
@@ -67,12 +68,17 @@ def test_a_runner_polls_sooner_when_a_move_is_due_and_later_when_none_is(kind):
     runner.inflight = {"a": _Step(started=99.0)}
     assert runner._next_pause() == 0.5               # nothing finished yet: the plain interval
     runner.durations = [3.0, 6.0, 3.2, 2.0, 3.4]     # the median: 3.2 s
-    # due at 99 + 0.9 x 3.2 = 101.88: not yet, and further than the idle bound
-    assert runner._next_pause() == pytest.approx(0.5 * 2.0)
-    now[0] = 101.5                                   # due in 0.38 s: wait exactly that
-    assert runner._next_pause() == pytest.approx(0.38)
-    now[0] = 102.0                                   # just due: poll often until seen
-    assert runner._next_pause() == pytest.approx(0.5 * 0.5)
+    # due at 99 + 0.9 x 3.2 = 101.88: not yet: wait until then (a listing before saw nothing end)
+    assert runner._next_pause() == pytest.approx(1.88)
+    runner.durations = [30.0, 60.0, 32.0]            # long moves: listed at least every NOT_DUE_MOST
+    assert runner._next_pause() == pytest.approx(runner_mod.NOT_DUE_MOST)
+    runner.durations = [3.0, 6.0, 3.2, 2.0, 3.4]
+    now[0] = 101.2                                   # due in 0.68 s: wait exactly that
+    assert runner._next_pause() == pytest.approx(0.68)
+    now[0] = 101.5                                   # due in 0.38 s: not sooner than the interval
+    assert runner._next_pause() == pytest.approx(0.5)
+    now[0] = 102.0                                   # just due: every poll_interval until seen
+    assert runner._next_pause() == pytest.approx(0.5)
     now[0] = 103.08                                  # 1.2 s overdue: half that
     assert runner._next_pause() == pytest.approx(0.6)
     now[0] = 110.0                                   # long overdue: no longer than the idle bound
@@ -118,3 +124,22 @@ def test_the_campaign_stops_by_the_runners_machinery_not_its_own():
         assert issubclass(cls, GracefulLoop)
         for name in own:
             assert getattr(cls, name) is getattr(GracefulLoop, name), (cls.__name__, name)
+
+
+def test_a_stop_asked_for_during_a_long_pause_ends_it_so_the_loop_acts_on_it():
+    # A pause until the next move is due may be long (NOT_DUE_MOST): a Ctrl-C (abort what is
+    # in flight) is acted on at once, not when that move is due.
+    runner = RUNNERS["drain"]()
+    now = [0.0]
+    runner.clock = lambda: now[0]
+    runner.inflight = {"a": _Step(started=0.0)}
+
+    def sleep(seconds):
+        now[0] += seconds
+        if now[0] >= 1.0:
+            runner.stop_requested = True
+    runner.sleep = sleep
+    runner._pause(8.0)
+    assert now[0] == pytest.approx(1.0)
+    runner._pause(0.6)                     # stopping already, moves in flight: the pause is kept
+    assert now[0] == pytest.approx(1.6)

@@ -15,7 +15,7 @@ from novamove.engine.batch.common import DRAIN_VERB, EV_DISABLE
 from novamove.planner import DrainPlan
 from novamove.engine.journal import run_alive
 from novamove.engine.poll import poll_until
-from novamove.engine.tags import LEASE_SECONDS, is_drain_tag, is_isolation_tag, reason_run_id
+from novamove.engine.tags import LEASE_SECONDS, RENEW_AFTER, is_drain_tag, is_isolation_tag, reason_run_id
 from novamove.model import Service
 
 log = logging.getLogger("novamove.drain")
@@ -109,12 +109,20 @@ def _dead_drains(journal: Any) -> _DeadDrains:
 def _disable_sources(cloud: Any, journal: Any, run_id: str, plan: DrainPlan,
                      say: Callable[[str], None], own_runs: set[str],
                      sleep: Callable[[float], None] = time.sleep,
-                     clock: Callable[[], float] = time.monotonic) -> tuple[str, bool]:
+                     clock: Callable[[], float] = time.monotonic,
+                     held_for: Optional[str] = None, held: Optional[set[str]] = None) -> tuple[str, bool]:
     """Disable each source first (so nothing new lands there) with our tag and a lease,
     journaled before the call, then read the tag back: the last writer wins, so a run that
     reads back another drain's live tag has lost the race and stops (nothing of its own is
     left there). An isolation window open on the source is waited out first (its run
-    re-enables the host when it closes). Returns (what happened, whether a service changed)."""
+    re-enables the host when it closes). Returns (what happened, whether a service changed).
+
+    `held_for`: the run this drain works for (a campaign). A source read under that run's live
+    tag and lease is left as it is: that run disabled it and read it back at least
+    READ_BACK_PAUSE after its write (engine/campaign/takeout.py), so this listing is the read
+    back; the drain renews that lease in that run's words (`_Lease`) and writes no tag of its
+    own (a write, its read-back and a hand-back less per host; issue 24); those sources are
+    added to `held`."""
     notes = []
     changed = False
     dead = _dead_drains(journal)
@@ -122,6 +130,13 @@ def _disable_sources(cloud: Any, journal: Any, run_id: str, plan: DrainPlan,
         for _ in range(4):
             svc = _service(cloud, name)
             tags.refuse_if_drained_elsewhere(name, svc.disabled_reason, own_runs, "drain", dead, cloud_now(cloud))
+            if held_for and not svc.enabled and tags.live_drain(svc.disabled_reason, cloud_now(cloud)) == held_for:
+                notes.append(f"{name} held by novamove run {held_for}; this drain works under its lease")
+                journal.note(run_id, EV_DISABLE, name, already=True, held_by=held_for, reason=svc.disabled_reason)
+                say(notes[-1])
+                if held is not None:
+                    held.add(name)
+                break
             if not svc.enabled and is_isolation_tag(svc.disabled_reason):
                 _wait_isolation_over(cloud, name, svc.disabled_reason, say, sleep, clock)
                 continue
@@ -173,11 +188,16 @@ class _Lease:
     tag means this run lost the host: it stops starting moves."""
 
     def __init__(self, cloud: Any, journal: Any, run_id: str, plan: DrainPlan, say: Callable[[str], None],
-                 clock: Callable[[], float], hand_back: Optional[Callable[[], str]] = None):
+                 clock: Callable[[], float], hand_back: Optional[Callable[[], str]] = None,
+                 held_for: Optional[str] = None):
         self.cloud, self.journal, self.run_id, self.plan, self.say, self.clock = cloud, journal, run_id, plan, say, clock
         # The reason the drain leaves on its source(s) at the end instead of its own tag without
         # a lease: the run it worked for (a campaign) holds the host again with that one write.
         self.hand_back = hand_back
+        # That run (`held_for`, with `hand_back`): a source under its tag is renewed in its words
+        # (`hand_back()`), never taken as lost, and needs no hand-back at the end.
+        self.held_for = held_for if hand_back is not None else None
+        self.held: set[str] = set()     # the sources found under its tag (_disable_sources)
         self.last = clock()
         self.lost_to: Optional[str] = None
         # Until when (Nova's clock) the lease this run last wrote holds: the claim just wrote one.
@@ -189,7 +209,7 @@ class _Lease:
         another drain."""
         if self.lost_to:
             return False
-        due = LEASE_SECONDS / 3 if not self.failing else LEASE_SECONDS / 12
+        due = RENEW_AFTER if not self.failing else LEASE_SECONDS / 12
         if self.clock() - self.last >= due:
             self.last = self.clock()
             self._write(release=False)
@@ -206,6 +226,8 @@ class _Lease:
         return ok
 
     def release(self) -> None:
+        if self.held and self.held >= set(self.plan.sources):
+            return          # no tag of this drain's anywhere: nothing to hand back, nothing read
         self._write(release=True)
 
     def _write(self, release: bool) -> None:
@@ -214,6 +236,13 @@ class _Lease:
             until = None if release else tags.lease_from_now(now=cloud_now(self.cloud))
             for name in self.plan.sources:
                 svc = services.get(name)
+                if (name in self.held and svc is not None and not svc.enabled
+                        and reason_run_id(svc.disabled_reason) == self.held_for):
+                    if not release:
+                        reason = self.hand_back()
+                        with self.journal.change(self.run_id, EV_LEASE, name, service_id=svc.id, reason=reason):
+                            self.cloud.disable_service(svc, reason)
+                    continue
                 if svc is None or svc.enabled or reason_run_id(svc.disabled_reason) != self.run_id:
                     other = tags.live_drain(svc.disabled_reason) if svc is not None else None
                     if other and other != self.run_id and not release:

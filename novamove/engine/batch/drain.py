@@ -224,7 +224,7 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
     run_id = frame.run_id
     report = frame.report = BatchReport(verb, list(plan.sources), run_id=run_id, plan=plan)
     rounds = _Rounds()
-    lease = _Lease(cloud, journal, run_id, plan, say, clock, hand_back=hand_back)
+    lease = _Lease(cloud, journal, run_id, plan, say, clock, hand_back=hand_back, held_for=on_behalf_of)
     frame.on_exit.append(lease.release)
     started = clock()
 
@@ -236,7 +236,8 @@ def _execute(cloud: Any, plan: DrainPlan, *, journal: Any, verb: str, on_interru
             own_runs = {run_id} | {r["id"] for r in previous} | ({on_behalf_of} if on_behalf_of else set())
             _claim_sources(journal, run_id, plan, own_runs, frame)
             report.service, report.changed = _disable_sources(
-                cloud, journal, run_id, plan, say, own_runs=own_runs, sleep=sleep, clock=clock)
+                cloud, journal, run_id, plan, say, own_runs=own_runs, sleep=sleep, clock=clock,
+                held_for=lease.held_for, held=lease.held)
             if replan_first:
                 plan = _replan(cloud, plan, traits=trait_cache)
                 report.plan = plan

@@ -119,7 +119,7 @@ class Campaign(TakeOut, HostStages, GracefulLoop):
         """The hosts out (hook, gate, check, return) carry the campaign's lease: renewed as a
         drain's is, so other operators' drain, undrain and maintain of them are refused. A
         failed renewal is tried again at the next tick (the lease has time left)."""
-        if self.clock() - self._leased_at < tags.LEASE_SECONDS / 3 or not self.out:
+        if self.clock() - self._leased_at < tags.RENEW_AFTER or not self.out:
             return
         try:
             services = {s.host: s for s in self.cloud.list_compute_services()}

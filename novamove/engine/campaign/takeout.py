@@ -40,6 +40,10 @@ class TakeOut:
                     self.cloud.disable_service(svc, reason)
                 self.changed = True
                 self.say(f"{host}: disabled ({reason})")
+                # The last writer wins: the drain reads the tag back (its first service listing,
+                # after this pause, in which another run's write would land) and, finding ours,
+                # works under the campaign's lease without a tag of its own (claim.py).
+                self._tick_sleep(drains.READ_BACK_PAUSE)
             elif not campaign_owns(svc.disabled_reason, self.run_id):
                 self.current = ""
                 self._note_host(host, SKIPPED, f"disabled by someone else meanwhile ({svc.disabled_reason})")

@@ -19,7 +19,7 @@ view holds every host's capacity and usage from the campaign's first read and ke
 
 It is the adapter for the campaign and the drains it runs (every other call goes through to
 the cloud unchanged), so their plans use it too. What it costs: one service listing per plan,
-two Placement reads per host a stage touches, one whole read at the start and when a stage is
+one Placement read (its usage) per host a stage touches, one whole read at the start and when a stage is
 refused on the view: it grows with the servers moved and the hosts serviced, not with the
 hosts in the cloud.
 """
@@ -52,11 +52,16 @@ READS = frozenset({
     "cloud_name", "identity", "microversion", "supports", "capped", "get_server", "find_servers",
     "server_fault", "list_servers_on_host", "list_server_groups", "server_ids_tagged",
     "list_compute_services", "compute_service_heartbeat", "cloud_now", "hypervisor_uptime", "hypervisors",
-    "host_resources", "compute_hosts", "aggregate_hosts", "zone_hosts", "provider_traits", "list_migrations",
+    "host_resources", "host_usage", "compute_hosts", "aggregate_hosts", "zone_hosts", "provider_traits", "list_migrations",
     "list_server_migrations", "list_migrations_changed_since", "list_evacuations", "evacuation_fault",
     "list_all_servers", "list_all_migrations", "list_resource_providers", "provider_allocations",
     "consumer_allocations"})
 SERVICE_WRITE_KEEPS = ("groups", "servers")   # what a disable or an enable leaves shared
+# What any other write (a move, a confirm, a stop...) leaves shared: it changes no service, so a
+# service listing read less than READ_FRESH ago still answers (a drain's pre-conditions share the
+# gate's and the lease renewal's listings; issue 24).
+SERVER_WRITE_KEEPS = ("groups", "services")
+SERVICE_VERBS = frozenset({"disable_service", "enable_service", "set_service_forced_down"})
 
 
 class CloudView:
@@ -79,21 +84,24 @@ class CloudView:
         if name in READS or not callable(value):
             return value
 
+        keep = SERVICE_WRITE_KEEPS if name in SERVICE_VERBS else SERVER_WRITE_KEEPS
+
         def write(*args: Any, **kwargs: Any) -> Any:
-            self.forget()
+            self.forget(keep)
             try:
                 return value(*args, **kwargs)
             finally:
-                self.forget()
+                self.forget(keep)
         return write
 
     # -------------------------------------------------------------- listings shared in one breath
 
     def forget(self, keep: Collection[str] = ("groups",)) -> None:
         """The listings are read from the cloud again, but those of the kinds in `keep`: after a
-        write, all but the server groups (no write of a campaign changes their members); after
-        a service's write, the services only (a host's servers are read back by the drain
-        after its own disable, and listed again after every move); all for a new stage."""
+        server's write (a move...), the servers (no write of a campaign changes a group's
+        members, nor a move a service); after a service's write, the services (a host's servers
+        are read back by the drain after its own disable, and listed again after every move);
+        all for a new stage."""
         self._listed = {k: v for k, v in self._listed.items() if k[0] in keep}
 
     def _shared(self, key: tuple, read: Callable[[], list]) -> list:
@@ -138,13 +146,15 @@ class CloudView:
         return list(hosts)
 
     def read_usage(self, names: Iterable[str]) -> None:
-        """Placement's numbers for these hosts, read again."""
+        """Placement's usage of these hosts, read again: one request a host (their capacity is
+        the whole read's; a compute added or removed, or a stage refused on the view, reads
+        everything again)."""
         for name in names:
             h = self._hosts.get(name)
             if h is None or not h.hypervisor_hostname:
                 continue
-            capacity, used, _ = self._cloud.host_resources(h.hypervisor_hostname)
-            self._hosts[name] = dataclasses.replace(h, capacity=capacity, used=used)
+            used = self._cloud.host_usage(h.hypervisor_hostname)
+            self._hosts[name] = dataclasses.replace(h, used=used)
             self._fresh.add(name)
             self.usage_reads += 1
 
@@ -191,17 +201,17 @@ class CloudView:
 
     def live_migrate_server(self, server_id: str, host: Optional[str] = None) -> None:
         self._moving(server_id, host)
-        self.forget()
+        self.forget(SERVER_WRITE_KEEPS)
         return self._cloud.live_migrate_server(server_id, host)
 
     def migrate_server(self, server_id: str, host: Optional[str] = None) -> None:
         self._moving(server_id, host)
-        self.forget()
+        self.forget(SERVER_WRITE_KEEPS)
         return self._cloud.migrate_server(server_id, host)
 
     def revert_resize(self, server_id: str) -> None:
         self._stale = True                         # back to where it came from
-        self.forget()
+        self.forget(SERVER_WRITE_KEEPS)
         return self._cloud.revert_resize(server_id)
 
     def disable_service(self, service: Any, reason: str) -> Any:
