@@ -72,11 +72,15 @@ class Clock:
         return self.t
 
 
-def test_a_listing_is_shared_only_until_a_write_a_stage_or_its_time_is_over():
+def _view_of_one_server() -> tuple[FakeNova, Clock, CloudView]:
+    """A campaign's view of the fake cloud holding one server, c1-0 on c1, on a hand clock."""
     f = FakeNova(hosts=HOSTS)
     f.add("c1-0", "c1")
     clock = Clock()
-    view = CloudView(f, f.compute_hosts(with_resources=True), clock)
+    return f, clock, CloudView(f, f.compute_hosts(with_resources=True), clock)
+
+def test_a_listing_is_shared_only_until_a_write_a_stage_or_its_time_is_over():
+    f, clock, view = _view_of_one_server()
     n0 = f.requests.by_verb.get("list_compute_services", 0)
 
     def listings() -> int:
@@ -110,10 +114,7 @@ def test_a_listing_is_shared_only_until_a_write_a_stage_or_its_time_is_over():
 def test_a_move_leaves_the_service_listing_shared_but_not_the_servers():
     # A move changes no service: a drain's pre-conditions share the listing the gate or the
     # lease renewal read a moment ago (never older than READ_FRESH); the servers are read again.
-    f = FakeNova(hosts=HOSTS)
-    f.add("c1-0", "c1")
-    clock = Clock()
-    view = CloudView(f, f.compute_hosts(with_resources=True), clock)
+    f, clock, view = _view_of_one_server()
     n0 = f.requests.by_verb.get("list_compute_services", 0)
     view.list_compute_services()
     view.list_servers_on_host("c1")

@@ -45,6 +45,13 @@ def vm(i, on, flavor=SMALL, status="ACTIVE", groups=()):
 
 # ----------------------------------------------------------------------------- bad input
 
+def bench_clouds(count: int, seed: int = 2026) -> list:
+    """The first `count` (state, intents) clouds bench/rebalance_quality.py draws from `seed`
+    (its cloud N is the (N+1)-th)."""
+    rng = random.Random(seed)
+    return [random_cloud(rng, rng.randint(4, 20), fill=rng.uniform(0.2, 0.6), zones=rng.choice([1, 2]),
+                         groups=rng.randint(0, 4), scale=rng.choice([1, 2, 4])) for _ in range(count)]
+
 @pytest.mark.parametrize("kwargs, error, words", [
     (dict(goal="tidy"), UsageError, "unknown goal 'tidy'"),
     (dict(max_moves=0), UsageError, "--max-moves must be at least 1"),
@@ -238,9 +245,7 @@ def test_the_improvement_phase_never_worsens_a_plan_and_lowers_some(monkeypatch)
     """The same clouds planned with and without the improvement and pruning phases: never a
     higher maximum, never more moves at the same maximum, and better on some; valid in any order."""
     import novamove.rebalance_spread as rebalance
-    rng = random.Random(2026)
-    clouds = [random_cloud(rng, rng.randint(4, 20), fill=rng.uniform(0.2, 0.6), zones=rng.choice([1, 2]),
-                           groups=rng.randint(0, 4), scale=rng.choice([1, 2, 4])) for _ in range(25)]
+    clouds = bench_clouds(25)
     monkeypatch.setattr(rebalance, "RESTARTS", 0)          # the restarts have their own test
     with_it = [plan_rebalance(s, goal=SPREAD, intents=i) for s, i in clouds]
     monkeypatch.setattr(rebalance, "_improve", lambda model, zh, ms, modes, limit, tokens: tokens)
@@ -311,11 +316,7 @@ def test_restarts_in_shuffled_orders_find_a_tight_zone_s_packing(monkeypatch):
     stops at 37.5%; a restart in another order comes within 5 points of the optimum (31.25%) in
     at most 1.1x the optimum's fewest moves (10). Valid in any order."""
     import novamove.rebalance_spread as spread
-    rng = random.Random(2026)
-    for _ in range(59):
-        state, intents = random_cloud(rng, rng.randint(4, 20), fill=rng.uniform(0.2, 0.6),
-                                      zones=rng.choice([1, 2]), groups=rng.randint(0, 4),
-                                      scale=rng.choice([1, 2, 4]))
+    state, intents = bench_clouds(59)[-1]
     az0 = {h.name for h in state.hosts if h.service.zone == "az0"}
     plan = plan_rebalance(state, goal=SPREAD, intents=intents)
     top, moves = _zone_figures(state, plan, az0)
@@ -350,11 +351,7 @@ def test_the_move_cutting_pass_brings_a_bench_cloud_to_the_optimum_s_moves(monke
     az1, the optimum, but in 10 moves there (h05 sheds four small and medium servers, h01 gives
     one and takes one); the optimum's fewest are 7 (11 with az0's 4). Valid in any order."""
     import novamove.rebalance_cut as cut
-    rng = random.Random(2026)
-    for _ in range(50):
-        state, intents = random_cloud(rng, rng.randint(4, 20), fill=rng.uniform(0.2, 0.6),
-                                      zones=rng.choice([1, 2]), groups=rng.randint(0, 4),
-                                      scale=rng.choice([1, 2, 4]))
+    state, intents = bench_clouds(50)[-1]
     plan = plan_rebalance(state, goal=SPREAD, intents=intents)
     assert lowerable_max(state, plan) == 68.75 and len(plan.steps) <= 11
     assert replay(state, plan) == [] and replay(state, plan, plan.steps[::-1]) == []
@@ -391,11 +388,7 @@ def test_pack_restarts_in_shuffled_orders_empty_more_hosts(monkeypatch):
     than 9 hosts, where the optimum is 11 (HiGHS, proven); shuffled orders (fixed seeds) find 10.
     Valid in any order and reproducible."""
     import novamove.rebalance_pack as rebalance_pack
-    rng = random.Random(2026)
-    for _ in range(21):
-        state, intents = random_cloud(rng, rng.randint(4, 20), fill=rng.uniform(0.2, 0.6),
-                                      zones=rng.choice([1, 2]), groups=rng.randint(0, 4),
-                                      scale=rng.choice([1, 2, 4]))
+    state, intents = bench_clouds(21)[-1]
     plan = plan_rebalance(state, goal=PACK, intents=intents)
     assert plan.after.hosts_empty >= 11 - 1
     assert replay(state, plan) == [] and replay(state, plan, plan.steps[::-1]) == []
