@@ -884,7 +884,7 @@ class CampaignView:
         now = campaign.clock()
         parts = []
         if campaign.current:
-            parts.append(f"{campaign.current}: drain")
+            parts.append(f"{', '.join(campaign.current)}: drain")
         for o in campaign.out.values():
             extra = f" {now - o.hook_t0:.0f} s" if o.phase == "hook" and o.hook_t0 else ""
             parts.append(f"{o.host}: {o.phase}{extra}")

@@ -77,7 +77,7 @@ def _print(rep, fmt: str) -> None:
               help="How long the gate may take to pass after the hook.")
 @click.option("--check-timeout", type=click.FloatRange(min=1), default=600, show_default=True, metavar="SECONDS")
 @click.option("--max-parallel", type=click.IntRange(min=1), default=4, show_default=True, metavar="N",
-              help="Drain cap: moves in flight in all (drains run one at a time, so it holds campaign-wide).")
+              help="Drain cap: moves in flight in all (hosts out together share one drain, so it holds campaign-wide).")
 @click.option("--max-per-host", type=click.IntRange(min=1), default=2, show_default=True, metavar="M",
               help="Drain cap: moves in flight per source and per destination host.")
 @click.option("--timeout", "step_timeout", type=click.FloatRange(min=10), default=1800, show_default=True,

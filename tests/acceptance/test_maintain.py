@@ -175,7 +175,7 @@ def test_campaign_restarts_each_compute_empty(minicloud, servers, tmp_path):
             assert len(x["disabled"]) <= 2 and x["host"] in x["disabled"]
             assert x["run"] == data["run_id"]
         assert data["peak_out"] <= 2
-        # group members never moved at the same time (drains run one at a time)
+        # group members never moved at the same time (hosts sharing a group are not drained together)
         # (a request Nova refused -- NoValidHost from a stale scheduler view of a compute just
         # restarted -- leaves an "error" record: only the moves that happened count)
         pair_ids = {p.id for p in pair}
@@ -195,6 +195,33 @@ def test_campaign_restarts_each_compute_empty(minicloud, servers, tmp_path):
     finally:
         minicloud.delete(pair)
         conn.compute.delete_server_group(group, ignore_missing=True)
+
+
+def test_hosts_out_together_are_drained_in_one_drain(minicloud, servers):
+    """K=2: the two hosts admitted at the start share one drain, their moves in flight at the
+    same time (each host under --max-per-host 1 here: two in flight only if both hosts move at
+    once); each host done, every server off both, nothing moved twice."""
+    c1, c2 = minicloud.computes[:2]
+    mine = servers(2, host=c1, prefix="mt-tog1") + servers(2, host=c2, prefix="mt-tog2")
+    ids = {s.id for s in mine}
+    first_mig = last_migration_id(minicloud)
+    minicloud.set_fakevirt(live_migration_seconds=3)        # (the fixture puts it back)
+    proc = maintain(minicloud, c1, c2, "--max-hosts", "2", "--max-per-host", "1", "--hook", "true",
+                    "--gate", "heartbeat", "-f", "json")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads(proc.stdout)
+    runs = {r["host"]: r["drain_run"] for r in data["results"]}
+    assert {r["host"]: r["outcome"] for r in data["results"]} == {c1: "done", c2: "done"}
+    assert runs[c1] and runs[c1] == runs[c2], data["results"]
+    spans = {m["source_compute"]: [] for m in migrations(minicloud)}
+    for m in migrations(minicloud):
+        if m["instance_uuid"] in ids and int(m["id"]) > first_mig and m["status"] == "completed":
+            spans[m["source_compute"]].append((m["created_at"], m["updated_at"]))
+    assert len(spans[c1]) == 2 and len(spans[c2]) == 2, spans
+    assert any(a0 < b1 and b0 < a1 for a0, a1 in spans[c1] for b0, b1 in spans[c2]), spans
+    assert all(minicloud.host_of(sid) not in (c1, c2) for sid in ids)
+    assert max(moved_count(minicloud, ids, first_mig).values()) == 1
+    assert all(v[0] == "enabled" for v in minicloud.services().values())
 
 
 def test_failing_hook_on_second_host_stops_campaign(minicloud, servers, tmp_path):

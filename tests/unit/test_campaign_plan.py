@@ -158,11 +158,14 @@ def test_anti_affinity_honoured_across_stages():
 
 
 def test_estimate_overlaps_hooks_with_later_drains():
-    # 3 hosts, drains 10 s, hooks 100 s, gate 0: one at a time = 330 s; two at once: drains
-    # are sequential, hooks overlap.
+    # 3 hosts, drains 10 s, hooks 100 s, gate 0: one at a time = 330 s; two at once: the two
+    # are drained together (10 s), hooks overlap, the third goes when they are back; three at
+    # once: one drain of all three.
     assert estimate([10, 10, 10], 1, 100, 0) == 330
     assert estimate([10, 10, 10], 2, 100, 0) == 220
-    assert estimate([10, 10, 10], 3, 100, 0) == 130
+    assert estimate([10, 10, 10], 3, 100, 0) == 110
+    # A drain of several hosts together takes what the caps allow: here 25 s for the pair.
+    assert estimate([10, 10, 10], 2, 100, 0, together=lambda idx: 25.0 if len(idx) > 1 else 10.0) == 235
     plan = plan_campaign(state([host("c1"), host("c2")], [srv("a", "c1")]), ["c1"],
                          move_seconds=5, hook_seconds=60, gate_seconds=10)
     assert plan.estimate_seconds == 75

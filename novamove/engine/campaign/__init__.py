@@ -11,9 +11,10 @@ Per host (each change journaled before it is made, under the campaign's run id):
   -> gate (nova-compute up, not forced down, reporting after the hook ended; then --check)
   -> start the stopped servers -> enable (only if our tag is still there) -> move back (asked).
 
-Scheduling: one drain at a time (so the drain caps, global / per source / per destination,
-hold across every host in flight), while hooks and gates of up to K hosts overlap with the next
-drains. Before a host is taken out, its servers are planned against the cloud as it is now
+Scheduling: hosts that take slots free at the same moment are drained together in one drain
+(runner.py `_joiners`: each judged with the others out, none sharing a server group), so the
+drain caps, global / per source / per destination, hold across every host in flight; drains
+do not overlap, while hooks and gates of up to K hosts overlap with the next drains. Before a host is taken out, its servers are planned against the cloud as it is now
 (the other hosts out are disabled there): N+K. If they do not fit, the campaign waits for a
 host in flight to come back, or refuses the host with the numbers when none is in flight.
 Server groups: at most `group_budget` members of one group moving or powered off at once.

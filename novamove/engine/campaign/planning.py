@@ -8,7 +8,7 @@ import dataclasses
 import heapq
 import math
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from novamove.model import COLD, LIVE, Resources, Server
 from novamove.planner import DrainStep, move_mode
@@ -139,28 +139,38 @@ def _passing(server: Server) -> bool:
     return bool(server.task_state) or (server.status or "").upper() in _PASSING
 
 
-def drain_seconds(moves: int, max_parallel: int, max_per_host: int, move_seconds: float) -> float:
-    """One host's drain: moves leave a single source, so the per-host cap binds."""
-    return math.ceil(moves / max(1, min(max_parallel, max_per_host))) * move_seconds if moves else 0.0
+def drain_seconds(moves: int, max_parallel: int, max_per_host: int, move_seconds: float, sources: int = 1) -> float:
+    """A drain of `moves` off `sources` hosts: the per-source cap binds each, the global cap all."""
+    return math.ceil(moves / max(1, min(max_parallel, max_per_host * sources))) * move_seconds if moves else 0.0
 
 
 def estimate(per_host_drain: Sequence[float], max_hosts: int, hook_seconds: float,
-             gate_seconds: float, back_seconds: Sequence[float] = ()) -> float:
-    """The campaign's length as the runner schedules it: one drain at a time (the caps hold
-    across hosts), hooks and gates overlapping with later drains, at most `max_hosts` out."""
+             gate_seconds: float, back_seconds: Sequence[float] = (),
+             together: Optional[Callable[[list[int]], float]] = None) -> float:
+    """The campaign's length as the runner schedules it: at most `max_hosts` out; the hosts
+    that take slots free at the same moment are drained together (`together(indices)`: that
+    drain's seconds, by default the longest of theirs), the next drain starting once it ends;
+    hooks and gates overlap with later drains."""
+    joint = together or (lambda idx: max(per_host_drain[i] for i in idx))
     drain_free = 0.0
     out: list[float] = []          # end times of hosts out of service (heap)
     end = 0.0
-    for i, d in enumerate(per_host_drain):
+    i, n = 0, len(per_host_drain)
+    while i < n:
         start = drain_free
         while len(out) >= max_hosts:
             start = max(start, heapq.heappop(out))
-        back = back_seconds[i] if i < len(back_seconds) else 0.0
-        drained = start + d
+        while out and out[0] <= start:
+            heapq.heappop(out)
+        batch = list(range(i, min(n, i + max_hosts - len(out))))
+        drained = start + joint(batch)
         drain_free = drained
-        done = drained + hook_seconds + gate_seconds + back
-        heapq.heappush(out, done)
-        end = max(end, done)
+        for j in batch:
+            back = back_seconds[j] if j < len(back_seconds) else 0.0
+            done = drained + hook_seconds + gate_seconds + back
+            heapq.heappush(out, done)
+            end = max(end, done)
+        i += len(batch)
     return end
 
 

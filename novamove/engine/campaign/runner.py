@@ -1,5 +1,6 @@
-"""The campaign's loop: hosts admitted under N+K and the server-group budget, up to K out at once,
-one drain at a time; the stages of a host are in takeout.py and stages.py."""
+"""The campaign's loop: hosts admitted under N+K and the server-group budget, up to K out at once;
+hosts admitted together are drained together (one drain, each host under its own caps); the
+stages of a host are in takeout.py and stages.py."""
 
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ class Campaign(TakeOut, HostStages, GracefulLoop):
         self.servers_total = 0
         self.servers_done = 0
         self.move_durations: list[float] = []       # seconds each move of its drains took (their polls)
-        self.current = ""                           # the host being drained
+        self.current: list[str] = []                # the hosts being drained (one drain)
         # Hook logs: beside a journal file; on this machine's state directory for a database
         # journal (its URL is no directory: it made one named after the URL in the cwd).
         where = getattr(journal, "path", Path.cwd() / "journal")
@@ -144,7 +145,7 @@ class Campaign(TakeOut, HostStages, GracefulLoop):
     @property
     def out_count(self) -> int:
         # Failed hosts left disabled are not counted: the N+K check sees them out of service.
-        return len(self.out) + (1 if self.current else 0)
+        return len(self.out) + len(self.current)
 
     @property
     def peak_out(self) -> int:
@@ -167,8 +168,8 @@ class Campaign(TakeOut, HostStages, GracefulLoop):
         return f"finishing the {len(self.out)} host(s) in flight"
 
     def _left_in_flight(self) -> None:
-        if self.current:
-            r = self.results[self.current]
+        for host in self.current:
+            r = self.results[host]
             r.outcome = INTERRUPTED
             r.detail = (f"left while draining (disabled, moves maybe in flight): "
                         f"`novamove maintain --resume {self.run_id}` continues it")
@@ -212,7 +213,7 @@ class Campaign(TakeOut, HostStages, GracefulLoop):
                     verdict, why, caps = self._can_start(host)
                     if verdict == "go":
                         self.queue.pop(0)
-                        self._take_out(host, caps)
+                        self._take_out(self._joiners([(host, caps)]))
                         progressed = True
                         waiting_note = ""
                     elif verdict == "skipped":
@@ -256,35 +257,65 @@ class Campaign(TakeOut, HostStages, GracefulLoop):
             verdict = self._judge(host)
         return verdict
 
-    def _judge(self, host: str) -> tuple[str, str, dict]:
-        found = drains.gather_state(self.cloud, [host], [])
+    def _joiners(self, batch: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+        """The hosts admitted with the first while K leaves room, each judged with those before
+        it out (N+K over all of them at once): they are drained together, so their moves are in
+        flight at the same time (each host under its own caps), not one drain after another. A
+        host that cannot join now waits for its own turn, judged again alone."""
+        while self.queue and not self.stop_requested and self.out_count + len(batch) < self.o.max_hosts:
+            verdict, _, caps = self._judge(self.queue[0], joining=batch)
+            if verdict == "skipped":
+                continue
+            if verdict != "go":
+                break
+            batch.append((self.queue.pop(0), caps))
+        return batch
+
+    def _judge(self, host: str, joining: Sequence[tuple[str, dict]] = ()) -> tuple[str, str, dict]:
+        """`joining`: hosts admitted in this breath, to be drained with `host` (their servers
+        still on them): the stage is judged with all of them out, and a host that shares a
+        server group with them, or does not fit beside them, waits ("wait"), never refused."""
+        together = [h for h, _ in joining]
+        found = drains.gather_state(self.cloud, [*together, host], [])
         on_host = [s for s in found.servers if s.host == host]
         intents, problems = intents_of(on_host)
         for p in problems:
             self.say(f"{host}: {p}")
+        if together:
+            on_them = {s.id for s in found.servers if s.host in together}
+            here = {s.id for s in on_host}
+            for g in found.groups:
+                if set(g.members) & on_them and set(g.members) & here:
+                    return "wait", f"server group {g.name or g.id} has members on {', '.join(together)} too", {}
+        merged: dict = {}
+        for _, caps in joining:
+            merged.update(caps.get("intents", {}))
+        merged.update(intents)
+        sources = [*together, host]
         later = set(self.queue[1:])
-        leave = {sid for sid, i in intents.items() if i in (STOP, SKIP)}
+        leave = {sid for sid, i in merged.items() if i in (STOP, SKIP)}
 
         def plan(hosts: list) -> tuple[tuple, set[str]]:
             state = CloudState(hosts, found.servers, found.groups)
-            cplan = plan_campaign(state, [host], max_hosts=1, intents=intents, allow_skip=self.o.allow_skip,
-                                  allow_unmovable=self.o.allow_unmovable, run_id=self.run_id,
-                                  max_parallel=self.o.max_parallel, max_per_host=self.o.max_per_host)
-            touched = {host} | {m.dest for st in cplan.stages for m in st.moves if m.dest}
+            cplan = plan_campaign(state, sources, max_hosts=len(sources), intents=merged,
+                                  allow_skip=self.o.allow_skip, allow_unmovable=self.o.allow_unmovable,
+                                  run_id=self.run_id, max_parallel=self.o.max_parallel,
+                                  max_per_host=self.o.max_per_host)
+            touched = set(sources) | {m.dest for st in cplan.stages for m in st.moves if m.dest}
             # Destinations the campaign will not empty again, when they can take everything (a
             # server moved onto a host still to be serviced would move twice).
-            targets = [h.name for h in hosts if h.name not in later and h.name != host]
+            targets = [h.name for h in hosts if h.name not in later and h.name not in sources]
             if later and targets:
                 sub = CloudState(hosts, [s for s in found.servers if s.id not in leave], found.groups)
-                trial = plan_drain(sub, [host], targets=targets)
+                trial = plan_drain(sub, sources, targets=targets)
                 touched |= {st.dest for st in trial.steps if st.dest}
-                if any(move_mode(s, "auto")[1] is None for s in on_host
+                if any(move_mode(s, "auto")[1] is None for s in found.servers
                        if s.id in {st.server_id for st in trial.skipped}):
                     targets = []
             else:
                 targets = []
             # The plan the drain will make (engine/batch/drain.py make_plan): its hosts too.
-            touched |= {st.dest for st in plan_drain(state, [host], targets=targets).steps if st.dest}
+            touched |= {st.dest for st in plan_drain(state, sources, targets=targets).steps if st.dest}
             return (state, cplan, targets), touched
 
         state, cplan, targets = self.view.fresh_plan(plan)
@@ -294,8 +325,8 @@ class Campaign(TakeOut, HostStages, GracefulLoop):
             self._note_host(host, SKIPPED, hp.why_not)
             return "skipped", hp.why_not, {}
         stage = cplan.stages[0]
-        if not stage.ok:
-            if self.out:
+        if not stage.ok or set(stage.hosts) != set(sources):
+            if self.out or together:
                 return "wait", f"N+K: {stage.problem}", {}
             return "refuse", f"N+K: {stage.problem}", {}
         # Server groups: members moving off this host, or powered off on it, within the budget.

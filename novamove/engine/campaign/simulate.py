@@ -347,7 +347,12 @@ def plan_campaign(state: CloudState, hosts: Sequence[str], *, max_hosts: int = 1
         host_plans[h].estimate_seconds = d + hook_seconds + gate_seconds + (d if move_back else 0.0)
         per_drain.append(d)
         backs.append(d if move_back else 0.0)
-    est = estimate(per_drain, max_hosts, hook_seconds, gate_seconds, backs)
+    moves = [host_plans[h].moves for h in serviced]
+
+    def together(idx: list[int]) -> float:
+        return max(max(per_drain[i] for i in idx),
+                   drain_seconds(sum(moves[i] for i in idx), max_parallel, max_per_host, move_seconds, len(idx)))
+    est = estimate(per_drain, max_hosts, hook_seconds, gate_seconds, backs, together)
     return CampaignPlan(hosts=serviced, host_plans=host_plans, stages=stages, max_hosts=max_hosts,
                         problems=problems, warnings=warnings, estimate_seconds=est, intents=dict(intents))
 

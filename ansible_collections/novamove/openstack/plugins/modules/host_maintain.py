@@ -107,7 +107,7 @@ options:
     type: int
     default: 900
   max_parallel:
-    description: Drain cap, campaign-wide (drains run one at a time).
+    description: Drain cap, campaign-wide (hosts out together share one drain).
     type: int
     default: 4
   max_per_host:

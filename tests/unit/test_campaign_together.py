@@ -1,0 +1,106 @@
+"""Hosts a campaign admits together (K > 1) are drained together: one drain, every host's moves
+in flight at the same time under its own caps, each host judged on its own share of the drain
+(runner.py `_joiners`, takeout.py `_take_out`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from novamove.engine import campaign as camp
+from novamove.engine.batch import drain as drainmod
+from novamove.engine.campaign import Options, run_campaign
+from novamove.engine.journal import Journal
+from novamove.model import Resources, ServerGroup
+
+from fakenova import FakeNova
+
+
+@pytest.fixture(autouse=True)
+def fast(monkeypatch):
+    monkeypatch.setattr(camp.common, "POLL", 0.01)
+    monkeypatch.setattr(drainmod, "REPLAN_PAUSE", 0.01)
+
+
+@pytest.fixture
+def journal(tmp_path):
+    return Journal(tmp_path / "j.sqlite")
+
+
+def opts(**kw):
+    base = dict(hook="true", max_hosts=2, poll_interval=0.01, gate_timeout=5, gate="heartbeat")
+    base.update(kw)
+    return Options(**base)
+
+
+def two_full_hosts(per_host: int = 2) -> FakeNova:
+    f = FakeNova(hosts=("c1", "c2", "c3", "c4"))
+    for h in ("c1", "c2"):
+        for i in range(per_host):
+            f.add(f"{h}-{i}", h)
+    return f
+
+
+def test_hosts_admitted_together_are_drained_in_one_drain(journal):
+    f = two_full_hosts()
+    rep = run_campaign(f, journal, ["c1", "c2"], options=opts())
+    assert rep.ok, rep.summary
+    runs = {r.host: r.drain_run for r in rep.results}
+    assert runs["c1"] and runs["c1"] == runs["c2"]
+    # Both sources' moves in flight at once: more than one host's cap (--max-per-host 2).
+    assert f.max_in_progress > 2 and max(f.max_per_source.values()) <= 2
+    assert {r.host: r.moved for r in rep.results} == {"c1": 2, "c2": 2}
+    assert all(s.host in ("c3", "c4") for s in f.servers.values())
+    assert all(s.enabled for s in f.services.values())
+
+
+def test_at_k1_hosts_are_drained_one_after_another(journal):
+    f = two_full_hosts()
+    rep = run_campaign(f, journal, ["c1", "c2"], options=opts(max_hosts=1))
+    assert rep.ok, rep.summary
+    assert rep.results[0].drain_run != rep.results[1].drain_run
+    assert f.max_in_progress <= 2
+
+
+def test_a_host_that_does_not_fit_beside_the_first_waits_its_turn(journal):
+    """Someone boots servers onto the destinations after the campaign's plan: each host still
+    fits alone, not both at once. The second is not drained with the first and not refused; it
+    goes once the first is back."""
+    f = FakeNova(hosts=("c1", "c2", "c3", "c4"), capacity=Resources(3, 3 * 512, 3))
+    for h in ("c1", "c2"):
+        for i in range(2):
+            f.add(f"{h}-{i}", h)
+    usage = f.host_usage
+
+    def booted_meanwhile(name):
+        if "x3" not in f.servers:           # the first stage's fresh read of a host
+            for h in ("c3", "c4"):
+                f.add(f"x{h[1]}", h)
+                f.add(f"y{h[1]}", h)
+        return usage(name)
+    f.host_usage = booted_meanwhile
+    rep = run_campaign(f, journal, ["c1", "c2"], options=opts(order="given"))
+    assert rep.ok, rep.summary
+    assert rep.results[0].drain_run != rep.results[1].drain_run
+    assert rep.peak_out == 1
+
+
+def test_hosts_sharing_a_server_group_are_not_drained_together(journal):
+    f = two_full_hosts()
+    f.groups = [ServerGroup("grp", "grp", "soft-anti-affinity", ("c1-0", "c2-0"))]
+    rep = run_campaign(f, journal, ["c1", "c2"], options=opts())
+    assert rep.ok, rep.summary
+    assert rep.results[0].drain_run != rep.results[1].drain_run
+
+
+def test_one_hosts_failure_in_a_shared_drain_fails_that_host_only(journal):
+    f = two_full_hosts()
+    f.fail_servers = {"c2-1"}
+    f.add("c3-0", "c3")
+    rep = run_campaign(f, journal, ["c1", "c2", "c3"], options=opts(max_failed_hosts=1, order="given"))
+    by_host = {r.host: r for r in rep.results}
+    assert by_host["c1"].drain_run == by_host["c2"].drain_run
+    assert by_host["c1"].outcome == "done" and by_host["c1"].moved == 2
+    assert by_host["c2"].outcome == "failed" and "vm-c2-1" in by_host["c2"].detail
+    assert by_host["c3"].outcome == "not-started"       # the stop-loss: one host failed
+    assert not rep.ok and rep.exit_code != 0
+    assert f.services["c1"].enabled and not f.services["c2"].enabled
