@@ -6,7 +6,8 @@
 2. A hook failing on the 2nd host stops the campaign (max-failed-hosts 1): that host stays
    disabled with the reason, the 3rd is untouched; `novamove undrain` gives the host back.
 3. SIGKILL during a drain, rerun: continues; SIGKILL during a hook, rerun: refused until
-   --rerun-hook; it finishes and nothing was moved twice.
+   --rerun-hook; it finishes and nothing was moved twice. K=2: the first two hosts share one
+   drain (moves of both in flight at once); SIGKILL during that drain, rerun: finishes.
 4. Capacity refusal (N+K) in --dry-run and in a run, with the numbers, nothing changed.
 
 Run alone: NOVAMOVE_TEST_COMPUTES=4 pytest tests/acceptance/test_maintain.py
@@ -296,6 +297,30 @@ def test_sigkill_during_drain_and_during_hook_then_rerun(minicloud, servers, tmp
     assert max(moved_count(minicloud, ids, first_mig).values()) == 1
     where = {v.name: minicloud.host_of(v.id) for v in vms}
     assert all(h != c2 for h in where.values()), (where, data["results"])   # c2 emptied, nothing back
+    assert minicloud.services()[c1][0] == "enabled" and minicloud.services()[c2][0] == "enabled"
+
+
+def test_sigkill_during_a_shared_drain_then_rerun(minicloud, servers):
+    """K=2: killed while both hosts' moves are in flight in their one drain; the rerun (the
+    same command) continues the campaign, both hosts held by it go first, together again, and it
+    finishes: both done, both enabled, every server off them, nothing moved twice."""
+    c1, c2 = minicloud.computes[:2]
+    vms = servers(2, host=c1, prefix="mt-sk1") + servers(2, host=c2, prefix="mt-sk2")
+    ids = {v.id for v in vms}
+    first_mig = last_migration_id(minicloud)
+    minicloud.set_fakevirt(live_migration_seconds=4)
+    args = [c1, c2, "--max-hosts", "2", "--max-per-host", "1", "--hook", "true", "--gate", "heartbeat"]
+    p = popen(minicloud, *args)
+    _wait_line(p, "started (2 in flight)")
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    minicloud.set_fakevirt(live_migration_seconds=0.5)
+    done = maintain(minicloud, *args, "-f", "json")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    data = json.loads(done.stdout)
+    assert data["resumed"] and {r["host"]: r["outcome"] for r in data["results"]} == {c1: "done", c2: "done"}
+    assert all(minicloud.host_of(sid) not in (c1, c2) for sid in ids)
+    assert max(moved_count(minicloud, ids, first_mig).values()) == 1
     assert minicloud.services()[c1][0] == "enabled" and minicloud.services()[c2][0] == "enabled"
 
 
