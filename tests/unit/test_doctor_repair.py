@@ -286,6 +286,26 @@ def test_clear_forced_down_only_where_this_journals_evacuate_set_it(journal):
     assert (ev.kind, ev.state) == (events.DOCTOR_FORCE_UP, "done")
 
 
+def test_whose_forced_down_is_read_in_one_query_the_latest_change_winning(journal):
+    """A shared journal holds every run of the team: whose forced_down it is comes from one
+    query of the force-down/up events, not a read of every run's events."""
+    from novamove.engine.doctor.scan import forced_by_novamove
+    for i in range(30):                                   # the team's other runs
+        journal.start_run(f"drain-{i}", "drain", source="c1")
+    journal.start_run("ev-1", events.VERB_EVACUATE, source="c4")
+    journal.done(journal.intent("ev-1", events.EVACUATE_FORCE_DOWN, "c4"))
+    journal.done(journal.intent("ev-1", events.EVACUATE_FORCE_DOWN, "c3"))
+    journal.start_run("un-1", events.VERB_UNFENCE, source="c4")
+    journal.done(journal.intent("un-1", events.UNFENCE_FORCE_UP, "c4"))
+    per_run = []
+    journal.events = lambda run_id: per_run.append(run_id) or []
+    assert forced_by_novamove(journal, ["c3", "c4"]) == {"c3"}     # c4 cleared since
+    journal.start_run("ev-2", events.VERB_EVACUATE, source="c4")
+    journal.intent("ev-2", events.EVACUATE_FORCE_DOWN, "c4")        # its answer lost: maybe ours
+    assert forced_by_novamove(journal, ["c4"]) == {"c4"} and forced_by_novamove(journal, []) == frozenset()
+    assert per_run == []
+
+
 def test_someone_elses_forced_down_is_left_alone(journal):
     nova = FakeNova()
     nova.set_service_forced_down(nova.services["c4"], True)     # an operator, a fencing agent

@@ -56,6 +56,10 @@ def test_records_read_back_the_same_on_every_backend(journal_url):
     assert [r["id"] for r in j.unfinished_runs()] == ["run-b"]
     assert j.last_move("s1")["id"] == "run-a" and j.request_ids("run-a") == ["req-1"]
     assert [r["kind"] for r in seen if r["record"] == "run"] == ["run.start", "run.finish", "run.start"]
+    # every run's events of some kinds (on some targets), in the order written: one query
+    j.intent("run-b", "service.disable", "c1")
+    assert [(e.run_id, e.target) for e in j.events_of_kinds(["service.disable"])] == [("run-a", "c3"), ("run-b", "c1")]
+    assert [e.run_id for e in j.events_of_kinds(["service.disable", "scheduling"], targets=["c1"])] == ["run-b"]
     assert [(r["event"].kind, r["event"].state) for r in seen if r["record"] == "event"][:2] == [
         ("service.disable", "intent"), ("service.disable", "done")]
     run = j.get_run("run-b")

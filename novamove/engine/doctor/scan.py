@@ -188,16 +188,15 @@ def forced_by_novamove(journal: Any, hosts: Iterable[str]) -> frozenset:
     intent whose answer was lost) after the last time one cleared it: unfence's rule
     (engine/evacuate/unfence.forced_down_by_us), counting doctor's own clears. A forced_down
     nobody here set is someone else's (an operator, a fencing agent)."""
-    wanted = set(hosts)
+    wanted = sorted(set(hosts))
+    if not wanted:
+        return frozenset()
     ours: dict[str, bool] = {}
-    for r in reversed(journal.runs(limit=100000)):                # oldest first
-        if r["verb"] not in (events.VERB_EVACUATE, events.VERB_UNFENCE, events.VERB_DOCTOR):
-            continue
-        for ev in journal.events(r["id"]):
-            if ev.target not in wanted:
-                continue
-            if ev.kind in FORCED_DOWN and ev.state in ("intent", "done", "failed"):
-                ours[ev.target] = True
-            elif ev.kind in FORCED_UP and ev.state == "done":
-                ours[ev.target] = False
+    # One query for the events of these kinds on these hosts (a shared journal holds every run
+    # of the team: reading each run's events would be a round trip per run).
+    for ev in journal.events_of_kinds(FORCED_DOWN + FORCED_UP, targets=wanted):
+        if ev.kind in FORCED_DOWN and ev.state in ("intent", "done", "failed"):
+            ours[ev.target] = True
+        elif ev.kind in FORCED_UP and ev.state == "done":
+            ours[ev.target] = False
     return frozenset(h for h, v in ours.items() if v)
