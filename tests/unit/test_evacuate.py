@@ -644,3 +644,25 @@ def test_fence_command_is_killed_whole_on_timeout_and_gets_no_secrets(journal, t
     seen = tmp_path / "env"
     evacuate(nova, "c3", journal=journal, fence_cmd=f"env > {seen}", **fast())
     assert "hunter2" not in seen.read_text() and "NOVAMOVE_HOST=c3" in seen.read_text()
+
+
+def test_nova_showing_the_compute_down_during_the_quiet_period_ends_the_wait(journal):
+    """Fenced by the operator, the compute reported a moment ago: the quiet period starts; once
+    Nova shows it down (its service_down_time shorter than the quiet period), that is proof at
+    once: the evacuation does not wait out the rest."""
+    nova = FakeNova()
+    nova.add("a", "c3")
+    nova.silent = {"c3"}
+    nova.last_report["c3"] = nova.now       # it reported a moment ago
+    listed = nova.list_compute_services
+    t = fast()
+    t0 = t["clock"]()
+
+    def services():
+        if t["clock"]() - t0 >= 6:          # Nova's service_down_time has passed
+            nova.down("c3")
+        return listed()
+    nova.list_compute_services = services
+    report = evacuate(nova, "c3", journal=journal, fenced=True, quiet_period=60, **t)
+    assert report.ok and "Nova shows it down" in report.fence, report.fence
+    assert t["clock"]() - t0 < 60

@@ -12,6 +12,10 @@ from novamove.engine.times import parse_time as _parse_time
 from novamove.engine.commands import command_env, run_in_group
 from novamove.model import Host, Service
 from novamove.engine.evacuate.common import FENCE_TIMEOUT, QUIET_PERIOD
+
+# While the quiet period is waited out, Nova's view of a compute not forced down is read this
+# often (one service listing): a compute Nova shows down is proof at once, as it is at the start.
+DOWN_CHECK_EVERY = 3.0
 from novamove.engine.evacuate.service import _service
 
 
@@ -74,7 +78,8 @@ def prove_quiet(cloud: Any, name: str, quiet_period: float, *, clock: Callable[[
     """Proof that the compute has stopped reporting, or PreconditionFailed.
 
     Nova's view counts when it is its own: a service that is not forced down and shows down has
-    not reported for service_down_time. Otherwise (up, or forced down, which hides the state)
+    not reported for service_down_time (at the start, or when Nova says so while the quiet
+    period runs: read every DOWN_CHECK_EVERY seconds). Otherwise (up, or forced down, which hides the state)
     the service's `updated_at` must not advance for `quiet_period` seconds, measured in Nova's
     clock (the answers' Date header) where the cloud gives it, so a report from long ago is
     proof at once and a fresh one is waited out. Call it before novamove changes the service:
@@ -86,7 +91,15 @@ def prove_quiet(cloud: Any, name: str, quiet_period: float, *, clock: Callable[[
     now_fn = getattr(cloud, "cloud_now", None)
     waited = 0.0
     t0 = clock()
+    looked = t0
     while True:
+        if not svc.forced_down and clock() - looked >= DOWN_CHECK_EVERY:
+            # Nova's own verdict, when it comes first (its service_down_time can be shorter than
+            # the quiet period): the heartbeat has not moved since (checked below at each read).
+            looked = clock()
+            again = _service(cloud, name)
+            if not again.forced_down and again.state != "up":
+                return f"Nova shows it down (last report {again.updated_at or 'never'}) after {looked - t0:.0f} s"
         nova_now = now_fn() if now_fn else None
         last = _parse_time(first)
         if nova_now is not None and last is not None:
