@@ -12,7 +12,8 @@ forced_down cleared, it is enabled, and the servers are live-migrated back onto 
 
 By default each contender starts at once after the kill: novamove, which evacuates only a host
 proven to have stopped reporting, then waits out its fencing quiet period (25 s by default,
-NOVAMOVE_QUIET_PERIOD; the sequential loop checks nothing). `--after-detection` starts both once
+NOVAMOVE_QUIET_PERIOD), or less once Nova shows the compute down (service_down_time, 20 s on
+the minicloud); the sequential loop checks nothing. `--after-detection` starts both once
 Nova shows the compute down (service_down_time), as an operator paged by it would: novamove's
 proof is then Nova's own verdict, at once.
 
