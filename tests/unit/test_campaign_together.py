@@ -104,3 +104,46 @@ def test_one_hosts_failure_in_a_shared_drain_fails_that_host_only(journal):
     assert by_host["c3"].outcome == "not-started"       # the stop-loss: one host failed
     assert not rep.ok and rep.exit_code != 0
     assert f.services["c1"].enabled and not f.services["c2"].enabled
+
+
+def test_a_free_slot_waits_a_little_for_a_host_nearly_back_so_the_next_two_go_together(journal, monkeypatch):
+    """c1 and c2 go out together; c2's gate passes a moment after c1's: the slot c1 frees
+    waits for c2's (at most PAIR_WAIT), and c3 and c4 are drained together too."""
+    import threading
+    f = FakeNova(hosts=("c1", "c2", "c3", "c4", "c5"))
+    for h in ("c1", "c2", "c3", "c4"):
+        f.add(f"{h}-0", h)
+    disable = f.disable_service
+
+    def quiet_c2_for_a_while(service, reason):
+        out = disable(service, reason)
+        if service.host == "c2" and "c2" not in f.silent:
+            f.silent.add("c2")          # no report for a moment: its gate passes ~1.5 s after c1's
+            threading.Timer(1.5, f.silent.discard, ("c2",)).start()
+        return out
+    f.disable_service = quiet_c2_for_a_while
+    rep = run_campaign(f, journal, ["c1", "c2", "c3", "c4"], options=opts(order="given", hook="sleep 0.5"))
+    assert rep.ok, rep.summary
+    runs = {r.host: r.drain_run for r in rep.results}
+    assert runs["c1"] == runs["c2"] and runs["c3"] == runs["c4"] and runs["c1"] != runs["c3"], runs
+
+
+def test_the_wait_for_company_is_bounded(journal, monkeypatch):
+    monkeypatch.setattr(camp.common, "PAIR_WAIT", 0.0)
+    import threading
+    f = FakeNova(hosts=("c1", "c2", "c3", "c4", "c5"))
+    for h in ("c1", "c2", "c3", "c4"):
+        f.add(f"{h}-0", h)
+    disable = f.disable_service
+
+    def quiet_c2_for_a_while(service, reason):
+        out = disable(service, reason)
+        if service.host == "c2" and "c2" not in f.silent:
+            f.silent.add("c2")
+            threading.Timer(1.5, f.silent.discard, ("c2",)).start()
+        return out
+    f.disable_service = quiet_c2_for_a_while
+    rep = run_campaign(f, journal, ["c1", "c2", "c3", "c4"], options=opts(order="given", hook="sleep 0.5"))
+    assert rep.ok, rep.summary
+    runs = {r.host: r.drain_run for r in rep.results}
+    assert runs["c3"] != runs["c4"], runs          # no wait: c3 went alone while c2 was in its gate

@@ -36,6 +36,10 @@ CHECK_TIMEOUT = 600.0
 POWER_TIMEOUT = 300.0
 POLL = 1.0           # the campaign's loop: hooks followed (locally, no API request) this often
 GATE_POLL_MAX = 5.0  # the gate's and power waits' reads back off from POLL (x1.5 each) up to this
+# One slot free with K >= 2 while another host out has its hook done (gate, check, return: back
+# within seconds, usually): the next host waits at most this long for that slot too, so the two
+# are drained together (one drain at twice the moves in flight) rather than one after the other.
+PAIR_WAIT = 20.0
 RECHECK = 10.0       # a host waiting for capacity or group budget is checked again this often
 FULL_RECHECK = 120.0  # ... and judged on a whole read of the cloud (not the view) at most this often
 

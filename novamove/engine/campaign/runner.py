@@ -72,6 +72,7 @@ class Campaign(TakeOut, HostStages, GracefulLoop):
         self.t0 = clock()
         self._recheck_at = 0.0
         self._leased_at = clock()
+        self._alone_since: Optional[float] = None   # one slot free, waiting for company since
 
     # -------------------------------------------------------------- helpers
 
@@ -208,11 +209,12 @@ class Campaign(TakeOut, HostStages, GracefulLoop):
                         self.request_stop(f"stop-loss: {failed} host(s) failed (--max-failed-hosts "
                                           f"{self.o.max_failed_hosts})")
                 if (self.queue and not self.stop_requested and self.out_count < self.o.max_hosts
-                        and (progressed or self.clock() >= self._recheck_at)):
+                        and (progressed or self.clock() >= self._recheck_at) and not self._wait_for_company()):
                     host = self.queue[0]
                     verdict, why, caps = self._can_start(host)
                     if verdict == "go":
                         self.queue.pop(0)
+                        self._alone_since = None
                         self._take_out(self._joiners([(host, caps)]))
                         progressed = True
                         waiting_note = ""
@@ -256,6 +258,18 @@ class Campaign(TakeOut, HostStages, GracefulLoop):
             self.view.read_all()
             verdict = self._judge(host)
         return verdict
+
+    def _wait_for_company(self) -> bool:
+        """Whether to hold the one free slot a little (common.PAIR_WAIT): another host out is
+        nearly back (its hook done) and a host is queued to take its slot too, so that both are
+        drained together. Never longer than PAIR_WAIT; never with two slots free."""
+        if self.o.max_hosts - self.out_count != 1 or len(self.queue) < 2 or not any(
+                o.phase in ("gate", "check", "return") for o in self.out.values()):
+            self._alone_since = None
+            return False
+        if self._alone_since is None:
+            self._alone_since = self.clock()
+        return self.clock() - self._alone_since < common.PAIR_WAIT
 
     def _joiners(self, batch: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
         """The hosts admitted with the first while K leaves room, each judged with those before
