@@ -106,44 +106,68 @@ def test_one_hosts_failure_in_a_shared_drain_fails_that_host_only(journal):
     assert f.services["c1"].enabled and not f.services["c2"].enabled
 
 
-def test_a_free_slot_waits_a_little_for_a_host_nearly_back_so_the_next_two_go_together(journal, monkeypatch):
-    """c1 and c2 go out together; c2's gate passes a moment after c1's: the slot c1 frees
-    waits for c2's (at most PAIR_WAIT), and c3 and c4 are drained together too."""
+def _c2_back_only_after_c1(f: FakeNova) -> None:
+    """c2 sends no report from its disable until a moment after c1 is enabled again: c2 sits in
+    its gate (its hook, `true`, ended long before c1's, `sleep 1`) when c1 comes back."""
     import threading
+    disable, enable = f.disable_service, f.enable_service
+
+    def disable_service(service, reason):
+        if service.host == "c2" and "c2" not in f.silent and f.services["c2"].enabled:
+            f.silent.add("c2")
+        return disable(service, reason)
+
+    def enable_service(service):
+        out = enable(service)
+        if service.host == "c1":
+            threading.Timer(0.3, f.silent.discard, ("c2",)).start()
+        return out
+    f.disable_service, f.enable_service = disable_service, enable_service
+
+
+HOOK_C1_SLOW = '[ "$NOVAMOVE_HOST" != c1 ] || sleep 1'
+
+
+def test_a_free_slot_waits_a_little_for_a_host_nearly_back_so_the_next_two_go_together(journal):
+    """c1 and c2 go out together; c2's gate passes a moment after c1 is back: the slot c1 frees
+    waits for c2's (at most PAIR_WAIT), and c3 and c4 are drained together too."""
     f = FakeNova(hosts=("c1", "c2", "c3", "c4", "c5"))
     for h in ("c1", "c2", "c3", "c4"):
         f.add(f"{h}-0", h)
-    disable = f.disable_service
-
-    def quiet_c2_for_a_while(service, reason):
-        out = disable(service, reason)
-        if service.host == "c2" and "c2" not in f.silent:
-            f.silent.add("c2")          # no report for a moment: its gate passes ~1.5 s after c1's
-            threading.Timer(1.5, f.silent.discard, ("c2",)).start()
-        return out
-    f.disable_service = quiet_c2_for_a_while
-    rep = run_campaign(f, journal, ["c1", "c2", "c3", "c4"], options=opts(order="given", hook="sleep 0.5"))
+    _c2_back_only_after_c1(f)
+    rep = run_campaign(f, journal, ["c1", "c2", "c3", "c4"], options=opts(order="given", hook=HOOK_C1_SLOW))
     assert rep.ok, rep.summary
     runs = {r.host: r.drain_run for r in rep.results}
     assert runs["c1"] == runs["c2"] and runs["c3"] == runs["c4"] and runs["c1"] != runs["c3"], runs
 
 
-def test_the_wait_for_company_is_bounded(journal, monkeypatch):
+def test_without_the_wait_the_next_host_goes_alone(journal, monkeypatch):
     monkeypatch.setattr(camp.common, "PAIR_WAIT", 0.0)
-    import threading
     f = FakeNova(hosts=("c1", "c2", "c3", "c4", "c5"))
     for h in ("c1", "c2", "c3", "c4"):
         f.add(f"{h}-0", h)
-    disable = f.disable_service
-
-    def quiet_c2_for_a_while(service, reason):
-        out = disable(service, reason)
-        if service.host == "c2" and "c2" not in f.silent:
-            f.silent.add("c2")
-            threading.Timer(1.5, f.silent.discard, ("c2",)).start()
-        return out
-    f.disable_service = quiet_c2_for_a_while
-    rep = run_campaign(f, journal, ["c1", "c2", "c3", "c4"], options=opts(order="given", hook="sleep 0.5"))
+    _c2_back_only_after_c1(f)
+    rep = run_campaign(f, journal, ["c1", "c2", "c3", "c4"], options=opts(order="given", hook=HOOK_C1_SLOW))
     assert rep.ok, rep.summary
     runs = {r.host: r.drain_run for r in rep.results}
-    assert runs["c3"] != runs["c4"], runs          # no wait: c3 went alone while c2 was in its gate
+    assert runs["c1"] == runs["c2"] and runs["c3"] != runs["c4"], runs   # c3 went alone, c2 in its gate
+
+
+def test_the_wait_for_company_holds_one_slot_only_while_a_host_out_is_past_its_hook(journal):
+    from novamove.engine.campaign.report import HostResult, _Out
+    now = [0.0]
+    f = FakeNova()
+    c = camp.Campaign(f, journal, "r1", ["c1", "c2", "c3", "c4"], opts(), clock=lambda: now[0])
+    c.queue = ["c3", "c4"]
+    c.out = {"c2": _Out("c2", HostResult("c2"), 0.0)}
+    for phase, waits in (("hook", False), ("gate", True), ("check", True), ("return", True)):
+        c.out["c2"].phase = phase
+        c._alone_since = None
+        assert c._wait_for_company() is waits, phase
+    now[0] = camp.common.PAIR_WAIT + 1                  # bounded
+    assert c._wait_for_company() is False
+    c._alone_since = None
+    c.queue = ["c3"]                                    # nobody to pair with
+    assert c._wait_for_company() is False
+    c.queue, c.out = ["c3", "c4"], {}                   # two slots free: both go now
+    assert c._wait_for_company() is False
