@@ -4,26 +4,13 @@ in flight at the same time under its own caps, each host judged on its own share
 
 from __future__ import annotations
 
-import pytest
-
 from novamove.engine import campaign as camp
-from novamove.engine.batch import drain as drainmod
 from novamove.engine.campaign import Options, run_campaign
-from novamove.engine.journal import Journal
 from novamove.model import Resources, ServerGroup
 
 from fakenova import FakeNova
-
-
-@pytest.fixture(autouse=True)
-def fast(monkeypatch):
-    monkeypatch.setattr(camp.common, "POLL", 0.01)
-    monkeypatch.setattr(drainmod, "REPLAN_PAUSE", 0.01)
-
-
-@pytest.fixture
-def journal(tmp_path):
-    return Journal(tmp_path / "j.sqlite")
+# The campaign tests' fixtures: a quick poll (autouse) and a journal file of the test's own.
+from test_campaign import fast, journal  # noqa: F401
 
 
 def opts(**kw):
@@ -128,28 +115,28 @@ def _c2_back_only_after_c1(f: FakeNova) -> None:
 HOOK_C1_SLOW = '[ "$NOVAMOVE_HOST" != c1 ] || sleep 1'
 
 
-def test_a_free_slot_waits_a_little_for_a_host_nearly_back_so_the_next_two_go_together(journal):
-    """c1 and c2 go out together; c2's gate passes a moment after c1 is back: the slot c1 frees
-    waits for c2's (at most PAIR_WAIT), and c3 and c4 are drained together too."""
+def _drain_runs_with_c2_back_after_c1(journal) -> dict:
+    """A campaign over c1-c4, one server each (c5 free), K=2, c2 back only after c1: each
+    host's drain run."""
     f = FakeNova(hosts=("c1", "c2", "c3", "c4", "c5"))
     for h in ("c1", "c2", "c3", "c4"):
         f.add(f"{h}-0", h)
     _c2_back_only_after_c1(f)
     rep = run_campaign(f, journal, ["c1", "c2", "c3", "c4"], options=opts(order="given", hook=HOOK_C1_SLOW))
     assert rep.ok, rep.summary
-    runs = {r.host: r.drain_run for r in rep.results}
+    return {r.host: r.drain_run for r in rep.results}
+
+
+def test_a_free_slot_waits_a_little_for_a_host_nearly_back_so_the_next_two_go_together(journal):
+    """c1 and c2 go out together; c2's gate passes a moment after c1 is back: the slot c1 frees
+    waits for c2's (at most PAIR_WAIT), and c3 and c4 are drained together too."""
+    runs = _drain_runs_with_c2_back_after_c1(journal)
     assert runs["c1"] == runs["c2"] and runs["c3"] == runs["c4"] and runs["c1"] != runs["c3"], runs
 
 
 def test_without_the_wait_the_next_host_goes_alone(journal, monkeypatch):
     monkeypatch.setattr(camp.common, "PAIR_WAIT", 0.0)
-    f = FakeNova(hosts=("c1", "c2", "c3", "c4", "c5"))
-    for h in ("c1", "c2", "c3", "c4"):
-        f.add(f"{h}-0", h)
-    _c2_back_only_after_c1(f)
-    rep = run_campaign(f, journal, ["c1", "c2", "c3", "c4"], options=opts(order="given", hook=HOOK_C1_SLOW))
-    assert rep.ok, rep.summary
-    runs = {r.host: r.drain_run for r in rep.results}
+    runs = _drain_runs_with_c2_back_after_c1(journal)
     assert runs["c1"] == runs["c2"] and runs["c3"] != runs["c4"], runs   # c3 went alone, c2 in its gate
 
 
