@@ -139,17 +139,19 @@ faults-random: install system-deps os-venv
 
 # A representative acceptance subset on the oldest tested OpenStack release (2024.1, nova 29;
 # docs/minicloud.md "Tested Nova releases"): native and isolate moves, drain + undrain
-# --move-back, a maintain campaign, an evacuation. Not part of `make test`: the first run installs
-# the release's own OpenStack venv (a few minutes); the minicloud it starts is 2024.1 (~15 min).
+# --move-back, maintain campaigns (one host out; two sharing a drain), an evacuation. Not part
+# of `make test`: the first run installs the release's own OpenStack venv (a few minutes); the
+# minicloud it starts is 2024.1 (~15 min).
 COMPAT_RELEASE ?= 2024.1
 COMPAT_TESTS := \
 	tests/acceptance/test_migrate.py::test_native_cold_move_lands_on_the_target \
 	tests/acceptance/test_migrate.py::test_native_live_move_lands_and_accepts_a_hypervisor_hostname \
 	tests/acceptance/test_migrate.py::test_isolate_lands_with_concurrent_tenant_boots_and_leaves_services_as_they_were \
-	"tests/acceptance/test_migrate.py::test_auto_falls_back_to_isolate_on_an_older_compute_api[2.55]" \
+	"tests/acceptance/test_migrate.py::test_a_cap_below_2_56_refuses_auto_and_isolate_runs_when_asked[2.55]" \
 	tests/acceptance/test_drain.py::test_drain_kill_rerun_undrain \
 	tests/acceptance/test_drain_honest.py::test_move_back_returns_only_the_servers_of_the_drain_being_undone \
 	tests/acceptance/test_maintain.py::test_campaign_restarts_each_compute_empty \
+	tests/acceptance/test_maintain.py::test_hosts_out_together_are_drained_in_one_drain \
 	tests/acceptance/test_evacuate.py::test_killed_twice_recover_finishes_then_unfence_brings_everything_back
 compat: install system-deps
 	NOVAMOVE_OS_RELEASE=$(COMPAT_RELEASE) $(BIN)/python -c "from novamove.minicloud import venv; venv.ensure(venv.default_path(venv.chosen_release()), release=venv.chosen_release())"
