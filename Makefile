@@ -112,7 +112,7 @@ package-check: install
 # The whole crash-point matrix (make test runs a subset of it): every journaled step x
 # kill/error/timeout x before/after, each followed by recover and the invariants, then the
 # control-plane faults during a drain (RabbitMQ, nova-conductor, nova-api, keystone restarted;
-# nova-scheduler stopped in an isolate window) (222 points, ~2.5 h on 2 cores).
+# nova-scheduler stopped in an isolate window) (222 points + 7: 79 min on a quiet 2-core machine).
 # FAULTS_ONLY='maintain or evacuate' runs the points whose id matches (pytest -k), e.g. one
 # scenario. The randomized kill on A / recover on B is its own target (faults-random, 1-2 h), so
 # that this one stays within 3 h.
