@@ -852,14 +852,17 @@ class Cloud(DoctorReads):
                 raise errors.NotFound(f"no hypervisor for compute host {host!r}")
             hyp_id = self._hypervisor_ids[host] = hyp["id"]
         what = f"uptime of {host}"
+        # 501: the driver does not implement it (only libvirt and zVM do). 500: Nova's RPC to the
+        # compute timed out (MessagingTimeout) - it is restarting, which is what a gate waits
+        # for, and Nova still counts it up; no uptime now (a gate then reads again).
+        no_uptime = (200, 500, 501)
         try:
-            # 501: the driver does not implement it (only libvirt and zVM do).
             if self.supports(MV_HYPERVISOR_UPTIME):
                 body = self._compute("GET", f"/os-hypervisors/{hyp_id}", microversion=MV_HYPERVISOR_UPTIME,
-                                     what=what, ok=(200, 501))
+                                     what=what, ok=no_uptime)
             else:
                 body = self._compute("GET", f"/os-hypervisors/{hyp_id}/uptime",
-                                     microversion=self._pick(MV_SERVICE_UUID), what=what, ok=(200, 501))
+                                     microversion=self._pick(MV_SERVICE_UUID), what=what, ok=no_uptime)
         except errors.NotFound:
             self._hypervisor_ids.pop(host, None)
             if known is None:
