@@ -267,12 +267,14 @@ def test_server_deleted_during_live_migration(minicloud, servers):
     (consumer-unknown: one-way, only `--fix consumer-unknown` deletes it)."""
     src, dst = minicloud.computes[1], minicloud.computes[0]
     server = servers(1, host=src)[0]
-    minicloud.set_fakevirt(live_migration_seconds=5)
+    # 15 s: the delete must reach Nova while the migration still runs, on a loaded CI machine too
+    # (with 5 s it once ended first there: no leftover, an empty finding list).
+    minicloud.set_fakevirt(live_migration_seconds=15)
     live_migrate(minicloud, server, dst)
     mig = wait_migration(minicloud, server.id, {"running"})
     minicloud.conn().compute.delete_server(server)
     minicloud.conn().compute.wait_for_delete(server, wait=60, interval=0.5)
-    time.sleep(6)                        # the fake hypervisor's migration thread has ended too
+    time.sleep(16)                       # the fake hypervisor's migration thread has ended too
     code, rows = doctor(minicloud, "--older-than", "0")
     assert code == 10 and classes(rows) == {"consumer-unknown"}, rows
     (row,) = rows
