@@ -9,6 +9,8 @@ from openstack import exceptions as sdk
 from novamove import errors
 from novamove.cloud.adapter import Cloud
 
+from test_doctor_reads import Response  # a Nova answer: status, JSON body
+
 SSL_TEXT = ("SSL exception connecting to https://api.example:5000/v3/auth/tokens: HTTPSConnectionPool("
             "host='api.example', port=5000): Max retries exceeded with url: /v3/auth/tokens (Caused by "
             "SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify "
@@ -71,15 +73,6 @@ def test_a_service_disabled_in_the_configuration_is_still_a_configuration_error(
         Cloud(Conn())._guard(_raise(exc), "compute API")
 
 
-class _Answer:
-    def __init__(self, status, body):
-        self.status_code, self._body, self.headers = status, body, {}
-        self.content = b"x"
-
-    def json(self):
-        return self._body
-
-
 @pytest.mark.parametrize("mv_uptime", [True, False])
 def test_an_uptime_read_nova_could_not_ask_the_restarting_compute_is_no_uptime(monkeypatch, mv_uptime):
     """A gate reads the uptime of a compute its hook restarts: Nova's RPC to it times out and the
@@ -88,12 +81,12 @@ def test_an_uptime_read_nova_could_not_ask_the_restarting_compute_is_no_uptime(m
     fault = {"computeFault": {"code": 500, "message": "Unexpected API Error. <class "
                               "'oslo_messaging.exceptions.MessagingTimeout'>"}}
     conn = Conn()
-    conn.compute = type("P", (), {"request": lambda self, url, method, **kw: _Answer(500, fault)})()
+    conn.compute = type("P", (), {"request": lambda self, url, method, **kw: Response(500, fault)})()
     cloud = Cloud(conn)
     cloud._hypervisor_ids["compute1"] = "hyp-1"
     monkeypatch.setattr(cloud, "supports", lambda mv: mv_uptime)
     monkeypatch.setattr(cloud, "_pick", lambda *mvs: None)
     assert cloud.hypervisor_uptime("compute1") is None
-    conn.compute = type("P", (), {"request": lambda self, url, method, **kw: _Answer(403, {})})()
+    conn.compute = type("P", (), {"request": lambda self, url, method, **kw: Response(403, {})})()
     with pytest.raises(errors.Forbidden):
         cloud.hypervisor_uptime("compute1")

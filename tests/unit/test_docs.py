@@ -179,7 +179,6 @@ def test_every_plugin_command_is_documented():
     assert not missing, f"plugin commands not in docs/osc.md: {missing}"
 
 
-
 def test_every_test_the_makefile_names_exists():
     """A target that names a renamed test runs nothing (`make compat` named a test renamed at
     6e03ee2 and failed at once, unnoticed): each node id the Makefile lists is collected, and each
