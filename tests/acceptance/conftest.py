@@ -32,7 +32,7 @@ from cloudtest import REPO
 
 
 # The fake driver's behaviour every test starts from.
-FAKEVIRT_DEFAULTS = dict(live_migration_seconds=0.5, cold_migration_seconds=0,
+FAKEVIRT_DEFAULTS = dict(live_migration_seconds=0.5, live_migration_hold=0, cold_migration_seconds=0,
                          live_migration_rollback=0, cold_migration_rollback=0,
                          permit_post_copy=0, post_copy_seconds=1)
 # Options of a test minicloud this fixture starts: a stopped compute is seen down within ~8 s.

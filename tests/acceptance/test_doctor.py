@@ -127,6 +127,22 @@ def migration_of(mc, server_id: str):
     return max(rows, key=lambda m: m.id) if rows else None
 
 
+def compute_log(mc, host: str, server_id: str) -> str:
+    """HOST's nova-compute log lines about SERVER_ID."""
+    path = mc.manager.layout.logs / f"nova-compute-{host}.out"
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return "\n".join(line for line in text.splitlines() if server_id in line)
+
+
+def leftover_evidence(mc, mig) -> dict:
+    """What Nova's and Placement's databases hold of a migration (for a failure's message)."""
+    uuid = getattr(mig, "uuid", None) or ""
+    return {"migration": sql(mc, "nova", "SELECT id, uuid, status, deleted FROM migrations "
+                                         f"WHERE id={int(mig.id)}"),
+            "allocations": sql(mc, "placement", "SELECT resource_provider_id, resource_class_id, used "
+                                                f"FROM allocations WHERE consumer_id='{uuid}'")}
+
+
 def live_migrate(mc, server, dest: str) -> None:
     compute = mc.conn().compute
     compute.live_migrate_server(server, host=dest, block_migration="auto")
@@ -267,16 +283,22 @@ def test_server_deleted_during_live_migration(minicloud, servers):
     (consumer-unknown: one-way, only `--fix consumer-unknown` deletes it)."""
     src, dst = minicloud.computes[1], minicloud.computes[0]
     server = servers(1, host=src)[0]
-    # 15 s: the delete must reach Nova while the migration still runs, on a loaded CI machine too
-    # (with 5 s it once ended first there: no leftover, an empty finding list).
-    minicloud.set_fakevirt(live_migration_seconds=15)
+    # The fake hypervisor holds the migration "running" until released: the delete surely
+    # reaches Nova while it runs, however loaded the machine (a 5 s and a 15 s migration each
+    # once ended first on a CI run: no finding at all).
+    minicloud.set_fakevirt(live_migration_seconds=1, live_migration_hold=1)
     live_migrate(minicloud, server, dst)
     mig = wait_migration(minicloud, server.id, {"running"})
     minicloud.conn().compute.delete_server(server)
     minicloud.conn().compute.wait_for_delete(server, wait=60, interval=0.5)
-    time.sleep(16)                       # the fake hypervisor's migration thread has ended too
+    minicloud.set_fakevirt(live_migration_hold=0)
+    # The migration's end on the source (post-migration, which fails at the destination: the
+    # server is gone) changes nothing doctor reads; judged once it is over.
+    ends = ("Post live migration at destination", "Live migration failed", "finished successfully")
+    wait_until(lambda: any(end in compute_log(minicloud, src, server.id) for end in ends),
+               timeout=60, interval=1, what="the source to end the held migration")
     code, rows = doctor(minicloud, "--older-than", "0")
-    assert code == 10 and classes(rows) == {"consumer-unknown"}, rows
+    assert code == 10 and classes(rows) == {"consumer-unknown"}, (rows, leftover_evidence(minicloud, mig))
     (row,) = rows
     if getattr(mig, "uuid", None):                # the migration's consumer, not the server's
         assert row["evidence"]["consumer"] == mig.uuid

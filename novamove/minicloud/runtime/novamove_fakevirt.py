@@ -23,6 +23,9 @@ run time by a JSON control file, so a test can make migrations slow without rest
   NOVAMOVE_FAKE_VCPUS, NOVAMOVE_FAKE_MEMORY_MB, NOVAMOVE_FAKE_DISK_GB      inventory
   NOVAMOVE_FAKE_NODE_SUFFIX                  hypervisor hostname suffix (".fake.local")
   NOVAMOVE_FAKE_LIVE_MIGRATION_SECONDS       duration of a live migration (default 0.5)
+  NOVAMOVE_FAKE_LIVE_MIGRATION_HOLD          1: a live migration that has copied everything
+                                             waits (still "running") until this is 0 again, so
+                                             a test can act while a migration surely runs
   NOVAMOVE_FAKE_COLD_MIGRATION_SECONDS       extra time spent in migrate_disk_and_power_off
   NOVAMOVE_FAKE_LIVE_MIGRATION_ROLLBACK      1: every live migration fails at the end and rolls
                                              back to the source, as libvirt does when the
@@ -330,7 +333,7 @@ class NovamoveFakeDriver(fake.FakeDriver):
             while self._live[instance.uuid] == "running":
                 elapsed = time.monotonic() - start
                 done = _copied(converge, elapsed, duration)
-                if done >= 1.0:
+                if done >= 1.0 and not _setting("live_migration_hold", 0):
                     break
                 if migration is not None and elapsed - last_report >= 0.5:
                     self._report_progress(migration, instance, total, done)
