@@ -357,7 +357,8 @@ def test_restart_gate_waits_for_a_reboot_that_comes_after_the_hook_returned(mini
     assert time.time() - hook_ended >= 6
     assert minicloud.services()[c1][:2] == ("enabled", "up")
     # A "reboot" that never comes: the gate fails the host, which stays out with the reason.
-    hook.write_text(ASYNC_REBOOT_HOOK.format(delay=100000, novamove="true", record=record))
+    # (60 s: past the 20 s gate, and the sleeping shell does not outlive the test run by a day)
+    hook.write_text(ASYNC_REBOOT_HOOK.format(delay=60, novamove="true", record=record))
     failed = maintain(minicloud, c1, "--hook", str(hook), "--gate-timeout", "20", "-f", "json")
     assert failed.returncode == 1, failed.stdout[-3000:] + failed.stderr[-3000:]
     [r] = json.loads(failed.stdout)["results"]
