@@ -129,7 +129,7 @@ def migration_of(mc, server_id: str):
 
 def compute_log(mc, host: str, server_id: str) -> str:
     """HOST's nova-compute log lines about SERVER_ID."""
-    path = mc.manager.layout.logs / f"nova-compute-{host}.out"
+    path = mc.manager.layout.logs / f"{mc.manager.compute_component(host)}.out"
     text = path.read_text(errors="replace") if path.exists() else ""
     return "\n".join(line for line in text.splitlines() if server_id in line)
 
